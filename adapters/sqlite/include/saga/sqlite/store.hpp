@@ -1,0 +1,137 @@
+#pragma once
+// saga::sqlite::store — the SQLite implementation of the saga::store port (the embedded default).
+//
+// Two ways to get one:
+//   * store(options): opens (creating it when missing) the database file at options.path, puts it
+//     in WAL mode with the requested `synchronous` level and busy timeout, and migrates the schema.
+//   * store(SQLite::Database&): embedding. Uses a connection the host service already opened, so
+//     that the host's business rows and the saga rows commit in one transaction; it migrates the
+//     schema on that connection (inside the host's transaction if one is open) and leaves the
+//     connection's settings (journal mode, synchronous, busy timeout) to the host. The store does
+//     not own the connection, which must outlive it.
+//
+// The schema is versioned with PRAGMA user_version. A database whose version is newer than
+// current_schema is refused (saga::store_error) rather than written with an older layout; a
+// read-only store never migrates and refuses a database it cannot read.
+//
+// The store registers a commit hook on its connection to count commits (commit_count()); SQLite
+// keeps one commit hook per connection, so in the embedding case it replaces any hook the host
+// had set, and it removes its own when destroyed.
+//
+// Thread-safety: none. Like the port says, one thread at a time uses a store (and, in the
+// embedding case, the host must not use the shared connection concurrently either).
+//
+// Errors: every port method throws saga::store_error naming the operation, for example
+// "append_outbox: database or disk is full". The constructors throw saga::store_error when the
+// database cannot be opened or migrated and std::invalid_argument for bad options.
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "saga/store.hpp"
+
+namespace saga::sqlite {
+
+struct options {
+  std::string path;                  // the database file; created when missing (unless read_only)
+  std::string synchronous = "FULL";  // FULL | NORMAL | OFF (PRAGMA synchronous, in WAL mode)
+  int busy_timeout_ms = 5000;        // how long a writer waits for another process's lock
+  bool read_only = false;            // inspection (sagactl): never migrates, never writes
+};
+
+class store final : public saga::store {
+ public:
+  static constexpr int current_schema = 1;
+
+  explicit store(const options& opts);
+  explicit store(SQLite::Database& shared_db);
+  ~store() override;
+
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+  store(store&&) = delete;  // the commit hook holds `this`
+  store& operator=(store&&) = delete;
+
+  // PRAGMA user_version of the database.
+  int schema_version();
+  // Commits observed on this connection since the store was constructed (after migration),
+  // including the host's own commits in the embedding case.
+  std::int64_t commit_count() const { return commits_; }
+  SQLite::Database& database() { return db_; }
+
+  // saga::store
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+  bool in_transaction() const override;
+  void savepoint() override;
+  void release_savepoint() override;
+  void rollback_to_savepoint() override;
+
+  std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) override;
+  void insert_inbox(const inbox_record& r) override;
+
+  std::optional<instance_record> load_instance(std::string_view definition, std::string_view key) override;
+  void save_instance(const instance_record& r) override;
+  void append_history(const history_record& r) override;
+  std::int64_t append_outbox(const outbox_record& r) override;
+  std::int64_t add_dead_letter(const dead_letter_record& r) override;
+
+  std::int64_t arm_timer(std::string_view definition, std::string_view key, std::string_view name,
+                         std::int64_t due_ms) override;
+  void disarm_timer(std::string_view definition, std::string_view key, std::string_view name) override;
+  std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit) override;
+  std::vector<timer_record> timers_of(std::string_view definition, std::string_view key) override;
+
+  std::int64_t park(const parked_record& r) override;
+  std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) override;
+  std::int64_t count_parked(std::string_view definition, std::string_view key) override;
+  void remove_parked(std::int64_t id) override;
+  std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) override;
+
+  std::optional<definition_record> load_definition(std::string_view name) override;
+  void save_definition(const definition_record& r) override;
+  std::vector<std::string> instances_outside(std::string_view definition,
+                                             const std::vector<std::string>& states) override;
+
+  std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) override;
+  void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
+                      std::int64_t published_ms) override;
+  std::int64_t last_published_sequence() override;
+  std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) override;
+  std::int64_t first_retained_sequence() override;
+  std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms) override;
+
+ private:
+  // Number of distinct prepared statements (the list lives in store.cpp).
+  static constexpr std::size_t statement_count = 34;
+
+  void migrate(bool read_only);
+  void register_commit_hook();
+  // The prepared statement `which` (an index into store.cpp's list), prepared on first use so
+  // that a read-only store of an unmigrated file, or a tool using three queries, prepares only
+  // what it runs.
+  SQLite::Statement& prepared(std::size_t which);
+  static int on_commit(void* self) noexcept;
+  // Runs f in the caller's transaction, or in one of its own when there is none, so that a
+  // method writing several statements (mark_published, prune) is one commit either way.
+  template <class F>
+  void atomically(F&& f);
+
+  std::unique_ptr<SQLite::Database> owned_;  // set by the options constructor only
+  SQLite::Database& db_;
+  // Declared after the connection so that they are finalized before it closes.
+  std::array<std::unique_ptr<SQLite::Statement>, statement_count> statements_;
+  std::int64_t commits_ = 0;
+};
+
+}  // namespace saga::sqlite

@@ -1,0 +1,803 @@
+#include "saga/sqlite/store.hpp"
+
+#include <sqlite3.h>
+
+#include <SQLiteCpp/Exception.h>
+
+#include <algorithm>
+#include <cctype>
+#include <iterator>
+#include <limits>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+namespace saga::sqlite {
+
+namespace {
+
+// Schema 1. Each migration brings the database from the previous version to `to` and sets
+// user_version in the same transaction, so a crash leaves either the old or the new schema.
+struct migration {
+  int to;
+  const char* sql;
+};
+
+constexpr migration migrations[] = {
+    {1, R"sql(
+CREATE TABLE instances (
+  definition TEXT NOT NULL,
+  key TEXT NOT NULL,
+  state TEXT NOT NULL,
+  data TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  correlation_id TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL,
+  state_since_ms INTEGER NOT NULL,
+  PRIMARY KEY (definition, key)
+) WITHOUT ROWID;
+
+CREATE TABLE history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  definition TEXT NOT NULL,
+  key TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  event_source TEXT NOT NULL,
+  event_type TEXT NOT NULL,
+  event_time TEXT NOT NULL,
+  event_data TEXT NOT NULL,
+  from_state TEXT NOT NULL,
+  to_state TEXT NOT NULL,
+  outcome TEXT NOT NULL,
+  recorded_ms INTEGER NOT NULL
+);
+CREATE INDEX history_by_saga ON history (definition, key, id);
+
+CREATE TABLE inbox (
+  source TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  key TEXT NOT NULL,
+  ack TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  PRIMARY KEY (source, event_id)
+) WITHOUT ROWID;
+CREATE INDEX inbox_by_received ON inbox (received_ms);
+
+-- AUTOINCREMENT: a sequence is never reused, even after the newest rows were pruned.
+CREATE TABLE outbox (
+  sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  definition TEXT NOT NULL,
+  key TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  published_ms INTEGER
+);
+-- The relay's work list stays small however long the retained log is.
+CREATE INDEX outbox_unpublished ON outbox (sequence) WHERE published_ms IS NULL;
+CREATE INDEX outbox_by_saga ON outbox (definition, key);
+
+CREATE TABLE dead_letters (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  event_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+
+-- A disarmed timer keeps its row with due_ms NULL so that re-arming continues the generation
+-- count (timer event ids are derived from it and must not repeat).
+CREATE TABLE timers (
+  definition TEXT NOT NULL,
+  key TEXT NOT NULL,
+  name TEXT NOT NULL,
+  due_ms INTEGER,
+  generation INTEGER NOT NULL,
+  PRIMARY KEY (definition, key, name)
+) WITHOUT ROWID;
+CREATE INDEX timers_due ON timers (due_ms) WHERE due_ms IS NOT NULL;
+
+CREATE TABLE parked (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  definition TEXT NOT NULL,
+  key TEXT NOT NULL,
+  event_id TEXT NOT NULL,
+  source TEXT NOT NULL,
+  type TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  parked_ms INTEGER NOT NULL
+);
+CREATE INDEX parked_by_saga ON parked (definition, key, id);
+
+CREATE TABLE definitions (
+  name TEXT PRIMARY KEY NOT NULL,
+  fingerprint TEXT NOT NULL,
+  graph TEXT NOT NULL,
+  registered_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- last_published survives the pruning of the published rows it was derived from.
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY NOT NULL,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
+
+PRAGMA user_version = 1;
+)sql"},
+};
+static_assert(std::size(migrations) == store::current_schema);
+
+// The prepared statements, by index into store::statements_. Only placeholders carry values.
+enum q : std::size_t {
+  q_begin,
+  q_commit,
+  q_rollback,
+  q_savepoint,
+  q_release,
+  q_rollback_to,
+  q_find_ack,
+  q_insert_inbox,
+  q_load_instance,
+  q_save_instance,
+  q_append_history,
+  q_append_outbox,
+  q_add_dead_letter,
+  q_arm_timer,
+  q_disarm_timer,
+  q_due_timers,
+  q_timers_of,
+  q_park,
+  q_parked_of,
+  q_count_parked,
+  q_remove_parked,
+  q_orphaned_parked,
+  q_load_definition,
+  q_save_definition,
+  q_instance_states,
+  q_unpublished,
+  q_mark_published,
+  q_raise_last_published,
+  q_last_published,
+  q_published_range,
+  q_first_retained,
+  q_prune_outbox,
+  q_prune_inbox,
+  q_user_version,
+  q_count_
+};
+
+constexpr const char* sql_of[] = {
+    // q_begin: IMMEDIATE takes the write lock now, so a batch never fails half-way on an
+    // upgrade from a read lock (SQLITE_BUSY_SNAPSHOT in WAL mode, which no timeout cures).
+    "BEGIN IMMEDIATE",
+    "COMMIT",
+    "ROLLBACK",
+    // A name unlikely to collide with the host's own savepoints when the connection is shared.
+    "SAVEPOINT saga_event",
+    "RELEASE saga_event",
+    "ROLLBACK TO saga_event",
+    // q_find_ack
+    "SELECT ack FROM inbox WHERE source = ? AND event_id = ?",
+    // q_insert_inbox
+    "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms) VALUES (?, ?, ?, ?, ?, ?)",
+    // q_load_instance
+    "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms"
+    " FROM instances WHERE definition = ? AND key = ?",
+    // q_save_instance: created_ms and correlation_id belong to the saga's first row.
+    "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
+    " created_ms, updated_ms, state_since_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
+    " version = excluded.version, fingerprint = excluded.fingerprint,"
+    " updated_ms = excluded.updated_ms, state_since_ms = excluded.state_since_ms",
+    // q_append_history
+    "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
+    " event_data, from_state, to_state, outcome, recorded_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    // q_append_outbox
+    "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
+    // q_add_dead_letter
+    "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    // q_arm_timer
+    "INSERT INTO timers (definition, key, name, due_ms, generation) VALUES (?, ?, ?, ?, 1)"
+    " ON CONFLICT (definition, key, name) DO UPDATE SET due_ms = excluded.due_ms,"
+    " generation = generation + 1 RETURNING generation",
+    // q_disarm_timer
+    "UPDATE timers SET due_ms = NULL WHERE definition = ? AND key = ? AND name = ?",
+    // q_due_timers
+    "SELECT definition, key, name, due_ms, generation FROM timers"
+    " WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, definition, key, name LIMIT ?",
+    // q_timers_of
+    "SELECT definition, key, name, due_ms, generation FROM timers"
+    " WHERE definition = ? AND key = ? AND due_ms IS NOT NULL ORDER BY name",
+    // q_park
+    "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    // q_parked_of
+    "SELECT id, definition, key, event_id, source, type, payload, parked_ms FROM parked"
+    " WHERE definition = ? AND key = ? ORDER BY id",
+    // q_count_parked
+    "SELECT count(*) FROM parked WHERE definition = ? AND key = ?",
+    // q_remove_parked
+    "DELETE FROM parked WHERE id = ?",
+    // q_orphaned_parked
+    "SELECT p.id, p.definition, p.key, p.event_id, p.source, p.type, p.payload, p.parked_ms"
+    " FROM parked AS p WHERE p.parked_ms < ? AND NOT EXISTS"
+    " (SELECT 1 FROM instances AS i WHERE i.definition = p.definition AND i.key = p.key)"
+    " ORDER BY p.id LIMIT ?",
+    // q_load_definition
+    "SELECT fingerprint, graph, registered_ms FROM definitions WHERE name = ?",
+    // q_save_definition
+    "INSERT INTO definitions (name, fingerprint, graph, registered_ms) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
+    " registered_ms = excluded.registered_ms",
+    // q_instance_states: instances_outside filters in C++, so the SQL never depends on how many
+    // states it is given.
+    "SELECT key, state FROM instances WHERE definition = ? ORDER BY key",
+    // q_unpublished
+    "SELECT sequence, event_id, type, definition, key, payload, created_ms, published_ms FROM outbox"
+    " WHERE published_ms IS NULL AND sequence > ? ORDER BY sequence LIMIT ?",
+    // q_mark_published
+    "UPDATE outbox SET published_ms = ? WHERE sequence BETWEEN ? AND ? AND published_ms IS NULL"
+    " RETURNING sequence",
+    // q_raise_last_published
+    "INSERT INTO meta (key, value) VALUES ('last_published', ?)"
+    " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+    // q_last_published
+    "SELECT value FROM meta WHERE key = 'last_published'",
+    // q_published_range
+    "SELECT sequence, event_id, type, definition, key, payload, created_ms, published_ms FROM outbox"
+    " WHERE sequence >= ? AND published_ms IS NOT NULL ORDER BY sequence LIMIT ?",
+    // q_first_retained
+    "SELECT coalesce(min(sequence), 0) FROM outbox",
+    // q_prune_outbox
+    "DELETE FROM outbox WHERE published_ms IS NOT NULL AND published_ms < ?",
+    // q_prune_inbox
+    "DELETE FROM inbox WHERE received_ms < ?",
+    // q_user_version
+    "PRAGMA user_version",
+};
+static_assert(std::size(sql_of) == q_count_);
+
+// Runs a store operation and turns whatever SQLite(Cpp) throws into a store_error naming the
+// operation. Exceptions cost nothing until thrown, so the success path pays nothing.
+template <class F>
+decltype(auto) guarded(const char* operation, F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const saga::store_error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw saga::store_error(std::string(operation) + ": " + e.what());
+  }
+}
+
+// One use of a prepared statement: resets it and clears its bindings when the use ends, even on
+// an exception. Resetting at once (rather than before the next use) ends a SELECT's read
+// snapshot, which would otherwise hold back WAL checkpoints, and clearing the bindings at once
+// makes bindNoCopy safe: no pointer into a caller's string outlives the call.
+class use {
+ public:
+  explicit use(SQLite::Statement& s) : s_(s) {}
+  ~use() {
+    s_.tryReset();
+    try {
+      s_.clearBindings();
+    } catch (...) {  // sqlite3_clear_bindings cannot fail; SQLiteCpp still declares a throw
+    }
+  }
+  use(const use&) = delete;
+  use& operator=(const use&) = delete;
+
+  // Binds a value that lives in the caller's record for the whole call: no copy.
+  use& text(int index, const std::string& value) {
+    s_.bindNoCopy(index, value);
+    return *this;
+  }
+  // SQLiteCpp binds a (pointer, size) pair as a BLOB, which never compares equal to TEXT, so a
+  // string_view goes through a std::string.
+  use& text(int index, std::string_view value) {
+    s_.bind(index, std::string(value));
+    return *this;
+  }
+  use& integer(int index, std::int64_t value) {
+    s_.bind(index, value);
+    return *this;
+  }
+  use& limit(int index, std::size_t value) {
+    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    s_.bind(index, static_cast<std::int64_t>(std::min(value, max)));
+    return *this;
+  }
+  use& optional_integer(int index, const std::optional<std::int64_t>& value) {
+    if (value) {
+      s_.bind(index, *value);
+    } else {
+      s_.bind(index);
+    }
+    return *this;
+  }
+
+  bool step() { return s_.executeStep(); }
+  int exec() { return s_.exec(); }
+  std::string string(int column) const { return s_.getColumn(column).getString(); }
+  std::int64_t integer(int column) const { return s_.getColumn(column).getInt64(); }
+  bool is_null(int column) const { return s_.isColumnNull(column); }
+
+ private:
+  SQLite::Statement& s_;
+};
+
+timer_record read_timer(const use& u) {
+  return timer_record{u.string(0), u.string(1), u.string(2), u.integer(3), u.integer(4)};
+}
+
+parked_record read_parked(const use& u) {
+  return parked_record{u.integer(0), u.string(1), u.string(2), u.string(3),
+                       u.string(4),  u.string(5), u.string(6), u.integer(7)};
+}
+
+outbox_record read_outbox(const use& u) {
+  outbox_record r;
+  r.sequence = u.integer(0);
+  r.event_id = u.string(1);
+  r.type = u.string(2);
+  r.definition = u.string(3);
+  r.key = u.string(4);
+  r.payload = u.string(5);
+  r.created_ms = u.integer(6);
+  if (!u.is_null(7)) r.published_ms = u.integer(7);
+  return r;
+}
+
+// The synchronous levels we accept, mapped to constant SQL so that no option text reaches SQL.
+const char* synchronous_pragma(const std::string& level) {
+  std::string upper = level;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  if (upper == "FULL") return "PRAGMA synchronous = FULL";
+  if (upper == "NORMAL") return "PRAGMA synchronous = NORMAL";
+  if (upper == "OFF") return "PRAGMA synchronous = OFF";
+  throw std::invalid_argument("saga::sqlite::options::synchronous must be FULL, NORMAL or OFF, not \"" +
+                              level + "\"");
+}
+
+std::unique_ptr<SQLite::Database> open_database(const options& opts) {
+  // Validate everything before touching the file system.
+  const char* synchronous = synchronous_pragma(opts.synchronous);
+  if (opts.busy_timeout_ms < 0) {
+    throw std::invalid_argument("saga::sqlite::options::busy_timeout_ms must not be negative");
+  }
+  if (opts.path.empty()) {
+    throw std::invalid_argument("saga::sqlite::options::path is empty");
+  }
+  return guarded(("open " + opts.path).c_str(), [&] {
+    const int flags = opts.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    auto db = std::make_unique<SQLite::Database>(opts.path, flags, opts.busy_timeout_ms);
+    if (!opts.read_only) {
+      // WAL: readers (sagactl, the replay server) never block the writer, and a commit costs
+      // one fsync of the log. A read-only connection cannot change the mode; it reads either.
+      db->exec("PRAGMA journal_mode = WAL");
+    }
+    db->exec(synchronous);
+    return db;
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Construction and schema
+
+store::store(const options& opts) : owned_(open_database(opts)), db_(*owned_) {
+  guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
+  register_commit_hook();
+}
+
+store::store(SQLite::Database& shared_db) : db_(shared_db) {
+  guarded("open shared connection", [&] { migrate(false); });
+  register_commit_hook();
+}
+
+store::~store() {
+  // Only the shared connection outlives us, but a hook pointing at a dead store must go in
+  // both cases.
+  sqlite3_commit_hook(db_.getHandle(), nullptr, nullptr);
+}
+
+int store::on_commit(void* self) noexcept {
+  ++static_cast<store*>(self)->commits_;
+  return 0;  // 0 lets the commit proceed
+}
+
+void store::register_commit_hook() {
+  sqlite3_commit_hook(db_.getHandle(), &store::on_commit, this);
+}
+
+SQLite::Statement& store::prepared(std::size_t which) {
+  static_assert(statement_count == q_count_, "keep store::statement_count in step with the list");
+  auto& slot = statements_[which];
+  if (!slot) slot = std::make_unique<SQLite::Statement>(db_, sql_of[which]);
+  return *slot;
+}
+
+int store::schema_version() {
+  return guarded("schema_version", [&] {
+    use u(prepared(q_user_version));
+    u.step();
+    return static_cast<int>(u.integer(0));
+  });
+}
+
+void store::migrate(bool read_only) {
+  const auto newer = [](int found) {
+    return saga::store_error("database schema version " + std::to_string(found) +
+                             " is newer than this build supports (" + std::to_string(current_schema) + ")");
+  };
+  int version = schema_version();
+  if (version > current_schema) throw newer(version);
+  if (version == current_schema) return;
+  if (read_only) {
+    throw saga::store_error("database schema version " + std::to_string(version) +
+                            " is older than this build needs (" + std::to_string(current_schema) +
+                            ") and the store is read-only; open it read-write once to migrate");
+  }
+
+  // Inside a host's transaction (embedding) a savepoint nests; otherwise take the write lock
+  // before reading the version again, since another process may be migrating at the same time.
+  const bool nested = in_transaction();
+  db_.exec(nested ? "SAVEPOINT saga_migrate" : "BEGIN IMMEDIATE");
+  try {
+    version = schema_version();
+    if (version > current_schema) throw newer(version);
+    for (const auto& m : migrations) {
+      if (m.to > version) db_.exec(m.sql);
+    }
+    db_.exec(nested ? "RELEASE saga_migrate" : "COMMIT");
+  } catch (...) {
+    db_.tryExec(nested ? "ROLLBACK TO saga_migrate; RELEASE saga_migrate" : "ROLLBACK");
+    throw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+void store::begin() {
+  guarded("begin", [&] { use(prepared(q_begin)).exec(); });
+}
+
+void store::commit() {
+  guarded("commit", [&] { use(prepared(q_commit)).exec(); });
+}
+
+void store::rollback() noexcept {
+  try {
+    use(prepared(q_rollback)).exec();
+  } catch (...) {
+    // Nothing to roll back (no transaction, or SQLite already rolled it back after an I/O
+    // error): either way the transaction is gone, which is all the caller asked for.
+  }
+}
+
+bool store::in_transaction() const {
+  return sqlite3_get_autocommit(db_.getHandle()) == 0;
+}
+
+void store::savepoint() {
+  guarded("savepoint", [&] { use(prepared(q_savepoint)).exec(); });
+}
+
+void store::release_savepoint() {
+  guarded("release_savepoint", [&] { use(prepared(q_release)).exec(); });
+}
+
+void store::rollback_to_savepoint() {
+  guarded("rollback_to_savepoint", [&] {
+    use(prepared(q_rollback_to)).exec();
+    // ROLLBACK TO keeps the savepoint open; release it so the next event starts a fresh one.
+    use(prepared(q_release)).exec();
+  });
+}
+
+template <class F>
+void store::atomically(F&& f) {
+  if (in_transaction()) {
+    std::forward<F>(f)();  // the caller's transaction makes it atomic, and rolls it back
+    return;
+  }
+  use(prepared(q_begin)).exec();
+  try {
+    std::forward<F>(f)();
+    use(prepared(q_commit)).exec();
+  } catch (...) {
+    rollback();
+    throw;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox, instances, history, outbox, dead letters
+
+std::optional<std::string> store::find_ack(std::string_view source, std::string_view event_id) {
+  return guarded("find_ack", [&]() -> std::optional<std::string> {
+    use u(prepared(q_find_ack));
+    u.text(1, source).text(2, event_id);
+    if (!u.step()) return std::nullopt;
+    return u.string(0);
+  });
+}
+
+void store::insert_inbox(const inbox_record& r) {
+  guarded("insert_inbox", [&] {
+    use u(prepared(q_insert_inbox));
+    u.text(1, r.source).text(2, r.event_id).text(3, r.definition).text(4, r.key).text(5, r.ack);
+    u.integer(6, r.received_ms).exec();
+  });
+}
+
+std::optional<instance_record> store::load_instance(std::string_view definition, std::string_view key) {
+  return guarded("load_instance", [&]() -> std::optional<instance_record> {
+    use u(prepared(q_load_instance));
+    u.text(1, definition).text(2, key);
+    if (!u.step()) return std::nullopt;
+    instance_record r;
+    r.definition = definition;
+    r.key = key;
+    r.state = u.string(0);
+    r.data = u.string(1);
+    r.version = u.integer(2);
+    r.fingerprint = u.string(3);
+    r.correlation_id = u.string(4);
+    r.created_ms = u.integer(5);
+    r.updated_ms = u.integer(6);
+    r.state_since_ms = u.integer(7);
+    return r;
+  });
+}
+
+void store::save_instance(const instance_record& r) {
+  guarded("save_instance", [&] {
+    use u(prepared(q_save_instance));
+    u.text(1, r.definition).text(2, r.key).text(3, r.state).text(4, r.data).integer(5, r.version);
+    u.text(6, r.fingerprint).text(7, r.correlation_id).integer(8, r.created_ms);
+    u.integer(9, r.updated_ms).integer(10, r.state_since_ms).exec();
+  });
+}
+
+void store::append_history(const history_record& r) {
+  guarded("append_history", [&] {
+    use u(prepared(q_append_history));
+    u.text(1, r.definition).text(2, r.key).integer(3, r.version).text(4, r.event_id);
+    u.text(5, r.event_source).text(6, r.event_type).text(7, r.event_time).text(8, r.event_data);
+    u.text(9, r.from_state).text(10, r.to_state).text(11, r.outcome).integer(12, r.recorded_ms);
+    u.exec();
+  });
+}
+
+std::int64_t store::append_outbox(const outbox_record& r) {
+  return guarded("append_outbox", [&] {
+    use u(prepared(q_append_outbox));
+    u.text(1, r.event_id).text(2, r.type).text(3, r.definition).text(4, r.key).text(5, r.payload);
+    u.integer(6, r.created_ms).optional_integer(7, r.published_ms);
+    u.step();
+    return u.integer(0);
+  });
+}
+
+std::int64_t store::add_dead_letter(const dead_letter_record& r) {
+  return guarded("add_dead_letter", [&] {
+    use u(prepared(q_add_dead_letter));
+    u.text(1, r.event_id).text(2, r.source).text(3, r.type).text(4, r.subject).text(5, r.reason);
+    u.text(6, r.payload).integer(7, r.created_ms);
+    u.step();
+    return u.integer(0);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+std::int64_t store::arm_timer(std::string_view definition, std::string_view key, std::string_view name,
+                              std::int64_t due_ms) {
+  return guarded("arm_timer", [&] {
+    use u(prepared(q_arm_timer));
+    u.text(1, definition).text(2, key).text(3, name).integer(4, due_ms);
+    u.step();
+    return u.integer(0);
+  });
+}
+
+void store::disarm_timer(std::string_view definition, std::string_view key, std::string_view name) {
+  guarded("disarm_timer", [&] {
+    use u(prepared(q_disarm_timer));
+    u.text(1, definition).text(2, key).text(3, name).exec();
+  });
+}
+
+std::vector<timer_record> store::due_timers(std::int64_t now_ms, std::size_t limit) {
+  return guarded("due_timers", [&] {
+    use u(prepared(q_due_timers));
+    u.integer(1, now_ms).limit(2, limit);
+    std::vector<timer_record> out;
+    while (u.step()) out.push_back(read_timer(u));
+    return out;
+  });
+}
+
+std::vector<timer_record> store::timers_of(std::string_view definition, std::string_view key) {
+  return guarded("timers_of", [&] {
+    use u(prepared(q_timers_of));
+    u.text(1, definition).text(2, key);
+    std::vector<timer_record> out;
+    while (u.step()) out.push_back(read_timer(u));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parked events
+
+std::int64_t store::park(const parked_record& r) {
+  return guarded("park", [&] {
+    use u(prepared(q_park));
+    u.text(1, r.definition).text(2, r.key).text(3, r.event_id).text(4, r.source).text(5, r.type);
+    u.text(6, r.payload).integer(7, r.parked_ms);
+    u.step();
+    return u.integer(0);
+  });
+}
+
+std::vector<parked_record> store::parked_of(std::string_view definition, std::string_view key) {
+  return guarded("parked_of", [&] {
+    use u(prepared(q_parked_of));
+    u.text(1, definition).text(2, key);
+    std::vector<parked_record> out;
+    while (u.step()) out.push_back(read_parked(u));
+    return out;
+  });
+}
+
+std::int64_t store::count_parked(std::string_view definition, std::string_view key) {
+  return guarded("count_parked", [&] {
+    use u(prepared(q_count_parked));
+    u.text(1, definition).text(2, key);
+    u.step();
+    return u.integer(0);
+  });
+}
+
+void store::remove_parked(std::int64_t id) {
+  guarded("remove_parked", [&] {
+    use u(prepared(q_remove_parked));
+    u.integer(1, id).exec();
+  });
+}
+
+std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::size_t limit) {
+  return guarded("orphaned_parked", [&] {
+    use u(prepared(q_orphaned_parked));
+    u.integer(1, before_ms).limit(2, limit);
+    std::vector<parked_record> out;
+    while (u.step()) out.push_back(read_parked(u));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+std::optional<definition_record> store::load_definition(std::string_view name) {
+  return guarded("load_definition", [&]() -> std::optional<definition_record> {
+    use u(prepared(q_load_definition));
+    u.text(1, name);
+    if (!u.step()) return std::nullopt;
+    return definition_record{std::string(name), u.string(0), u.string(1), u.integer(2)};
+  });
+}
+
+void store::save_definition(const definition_record& r) {
+  guarded("save_definition", [&] {
+    use u(prepared(q_save_definition));
+    u.text(1, r.name).text(2, r.fingerprint).text(3, r.graph).integer(4, r.registered_ms).exec();
+  });
+}
+
+std::vector<std::string> store::instances_outside(std::string_view definition,
+                                                  const std::vector<std::string>& states) {
+  return guarded("instances_outside", [&] {
+    use u(prepared(q_instance_states));
+    u.text(1, definition);
+    std::vector<std::string> out;
+    while (u.step()) {
+      const std::string state = u.string(1);
+      if (std::find(states.begin(), states.end(), state) == states.end()) out.push_back(u.string(0));
+    }
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbox relay
+
+std::vector<outbox_record> store::unpublished(std::int64_t after_sequence, std::size_t limit) {
+  return guarded("unpublished", [&] {
+    use u(prepared(q_unpublished));
+    u.integer(1, after_sequence).limit(2, limit);
+    std::vector<outbox_record> out;
+    while (u.step()) out.push_back(read_outbox(u));
+    return out;
+  });
+}
+
+void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence, std::int64_t published_ms) {
+  guarded("mark_published", [&] {
+    atomically([&] {
+      std::int64_t highest = 0;
+      {
+        use u(prepared(q_mark_published));
+        u.integer(1, published_ms).integer(2, from_sequence).integer(3, to_sequence);
+        while (u.step()) highest = std::max(highest, u.integer(0));
+      }
+      // Kept apart from the rows so that pruning them does not lose it; only ever raised, and
+      // only to a sequence that exists (a range past the end must not announce unwritten events).
+      if (highest > 0) {
+        use u(prepared(q_raise_last_published));
+        u.integer(1, highest).exec();
+      }
+    });
+  });
+}
+
+std::int64_t store::last_published_sequence() {
+  return guarded("last_published_sequence", [&]() -> std::int64_t {
+    use u(prepared(q_last_published));
+    return u.step() ? u.integer(0) : 0;
+  });
+}
+
+std::vector<outbox_record> store::published_range(std::int64_t from_sequence, std::size_t limit) {
+  return guarded("published_range", [&] {
+    use u(prepared(q_published_range));
+    u.integer(1, from_sequence).limit(2, limit);
+    std::vector<outbox_record> out;
+    while (u.step()) out.push_back(read_outbox(u));
+    return out;
+  });
+}
+
+std::int64_t store::first_retained_sequence() {
+  return guarded("first_retained_sequence", [&] {
+    use u(prepared(q_first_retained));
+    u.step();
+    return u.integer(0);
+  });
+}
+
+std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms) {
+  return guarded("prune", [&] {
+    std::int64_t removed = 0;
+    atomically([&] {
+      {
+        use u(prepared(q_prune_outbox));
+        removed += u.integer(1, outbox_before_ms).exec();
+      }
+      use u(prepared(q_prune_inbox));
+      removed += u.integer(1, inbox_before_ms).exec();
+    });
+    return removed;
+  });
+}
+
+}  // namespace saga::sqlite

@@ -1,0 +1,43 @@
+#pragma once
+// The event codec: CloudEvents 1.0 JSON (structured mode) <-> saga::event.
+//
+// decode() validates everything the envelope contract says and, on failure,
+// returns a reason that names the attribute and the rule it broke, e.g.
+// "attribute 'specversion': must be \"1.0\"". It never throws on bad input.
+// encode() writes the attributes in a fixed order and omits empty optional
+// ones. Both are pure functions and safe to call from any thread.
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "saga/event.hpp"
+
+namespace saga {
+
+struct decode_result {
+  std::optional<saga::event> event;  // set on success
+  std::string error;                 // set on failure: the rule broken
+  // Whatever could be read before the failure, so that a rejection can still
+  // name the event it refers to (empty when unknown).
+  std::string id;
+  std::string source;
+
+  explicit operator bool() const { return event.has_value(); }
+};
+
+decode_result decode_event(std::string_view json, const limits& lim = {});
+
+// Validates an event built in memory by the same rules decode_event applies
+// (except the size limit, which belongs to the encoded form). Empty when valid.
+std::string validate_event(const event& e, const limits& lim = {});
+
+std::string encode_event(const event& e);
+nlohmann::json event_to_json(const event& e);
+
+// Current UTC time formatted as RFC 3339 with milliseconds ("...T...Z").
+std::string format_time(std::int64_t unix_ms);
+// Parses an RFC 3339 date-time; nullopt when malformed.
+std::optional<std::int64_t> parse_time(std::string_view text);
+
+}  // namespace saga

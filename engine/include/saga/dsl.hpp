@@ -1,0 +1,477 @@
+#pragma once
+// saga/dsl.hpp — the DSL for writing workflows as Boost.MSM tables.
+//
+// Include this header only from a definition's .cpp file: Boost.MSM's
+// templates are heavy, and the rest of the program sees a definition through
+// the plain saga::definition interface (see docs/dsl.md for a walk-through).
+//
+// A workflow is a front-end derived from dsl::machine<Self, Data> with
+//   - static constexpr std::string_view name;       the definition's name
+//   - using initial_state = dsl::state<"new">;      the pseudo-state of a new saga
+//   - using transition_table = boost::mpl::vector<dsl::Row<...>, ...>;
+//   - using consumes = dsl::types<E...>;            event types taken
+//   - using starts = dsl::types<E...>;              those that create a saga
+//   - using terminal = dsl::types<S...>;            states no transition leaves
+//   - optionally: using abort_state = S; using abort_actions = A;
+//                 using attention_state = S; using resolution_targets = dsl::types<S...>;
+//   - optionally: nlohmann::json carried(const Data&) — what follow-on events carry on.
+// Actions only record intents (emit, arm, disarm) and update the saga data;
+// guards read the saga data and the event. Both carry a name for the graph.
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <boost/mpl/for_each.hpp>
+#include <boost/mpl/vector.hpp>
+#include <boost/msm/back/state_machine.hpp>
+#include <boost/msm/front/functor_row.hpp>
+#include <boost/msm/front/state_machine_def.hpp>
+#include <nlohmann/json.hpp>
+
+#include "saga/definition.hpp"
+
+namespace saga::dsl {
+
+// A string usable as a template argument: dsl::state<"placed">.
+template <std::size_t N>
+struct fixed_string {
+  char value[N]{};
+  constexpr fixed_string(const char (&s)[N]) { std::copy_n(s, N, value); }
+  constexpr std::string_view view() const { return {value, N - 1}; }
+  static constexpr std::size_t size = N - 1;
+};
+
+using boost::msm::front::none;
+using boost::msm::front::Row;
+
+template <class... T>
+struct types {};
+
+constexpr std::int64_t seconds(std::int64_t n) { return n * 1000; }
+constexpr std::int64_t minutes(std::int64_t n) { return n * 60 * 1000; }
+constexpr std::int64_t hours(std::int64_t n) { return n * 3600 * 1000; }
+constexpr std::int64_t days(std::int64_t n) { return n * 24 * 3600 * 1000; }
+
+// A state, named by its persisted name. States hold no data: saga data lives
+// in the machine (dsl::machine::data()).
+template <fixed_string Name>
+struct state : boost::msm::front::state<> {
+  static constexpr std::string_view name = Name.view();
+};
+
+// An event type without fields of its own; derive from it to add fields and
+// give the derived type a nlohmann-json from_json().
+template <fixed_string Type>
+struct event {
+  static constexpr std::string_view type = Type.view();
+};
+
+// The internal event a timer fires: type "saga.timer.<name>".
+template <fixed_string Name>
+struct timer {
+ private:
+  static constexpr auto storage_ = [] {
+    constexpr std::string_view prefix = "saga.timer.";
+    std::array<char, prefix.size() + Name.size + 1> a{};
+    std::copy(prefix.begin(), prefix.end(), a.begin());
+    std::copy_n(Name.value, Name.size, a.begin() + prefix.size());
+    return a;
+  }();
+
+ public:
+  static constexpr std::string_view name = Name.view();
+  static constexpr std::string_view type{storage_.data(), storage_.size() - 1};
+};
+
+// The per-dispatch context an engine hands to the machine.
+template <class Data>
+struct context {
+  Data data{};
+  saga::intents out;
+  const saga::event* incoming = nullptr;
+  std::int64_t now_ms = 0;
+};
+
+template <class Self, class Data>
+struct machine : boost::msm::front::state_machine_def<Self> {
+  using data_type = Data;
+  // No MSM message queue and no try/catch in the back-end: an exception from
+  // an action reaches the engine, which rejects that event alone.
+  using no_message_queue = int;
+  using no_exception_thrown = int;
+
+  context<Data>* ctx = nullptr;
+
+  Data& data() { return ctx->data; }
+  const Data& data() const { return ctx->data; }
+  const saga::event& incoming() const { return *ctx->incoming; }
+  std::int64_t now_ms() const { return ctx->now_ms; }
+
+  void emit(std::string_view type, nlohmann::json payload) {
+    ctx->out.emits.push_back({std::string(type), std::move(payload)});
+  }
+  void arm(std::string_view timer_name, std::int64_t due_ms) {
+    ctx->out.timers.push_back({std::string(timer_name), true, due_ms});
+  }
+  void disarm(std::string_view timer_name) {
+    ctx->out.timers.push_back({std::string(timer_name), false, 0});
+  }
+  nlohmann::json carried_data() const {
+    if constexpr (requires(const Self& s, const Data& d) { s.carried(d); })
+      return static_cast<const Self*>(this)->carried(ctx->data);
+    else
+      return nlohmann::json(ctx->data);
+  }
+
+  // MSM asserts by default; the engine decides what an event no row takes
+  // means (parked or ignored), so here it is simply not handled.
+  template <class Fsm, class Event>
+  void no_transition(Event const&, Fsm&, int) {}
+};
+
+// ---- actions -------------------------------------------------------------
+
+template <class... A>
+using actions = boost::msm::front::ActionSequence_<boost::mpl::vector<A...>>;
+
+// Builds a follow-on event's data: the data the saga carries on.
+struct carry {
+  template <class Fsm, class Event>
+  nlohmann::json operator()(Fsm& fsm, const Event&) const {
+    return fsm.carried_data();
+  }
+};
+
+// Records a follow-on event of type `Type`, its data built by `Build`.
+template <fixed_string Type, class Build = carry>
+struct emit {
+  static constexpr std::string_view emits = Type.view();
+  static std::string name() { return "emit " + std::string(Type.view()); }
+  template <class Event, class Fsm, class Source, class Target>
+  void operator()(const Event& e, Fsm& fsm, Source&, Target&) const {
+    fsm.emit(Type.view(), Build{}(fsm, e));
+  }
+};
+
+// Arms `Timer` to fire `DelayMs` after the event is handled; arming again replaces.
+template <class Timer, std::int64_t DelayMs>
+struct arm {
+  static constexpr std::string_view timer_name = Timer::name;
+  static std::string name() {
+    return "arm " + std::string(Timer::name) + " (" + std::to_string(DelayMs / 1000) + "s)";
+  }
+  template <class Event, class Fsm, class Source, class Target>
+  void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
+    fsm.arm(Timer::name, fsm.now_ms() + DelayMs);
+  }
+};
+
+// Arms `Timer` at a time taken from the saga data: Due{}(data) -> Unix ms.
+template <class Timer, class Due>
+struct arm_at {
+  static constexpr std::string_view timer_name = Timer::name;
+  static std::string name() { return "arm " + std::string(Timer::name) + " at " + std::string(Due::name); }
+  template <class Event, class Fsm, class Source, class Target>
+  void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
+    fsm.arm(Timer::name, Due{}(std::as_const(fsm.data())));
+  }
+};
+
+template <class Timer>
+struct disarm {
+  static std::string name() { return "disarm " + std::string(Timer::name); }
+  template <class Event, class Fsm, class Source, class Target>
+  void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
+    fsm.disarm(Timer::name);
+  }
+};
+
+// ---- guards --------------------------------------------------------------
+
+template <class... G>
+struct all_of {
+  template <class Event, class Fsm, class Source, class Target>
+  bool operator()(const Event& e, Fsm& f, Source& s, Target& t) const {
+    return (G{}(e, f, s, t) && ...);
+  }
+};
+
+template <class G>
+struct not_ {
+  template <class Event, class Fsm, class Source, class Target>
+  bool operator()(const Event& e, Fsm& f, Source& s, Target& t) const {
+    return !G{}(e, f, s, t);
+  }
+};
+
+// ---- names ---------------------------------------------------------------
+
+namespace detail {
+
+template <class T>
+std::string plain_name() {
+  if constexpr (requires { T::name(); })
+    return std::string(T::name());
+  else if constexpr (requires { T::name; })
+    return std::string(T::name);
+  else {
+    static_assert(sizeof(T) == 0, "every action and guard needs a static `name`");
+    return {};
+  }
+}
+
+template <class T>
+struct namer {
+  static std::string action() { return plain_name<T>(); }
+  static std::string guard() { return plain_name<T>(); }
+  static void timers(std::set<std::string>& out) {
+    if constexpr (requires { T::timer_name; }) out.insert(std::string(T::timer_name));
+  }
+};
+
+template <>
+struct namer<none> {
+  static std::string action() { return {}; }
+  static std::string guard() { return {}; }
+  static void timers(std::set<std::string>&) {}
+};
+
+// mpl::vector<A...> pads its arguments with mpl::na.
+template <>
+struct namer<boost::mpl::na> : namer<none> {};
+
+inline void join(std::string& s, std::string_view sep, const std::string& part) {
+  if (part.empty()) return;
+  if (!s.empty()) s += sep;
+  s += part;
+}
+
+template <class... A>
+struct namer<boost::msm::front::ActionSequence_<boost::mpl::vector<A...>>> {
+  static std::string action() {
+    std::string s;
+    (join(s, ", ", namer<A>::action()), ...);
+    return s;
+  }
+  static void timers(std::set<std::string>& out) { (namer<A>::timers(out), ...); }
+};
+
+template <class... G>
+struct namer<all_of<G...>> {
+  static std::string guard() {
+    std::string s;
+    (join(s, " && ", namer<G>::guard()), ...);
+    return s;
+  }
+};
+
+template <class G>
+struct namer<not_<G>> {
+  static std::string guard() { return "!" + namer<G>::guard(); }
+};
+
+template <class T>
+struct type_names;
+template <class... T>
+struct type_names<types<T...>> {
+  static std::vector<std::string> event_types() { return {std::string(T::type)...}; }
+  static std::vector<std::string> state_names() { return {std::string(T::name)...}; }
+};
+
+// Collects the rows of a transition table (mpl::for_each with msm::wrap).
+struct row_collector {
+  saga::graph* g;
+  std::set<std::string>* timers;
+
+  void add_state(std::string_view s) const {
+    if (std::find(g->states.begin(), g->states.end(), s) == g->states.end())
+      g->states.emplace_back(s);
+  }
+
+  template <class S, class E, class T, class A, class G>
+  void operator()(boost::msm::wrap<Row<S, E, T, A, G>>) const {
+    constexpr bool internal = std::is_same_v<T, none>;
+    saga::graph_row r;
+    r.source = std::string(S::name);
+    r.event = std::string(E::type);
+    if constexpr (internal)
+      r.target = r.source;
+    else
+      r.target = std::string(T::name);
+    r.action = namer<A>::action();
+    r.guard = namer<G>::guard();
+    r.internal = internal;
+    add_state(r.source);
+    add_state(r.target);
+    namer<A>::timers(*timers);
+    g->rows.push_back(std::move(r));
+  }
+};
+
+// Writes the active state id through MSM's own serialize() entry point: the
+// back-end hands its state array to the archive (DESIGN.md: set_states does not
+// move a top-level machine out of its initial state).
+struct state_restorer {
+  int id;
+  template <class T>
+  state_restorer& operator&(T&) {
+    return *this;
+  }
+  state_restorer& operator&(int (&states)[1]) {
+    states[0] = id;
+    return *this;
+  }
+};
+
+}  // namespace detail
+
+// ---- the definition --------------------------------------------------------
+
+template <class Front>
+class definition final : public saga::definition {
+  using backend = boost::msm::back::state_machine<Front>;
+  using data_type = typename Front::data_type;
+  using handler = boost::msm::back::HandledEnum (*)(backend&, const saga::event&);
+
+ public:
+  definition() {
+    graph_.name = std::string(Front::name);
+    graph_.initial = std::string(Front::initial_state::name);
+    graph_.states.push_back(graph_.initial);
+    std::set<std::string> timers;
+    boost::mpl::for_each<typename Front::transition_table, boost::msm::wrap<boost::mpl::placeholders::_1>>(
+        detail::row_collector{&graph_, &timers});
+    graph_.timers.assign(timers.begin(), timers.end());
+    graph_.consumes = detail::type_names<typename Front::consumes>::event_types();
+    graph_.starts = detail::type_names<typename Front::starts>::event_types();
+    graph_.terminal = detail::type_names<typename Front::terminal>::state_names();
+    if constexpr (requires { typename Front::abort_state; })
+      graph_.abort_state = std::string(Front::abort_state::name);
+    if constexpr (requires { typename Front::resolution_targets; })
+      graph_.resolution_targets = detail::type_names<typename Front::resolution_targets>::state_names();
+    if constexpr (requires { typename Front::attention_state; })
+      graph_.attention_state = std::string(Front::attention_state::name);
+    graph_.fingerprint = saga::compute_fingerprint(graph_);
+
+    using state_list = typename boost::msm::back::generate_state_set<typename backend::stt>::type;
+    boost::mpl::for_each<state_list, boost::msm::wrap<boost::mpl::placeholders::_1>>([this]<class S>(boost::msm::wrap<S>) {
+      constexpr int id = boost::msm::back::get_state_id<typename backend::stt, S>::type::value;
+      state_ids_.emplace(std::string(S::name), id);
+      if (names_.size() <= static_cast<std::size_t>(id)) names_.resize(id + 1);
+      names_[id] = std::string(S::name);
+    });
+    register_handlers(typename Front::consumes{});
+  }
+
+  const saga::graph& graph() const override { return graph_; }
+
+  saga::dispatch_output dispatch(const saga::dispatch_input& in) const override {
+    auto h = handlers_.find(in.incoming.type);
+    if (h == handlers_.end())
+      throw std::invalid_argument("definition '" + graph_.name + "' does not consume type '" +
+                                  in.incoming.type + "'");
+    detail_context ctx;
+    backend m;
+    prepare(m, ctx, in);
+    const auto handled = h->second(m, in.incoming);
+    return finish(m, ctx, handled == boost::msm::back::HANDLED_TRUE);
+  }
+
+  saga::dispatch_output abort(const saga::dispatch_input& in) const {
+    detail_context ctx;
+    backend m;
+    prepare(m, ctx, in);
+    if constexpr (requires { typename Front::abort_actions; }) {
+      typename Front::abort_state target;
+      operator_event e;
+      typename Front::abort_actions{}(e, static_cast<Front&>(m), target, target);
+    }
+    auto out = finish(m, ctx, true);
+    out.state = graph_.abort_state;
+    return out;
+  }
+
+  nlohmann::json carried(const nlohmann::json& data) const override {
+    detail_context ctx;
+    ctx.data = data.get<data_type>();
+    backend m;
+    m.ctx = &ctx;
+    return m.carried_data();
+  }
+
+  saga::dispatch_output operator_action(const saga::dispatch_input& in, std::string_view action,
+                                        std::string_view to) const override {
+    if (action == "abort") return abort(in);
+    detail_context ctx;
+    backend m;
+    prepare(m, ctx, in);
+    auto out = finish(m, ctx, true);
+    out.state = std::string(to);
+    return out;
+  }
+
+ private:
+  using detail_context = context<data_type>;
+  struct operator_event {
+    static constexpr std::string_view type = "saga.operator";
+  };
+
+  template <class... E>
+  void register_handlers(types<E...>) {
+    (handlers_.emplace(std::string(E::type), &handle<E>), ...);
+  }
+
+  template <class E>
+  static boost::msm::back::HandledEnum handle(backend& m, const saga::event& in) {
+    if constexpr (requires(const nlohmann::json& j, E& e) { from_json(j, e); }) {
+      E e = in.data.get<E>();
+      return m.process_event(e);
+    } else {
+      return m.process_event(E{});
+    }
+  }
+
+  void prepare(backend& m, detail_context& ctx, const saga::dispatch_input& in) const {
+    if (in.data != nullptr) ctx.data = in.data->get<data_type>();
+    ctx.incoming = &in.incoming;
+    ctx.now_ms = in.now_ms;
+    m.ctx = &ctx;
+    m.start();
+    auto id = state_ids_.find(in.state);
+    if (id == state_ids_.end())
+      throw std::invalid_argument("definition '" + graph_.name + "' has no state '" +
+                                  std::string(in.state) + "'");
+    detail::state_restorer r{id->second};
+    m.serialize(r, 0);
+  }
+
+  saga::dispatch_output finish(backend& m, detail_context& ctx, bool handled) const {
+    saga::dispatch_output out;
+    out.handled = handled;
+    out.state = names_.at(static_cast<std::size_t>(m.current_state()[0]));
+    out.data = nlohmann::json(ctx.data);
+    out.intents = std::move(ctx.out);
+    return out;
+  }
+
+  saga::graph graph_;
+  std::map<std::string, int, std::less<>> state_ids_;
+  std::vector<std::string> names_;
+  std::map<std::string, handler, std::less<>> handlers_;
+};
+
+// The factory a definition's .cpp file exposes through its plain header.
+template <class Front>
+std::shared_ptr<const saga::definition> make_definition() {
+  return std::make_shared<const definition<Front>>();
+}
+
+}  // namespace saga::dsl

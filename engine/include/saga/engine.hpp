@@ -1,0 +1,187 @@
+#pragma once
+// saga::engine — runs sagas: each incoming event moves one saga instance, and
+// the new state, its history, the inbox record and the outbox of follow-on
+// events commit together in one store transaction.
+//
+// Thread-safety: an engine is used from one thread at a time (it owns no
+// locks); subscribe() may be called only before events flow. In-process
+// subscribers run on the calling thread, after the commit.
+//
+// Errors: invalid events are answered with a rejected ack (a value, not an
+// exception). A store failure throws saga::store_error out of handle_batch()
+// after the whole batch was rolled back: nothing of it is durable and nothing
+// may be acknowledged; the caller retries the batch.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "saga/clock.hpp"
+#include "saga/definition.hpp"
+#include "saga/event.hpp"
+#include "saga/store.hpp"
+
+namespace saga {
+
+enum class ack_status { accepted, duplicate, rejected };
+enum class ack_outcome { none, transitioned, parked, ignored };
+
+std::string_view to_string(ack_status s);
+std::string_view to_string(ack_outcome o);
+
+// The answer to one incoming event (wire protocol v1's ack).
+struct ack {
+  std::string id;  // empty when the input could not be parsed (null on the wire)
+  std::string source;
+  ack_status status = ack_status::rejected;
+  ack_outcome outcome = ack_outcome::none;
+  std::string reason;
+  std::string saga_type;  // the definition's name
+  std::string saga_id;    // the saga's correlation key
+  std::string saga_state;
+
+  bool ok() const { return status != ack_status::rejected; }
+};
+
+nlohmann::json to_json(const ack& a);
+ack ack_from_json(const nlohmann::json& j);
+
+// Input that failed to decode; it is rejected and kept as a dead letter.
+struct invalid_input {
+  std::string raw;     // as received
+  std::string reason;  // from the codec
+  std::string id;      // what could be read of it
+  std::string source;
+};
+
+using inbound = std::variant<event, invalid_input>;
+
+enum class log_level { debug, info, warn, error };
+
+struct engine_options {
+  // Source of follow-on events; empty means "urn:saga:<definition>".
+  std::string source;
+  saga::limits limits;
+  std::size_t park_limit = 64;                      // parked events per saga
+  std::int64_t park_expiry_ms = 24LL * 3600 * 1000;  // for sagas that never start
+  std::function<void(log_level, std::string_view)> log;  // optional
+};
+
+// A follow-on event after its commit, as in-process subscribers get it.
+struct published_event {
+  std::int64_t sequence = 0;
+  saga::event event;
+};
+
+// What registering a definition found.
+struct registration {
+  std::string name;
+  std::string fingerprint;
+  std::string previous_fingerprint;    // empty unless the stored one differs
+  std::vector<std::string> changes;    // diff against the stored graph
+  std::vector<std::string> orphaned;   // keys of instances in a state it no longer has
+};
+
+struct fired_timer {
+  timer_record timer;
+  saga::ack ack;
+};
+
+class engine {
+ public:
+  using subscriber = std::function<void(const published_event&)>;
+
+  engine(store& s, const clock& c, engine_options options = {});
+  ~engine();
+  engine(const engine&) = delete;
+  engine& operator=(const engine&) = delete;
+
+  // Registers a definition: runs the static checks (throws std::invalid_argument
+  // naming every problem), stores its graph and fingerprint, and reports a
+  // changed fingerprint and instances whose state no longer exists through
+  // the log. Call before events flow.
+  registration add(std::shared_ptr<const definition> d);
+  const definition* find(std::string_view name) const;
+  std::vector<std::shared_ptr<const definition>> definitions() const;
+
+  // Handles events in one transaction (group commit), one savepoint each.
+  ack handle(const event& e);
+  std::vector<ack> handle_batch(std::span<const event> events);
+  std::vector<ack> handle_batch(std::span<const inbound> inputs);
+
+  // Embedding: the host has begun a transaction on the store's connection and
+  // handles events inside it. Nothing is committed here; call committed() after
+  // the host's commit (in-process subscribers run then), or drop the result
+  // after a rollback.
+  struct joined {
+    std::vector<saga::ack> acks;
+    std::vector<published_event> emitted;
+  };
+  joined handle_in_transaction(std::span<const event> events);
+  void committed(joined& j);
+
+  // Fires every timer due at `now_ms` (one transaction per call, up to
+  // `limit` timers); returns what fired and the resulting acks.
+  std::vector<fired_timer> fire_due_timers(std::int64_t now_ms, std::size_t limit = 1024);
+
+  // Moves parked events of sagas that never started, parked longer than the
+  // park expiry, to the dead letters; returns how many moved.
+  std::size_t expire_parked(std::int64_t now_ms, std::size_t limit = 1024);
+
+  // In-process subscribers receive each follow-on event whose type starts
+  // with `type_prefix`, after its commit, in outbox order.
+  void subscribe(std::string type_prefix, subscriber fn);
+
+  // Called after every commit that wrote outbox rows (the relay's wake-up).
+  void on_commit(std::function<void()> fn);
+
+  const clock& time_source() const { return clock_; }
+  store& storage() { return store_; }
+
+ private:
+  struct batch_state;
+  struct definition_entry;
+
+  template <class Body>
+  auto transact(Body&& body) -> decltype(body(std::declval<batch_state&>()));
+  template <class Fn>
+  ack guarded(batch_state& b, const event* e, Fn&& fn);
+  ack process_external(const event& e, batch_state& b);
+  ack process(const event& e, const definition_entry* target, batch_state& b);
+  ack process_operator(const event& e, batch_state& b);
+  ack reject(const event* e, const invalid_input* bad, std::string reason, batch_state& b);
+  dispatch_output dispatch(const definition& d, std::string_view state, const nlohmann::json* data,
+                           const event& e, std::int64_t now_ms);
+  bool parkable(const definition_entry& entry, std::string_view state, std::string_view type) const;
+  void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
+            const event& e, batch_state& b);
+  instance_record apply(const definition& d, const std::string& key, const instance_record* inst,
+                        const event& e, dispatch_output out, batch_state& b);
+  void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
+  void record_history(const definition& d, const instance_record& inst, const event& e,
+                      const std::string& from, const std::string& to, std::string_view outcome,
+                      batch_state& b);
+  void deliver(std::vector<published_event>& emitted);
+  void log(log_level l, std::string_view msg) const;
+  std::string source_for(const definition& d) const;
+
+  store& store_;
+  const clock& clock_;
+  engine_options options_;
+  std::vector<std::unique_ptr<definition_entry>> entries_;
+  std::map<std::string, const definition_entry*, std::less<>> by_name_;
+  std::map<std::string, const definition_entry*, std::less<>> by_type_;
+  std::vector<std::pair<std::string, subscriber>> subscribers_;
+  std::vector<std::function<void()>> commit_listeners_;
+};
+
+}  // namespace saga

@@ -1,0 +1,33 @@
+#pragma once
+// saga::event — one immutable domain event, as a CloudEvents 1.0 envelope.
+//
+// `specversion` is always "1.0" and `datacontenttype` always
+// "application/json", so neither is stored. An optional attribute holds an
+// empty string when it has no value; the codec then leaves it out of the JSON
+// (never writing null). A plain value type: copy it freely between threads.
+
+#include <cstddef>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace saga {
+
+struct event {
+  std::string id;             // unique per source
+  std::string source;         // URI-reference of the producer
+  std::string type;           // e.g. "payment.succeeded"
+  std::string subject;        // the saga's correlation key (e.g. the order id)
+  std::string time;           // RFC 3339, UTC; empty when absent
+  nlohmann::json data = nlohmann::json::object();  // always a JSON object
+  std::string causationid;    // extension: id of the event that caused this one
+  std::string correlationid;  // extension: id of the event that started the saga
+};
+
+// Limits every incoming event is checked against (DESIGN.md "event envelope").
+struct limits {
+  std::size_t max_event_bytes = 64 * 1024;
+  int max_depth = 32;
+};
+
+}  // namespace saga

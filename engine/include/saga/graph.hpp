@@ -1,0 +1,68 @@
+#pragma once
+// saga::graph — a definition's metadata as data: states, rows, consumed and
+// starting event types, timers. Extracted from the transition table at
+// compile time (saga/dsl.hpp), stored in the database at registration, read
+// back by sagactl. Plain values and pure functions: thread-safe.
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace saga {
+
+// One row of the transition table, by name.
+struct graph_row {
+  std::string source;
+  std::string event;   // the event type ("payment.succeeded", "saga.timer.payment_timeout")
+  std::string target;  // equals source for internal transitions
+  std::string action;  // empty when none
+  std::string guard;   // empty when none
+  bool internal = false;  // no state change (MSM's Row<S, E, none, ...>)
+
+  bool operator==(const graph_row&) const = default;
+};
+
+// A definition's metadata, extracted from its transition table at compile
+// time (never written a second time by hand).
+struct graph {
+  std::string name;                    // the definition's name
+  std::vector<std::string> states;     // table order, initial first
+  std::string initial;                 // the pseudo-state a new saga starts in
+  std::vector<std::string> terminal;   // states no transition leaves
+  std::vector<graph_row> rows;         // table order
+  std::vector<std::string> consumes;   // event types the definition takes
+  std::vector<std::string> starts;     // of those, the ones that create a saga
+  std::vector<std::string> timers;     // names of the timers its actions arm
+  std::string abort_state;             // target of saga.operator.abort
+  std::string attention_state;         // the state saga.operator.resolve leaves
+  std::vector<std::string> resolution_targets;  // targets of saga.operator.resolve
+  std::string fingerprint;             // hash of name, states and rows
+
+  bool has_state(std::string_view s) const;
+  bool is_terminal(std::string_view s) const;
+  bool consumes_type(std::string_view type) const;
+  bool starts_with(std::string_view type) const;
+};
+
+// Exports and the registration checks.
+std::string compute_fingerprint(const graph& g);  // 16 hex digits, FNV-1a over name, states, rows
+std::string to_dot(const graph& g);
+std::string to_mermaid(const graph& g);
+nlohmann::json to_json(const graph& g);
+graph graph_from_json(const nlohmann::json& j);
+
+// States reachable from `from` through table rows (from itself included only
+// when a cycle leads back to it).
+std::vector<std::string> reachable_from(const graph& g, std::string_view from);
+
+// Problems found at registration, each naming what is wrong:
+// "unreachable state 'x'", "state 'x' is not terminal and has no way out",
+// "consumed event type 'y' is used by no row".
+std::vector<std::string> check_graph(const graph& g);
+
+// Differences between two versions of a definition's graph, one line each.
+std::vector<std::string> diff_graphs(const graph& before, const graph& after);
+
+}  // namespace saga

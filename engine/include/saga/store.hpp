@@ -1,0 +1,246 @@
+#pragma once
+// saga::store — the persistence port the engine writes through.
+//
+// One store is one connection to one database. The engine calls it from one
+// thread at a time; implementations need not be thread-safe. Every write
+// happens inside a transaction the engine (or the host service, see
+// engine::handle_in_transaction) has begun. Methods throw saga::store_error
+// on failure; after a failure inside a transaction the engine rolls the whole
+// transaction back, so a store need not undo partial work itself.
+//
+// store_wrapper forwards every call to another store, so that a test can
+// override one method (fault injection, counting commits) and keep the rest.
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace saga {
+
+class store_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct instance_record {
+  std::string definition;
+  std::string key;
+  std::string state;
+  std::string data;  // saga data, JSON text
+  std::int64_t version = 0;
+  std::string fingerprint;     // of the definition the saga runs under
+  std::string correlation_id;  // id of the event that started it
+  std::int64_t created_ms = 0;
+  std::int64_t updated_ms = 0;
+  std::int64_t state_since_ms = 0;  // when it entered its current state
+};
+
+struct history_record {
+  std::string definition;
+  std::string key;
+  std::int64_t version = 0;  // instance version after this event
+  std::string event_id;
+  std::string event_source;
+  std::string event_type;
+  std::string event_time;
+  std::string event_data;  // JSON text
+  std::string from_state;
+  std::string to_state;
+  std::string outcome;  // transitioned | ignored | ...
+  std::int64_t recorded_ms = 0;
+};
+
+struct outbox_record {
+  std::int64_t sequence = 0;  // assigned by the store, never reused
+  std::string event_id;
+  std::string type;
+  std::string definition;
+  std::string key;
+  std::string payload;  // the encoded CloudEvent
+  std::int64_t created_ms = 0;
+  std::optional<std::int64_t> published_ms;
+};
+
+struct inbox_record {
+  std::string source;
+  std::string event_id;
+  std::string definition;
+  std::string key;
+  std::string ack;  // the ack JSON it produced
+  std::int64_t received_ms = 0;
+};
+
+struct dead_letter_record {
+  std::int64_t id = 0;  // assigned by the store
+  std::string event_id;
+  std::string source;
+  std::string type;
+  std::string subject;
+  std::string reason;
+  std::string payload;  // the event as received (possibly truncated)
+  std::int64_t created_ms = 0;
+};
+
+struct timer_record {
+  std::string definition;
+  std::string key;
+  std::string name;
+  std::int64_t due_ms = 0;
+  std::int64_t generation = 0;  // how many times it was armed
+};
+
+struct parked_record {
+  std::int64_t id = 0;  // assigned by the store: arrival order
+  std::string definition;
+  std::string key;
+  std::string event_id;
+  std::string source;
+  std::string type;
+  std::string payload;  // the encoded event
+  std::int64_t parked_ms = 0;
+};
+
+struct definition_record {
+  std::string name;
+  std::string fingerprint;
+  std::string graph;  // JSON text of saga::graph
+  std::int64_t registered_ms = 0;
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  // Transactions. begin() starts an IMMEDIATE (write) transaction.
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() noexcept = 0;
+  virtual bool in_transaction() const = 0;
+  // One level of savepoint per event inside the batch transaction.
+  virtual void savepoint() = 0;
+  virtual void release_savepoint() = 0;
+  virtual void rollback_to_savepoint() = 0;
+
+  // Inbox: the stored ack of (source, id), if seen.
+  virtual std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) = 0;
+  virtual void insert_inbox(const inbox_record& r) = 0;
+
+  // Instances, history, outbox, dead letters.
+  virtual std::optional<instance_record> load_instance(std::string_view definition,
+                                                       std::string_view key) = 0;
+  virtual void save_instance(const instance_record& r) = 0;
+  virtual void append_history(const history_record& r) = 0;
+  virtual std::int64_t append_outbox(const outbox_record& r) = 0;  // returns the sequence
+  virtual std::int64_t add_dead_letter(const dead_letter_record& r) = 0;
+
+  // Timers: arming replaces (and bumps the generation).
+  virtual std::int64_t arm_timer(std::string_view definition, std::string_view key,
+                                 std::string_view name, std::int64_t due_ms) = 0;
+  virtual void disarm_timer(std::string_view definition, std::string_view key,
+                            std::string_view name) = 0;
+  virtual std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit) = 0;
+  virtual std::vector<timer_record> timers_of(std::string_view definition, std::string_view key) = 0;
+
+  // Parked events, in arrival order.
+  virtual std::int64_t park(const parked_record& r) = 0;
+  virtual std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) = 0;
+  virtual std::int64_t count_parked(std::string_view definition, std::string_view key) = 0;
+  virtual void remove_parked(std::int64_t id) = 0;
+  // Parked events of sagas that do not exist, parked before `before_ms`.
+  virtual std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) = 0;
+
+  // Registered definitions.
+  virtual std::optional<definition_record> load_definition(std::string_view name) = 0;
+  virtual void save_definition(const definition_record& r) = 0;
+  // Keys of instances of `definition` whose state is not in `states`.
+  virtual std::vector<std::string> instances_outside(std::string_view definition,
+                                                     const std::vector<std::string>& states) = 0;
+
+  // Outbox relay.
+  virtual std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) = 0;
+  virtual void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
+                              std::int64_t published_ms) = 0;
+  virtual std::int64_t last_published_sequence() = 0;  // 0 when none
+  virtual std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) = 0;
+  virtual std::int64_t first_retained_sequence() = 0;  // 0 when the outbox is empty
+  // Pruning: deletes published outbox rows and inbox rows older than the
+  // cutoffs; returns how many rows went.
+  virtual std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms) = 0;
+};
+
+// Forwards every call; derive and override what a test needs.
+class store_wrapper : public store {
+ public:
+  explicit store_wrapper(store& target) : target_(target) {}
+
+  void begin() override { target_.begin(); }
+  void commit() override { target_.commit(); }
+  void rollback() noexcept override { target_.rollback(); }
+  bool in_transaction() const override { return target_.in_transaction(); }
+  void savepoint() override { target_.savepoint(); }
+  void release_savepoint() override { target_.release_savepoint(); }
+  void rollback_to_savepoint() override { target_.rollback_to_savepoint(); }
+  std::optional<std::string> find_ack(std::string_view s, std::string_view id) override {
+    return target_.find_ack(s, id);
+  }
+  void insert_inbox(const inbox_record& r) override { target_.insert_inbox(r); }
+  std::optional<instance_record> load_instance(std::string_view d, std::string_view k) override {
+    return target_.load_instance(d, k);
+  }
+  void save_instance(const instance_record& r) override { target_.save_instance(r); }
+  void append_history(const history_record& r) override { target_.append_history(r); }
+  std::int64_t append_outbox(const outbox_record& r) override { return target_.append_outbox(r); }
+  std::int64_t add_dead_letter(const dead_letter_record& r) override { return target_.add_dead_letter(r); }
+  std::int64_t arm_timer(std::string_view d, std::string_view k, std::string_view n,
+                         std::int64_t due) override {
+    return target_.arm_timer(d, k, n, due);
+  }
+  void disarm_timer(std::string_view d, std::string_view k, std::string_view n) override {
+    target_.disarm_timer(d, k, n);
+  }
+  std::vector<timer_record> due_timers(std::int64_t now, std::size_t limit) override {
+    return target_.due_timers(now, limit);
+  }
+  std::vector<timer_record> timers_of(std::string_view d, std::string_view k) override {
+    return target_.timers_of(d, k);
+  }
+  std::int64_t park(const parked_record& r) override { return target_.park(r); }
+  std::vector<parked_record> parked_of(std::string_view d, std::string_view k) override {
+    return target_.parked_of(d, k);
+  }
+  std::int64_t count_parked(std::string_view d, std::string_view k) override {
+    return target_.count_parked(d, k);
+  }
+  void remove_parked(std::int64_t id) override { target_.remove_parked(id); }
+  std::vector<parked_record> orphaned_parked(std::int64_t before, std::size_t limit) override {
+    return target_.orphaned_parked(before, limit);
+  }
+  std::optional<definition_record> load_definition(std::string_view n) override {
+    return target_.load_definition(n);
+  }
+  void save_definition(const definition_record& r) override { target_.save_definition(r); }
+  std::vector<std::string> instances_outside(std::string_view d,
+                                             const std::vector<std::string>& s) override {
+    return target_.instances_outside(d, s);
+  }
+  std::vector<outbox_record> unpublished(std::int64_t after, std::size_t limit) override {
+    return target_.unpublished(after, limit);
+  }
+  void mark_published(std::int64_t from, std::int64_t to, std::int64_t at) override {
+    target_.mark_published(from, to, at);
+  }
+  std::int64_t last_published_sequence() override { return target_.last_published_sequence(); }
+  std::vector<outbox_record> published_range(std::int64_t from, std::size_t limit) override {
+    return target_.published_range(from, limit);
+  }
+  std::int64_t first_retained_sequence() override { return target_.first_retained_sequence(); }
+  std::int64_t prune(std::int64_t ob, std::int64_t ib) override { return target_.prune(ob, ib); }
+
+ protected:
+  store& target_;
+};
+
+}  // namespace saga

@@ -1,0 +1,347 @@
+#include "saga/codec.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <vector>
+
+namespace saga {
+namespace {
+
+using json = nlohmann::json;
+
+// Reasons quote parts of the input: keep them short, printable ASCII, so an
+// ack that carries them is always valid JSON.
+std::string printable(std::string_view s, std::size_t max = 120) {
+  std::string out;
+  for (unsigned char c : s.substr(0, max)) out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
+  if (s.size() > max) out += "...";
+  return out;
+}
+
+bool valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t n;
+    std::uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (std::size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// Depth of a document built in memory, without recursion.
+int depth_of(const json& root, int stop_at) {
+  int deepest = 0;
+  std::vector<std::pair<const json*, int>> todo{{&root, 1}};
+  while (!todo.empty()) {
+    auto [j, d] = todo.back();
+    todo.pop_back();
+    if (!j->is_structured()) continue;
+    deepest = std::max(deepest, d);
+    if (deepest > stop_at) return deepest;
+    for (const auto& child : *j) todo.emplace_back(&child, d + 1);
+  }
+  return deepest;
+}
+
+// nlohmann's DOM builder, plus the checks a plain parse cannot make: nesting
+// depth (checked while parsing, so a 100,000-deep document costs nothing and
+// cannot exhaust the stack), duplicated keys, and non-finite numbers.
+class checked_parser : public nlohmann::detail::json_sax_dom_parser<json> {
+  using base = nlohmann::detail::json_sax_dom_parser<json>;
+
+ public:
+  checked_parser(json& root, int max_depth) : base(root, false), max_depth_(max_depth) {}
+
+  bool start_object(std::size_t n) {
+    if (!enter()) return false;
+    keys_.emplace_back();
+    return base::start_object(n);
+  }
+  bool end_object() {
+    keys_.pop_back();
+    --depth_;
+    return base::end_object();
+  }
+  bool start_array(std::size_t n) {
+    if (!enter()) return false;
+    return base::start_array(n);
+  }
+  bool end_array() {
+    --depth_;
+    return base::end_array();
+  }
+  bool key(std::string& k) {
+    if (!keys_.back().insert(k).second) {
+      error_ = (depth_ == 1 ? "attribute '" + printable(k) + "': appears more than once"
+                            : "event: key '" + printable(k) + "' appears more than once in one object");
+      return false;
+    }
+    return base::key(k);
+  }
+  bool number_float(double v, const std::string& s) {
+    if (!std::isfinite(v)) {
+      error_ = "event: number " + s.substr(0, 40) + " is out of range";
+      return false;
+    }
+    return base::number_float(v, s);
+  }
+  template <class Exception>
+  bool parse_error(std::size_t position, const std::string&, const Exception& ex) {
+    if (error_.empty()) {
+      std::string what = ex.what();
+      // nlohmann's text starts with "[json.exception.parse_error.101] parse error at ...".
+      if (auto p = what.find("] "); p != std::string::npos) what = what.substr(p + 2);
+      error_ = "event: not valid JSON at byte " + std::to_string(position) + " (" + printable(what) + ")";
+    }
+    return false;
+  }
+
+  const std::string& error() const { return error_; }
+
+ private:
+  bool enter() {
+    if (++depth_ > max_depth_) {
+      error_ = "event: nested deeper than " + std::to_string(max_depth_) + " levels";
+      return false;
+    }
+    return true;
+  }
+
+  int max_depth_;
+  int depth_ = 0;
+  std::vector<std::set<std::string>> keys_;
+  std::string error_;
+};
+
+bool has_control_char(std::string_view s) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return true;
+  return false;
+}
+
+bool valid_extension_name(std::string_view n) {
+  if (n.empty()) return false;
+  for (char c : n)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+  return true;
+}
+
+// Reads a string attribute. Returns an error text, or empty on success.
+std::string read_string(const json& doc, const char* name, bool required, std::string& out) {
+  auto it = doc.find(name);
+  if (it == doc.end() || it->is_null()) {
+    return required ? std::string("attribute '") + name + "': required" : std::string();
+  }
+  if (!it->is_string()) return std::string("attribute '") + name + "': must be a string";
+  const auto& s = it->get_ref<const std::string&>();
+  if (required && s.empty()) return std::string("attribute '") + name + "': must not be empty";
+  if (has_control_char(s)) return std::string("attribute '") + name + "': must not contain control characters";
+  out = s;
+  return {};
+}
+
+int digits(std::string_view s, std::size_t pos, std::size_t n, bool& ok) {
+  int v = 0;
+  if (pos + n > s.size()) {
+    ok = false;
+    return 0;
+  }
+  for (std::size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') {
+      ok = false;
+      return 0;
+    }
+    v = v * 10 + (s[i] - '0');
+  }
+  return v;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> parse_time(std::string_view s) {
+  // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
+  bool ok = true;
+  const int y = digits(s, 0, 4, ok), mo = digits(s, 5, 2, ok), d = digits(s, 8, 2, ok);
+  const int h = digits(s, 11, 2, ok), mi = digits(s, 14, 2, ok), se = digits(s, 17, 2, ok);
+  if (!ok || s.size() < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+      s[16] != ':')
+    return std::nullopt;
+  if (mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || se > 60) return std::nullopt;
+  std::size_t pos = 19;
+  std::int64_t frac_ms = 0;
+  if (s[pos] == '.') {
+    ++pos;
+    std::size_t start = pos;
+    int scale = 100;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      frac_ms += (s[pos] - '0') * scale;
+      scale /= 10;
+      ++pos;
+    }
+    if (pos == start) return std::nullopt;
+  }
+  std::int64_t offset_min = 0;
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    const int sign = s[pos] == '+' ? 1 : -1;
+    const int oh = digits(s, pos + 1, 2, ok), om = digits(s, pos + 4, 2, ok);
+    if (!ok || pos + 6 > s.size() || s[pos + 3] != ':' || oh > 23 || om > 59) return std::nullopt;
+    offset_min = sign * (oh * 60 + om);
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  using namespace std::chrono;
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  const auto days_since = sys_days{ymd}.time_since_epoch().count();
+  const std::int64_t secs = days_since * 86400LL + h * 3600LL + mi * 60LL + std::min(se, 59) - offset_min * 60;
+  return secs * 1000 + frac_ms;
+}
+
+std::string format_time(std::int64_t unix_ms) {
+  using namespace std::chrono;
+  const auto tp = sys_time<milliseconds>{milliseconds{unix_ms}};
+  const auto day_point = floor<days>(tp);
+  const year_month_day ymd{day_point};
+  const hh_mm_ss hms{tp - day_point};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()), static_cast<int>(hms.subseconds().count()));
+  return buf;
+}
+
+decode_result decode_event(std::string_view text, const limits& lim) {
+  decode_result r;
+  if (text.size() > lim.max_event_bytes) {
+    r.error = "event: " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+              std::to_string(lim.max_event_bytes) + " bytes";
+    return r;
+  }
+  // nlohmann stops reading at a NUL byte; JSON never contains a raw one.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
+    r.error = "event: not valid JSON at byte " + std::to_string(nul) + " (a raw NUL byte)";
+    return r;
+  }
+  json doc;
+  checked_parser sax(doc, lim.max_depth);
+  const bool parsed = json::sax_parse(text.begin(), text.end(), &sax, nlohmann::detail::input_format_t::json,
+                                      /*strict=*/true);
+  if (!parsed || !sax.error().empty()) {
+    r.error = sax.error().empty() ? "event: not valid JSON" : sax.error();
+    return r;
+  }
+  if (!doc.is_object()) {
+    r.error = "event: must be a JSON object";
+    return r;
+  }
+  // Keep what identifies the event first, so a rejection can name it.
+  if (auto it = doc.find("id"); it != doc.end() && it->is_string()) r.id = it->get<std::string>();
+  if (auto it = doc.find("source"); it != doc.end() && it->is_string()) r.source = it->get<std::string>();
+
+  event e;
+  std::string specversion;
+  auto fail = [&](std::string why) {
+    r.error = std::move(why);
+    return r;
+  };
+  if (auto err = read_string(doc, "specversion", true, specversion); !err.empty()) return fail(err);
+  if (specversion != "1.0") return fail("attribute 'specversion': must be \"1.0\"");
+  if (auto err = read_string(doc, "id", true, e.id); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "source", true, e.source); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "type", true, e.type); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "subject", true, e.subject); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "time", false, e.time); !err.empty()) return fail(err);
+  if (!e.time.empty() && !parse_time(e.time)) return fail("attribute 'time': must be an RFC 3339 date-time");
+  std::string content_type;
+  if (auto err = read_string(doc, "datacontenttype", false, content_type); !err.empty()) return fail(err);
+  if (!content_type.empty() && content_type != "application/json" &&
+      content_type.rfind("application/json;", 0) != 0)
+    return fail("attribute 'datacontenttype': must be \"application/json\"");
+  if (auto err = read_string(doc, "causationid", false, e.causationid); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "correlationid", false, e.correlationid); !err.empty()) return fail(err);
+  std::string ignored;
+  if (auto err = read_string(doc, "dataschema", false, ignored); !err.empty()) return fail(err);
+  if (doc.contains("data_base64")) return fail("attribute 'data_base64': binary data is not accepted; send 'data'");
+  if (auto it = doc.find("data"); it != doc.end() && !it->is_null()) {
+    if (!it->is_object()) return fail("attribute 'data': must be a JSON object");
+    e.data = std::move(*it);
+  }
+  for (const auto& [name, value] : doc.items()) {
+    if (name == "data") continue;
+    if (!valid_extension_name(name))
+      return fail("attribute '" + printable(name, 64) + "': names must be lower-case letters and digits");
+    if (value.is_object() || value.is_array())
+      return fail("attribute '" + printable(name, 64) + "': must be a string, number or boolean");
+  }
+  r.event = std::move(e);
+  return r;
+}
+
+std::string validate_event(const event& e, const limits& lim) {
+  if (e.id.empty()) return "attribute 'id': required";
+  if (e.source.empty()) return "attribute 'source': required";
+  if (e.type.empty()) return "attribute 'type': required";
+  if (e.subject.empty()) return "attribute 'subject': required";
+  for (auto [name, value] : {std::pair{"id", &e.id}, {"source", &e.source}, {"type", &e.type},
+                             {"subject", &e.subject}, {"causationid", &e.causationid},
+                             {"correlationid", &e.correlationid}})
+  {
+    if (has_control_char(*value)) return std::string("attribute '") + name + "': must not contain control characters";
+    if (!valid_utf8(*value)) return std::string("attribute '") + name + "': must be valid UTF-8";
+  }
+  if (!e.time.empty() && !parse_time(e.time)) return "attribute 'time': must be an RFC 3339 date-time";
+  if (!e.data.is_object()) return "attribute 'data': must be a JSON object";
+  // The envelope is the first level, as in decode_event.
+  if (depth_of(e.data, lim.max_depth) + 1 > lim.max_depth)
+    return "event: nested deeper than " + std::to_string(lim.max_depth) + " levels";
+  try {
+    (void)e.data.dump();
+  } catch (const json::type_error&) {
+    return "attribute 'data': strings must be valid UTF-8";
+  }
+  return {};
+}
+
+json event_to_json(const event& e) {
+  json j = {{"specversion", "1.0"}, {"id", e.id}, {"source", e.source}, {"type", e.type}};
+  if (!e.subject.empty()) j["subject"] = e.subject;
+  if (!e.time.empty()) j["time"] = e.time;
+  j["datacontenttype"] = "application/json";
+  if (!e.causationid.empty()) j["causationid"] = e.causationid;
+  if (!e.correlationid.empty()) j["correlationid"] = e.correlationid;
+  j["data"] = e.data;
+  return j;
+}
+
+std::string encode_event(const event& e) { return event_to_json(e).dump(); }
+
+}  // namespace saga

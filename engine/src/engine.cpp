@@ -1,0 +1,642 @@
+#include "saga/engine.hpp"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "saga/codec.hpp"
+#include "saga/uuid.hpp"
+
+namespace saga {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr std::string_view timer_prefix = "saga.timer.";
+constexpr std::string_view operator_prefix = "saga.operator.";
+constexpr std::size_t dead_letter_payload_max = 64 * 1024;
+
+// An event-level failure: the event is rejected alone, the batch goes on.
+class event_rejected : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+std::string truncate(std::string s) {
+  if (s.size() > dead_letter_payload_max) s.resize(dead_letter_payload_max);
+  return s;
+}
+
+}  // namespace
+
+std::string_view to_string(ack_status s) {
+  switch (s) {
+    case ack_status::accepted: return "accepted";
+    case ack_status::duplicate: return "duplicate";
+    case ack_status::rejected: return "rejected";
+  }
+  return "rejected";
+}
+
+std::string_view to_string(ack_outcome o) {
+  switch (o) {
+    case ack_outcome::transitioned: return "transitioned";
+    case ack_outcome::parked: return "parked";
+    case ack_outcome::ignored: return "ignored";
+    case ack_outcome::none: break;
+  }
+  return "";
+}
+
+json to_json(const ack& a) {
+  json j;
+  j["id"] = a.id.empty() ? json(nullptr) : json(a.id);
+  j["source"] = a.source.empty() ? json(nullptr) : json(a.source);
+  j["status"] = to_string(a.status);
+  j["outcome"] = a.outcome == ack_outcome::none ? json(nullptr) : json(to_string(a.outcome));
+  j["reason"] = a.reason.empty() ? json(nullptr) : json(a.reason);
+  if (a.saga_type.empty())
+    j["saga"] = nullptr;
+  else
+    j["saga"] = {{"type", a.saga_type},
+                 {"id", a.saga_id},
+                 {"state", a.saga_state.empty() ? json(nullptr) : json(a.saga_state)}};
+  return j;
+}
+
+ack ack_from_json(const json& j) {
+  auto str = [&](const json& o, const char* k) {
+    auto it = o.find(k);
+    return it != o.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  ack a;
+  a.id = str(j, "id");
+  a.source = str(j, "source");
+  const auto status = str(j, "status");
+  a.status = status == "accepted" ? ack_status::accepted
+             : status == "duplicate" ? ack_status::duplicate
+                                     : ack_status::rejected;
+  const auto outcome = str(j, "outcome");
+  a.outcome = outcome == "transitioned" ? ack_outcome::transitioned
+              : outcome == "parked"     ? ack_outcome::parked
+              : outcome == "ignored"    ? ack_outcome::ignored
+                                        : ack_outcome::none;
+  a.reason = str(j, "reason");
+  if (auto s = j.find("saga"); s != j.end() && s->is_object()) {
+    a.saga_type = str(*s, "type");
+    a.saga_id = str(*s, "id");
+    a.saga_state = str(*s, "state");
+  }
+  return a;
+}
+
+// Per-batch scratch: the batch's time and the follow-on events to hand to
+// in-process subscribers once the batch has committed.
+struct engine::batch_state {
+  std::int64_t now_ms = 0;
+  std::vector<published_event> emitted;
+};
+
+// Per-definition facts computed once at registration.
+struct engine::definition_entry {
+  std::shared_ptr<const definition> def;
+  // For each state: the event types some state reachable from it takes
+  // (the parking rule: such an event waits instead of being ignored).
+  std::map<std::string, std::set<std::string>, std::less<>> parkable;
+};
+
+engine::engine(store& s, const clock& c, engine_options options)
+    : store_(s), clock_(c), options_(std::move(options)) {}
+
+engine::~engine() = default;
+
+void engine::log(log_level l, std::string_view msg) const {
+  if (options_.log) options_.log(l, msg);
+}
+
+std::string engine::source_for(const definition& d) const {
+  return options_.source.empty() ? "urn:saga:" + d.name() : options_.source;
+}
+
+registration engine::add(std::shared_ptr<const definition> d) {
+  if (!d) throw std::invalid_argument("engine::add: null definition");
+  const graph& g = d->graph();
+  if (by_name_.contains(g.name)) throw std::invalid_argument("definition '" + g.name + "' is already registered");
+  auto problems = check_graph(g);
+  if (!problems.empty()) {
+    std::string all = "definition '" + g.name + "' is invalid: ";
+    for (std::size_t i = 0; i < problems.size(); ++i) all += (i ? "; " : "") + problems[i];
+    throw std::invalid_argument(all);
+  }
+  for (const auto& t : g.consumes) {
+    if (starts_with(t, timer_prefix)) continue;  // timers are routed by their row, not by type
+    if (auto it = by_type_.find(t); it != by_type_.end())
+      throw std::invalid_argument("event type '" + t + "' is consumed by both '" + it->second->def->name() +
+                                  "' and '" + g.name + "'");
+  }
+
+  auto entry = std::make_unique<definition_entry>();
+  entry->def = d;
+  for (const auto& s : g.states) {
+    auto& types = entry->parkable[s];
+    for (const auto& r : reachable_from(g, s))
+      for (const auto& row : g.rows)
+        if (row.source == r) types.insert(row.event);
+  }
+
+  // Store the graph; report what changed since the stored version.
+  registration report;
+  report.name = g.name;
+  report.fingerprint = g.fingerprint;
+  const bool own = !store_.in_transaction();
+  if (own) store_.begin();
+  try {
+    auto stored = store_.load_definition(g.name);
+    if (stored && stored->fingerprint != g.fingerprint) {
+      report.previous_fingerprint = stored->fingerprint;
+      report.changes = diff_graphs(graph_from_json(json::parse(stored->graph)), g);
+      log(log_level::warn, "definition '" + g.name + "' changed (" + stored->fingerprint + " -> " +
+                               g.fingerprint + "): " + std::to_string(report.changes.size()) + " change(s)");
+      for (const auto& c : report.changes) log(log_level::warn, "  " + c);
+    }
+    report.orphaned = store_.instances_outside(g.name, g.states);
+    if (!report.orphaned.empty()) {
+      std::string keys;
+      for (std::size_t i = 0; i < report.orphaned.size() && i < 20; ++i) keys += (i ? ", " : "") + report.orphaned[i];
+      log(log_level::warn, "definition '" + g.name + "': " + std::to_string(report.orphaned.size()) +
+                               " instance(s) in a state it no longer has (left untouched): " + keys);
+    }
+    if (!stored || stored->fingerprint != g.fingerprint)
+      store_.save_definition({g.name, g.fingerprint, to_json(g).dump(), clock_.now_ms()});
+    if (own) store_.commit();
+  } catch (...) {
+    if (own) store_.rollback();
+    throw;
+  }
+
+  const definition_entry* raw = entry.get();
+  for (const auto& t : g.consumes)
+    if (!starts_with(t, timer_prefix)) by_type_[t] = raw;
+  by_name_[g.name] = raw;
+  entries_.push_back(std::move(entry));
+  return report;
+}
+
+const definition* engine::find(std::string_view name) const {
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second->def.get();
+}
+
+std::vector<std::shared_ptr<const definition>> engine::definitions() const {
+  std::vector<std::shared_ptr<const definition>> out;
+  for (const auto& e : entries_) out.push_back(e->def);
+  return out;
+}
+
+void engine::subscribe(std::string type_prefix, subscriber fn) {
+  subscribers_.emplace_back(std::move(type_prefix), std::move(fn));
+}
+
+void engine::on_commit(std::function<void()> fn) { commit_listeners_.push_back(std::move(fn)); }
+
+ack engine::handle(const event& e) { return handle_batch(std::span<const event>(&e, 1)).front(); }
+
+std::vector<ack> engine::handle_batch(std::span<const event> events) {
+  return transact([&](batch_state& b) {
+    std::vector<ack> acks;
+    acks.reserve(events.size());
+    for (const auto& e : events) acks.push_back(guarded(b, &e, [&] { return process_external(e, b); }));
+    return acks;
+  });
+}
+
+std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
+  return transact([&](batch_state& b) {
+    std::vector<ack> acks;
+    acks.reserve(inputs.size());
+    for (const auto& in : inputs) {
+      if (const auto* e = std::get_if<event>(&in))
+        acks.push_back(guarded(b, e, [&] { return process_external(*e, b); }));
+      else
+        acks.push_back(guarded(b, nullptr, [&] {
+          const auto& bad = std::get<invalid_input>(in);
+          return reject(nullptr, &bad, bad.reason, b);
+        }));
+    }
+    return acks;
+  });
+}
+
+engine::joined engine::handle_in_transaction(std::span<const event> events) {
+  if (!store_.in_transaction())
+    throw std::logic_error("engine::handle_in_transaction: the host has not begun a transaction");
+  batch_state b;
+  b.now_ms = clock_.now_ms();
+  joined j;
+  for (const auto& e : events) j.acks.push_back(guarded(b, &e, [&] { return process_external(e, b); }));
+  j.emitted = std::move(b.emitted);
+  return j;
+}
+
+void engine::committed(joined& j) {
+  deliver(j.emitted);
+  j.emitted.clear();
+}
+
+template <class Body>
+auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>())) {
+  batch_state b;
+  b.now_ms = clock_.now_ms();
+  store_.begin();
+  try {
+    auto result = body(b);
+    store_.commit();
+    deliver(b.emitted);
+    return result;
+  } catch (...) {
+    store_.rollback();
+    throw;
+  }
+}
+
+template <class Fn>
+ack engine::guarded(batch_state& b, const event* e, Fn&& fn) {
+  const std::size_t mark = b.emitted.size();
+  store_.savepoint();
+  try {
+    ack a = fn();
+    store_.release_savepoint();
+    return a;
+  } catch (const event_rejected& ex) {
+    // Undo this event's writes only, keep it as a dead letter; the batch goes on.
+    store_.rollback_to_savepoint();
+    b.emitted.resize(mark);
+    return reject(e, nullptr, ex.what(), b);
+  }
+}
+
+void engine::deliver(std::vector<published_event>& emitted) {
+  if (emitted.empty()) return;
+  for (const auto& p : emitted) {
+    for (const auto& [prefix, fn] : subscribers_) {
+      if (!starts_with(p.event.type, prefix)) continue;
+      try {
+        fn(p);
+      } catch (const std::exception& ex) {
+        log(log_level::error, "in-process subscriber failed on " + p.event.type + ": " + ex.what());
+      }
+    }
+  }
+  for (const auto& fn : commit_listeners_) fn();
+}
+
+ack engine::process_external(const event& e, batch_state& b) {
+  if (auto err = validate_event(e, options_.limits); !err.empty()) return reject(&e, nullptr, err, b);
+  if (starts_with(e.type, timer_prefix))
+    return reject(&e, nullptr, "attribute 'type': '" + e.type + "' is internal to the engine", b);
+  return process(e, nullptr, b);
+}
+
+ack engine::reject(const event* e, const invalid_input* bad, std::string reason, batch_state& b) {
+  ack a;
+  a.status = ack_status::rejected;
+  a.reason = reason;
+  dead_letter_record dl;
+  dl.reason = std::move(reason);
+  dl.created_ms = b.now_ms;
+  if (e != nullptr) {
+    a.id = e->id;
+    a.source = e->source;
+    dl.event_id = e->id;
+    dl.source = e->source;
+    dl.type = e->type;
+    dl.subject = e->subject;
+    dl.payload = truncate(encode_event(*e));
+  } else if (bad != nullptr) {
+    a.id = bad->id;
+    a.source = bad->source;
+    dl.event_id = bad->id;
+    dl.source = bad->source;
+    dl.payload = truncate(bad->raw);
+  }
+  store_.add_dead_letter(dl);
+  log(log_level::debug, "rejected " + (a.id.empty() ? std::string("(unparsed input)") : a.id) + ": " + a.reason);
+  return a;
+}
+
+dispatch_output engine::dispatch(const definition& d, std::string_view state, const json* data, const event& e,
+                                 std::int64_t now_ms) {
+  try {
+    return d.dispatch({state, data, e, now_ms});
+  } catch (const std::exception& ex) {
+    throw event_rejected(std::string("definition '") + d.name() + "' could not apply '" + e.type +
+                         "': " + ex.what());
+  }
+}
+
+ack engine::process(const event& e, const definition_entry* target, batch_state& b) {
+  if (auto stored = store_.find_ack(e.source, e.id)) {
+    ack a = ack_from_json(json::parse(*stored));
+    a.status = ack_status::duplicate;
+    return a;
+  }
+  if (starts_with(e.type, operator_prefix)) return process_operator(e, b);
+
+  const definition_entry* entry = target;
+  if (entry == nullptr) {
+    auto it = by_type_.find(e.type);
+    if (it == by_type_.end())
+      return reject(&e, nullptr, "attribute 'type': no definition consumes '" + e.type + "'", b);
+    entry = it->second;
+  }
+  const definition& d = *entry->def;
+  const std::string& key = e.subject;
+  auto inst = store_.load_instance(d.name(), key);
+
+  ack a;
+  a.id = e.id;
+  a.source = e.source;
+  a.status = ack_status::accepted;
+  a.saga_type = d.name();
+  a.saga_id = key;
+
+  if (!inst && !d.graph().starts_with(e.type)) {
+    park(*entry, key, nullptr, e, b);
+    a.outcome = ack_outcome::parked;
+    store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
+    return a;
+  }
+
+  const std::string state = inst ? inst->state : d.graph().initial;
+  json data;
+  if (inst) data = json::parse(inst->data);
+  dispatch_output out;
+  out = dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected: see guarded()
+
+  if (!out.handled) {
+    a.saga_state = inst ? inst->state : std::string();
+    if (parkable(*entry, state, e.type)) {
+      park(*entry, key, inst ? &*inst : nullptr, e, b);
+      a.outcome = ack_outcome::parked;
+    } else {
+      a.outcome = ack_outcome::ignored;
+      if (inst) record_history(d, *inst, e, state, state, "ignored", b);
+    }
+    store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
+    return a;
+  }
+
+  instance_record rec = apply(d, key, inst ? &*inst : nullptr, e, std::move(out), b);
+  retry_parked(*entry, rec, b);
+  a.outcome = ack_outcome::transitioned;
+  a.saga_state = rec.state;
+  store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
+  return a;
+}
+
+bool engine::parkable(const definition_entry& entry, std::string_view state, std::string_view type) const {
+  auto it = entry.parkable.find(state);
+  return it != entry.parkable.end() && it->second.contains(std::string(type));
+}
+
+void engine::park(const definition_entry& entry, const std::string& key, const instance_record* inst,
+                  const event& e, batch_state& b) {
+  const definition& d = *entry.def;
+  const auto count = store_.count_parked(d.name(), key);
+  if (count >= static_cast<std::int64_t>(options_.park_limit))
+    throw event_rejected("saga '" + d.name() + "/" + key + "' already has " + std::to_string(count) +
+                         " parked events (the limit)");
+  parked_record p;
+  p.definition = d.name();
+  p.key = key;
+  p.event_id = e.id;
+  p.source = e.source;
+  p.type = e.type;
+  p.payload = encode_event(e);
+  p.parked_ms = b.now_ms;
+  store_.park(p);
+  if (inst) record_history(d, *inst, e, inst->state, inst->state, "parked", b);
+}
+
+void engine::record_history(const definition& d, const instance_record& inst, const event& e,
+                            const std::string& from, const std::string& to, std::string_view outcome,
+                            batch_state& b) {
+  history_record h;
+  h.definition = d.name();
+  h.key = inst.key;
+  h.version = inst.version;
+  h.event_id = e.id;
+  h.event_source = e.source;
+  h.event_type = e.type;
+  h.event_time = e.time;
+  h.event_data = e.data.dump();
+  h.from_state = from;
+  h.to_state = to;
+  h.outcome = std::string(outcome);
+  h.recorded_ms = b.now_ms;
+  store_.append_history(h);
+}
+
+instance_record engine::apply(const definition& d, const std::string& key, const instance_record* inst,
+                              const event& e, dispatch_output out, batch_state& b) {
+  instance_record rec;
+  if (inst) {
+    rec = *inst;
+  } else {
+    rec.definition = d.name();
+    rec.key = key;
+    rec.correlation_id = e.id;
+    rec.created_ms = b.now_ms;
+    rec.state_since_ms = b.now_ms;
+    rec.state = d.graph().initial;
+  }
+  const std::string from = rec.state;
+  rec.version += 1;
+  if (out.state != rec.state) rec.state_since_ms = b.now_ms;
+  rec.state = std::move(out.state);
+  rec.data = out.data.dump();
+  rec.fingerprint = d.graph().fingerprint;
+  rec.updated_ms = b.now_ms;
+  store_.save_instance(rec);
+  record_history(d, rec, e, from, rec.state, "transitioned", b);
+
+  const std::string source = source_for(d);
+  const std::string time = format_time(b.now_ms);
+  for (auto& em : out.intents.emits) {
+    published_event p;
+    p.event.id = make_uuid_v7(b.now_ms);
+    p.event.source = source;
+    p.event.type = std::move(em.type);
+    p.event.subject = key;
+    p.event.time = time;
+    p.event.data = std::move(em.data);
+    p.event.causationid = e.id;
+    p.event.correlationid = rec.correlation_id;
+    outbox_record o;
+    o.event_id = p.event.id;
+    o.type = p.event.type;
+    o.definition = d.name();
+    o.key = key;
+    o.payload = encode_event(p.event);
+    o.created_ms = b.now_ms;
+    p.sequence = store_.append_outbox(o);
+    b.emitted.push_back(std::move(p));
+  }
+  for (const auto& t : out.intents.timers) {
+    if (t.arm)
+      store_.arm_timer(d.name(), key, t.name, t.due_ms);
+    else
+      store_.disarm_timer(d.name(), key, t.name);
+  }
+  return rec;
+}
+
+// After a transition, parked events are tried again in arrival order until
+// none applies; those no reachable state takes any more become ignored.
+void engine::retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b) {
+  const definition& d = *entry.def;
+  bool progressed = true;
+  while (progressed) {
+    progressed = false;
+    for (const auto& p : store_.parked_of(d.name(), rec.key)) {
+      auto decoded = decode_event(p.payload, limits{SIZE_MAX, 1 << 20});
+      if (!decoded) {
+        store_.remove_parked(p.id);
+        continue;
+      }
+      const event& e = *decoded.event;
+      json data = json::parse(rec.data);
+      dispatch_output out;
+      try {
+        out = dispatch(d, rec.state, &data, e, b.now_ms);
+      } catch (const event_rejected& ex) {
+        // Its data never fitted the definition: out of the parking, into the dead letters.
+        store_.remove_parked(p.id);
+        record_history(d, rec, e, rec.state, rec.state, "rejected", b);
+        reject(&e, nullptr, ex.what(), b);
+        continue;
+      }
+      if (out.handled) {
+        store_.remove_parked(p.id);
+        rec = apply(d, rec.key, &rec, e, std::move(out), b);
+        progressed = true;
+        break;
+      }
+      if (!parkable(entry, rec.state, e.type)) {
+        store_.remove_parked(p.id);
+        record_history(d, rec, e, rec.state, rec.state, "ignored", b);
+      }
+    }
+  }
+}
+
+ack engine::process_operator(const event& e, batch_state& b) {
+  const std::string action(e.type.substr(operator_prefix.size()));
+  if (action != "abort" && action != "resolve")
+    return reject(&e, nullptr, "attribute 'type': unknown operator action '" + e.type + "'", b);
+
+  // Which saga: data.saga_type names the definition; without it the key must
+  // belong to exactly one definition's saga.
+  const definition_entry* entry = nullptr;
+  std::optional<instance_record> inst;
+  const std::string wanted = e.data.value("saga_type", std::string());
+  for (const auto& candidate : entries_) {
+    if (!wanted.empty() && candidate->def->name() != wanted) continue;
+    if (auto found = store_.load_instance(candidate->def->name(), e.subject)) {
+      if (inst)
+        return reject(&e, nullptr,
+                      "subject '" + e.subject + "' names sagas of several definitions; set data.saga_type", b);
+      inst = std::move(found);
+      entry = candidate.get();
+    }
+  }
+  if (!inst) return reject(&e, nullptr, "no saga with id '" + e.subject + "'", b);
+  const definition& d = *entry->def;
+  const graph& g = d.graph();
+
+  std::string to;
+  if (action == "abort") {
+    if (g.abort_state.empty())
+      return reject(&e, nullptr, "definition '" + d.name() + "' has no abort state", b);
+    if (g.is_terminal(inst->state))
+      return reject(&e, nullptr, "saga is in terminal state '" + inst->state + "': nothing to abort", b);
+    to = g.abort_state;
+  } else {
+    to = e.data.value("to", std::string());
+    if (g.attention_state.empty() || inst->state != g.attention_state)
+      return reject(&e, nullptr,
+                    "resolve applies only to a saga in '" +
+                        (g.attention_state.empty() ? std::string("(none)") : g.attention_state) +
+                        "', this one is in '" + inst->state + "'",
+                    b);
+    if (std::find(g.resolution_targets.begin(), g.resolution_targets.end(), to) == g.resolution_targets.end())
+      return reject(&e, nullptr, "data 'to': '" + to + "' is not a resolution target of '" + d.name() + "'", b);
+  }
+
+  json data = json::parse(inst->data);
+  dispatch_output out;
+  try {
+    out = d.operator_action({inst->state, &data, e, b.now_ms}, action, to);
+  } catch (const std::exception& ex) {
+    return reject(&e, nullptr, std::string("operator action failed: ") + ex.what(), b);
+  }
+  out.handled = true;
+  instance_record rec = apply(d, e.subject, &*inst, e, std::move(out), b);
+  retry_parked(*entry, rec, b);
+  ack a;
+  a.id = e.id;
+  a.source = e.source;
+  a.status = ack_status::accepted;
+  a.outcome = ack_outcome::transitioned;
+  a.saga_type = d.name();
+  a.saga_id = e.subject;
+  a.saga_state = rec.state;
+  store_.insert_inbox({e.source, e.id, d.name(), e.subject, to_json(a).dump(), b.now_ms});
+  return a;
+}
+
+std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_t limit) {
+  return transact([&](batch_state& b) {
+    std::vector<fired_timer> fired;
+    for (const auto& t : store_.due_timers(now_ms, limit)) {
+      auto it = by_name_.find(t.definition);
+      if (it == by_name_.end()) continue;  // a definition this engine does not run
+      event e;
+      // Derived from the saga, the timer and its generation: firing twice is a
+      // duplicate; a re-armed timer is a new event.
+      e.id = "timer:" + t.definition + ":" + t.key + ":" + t.name + ":" + std::to_string(t.generation);
+      e.source = source_for(*it->second->def);
+      e.type = std::string(timer_prefix) + t.name;
+      e.subject = t.key;
+      e.time = format_time(t.due_ms);
+      e.data = {{"timer", t.name}, {"due", e.time}, {"generation", t.generation}};
+      store_.disarm_timer(t.definition, t.key, t.name);  // before dispatch: an action may re-arm it
+      fired.push_back({t, guarded(b, &e, [&] { return process(e, it->second, b); })});
+    }
+    return fired;
+  });
+}
+
+std::size_t engine::expire_parked(std::int64_t now_ms, std::size_t limit) {
+  return transact([&](batch_state& b) {
+    std::size_t moved = 0;
+    for (const auto& p : store_.orphaned_parked(now_ms - options_.park_expiry_ms, limit)) {
+      dead_letter_record dl;
+      dl.event_id = p.event_id;
+      dl.source = p.source;
+      dl.type = p.type;
+      dl.subject = p.key;
+      dl.reason = "parked for saga '" + p.definition + "/" + p.key + "', which never started";
+      dl.payload = p.payload;
+      dl.created_ms = b.now_ms;
+      store_.add_dead_letter(dl);
+      store_.remove_parked(p.id);
+      ++moved;
+    }
+    return moved;
+  });
+}
+
+}  // namespace saga

@@ -1,0 +1,209 @@
+#include "saga/graph.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <cstdio>
+#include <deque>
+#include <set>
+
+
+
+namespace saga {
+namespace {
+
+bool contains(const std::vector<std::string>& v, std::string_view s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+std::string row_text(const graph_row& r) {
+  std::string s = r.source + " --" + r.event;
+  if (!r.guard.empty()) s += " [" + r.guard + "]";
+  s += "--> " + (r.internal ? std::string("(internal)") : r.target);
+  if (!r.action.empty()) s += " / " + r.action;
+  return s;
+}
+
+// DOT needs quotes escaped; names here are identifiers, but guard and action
+// texts may hold any character.
+std::string dot_quote(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + '"';
+}
+
+std::string mermaid_id(std::string_view s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
+  return out;
+}
+
+std::string mermaid_label(std::string_view s) {
+  std::string out;
+  for (char c : s) out += (c == ':' || c == ';' || c == '#' || c == '"' ? ' ' : c);
+  return out;
+}
+
+}  // namespace
+
+bool graph::has_state(std::string_view s) const { return contains(states, s); }
+bool graph::is_terminal(std::string_view s) const { return contains(terminal, s); }
+bool graph::consumes_type(std::string_view t) const { return contains(consumes, t); }
+bool graph::starts_with(std::string_view t) const { return contains(starts, t); }
+
+std::string compute_fingerprint(const graph& g) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 0x100000001b3ULL;
+    }
+    h ^= 0xff;  // field separator
+    h *= 0x100000001b3ULL;
+  };
+  mix(g.name);
+  for (const auto& s : g.states) mix(s);
+  for (const auto& r : g.rows) mix(row_text(r));
+  for (const auto& t : g.consumes) mix(t);
+  for (const auto& t : g.starts) mix(t);
+  for (const auto& t : g.terminal) mix(t);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::vector<std::string> reachable_from(const graph& g, std::string_view from) {
+  std::vector<std::string> seen;
+  std::deque<std::string> todo{std::string(from)};
+  while (!todo.empty()) {
+    const std::string s = todo.front();
+    todo.pop_front();
+    for (const auto& r : g.rows) {
+      if (r.source != s || r.internal) continue;
+      if (!contains(seen, r.target)) {
+        seen.push_back(r.target);
+        todo.push_back(r.target);
+      }
+    }
+  }
+  return seen;
+}
+
+std::vector<std::string> check_graph(const graph& g) {
+  std::vector<std::string> problems;
+  auto reachable = reachable_from(g, g.initial);
+  for (const auto& s : g.states)
+    if (s != g.initial && !contains(reachable, s)) problems.push_back("unreachable state '" + s + "'");
+  for (const auto& s : g.states) {
+    const bool leaves = std::any_of(g.rows.begin(), g.rows.end(), [&](const graph_row& r) {
+      return r.source == s && !r.internal && r.target != s;
+    });
+    if (g.is_terminal(s) && leaves) problems.push_back("terminal state '" + s + "' has a transition out");
+    if (!g.is_terminal(s) && !leaves) problems.push_back("state '" + s + "' is not terminal and has no way out");
+  }
+  for (const auto& t : g.terminal)
+    if (!g.has_state(t)) problems.push_back("terminal state '" + t + "' is not in the table");
+  for (const auto& t : g.consumes) {
+    const bool used = std::any_of(g.rows.begin(), g.rows.end(), [&](const graph_row& r) { return r.event == t; });
+    if (!used) problems.push_back("consumed event type '" + t + "' is used by no row");
+  }
+  for (const auto& r : g.rows)
+    if (!g.consumes_type(r.event))
+      problems.push_back("event type '" + r.event + "' of a row is not in the consumed types");
+  for (const auto& t : g.starts)
+    if (!g.consumes_type(t)) problems.push_back("starting event type '" + t + "' is not consumed");
+  if (!g.abort_state.empty() && !g.has_state(g.abort_state))
+    problems.push_back("abort state '" + g.abort_state + "' is not in the table");
+  for (const auto& t : g.resolution_targets)
+    if (!g.has_state(t)) problems.push_back("resolution target '" + t + "' is not in the table");
+  return problems;
+}
+
+std::vector<std::string> diff_graphs(const graph& before, const graph& after) {
+  std::vector<std::string> out;
+  for (const auto& s : before.states)
+    if (!after.has_state(s)) out.push_back("state removed: " + s);
+  for (const auto& s : after.states)
+    if (!before.has_state(s)) out.push_back("state added: " + s);
+  for (const auto& r : before.rows)
+    if (std::find(after.rows.begin(), after.rows.end(), r) == after.rows.end())
+      out.push_back("row removed: " + row_text(r));
+  for (const auto& r : after.rows)
+    if (std::find(before.rows.begin(), before.rows.end(), r) == before.rows.end())
+      out.push_back("row added: " + row_text(r));
+  return out;
+}
+
+std::string to_dot(const graph& g) {
+  std::string out = "digraph " + dot_quote(g.name) + " {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
+  for (const auto& s : g.states) {
+    out += "  " + dot_quote(s);
+    if (s == g.initial)
+      out += " [shape=circle, label=\"\", width=0.25, style=filled, fillcolor=black]";
+    else if (g.is_terminal(s))
+      out += " [peripheries=2]";
+    out += ";\n";
+  }
+  for (const auto& r : g.rows) {
+    std::string label = r.event;
+    if (!r.guard.empty()) label += "\n[" + r.guard + "]";
+    if (!r.action.empty()) label += "\n/ " + r.action;
+    out += "  " + dot_quote(r.source) + " -> " + dot_quote(r.target) + " [label=" + dot_quote(label);
+    if (r.internal) out += ", style=dashed";
+    out += "];\n";
+  }
+  out += "}\n";
+  return out;
+}
+
+std::string to_mermaid(const graph& g) {
+  std::string out = "stateDiagram-v2\n";
+  for (const auto& s : g.states)
+    if (s != g.initial) out += "  state \"" + mermaid_label(s) + "\" as " + mermaid_id(s) + "\n";
+  for (const auto& r : g.rows) {
+    const std::string src = r.source == g.initial ? "[*]" : mermaid_id(r.source);
+    std::string label = r.event;
+    if (!r.guard.empty()) label += " [" + r.guard + "]";
+    if (r.internal) label += " (internal)";
+    out += "  " + src + " --> " + mermaid_id(r.target) + " : " + mermaid_label(label) + "\n";
+  }
+  for (const auto& t : g.terminal) out += "  " + mermaid_id(t) + " --> [*]\n";
+  return out;
+}
+
+nlohmann::json to_json(const graph& g) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& r : g.rows)
+    rows.push_back({{"source", r.source}, {"event", r.event}, {"target", r.target}, {"action", r.action},
+                    {"guard", r.guard}, {"internal", r.internal}});
+  return {{"name", g.name},         {"states", g.states},
+          {"initial", g.initial},   {"terminal", g.terminal},
+          {"rows", rows},           {"consumes", g.consumes},
+          {"starts", g.starts},     {"timers", g.timers},
+          {"abort_state", g.abort_state}, {"attention_state", g.attention_state},
+          {"resolution_targets", g.resolution_targets}, {"fingerprint", g.fingerprint}};
+}
+
+graph graph_from_json(const nlohmann::json& j) {
+  graph g;
+  g.name = j.value("name", "");
+  g.states = j.value("states", std::vector<std::string>{});
+  g.initial = j.value("initial", "");
+  g.terminal = j.value("terminal", std::vector<std::string>{});
+  for (const auto& r : j.value("rows", nlohmann::json::array()))
+    g.rows.push_back({r.value("source", ""), r.value("event", ""), r.value("target", ""), r.value("action", ""),
+                      r.value("guard", ""), r.value("internal", false)});
+  g.consumes = j.value("consumes", std::vector<std::string>{});
+  g.starts = j.value("starts", std::vector<std::string>{});
+  g.timers = j.value("timers", std::vector<std::string>{});
+  g.abort_state = j.value("abort_state", "");
+  g.attention_state = j.value("attention_state", "");
+  g.resolution_targets = j.value("resolution_targets", std::vector<std::string>{});
+  g.fingerprint = j.value("fingerprint", "");
+  return g;
+}
+
+}  // namespace saga

@@ -1,0 +1,287 @@
+// The order workflow of DESIGN.md, row by row, through the scenario harness
+// (a real engine over a real SQLite file with a manual clock).
+
+#include "definitions/order_lifecycle.hpp"
+
+#include <chrono>
+
+#include <doctest/doctest.h>
+
+#include "saga/sqlite/store.hpp"
+#include "saga/testing/scenario.hpp"
+
+using namespace std::chrono_literals;
+using saga::ack_outcome;
+using saga::ack_status;
+using saga::testing::scenario;
+
+namespace {
+
+nlohmann::json order_data(const std::string& id = "o-1") {
+  return {{"order_id", id},
+          {"amount", 4200},
+          {"currency", "EUR"},
+          {"customer_id", "c-7"},
+          {"items", {{{"sku", "SKU-1"}, {"qty", 2}}}}};
+}
+
+// A scenario for order o-1, already placed.
+struct placed_order : scenario {
+  placed_order() : scenario(saga::definitions::order_lifecycle(), "o-1") {
+    given({make("order.placed", order_data())});
+  }
+};
+
+// Walks the saga to `state` along the happy path.
+void walk_to(scenario& s, const std::string& state) {
+  const std::vector<std::pair<std::string, std::string>> path = {
+      {"placed", "order.placed"},          {"paid", "payment.succeeded"},     {"awaiting_shipment", "inventory.reserved"},
+      {"shipped", "shipment.dispatched"},  {"delivering", "delivery.started"}, {"done", "delivery.confirmed"}};
+  for (const auto& [st, type] : path) {
+    s.given({s.make(type, type == "order.placed" ? order_data() : nlohmann::json::object())});
+    if (st == state) return;
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("order_lifecycle") {
+  TEST_CASE("the happy path ends in done with exactly the table's follow-on events, in order") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "done");
+    CHECK(s.state() == "done");
+    const auto outbox = s.outbox();
+    std::vector<std::string> types;
+    for (const auto& e : outbox) types.push_back(e.type);
+    CHECK(types == std::vector<std::string>{"payment.requested", "inventory.reservation.requested",
+                                            "shipment.requested", "order.shipped", "order.out_for_delivery",
+                                            "order.completed"});
+    for (const auto& e : outbox) {
+      CAPTURE(e.type);
+      CHECK(e.data.at("order_id") == "o-1");
+      CHECK(e.data.at("amount") == 4200);
+      CHECK(e.data.at("currency") == "EUR");
+      CHECK(e.data.at("customer_id") == "c-7");
+      CHECK(e.data.at("items") == order_data().at("items"));
+      CHECK(e.subject == "o-1");
+      CHECK(e.source == "urn:saga:order_lifecycle");
+      CHECK(e.id.size() == 36);
+      CHECK(e.id[14] == '7');  // UUIDv7
+      CHECK(e.correlationid == "test-1");  // the order.placed that started the saga
+      CHECK_FALSE(e.causationid.empty());
+    }
+    CHECK(outbox[1].causationid == "test-2");  // payment.succeeded caused the reservation request
+    CHECK(s.armed_timers().empty());
+  }
+
+  TEST_CASE("order.placed creates the saga, requests payment and arms the payment timeout") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    s.when(s.make("order.placed", order_data()))
+        .expect_outcome(ack_outcome::transitioned)
+        .expect_state("placed")
+        .expect_emitted({"payment.requested"})
+        .expect_timers({"payment_timeout"});
+    CHECK(s.last_ack().saga_type == "order_lifecycle");
+    CHECK(s.last_ack().saga_id == "o-1");
+    CHECK(s.last_ack().saga_state == "placed");
+  }
+
+  TEST_CASE("order.placed without an amount is rejected with the reason") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    s.when(s.make("order.placed", {{"currency", "EUR"}}));
+    CHECK(s.last_ack().status == ack_status::rejected);
+    CHECK(s.last_ack().reason.find("amount") != std::string::npos);
+    CHECK(s.state().empty());
+  }
+
+  TEST_CASE("placed: payment.succeeded pays the order and disarms the payment timeout") {
+    placed_order s;
+    s.when(s.make("payment.succeeded"))
+        .expect_state("paid")
+        .expect_emitted({"inventory.reservation.requested"})
+        .expect_timers({});
+  }
+
+  TEST_CASE("placed: payment.failed cancels the order") {
+    placed_order s;
+    s.when(s.make("payment.failed")).expect_state("cancelled").expect_emitted({"order.cancelled"}).expect_timers({});
+  }
+
+  TEST_CASE("placed: order.cancel.requested cancels the order") {
+    placed_order s;
+    s.when(s.make("order.cancel.requested"))
+        .expect_state("cancelled")
+        .expect_emitted({"order.cancelled"})
+        .expect_timers({});
+  }
+
+  TEST_CASE("placed: the payment timeout fires after 15 minutes and cancels the order") {
+    placed_order s;
+    s.advance(14min).expect_state("placed").expect_emitted({});
+    s.advance(1min).expect_state("cancelled").expect_emitted({"order.cancelled"});
+    CHECK(s.last_ack().outcome == ack_outcome::transitioned);
+  }
+
+  TEST_CASE("placed: payment at 14:59 means the payment timeout never fires") {
+    placed_order s;
+    s.advance(14min + 59s);
+    s.when(s.make("payment.succeeded")).expect_state("paid");
+    s.advance(10min).expect_state("paid").expect_emitted({});
+  }
+
+  TEST_CASE("a payment timeout that fires after the saga moved on is recorded as ignored") {
+    placed_order s;
+    // Arm it again by hand, as if an old timer row had survived the move.
+    s.when(s.make("payment.succeeded")).expect_state("paid");
+    s.store().begin();
+    s.store().arm_timer("order_lifecycle", "o-1", "payment_timeout", s.clock().now_ms() + 1000);
+    s.store().commit();
+    s.advance(2s).expect_state("paid").expect_emitted({}).expect_outcome(ack_outcome::ignored);
+  }
+
+  TEST_CASE("paid: inventory.reserved requests the shipment and arms the shipment deadline") {
+    placed_order s;
+    walk_to(s, "paid");
+    s.when(s.make("inventory.reserved"))
+        .expect_state("awaiting_shipment")
+        .expect_emitted({"shipment.requested"})
+        .expect_timers({"shipment_deadline"});
+  }
+
+  TEST_CASE("paid: inventory.unavailable starts a refund with attempt 1") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "paid");
+    s.when(s.make("inventory.unavailable")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    const auto e = s.emitted().front();
+    CHECK(e.data.at("attempt") == 1);
+    CHECK(e.data.at("refund_id") == "o-1:refund");
+    CHECK(e.data.at("amount") == 4200);
+  }
+
+  TEST_CASE("paid: order.cancel.requested starts a refund") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "paid");
+    s.when(s.make("order.cancel.requested")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+  }
+
+  TEST_CASE("awaiting_shipment: order.cancel.requested refunds and releases the stock") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "awaiting_shipment");
+    s.when(s.make("order.cancel.requested"))
+        .expect_state("refunding")
+        .expect_emitted({"payment.refund.requested", "inventory.release.requested"})
+        .expect_timers({});
+  }
+
+  TEST_CASE("awaiting_shipment: the shipment deadline reports the order overdue after 48 hours") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "awaiting_shipment");
+    s.advance(47h).expect_emitted({});
+    s.advance(1h).expect_state("awaiting_shipment").expect_emitted({"order.shipment.overdue"});
+    s.when(s.make("shipment.dispatched")).expect_state("shipped").expect_emitted({"order.shipped"});
+  }
+
+  TEST_CASE("awaiting_shipment: shipment.dispatched ships the order") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "awaiting_shipment");
+    s.when(s.make("shipment.dispatched")).expect_state("shipped").expect_emitted({"order.shipped"}).expect_timers({});
+  }
+
+  TEST_CASE("shipped: delivery.started puts the order out for delivery") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "shipped");
+    s.when(s.make("delivery.started")).expect_state("delivering").expect_emitted({"order.out_for_delivery"});
+  }
+
+  TEST_CASE("delivering: delivery.confirmed completes the order") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "delivering");
+    s.when(s.make("delivery.confirmed")).expect_state("done").expect_emitted({"order.completed"});
+  }
+
+  TEST_CASE("delivering: delivery.failed starts a refund") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "delivering");
+    s.when(s.make("delivery.failed")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+  }
+
+  TEST_CASE("refunding: a late inventory.reserved is released again") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "paid");
+    s.given({s.make("order.cancel.requested")});
+    s.when(s.make("inventory.reserved")).expect_state("refunding").expect_emitted({"inventory.release.requested"});
+  }
+
+  TEST_CASE("refunding: payment.refunded cancels the order") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "paid");
+    s.given({s.make("inventory.unavailable")});
+    s.when(s.make("payment.refunded")).expect_state("cancelled").expect_emitted({"order.cancelled"});
+  }
+
+  TEST_CASE("refunding: a failed refund is retried with the same refund_id twice, then needs attention") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "paid");
+    s.given({s.make("inventory.unavailable")});
+    s.when(s.make("payment.refund.failed")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    CHECK(s.emitted().front().data.at("attempt") == 2);
+    CHECK(s.emitted().front().data.at("refund_id") == "o-1:refund");
+    s.when(s.make("payment.refund.failed")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    CHECK(s.emitted().front().data.at("attempt") == 3);
+    CHECK(s.emitted().front().data.at("refund_id") == "o-1:refund");
+    s.when(s.make("payment.refund.failed")).expect_state("needs_attention").expect_emitted({"order.needs_attention"});
+  }
+
+  TEST_CASE("shipped, delivering and done answer order.cancel.rejected and stay where they are") {
+    for (const std::string state : {"shipped", "delivering", "done"}) {
+      CAPTURE(state);
+      scenario s(saga::definitions::order_lifecycle(), "o-1");
+      walk_to(s, state);
+      s.when(s.make("order.cancel.requested")).expect_state(state).expect_emitted({"order.cancel.rejected"});
+    }
+  }
+
+  TEST_CASE("terminal states take nothing that would leave them") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "placed");
+    s.given({s.make("payment.failed")});
+    for (const std::string type : {"payment.succeeded", "inventory.reserved", "delivery.confirmed"}) {
+      s.when(s.make(type)).expect_state("cancelled").expect_emitted({}).expect_outcome(ack_outcome::ignored);
+    }
+  }
+
+  TEST_CASE("a duplicate of every event type has no effect and gets the original ack") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    std::vector<saga::event> events = {s.make("order.placed", order_data()), s.make("payment.succeeded"),
+                                       s.make("inventory.reserved"),         s.make("shipment.dispatched"),
+                                       s.make("delivery.started"),           s.make("delivery.confirmed")};
+    for (const auto& e : events) {
+      CAPTURE(e.type);
+      s.when(e);
+      const auto original = s.last_ack();
+      const auto outbox_before = s.outbox().size();
+      const auto version_before = s.data();
+      s.when(e);
+      CHECK(s.last_ack().status == ack_status::duplicate);
+      CHECK(s.last_ack().outcome == original.outcome);
+      CHECK(s.last_ack().saga_state == original.saga_state);
+      CHECK(s.emitted().empty());
+      CHECK(s.outbox().size() == outbox_before);
+    }
+    CHECK(s.state() == "done");
+  }
+
+  TEST_CASE("the graph has the table's states and the three terminal states") {
+    auto d = saga::definitions::order_lifecycle();
+    const auto& g = d->graph();
+    CHECK(g.name == "order_lifecycle");
+    CHECK(g.initial == "new");
+    for (const char* st : {"placed", "paid", "awaiting_shipment", "shipped", "delivering", "done", "cancelled",
+                           "refunding", "needs_attention"})
+      CHECK(g.has_state(st));
+    CHECK(g.terminal == std::vector<std::string>{"done", "cancelled", "needs_attention"});
+    CHECK(g.timers == std::vector<std::string>{"payment_timeout", "shipment_deadline"});
+    CHECK(saga::check_graph(g).empty());
+    CHECK(g.fingerprint.size() == 16);
+  }
+}
