@@ -46,7 +46,7 @@ void walk_to(scenario& s, const std::string& state) {
 }  // namespace
 
 TEST_SUITE("order_lifecycle") {
-  TEST_CASE("the happy path ends in done with exactly the table's follow-on events, in order") {
+  TEST_CASE("the happy path ends in done with exactly the table's follow-on events in order") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "done");
     CHECK(s.state() == "done");
@@ -74,7 +74,7 @@ TEST_SUITE("order_lifecycle") {
     CHECK(s.armed_timers().empty());
   }
 
-  TEST_CASE("order.placed creates the saga, requests payment and arms the payment timeout") {
+  TEST_CASE("order.placed creates the saga - requests payment and arms the payment timeout") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     s.when(s.make("order.placed", order_data()))
         .expect_outcome(ack_outcome::transitioned)
@@ -219,7 +219,7 @@ TEST_SUITE("order_lifecycle") {
     s.when(s.make("payment.refunded")).expect_state("cancelled").expect_emitted({"order.cancelled"});
   }
 
-  TEST_CASE("refunding: a failed refund is retried with the same refund_id twice, then needs attention") {
+  TEST_CASE("refunding: a failed refund is retried with the same refund_id twice then needs attention") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "paid");
     s.given({s.make("inventory.unavailable")});
@@ -232,7 +232,7 @@ TEST_SUITE("order_lifecycle") {
     s.when(s.make("payment.refund.failed")).expect_state("needs_attention").expect_emitted({"order.needs_attention"});
   }
 
-  TEST_CASE("shipped, delivering and done answer order.cancel.rejected and stay where they are") {
+  TEST_CASE("shipped and delivering and done answer order.cancel.rejected and stay where they are") {
     for (const std::string state : {"shipped", "delivering", "done"}) {
       CAPTURE(state);
       scenario s(saga::definitions::order_lifecycle(), "o-1");

@@ -144,7 +144,7 @@ std::string add_error(const std::shared_ptr<const saga::definition>& d) {
 }  // namespace
 
 TEST_SUITE("graph") {
-  TEST_CASE("the graph comes from the transition table, rows in table order") {
+  TEST_CASE("the graph comes from the transition table with rows in table order") {
     auto d = dsl::make_definition<v1>();
     const auto& g = d->graph();
     CHECK(g.states == std::vector<std::string>{"new", "a", "b", "c"});

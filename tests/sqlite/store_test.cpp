@@ -208,7 +208,7 @@ TEST_SUITE("sqlite_store") {
     CHECK_FALSE(fs::exists(dir.file("missing.db")));
   }
 
-  TEST_CASE("the synchronous option accepts FULL, NORMAL and OFF only") {
+  TEST_CASE("the synchronous option accepts FULL and NORMAL and OFF only") {
     temp_dir dir;
     auto o = at(dir.file());
     o.synchronous = "EXTRA";

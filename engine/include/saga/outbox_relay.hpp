@@ -1,0 +1,54 @@
+#pragma once
+// saga::outbox_relay — publishes committed outbox rows and marks them
+// published (the transactional outbox's second half).
+//
+// drain() hands every unpublished row to the publisher in sequence order and
+// marks each published only after the publisher took it, in one store
+// transaction per chunk: a crash in between publishes those rows again on
+// restart (at-least-once; subscribers deduplicate by sequence). On start,
+// drain() publishes whatever was committed but not yet published.
+//
+// prune() deletes published rows older than the retention and inbox rows
+// older than the dedup window. Sequences are never reused (AUTOINCREMENT).
+//
+// Thread-safety: one thread at a time; give the relay its own store
+// (connection) when it runs beside an engine on another thread.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "saga/clock.hpp"
+#include "saga/publisher.hpp"
+#include "saga/store.hpp"
+
+namespace saga {
+
+struct relay_options {
+  std::size_t chunk = 1000;                             // rows per read and per mark transaction
+  std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;  // published outbox rows kept
+  std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;  // inbox rows kept
+};
+
+class outbox_relay {
+ public:
+  outbox_relay(store& s, publisher& p, const clock& c, relay_options o = {});
+
+  // Publishes all unpublished rows; returns how many. Throws what the store
+  // or the publisher threw, after marking what was published before.
+  std::size_t drain();
+
+  // Deletes what retention and the dedup window allow; returns rows deleted.
+  std::int64_t prune();
+
+  // The highest sequence published by anyone (0 when none).
+  std::int64_t last_published() const { return last_published_; }
+
+ private:
+  store& store_;
+  publisher& publisher_;
+  const clock& clock_;
+  relay_options options_;
+  std::int64_t last_published_ = -1;  // -1: not read from the store yet
+};
+
+}  // namespace saga

@@ -1,0 +1,37 @@
+// Prints a compiled definition's graph as Graphviz DOT, Mermaid or JSON:
+//   saga-graph order_lifecycle --format mermaid
+// (sagactl graph reads the same graph from a database instead.)
+
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "definitions/account_lockout.hpp"
+#include "definitions/order_lifecycle.hpp"
+#include "definitions/payment_notice.hpp"
+#include "saga/graph.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Prints a compiled workflow definition's graph"};
+  std::string name;
+  std::string format = "dot";
+  app.add_option("definition", name, "order_lifecycle, payment_notice or account_lockout")
+      ->required()
+      ->check(CLI::IsMember({"order_lifecycle", "payment_notice", "account_lockout"}));
+  app.add_option("--format", format, "dot, mermaid or json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dot", "mermaid", "json"}));
+  CLI11_PARSE(app, argc, argv);
+
+  auto d = name == "order_lifecycle"  ? saga::definitions::order_lifecycle()
+           : name == "payment_notice" ? saga::definitions::payment_notice()
+                                      : saga::definitions::account_lockout();
+  const auto& g = d->graph();
+  if (format == "dot")
+    std::cout << saga::to_dot(g);
+  else if (format == "mermaid")
+    std::cout << saga::to_mermaid(g);
+  else
+    std::cout << saga::to_json(g).dump(2) << "\n";
+  return 0;
+}

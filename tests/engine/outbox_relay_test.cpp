@@ -1,0 +1,132 @@
+// The outbox relay over the real SQLite store: order, marking after the
+// publisher took a row, resuming after a failure or a restart, pruning.
+
+#include "saga/outbox_relay.hpp"
+
+#include <stdexcept>
+
+#include <doctest/doctest.h>
+
+#include "definitions/order_lifecycle.hpp"
+#include "saga/engine.hpp"
+#include "saga/sqlite/store.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+// Records what it was handed; fails on the n-th publish when asked to.
+class recording_publisher : public saga::publisher {
+ public:
+  void publish(const saga::outbox_record& r) override {
+    if (fail_at > 0 && ++calls == fail_at) throw std::runtime_error("transport down");
+    sequences.push_back(r.sequence);
+    types.push_back(r.type);
+  }
+  int fail_at = 0;
+  int calls = 0;
+  std::vector<std::int64_t> sequences;
+  std::vector<std::string> types;
+};
+
+saga::event placed(const std::string& order) {
+  saga::event e;
+  e.id = "placed-" + order;
+  e.source = "urn:test";
+  e.type = "order.placed";
+  e.subject = order;
+  e.data = {{"order_id", order}, {"amount", 10}, {"currency", "EUR"}};
+  return e;
+}
+
+saga::event paid(const std::string& order) {
+  saga::event e = placed(order);
+  e.id = "paid-" + order;
+  e.type = "payment.succeeded";
+  e.data = nlohmann::json::object();
+  return e;
+}
+
+}  // namespace
+
+TEST_SUITE("outbox_relay") {
+  TEST_CASE("a relay publishes committed rows in sequence order and marks them published") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    for (int i = 0; i < 5; ++i) eng.handle(placed("o" + std::to_string(i)));
+    eng.handle(paid("o0"));
+    recording_publisher pub;
+    saga::relay_options o;
+    o.chunk = 2;  // several chunks
+    saga::outbox_relay relay(st, pub, clock, o);
+    CHECK(relay.drain() == 6);
+    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2, 3, 4, 5, 6});
+    CHECK(pub.types.back() == "inventory.reservation.requested");
+    CHECK(st.unpublished(0, 100).empty());
+    CHECK(st.last_published_sequence() == 6);
+    CHECK(relay.drain() == 0);
+  }
+
+  TEST_CASE("a relay resumes after the last published sequence when the publisher failed midway") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    for (int i = 0; i < 4; ++i) eng.handle(placed("o" + std::to_string(i)));
+    recording_publisher pub;
+    pub.fail_at = 3;
+    saga::outbox_relay relay(st, pub, clock);
+    CHECK_THROWS_AS(relay.drain(), std::runtime_error);
+    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2});
+    CHECK(st.last_published_sequence() == 2);  // only what the publisher took
+    CHECK(st.unpublished(0, 100).size() == 2);
+    pub.fail_at = 0;
+    CHECK(relay.drain() == 2);
+    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2, 3, 4});
+  }
+
+  TEST_CASE("a new relay publishes what was committed but not published before a restart") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    {
+      saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
+      saga::engine eng(st, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      for (int i = 0; i < 3; ++i) eng.handle(placed("o" + std::to_string(i)));
+    }
+    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
+    recording_publisher pub;
+    saga::outbox_relay relay(st, pub, clock);
+    CHECK(relay.drain() == 3);
+    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2, 3});
+  }
+
+  TEST_CASE("pruning deletes old published rows and inbox rows and never reuses a sequence") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    eng.handle(placed("o1"));
+    recording_publisher pub;
+    saga::outbox_relay relay(st, pub, clock);
+    relay.drain();
+    clock.advance(std::chrono::hours(24 * 8));
+    eng.handle(placed("o2"));  // unpublished: must survive pruning
+    CHECK(relay.prune() == 2);  // one outbox row, one inbox row
+    CHECK(st.first_retained_sequence() == 2);
+    CHECK(st.find_ack("urn:test", "placed-o1") == std::nullopt);
+    relay.drain();
+    CHECK(relay.prune() == 0);
+    clock.advance(std::chrono::hours(24 * 8));
+    CHECK(relay.prune() == 2);
+    CHECK(st.first_retained_sequence() == 0);
+    eng.handle(placed("o3"));
+    relay.drain();
+    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2, 3});
+    CHECK(st.last_published_sequence() == 3);
+  }
+}

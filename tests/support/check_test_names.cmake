@@ -1,0 +1,12 @@
+# cmake -P: fails when a doctest TEST_CASE or TEST_SUITE name holds ',' or ';'.
+file(GLOB_RECURSE sources ${DIR}/*.cpp)
+set(bad "")
+foreach(f ${sources})
+  file(STRINGS ${f} lines REGEX "TEST_(CASE|SUITE)\\(\"[^\"]*[,;]")
+  foreach(l ${lines})
+    string(APPEND bad "${f}: ${l}\n")
+  endforeach()
+endforeach()
+if(bad)
+  message(FATAL_ERROR "test names must not contain ',' or ';' (doctest filters split on them):\n${bad}")
+endif()
