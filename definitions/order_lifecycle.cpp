@@ -20,11 +20,11 @@ struct order_data {
   std::string currency;
   std::string customer_id;
   nlohmann::json items = nlohmann::json::array();
-  std::string refund_id;     // stable across refund retries
-  int refund_attempt = 0;    // attempt number of the last refund request
+  std::string refund_id;   // stable across refund retries
+  int refund_attempt = 0;  // attempt number of the last refund request
 };
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(order_data, order_id, amount, currency, customer_id,
-                                                items, refund_id, refund_attempt)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(order_data, order_id, amount, currency, customer_id, items,
+                                                refund_id, refund_attempt)
 
 // ---- events -------------------------------------------------------------------
 
@@ -114,7 +114,8 @@ struct refund_request {
   }
 };
 
-using request_refund = dsl::actions<next_refund_attempt, dsl::emit<"payment.refund.requested", refund_request>>;
+using request_refund =
+    dsl::actions<next_refund_attempt, dsl::emit<"payment.refund.requested", refund_request>>;
 
 // ---- the machine -------------------------------------------------------------
 
@@ -153,9 +154,10 @@ struct order_machine : dsl::machine<order_machine, order_data> {
   >;
   // clang-format on
 
-  using consumes = dsl::types<order_placed, payment_succeeded, payment_failed, payment_timeout, cancel_requested,
-                              inventory_reserved, inventory_unavailable, shipment_dispatched, delivery_started,
-                              delivery_confirmed, delivery_failed, payment_refunded, refund_failed, shipment_deadline>;
+  using consumes =
+      dsl::types<order_placed, payment_succeeded, payment_failed, payment_timeout, cancel_requested,
+                 inventory_reserved, inventory_unavailable, shipment_dispatched, delivery_started,
+                 delivery_confirmed, delivery_failed, payment_refunded, refund_failed, shipment_deadline>;
   using starts = dsl::types<order_placed>;
   using terminal = dsl::types<done, cancelled, needs_attention>;
   using abort_state = cancelled;

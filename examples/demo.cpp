@@ -23,15 +23,17 @@ namespace {
 std::vector<std::string> path_for(std::mt19937& rng) {
   std::uniform_int_distribution<int> pick(0, 99);
   const int p = pick(rng);
-  if (p < 60) return {"order.placed", "payment.succeeded", "inventory.reserved", "shipment.dispatched",
-                      "delivery.started", "delivery.confirmed"};
+  if (p < 60)
+    return {"order.placed",        "payment.succeeded", "inventory.reserved",
+            "shipment.dispatched", "delivery.started",  "delivery.confirmed"};
   if (p < 70) return {"order.placed", "payment.failed"};
   if (p < 78) return {"order.placed", "order.cancel.requested"};
   if (p < 86) return {"order.placed", "payment.succeeded", "inventory.unavailable", "payment.refunded"};
-  if (p < 94) return {"order.placed", "payment.succeeded", "inventory.reserved", "shipment.dispatched",
-                      "delivery.started", "delivery.failed", "payment.refunded"};
-  return {"order.placed", "payment.succeeded", "inventory.unavailable", "payment.refund.failed",
-          "payment.refund.failed", "payment.refund.failed"};
+  if (p < 94)
+    return {"order.placed",     "payment.succeeded", "inventory.reserved", "shipment.dispatched",
+            "delivery.started", "delivery.failed",   "payment.refunded"};
+  return {"order.placed",          "payment.succeeded",     "inventory.unavailable",
+          "payment.refund.failed", "payment.refund.failed", "payment.refund.failed"};
 }
 
 }  // namespace
@@ -45,7 +47,9 @@ int main(int argc, char** argv) {
   app.add_option("--db", db, "SQLite database file (recreated)")->capture_default_str();
   app.add_option("--orders", orders, "how many orders")->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--seed", seed, "seed of the generator")->capture_default_str();
-  app.add_option("--batch", batch, "events per transaction")->capture_default_str()->check(CLI::Range(1, 4096));
+  app.add_option("--batch", batch, "events per transaction")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -72,7 +76,10 @@ int main(int argc, char** argv) {
         e.subject = id;
         e.time = saga::format_time(clock.now_ms());
         if (type == "order.placed")
-          e.data = {{"order_id", id}, {"amount", 1000 + i}, {"currency", "EUR"}, {"customer_id", "c-" + std::to_string(i % 17)},
+          e.data = {{"order_id", id},
+                    {"amount", 1000 + i},
+                    {"currency", "EUR"},
+                    {"customer_id", "c-" + std::to_string(i % 17)},
                     {"items", {{{"sku", "SKU-" + std::to_string(i % 5)}, {"qty", 1 + i % 3}}}}};
         stream.push_back(e);
         if (rng() % 10 == 0) stream.push_back(e);  // delivered twice
@@ -100,7 +107,8 @@ int main(int argc, char** argv) {
       ++states[r ? r->state : "(none)"];
     }
     std::cout << "saga demo: " << orders << " orders, " << stream.size() << " events in " << secs << " s ("
-              << static_cast<long>(stream.size() / secs) << " events/s, batches of " << batch << ") on " << db << "\n\n";
+              << static_cast<long>(stream.size() / secs) << " events/s, batches of " << batch << ") on " << db
+              << "\n\n";
     std::cout << "acks:\n";
     for (const auto& [k, n] : outcomes) std::cout << "  " << k << ": " << n << "\n";
     std::cout << "follow-on events:\n";

@@ -159,7 +159,8 @@ std::string read_string(const json& doc, const char* name, bool required, std::s
   if (!it->is_string()) return std::string("attribute '") + name + "': must be a string";
   const auto& s = it->get_ref<const std::string&>();
   if (required && s.empty()) return std::string("attribute '") + name + "': must not be empty";
-  if (has_control_char(s)) return std::string("attribute '") + name + "': must not contain control characters";
+  if (has_control_char(s))
+    return std::string("attribute '") + name + "': must not contain control characters";
   out = s;
   return {};
 }
@@ -221,7 +222,8 @@ std::optional<std::int64_t> parse_time(std::string_view s) {
   const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
   if (!ymd.ok()) return std::nullopt;
   const auto days_since = sys_days{ymd}.time_since_epoch().count();
-  const std::int64_t secs = days_since * 86400LL + h * 3600LL + mi * 60LL + std::min(se, 59) - offset_min * 60;
+  const std::int64_t secs =
+      days_since * 86400LL + h * 3600LL + mi * 60LL + std::min(se, 59) - offset_min * 60;
   return secs * 1000 + frac_ms;
 }
 
@@ -290,7 +292,8 @@ decode_result decode_event(std::string_view text, const limits& lim) {
   if (auto err = read_string(doc, "correlationid", false, e.correlationid); !err.empty()) return fail(err);
   std::string ignored;
   if (auto err = read_string(doc, "dataschema", false, ignored); !err.empty()) return fail(err);
-  if (doc.contains("data_base64")) return fail("attribute 'data_base64': binary data is not accepted; send 'data'");
+  if (doc.contains("data_base64"))
+    return fail("attribute 'data_base64': binary data is not accepted; send 'data'");
   if (auto it = doc.find("data"); it != doc.end() && !it->is_null()) {
     if (!it->is_object()) return fail("attribute 'data': must be a JSON object");
     e.data = std::move(*it);
@@ -311,11 +314,14 @@ std::string validate_event(const event& e, const limits& lim) {
   if (e.source.empty()) return "attribute 'source': required";
   if (e.type.empty()) return "attribute 'type': required";
   if (e.subject.empty()) return "attribute 'subject': required";
-  for (auto [name, value] : {std::pair{"id", &e.id}, {"source", &e.source}, {"type", &e.type},
-                             {"subject", &e.subject}, {"causationid", &e.causationid},
-                             {"correlationid", &e.correlationid}})
-  {
-    if (has_control_char(*value)) return std::string("attribute '") + name + "': must not contain control characters";
+  for (auto [name, value] : {std::pair{"id", &e.id},
+                             {"source", &e.source},
+                             {"type", &e.type},
+                             {"subject", &e.subject},
+                             {"causationid", &e.causationid},
+                             {"correlationid", &e.correlationid}}) {
+    if (has_control_char(*value))
+      return std::string("attribute '") + name + "': must not contain control characters";
     if (!valid_utf8(*value)) return std::string("attribute '") + name + "': must be valid UTF-8";
   }
   if (!e.time.empty() && !parse_time(e.time)) return "attribute 'time': must be an RFC 3339 date-time";
@@ -342,6 +348,8 @@ json event_to_json(const event& e) {
   return j;
 }
 
-std::string encode_event(const event& e) { return event_to_json(e).dump(); }
+std::string encode_event(const event& e) {
+  return event_to_json(e).dump();
+}
 
 }  // namespace saga

@@ -22,7 +22,9 @@ class event_rejected : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 
 std::string truncate(std::string s) {
   if (s.size() > dead_letter_payload_max) s.resize(dead_letter_payload_max);
@@ -33,19 +35,26 @@ std::string truncate(std::string s) {
 
 std::string_view to_string(ack_status s) {
   switch (s) {
-    case ack_status::accepted: return "accepted";
-    case ack_status::duplicate: return "duplicate";
-    case ack_status::rejected: return "rejected";
+    case ack_status::accepted:
+      return "accepted";
+    case ack_status::duplicate:
+      return "duplicate";
+    case ack_status::rejected:
+      return "rejected";
   }
   return "rejected";
 }
 
 std::string_view to_string(ack_outcome o) {
   switch (o) {
-    case ack_outcome::transitioned: return "transitioned";
-    case ack_outcome::parked: return "parked";
-    case ack_outcome::ignored: return "ignored";
-    case ack_outcome::none: break;
+    case ack_outcome::transitioned:
+      return "transitioned";
+    case ack_outcome::parked:
+      return "parked";
+    case ack_outcome::ignored:
+      return "ignored";
+    case ack_outcome::none:
+      break;
   }
   return "";
 }
@@ -75,7 +84,7 @@ ack ack_from_json(const json& j) {
   a.id = str(j, "id");
   a.source = str(j, "source");
   const auto status = str(j, "status");
-  a.status = status == "accepted" ? ack_status::accepted
+  a.status = status == "accepted"    ? ack_status::accepted
              : status == "duplicate" ? ack_status::duplicate
                                      : ack_status::rejected;
   const auto outcome = str(j, "outcome");
@@ -123,7 +132,8 @@ std::string engine::source_for(const definition& d) const {
 registration engine::add(std::shared_ptr<const definition> d) {
   if (!d) throw std::invalid_argument("engine::add: null definition");
   const graph& g = d->graph();
-  if (by_name_.contains(g.name)) throw std::invalid_argument("definition '" + g.name + "' is already registered");
+  if (by_name_.contains(g.name))
+    throw std::invalid_argument("definition '" + g.name + "' is already registered");
   auto problems = check_graph(g);
   if (!problems.empty()) {
     std::string all = "definition '" + g.name + "' is invalid: ";
@@ -164,7 +174,8 @@ registration engine::add(std::shared_ptr<const definition> d) {
     report.orphaned = store_.instances_outside(g.name, g.states);
     if (!report.orphaned.empty()) {
       std::string keys;
-      for (std::size_t i = 0; i < report.orphaned.size() && i < 20; ++i) keys += (i ? ", " : "") + report.orphaned[i];
+      for (std::size_t i = 0; i < report.orphaned.size() && i < 20; ++i)
+        keys += (i ? ", " : "") + report.orphaned[i];
       log(log_level::warn, "definition '" + g.name + "': " + std::to_string(report.orphaned.size()) +
                                " instance(s) in a state it no longer has (left untouched): " + keys);
     }
@@ -199,9 +210,13 @@ void engine::subscribe(std::string type_prefix, subscriber fn) {
   subscribers_.emplace_back(std::move(type_prefix), std::move(fn));
 }
 
-void engine::on_commit(std::function<void()> fn) { commit_listeners_.push_back(std::move(fn)); }
+void engine::on_commit(std::function<void()> fn) {
+  commit_listeners_.push_back(std::move(fn));
+}
 
-ack engine::handle(const event& e) { return handle_batch(std::span<const event>(&e, 1)).front(); }
+ack engine::handle(const event& e) {
+  return handle_batch(std::span<const event>(&e, 1)).front();
+}
 
 std::vector<ack> engine::handle_batch(std::span<const event> events) {
   return transact([&](batch_state& b) {
@@ -322,12 +337,13 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
     dl.payload = truncate(bad->raw);
   }
   store_.add_dead_letter(dl);
-  log(log_level::debug, "rejected " + (a.id.empty() ? std::string("(unparsed input)") : a.id) + ": " + a.reason);
+  log(log_level::debug,
+      "rejected " + (a.id.empty() ? std::string("(unparsed input)") : a.id) + ": " + a.reason);
   return a;
 }
 
-dispatch_output engine::dispatch(const definition& d, std::string_view state, const json* data, const event& e,
-                                 std::int64_t now_ms) {
+dispatch_output engine::dispatch(const definition& d, std::string_view state, const json* data,
+                                 const event& e, std::int64_t now_ms) {
   try {
     return d.dispatch({state, data, e, now_ms});
   } catch (const std::exception& ex) {
@@ -547,7 +563,8 @@ ack engine::process_operator(const event& e, batch_state& b) {
     if (auto found = store_.load_instance(candidate->def->name(), e.subject)) {
       if (inst)
         return reject(&e, nullptr,
-                      "subject '" + e.subject + "' names sagas of several definitions; set data.saga_type", b);
+                      "subject '" + e.subject + "' names sagas of several definitions; set data.saga_type",
+                      b);
       inst = std::move(found);
       entry = candidate.get();
     }
@@ -572,7 +589,8 @@ ack engine::process_operator(const event& e, batch_state& b) {
                         "', this one is in '" + inst->state + "'",
                     b);
     if (std::find(g.resolution_targets.begin(), g.resolution_targets.end(), to) == g.resolution_targets.end())
-      return reject(&e, nullptr, "data 'to': '" + to + "' is not a resolution target of '" + d.name() + "'", b);
+      return reject(&e, nullptr, "data 'to': '" + to + "' is not a resolution target of '" + d.name() + "'",
+                    b);
   }
 
   json data = json::parse(inst->data);

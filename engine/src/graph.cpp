@@ -7,8 +7,6 @@
 #include <deque>
 #include <set>
 
-
-
 namespace saga {
 namespace {
 
@@ -49,10 +47,18 @@ std::string mermaid_label(std::string_view s) {
 
 }  // namespace
 
-bool graph::has_state(std::string_view s) const { return contains(states, s); }
-bool graph::is_terminal(std::string_view s) const { return contains(terminal, s); }
-bool graph::consumes_type(std::string_view t) const { return contains(consumes, t); }
-bool graph::starts_with(std::string_view t) const { return contains(starts, t); }
+bool graph::has_state(std::string_view s) const {
+  return contains(states, s);
+}
+bool graph::is_terminal(std::string_view s) const {
+  return contains(terminal, s);
+}
+bool graph::consumes_type(std::string_view t) const {
+  return contains(consumes, t);
+}
+bool graph::starts_with(std::string_view t) const {
+  return contains(starts, t);
+}
 
 std::string compute_fingerprint(const graph& g) {
   std::uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
@@ -102,12 +108,14 @@ std::vector<std::string> check_graph(const graph& g) {
       return r.source == s && !r.internal && r.target != s;
     });
     if (g.is_terminal(s) && leaves) problems.push_back("terminal state '" + s + "' has a transition out");
-    if (!g.is_terminal(s) && !leaves) problems.push_back("state '" + s + "' is not terminal and has no way out");
+    if (!g.is_terminal(s) && !leaves)
+      problems.push_back("state '" + s + "' is not terminal and has no way out");
   }
   for (const auto& t : g.terminal)
     if (!g.has_state(t)) problems.push_back("terminal state '" + t + "' is not in the table");
   for (const auto& t : g.consumes) {
-    const bool used = std::any_of(g.rows.begin(), g.rows.end(), [&](const graph_row& r) { return r.event == t; });
+    const bool used =
+        std::any_of(g.rows.begin(), g.rows.end(), [&](const graph_row& r) { return r.event == t; });
     if (!used) problems.push_back("consumed event type '" + t + "' is used by no row");
   }
   for (const auto& r : g.rows)
@@ -138,7 +146,8 @@ std::vector<std::string> diff_graphs(const graph& before, const graph& after) {
 }
 
 std::string to_dot(const graph& g) {
-  std::string out = "digraph " + dot_quote(g.name) + " {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
+  std::string out =
+      "digraph " + dot_quote(g.name) + " {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
   for (const auto& s : g.states) {
     out += "  " + dot_quote(s);
     if (s == g.initial)
@@ -177,14 +186,24 @@ std::string to_mermaid(const graph& g) {
 nlohmann::json to_json(const graph& g) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& r : g.rows)
-    rows.push_back({{"source", r.source}, {"event", r.event}, {"target", r.target}, {"action", r.action},
-                    {"guard", r.guard}, {"internal", r.internal}});
-  return {{"name", g.name},         {"states", g.states},
-          {"initial", g.initial},   {"terminal", g.terminal},
-          {"rows", rows},           {"consumes", g.consumes},
-          {"starts", g.starts},     {"timers", g.timers},
-          {"abort_state", g.abort_state}, {"attention_state", g.attention_state},
-          {"resolution_targets", g.resolution_targets}, {"fingerprint", g.fingerprint}};
+    rows.push_back({{"source", r.source},
+                    {"event", r.event},
+                    {"target", r.target},
+                    {"action", r.action},
+                    {"guard", r.guard},
+                    {"internal", r.internal}});
+  return {{"name", g.name},
+          {"states", g.states},
+          {"initial", g.initial},
+          {"terminal", g.terminal},
+          {"rows", rows},
+          {"consumes", g.consumes},
+          {"starts", g.starts},
+          {"timers", g.timers},
+          {"abort_state", g.abort_state},
+          {"attention_state", g.attention_state},
+          {"resolution_targets", g.resolution_targets},
+          {"fingerprint", g.fingerprint}};
 }
 
 graph graph_from_json(const nlohmann::json& j) {
@@ -194,8 +213,8 @@ graph graph_from_json(const nlohmann::json& j) {
   g.initial = j.value("initial", "");
   g.terminal = j.value("terminal", std::vector<std::string>{});
   for (const auto& r : j.value("rows", nlohmann::json::array()))
-    g.rows.push_back({r.value("source", ""), r.value("event", ""), r.value("target", ""), r.value("action", ""),
-                      r.value("guard", ""), r.value("internal", false)});
+    g.rows.push_back({r.value("source", ""), r.value("event", ""), r.value("target", ""),
+                      r.value("action", ""), r.value("guard", ""), r.value("internal", false)});
   g.consumes = j.value("consumes", std::vector<std::string>{});
   g.starts = j.value("starts", std::vector<std::string>{});
   g.timers = j.value("timers", std::vector<std::string>{});

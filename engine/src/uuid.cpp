@@ -62,7 +62,8 @@ std::string make_uuid_v7(std::int64_t unix_ms) {
 
 std::string make_uuid_v7() {
   using namespace std::chrono;
-  return make_uuid_v7(duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+  return make_uuid_v7(
+      duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count());
 }
 
 }  // namespace saga

@@ -11,14 +11,14 @@
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <CLI/CLI.hpp>
 
 #include "definitions/order_lifecycle.hpp"
+#include "saga/codec.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/uuid.hpp"
-#include "saga/codec.hpp"
 
 namespace {
 
@@ -26,11 +26,13 @@ class order_service {
  public:
   explicit order_service(const std::string& path)
       : db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), store_(db_), engine_(store_, clock_) {
-    db_.exec("CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, customer TEXT, amount INTEGER, "
-             "currency TEXT, created TEXT)");
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, customer TEXT, amount INTEGER, "
+        "currency TEXT, created TEXT)");
     engine_.add(saga::definitions::order_lifecycle());
     engine_.subscribe("payment.", [](const saga::published_event& p) {
-      std::cout << "  -> after commit: " << p.event.type << " #" << p.sequence << " for " << p.event.subject << "\n";
+      std::cout << "  -> after commit: " << p.event.type << " #" << p.sequence << " for " << p.event.subject
+                << "\n";
     });
   }
 
@@ -38,7 +40,8 @@ class order_service {
   // simulates a failure after both writes: the host rolls everything back.
   bool place_order(const std::string& id, std::int64_t amount, bool fail_after_saga) {
     SQLite::Transaction tx(db_, SQLite::TransactionBehavior::IMMEDIATE);
-    SQLite::Statement insert(db_, "INSERT INTO orders (id, customer, amount, currency, created) VALUES (?, ?, ?, ?, ?)");
+    SQLite::Statement insert(
+        db_, "INSERT INTO orders (id, customer, amount, currency, created) VALUES (?, ?, ?, ?, ?)");
     const auto now = saga::format_time(clock_.now_ms());
     insert.bind(1, id);
     insert.bind(2, "customer-1");
@@ -53,7 +56,10 @@ class order_service {
     placed.type = "order.placed";
     placed.subject = id;
     placed.time = now;
-    placed.data = {{"order_id", id}, {"amount", amount}, {"currency", "EUR"}, {"customer_id", "customer-1"},
+    placed.data = {{"order_id", id},
+                   {"amount", amount},
+                   {"currency", "EUR"},
+                   {"customer_id", "customer-1"},
                    {"items", {{{"sku", "BOOK-1"}, {"qty", 1}}}}};
     auto joined = engine_.handle_in_transaction(std::span<const saga::event>(&placed, 1));
     const auto& ack = joined.acks.front();
@@ -68,11 +74,13 @@ class order_service {
   }
 
   void report() {
-    SQLite::Statement q(db_, "SELECT o.id, o.amount, i.state FROM orders o "
-                             "LEFT JOIN instances i ON i.definition = 'order_lifecycle' AND i.key = o.id ORDER BY o.id");
+    SQLite::Statement q(
+        db_,
+        "SELECT o.id, o.amount, i.state FROM orders o "
+        "LEFT JOIN instances i ON i.definition = 'order_lifecycle' AND i.key = o.id ORDER BY o.id");
     while (q.executeStep())
-      std::cout << "  order " << q.getColumn(0).getString() << " amount " << q.getColumn(1).getInt64() << " saga "
-                << (q.getColumn(2).isNull() ? "(none)" : q.getColumn(2).getString()) << "\n";
+      std::cout << "  order " << q.getColumn(0).getString() << " amount " << q.getColumn(1).getInt64()
+                << " saga " << (q.getColumn(2).isNull() ? "(none)" : q.getColumn(2).getString()) << "\n";
   }
 
  private:

@@ -45,13 +45,7 @@ struct locked_account : account {
 };
 
 saga::event operator_abort(const scenario& s) {
-  saga::event e;
-  e.id = "op-1";
-  e.source = "urn:saga:operator";
-  e.type = "saga.operator.abort";
-  e.subject = s.key();
-  e.data = {{"reason", "customer called"}, {"operator", "tester"}};
-  return e;
+  return s.make_operator("abort", {{"reason", "customer called"}, {"operator", "tester"}});
 }
 
 }  // namespace

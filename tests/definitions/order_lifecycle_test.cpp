@@ -34,9 +34,12 @@ struct placed_order : scenario {
 
 // Walks the saga to `state` along the happy path.
 void walk_to(scenario& s, const std::string& state) {
-  const std::vector<std::pair<std::string, std::string>> path = {
-      {"placed", "order.placed"},          {"paid", "payment.succeeded"},     {"awaiting_shipment", "inventory.reserved"},
-      {"shipped", "shipment.dispatched"},  {"delivering", "delivery.started"}, {"done", "delivery.confirmed"}};
+  const std::vector<std::pair<std::string, std::string>> path = {{"placed", "order.placed"},
+                                                                 {"paid", "payment.succeeded"},
+                                                                 {"awaiting_shipment", "inventory.reserved"},
+                                                                 {"shipped", "shipment.dispatched"},
+                                                                 {"delivering", "delivery.started"},
+                                                                 {"done", "delivery.confirmed"}};
   for (const auto& [st, type] : path) {
     s.given({s.make(type, type == "order.placed" ? order_data() : nlohmann::json::object())});
     if (st == state) return;
@@ -66,7 +69,7 @@ TEST_SUITE("order_lifecycle") {
       CHECK(e.subject == "o-1");
       CHECK(e.source == "urn:saga:order_lifecycle");
       CHECK(e.id.size() == 36);
-      CHECK(e.id[14] == '7');  // UUIDv7
+      CHECK(e.id[14] == '7');              // UUIDv7
       CHECK(e.correlationid == "test-1");  // the order.placed that started the saga
       CHECK_FALSE(e.causationid.empty());
     }
@@ -104,7 +107,10 @@ TEST_SUITE("order_lifecycle") {
 
   TEST_CASE("placed: payment.failed cancels the order") {
     placed_order s;
-    s.when(s.make("payment.failed")).expect_state("cancelled").expect_emitted({"order.cancelled"}).expect_timers({});
+    s.when(s.make("payment.failed"))
+        .expect_state("cancelled")
+        .expect_emitted({"order.cancelled"})
+        .expect_timers({});
   }
 
   TEST_CASE("placed: order.cancel.requested cancels the order") {
@@ -151,7 +157,9 @@ TEST_SUITE("order_lifecycle") {
   TEST_CASE("paid: inventory.unavailable starts a refund with attempt 1") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "paid");
-    s.when(s.make("inventory.unavailable")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    s.when(s.make("inventory.unavailable"))
+        .expect_state("refunding")
+        .expect_emitted({"payment.refund.requested"});
     const auto e = s.emitted().front();
     CHECK(e.data.at("attempt") == 1);
     CHECK(e.data.at("refund_id") == "o-1:refund");
@@ -161,7 +169,9 @@ TEST_SUITE("order_lifecycle") {
   TEST_CASE("paid: order.cancel.requested starts a refund") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "paid");
-    s.when(s.make("order.cancel.requested")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    s.when(s.make("order.cancel.requested"))
+        .expect_state("refunding")
+        .expect_emitted({"payment.refund.requested"});
   }
 
   TEST_CASE("awaiting_shipment: order.cancel.requested refunds and releases the stock") {
@@ -184,7 +194,10 @@ TEST_SUITE("order_lifecycle") {
   TEST_CASE("awaiting_shipment: shipment.dispatched ships the order") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "awaiting_shipment");
-    s.when(s.make("shipment.dispatched")).expect_state("shipped").expect_emitted({"order.shipped"}).expect_timers({});
+    s.when(s.make("shipment.dispatched"))
+        .expect_state("shipped")
+        .expect_emitted({"order.shipped"})
+        .expect_timers({});
   }
 
   TEST_CASE("shipped: delivery.started puts the order out for delivery") {
@@ -209,7 +222,9 @@ TEST_SUITE("order_lifecycle") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "paid");
     s.given({s.make("order.cancel.requested")});
-    s.when(s.make("inventory.reserved")).expect_state("refunding").expect_emitted({"inventory.release.requested"});
+    s.when(s.make("inventory.reserved"))
+        .expect_state("refunding")
+        .expect_emitted({"inventory.release.requested"});
   }
 
   TEST_CASE("refunding: payment.refunded cancels the order") {
@@ -223,13 +238,19 @@ TEST_SUITE("order_lifecycle") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "paid");
     s.given({s.make("inventory.unavailable")});
-    s.when(s.make("payment.refund.failed")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    s.when(s.make("payment.refund.failed"))
+        .expect_state("refunding")
+        .expect_emitted({"payment.refund.requested"});
     CHECK(s.emitted().front().data.at("attempt") == 2);
     CHECK(s.emitted().front().data.at("refund_id") == "o-1:refund");
-    s.when(s.make("payment.refund.failed")).expect_state("refunding").expect_emitted({"payment.refund.requested"});
+    s.when(s.make("payment.refund.failed"))
+        .expect_state("refunding")
+        .expect_emitted({"payment.refund.requested"});
     CHECK(s.emitted().front().data.at("attempt") == 3);
     CHECK(s.emitted().front().data.at("refund_id") == "o-1:refund");
-    s.when(s.make("payment.refund.failed")).expect_state("needs_attention").expect_emitted({"order.needs_attention"});
+    s.when(s.make("payment.refund.failed"))
+        .expect_state("needs_attention")
+        .expect_emitted({"order.needs_attention"});
   }
 
   TEST_CASE("shipped and delivering and done answer order.cancel.rejected and stay where they are") {
@@ -276,8 +297,8 @@ TEST_SUITE("order_lifecycle") {
     const auto& g = d->graph();
     CHECK(g.name == "order_lifecycle");
     CHECK(g.initial == "new");
-    for (const char* st : {"placed", "paid", "awaiting_shipment", "shipped", "delivering", "done", "cancelled",
-                           "refunding", "needs_attention"})
+    for (const char* st : {"placed", "paid", "awaiting_shipment", "shipped", "delivering", "done",
+                           "cancelled", "refunding", "needs_attention"})
       CHECK(g.has_state(st));
     CHECK(g.terminal == std::vector<std::string>{"done", "cancelled", "needs_attention"});
     CHECK(g.timers == std::vector<std::string>{"payment_timeout", "shipment_deadline"});

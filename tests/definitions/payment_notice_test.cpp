@@ -43,13 +43,7 @@ struct overdue_notice : created_notice {
 };
 
 saga::event operator_abort(const scenario& s) {
-  saga::event e;
-  e.id = "op-1";
-  e.source = "urn:saga:operator";
-  e.type = "saga.operator.abort";
-  e.subject = s.key();
-  e.data = {{"reason", "test"}, {"operator", "tester"}};
-  return e;
+  return s.make_operator("abort", {{"reason", "test"}, {"operator", "tester"}});
 }
 
 }  // namespace

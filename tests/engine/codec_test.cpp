@@ -28,7 +28,9 @@ json valid_doc() {
               {"data", {{"order_id", "order-42"}, {"amount", 1250}, {"currency", "EUR"}}}};
 }
 
-saga::decode_result decode(const json& doc) { return saga::decode_event(doc.dump()); }
+saga::decode_result decode(const json& doc) {
+  return saga::decode_event(doc.dump());
+}
 
 // A doc with `key` set to `value` (or removed when value is discarded).
 json with(std::string_view key, json value) {
@@ -50,8 +52,12 @@ json nested_objects(int levels) {
   return inner;
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
-bool contains(std::string_view s, std::string_view part) { return s.find(part) != std::string_view::npos; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+bool contains(std::string_view s, std::string_view part) {
+  return s.find(part) != std::string_view::npos;
+}
 
 saga::event full_event() {
   saga::event e;
@@ -148,7 +154,8 @@ TEST_SUITE("codec") {
   }
 
   TEST_CASE("an optional attribute set to null is treated as absent") {
-    for (const char* name : {"time", "datacontenttype", "causationid", "correlationid", "dataschema", "data"}) {
+    for (const char* name :
+         {"time", "datacontenttype", "causationid", "correlationid", "dataschema", "data"}) {
       CAPTURE(name);
       auto r = decode(with(name, nullptr));
       REQUIRE_MESSAGE(r, r.error);
@@ -185,7 +192,8 @@ TEST_SUITE("codec") {
   }
 
   TEST_CASE("a string in data may hold escaped control characters and any unicode") {
-    auto r = decode(with("data", {{"note", std::string("line1\nline2\ttab \x01 caf\xc3\xa9 \xf0\x9f\x98\x80")}}));
+    auto r =
+        decode(with("data", {{"note", std::string("line1\nline2\ttab \x01 caf\xc3\xa9 \xf0\x9f\x98\x80")}}));
     REQUIRE_MESSAGE(r, r.error);
     CHECK(r.event->data.at("note") == std::string("line1\nline2\ttab \x01 caf\xc3\xa9 \xf0\x9f\x98\x80"));
   }
@@ -318,7 +326,8 @@ TEST_SUITE("codec") {
   }
 
   TEST_CASE("the same key in sibling objects is not a duplicate") {
-    auto r = saga::decode_event(raw_with(R"("data":{"a":{"id":1},"b":{"id":2},"items":[{"id":1},{"id":2}]},)"));
+    auto r =
+        saga::decode_event(raw_with(R"("data":{"a":{"id":1},"b":{"id":2},"items":[{"id":1},{"id":2}]},)"));
     CHECK_MESSAGE(r, r.error);
   }
 
@@ -654,7 +663,8 @@ TEST_SUITE("codec") {
     saga::limits lim;
     lim.max_depth = 4;
     e.data = nested_objects(4);
-    CHECK_MESSAGE(contains(saga::validate_event(e, lim), "nested deeper than 4 levels"), saga::validate_event(e, lim));
+    CHECK_MESSAGE(contains(saga::validate_event(e, lim), "nested deeper than 4 levels"),
+                  saga::validate_event(e, lim));
   }
 
   TEST_CASE("validate_event rejects strings that are not valid UTF-8") {
@@ -716,11 +726,12 @@ TEST_SUITE("codec") {
   }
 
   TEST_CASE("parse_time rejects invalid dates and malformed text") {
-    for (const char* t : {"2026-02-30T00:00:00Z", "2026-02-29T00:00:00Z", "2100-02-29T00:00:00Z",
-                          "2026-04-31T00:00:00Z", "2026-00-10T00:00:00Z", "2026-11-00T00:00:00Z",
-                          "2026-11-27T25:00:00Z", "2026-11-27T00:10:61Z", "2026-11-27T00:10:45",
-                          "2026-11-27T00:10:45+02", "2026-11-27T00:10:45+02:60", "2026-11-27T00:10:45.123",
-                          "2026-11-27T00:10:45ZZ", "2026/11/27T00:10:45Z", "", "Z", "2026-11-27T00:10:45.+01:00"}) {
+    for (const char* t :
+         {"2026-02-30T00:00:00Z", "2026-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z",
+          "2026-00-10T00:00:00Z", "2026-11-00T00:00:00Z", "2026-11-27T25:00:00Z", "2026-11-27T00:10:61Z",
+          "2026-11-27T00:10:45", "2026-11-27T00:10:45+02", "2026-11-27T00:10:45+02:60",
+          "2026-11-27T00:10:45.123", "2026-11-27T00:10:45ZZ", "2026/11/27T00:10:45Z", "", "Z",
+          "2026-11-27T00:10:45.+01:00"}) {
       CAPTURE(t);
       CHECK_FALSE(saga::parse_time(t).has_value());
     }

@@ -37,7 +37,7 @@ namespace {
 
 struct path_spec {
   std::string name;
-  std::vector<std::string> events;     // incoming event types, in order
+  std::vector<std::string> events;  // incoming event types, in order
   std::string final_state;
   std::vector<std::string> follow_ons;  // outgoing event types, in outbox order
   std::vector<int> refund_attempts;     // `attempt` of each payment.refund.requested
@@ -52,7 +52,11 @@ const std::vector<path_spec>& paths() {
        {"payment.requested", "inventory.reservation.requested", "shipment.requested", "order.shipped",
         "order.out_for_delivery", "order.completed"},
        {}},
-      {"payment failed", {"order.placed", "payment.failed"}, "cancelled", {"payment.requested", "order.cancelled"}, {}},
+      {"payment failed",
+       {"order.placed", "payment.failed"},
+       "cancelled",
+       {"payment.requested", "order.cancelled"},
+       {}},
       {"cancelled early",
        {"order.placed", "order.cancel.requested"},
        "cancelled",
@@ -61,7 +65,8 @@ const std::vector<path_spec>& paths() {
       {"no stock",
        {"order.placed", "payment.succeeded", "inventory.unavailable", "payment.refunded"},
        "cancelled",
-       {"payment.requested", "inventory.reservation.requested", "payment.refund.requested", "order.cancelled"},
+       {"payment.requested", "inventory.reservation.requested", "payment.refund.requested",
+        "order.cancelled"},
        {1}},
       {"delivery failed and refunded",
        {"order.placed", "payment.succeeded", "inventory.reserved", "shipment.dispatched", "delivery.started",
@@ -190,14 +195,14 @@ struct order_result {
   std::string data;                 // the saga's data
   std::vector<std::string> outbox;  // "type data" of each follow-on event, in outbox order
   std::int64_t parked = 0;
-  bool subjects_ok = true;          // every follow-on event names its saga
+  bool subjects_ok = true;  // every follow-on event names its saga
 
   bool operator==(const order_result&) const = default;
 };
 
 std::string describe(const order_result& r) {
-  std::string s = "state '" + r.state + "', parked " + std::to_string(r.parked) + ", data " + r.data +
-                  ", outbox [";
+  std::string s =
+      "state '" + r.state + "', parked " + std::to_string(r.parked) + ", data " + r.data + ", outbox [";
   for (std::size_t i = 0; i < r.outbox.size(); ++i) s += (i ? "; " : "") + r.outbox[i];
   return s + "]" + (r.subjects_ok ? "" : " (a follow-on event names another subject)");
 }
@@ -287,7 +292,9 @@ std::uint64_t seed_from_env() {
   return std::strtoull(s, nullptr, 0);
 }
 
-std::string event_label(const saga::event& e) { return e.type + "#" + e.id.substr(e.id.rfind("-e") + 2); }
+std::string event_label(const saga::event& e) {
+  return e.type + "#" + e.id.substr(e.id.rfind("-e") + 2);
+}
 
 }  // namespace
 
@@ -348,7 +355,8 @@ TEST_SUITE("convergence") {
       const std::string key = "r" + std::to_string(i);
       const path_spec& p = paths()[r.below(paths().size())];
       order_paths.emplace_back(key, &p);
-      for (auto& e : path_events(p, key, static_cast<std::int64_t>(100 + r.below(100000)))) clean.push_back(e);
+      for (auto& e : path_events(p, key, static_cast<std::int64_t>(100 + r.below(100000))))
+        clean.push_back(e);
     }
 
     // The reference: each order's clean stream, in order, in a second database.
@@ -393,8 +401,8 @@ TEST_SUITE("convergence") {
                a.saga_state == it->second.saga_state;
         }
         if (!ok && ++bad_acks <= 5)
-          FAIL_CHECK("event ", e.id, " (", e.type, ", ", first ? "first" : "duplicate", " arrival at ", at + i,
-                     "): ", ack_text(a), first ? "" : "; first ack: " + ack_text(it->second));
+          FAIL_CHECK("event ", e.id, " (", e.type, ", ", first ? "first" : "duplicate", " arrival at ",
+                     at + i, "): ", ack_text(a), first ? "" : "; first ack: " + ack_text(it->second));
       }
       at += len;
     }
@@ -411,13 +419,14 @@ TEST_SUITE("convergence") {
       auto want_types = types_of(ref, key), got_types = types_of(h, key);
       std::sort(want_types.begin(), want_types.end());
       std::sort(got_types.begin(), got_types.end());
-      const bool ok = got == want && got_types == want_types && want.state == p->final_state && want.parked == 0;
+      const bool ok =
+          got == want && got_types == want_types && want.state == p->final_state && want.parked == 0;
       if (!ok && ++diverged <= 5) {
         std::string arrivals;
         for (const auto& e : stream)
           if (e.subject == key) arrivals += (arrivals.empty() ? "" : ", ") + event_label(e);
-        FAIL_CHECK("order ", key, " (", p->name, ") arrivals [", arrivals, "]: expected ", describe(want), "; got ",
-                   describe(got));
+        FAIL_CHECK("order ", key, " (", p->name, ") arrivals [", arrivals, "]: expected ", describe(want),
+                   "; got ", describe(got));
       }
     }
     CHECK_MESSAGE(diverged == 0, diverged, " of ", orders, " orders diverged");
@@ -430,7 +439,8 @@ TEST_SUITE("convergence") {
   TEST_CASE("a stream delivered twice entirely ends as the stream delivered once") {
     harness h;
     int variant_no = 0;
-    for (const char* name : {"happy", "delivery failed and refunded", "refund failing three times", "no stock"}) {
+    for (const char* name :
+         {"happy", "delivery failed and refunded", "refund failing three times", "no stock"}) {
       const path_spec& p = path_named(name);
       CAPTURE(p.name);
       const std::string ref_key = "ref" + std::to_string(variant_no++);
@@ -446,12 +456,13 @@ TEST_SUITE("convergence") {
         bool one_batch;
         bool interleaved;  // each event immediately followed by its copy
       };
-      for (const variant& v : {variant{"in order, then again in order", false, false, false, false},
-                              variant{"reversed, then in order", true, false, false, false},
-                              variant{"in order, then reversed", false, true, false, false},
-                              variant{"reversed, then again reversed, one batch each", true, true, true, false},
-                              variant{"each event immediately followed by its copy", false, false, false, true},
-                              variant{"reversed, each event and its copy in one batch", true, false, true, true}}) {
+      for (const variant& v :
+           {variant{"in order, then again in order", false, false, false, false},
+            variant{"reversed, then in order", true, false, false, false},
+            variant{"in order, then reversed", false, true, false, false},
+            variant{"reversed, then again reversed, one batch each", true, true, true, false},
+            variant{"each event immediately followed by its copy", false, false, false, true},
+            variant{"reversed, each event and its copy in one batch", true, false, true, true}}) {
         CAPTURE(v.name);
         const std::string key = "t" + std::to_string(variant_no++);
         auto first = path_events(p, key);

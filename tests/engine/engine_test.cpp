@@ -26,7 +26,11 @@ saga::sqlite::options file_options(const saga::test::temp_dir& dir) {
 }
 
 nlohmann::json order_data(const std::string& id) {
-  return {{"order_id", id}, {"amount", 1000}, {"currency", "EUR"}, {"customer_id", "c"}, {"items", nlohmann::json::array()}};
+  return {{"order_id", id},
+          {"amount", 1000},
+          {"currency", "EUR"},
+          {"customer_id", "c"},
+          {"items", nlohmann::json::array()}};
 }
 
 saga::event ev(const std::string& id, const std::string& type, const std::string& order,
@@ -108,7 +112,8 @@ class failing_store : public saga::store_wrapper {
 }  // namespace
 
 TEST_SUITE("engine") {
-  TEST_CASE("1000 events over 100 orders in one batch make exactly one commit and match one-by-one handling") {
+  TEST_CASE(
+      "1000 events over 100 orders in one batch make exactly one commit and match one-by-one handling") {
     const auto events = thousand_events();
     saga::test::temp_dir d1, d2;
     saga::manual_clock clock;
@@ -290,8 +295,10 @@ TEST_SUITE("engine") {
     eng.handle(ev("p1", "order.placed", "o-1"));
     eng.handle(ev("p2", "payment.succeeded", "o-1", {{"psp", "acme"}}));
     SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READONLY);
-    SQLite::Statement q(db, "SELECT event_id, event_type, event_source, event_time, event_data, from_state, to_state "
-                            "FROM history WHERE key = 'o-1' ORDER BY id");
+    SQLite::Statement q(
+        db,
+        "SELECT event_id, event_type, event_source, event_time, event_data, from_state, to_state "
+        "FROM history WHERE key = 'o-1' ORDER BY id");
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getString() == "p1");
     CHECK(q.getColumn(5).getString() == "new");
@@ -354,7 +361,8 @@ TEST_SUITE("parking") {
     saga::engine eng(st, clock, o);
     eng.add(saga::definitions::order_lifecycle());
     for (int i = 0; i < 3; ++i)
-      CHECK(eng.handle(ev("r" + std::to_string(i), "payment.refund.failed", "o-1")).outcome == ack_outcome::parked);
+      CHECK(eng.handle(ev("r" + std::to_string(i), "payment.refund.failed", "o-1")).outcome ==
+            ack_outcome::parked);
     auto a = eng.handle(ev("r3", "payment.refund.failed", "o-1"));
     CHECK(a.status == ack_status::rejected);
     CHECK(a.reason.find("parked") != std::string::npos);
@@ -374,7 +382,8 @@ TEST_SUITE("parking") {
     CHECK(eng.expire_parked(clock.now_ms()) == 1);
     CHECK(st.count_parked("order_lifecycle", "ghost") == 0);
     SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READONLY);
-    CHECK(db.execAndGet("SELECT reason FROM dead_letters").getString().find("never started") != std::string::npos);
+    CHECK(db.execAndGet("SELECT reason FROM dead_letters").getString().find("never started") !=
+          std::string::npos);
   }
 
   TEST_CASE("armed timers and parked events survive a restart") {
@@ -428,7 +437,8 @@ TEST_SUITE("parking") {
     auto first = eng.fire_due_timers(clock.now_ms());
     REQUIRE(first.size() == 1);
     CHECK(first[0].ack.status == ack_status::accepted);
-    CHECK(first[0].ack.id == "timer:order_lifecycle:o-1:shipment_deadline:" + std::to_string(first[0].timer.generation));
+    CHECK(first[0].ack.id ==
+          "timer:order_lifecycle:o-1:shipment_deadline:" + std::to_string(first[0].timer.generation));
     auto second = eng.fire_due_timers(clock.now_ms());
     REQUIRE(second.size() == 1);
     CHECK(second[0].ack.status == ack_status::duplicate);
@@ -459,7 +469,8 @@ TEST_SUITE("parking") {
 }
 
 TEST_SUITE("operator") {
-  TEST_CASE("abort moves a saga to the abort state with its follow-on events - resolve leaves needs_attention") {
+  TEST_CASE(
+      "abort moves a saga to the abort state with its follow-on events - resolve leaves needs_attention") {
     saga::test::temp_dir dir;
     saga::manual_clock clock;
     saga::sqlite::store st(file_options(dir));
@@ -486,10 +497,13 @@ TEST_SUITE("operator") {
     eng.handle(ev("q3", "inventory.unavailable", "o-2"));
     for (int i = 0; i < 3; ++i) eng.handle(ev("qf" + std::to_string(i), "payment.refund.failed", "o-2"));
     CHECK(st.load_instance("order_lifecycle", "o-2")->state == "needs_attention");
-    CHECK(eng.handle(ev("op4", "saga.operator.resolve", "o-2", {{"to", "paid"}})).status == ack_status::rejected);
-    auto ok = eng.handle(ev("op5", "saga.operator.resolve", "o-2", {{"to", "done"}, {"reason", "refunded by hand"}}));
+    CHECK(eng.handle(ev("op4", "saga.operator.resolve", "o-2", {{"to", "paid"}})).status ==
+          ack_status::rejected);
+    auto ok = eng.handle(
+        ev("op5", "saga.operator.resolve", "o-2", {{"to", "done"}, {"reason", "refunded by hand"}}));
     CHECK(ok.status == ack_status::accepted);
     CHECK(ok.saga_state == "done");
-    CHECK(eng.handle(ev("op6", "saga.operator.abort", "nobody", nlohmann::json::object())).reason == "no saga with id 'nobody'");
+    CHECK(eng.handle(ev("op6", "saga.operator.abort", "nobody", nlohmann::json::object())).reason ==
+          "no saga with id 'nobody'");
   }
 }

@@ -216,17 +216,18 @@ TEST_SUITE("graph") {
   }
 
   TEST_CASE("registration reports an unreachable state by name") {
-    CHECK(add_error(dsl::make_definition<with_unreachable>()).find("unreachable state 'x'") != std::string::npos);
+    CHECK(add_error(dsl::make_definition<with_unreachable>()).find("unreachable state 'x'") !=
+          std::string::npos);
   }
 
   TEST_CASE("registration reports a non-terminal dead end by name") {
-    CHECK(add_error(dsl::make_definition<with_dead_end>()).find("state 'b' is not terminal and has no way out") !=
-          std::string::npos);
+    CHECK(add_error(dsl::make_definition<with_dead_end>())
+              .find("state 'b' is not terminal and has no way out") != std::string::npos);
   }
 
   TEST_CASE("registration reports a consumed event type no row uses") {
-    CHECK(add_error(dsl::make_definition<with_unused_event>()).find("consumed event type 't.jump' is used by no row") !=
-          std::string::npos);
+    CHECK(add_error(dsl::make_definition<with_unused_event>())
+              .find("consumed event type 't.jump' is used by no row") != std::string::npos);
   }
 
   TEST_CASE("the DOT export is accepted by Graphviz and the Mermaid export names every row") {

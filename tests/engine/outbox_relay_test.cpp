@@ -115,7 +115,7 @@ TEST_SUITE("outbox_relay") {
     saga::outbox_relay relay(st, pub, clock);
     relay.drain();
     clock.advance(std::chrono::hours(24 * 8));
-    eng.handle(placed("o2"));  // unpublished: must survive pruning
+    eng.handle(placed("o2"));   // unpublished: must survive pruning
     CHECK(relay.prune() == 2);  // one outbox row, one inbox row
     CHECK(st.first_retained_sequence() == 2);
     CHECK(st.find_ack("urn:test", "placed-o1") == std::nullopt);

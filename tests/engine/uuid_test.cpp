@@ -19,7 +19,9 @@
 
 namespace {
 
-bool is_lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool is_lower_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 std::uint64_t hex_value(const std::string& s) {
   std::uint64_t v = 0;
@@ -41,7 +43,9 @@ std::int64_t now_ms() {
 }
 
 // A millisecond later than the last id handed out, and not behind the clock.
-std::int64_t fresh_ms() { return std::max(now_ms(), timestamp_of(saga::make_uuid_v7()) + 1); }
+std::int64_t fresh_ms() {
+  return std::max(now_ms(), timestamp_of(saga::make_uuid_v7()) + 1);
+}
 
 }  // namespace
 

@@ -2,11 +2,11 @@
 // A folder under the system's temporary directory, removed with its contents
 // when the object goes out of scope. Tests put their database files here.
 
+#include <unistd.h>
 #include <atomic>
 #include <filesystem>
 #include <random>
 #include <string>
-#include <unistd.h>
 
 namespace saga::test {
 
@@ -15,9 +15,8 @@ class temp_dir {
   temp_dir() {
     static std::atomic<int> counter{0};
     std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("saga-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + "-" +
-             std::to_string(rd()));
+    path_ = std::filesystem::temp_directory_path() / ("saga-test-" + std::to_string(::getpid()) + "-" +
+                                                      std::to_string(counter++) + "-" + std::to_string(rd()));
     std::filesystem::create_directories(path_);
   }
   ~temp_dir() {

@@ -20,8 +20,8 @@ std::string join(const std::vector<std::string>& v) {
 
 std::filesystem::path make_dir() {
   std::random_device rd;
-  auto p = std::filesystem::temp_directory_path() /
-           ("saga-scenario-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) + std::to_string(rd()));
+  auto p = std::filesystem::temp_directory_path() / ("saga-scenario-" + std::to_string(::getpid()) + "-" +
+                                                     std::to_string(rd()) + std::to_string(rd()));
   std::filesystem::create_directories(p);
   return p;
 }
@@ -62,7 +62,15 @@ event scenario::make(std::string type, nlohmann::json data) const {
   return e;
 }
 
-scenario& scenario::given(std::initializer_list<event> events) { return given(std::vector<event>(events)); }
+event scenario::make_operator(std::string_view action, nlohmann::json data) const {
+  event e = make("saga.operator." + std::string(action), std::move(data));
+  e.source = "urn:saga:operator";
+  return e;
+}
+
+scenario& scenario::given(std::initializer_list<event> events) {
+  return given(std::vector<event>(events));
+}
 
 scenario& scenario::given(const std::vector<event>& events) {
   for (const auto& e : events) {
@@ -76,7 +84,8 @@ scenario& scenario::given(const std::vector<event>& events) {
 
 scenario& scenario::start_in(std::string_view state, nlohmann::json data) {
   const auto* d = engine_->find(definition_);
-  if (!d->graph().has_state(state)) throw std::invalid_argument("scenario: no state '" + std::string(state) + "'");
+  if (!d->graph().has_state(state))
+    throw std::invalid_argument("scenario: no state '" + std::string(state) + "'");
   instance_record r;
   r.definition = definition_;
   r.key = key_;
@@ -128,7 +137,9 @@ std::vector<std::string> scenario::armed_timers() const {
   return out;
 }
 
-std::int64_t scenario::parked_count() const { return store_->count_parked(definition_, key_); }
+std::int64_t scenario::parked_count() const {
+  return store_->count_parked(definition_, key_);
+}
 
 std::vector<event> scenario::outbox() const {
   std::vector<event> out;
@@ -145,7 +156,8 @@ std::vector<event> scenario::outbox() const {
 }
 
 scenario& scenario::expect_state(std::string_view s) {
-  if (state() != s) throw std::runtime_error("expected state '" + std::string(s) + "', saga is in '" + state() + "'");
+  if (state() != s)
+    throw std::runtime_error("expected state '" + std::string(s) + "', saga is in '" + state() + "'");
   return *this;
 }
 

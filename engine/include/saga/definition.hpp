@@ -38,16 +38,16 @@ struct intents {
 };
 
 struct dispatch_input {
-  std::string_view state;           // persisted state name (graph().initial for a new saga)
-  const nlohmann::json* data;       // persisted saga data; null for a new saga
+  std::string_view state;      // persisted state name (graph().initial for a new saga)
+  const nlohmann::json* data;  // persisted saga data; null for a new saga
   const event& incoming;
   std::int64_t now_ms;
 };
 
 struct dispatch_output {
-  bool handled = false;   // false: no row of the current state took the event
-  std::string state;      // state after dispatch
-  nlohmann::json data;    // saga data after dispatch
+  bool handled = false;  // false: no row of the current state took the event
+  std::string state;     // state after dispatch
+  nlohmann::json data;   // saga data after dispatch
   saga::intents intents;
 };
 

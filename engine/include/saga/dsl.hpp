@@ -55,10 +55,18 @@ using boost::msm::front::Row;
 template <class... T>
 struct types {};
 
-constexpr std::int64_t seconds(std::int64_t n) { return n * 1000; }
-constexpr std::int64_t minutes(std::int64_t n) { return n * 60 * 1000; }
-constexpr std::int64_t hours(std::int64_t n) { return n * 3600 * 1000; }
-constexpr std::int64_t days(std::int64_t n) { return n * 24 * 3600 * 1000; }
+constexpr std::int64_t seconds(std::int64_t n) {
+  return n * 1000;
+}
+constexpr std::int64_t minutes(std::int64_t n) {
+  return n * 60 * 1000;
+}
+constexpr std::int64_t hours(std::int64_t n) {
+  return n * 3600 * 1000;
+}
+constexpr std::int64_t days(std::int64_t n) {
+  return n * 24 * 3600 * 1000;
+}
 
 // A state, named by its persisted name. States hold no data: saga data lives
 // in the machine (dsl::machine::data()).
@@ -121,9 +129,7 @@ struct machine : boost::msm::front::state_machine_def<Self> {
   void arm(std::string_view timer_name, std::int64_t due_ms) {
     ctx->out.timers.push_back({std::string(timer_name), true, due_ms});
   }
-  void disarm(std::string_view timer_name) {
-    ctx->out.timers.push_back({std::string(timer_name), false, 0});
-  }
+  void disarm(std::string_view timer_name) { ctx->out.timers.push_back({std::string(timer_name), false, 0}); }
   nlohmann::json carried_data() const {
     if constexpr (requires(const Self& s, const Data& d) { s.carried(d); })
       return static_cast<const Self*>(this)->carried(ctx->data);
@@ -292,8 +298,7 @@ struct row_collector {
   std::set<std::string>* timers;
 
   void add_state(std::string_view s) const {
-    if (std::find(g->states.begin(), g->states.end(), s) == g->states.end())
-      g->states.emplace_back(s);
+    if (std::find(g->states.begin(), g->states.end(), s) == g->states.end()) g->states.emplace_back(s);
   }
 
   template <class S, class E, class T, class A, class G>
@@ -362,12 +367,13 @@ class definition final : public saga::definition {
     graph_.fingerprint = saga::compute_fingerprint(graph_);
 
     using state_list = typename boost::msm::back::generate_state_set<typename backend::stt>::type;
-    boost::mpl::for_each<state_list, boost::msm::wrap<boost::mpl::placeholders::_1>>([this]<class S>(boost::msm::wrap<S>) {
-      constexpr int id = boost::msm::back::get_state_id<typename backend::stt, S>::type::value;
-      state_ids_.emplace(std::string(S::name), id);
-      if (names_.size() <= static_cast<std::size_t>(id)) names_.resize(id + 1);
-      names_[id] = std::string(S::name);
-    });
+    boost::mpl::for_each<state_list, boost::msm::wrap<boost::mpl::placeholders::_1>>(
+        [this]<class S>(boost::msm::wrap<S>) {
+          constexpr int id = boost::msm::back::get_state_id<typename backend::stt, S>::type::value;
+          state_ids_.emplace(std::string(S::name), id);
+          if (names_.size() <= static_cast<std::size_t>(id)) names_.resize(id + 1);
+          names_[id] = std::string(S::name);
+        });
     register_handlers(typename Front::consumes{});
   }
 
@@ -447,8 +453,8 @@ class definition final : public saga::definition {
     m.start();
     auto id = state_ids_.find(in.state);
     if (id == state_ids_.end())
-      throw std::invalid_argument("definition '" + graph_.name + "' has no state '" +
-                                  std::string(in.state) + "'");
+      throw std::invalid_argument("definition '" + graph_.name + "' has no state '" + std::string(in.state) +
+                                  "'");
     detail::state_restorer r{id->second};
     m.serialize(r, 0);
   }

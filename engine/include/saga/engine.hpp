@@ -71,8 +71,8 @@ struct engine_options {
   // Source of follow-on events; empty means "urn:saga:<definition>".
   std::string source;
   saga::limits limits;
-  std::size_t park_limit = 64;                      // parked events per saga
-  std::int64_t park_expiry_ms = 24LL * 3600 * 1000;  // for sagas that never start
+  std::size_t park_limit = 64;                           // parked events per saga
+  std::int64_t park_expiry_ms = 24LL * 3600 * 1000;      // for sagas that never start
   std::function<void(log_level, std::string_view)> log;  // optional
 };
 
@@ -86,9 +86,9 @@ struct published_event {
 struct registration {
   std::string name;
   std::string fingerprint;
-  std::string previous_fingerprint;    // empty unless the stored one differs
-  std::vector<std::string> changes;    // diff against the stored graph
-  std::vector<std::string> orphaned;   // keys of instances in a state it no longer has
+  std::string previous_fingerprint;   // empty unless the stored one differs
+  std::vector<std::string> changes;   // diff against the stored graph
+  std::vector<std::string> orphaned;  // keys of instances in a state it no longer has
 };
 
 struct fired_timer {

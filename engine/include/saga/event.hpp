@@ -14,14 +14,14 @@
 namespace saga {
 
 struct event {
-  std::string id;             // unique per source
-  std::string source;         // URI-reference of the producer
-  std::string type;           // e.g. "payment.succeeded"
-  std::string subject;        // the saga's correlation key (e.g. the order id)
-  std::string time;           // RFC 3339, UTC; empty when absent
+  std::string id;                                  // unique per source
+  std::string source;                              // URI-reference of the producer
+  std::string type;                                // e.g. "payment.succeeded"
+  std::string subject;                             // the saga's correlation key (e.g. the order id)
+  std::string time;                                // RFC 3339, UTC; empty when absent
   nlohmann::json data = nlohmann::json::object();  // always a JSON object
-  std::string causationid;    // extension: id of the event that caused this one
-  std::string correlationid;  // extension: id of the event that started the saga
+  std::string causationid;                         // extension: id of the event that caused this one
+  std::string correlationid;                       // extension: id of the event that started the saga
 };
 
 // Limits every incoming event is checked against (DESIGN.md "event envelope").

@@ -15,10 +15,10 @@ namespace saga {
 // One row of the transition table, by name.
 struct graph_row {
   std::string source;
-  std::string event;   // the event type ("payment.succeeded", "saga.timer.payment_timeout")
-  std::string target;  // equals source for internal transitions
-  std::string action;  // empty when none
-  std::string guard;   // empty when none
+  std::string event;      // the event type ("payment.succeeded", "saga.timer.payment_timeout")
+  std::string target;     // equals source for internal transitions
+  std::string action;     // empty when none
+  std::string guard;      // empty when none
   bool internal = false;  // no state change (MSM's Row<S, E, none, ...>)
 
   bool operator==(const graph_row&) const = default;
@@ -27,18 +27,18 @@ struct graph_row {
 // A definition's metadata, extracted from its transition table at compile
 // time (never written a second time by hand).
 struct graph {
-  std::string name;                    // the definition's name
-  std::vector<std::string> states;     // table order, initial first
-  std::string initial;                 // the pseudo-state a new saga starts in
-  std::vector<std::string> terminal;   // states no transition leaves
-  std::vector<graph_row> rows;         // table order
-  std::vector<std::string> consumes;   // event types the definition takes
-  std::vector<std::string> starts;     // of those, the ones that create a saga
-  std::vector<std::string> timers;     // names of the timers its actions arm
-  std::string abort_state;             // target of saga.operator.abort
-  std::string attention_state;         // the state saga.operator.resolve leaves
+  std::string name;                             // the definition's name
+  std::vector<std::string> states;              // table order, initial first
+  std::string initial;                          // the pseudo-state a new saga starts in
+  std::vector<std::string> terminal;            // states no transition leaves
+  std::vector<graph_row> rows;                  // table order
+  std::vector<std::string> consumes;            // event types the definition takes
+  std::vector<std::string> starts;              // of those, the ones that create a saga
+  std::vector<std::string> timers;              // names of the timers its actions arm
+  std::string abort_state;                      // target of saga.operator.abort
+  std::string attention_state;                  // the state saga.operator.resolve leaves
   std::vector<std::string> resolution_targets;  // targets of saga.operator.resolve
-  std::string fingerprint;             // hash of name, states and rows
+  std::string fingerprint;                      // hash of name, states and rows
 
   bool has_state(std::string_view s) const;
   bool is_terminal(std::string_view s) const;

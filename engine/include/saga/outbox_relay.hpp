@@ -24,8 +24,8 @@
 namespace saga {
 
 struct relay_options {
-  std::size_t chunk = 1000;                             // rows per read and per mark transaction
-  std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;  // published outbox rows kept
+  std::size_t chunk = 1000;                               // rows per read and per mark transaction
+  std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;     // published outbox rows kept
   std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;  // inbox rows kept
 };
 

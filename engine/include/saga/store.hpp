@@ -129,18 +129,16 @@ class store {
   virtual void insert_inbox(const inbox_record& r) = 0;
 
   // Instances, history, outbox, dead letters.
-  virtual std::optional<instance_record> load_instance(std::string_view definition,
-                                                       std::string_view key) = 0;
+  virtual std::optional<instance_record> load_instance(std::string_view definition, std::string_view key) = 0;
   virtual void save_instance(const instance_record& r) = 0;
   virtual void append_history(const history_record& r) = 0;
   virtual std::int64_t append_outbox(const outbox_record& r) = 0;  // returns the sequence
   virtual std::int64_t add_dead_letter(const dead_letter_record& r) = 0;
 
   // Timers: arming replaces (and bumps the generation).
-  virtual std::int64_t arm_timer(std::string_view definition, std::string_view key,
-                                 std::string_view name, std::int64_t due_ms) = 0;
-  virtual void disarm_timer(std::string_view definition, std::string_view key,
-                            std::string_view name) = 0;
+  virtual std::int64_t arm_timer(std::string_view definition, std::string_view key, std::string_view name,
+                                 std::int64_t due_ms) = 0;
+  virtual void disarm_timer(std::string_view definition, std::string_view key, std::string_view name) = 0;
   virtual std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit) = 0;
   virtual std::vector<timer_record> timers_of(std::string_view definition, std::string_view key) = 0;
 
@@ -222,8 +220,7 @@ class store_wrapper : public store {
     return target_.load_definition(n);
   }
   void save_definition(const definition_record& r) override { target_.save_definition(r); }
-  std::vector<std::string> instances_outside(std::string_view d,
-                                             const std::vector<std::string>& s) override {
+  std::vector<std::string> instances_outside(std::string_view d, const std::vector<std::string>& s) override {
     return target_.instances_outside(d, s);
   }
   std::vector<outbox_record> unpublished(std::int64_t after, std::size_t limit) override {

@@ -45,6 +45,9 @@ class scenario {
 
   // An event for this scenario's saga: a fresh id, source "urn:test", the key as subject.
   event make(std::string type, nlohmann::json data = nlohmann::json::object()) const;
+  // An operator action for this saga ("abort", "resolve"), as sagactl sends it:
+  // source "urn:saga:operator", type "saga.operator.<action>".
+  event make_operator(std::string_view action, nlohmann::json data) const;
 
   // Handles the events; what they emitted does not count as "emitted" below.
   scenario& given(std::initializer_list<event> events);
@@ -58,7 +61,7 @@ class scenario {
   scenario& advance(std::chrono::milliseconds d);
 
   const ack& last_ack() const { return last_ack_; }
-  std::string state() const;          // "" when the saga does not exist
+  std::string state() const;  // "" when the saga does not exist
   nlohmann::json data() const;
   std::vector<event> emitted() const { return emitted_; }  // since the last when()/advance()
   std::vector<std::string> emitted_types() const;
