@@ -10,6 +10,7 @@
 #include "definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -28,15 +29,7 @@ class recording_publisher : public saga::publisher {
   std::vector<std::string> types;
 };
 
-saga::event placed(const std::string& order) {
-  saga::event e;
-  e.id = "placed-" + order;
-  e.source = "urn:test";
-  e.type = "order.placed";
-  e.subject = order;
-  e.data = {{"order_id", order}, {"amount", 10}, {"currency", "EUR"}};
-  return e;
-}
+using saga::test::placed;
 
 saga::event paid(const std::string& order) {
   saga::event e = placed(order);
