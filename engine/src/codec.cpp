@@ -52,19 +52,31 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-// Depth of a document built in memory, without recursion.
-int depth_of(const json& root, int stop_at) {
-  int deepest = 0;
-  std::vector<std::pair<const json*, int>> todo{{&root, 1}};
+// Checks a document built in memory in one pass, without recursion: nesting
+// depth (`depth` is the level `root` sits at) and UTF-8 in every string and key.
+// Empty when fine, else the rule broken.
+std::string check_document(const json& root, int depth, int max_depth) {
+  std::vector<std::pair<const json*, int>> todo{{&root, depth}};
   while (!todo.empty()) {
     auto [j, d] = todo.back();
     todo.pop_back();
+    if (j->is_string()) {
+      if (!valid_utf8(j->get_ref<const std::string&>()))
+        return "attribute 'data': strings must be valid UTF-8";
+      continue;
+    }
     if (!j->is_structured()) continue;
-    deepest = std::max(deepest, d);
-    if (deepest > stop_at) return deepest;
-    for (const auto& child : *j) todo.emplace_back(&child, d + 1);
+    if (d > max_depth) return "event: nested deeper than " + std::to_string(max_depth) + " levels";
+    if (j->is_object()) {
+      for (const auto& [k, v] : j->items()) {
+        if (!valid_utf8(k)) return "attribute 'data': keys must be valid UTF-8";
+        todo.emplace_back(&v, d + 1);
+      }
+    } else {
+      for (const auto& v : *j) todo.emplace_back(&v, d + 1);
+    }
   }
-  return deepest;
+  return {};
 }
 
 // nlohmann's DOM builder, plus the checks a plain parse cannot make: nesting
@@ -326,14 +338,8 @@ std::string validate_event(const event& e, const limits& lim) {
   }
   if (!e.time.empty() && !parse_time(e.time)) return "attribute 'time': must be an RFC 3339 date-time";
   if (!e.data.is_object()) return "attribute 'data': must be a JSON object";
-  // The envelope is the first level, as in decode_event.
-  if (depth_of(e.data, lim.max_depth) + 1 > lim.max_depth)
-    return "event: nested deeper than " + std::to_string(lim.max_depth) + " levels";
-  try {
-    (void)e.data.dump();
-  } catch (const json::type_error&) {
-    return "attribute 'data': strings must be valid UTF-8";
-  }
+  // The envelope is the first level, as in decode_event: data sits at the second.
+  if (auto err = check_document(e.data, 2, lim.max_depth); !err.empty()) return err;
   return {};
 }
 

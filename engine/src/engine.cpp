@@ -22,10 +22,6 @@ class event_rejected : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-bool starts_with(std::string_view s, std::string_view prefix) {
-  return s.substr(0, prefix.size()) == prefix;
-}
-
 std::string truncate(std::string s) {
   if (s.size() > dead_letter_payload_max) s.resize(dead_letter_payload_max);
   return s;
@@ -104,7 +100,9 @@ ack ack_from_json(const json& j) {
 // Per-batch scratch: the batch's time and the follow-on events to hand to
 // in-process subscribers once the batch has committed.
 struct engine::batch_state {
-  std::int64_t now_ms = 0;
+  explicit batch_state(std::int64_t now) : now_ms(now), time(format_time(now)) {}
+  std::int64_t now_ms;
+  std::string time;  // now_ms as RFC 3339: the time of every follow-on event of the batch
   std::vector<published_event> emitted;
 };
 
@@ -113,7 +111,7 @@ struct engine::definition_entry {
   std::shared_ptr<const definition> def;
   // For each state: the event types some state reachable from it takes
   // (the parking rule: such an event waits instead of being ignored).
-  std::map<std::string, std::set<std::string>, std::less<>> parkable;
+  std::map<std::string, std::set<std::string, std::less<>>, std::less<>> parkable;
 };
 
 engine::engine(store& s, const clock& c, engine_options options)
@@ -141,7 +139,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
     throw std::invalid_argument(all);
   }
   for (const auto& t : g.consumes) {
-    if (starts_with(t, timer_prefix)) continue;  // timers are routed by their row, not by type
+    if (t.starts_with(timer_prefix)) continue;  // timers are routed by their row, not by type
     if (auto it = by_type_.find(t); it != by_type_.end())
       throw std::invalid_argument("event type '" + t + "' is consumed by both '" + it->second->def->name() +
                                   "' and '" + g.name + "'");
@@ -189,7 +187,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
 
   const definition_entry* raw = entry.get();
   for (const auto& t : g.consumes)
-    if (!starts_with(t, timer_prefix)) by_type_[t] = raw;
+    if (!t.starts_with(timer_prefix)) by_type_[t] = raw;
   by_name_[g.name] = raw;
   entries_.push_back(std::move(entry));
   return report;
@@ -247,8 +245,7 @@ std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
 engine::joined engine::handle_in_transaction(std::span<const event> events) {
   if (!store_.in_transaction())
     throw std::logic_error("engine::handle_in_transaction: the host has not begun a transaction");
-  batch_state b;
-  b.now_ms = clock_.now_ms();
+  batch_state b(clock_.now_ms());
   joined j;
   for (const auto& e : events) j.acks.push_back(guarded(b, &e, [&] { return process_external(e, b); }));
   j.emitted = std::move(b.emitted);
@@ -262,8 +259,7 @@ void engine::committed(joined& j) {
 
 template <class Body>
 auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>())) {
-  batch_state b;
-  b.now_ms = clock_.now_ms();
+  batch_state b(clock_.now_ms());
   store_.begin();
   try {
     auto result = body(b);
@@ -296,7 +292,7 @@ void engine::deliver(std::vector<published_event>& emitted) {
   if (emitted.empty()) return;
   for (const auto& p : emitted) {
     for (const auto& [prefix, fn] : subscribers_) {
-      if (!starts_with(p.event.type, prefix)) continue;
+      if (!p.event.type.starts_with(prefix)) continue;
       try {
         fn(p);
       } catch (const std::exception& ex) {
@@ -309,7 +305,7 @@ void engine::deliver(std::vector<published_event>& emitted) {
 
 ack engine::process_external(const event& e, batch_state& b) {
   if (auto err = validate_event(e, options_.limits); !err.empty()) return reject(&e, nullptr, err, b);
-  if (starts_with(e.type, timer_prefix))
+  if (e.type.starts_with(timer_prefix))
     return reject(&e, nullptr, "attribute 'type': '" + e.type + "' is internal to the engine", b);
   return process(e, nullptr, b);
 }
@@ -358,7 +354,7 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
     a.status = ack_status::duplicate;
     return a;
   }
-  if (starts_with(e.type, operator_prefix)) return process_operator(e, b);
+  if (e.type.starts_with(operator_prefix)) return process_operator(e, b);
 
   const definition_entry* entry = target;
   if (entry == nullptr) {
@@ -377,44 +373,41 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   a.status = ack_status::accepted;
   a.saga_type = d.name();
   a.saga_id = key;
+  // The inbox row, holding the ack, is the event's last write.
+  auto answer = [&](ack_outcome o, std::string state) {
+    a.outcome = o;
+    a.saga_state = std::move(state);
+    store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
+    return a;
+  };
 
   if (!inst && !d.graph().starts_with(e.type)) {
     park(*entry, key, nullptr, e, b);
-    a.outcome = ack_outcome::parked;
-    store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
-    return a;
+    return answer(ack_outcome::parked, {});
   }
 
   const std::string state = inst ? inst->state : d.graph().initial;
   json data;
   if (inst) data = json::parse(inst->data);
-  dispatch_output out;
-  out = dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected: see guarded()
+  auto out = dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected: see guarded()
 
   if (!out.handled) {
-    a.saga_state = inst ? inst->state : std::string();
     if (parkable(*entry, state, e.type)) {
       park(*entry, key, inst ? &*inst : nullptr, e, b);
-      a.outcome = ack_outcome::parked;
-    } else {
-      a.outcome = ack_outcome::ignored;
-      if (inst) record_history(d, *inst, e, state, state, "ignored", b);
+      return answer(ack_outcome::parked, inst ? inst->state : std::string());
     }
-    store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
-    return a;
+    if (inst) record_history(d, *inst, e, state, state, "ignored", b);
+    return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
   instance_record rec = apply(d, key, inst ? &*inst : nullptr, e, std::move(out), b);
   retry_parked(*entry, rec, b);
-  a.outcome = ack_outcome::transitioned;
-  a.saga_state = rec.state;
-  store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
-  return a;
+  return answer(ack_outcome::transitioned, rec.state);
 }
 
 bool engine::parkable(const definition_entry& entry, std::string_view state, std::string_view type) const {
   auto it = entry.parkable.find(state);
-  return it != entry.parkable.end() && it->second.contains(std::string(type));
+  return it != entry.parkable.end() && it->second.contains(type);
 }
 
 void engine::park(const definition_entry& entry, const std::string& key, const instance_record* inst,
@@ -479,14 +472,13 @@ instance_record engine::apply(const definition& d, const std::string& key, const
   record_history(d, rec, e, from, rec.state, "transitioned", b);
 
   const std::string source = source_for(d);
-  const std::string time = format_time(b.now_ms);
   for (auto& em : out.intents.emits) {
     published_event p;
     p.event.id = make_uuid_v7(b.now_ms);
     p.event.source = source;
     p.event.type = std::move(em.type);
     p.event.subject = key;
-    p.event.time = time;
+    p.event.time = b.time;
     p.event.data = std::move(em.data);
     p.event.causationid = e.id;
     p.event.correlationid = rec.correlation_id;
@@ -516,6 +508,7 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
   bool progressed = true;
   while (progressed) {
     progressed = false;
+    const json data = json::parse(rec.data);  // rec changes only when a parked event applies
     for (const auto& p : store_.parked_of(d.name(), rec.key)) {
       auto decoded = decode_event(p.payload, limits{SIZE_MAX, 1 << 20});
       if (!decoded) {
@@ -523,7 +516,6 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
         continue;
       }
       const event& e = *decoded.event;
-      json data = json::parse(rec.data);
       dispatch_output out;
       try {
         out = dispatch(d, rec.state, &data, e, b.now_ms);

@@ -69,10 +69,6 @@ class definition {
   // engine checks that the action is allowed before calling.
   virtual dispatch_output operator_action(const dispatch_input& in, std::string_view action,
                                           std::string_view to) const = 0;
-
-  // The data every follow-on event of a saga carries on (for an operator
-  // action's follow-on events, for example).
-  virtual nlohmann::json carried(const nlohmann::json& data) const = 0;
 };
 
 }  // namespace saga

@@ -405,14 +405,6 @@ class definition final : public saga::definition {
     return out;
   }
 
-  nlohmann::json carried(const nlohmann::json& data) const override {
-    detail_context ctx;
-    ctx.data = data.get<data_type>();
-    backend m;
-    m.ctx = &ctx;
-    return m.carried_data();
-  }
-
   saga::dispatch_output operator_action(const saga::dispatch_input& in, std::string_view action,
                                         std::string_view to) const override {
     if (action == "abort") return abort(in);

@@ -144,9 +144,6 @@ class engine {
   // Called after every commit that wrote outbox rows (the relay's wake-up).
   void on_commit(std::function<void()> fn);
 
-  const clock& time_source() const { return clock_; }
-  store& storage() { return store_; }
-
  private:
   struct batch_state;
   struct definition_entry;
