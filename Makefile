@@ -25,7 +25,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 demo: build
-	$(BUILD)/examples/saga-demo --db $(BUILD)/demo.db
+	./scripts/demo.sh $(BUILD)
 
 format:
 	find engine definitions adapters tests examples -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

@@ -6,9 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "definitions/account_lockout.hpp"
-#include "definitions/order_lifecycle.hpp"
-#include "definitions/payment_notice.hpp"
+#include "definitions/catalog.hpp"
 #include "saga/graph.hpp"
 
 int main(int argc, char** argv) {
@@ -17,15 +15,13 @@ int main(int argc, char** argv) {
   std::string format = "dot";
   app.add_option("definition", name, "order_lifecycle, payment_notice or account_lockout")
       ->required()
-      ->check(CLI::IsMember({"order_lifecycle", "payment_notice", "account_lockout"}));
+      ->check(CLI::IsMember(saga::definitions::names()));
   app.add_option("--format", format, "dot, mermaid or json")
       ->capture_default_str()
       ->check(CLI::IsMember({"dot", "mermaid", "json"}));
   CLI11_PARSE(app, argc, argv);
 
-  auto d = name == "order_lifecycle"  ? saga::definitions::order_lifecycle()
-           : name == "payment_notice" ? saga::definitions::payment_notice()
-                                      : saga::definitions::account_lockout();
+  auto d = saga::definitions::by_name(name);
   const auto& g = d->graph();
   if (format == "dot")
     std::cout << saga::to_dot(g);

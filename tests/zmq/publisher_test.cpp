@@ -22,6 +22,7 @@
 #include "saga/sqlite/store.hpp"
 #include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
+#include "support/zmq_frames.hpp"
 
 namespace {
 
@@ -32,14 +33,7 @@ const std::string any_port = "tcp://127.0.0.1:*";
 
 using saga::test::placed;
 
-std::vector<std::string> recv_all(zmq::socket_t& s) {
-  std::vector<zmq::message_t> msgs;
-  auto n = zmq::recv_multipart(s, std::back_inserter(msgs));
-  std::vector<std::string> out;
-  if (!n) return out;  // timed out
-  for (auto& m : msgs) out.push_back(m.to_string());
-  return out;
-}
+using saga::test::recv_all;
 
 zmq::socket_t subscriber(zmq::context_t& ctx, const std::string& endpoint) {
   zmq::socket_t sub(ctx, zmq::socket_type::sub);

@@ -55,6 +55,8 @@ class publisher final : public saga::publisher {
   // The endpoint actually bound (ZMQ_LAST_ENDPOINT): the port chosen for a wildcard.
   const std::string& endpoint() const { return endpoint_; }
 
+  ::zmq::socket_t& socket() { return socket_; }
+
  private:
   void send3(const std::string& a, const std::string& b, const std::string& c);
 

@@ -60,6 +60,8 @@ class replay_server {
 
   // The endpoint actually bound (ZMQ_LAST_ENDPOINT).
   const std::string& endpoint() const { return endpoint_; }
+  // For zmq::poll in a caller's loop; do not read from it.
+  ::zmq::socket_t& socket() { return socket_; }
 
  private:
   ::zmq::socket_t socket_;

@@ -1,0 +1,117 @@
+// sagad — the saga daemon. Runs in the foreground (a service manager
+// supervises it), logs to stderr, creates its database when missing.
+// Options come from the command line, a config file (--config) and SAGA_*
+// environment variables, in that order of precedence. See docs/operations.md.
+//
+// Exit codes: 0 stopped by SIGTERM/SIGINT; 1 could not start or failed;
+// 2 bad options.
+
+#include <csignal>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "daemon.hpp"
+#include "definitions/catalog.hpp"
+#include "saga/duration.hpp"
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void on_signal(int) { stop_requested.store(true); }
+
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  saga::daemon::options o;
+  std::string retention = saga::format_duration(o.retention_ms);
+  std::string dedup = saga::format_duration(o.dedup_window_ms);
+  std::string park_expiry = saga::format_duration(o.park_expiry_ms);
+  std::string log_level = "info";
+
+  CLI::App app{"sagad: runs sagas from the events sent to its ingress and publishes their follow-on events"};
+  app.set_config("--config", "", "read options from this TOML/INI file (keys as the long options)");
+  app.get_config_ptr()->envname("SAGA_CONFIG");
+  app.add_option("--db", o.db, "SQLite database (created when missing)")->envname("SAGA_DB")->capture_default_str();
+  app.add_option("--ingress", o.ingress, "ROUTER endpoint for incoming events")
+      ->envname("SAGA_INGRESS")
+      ->capture_default_str();
+  app.add_option("--publish", o.publish, "PUB endpoint for follow-on events and the heartbeat")
+      ->envname("SAGA_PUBLISH")
+      ->capture_default_str();
+  app.add_option("--replay", o.replay, "ROUTER endpoint answering replay requests")
+      ->envname("SAGA_REPLAY")
+      ->capture_default_str();
+  app.add_option("--source", o.source, "source of follow-on events (default: urn:saga:<definition>)")
+      ->envname("SAGA_SOURCE");
+  app.add_option("--batch-max", o.batch_max, "most events committed in one transaction")
+      ->envname("SAGA_BATCH_MAX")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  app.add_option("--synchronous", o.synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
+      ->envname("SAGA_SYNCHRONOUS")
+      ->transform(CLI::IsMember({"FULL", "NORMAL", "OFF"}, CLI::ignore_case))
+      ->capture_default_str();
+  auto duration = [](std::string what) {
+    return CLI::Validator(
+        [what](std::string& s) -> std::string {
+          return saga::parse_duration(s) ? std::string()
+                                         : what + ": '" + s + "' is not a duration (like 90s, 15m, 2h, 7d)";
+        },
+        "DURATION");
+  };
+  app.add_option("--retention", retention, "keep published outbox rows this long (replay window)")
+      ->envname("SAGA_RETENTION")
+      ->check(duration("--retention"))
+      ->capture_default_str();
+  app.add_option("--dedup-window", dedup, "keep inbox rows this long (duplicates recognised within it)")
+      ->envname("SAGA_DEDUP_WINDOW")
+      ->check(duration("--dedup-window"))
+      ->capture_default_str();
+  app.add_option("--park-limit", o.park_limit, "parked events per saga; more are rejected")
+      ->envname("SAGA_PARK_LIMIT")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--park-expiry", park_expiry, "parked events of sagas that never start go to dead letters after")
+      ->envname("SAGA_PARK_EXPIRY")
+      ->check(duration("--park-expiry"))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "debug, info, warn or error")
+      ->envname("SAGA_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.add_option("--definitions", o.definitions, "definitions to run (default: all compiled)")
+      ->envname("SAGA_DEFINITIONS")
+      ->delimiter(',')
+      ->check(CLI::IsMember(saga::definitions::names()));
+  CLI11_PARSE(app, argc, argv);
+
+  o.retention_ms = *saga::parse_duration(retention);
+  o.dedup_window_ms = *saga::parse_duration(dedup);
+  o.park_expiry_ms = *saga::parse_duration(park_expiry);
+
+  auto logger = spdlog::stderr_color_mt("sagad");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  try {
+    saga::daemon::run(o, stop_requested);
+    return 0;
+  } catch (const saga::daemon::startup_error& e) {
+    spdlog::critical("sagad cannot start: {}", e.what());
+  } catch (const std::exception& e) {
+    spdlog::critical("sagad failed: {}", e.what());
+  }
+  return 1;
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""A client of sagad written from docs/protocol.md alone, with pyzmq (Debian's python3-zmq).
+
+It places one order, then plays the payment, warehouse and courier services:
+each time sagad publishes a request for this order, it sends the answer a
+healthy service would. It prints the order's follow-on events and exits 0
+when order.completed arrives (1 after --timeout seconds without it).
+
+    python3 examples/python_client.py --ingress tcp://127.0.0.1:5570 \
+        --events tcp://127.0.0.1:5571 --replay tcp://127.0.0.1:5572
+"""
+import argparse
+import json
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+
+import zmq
+
+ANSWERS = {  # request type -> the events a healthy service sends back
+    "payment.requested": ["payment.succeeded"],
+    "inventory.reservation.requested": ["inventory.reserved"],
+    "shipment.requested": ["shipment.dispatched", "delivery.started", "delivery.confirmed"],
+}
+
+
+def now():
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_event(type_, subject, data):
+    return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:example:python",
+            "type": type_, "subject": subject, "time": now(),
+            "datacontenttype": "application/json", "data": data}
+
+
+class Ingress:
+    """DEALER to the ingress: send an event, wait for its ack, resend on timeout."""
+
+    def __init__(self, ctx, endpoint):
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+
+    def send(self, event, timeout_ms=2000, tries=5):
+        body = json.dumps(event).encode()
+        for _ in range(tries):
+            self.sock.send_multipart([b"", body])
+            while self.sock.poll(timeout_ms):
+                _, reply = self.sock.recv_multipart()
+                ack = json.loads(reply)
+                if ack["id"] == event["id"] and ack["source"] == event["source"]:
+                    if ack["status"] == "rejected":
+                        raise RuntimeError(f"{event['type']} rejected: {ack['reason']}")
+                    return ack
+        raise RuntimeError(f"no ack for {event['id']} after {tries} tries")
+
+
+class Events:
+    """SUB on the events socket, filling gaps from replay; yields (sequence, event)."""
+
+    def __init__(self, ctx, events_endpoint, replay_endpoint):
+        self.sub = ctx.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.SUBSCRIBE, b"")  # everything: we filter ourselves
+        self.sub.connect(events_endpoint)
+        self.replay = ctx.socket(zmq.DEALER)
+        self.replay.setsockopt(zmq.LINGER, 0)
+        self.replay.connect(replay_endpoint)
+        self.last = self.fetch(0, limit=0)[0]  # start from what is published now
+
+    def fetch(self, start, limit=1000):
+        self.replay.send_multipart([b"", json.dumps({"from": start, "limit": limit}).encode()])
+        if not self.replay.poll(5000):
+            raise RuntimeError("replay did not answer")
+        frames = self.replay.recv_multipart()[1:]
+        header = json.loads(frames[0])
+        if "error" in header:
+            raise RuntimeError(f"replay: {header}")
+        pairs = [(int(frames[i]), json.loads(frames[i + 1])) for i in range(1, len(frames), 2)]
+        return header["last"], pairs
+
+    def poll(self, timeout_ms):
+        out = []
+        if not self.sub.poll(timeout_ms):
+            return out
+        type_, seq, body = self.sub.recv_multipart()
+        seq = int(seq)
+        if type_ == b"saga.heartbeat" or seq > self.last + 1:
+            target = seq
+            while self.last < target:  # catch up through replay
+                last, pairs = self.fetch(self.last + 1)
+                for s, e in pairs:
+                    if s > self.last:
+                        out.append((s, e))
+                        self.last = s
+                if not pairs or self.last >= last:
+                    break
+        if type_ != b"saga.heartbeat" and seq == self.last + 1:
+            out.append((seq, json.loads(body)))
+            self.last = seq
+        return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--ingress", default="tcp://127.0.0.1:5570")
+    p.add_argument("--events", default="tcp://127.0.0.1:5571")
+    p.add_argument("--replay", default="tcp://127.0.0.1:5572")
+    p.add_argument("--timeout", type=float, default=30.0)
+    args = p.parse_args()
+
+    ctx = zmq.Context()
+    events = Events(ctx, args.events, args.replay)
+    ingress = Ingress(ctx, args.ingress)
+
+    order = f"py-{uuid.uuid4().hex[:12]}"
+    data = {"order_id": order, "amount": 2599, "currency": "EUR", "customer_id": "c-py",
+            "items": [{"sku": "BOOK-42", "qty": 1}]}
+    ack = ingress.send(make_event("order.placed", order, data))
+    print(f"placed {order}: {ack['status']}/{ack['outcome']} -> {ack['saga']['state']}", flush=True)
+
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        for seq, event in events.poll(200):
+            if event.get("subject") != order:
+                continue
+            print(f"  #{seq} {event['type']}", flush=True)
+            if event["type"] == "order.completed":
+                print(f"{order} reached done")
+                return 0
+            for answer in ANSWERS.get(event["type"], []):
+                ack = ingress.send(make_event(answer, order, event["data"]))
+                print(f"    sent {answer}: {ack['status']} -> {ack['saga']['state']}", flush=True)
+    print(f"{order}: no order.completed within {args.timeout} s", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

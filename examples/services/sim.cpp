@@ -1,0 +1,226 @@
+// saga-sim — simulated services around sagad, for the demo and the tests.
+//
+//   saga-sim payment   answers payment.requested and payment.refund.requested
+//   saga-sim warehouse answers inventory.reservation.requested
+//   saga-sim courier   answers shipment.requested with dispatch, start and delivery
+//   saga-sim orders    places --count orders and exits
+//
+// Each service follows sagad's published events with the subscriber library
+// (catching up through replay), decides with its failure rate, waits its
+// delay, and sends the next events with the client library. Decisions are a
+// pure function of (seed, service, the request's id), so a request seen again
+// after a restart gets the same answer, and answers carry ids derived from the
+// request's id, so a resend is a duplicate. Every decision is logged as one
+// JSON line (to --decisions, or stdout), which is what the end-to-end test
+// computes each order's expected end state from.
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "saga/codec.hpp"
+#include "saga/zmq/client.hpp"
+#include "saga/zmq/subscriber.hpp"
+
+namespace {
+
+std::atomic<bool> stop_requested{false};
+extern "C" void on_signal(int) {
+  stop_requested.store(true);
+}
+
+struct settings {
+  std::string ingress = "tcp://127.0.0.1:5570";
+  std::string publish = "tcp://127.0.0.1:5571";
+  std::string replay = "tcp://127.0.0.1:5572";
+  std::string position;   // subscriber position file
+  std::string decisions;  // JSON lines; empty: stdout
+  double fail_rate = 0.1;
+  double refund_fail_rate = 0.2;
+  int delay_ms = 0;
+  std::uint64_t seed = 1;
+  int count = 10;
+  std::string prefix = "order-";
+};
+
+// A decision in [0, 1): FNV-1a over seed, service and request id.
+double draw(std::uint64_t seed, std::string_view service, std::string_view request_id) {
+  std::uint64_t h = 0xcbf29ce484222325ULL ^ seed;
+  for (auto part : {service, std::string_view("/"), request_id})
+    for (unsigned char c : part) h = (h ^ c) * 0x100000001b3ULL;
+  return static_cast<double>(h >> 11) / static_cast<double>(1ULL << 53);
+}
+
+class decision_log {
+ public:
+  explicit decision_log(const std::string& path) {
+    if (!path.empty()) file_.open(path, std::ios::app);
+  }
+  void write(const nlohmann::json& j) {
+    auto& out = file_.is_open() ? static_cast<std::ostream&>(file_) : std::cout;
+    out << j.dump() << std::endl;
+  }
+
+ private:
+  std::ofstream file_;
+};
+
+saga::event answer(const saga::event& request, const std::string& service, const std::string& type, int n) {
+  saga::event e;
+  e.id = service + ":" + request.id + ":" + std::to_string(n);
+  e.source = "urn:sim:" + service;
+  e.type = type;
+  e.subject = request.subject;
+  e.time = saga::format_time(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+  e.data = request.data;  // carry the order on
+  e.causationid = request.id;
+  return e;
+}
+
+// Follows published events and answers those `decide` cares about.
+int serve(const settings& s, const std::string& service,
+          const std::function<std::vector<std::pair<std::string, std::string>>(const saga::event&)>& decide) {
+  zmq::context_t ctx(1);
+  saga::zmq::subscriber_options so;
+  so.position_file = s.position;
+  saga::zmq::subscriber sub(ctx, s.publish, s.replay, so);
+  saga::zmq::client_options co;
+  co.max_tries = 1000000;  // a service keeps trying while sagad restarts
+  saga::zmq::client client(ctx, s.ingress, co);
+  decision_log log(s.decisions);
+  std::cerr << "saga-sim " << service << ": following " << s.publish << ", answering to " << s.ingress
+            << "\n";
+  // Answers are sent, and acked, inside the callback: the subscriber saves its
+  // position only after the callback returned, so a service killed before an
+  // answer was acked sees the request again after its restart (and its answer,
+  // with the same id, is then a duplicate if it had been recorded after all).
+  while (!stop_requested.load()) {
+    try {
+      sub.poll(std::chrono::milliseconds(200), [&](const saga::zmq::delivery& d) {
+        auto decoded = saga::decode_event(d.payload);
+        if (!decoded) return;
+        std::vector<saga::event> out;
+        for (const auto& [decision, type] : decide(*decoded.event)) {
+          log.write({{"service", service},
+                     {"order", decoded.event->subject},
+                     {"request", decoded.event->type},
+                     {"request_id", decoded.event->id},
+                     {"decision", decision},
+                     {"sends", type}});
+          out.push_back(answer(*decoded.event, service, type, static_cast<int>(out.size())));
+        }
+        if (out.empty()) return;
+        if (s.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(s.delay_ms));
+        for (const auto& a : client.send_all(out))
+          if (a.status == saga::ack_status::rejected)
+            std::cerr << "saga-sim " << service << ": rejected: " << a.reason << "\n";
+      });
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a signal: the loop condition decides
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  settings s;
+  CLI::App app{"Simulated payment, warehouse and courier services, and an order source, around sagad"};
+  app.require_subcommand(1);
+  app.add_option("--ingress", s.ingress, "sagad's ingress endpoint")->capture_default_str();
+  app.add_option("--publish", s.publish, "sagad's events endpoint")->capture_default_str();
+  app.add_option("--replay", s.replay, "sagad's replay endpoint")->capture_default_str();
+  app.add_option("--position", s.position, "file keeping the last event sequence handled");
+  app.add_option("--decisions", s.decisions, "append decisions here as JSON lines (default stdout)");
+  app.add_option("--fail-rate", s.fail_rate, "share of requests answered with a failure")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--refund-fail-rate", s.refund_fail_rate, "payment: share of refunds that fail")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--delay-ms", s.delay_ms, "wait this long before answering")->capture_default_str();
+  app.add_option("--seed", s.seed, "seed of the decisions")->capture_default_str();
+  auto* payment = app.add_subcommand("payment", "answer payments and refunds");
+  auto* warehouse = app.add_subcommand("warehouse", "answer stock reservations");
+  auto* courier = app.add_subcommand("courier", "ship and deliver");
+  auto* orders = app.add_subcommand("orders", "place orders, then exit");
+  orders->add_option("--count", s.count, "how many orders")->capture_default_str();
+  orders->add_option("--prefix", s.prefix, "order ids are <prefix><n>")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+
+  try {
+    if (*payment)
+      return serve(s, "payment",
+                   [&](const saga::event& e) -> std::vector<std::pair<std::string, std::string>> {
+                     if (e.type == "payment.requested")
+                       return {draw(s.seed, "payment", e.id) < s.fail_rate
+                                   ? std::pair{"declined", "payment.failed"}
+                                   : std::pair{"charged", "payment.succeeded"}};
+                     if (e.type == "payment.refund.requested")
+                       return {draw(s.seed, "refund", e.id) < s.refund_fail_rate
+                                   ? std::pair{"refund_failed", "payment.refund.failed"}
+                                   : std::pair{"refunded", "payment.refunded"}};
+                     return {};
+                   });
+    if (*warehouse)
+      return serve(s, "warehouse",
+                   [&](const saga::event& e) -> std::vector<std::pair<std::string, std::string>> {
+                     if (e.type != "inventory.reservation.requested") return {};
+                     return {draw(s.seed, "warehouse", e.id) < s.fail_rate
+                                 ? std::pair{"out_of_stock", "inventory.unavailable"}
+                                 : std::pair{"reserved", "inventory.reserved"}};
+                   });
+    if (*courier)
+      return serve(s, "courier",
+                   [&](const saga::event& e) -> std::vector<std::pair<std::string, std::string>> {
+                     if (e.type != "shipment.requested") return {};
+                     const bool lost = draw(s.seed, "courier", e.id) < s.fail_rate;
+                     return {{"dispatched", "shipment.dispatched"},
+                             {"out_for_delivery", "delivery.started"},
+                             lost ? std::pair{"delivery_failed", "delivery.failed"}
+                                  : std::pair{"delivered", "delivery.confirmed"}};
+                   });
+    // orders
+    zmq::context_t ctx(1);
+    saga::zmq::client client(ctx, s.ingress);
+    std::vector<saga::event> placed;
+    for (int i = 0; i < s.count; ++i) {
+      saga::event e;
+      e.id = "place:" + s.prefix + std::to_string(i);
+      e.source = "urn:sim:shop";
+      e.type = "order.placed";
+      e.subject = s.prefix + std::to_string(i);
+      e.data = {{"order_id", e.subject},
+                {"amount", 1000 + i},
+                {"currency", "EUR"},
+                {"customer_id", "c-" + std::to_string(i % 13)},
+                {"items", {{{"sku", "SKU-" + std::to_string(i % 7)}, {"qty", 1 + i % 3}}}}};
+      placed.push_back(std::move(e));
+    }
+    int rejected = 0;
+    for (const auto& a : client.send_all(placed)) rejected += a.status == saga::ack_status::rejected;
+    std::cerr << "saga-sim orders: placed " << s.count - rejected << " orders (" << rejected
+              << " rejected)\n";
+    return rejected == 0 ? 0 : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "saga-sim: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,368 @@
+// saga::zmq::ingress_server and saga::zmq::client over real sockets on
+// 127.0.0.1 (ports chosen by the OS at run time): the ingress ROUTER serves a
+// real engine over SQLite on a thread of its own; raw DEALER and REQ sockets
+// check the wire (wire protocol v1, DESIGN.md), and plain ROUTER sockets
+// under the test's control check the client's resends.
+
+#include "saga/zmq/client.hpp"
+#include "saga/zmq/ingress_server.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "definitions/order_lifecycle.hpp"
+#include "saga/codec.hpp"
+#include "saga/engine.hpp"
+#include "saga/sqlite/store.hpp"
+#include "support/order_events.hpp"
+#include "support/temp_dir.hpp"
+#include "support/zmq_frames.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+
+const std::string any_port = "tcp://127.0.0.1:*";
+
+using saga::test::placed;
+
+saga::sqlite::options db_options(const saga::test::temp_dir& dir) {
+  saga::sqlite::options o;
+  o.path = dir.file("saga.db");
+  o.synchronous = "NORMAL";
+  return o;
+}
+
+// An ingress_server in front of a real engine, served on its own thread the
+// way sagad does: poll, read a batch, one transaction, then the acks.
+struct served {
+  served() : store(db_options(dir)), eng(store, clock), ingress(ctx, any_port) {
+    eng.add(saga::definitions::order_lifecycle());
+    thread = std::thread([this] { serve(); });
+  }
+  ~served() {
+    stop = true;
+    thread.join();
+  }
+  served(const served&) = delete;
+  served& operator=(const served&) = delete;
+
+  void serve() {
+    while (!stop) {
+      zmq::pollitem_t item{ingress.socket().handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, 20ms);
+      if ((item.revents & ZMQ_POLLIN) == 0) continue;
+      while (ingress.read_batch() > 0) {
+        auto acks = eng.handle_batch(ingress.pending());
+        ingress.ack(acks);
+      }
+    }
+  }
+
+  saga::test::temp_dir dir;
+  saga::manual_clock clock;
+  zmq::context_t ctx;
+  saga::sqlite::store store;
+  saga::engine eng;
+  saga::zmq::ingress_server ingress;
+  std::atomic<bool> stop{false};
+  std::thread thread;
+};
+
+zmq::socket_t open(zmq::context_t& ctx, const std::string& endpoint,
+                   zmq::socket_type type = zmq::socket_type::dealer) {
+  zmq::socket_t s(ctx, type);
+  s.set(zmq::sockopt::rcvtimeo, 5000);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  return s;
+}
+
+using saga::test::recv_all;
+
+void send_frames(zmq::socket_t& s, const std::vector<std::string>& frames) {
+  std::vector<zmq::const_buffer> bufs;
+  for (auto& f : frames) bufs.push_back(zmq::buffer(f));
+  zmq::send_multipart(s, bufs);
+}
+
+// Sends `frames` from a DEALER (no delimiter) and returns the ack.
+json ask(zmq::socket_t& s, const std::vector<std::string>& frames) {
+  send_frames(s, frames);
+  auto reply = recv_all(s);
+  REQUIRE(reply.size() == 1);
+  return json::parse(reply[0]);
+}
+
+json ask(zmq::socket_t& s, const std::string& body) {
+  return ask(s, std::vector<std::string>{body});
+}
+
+// A fresh valid event is still accepted: the server keeps serving.
+void still_serving(zmq::socket_t& s, const std::string& order) {
+  auto a = ask(s, saga::encode_event(placed(order)));
+  CHECK(a["status"] == "accepted");
+  CHECK(a["id"] == "placed-" + order);
+}
+
+std::vector<saga::event> orders(int n, const std::string& prefix) {
+  std::vector<saga::event> out;
+  for (int i = 0; i < n; ++i) out.push_back(placed(prefix + std::to_string(i)));
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("ingress") {
+  TEST_CASE("a valid event is accepted and its ack names the saga") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    auto a = ask(dealer, saga::encode_event(placed("o1")));
+    CHECK(a["id"] == "placed-o1");
+    CHECK(a["source"] == "urn:test");
+    CHECK(a["status"] == "accepted");
+    CHECK(a["outcome"] == "transitioned");
+    CHECK(a["saga"]["type"] == "order_lifecycle");
+    CHECK(a["saga"]["id"] == "o1");
+    CHECK(a["saga"]["state"] == "placed");
+    auto again = ask(dealer, saga::encode_event(placed("o1")));
+    CHECK(again["status"] == "duplicate");
+  }
+
+  TEST_CASE("a DEALER that sends the empty delimiter gets it back") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    send_frames(dealer, {"", saga::encode_event(placed("d1"))});
+    auto reply = recv_all(dealer);
+    REQUIRE(reply.size() == 2);
+    CHECK(reply[0].empty());
+    CHECK(json::parse(reply[1])["status"] == "accepted");
+  }
+
+  TEST_CASE("malformed JSON is rejected with a null id") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    auto a = ask(dealer, "{not json");
+    CHECK(a["status"] == "rejected");
+    CHECK(a["id"].is_null());
+    CHECK(a["reason"].get<std::string>().starts_with("event: not valid JSON"));
+    still_serving(dealer, "m1");
+  }
+
+  TEST_CASE("an event over the 64 KiB limit is rejected") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    auto big = saga::event_to_json(placed("big"));
+    big["data"]["padding"] = std::string(1024 * 1024, 'x');
+    auto a = ask(dealer, big.dump());
+    CHECK(a["status"] == "rejected");
+    const auto reason = a["reason"].get<std::string>();
+    CHECK(reason.starts_with("event: "));
+    CHECK(reason.find("exceeds the limit of 65536 bytes") != std::string::npos);
+    still_serving(dealer, "b1");
+  }
+
+  TEST_CASE("a message of three frames is rejected") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    const auto body = saga::encode_event(placed("f1"));
+    auto a = ask(dealer, std::vector<std::string>{body, body, body});
+    CHECK(a["status"] == "rejected");
+    CHECK(a["reason"] == "frames: expected [optional empty delimiter] [event JSON], got 3 frames");
+    still_serving(dealer, "f2");
+  }
+
+  TEST_CASE("an event without id is rejected") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    auto j = saga::event_to_json(placed("n1"));
+    j.erase("id");
+    auto a = ask(dealer, j.dump());
+    CHECK(a["status"] == "rejected");
+    CHECK(a["id"].is_null());
+    CHECK(a["reason"].get<std::string>().find("attribute 'id': required") != std::string::npos);
+    still_serving(dealer, "n2");
+  }
+
+  TEST_CASE("an event of a type no definition consumes is rejected") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    auto e = placed("t1");
+    e.type = "x";
+    auto a = ask(dealer, saga::encode_event(e));
+    CHECK(a["status"] == "rejected");
+    CHECK(a["id"] == "placed-t1");
+    CHECK(a["reason"] == "attribute 'type': no definition consumes 'x'");
+    still_serving(dealer, "t2");
+  }
+
+  TEST_CASE("a message over ZMQ_MAXMSGSIZE drops its connection and others are still served") {
+    served s;
+    auto big_sender = open(s.ctx, s.ingress.endpoint());
+    big_sender.set(zmq::sockopt::rcvtimeo, 500);
+    send_frames(big_sender, {std::string(5 * 1024 * 1024, 'x')});
+    CHECK(recv_all(big_sender).empty());  // no ack: the connection was dropped
+
+    auto other = open(s.ctx, s.ingress.endpoint());
+    still_serving(other, "big-1");
+  }
+
+  TEST_CASE("a REQ socket gets its ack") {
+    served s;
+    auto req = open(s.ctx, s.ingress.endpoint(), zmq::socket_type::req);
+    for (int i = 0; i < 3; ++i) {
+      const std::string order = "r" + std::to_string(i);
+      send_frames(req, {saga::encode_event(placed(order))});
+      auto reply = recv_all(req);  // REQ strips the delimiter
+      REQUIRE(reply.size() == 1);
+      auto a = json::parse(reply[0]);
+      CHECK(a["status"] == "accepted");
+      CHECK(a["id"] == "placed-" + order);
+    }
+  }
+
+  TEST_CASE("acks to one connection come in request order and none is lost") {
+    served s;
+    auto dealer = open(s.ctx, s.ingress.endpoint());
+    const auto events = orders(2000, "p");
+    for (const auto& e : events) send_frames(dealer, {"", saga::encode_event(e)});
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      auto reply = recv_all(dealer);
+      REQUIRE(reply.size() == 2);
+      auto a = json::parse(reply[1]);
+      REQUIRE(a["id"] == events[i].id);
+      CHECK(a["status"] == "accepted");
+    }
+  }
+
+  TEST_CASE("binding an endpoint in use throws naming it") {
+    served s;
+    const std::string ep = s.ingress.endpoint();
+    try {
+      saga::zmq::ingress_server second(s.ctx, ep);
+      FAIL("bound twice");
+    } catch (const std::runtime_error& e) {
+      CHECK(std::string(e.what()).find(ep) != std::string::npos);
+    }
+  }
+
+  TEST_CASE("client send returns accepted and then duplicate") {
+    served s;
+    saga::zmq::client c(s.ctx, s.ingress.endpoint());
+    auto first = c.send(placed("c1"));
+    CHECK(first.status == saga::ack_status::accepted);
+    CHECK(first.id == "placed-c1");
+    CHECK(first.saga_state == "placed");
+    auto second = c.send(placed("c1"));
+    CHECK(second.status == saga::ack_status::duplicate);
+    CHECK(second.ok());
+  }
+
+  TEST_CASE("client send_all returns the acks in input order") {
+    served s;
+    saga::zmq::client c(s.ctx, s.ingress.endpoint());
+    const auto events = orders(500, "s");
+    auto acks = c.send_all(events);
+    REQUIRE(acks.size() == 500);
+    for (std::size_t i = 0; i < acks.size(); ++i) {
+      CHECK(acks[i].id == events[i].id);
+      CHECK(acks[i].status == saga::ack_status::accepted);
+    }
+  }
+
+  TEST_CASE("client send_all with a small window") {
+    served s;
+    saga::zmq::client_options o;
+    o.window = 7;
+    saga::zmq::client c(s.ctx, s.ingress.endpoint(), o);
+    auto events = orders(100, "w");
+    events.push_back(events[3]);  // the same event twice in one call
+    auto acks = c.send_all(events);
+    REQUIRE(acks.size() == events.size());
+    for (std::size_t i = 0; i < acks.size(); ++i) CHECK(acks[i].id == events[i].id);
+    CHECK(acks[3].status == saga::ack_status::accepted);
+    CHECK(acks.back().status == saga::ack_status::duplicate);
+  }
+
+  TEST_CASE("client resends after a timeout and gets the ack to the resend") {
+    zmq::context_t ctx;
+    zmq::socket_t router(ctx, zmq::socket_type::router);
+    router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::rcvtimeo, 5000);
+    router.bind(any_port);
+    const std::string ep = router.get(zmq::sockopt::last_endpoint);
+
+    std::vector<std::string> seen;
+    std::thread peer([&] {
+      // Ignores the first copy, answers the second.
+      for (int n = 0; n < 2; ++n) {
+        std::vector<zmq::message_t> frames;
+        if (!zmq::recv_multipart(router, std::back_inserter(frames))) return;
+        if (frames.size() < 2) return;
+        auto e = json::parse(frames.back().to_string_view());
+        seen.push_back(e["id"].get<std::string>());
+        if (n == 0) continue;
+        saga::ack a;
+        a.id = e["id"].get<std::string>();
+        a.source = e["source"].get<std::string>();
+        a.status = saga::ack_status::accepted;
+        a.outcome = saga::ack_outcome::transitioned;
+        const std::string body = saga::to_json(a).dump();
+        for (std::size_t i = 0; i + 1 < frames.size(); ++i) router.send(frames[i], zmq::send_flags::sndmore);
+        router.send(zmq::buffer(body));
+      }
+    });
+
+    saga::zmq::client_options o;
+    o.timeout = 100ms;
+    o.backoff = 10ms;
+    o.max_tries = 5;
+    saga::zmq::client c(ctx, ep, o);
+    saga::ack a;
+    CHECK_NOTHROW(a = c.send(placed("retry")));
+    peer.join();
+    CHECK(a.status == saga::ack_status::accepted);
+    CHECK(a.id == "placed-retry");
+    REQUIRE(seen.size() == 2);
+    CHECK(seen[0] == "placed-retry");
+    CHECK(seen[1] == "placed-retry");
+  }
+
+  TEST_CASE("client gives up after max_tries with client_error") {
+    zmq::context_t ctx;
+    zmq::socket_t router(ctx, zmq::socket_type::router);  // never answers
+    router.set(zmq::sockopt::linger, 0);
+    router.bind(any_port);
+    const std::string ep = router.get(zmq::sockopt::last_endpoint);
+
+    saga::zmq::client_options o;
+    o.timeout = 100ms;
+    o.backoff = 10ms;
+    o.max_backoff = 40ms;
+    o.max_tries = 3;
+    saga::zmq::client c(ctx, ep, o);
+    const auto start = std::chrono::steady_clock::now();
+    std::string message;
+    try {
+      c.send(placed("lost"));
+      FAIL("no client_error");
+    } catch (const saga::zmq::client_error& e) {
+      message = e.what();
+    }
+    const auto elapsed = std::chrono::steady_clock::now() - start;
+    CHECK(message == "no ack for event placed-lost after 3 tries to " + ep);
+    CHECK(elapsed >= 300ms);
+    CHECK(elapsed < 3s);
+  }
+}
