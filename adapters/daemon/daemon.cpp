@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <thread>
 
@@ -54,10 +54,14 @@ class lock_file {
 
 spdlog::level::level_enum to_spdlog(saga::log_level l) {
   switch (l) {
-    case saga::log_level::debug: return spdlog::level::debug;
-    case saga::log_level::info: return spdlog::level::info;
-    case saga::log_level::warn: return spdlog::level::warn;
-    case saga::log_level::error: return spdlog::level::err;
+    case saga::log_level::debug:
+      return spdlog::level::debug;
+    case saga::log_level::info:
+      return spdlog::level::info;
+    case saga::log_level::warn:
+      return spdlog::level::warn;
+    case saga::log_level::error:
+      return spdlog::level::err;
   }
   return spdlog::level::info;
 }
@@ -102,6 +106,21 @@ void run(const options& o, const std::atomic<bool>& stop) {
     throw startup_error(std::string("database ") + o.db + ": " + e.what());
   }
 
+  // Sockets before definitions: a taken port refuses the start before anything is logged.
+  ::zmq::context_t ctx(1);
+  std::unique_ptr<saga::zmq::publisher> pub;
+  std::unique_ptr<saga::zmq::ingress_server> ingress;
+  std::unique_ptr<saga::zmq::replay_server> replay;
+  try {
+    pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish);
+    saga::zmq::ingress_options io;
+    io.batch_max = o.batch_max;
+    ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
+    replay = std::make_unique<saga::zmq::replay_server>(ctx, o.replay, *reader);
+  } catch (const std::exception& e) {
+    throw startup_error(e.what());
+  }
+
   saga::system_clock clock;
   saga::engine_options eo;
   eo.source = o.source;
@@ -121,20 +140,6 @@ void run(const options& o, const std::atomic<bool>& stop) {
     spdlog::info("definition {} fingerprint {}", r.name, r.fingerprint);
   }
 
-  ::zmq::context_t ctx(1);
-  std::unique_ptr<saga::zmq::publisher> pub;
-  std::unique_ptr<saga::zmq::ingress_server> ingress;
-  std::unique_ptr<saga::zmq::replay_server> replay;
-  try {
-    pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish);
-    saga::zmq::ingress_options io;
-    io.batch_max = o.batch_max;
-    ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
-    replay = std::make_unique<saga::zmq::replay_server>(ctx, o.replay, *reader);
-  } catch (const std::exception& e) {
-    throw startup_error(e.what());
-  }
-
   saga::relay_options ro;
   ro.retention_ms = o.retention_ms;
   ro.dedup_window_ms = o.dedup_window_ms;
@@ -143,9 +148,9 @@ void run(const options& o, const std::atomic<bool>& stop) {
   engine.on_commit([&] { committed = true; });
 
   const auto published_at_start = relay.drain();  // what was committed but not published
-  spdlog::info("sagad: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
-               o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay->endpoint(),
-               published_at_start);
+  spdlog::info(
+      "sagad: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start", o.db,
+      o.synchronous, ingress->endpoint(), pub->endpoint(), replay->endpoint(), published_at_start);
 
   stats st;
   auto next_tick = std::chrono::steady_clock::now();

@@ -9,9 +9,9 @@
 #include <csignal>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "daemon.hpp"
 #include "definitions/catalog.hpp"
@@ -21,8 +21,9 @@ namespace {
 
 std::atomic<bool> stop_requested{false};
 
-extern "C" void on_signal(int) { stop_requested.store(true); }
-
+extern "C" void on_signal(int) {
+  stop_requested.store(true);
+}
 
 }  // namespace
 
@@ -36,7 +37,9 @@ int main(int argc, char** argv) {
   CLI::App app{"sagad: runs sagas from the events sent to its ingress and publishes their follow-on events"};
   app.set_config("--config", "", "read options from this TOML/INI file (keys as the long options)");
   app.get_config_ptr()->envname("SAGA_CONFIG");
-  app.add_option("--db", o.db, "SQLite database (created when missing)")->envname("SAGA_DB")->capture_default_str();
+  app.add_option("--db", o.db, "SQLite database (created when missing)")
+      ->envname("SAGA_DB")
+      ->capture_default_str();
   app.add_option("--ingress", o.ingress, "ROUTER endpoint for incoming events")
       ->envname("SAGA_INGRESS")
       ->capture_default_str();
@@ -76,7 +79,8 @@ int main(int argc, char** argv) {
       ->envname("SAGA_PARK_LIMIT")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--park-expiry", park_expiry, "parked events of sagas that never start go to dead letters after")
+  app.add_option("--park-expiry", park_expiry,
+                 "parked events of sagas that never start go to dead letters after")
       ->envname("SAGA_PARK_EXPIRY")
       ->check(duration("--park-expiry"))
       ->capture_default_str();

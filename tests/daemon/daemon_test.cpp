@@ -1,0 +1,1020 @@
+// End-to-end tests of sagad: the daemon, the simulated services and the
+// Python client as real child processes on loopback ports found free at run
+// time (issue 4, "Tests"). The databases are read read-only with SQLiteCpp
+// while sagad runs.
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "daemon/process.hpp"
+#include "saga/codec.hpp"
+#include "saga/zmq/client.hpp"
+#include "saga/zmq/subscriber.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+using saga::test::endpoints;
+using saga::test::exit_status;
+using saga::test::process;
+using saga::test::temp_dir;
+using steady = std::chrono::steady_clock;
+
+// ---------------------------------------------------------------------------
+// sagad as a child process
+
+class sagad {
+ public:
+  sagad(const temp_dir& dir, std::string db, endpoints ep, std::vector<std::string> extra = {})
+      : dir_(dir), db_(std::move(db)), ep_(std::move(ep)), extra_(std::move(extra)) {}
+
+  // Starts sagad (again) and waits until its ingress answers.
+  void start() {
+    spawn();
+    const bool ready = saga::test::wait_until_ingress_answers(ep_.ingress, 10s, proc_.get());
+    INFO("sagad stderr: " << proc_->err());
+    REQUIRE(ready);
+  }
+  // Starts it without waiting (for the runs that must fail).
+  process& spawn() {
+    std::vector<std::string> argv = {SAGAD_PATH,  "--db",        db_,         "--ingress",
+                                     ep_.ingress, "--publish",   ep_.publish, "--replay",
+                                     ep_.replay,  "--log-level", "info"};
+    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    const std::string n = std::to_string(runs_++);
+    proc_ =
+        std::make_unique<process>(argv, dir_.file("sagad-" + n + ".out"), dir_.file("sagad-" + n + ".err"));
+    return *proc_;
+  }
+  process& proc() { return *proc_; }
+  const endpoints& ep() const { return ep_; }
+  const std::string& db() const { return db_; }
+
+  // SIGTERM, and the exit status within `timeout`.
+  exit_status stop(std::chrono::milliseconds timeout = 5s) {
+    proc_->signal(SIGTERM);
+    return proc_->wait_for(timeout);
+  }
+
+ private:
+  const temp_dir& dir_;
+  std::string db_;
+  endpoints ep_;
+  std::vector<std::string> extra_;
+  int runs_ = 0;
+  std::unique_ptr<process> proc_;
+};
+
+// ---------------------------------------------------------------------------
+// the database, read-only
+
+SQLite::Database open_ro(const std::string& path) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  db.setBusyTimeout(5000);
+  return db;
+}
+
+std::int64_t scalar(const std::string& path, const std::string& sql) {
+  auto db = open_ro(path);
+  SQLite::Statement q(db, sql);
+  q.executeStep();
+  return q.getColumn(0).getInt64();
+}
+
+// key -> state of every order saga.
+std::map<std::string, std::string> order_states(const std::string& path) {
+  auto db = open_ro(path);
+  SQLite::Statement q(db, "SELECT key, state FROM instances WHERE definition = 'order_lifecycle'");
+  std::map<std::string, std::string> out;
+  while (q.executeStep()) out[q.getColumn(0).getString()] = q.getColumn(1).getString();
+  return out;
+}
+
+// key -> the follow-on event types of that saga, sorted (a multiset).
+std::map<std::string, std::multiset<std::string>> outbox_types(const std::string& path) {
+  auto db = open_ro(path);
+  SQLite::Statement q(db, "SELECT key, type FROM outbox");
+  std::map<std::string, std::multiset<std::string>> out;
+  while (q.executeStep()) out[q.getColumn(0).getString()].insert(q.getColumn(1).getString());
+  return out;
+}
+
+std::set<std::pair<std::string, std::string>> id_pairs(const std::string& path, const std::string& sql) {
+  auto db = open_ro(path);
+  SQLite::Statement q(db, sql);
+  std::set<std::pair<std::string, std::string>> out;
+  while (q.executeStep()) out.emplace(q.getColumn(0).getString(), q.getColumn(1).getString());
+  return out;
+}
+
+template <class Pred>
+bool eventually(std::chrono::milliseconds timeout, Pred pred, std::chrono::milliseconds step = 50ms) {
+  const auto deadline = steady::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (steady::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// events
+
+const std::string test_source = "urn:test:daemon";
+
+saga::event order_event(const std::string& type, const std::string& key, const std::string& id, int n) {
+  saga::event e;
+  e.id = id;
+  e.source = test_source;
+  e.type = type;
+  e.subject = key;
+  e.time = saga::format_time(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count());
+  e.data = {{"order_id", key},
+            {"amount", 1000 + n},
+            {"currency", "EUR"},
+            {"customer_id", "c-" + std::to_string(n % 11)},
+            {"items", json::array({{{"sku", "SKU-" + std::to_string(n % 5)}, {"qty", 1 + n % 3}}})}};
+  return e;
+}
+
+saga::event placed(const std::string& key, int n) {
+  return order_event("order.placed", key, "place:" + key, n);
+}
+
+// A stream of non-competing events for `orders` orders, interleaved in blocks,
+// with some events before the one that makes their saga able to take them
+// (parked). Per order i:
+//   i % 4 == 0  placed, paid, reserved, dispatched, started, confirmed -> done
+//   i % 4 == 1  placed, payment failed                                  -> cancelled
+//   i % 4 == 2  placed, paid, unavailable, refunded                     -> cancelled
+//   i % 4 == 3  ... delivery failed, 3 refund failures                  -> needs_attention
+std::vector<saga::event> mixed_stream(const std::string& prefix, int orders) {
+  std::vector<std::vector<saga::event>> per(static_cast<std::size_t>(orders));
+  for (int i = 0; i < orders; ++i) {
+    const std::string k = prefix + std::to_string(i);
+    auto ev = [&](const std::string& type, const std::string& tag) {
+      return order_event(type, k, tag + ":" + k, i);
+    };
+    auto& v = per[static_cast<std::size_t>(i)];
+    v.push_back(placed(k, i));
+    switch (i % 4) {
+      case 0:
+        for (const auto& t : {"payment.succeeded", "inventory.reserved", "shipment.dispatched",
+                              "delivery.started", "delivery.confirmed"})
+          v.push_back(ev(t, t));
+        break;
+      case 1:
+        v.push_back(ev("payment.failed", "payment.failed"));
+        break;
+      case 2:
+        for (const auto& t : {"payment.succeeded", "inventory.unavailable", "payment.refunded"})
+          v.push_back(ev(t, t));
+        break;
+      default:
+        for (const auto& t : {"payment.succeeded", "inventory.reserved", "shipment.dispatched",
+                              "delivery.started", "delivery.failed"})
+          v.push_back(ev(t, t));
+        for (int r = 1; r <= 3; ++r)
+          v.push_back(ev("payment.refund.failed", "refund.failed." + std::to_string(r)));
+        break;
+    }
+    if (i % 5 == 0) std::swap(v[0], v[1]);  // its second event first: parked until the order is placed
+  }
+  // Blocks of 50 orders, step by step within a block.
+  std::vector<saga::event> out;
+  constexpr int block = 50;
+  for (int b = 0; b < orders; b += block)
+    for (std::size_t step = 0; step < 9; ++step)
+      for (int i = b; i < std::min(orders, b + block); ++i)
+        if (step < per[static_cast<std::size_t>(i)].size())
+          out.push_back(per[static_cast<std::size_t>(i)][step]);
+  return out;
+}
+
+std::string expected_state(int i) {
+  switch (i % 4) {
+    case 0:
+      return "done";
+    case 1:
+    case 2:
+      return "cancelled";
+    default:
+      return "needs_attention";
+  }
+}
+
+// ---------------------------------------------------------------------------
+// a subscriber on its own thread, recording every sequence delivered
+
+class follower {
+ public:
+  follower(std::string publish, std::string replay) {
+    thread_ = std::thread([this, publish = std::move(publish), replay = std::move(replay)] {
+      ::zmq::context_t ctx(1);
+      saga::zmq::subscriber_options o;
+      o.replay_timeout = 1000ms;
+      saga::zmq::subscriber sub(ctx, publish, replay, o);
+      while (!stop_.load()) {
+        try {
+          sub.poll(100ms, [&](const saga::zmq::delivery& d) {
+            std::lock_guard lock(mutex_);
+            seqs_.push_back(d.sequence);
+          });
+          last_.store(sub.last_sequence());
+        } catch (const saga::zmq::subscriber_error& e) {
+          // sagad down for a moment: the subscriber tries again on its next poll.
+          std::lock_guard lock(mutex_);
+          errors_.push_back(e.what());
+        }
+      }
+    });
+  }
+  ~follower() { stop(); }
+  follower(const follower&) = delete;
+  follower& operator=(const follower&) = delete;
+
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::int64_t last() const { return last_.load(); }
+  std::vector<std::int64_t> sequences() const {
+    std::lock_guard lock(mutex_);
+    return seqs_;
+  }
+  std::vector<std::string> errors() const {
+    std::lock_guard lock(mutex_);
+    return errors_;
+  }
+  // Waits until it has seen `seq`.
+  bool reaches(std::int64_t seq, std::chrono::milliseconds timeout) {
+    return eventually(timeout, [&] { return last() >= seq; });
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<std::int64_t> last_{0};
+  mutable std::mutex mutex_;
+  std::vector<std::int64_t> seqs_;
+  std::vector<std::string> errors_;
+  std::thread thread_;
+};
+
+// Checks `seqs` is exactly 1..n.
+void check_gapless(const std::vector<std::int64_t>& seqs, std::int64_t n) {
+  CHECK(static_cast<std::int64_t>(seqs.size()) == n);
+  std::int64_t expect = 1;
+  for (auto s : seqs) {
+    if (s != expect) {
+      FAIL_CHECK("sequence " << s << " delivered where " << expect << " was expected");
+      return;
+    }
+    ++expect;
+  }
+}
+
+// Stops and joins a thread when the scope ends, a failed REQUIRE included.
+struct joiner {
+  std::thread& thread;
+  std::function<void()> stop;
+  void join() {
+    if (!thread.joinable()) return;
+    stop();
+    thread.join();
+  }
+  ~joiner() { join(); }
+};
+
+// ---------------------------------------------------------------------------
+// raw ZeroMQ
+
+std::vector<std::string> recv_frames(::zmq::socket_t& s, std::chrono::milliseconds timeout) {
+  ::zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  ::zmq::poll(&item, 1, timeout);
+  std::vector<std::string> out;
+  if ((item.revents & ZMQ_POLLIN) == 0) return out;
+  std::vector<::zmq::message_t> msgs;
+  (void)::zmq::recv_multipart(s, std::back_inserter(msgs), ::zmq::recv_flags::dontwait);
+  for (auto& m : msgs) out.push_back(m.to_string());
+  return out;
+}
+
+void send_frames(::zmq::socket_t& s, const std::vector<std::string>& frames) {
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    s.send(::zmq::buffer(frames[i]),
+           i + 1 < frames.size() ? ::zmq::send_flags::sndmore : ::zmq::send_flags::none);
+}
+
+// One replay request on a fresh DEALER: the reply frames after the delimiter.
+std::vector<std::string> replay_request(const std::string& endpoint, const json& request) {
+  ::zmq::context_t ctx(1);
+  ::zmq::socket_t s(ctx, ::zmq::socket_type::dealer);
+  s.set(::zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  send_frames(s, {"", request.dump()});
+  auto frames = recv_frames(s, 5000ms);
+  if (!frames.empty() && frames.front().empty()) frames.erase(frames.begin());
+  return frames;
+}
+
+// A raw DEALER on its own thread pipelining order.placed events (up to
+// `window` unacked, no resends) and recording the ids of the accepted ones.
+class pipeliner {
+ public:
+  pipeliner(std::string ingress, std::string prefix, std::size_t window = 2000) {
+    thread_ = std::thread([this, ingress = std::move(ingress), prefix = std::move(prefix), window] {
+      ::zmq::context_t ctx(1);
+      ::zmq::socket_t s(ctx, ::zmq::socket_type::dealer);
+      s.set(::zmq::sockopt::linger, 0);
+      s.connect(ingress);
+      std::size_t in_flight = 0;
+      // After stop(), the acks still coming are read for another second.
+      std::optional<steady::time_point> drain_until;
+      while (!drain_until || steady::now() < *drain_until) {
+        if (stop_.load() && !drain_until) drain_until = steady::now() + 1s;
+        while (!stop_.load() && in_flight < window && sent_.load() < 200'000) {
+          const int n = static_cast<int>(sent_.load());
+          const std::string body = saga::encode_event(placed(prefix + std::to_string(n), n));
+          if (!s.send(::zmq::const_buffer(), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait)) break;
+          s.send(::zmq::buffer(body), ::zmq::send_flags::dontwait);
+          ++sent_;
+          ++in_flight;
+        }
+        const auto frames = recv_frames(s, 10ms);
+        if (frames.empty()) continue;
+        const json a = json::parse(frames.back());
+        if (in_flight > 0) --in_flight;
+        if (a.at("status") == "accepted") {
+          std::lock_guard lock(mutex_);
+          accepted_.insert(a.at("id").get<std::string>());
+          count_.store(accepted_.size());
+        }
+      }
+    });
+  }
+  ~pipeliner() { stop(); }
+  pipeliner(const pipeliner&) = delete;
+  pipeliner& operator=(const pipeliner&) = delete;
+
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::size_t accepted_count() const { return count_.load(); }
+  std::size_t sent() const { return sent_.load(); }
+  // The ids of the events acked "accepted" so far.
+  std::set<std::string> accepted() const {
+    std::lock_guard lock(mutex_);
+    return accepted_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> sent_{0}, count_{0};
+  mutable std::mutex mutex_;
+  std::set<std::string> accepted_;
+  std::thread thread_;
+};
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("sagad") {
+  // 1 -------------------------------------------------------------------------
+  TEST_CASE("end to end: 100 orders through the simulated services end as their decisions imply") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    sagad d(dir, dir.file("e2e.db"), ep);
+    d.start();
+    follower seen(ep.publish, ep.replay);
+
+    auto sim = [&](const std::string& service) {
+      return std::make_unique<process>(
+          std::vector<std::string>{SAGA_SIM_PATH, "--ingress", ep.ingress, "--publish", ep.publish,
+                                   "--replay", ep.replay, "--position", dir.file(service + ".pos"),
+                                   "--decisions", dir.file(service + ".jsonl"), "--fail-rate", "0.2",
+                                   "--refund-fail-rate", "0.3", "--seed", "42", service},
+          dir.file(service + ".out"), dir.file(service + ".err"));
+    };
+    std::vector<std::unique_ptr<process>> services;
+    for (const auto* s : {"payment", "warehouse", "courier"}) services.push_back(sim(s));
+
+    constexpr int orders = 100;
+    process placer({SAGA_SIM_PATH, "--ingress", ep.ingress, "orders", "--count", std::to_string(orders),
+                    "--prefix", "e2e-"},
+                   dir.file("orders.out"), dir.file("orders.err"));
+    {
+      const auto placed_status = placer.wait_for(20s);
+      INFO("orders stderr: " << placer.err());
+      REQUIRE(placed_status.exited());
+      REQUIRE(placed_status.code() == 0);
+    }
+
+    const std::string terminal =
+        "SELECT count(*) FROM instances WHERE definition = 'order_lifecycle' AND key LIKE 'e2e-%'"
+        " AND state IN ('done', 'cancelled', 'needs_attention')";
+    const bool all_terminal = eventually(
+        40s, [&] { return scalar(d.db(), terminal) == orders; }, 100ms);
+    if (!all_terminal) {
+      for (const auto& [k, s] : order_states(d.db()))
+        if (s != "done" && s != "cancelled" && s != "needs_attention") MESSAGE(k << " is still " << s);
+    }
+    REQUIRE(all_terminal);
+
+    // The services stop on SIGTERM with 0.
+    for (auto& s : services) {
+      s->signal(SIGTERM);
+      const auto st = s->wait_for(5s);
+      INFO(s->name() << " stderr: " << s->err());
+      CHECK(st.exited());
+      CHECK(st.code() == 0);
+    }
+
+    // What the decisions imply, request by request (a request redelivered after
+    // a restart is decided and logged again: count each (service, request, decision) once).
+    struct facts {
+      bool charged = false, declined = false, out_of_stock = false, reserved = false, delivered = false,
+           delivery_failed = false, refunded = false;
+      int refund_failed = 0;
+    };
+    std::map<std::string, facts> by_order;
+    std::set<std::tuple<std::string, std::string, std::string>> seen_decisions;
+    for (const auto* service : {"payment", "warehouse", "courier"}) {
+      for (const auto& line : lines_of(saga::test::read_text(dir.file(std::string(service) + ".jsonl")))) {
+        const json j = json::parse(line);
+        const auto decision = j.at("decision").get<std::string>();
+        if (!seen_decisions
+                 .emplace(j.at("service").get<std::string>(), j.at("request_id").get<std::string>(), decision)
+                 .second)
+          continue;
+        auto& f = by_order[j.at("order").get<std::string>()];
+        if (decision == "charged")
+          f.charged = true;
+        else if (decision == "declined")
+          f.declined = true;
+        else if (decision == "out_of_stock")
+          f.out_of_stock = true;
+        else if (decision == "reserved")
+          f.reserved = true;
+        else if (decision == "delivered")
+          f.delivered = true;
+        else if (decision == "delivery_failed")
+          f.delivery_failed = true;
+        else if (decision == "refunded")
+          f.refunded = true;
+        else if (decision == "refund_failed")
+          ++f.refund_failed;
+      }
+    }
+    const auto states = order_states(d.db());
+    std::map<std::string, int> tally;
+    for (int i = 0; i < orders; ++i) {
+      const std::string k = "e2e-" + std::to_string(i);
+      const auto& f = by_order[k];
+      std::string expected = "(no decision implies an end)";
+      if (f.declined)
+        expected = "cancelled";
+      else if (f.charged && (f.out_of_stock || f.delivery_failed)) {
+        if (f.refunded)
+          expected = "cancelled";
+        else if (f.refund_failed >= 3)
+          expected = "needs_attention";
+      } else if (f.charged && f.reserved && f.delivered)
+        expected = "done";
+      const auto it = states.find(k);
+      INFO("order " << k);
+      REQUIRE(it != states.end());
+      CHECK(it->second == expected);
+      ++tally[it->second];
+    }
+    MESSAGE("end states: done " << tally["done"] << ", cancelled " << tally["cancelled"]
+                                << ", needs_attention " << tally["needs_attention"]);
+    CHECK(tally["done"] > 0);
+    CHECK(tally["cancelled"] > 0);
+
+    // The subscriber saw 1..N, N the last sequence of the outbox (all published).
+    const std::int64_t n = scalar(d.db(), "SELECT coalesce(max(sequence), 0) FROM outbox");
+    CHECK(n > 0);
+    CHECK(eventually(
+        5s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; }));
+    CHECK(seen.reaches(n, 10s));
+    seen.stop();
+    check_gapless(seen.sequences(), n);
+
+    const auto st = d.stop();
+    INFO("sagad stderr: " << d.proc().err());
+    CHECK(st.exited());
+    CHECK(st.code() == 0);
+  }
+
+  // 2 -------------------------------------------------------------------------
+  TEST_CASE("the Python client example reaches done against a fresh sagad") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    sagad d(dir, dir.file("py.db"), ep);
+    d.start();
+    process py({SAGA_PYTHON_PATH, SAGA_PYTHON_CLIENT, "--ingress", ep.ingress, "--events", ep.publish,
+                "--replay", ep.replay, "--timeout", "20"},
+               dir.file("py.out"), dir.file("py.err"));
+    const auto st = py.wait_for(30s);
+    INFO("python stdout: " << py.out());
+    INFO("python stderr: " << py.err());
+    CHECK(st.exited());
+    CHECK(st.code() == 0);
+    CHECK(py.out().find("reached done") != std::string::npos);
+    CHECK(scalar(d.db(), "SELECT count(*) FROM instances WHERE state = 'done'") == 1);
+    CHECK(d.stop().code() == 0);
+  }
+
+  // 3 -------------------------------------------------------------------------
+  TEST_CASE("raw DEALER and REQ sockets: bad input gets rejected acks and sagad keeps serving") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    sagad d(dir, dir.file("raw.db"), ep);
+    d.start();
+
+    ::zmq::context_t ctx(1);
+    ::zmq::socket_t dealer(ctx, ::zmq::socket_type::dealer);
+    dealer.set(::zmq::sockopt::linger, 0);
+    dealer.connect(ep.ingress);
+
+    json no_id = json::parse(saga::encode_event(placed("raw-1", 1)));
+    no_id.erase("id");
+    saga::event unknown = placed("raw-2", 2);
+    unknown.id = "unknown-type-1";
+    unknown.type = "no.such.type";
+    const std::string big(1024 * 1024, 'x');
+    const saga::event good = placed("raw-3", 3);
+
+    // Pipelined on one connection: the acks come in request order.
+    send_frames(dealer, {"", "{\"specversion\": \"1.0\", \"id\": "});  // malformed JSON
+    send_frames(dealer, {"", "{\"big\":\"" + big + "\"}"});            // 1 MiB
+    send_frames(dealer,
+                {"", saga::encode_event(good), "second", "third"});  // three frames after the delimiter
+    send_frames(dealer, {"", no_id.dump()});                         // without id
+    send_frames(dealer, {"", saga::encode_event(unknown)});          // a type nobody consumes
+    send_frames(dealer, {"", saga::encode_event(good)});             // valid
+    send_frames(dealer, {"", saga::encode_event(good)});             // the same again
+
+    std::vector<json> acks;
+    for (int i = 0; i < 7; ++i) {
+      auto frames = recv_frames(dealer, 5000ms);
+      REQUIRE(frames.size() == 2);
+      CHECK(frames[0].empty());  // the delimiter comes back
+      acks.push_back(json::parse(frames[1]));
+    }
+    auto rejected = [](const json& a, const std::string& reason_part) {
+      INFO("ack: " << a.dump());
+      CHECK(a.at("status") == "rejected");
+      CHECK(a.at("outcome").is_null());
+      CHECK(a.at("saga").is_null());
+      REQUIRE(a.at("reason").is_string());
+      CHECK(a.at("reason").get<std::string>().find(reason_part) != std::string::npos);
+    };
+    rejected(acks[0], "not valid JSON");
+    CHECK(acks[0].at("id").is_null());
+    rejected(acks[1], "exceeds the limit of 65536 bytes");
+    rejected(acks[2], "frames:");
+    rejected(acks[3], "attribute 'id'");
+    CHECK(acks[3].at("id").is_null());
+    rejected(acks[4], "no definition consumes 'no.such.type'");
+    CHECK(acks[4].at("id") == "unknown-type-1");
+    CHECK(acks[4].at("source") == test_source);
+
+    INFO("ack: " << acks[5].dump());
+    CHECK(acks[5].at("id") == good.id);
+    CHECK(acks[5].at("source") == good.source);
+    CHECK(acks[5].at("status") == "accepted");
+    CHECK(acks[5].at("outcome") == "transitioned");
+    CHECK(acks[5].at("reason").is_null());
+    CHECK(acks[5].at("saga") == json{{"type", "order_lifecycle"}, {"id", "raw-3"}, {"state", "placed"}});
+    CHECK(acks[6].at("status") == "duplicate");
+    CHECK(acks[6].at("outcome") == "transitioned");
+    CHECK(acks[6].at("saga").at("state") == "placed");
+
+    // Three frames without the delimiter: rejected, and the reply has no delimiter either.
+    send_frames(dealer, {"one", "two", "three"});
+    {
+      auto frames = recv_frames(dealer, 5000ms);
+      REQUIRE(frames.size() == 1);
+      rejected(json::parse(frames[0]), "got 3 frames");
+    }
+
+    // Over ZMQ_MAXMSGSIZE (4 MiB): the connection is dropped without an ack;
+    // sagad keeps serving the others.
+    {
+      ::zmq::socket_t huge(ctx, ::zmq::socket_type::dealer);
+      huge.set(::zmq::sockopt::linger, 0);
+      huge.connect(ep.ingress);
+      send_frames(huge, {"", std::string(5 * 1024 * 1024, 'y')});
+      CHECK(recv_frames(huge, 1000ms).empty());
+    }
+
+    // A REQ socket: it adds the delimiter and strips it from the reply.
+    ::zmq::socket_t req(ctx, ::zmq::socket_type::req);
+    req.set(::zmq::sockopt::linger, 0);
+    req.connect(ep.ingress);
+    const saga::event by_req = placed("raw-req", 4);
+    send_frames(req, {saga::encode_event(by_req)});
+    {
+      auto frames = recv_frames(req, 5000ms);
+      REQUIRE(frames.size() == 1);
+      const json a = json::parse(frames[0]);
+      INFO("ack: " << a.dump());
+      CHECK(a.at("id") == by_req.id);
+      CHECK(a.at("status") == "accepted");
+      CHECK(a.at("saga").at("state") == "placed");
+    }
+    // The DEALER still works too, after all that.
+    const saga::event after = placed("raw-after", 5);
+    send_frames(dealer, {"", saga::encode_event(after)});
+    {
+      auto frames = recv_frames(dealer, 5000ms);
+      REQUIRE(frames.size() == 2);
+      CHECK(json::parse(frames[1]).at("status") == "accepted");
+    }
+    CHECK(scalar(d.db(), "SELECT count(*) FROM instances") == 3);
+    CHECK(d.proc().running());
+    CHECK(d.stop().code() == 0);
+  }
+
+  // 4 -------------------------------------------------------------------------
+  TEST_CASE("kill -9 with events unacked: after a restart the end state equals a clean run") {
+    temp_dir dir;
+    const auto events = mixed_stream("k9-", 600);
+    REQUIRE(events.size() > 3000);
+
+    const auto ep = endpoints::free();
+    // Small batches: many commits, so that the kill lands mid-stream.
+    sagad d(dir, dir.file("crash.db"), ep, {"--batch-max", "16"});
+    d.start();
+    follower seen(ep.publish, ep.replay);
+
+    std::atomic<bool> client_done{false};
+    std::vector<saga::ack> acks;
+    std::string client_failure;
+    ::zmq::context_t sender_ctx(1);
+    std::thread sender([&] {
+      auto& ctx = sender_ctx;
+      saga::zmq::client_options o;
+      o.timeout = 500ms;
+      o.max_tries = 1000;
+      o.max_backoff = 500ms;
+      saga::zmq::client c(ctx, ep.ingress, o);
+      try {
+        acks = c.send_all(events);
+      } catch (const std::exception& e) {
+        client_failure = e.what();
+      }
+      client_done.store(true);
+    });
+    // A failing check must not leave the client resending forever.
+    joiner guard{sender, [&] { sender_ctx.shutdown(); }};
+
+    // A second client on a raw DEALER, to see which acks arrived before the crash.
+    pipeliner raw(ep.ingress, "k9raw-", 500);
+
+    // Kill once a quarter of the stream is in the inbox.
+    const auto quarter = static_cast<std::int64_t>(events.size() / 4);
+    const bool midway = eventually(
+        20s, [&] { return client_done.load() || scalar(d.db(), "SELECT count(*) FROM inbox") >= quarter; },
+        2ms);
+    const bool done_before_kill = client_done.load();
+    const auto killed = d.proc().kill9();
+    const auto acked_before_kill = raw.accepted();  // sagad is dead: no ack can come any more
+    raw.stop();
+    const auto in_inbox_at_kill = scalar(d.db(), "SELECT count(*) FROM inbox");
+    {
+      // Nothing acked before the crash is lost: it is in the database the dead sagad left.
+      const auto inbox = id_pairs(d.db(), "SELECT source, event_id FROM inbox");
+      std::size_t lost = 0;
+      for (const auto& id : acked_before_kill) lost += inbox.count({test_source, id}) == 0;
+      CHECK(!acked_before_kill.empty());
+      CHECK(lost == 0);
+    }
+    CHECK(midway);
+    CHECK(killed.signaled());
+    CHECK(killed.signal() == SIGKILL);
+    CHECK_MESSAGE(!done_before_kill, "the client had finished before the kill: nothing was unacked");
+    MESSAGE("killed with " << in_inbox_at_kill << " events in the inbox (" << events.size()
+                           << " to send, and " << acked_before_kill.size() << " acked on the raw DEALER)");
+    CHECK(in_inbox_at_kill < static_cast<std::int64_t>(events.size()));
+
+    std::this_thread::sleep_for(300ms);  // the client times out and resends into the void
+    d.start();                           // same db, same ports
+    const bool finished = eventually(
+        60s, [&] { return client_done.load(); }, 20ms);
+    REQUIRE(finished);
+    guard.join();
+    REQUIRE(client_failure.empty());
+    REQUIRE(acks.size() == events.size());
+    std::size_t not_ok = 0;
+    for (const auto& a : acks)
+      if (a.status != saga::ack_status::accepted && a.status != saga::ack_status::duplicate) ++not_ok;
+    CHECK(not_ok == 0);
+
+    // A clean run of the same stream on a fresh sagad.
+    const auto ep2 = endpoints::free();
+    sagad clean(dir, dir.file("clean.db"), ep2);
+    clean.start();
+    {
+      ::zmq::context_t ctx(1);
+      saga::zmq::client c(ctx, ep2.ingress);
+      for (const auto& a : c.send_all(events)) REQUIRE(a.status == saga::ack_status::accepted);
+    }
+
+    auto crashed_states = order_states(d.db());
+    std::erase_if(crashed_states, [](const auto& kv) { return kv.first.starts_with("k9raw-"); });
+    const auto clean_states = order_states(clean.db());
+    CHECK(crashed_states.size() == 600);
+    CHECK(crashed_states == clean_states);
+    for (int i = 0; i < 600; ++i) {
+      const std::string k = "k9-" + std::to_string(i);
+      INFO("order " << k);
+      CHECK(crashed_states.count(k) == 1);
+      if (crashed_states.count(k)) CHECK(crashed_states.at(k) == expected_state(i));
+    }
+    auto crashed_outbox = outbox_types(d.db());
+    std::erase_if(crashed_outbox, [](const auto& kv) { return kv.first.starts_with("k9raw-"); });
+    CHECK(crashed_outbox == outbox_types(clean.db()));
+
+    // Every acked event is in the inbox and in the history.
+    const auto inbox = id_pairs(d.db(), "SELECT source, event_id FROM inbox");
+    const auto history = id_pairs(d.db(), "SELECT event_source, event_id FROM history");
+    std::size_t missing_inbox = 0, missing_history = 0;
+    for (const auto& e : events) {
+      missing_inbox += inbox.count({e.source, e.id}) == 0;
+      missing_history += history.count({e.source, e.id}) == 0;
+    }
+    CHECK(missing_inbox == 0);
+    CHECK(missing_history == 0);
+    CHECK(scalar(d.db(), "SELECT count(*) FROM parked") == 0);
+
+    // The subscriber, running across the crash, saw 1..N without a gap.
+    const std::int64_t n = scalar(d.db(), "SELECT coalesce(max(sequence), 0) FROM outbox");
+    CHECK(n > scalar(clean.db(), "SELECT coalesce(max(sequence), 0) FROM outbox"));  // + the raw client's
+
+    // Replay caps a request at 1,000 events and returns them in order from `from`.
+    {
+      REQUIRE(eventually(5s, [&] {
+        return scalar(clean.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0;
+      }));
+      const auto last = scalar(clean.db(), "SELECT max(sequence) FROM outbox");
+      REQUIRE(last > 1100);
+      const auto r = replay_request(clean.ep().replay, {{"from", 100}, {"limit", 5000}});
+      REQUIRE(r.size() == 1 + 2 * 1000);
+      CHECK(json::parse(r[0]) == json{{"from", 100}, {"count", 1000}, {"last", last}});
+      for (std::size_t i = 0; i < 1000; ++i) CHECK(r[1 + 2 * i] == std::to_string(100 + i));
+    }
+    CHECK(seen.reaches(n, 15s));
+    seen.stop();
+    check_gapless(seen.sequences(), n);
+
+    CHECK(d.stop().code() == 0);
+    CHECK(clean.stop().code() == 0);
+  }
+
+  // 5 -------------------------------------------------------------------------
+  TEST_CASE("late subscribers catch up through replay and pruned sequences are never reused") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    sagad d(dir, dir.file("prune.db"), ep, {"--retention", "1s", "--dedup-window", "1s"});
+    d.start();
+
+    ::zmq::context_t ctx(1);
+    auto place = [&](int from, int to) {
+      std::vector<saga::event> v;
+      for (int i = from; i < to; ++i) v.push_back(placed("late-" + std::to_string(i), i));
+      saga::zmq::client c(ctx, ep.ingress);
+      for (const auto& a : c.send_all(v)) REQUIRE(a.status == saga::ack_status::accepted);
+    };
+    auto published = [&] { return scalar(d.db(), "SELECT coalesce(max(sequence), 0) FROM outbox"); };
+    auto all_published = [&] {
+      return eventually(
+          5s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; });
+    };
+
+    place(0, 20);
+    REQUIRE(all_published());
+    const std::int64_t first_batch = published();
+    REQUIRE(first_batch >= 20);
+
+    // A subscriber started late gets the whole history, from 1, in order; it
+    // keeps its position in a file.
+    const std::string position = dir.file("late.pos");
+    auto drain = [&](std::int64_t until) {
+      saga::zmq::subscriber_options o;
+      o.position_file = position;
+      saga::zmq::subscriber sub(ctx, ep.publish, ep.replay, o);
+      std::vector<std::int64_t> got;
+      const auto deadline = steady::now() + 10s;
+      while (sub.last_sequence() < until && steady::now() < deadline)
+        sub.poll(100ms, [&](const saga::zmq::delivery& dl) {
+          got.push_back(dl.sequence);
+          CHECK(!dl.payload.empty());
+        });
+      return got;
+    };
+    check_gapless(drain(first_batch), first_batch);
+
+    // Stopped for a while: more events meanwhile; it resumes after its position.
+    place(20, 40);
+    REQUIRE(all_published());
+    const std::int64_t second_batch = published();
+    REQUIRE(second_batch > first_batch);
+    {
+      const auto got = drain(second_batch);
+      REQUIRE(!got.empty());
+      CHECK(got.front() == first_batch + 1);
+      CHECK(got.back() == second_batch);
+      CHECK(static_cast<std::int64_t>(got.size()) == second_batch - first_batch);
+    }
+
+    // Everything published is now older than the retention: a restart prunes
+    // it (pruning runs at start and hourly).
+    CHECK(d.stop().code() == 0);
+    std::this_thread::sleep_for(1500ms);
+    d.start();
+    const bool pruned = eventually(5s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox") == 0; });
+    REQUIRE(pruned);
+    CHECK(scalar(d.db(), "SELECT count(*) FROM inbox") == 0);  // the dedup window passed too
+
+    const auto reply = replay_request(ep.replay, {{"from", 1}, {"limit", 10}});
+    REQUIRE(reply.size() == 1);
+    CHECK(json::parse(reply[0]) == json{{"error", "pruned"}, {"first", second_batch + 1}});
+    // A subscriber starting from scratch is told so.
+    {
+      saga::zmq::subscriber sub(ctx, ep.publish, ep.replay);
+      CHECK_THROWS_AS(sub.poll(100ms, [](const saga::zmq::delivery&) {}), saga::zmq::subscriber_error);
+    }
+
+    // New events continue the sequence: never reused.
+    place(40, 41);
+    REQUIRE(all_published());
+    CHECK(scalar(d.db(), "SELECT min(sequence) FROM outbox") == second_batch + 1);
+    const auto after = replay_request(ep.replay, {{"from", second_batch + 1}});
+    REQUIRE(after.size() >= 3);
+    const json h = json::parse(after[0]);
+    CHECK(h.at("from") == second_batch + 1);
+    CHECK(h.at("count") == 1);
+    CHECK(h.at("last") == second_batch + 1);
+    CHECK(after[1] == std::to_string(second_batch + 1));
+    CHECK(json::parse(after[2]).at("subject") == "late-40");
+    // A heartbeat, idle or not, announces the last published sequence.
+    {
+      ::zmq::socket_t sub(ctx, ::zmq::socket_type::sub);
+      sub.set(::zmq::sockopt::linger, 0);
+      sub.set(::zmq::sockopt::subscribe, "");
+      sub.connect(ep.publish);
+      std::vector<std::string> beat;
+      const auto deadline = steady::now() + 3s;
+      while (steady::now() < deadline && (beat.empty() || beat[0] != "saga.heartbeat"))
+        beat = recv_frames(sub, 500ms);
+      REQUIRE(beat.size() == 3);
+      CHECK(beat[0] == "saga.heartbeat");
+      CHECK(beat[1] == std::to_string(second_batch + 1));
+      CHECK(beat[2] == "{}");
+    }
+    // A replay request that is not one gets bad_request.
+    {
+      const auto bad = replay_request(ep.replay, {{"from", -1}});
+      REQUIRE(bad.size() == 1);
+      CHECK(json::parse(bad[0]).at("error") == "bad_request");
+    }
+    // ... and the subscriber with the position file resumes there.
+    {
+      const auto got = drain(second_batch + 1);
+      REQUIRE(got.size() == 1);
+      CHECK(got[0] == second_batch + 1);
+    }
+    CHECK(d.stop().code() == 0);
+  }
+
+  // 6 -------------------------------------------------------------------------
+  TEST_CASE("SIGTERM under load: exit 0 within 5 s and nothing acked is lost") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    sagad d(dir, dir.file("term.db"), ep);
+    d.start();
+
+    pipeliner client(ep.ingress, "term-");
+    const bool loaded = eventually(
+        20s, [&] { return client.accepted_count() >= 3000; }, 5ms);
+    CHECK(loaded);
+    const auto t0 = steady::now();
+    d.proc().signal(SIGTERM);
+    const auto st = d.proc().wait_for(5s);
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
+    client.stop();
+    const auto accepted = client.accepted();
+    MESSAGE("sagad stopped in " << took.count() << " ms; " << client.sent() << " events sent, "
+                                << accepted.size() << " accepted");
+    INFO("sagad stderr: " << d.proc().err());
+    CHECK(st.exited());
+    CHECK(st.code() == 0);
+    CHECK(took < 5s);
+
+    const auto inbox = id_pairs(d.db(), "SELECT source, event_id FROM inbox");
+    std::size_t lost = 0;
+    for (const auto& id : accepted) lost += inbox.count({test_source, id}) == 0;
+    CHECK(lost == 0);
+    CHECK(inbox.size() >= accepted.size());
+    // What was committed was published before the exit.
+    CHECK(scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0);
+  }
+
+  // 7 -------------------------------------------------------------------------
+  TEST_CASE("a second sagad on the same database or a taken port refuses to start") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    sagad first(dir, dir.file("one.db"), ep);
+    first.start();
+
+    SUBCASE("the same database") {
+      sagad second(dir, dir.file("one.db"), endpoints::free());
+      auto& p = second.spawn();
+      const auto st = p.wait_for(10s);
+      INFO("stderr: " << p.err());
+      CHECK(st.exited());
+      CHECK(st.code() == 1);
+      const auto lines = lines_of(p.err());
+      CHECK(lines.size() == 1);
+      CHECK(p.err().find("another sagad") != std::string::npos);
+      // The first keeps serving.
+      CHECK(saga::test::wait_until_ingress_answers(ep.ingress, 5s, &first.proc()));
+    }
+
+    SUBCASE("a database of a newer schema") {
+      const auto path = dir.file("newer.db");
+      {
+        SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        db.exec("PRAGMA user_version = 99");
+      }
+      sagad newer(dir, path, endpoints::free());
+      auto& p = newer.spawn();
+      const auto st = p.wait_for(10s);
+      INFO("stderr: " << p.err());
+      CHECK(st.exited());
+      CHECK(st.code() == 1);
+      CHECK(lines_of(p.err()).size() == 1);
+      CHECK(p.err().find("newer than this build supports") != std::string::npos);
+    }
+
+    SUBCASE("a taken port") {
+      const auto fresh = endpoints::free();
+      const std::vector<endpoints> variants = {{ep.ingress, fresh.publish, fresh.replay},
+                                               {fresh.ingress, ep.publish, fresh.replay},
+                                               {fresh.ingress, fresh.publish, ep.replay}};
+      const std::vector<std::string> taken = {ep.ingress, ep.publish, ep.replay};
+      for (std::size_t i = 0; i < variants.size(); ++i) {
+        sagad other(dir, dir.file("other-" + std::to_string(i) + ".db"), variants[i]);
+        auto& p = other.spawn();
+        const auto st = p.wait_for(10s);
+        INFO("taken: " << taken[i] << "; stderr: " << p.err());
+        CHECK(st.exited());
+        CHECK(st.code() == 1);
+        CHECK(lines_of(p.err()).size() == 1);
+        std::size_t fatal = 0;
+        for (const auto& l : lines_of(p.err())) {
+          if (l.find("cannot start") == std::string::npos) continue;
+          ++fatal;
+          CHECK(l.find(taken[i]) != std::string::npos);
+        }
+        CHECK(fatal == 1);
+      }
+      CHECK(first.proc().running());
+    }
+    CHECK(first.stop().code() == 0);
+  }
+
+}  // TEST_SUITE
