@@ -92,7 +92,11 @@ int main(int argc, char** argv) {
       ->envname("SAGA_DEFINITIONS")
       ->delimiter(',')
       ->check(CLI::IsMember(saga::definitions::names()));
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;  // --help is not an error; every parse error is usage (2)
+  }
 
   o.retention_ms = *saga::parse_duration(retention);
   o.dedup_window_ms = *saga::parse_duration(dedup);

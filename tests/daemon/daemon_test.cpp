@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -1017,4 +1018,42 @@ TEST_SUITE("sagad") {
     CHECK(first.stop().code() == 0);
   }
 
+  TEST_CASE("options come from a config file and SAGA_ variables and the command line wins") {
+    temp_dir dir;
+    const auto ep = endpoints::free();
+    const auto db = dir.file("from-config.db");
+    const auto config = dir.file("sagad.toml");
+    std::ofstream(config) << "db = \"" << db << "\"\n"
+                          << "ingress = \"" << ep.ingress << "\"\n"
+                          << "publish = \"" << ep.publish << "\"\n"
+                          << "replay = \"" << ep.replay << "\"\n"
+                          << "log-level = \"warn\"\n";
+    ::setenv("SAGA_LOG_LEVEL", "error", 1);                              // the environment beats the file
+    process p({SAGAD_PATH, "--config", config, "--log-level", "debug"},  // the command line beats both
+              dir.file("cfg.out"), dir.file("cfg.err"));
+    ::unsetenv("SAGA_LOG_LEVEL");
+    const bool ready = saga::test::wait_until_ingress_answers(ep.ingress, 10s, &p);
+    INFO("stderr: " << p.err());
+    REQUIRE(ready);
+    CHECK(std::filesystem::exists(db));
+    CHECK(eventually(5s, [&] { return p.err().find("committed and acked") != std::string::npos; }));  // debug
+    p.signal(SIGTERM);
+    CHECK(p.wait_for(5s).code() == 0);
+
+    ::setenv("SAGA_LOG_LEVEL", "error", 1);
+    process quiet({SAGAD_PATH, "--config", config}, dir.file("env.out"), dir.file("env.err"));
+    ::unsetenv("SAGA_LOG_LEVEL");
+    REQUIRE(saga::test::wait_until_ingress_answers(ep.ingress, 10s, &quiet));
+    quiet.signal(SIGTERM);
+    CHECK(quiet.wait_for(5s).code() == 0);
+    CHECK(quiet.err().empty());  // error level: the info start-up lines are gone
+  }
+
+  TEST_CASE("bad options exit 2 with the reason") {
+    temp_dir dir;
+    process p({SAGAD_PATH, "--retention", "7 days"}, dir.file("bad.out"), dir.file("bad.err"));
+    const auto st = p.wait_for(5s);
+    CHECK(st.code() == 2);
+    CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
+  }
 }  // TEST_SUITE
