@@ -43,6 +43,9 @@ echo
 awk -v o="$orders" -v e="$events" -v s="$start" -v t="$end" 'BEGIN {
   printf "%d orders, %d events through sagad in %.2f s: %d events/s end to end (services included)\n", o, e, t - s, e / (t - s) }'
 echo
-echo "orders by state:"
-sqlite3 -readonly -column "$dir/saga.db" \
-  "select state, count(*) as orders from instances where definition = 'order_lifecycle' group by state order by 2 desc"
+sagactl=("$build/adapters/cli/sagactl" --db "$dir/saga.db")
+"${sagactl[@]}" stats
+finished=$("${sagactl[@]}" list --type order_lifecycle --state done --limit 1 --json |
+           python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+echo
+"${sagactl[@]}" show "$finished"

@@ -26,7 +26,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "daemon/process.hpp"
+#include "support/process.hpp"
 #include "saga/codec.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/subscriber.hpp"

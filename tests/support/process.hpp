@@ -1,5 +1,5 @@
 #pragma once
-// Helpers for the end-to-end tests of sagad: a child process (RAII), free
+// Helpers for tests that run programs (sagad, sagactl, saga-sim): a child process (RAII), free
 // loopback ports, and waiting until a sagad answers on its ingress.
 //
 // process: posix_spawn with an argv (no shell), stdin from /dev/null, stdout

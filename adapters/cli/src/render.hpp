@@ -1,0 +1,37 @@
+#pragma once
+// sagactl's output: aligned tables, readable durations, and the graph of a
+// definition with one saga's path drawn on it (DOT, Mermaid, SVG through
+// Graphviz). Pure functions except dot_to_svg, which runs `dot`.
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "saga/graph.hpp"
+
+namespace sagactl {
+
+// 1d2h, 15m, 3m20s, 850ms; negative values get a leading '-'.
+std::string human_duration(std::int64_t ms);
+
+// Columns separated by two spaces, each as wide as its widest cell (UTF-8 aware).
+void print_table(std::ostream& out, const std::vector<std::string>& header,
+                 const std::vector<std::vector<std::string>>& rows);
+
+// DOT of the definition (like saga::to_dot). With `instance` (the JSON of
+// catalog::show), the transitions the saga took are drawn bold and red and
+// numbered in order, operator moves that are not table rows are added dashed,
+// the current state is filled, and a note lists its armed timers.
+std::string graph_dot(const saga::graph& g, const nlohmann::json* instance);
+// The same as a Mermaid stateDiagram-v2.
+std::string graph_mermaid(const saga::graph& g, const nlohmann::json* instance);
+
+// Runs Graphviz (`dot -Tsvg`) on `dot` and returns the SVG. Throws
+// failure(not_found) when Graphviz is missing and failure(usage) when it
+// refuses the input.
+std::string dot_to_svg(const std::string& dot);
+
+}  // namespace sagactl

@@ -1,0 +1,582 @@
+// sagactl as users run it: the real binary as a child process, over databases
+// the engine filled in the test, and against a real sagad for the actions.
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/cli_support.hpp"
+#include "definitions/account_lockout.hpp"
+#include "definitions/order_lifecycle.hpp"
+#include "definitions/payment_notice.hpp"
+#include "saga/clock.hpp"
+#include "saga/codec.hpp"
+#include "saga/engine.hpp"
+#include "saga/sqlite/store.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+using nlohmann::json;
+using saga::cli_test::result;
+using namespace std::chrono_literals;
+
+const std::string sagactl = SAGACTL_PATH;
+const std::string sagad = SAGAD_PATH;
+
+std::int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+saga::event ev(const std::string& type, const std::string& subject, json data = json::object()) {
+  static int n = 0;
+  saga::event e;
+  e.id = "e-" + std::to_string(++n);
+  e.source = "urn:test";
+  e.type = type;
+  e.subject = subject;
+  e.data = std::move(data);
+  return e;
+}
+
+json order(const std::string& id) {
+  return {{"order_id", id}, {"amount", 1000}, {"currency", "EUR"}};
+}
+
+// A database the engine filled (3 hours ago, then 10 minutes ago):
+//   o-1 placed (payment_timeout armed) — also an account_lockout saga "o-1"
+//   o-2 awaiting_shipment (shipment_deadline armed, one parked delivery.started)
+//   o-3 cancelled (payment.failed)
+//   o-6 placed 10 minutes ago
+// one dead letter (a type nobody consumes), outbox rows 1..3 published.
+struct filled {
+  saga::test::temp_dir dir;
+  std::string db = dir.file("saga.db");
+  std::int64_t t0 = wall_ms() - 3 * 3600 * 1000;
+
+  filled() {
+    saga::manual_clock clock(t0);
+    saga::sqlite::options o;
+    o.path = db;
+    saga::sqlite::store st(o);
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    eng.add(saga::definitions::payment_notice());
+    eng.add(saga::definitions::account_lockout());
+    auto ok = [&](const saga::event& e) {
+      const auto a = eng.handle(e);
+      REQUIRE_MESSAGE(a.ok(), a.reason);
+    };
+    ok(ev("order.placed", "o-1", order("o-1")));
+    ok(ev("order.placed", "o-2", order("o-2")));
+    ok(ev("payment.succeeded", "o-2"));
+    ok(ev("inventory.reserved", "o-2"));
+    ok(ev("delivery.started", "o-2"));  // parked: not yet shipped
+    ok(ev("order.placed", "o-3", order("o-3")));
+    ok(ev("payment.failed", "o-3"));
+    ok(ev("auth.login.failed", "o-1"));
+    CHECK_FALSE(eng.handle(ev("no.such.type", "o-9")).ok());  // a dead letter
+    clock.set(wall_ms() - 10 * 60 * 1000);
+    ok(ev("order.placed", "o-6", order("o-6")));
+    st.mark_published(1, 3, clock.now_ms());
+  }
+
+  result ctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 20s) const {
+    args.insert(args.begin(), {sagactl, "--db", db});
+    return saga::cli_test::run(args, dir.path(), timeout);
+  }
+  result raw(std::vector<std::string> args) const {
+    args.insert(args.begin(), sagactl);
+    return saga::cli_test::run(args, dir.path());
+  }
+};
+
+std::set<std::string> ids(const json& rows) {
+  std::set<std::string> out;
+  for (const auto& r : rows) out.insert(r.at("id").get<std::string>());
+  return out;
+}
+
+bool one_line(const std::string& s) {
+  return !s.empty() && s.find('\n') == s.size() - 1;
+}
+
+std::string read_bytes(const std::string& path) {
+  return saga::test::read_text(path);
+}
+
+}  // namespace
+
+TEST_SUITE("sagactl") {
+  TEST_CASE("list --json has the columns and every filter works") {
+    filled f;
+    auto r = f.ctl({"list", "--json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const json rows = r.json();
+    REQUIRE(rows.is_array());
+    CHECK(rows.size() == 5);
+    for (const auto& row : rows) {
+      for (const char* k : {"type", "id", "state", "version", "age", "in_state", "timers", "parked"})
+        CHECK_MESSAGE(row.contains(k), k);
+    }
+    bool seen_o2 = false;
+    for (const auto& row : rows) {
+      if (row["type"] == "order_lifecycle" && row["id"] == "o-2") {
+        seen_o2 = true;
+        CHECK(row["state"] == "awaiting_shipment");
+        CHECK(row["timers"] == 1);
+        CHECK(row["parked"] == 1);
+        CHECK(row["version"].get<int>() >= 3);
+        CHECK(row["age"].get<std::int64_t>() >= 3 * 3600 * 1000 - 60'000);
+      }
+    }
+    CHECK(seen_o2);
+
+    CHECK(ids(f.ctl({"list", "--json", "--type", "order_lifecycle"}).json()) ==
+          std::set<std::string>{"o-1", "o-2", "o-3", "o-6"});
+    CHECK(ids(f.ctl({"list", "--json", "--state", "placed"}).json()) == std::set<std::string>{"o-1", "o-6"});
+    // Stuck: non-terminal and in its state for an hour; o-3 is cancelled (terminal), o-6 is recent.
+    CHECK(ids(f.ctl({"list", "--json", "--type", "order_lifecycle", "--stuck-for", "1h"}).json()) ==
+          std::set<std::string>{"o-1", "o-2"});
+    const std::string mid = saga::format_time(wall_ms() - 3600 * 1000);
+    CHECK(ids(f.ctl({"list", "--json", "--since", mid}).json()) == std::set<std::string>{"o-6"});
+    CHECK(f.ctl({"list", "--json", "--until", mid}).json().size() == 4);
+    CHECK(f.ctl({"list", "--json", "--limit", "2"}).json().size() == 2);
+
+    auto human = f.ctl({"list"});
+    CHECK(human.code == 0);
+    CHECK(human.out.find("TYPE") != std::string::npos);
+    CHECK(human.out.find("awaiting_shipment") != std::string::npos);
+  }
+
+  TEST_CASE("global options --db and --json work before and after the subcommand") {
+    filled f;
+    const auto expected = ids(f.ctl({"list", "--json"}).json());
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--db", f.db, "--json", "list"},
+             {"list", "--db", f.db, "--json"},
+             {"--json", "list", "--db", f.db},
+             {"--db", f.db, "list", "--json", "--type", "order_lifecycle"}}) {
+      auto r = f.raw(args);
+      REQUIRE_MESSAGE(r.code == 0, r.err);
+      auto got = ids(r.json());
+      got.insert("o-1");  // the filtered call lacks the account_lockout row only
+      CHECK(got == expected);
+    }
+    auto s = f.raw({"show", "o-2", "--json", "--db", f.db});
+    REQUIRE_MESSAGE(s.code == 0, s.err);
+    CHECK(s.json()["state"] == "awaiting_shipment");
+
+    ::setenv("SAGA_DB", f.db.c_str(), 1);
+    auto e = f.raw({"list", "--json"});
+    ::unsetenv("SAGA_DB");
+    REQUIRE_MESSAGE(e.code == 0, e.err);
+    CHECK(ids(e.json()) == expected);
+  }
+
+  TEST_CASE("show gives state data history timers parked and follow-on events") {
+    filled f;
+    auto r = f.ctl({"show", "o-2", "--json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const json s = r.json();
+    CHECK(s["type"] == "order_lifecycle");
+    CHECK(s["state"] == "awaiting_shipment");
+    CHECK(s["data"]["amount"] == 1000);
+    CHECK(s["fingerprint"].get<std::string>().size() == 16);
+    REQUIRE(s["history"].size() == 4);
+    CHECK(s["history"][0]["event_type"] == "order.placed");
+    CHECK(s["history"][0]["to"] == "placed");
+    CHECK(s["history"][2]["from"] == "paid");
+    CHECK(s["history"][2]["to"] == "awaiting_shipment");
+    CHECK(s["history"][3]["outcome"] == "parked");
+    REQUIRE(s["timers"].size() == 1);
+    CHECK(s["timers"][0]["name"] == "shipment_deadline");
+    CHECK(saga::parse_time(s["timers"][0]["due"].get<std::string>()) == f.t0 + 48LL * 3600 * 1000);
+    REQUIRE(s["parked"].size() == 1);
+    CHECK(s["parked"][0]["type"] == "delivery.started");
+    REQUIRE(s["outbox"].size() == 3);
+    CHECK(s["outbox"][0]["type"] == "payment.requested");
+    CHECK(s["outbox"][0]["published"] == true);  // sequence 2 (o-1's is 1)
+    CHECK(s["outbox"][2]["type"] == "shipment.requested");
+    CHECK(s["outbox"][2]["published"] == false);
+
+    auto human = f.ctl({"show", "o-2"});
+    CHECK(human.code == 0);
+    CHECK(human.out.find("paid → awaiting_shipment") != std::string::npos);
+    CHECK(human.out.find("shipment_deadline") != std::string::npos);
+
+    // o-1 is both an order and an account: --type chooses.
+    auto both = f.ctl({"show", "o-1"});
+    CHECK(both.code == 2);
+    CHECK(both.err.find("--type") != std::string::npos);
+    CHECK(one_line(both.err));
+    auto chosen = f.ctl({"show", "o-1", "--type", "account_lockout", "--json"});
+    REQUIRE_MESSAGE(chosen.code == 0, chosen.err);
+    CHECK(chosen.json()["type"] == "account_lockout");
+  }
+
+  TEST_CASE("stats outbox dead-letters timers and definitions as JSON") {
+    filled f;
+    auto st = f.ctl({"stats", "--json"});
+    REQUIRE_MESSAGE(st.code == 0, st.err);
+    const json s = st.json();
+    CHECK(s["instances"]["order_lifecycle"]["placed"] == 2);
+    CHECK(s["instances"]["order_lifecycle"]["cancelled"] == 1);
+    CHECK(s["sagas"] == 5);
+    CHECK(s["dead_letters"] == 1);
+    CHECK(s["parked"] == 1);
+    CHECK(s["inbox"].get<int>() >= 9);
+    CHECK(s["unpublished"] == s["outbox"].get<int>() - 3);
+    CHECK(s["oldest_unpublished_age"].get<std::int64_t>() >= 3 * 3600 * 1000 - 60'000);
+    CHECK(s["handled_per_minute"].size() == 60);
+    CHECK(s["handled_last_hour"] == 1);  // o-6's order.placed, ten minutes ago
+    CHECK(f.ctl({"stats"}).code == 0);
+
+    const json all = f.ctl({"outbox", "--json"}).json();
+    const json pending = f.ctl({"outbox", "--json", "--pending"}).json();
+    CHECK(all.size() == s["outbox"].get<std::size_t>());
+    CHECK(pending.size() == all.size() - 3);
+    CHECK(pending[0]["sequence"] == 4);
+    CHECK(pending[0]["published"].is_null());
+    CHECK(all[0]["published"].is_string());
+    const json from = f.ctl({"outbox", "--json", "--from", "5"}).json();
+    CHECK(from[0]["sequence"] == 5);
+    CHECK(f.ctl({"outbox"}).code == 0);
+
+    const json dl = f.ctl({"dead-letters", "--json"}).json();
+    REQUIRE(dl.size() == 1);
+    CHECK(dl[0]["type"] == "no.such.type");
+    CHECK(dl[0]["reason"].get<std::string>().find("no definition consumes") != std::string::npos);
+    CHECK(f.ctl({"dead-letters"}).code == 0);
+
+    const json timers = f.ctl({"timers", "--json"}).json();
+    CHECK(timers.size() == 3);  // payment_timeout of o-1 and o-6, shipment_deadline of o-2
+    const std::string soon = saga::format_time(f.t0 + 3600 * 1000);
+    const json due = f.ctl({"timers", "--json", "--due-before", soon}).json();
+    REQUIRE(due.size() == 1);
+    CHECK(due[0]["id"] == "o-1");
+    CHECK(due[0]["name"] == "payment_timeout");
+    CHECK(f.ctl({"timers"}).code == 0);
+
+    const json d = f.ctl({"definitions", "--json"}).json();
+    REQUIRE(d["definitions"].size() == 3);
+    CHECK(d["definitions"][2]["name"] == "payment_notice");
+    CHECK(d["definitions"][1]["instances"] == 4);
+    CHECK(d["orphaned"].empty());
+    CHECK(f.ctl({"definitions"}).code == 0);
+  }
+
+  TEST_CASE("definitions names instances whose state the stored graph no longer has") {
+    filled f;
+    {
+      SQLite::Database w(f.db, SQLite::OPEN_READWRITE);
+      w.exec("UPDATE instances SET state = 'vanished' WHERE key = 'o-3'");
+    }
+    const json d = f.ctl({"definitions", "--json"}).json();
+    REQUIRE(d["orphaned"].size() == 1);
+    CHECK(d["orphaned"][0]["id"] == "o-3");
+    CHECK(d["orphaned"][0]["state"] == "vanished");
+  }
+
+  TEST_CASE("list answers while another connection holds an uncommitted BEGIN IMMEDIATE") {
+    filled f;
+    SQLite::Database w(f.db, SQLite::OPEN_READWRITE);
+    w.exec("BEGIN IMMEDIATE");
+    w.exec("INSERT INTO meta (key, value) VALUES ('held', 1)");
+    auto r = f.ctl({"list", "--json"}, 10s);
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.seconds < 2.0);  // the busy timeout is 5 s: no waiting at all
+    CHECK(r.json().size() == 5);
+    auto s = f.ctl({"show", "o-2", "--json"}, 10s);
+    CHECK(s.code == 0);
+    CHECK(s.seconds < 2.0);
+    w.exec("ROLLBACK");
+  }
+
+  TEST_CASE("injection strings in every filter change nothing and return nothing") {
+    filled f;
+    const std::string before = read_bytes(f.db);
+    REQUIRE(!before.empty());
+    for (const std::string bad : {"x' OR '1'='1", "'; DROP TABLE instances; --", "o-1\" OR 1=1 --", "%"}) {
+      CAPTURE(bad);
+      for (const auto& opt : {"--type", "--state"}) {
+        auto r = f.ctl({"list", "--json", opt, bad});
+        REQUIRE_MESSAGE(r.code == 0, r.err);
+        CHECK(r.json().empty());
+      }
+      CHECK(f.ctl({"show", bad}).code == 1);
+      CHECK(f.ctl({"show", "o-2", "--type", bad}).code == 1);
+      CHECK(f.ctl({"graph", bad}).code == 1);
+      CHECK(f.ctl({"graph", "order_lifecycle", "--instance", bad}).code == 1);
+      // Values that must be times, durations or numbers never reach SQL at all.
+      CHECK(f.ctl({"list", "--since", bad}).code == 2);
+      CHECK(f.ctl({"list", "--until", bad}).code == 2);
+      CHECK(f.ctl({"list", "--stuck-for", bad}).code == 2);
+      CHECK(f.ctl({"list", "--limit", bad}).code == 2);
+      CHECK(f.ctl({"timers", "--due-before", bad}).code == 2);
+      CHECK(f.ctl({"outbox", "--from", bad}).code == 2);
+      CHECK(f.ctl({"redrive", bad}).code == 2);
+    }
+    CHECK(read_bytes(f.db) == before);
+    CHECK(f.ctl({"list", "--json"}).json().size() == 5);
+  }
+
+  TEST_CASE("bad input gets one line on stderr and the right exit code") {
+    filled f;
+    auto missing = f.raw({"--db", f.dir.file("nope.db"), "list"});
+    CHECK(missing.code == 3);
+    CHECK(missing.err.find("no database at") != std::string::npos);
+    CHECK(one_line(missing.err));
+    CHECK_FALSE(std::filesystem::exists(f.dir.file("nope.db")));  // never created
+
+    const std::string newer = f.dir.file("newer.db");
+    std::filesystem::copy_file(f.db, newer);
+    {
+      SQLite::Database w(newer, SQLite::OPEN_READWRITE);
+      w.exec("PRAGMA user_version = 99");
+    }
+    auto n = f.raw({"--db", newer, "list"});
+    CHECK(n.code == 3);
+    CHECK(n.err.find("newer") != std::string::npos);
+    CHECK(one_line(n.err));
+
+    const std::string garbage = f.dir.file("garbage.db");
+    {
+      std::ofstream g(garbage);
+      g << std::string(8192, 'x');
+    }
+    auto gb = f.raw({"--db", garbage, "stats"});
+    CHECK(gb.code == 3);
+    CHECK(one_line(gb.err));
+
+    auto unknown = f.ctl({"show", "o-404"});
+    CHECK(unknown.code == 1);
+    CHECK(unknown.err == "sagactl: no saga with id 'o-404'\n");
+    CHECK(f.ctl({"graph", "nosuchdef"}).code == 1);
+    CHECK(f.ctl({"redrive", "999"}).code == 1);
+
+    auto dur = f.ctl({"list", "--stuck-for", "ten minutes"});
+    CHECK(dur.code == 2);
+    CHECK(dur.err.find("not a duration") != std::string::npos);
+    CHECK(one_line(dur.err));
+    auto tm = f.ctl({"list", "--since", "2026-13-45"});
+    CHECK(tm.code == 2);
+    CHECK(tm.err.find("RFC 3339") != std::string::npos);
+    CHECK(one_line(tm.err));
+    auto opt = f.ctl({"list", "--bogus"});
+    CHECK(opt.code == 2);
+    CHECK(one_line(opt.err));
+    CHECK(f.raw({}).code == 2);
+    CHECK(f.raw({"frobnicate"}).code == 2);
+    CHECK(f.ctl({"abort", "o-1"}).code == 2);  // --reason is required
+    CHECK(f.ctl({"graph", "order_lifecycle", "--format", "png"}).code == 2);
+    CHECK(f.raw({"--help"}).code == 0);
+  }
+
+  TEST_CASE("graph as dot mermaid and svg with an instance drawn on it") {
+    filled f;
+    const std::string dot_file = f.dir.file("g.dot");
+    auto r = f.ctl({"graph", "order_lifecycle", "--format", "dot", "--output", dot_file});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.out.empty());
+    auto svg =
+        saga::cli_test::run({"/usr/bin/dot", "-Tsvg", dot_file, "-o", f.dir.file("g.svg")}, f.dir.path());
+    CHECK_MESSAGE(svg.code == 0, svg.err);
+    CHECK(svg.err.empty());
+
+    auto inst = f.ctl({"graph", "order_lifecycle", "--instance", "o-2"});
+    REQUIRE(inst.code == 0);
+    CHECK(inst.out.find("fillcolor=\"#ffd966\"") != std::string::npos);  // the current state
+    CHECK(inst.out.find("(#3)") != std::string::npos);                   // the third step
+    CHECK(inst.out.find("shipment_deadline due") != std::string::npos);  // its armed timer
+
+    auto s = f.ctl({"graph", "order_lifecycle", "--instance", "o-2", "--format", "svg"});
+    REQUIRE_MESSAGE(s.code == 0, s.err);
+    CHECK(s.err.empty());
+    CHECK(s.out.find("<svg") != std::string::npos);
+    CHECK(s.out.find("</svg>") != std::string::npos);
+
+    auto m = f.ctl({"graph", "order_lifecycle", "--format", "mermaid", "--instance", "o-2"});
+    REQUIRE(m.code == 0);
+    CHECK(m.out.rfind("stateDiagram-v2", 0) == 0);
+    CHECK(m.out.find("class awaiting_shipment current") != std::string::npos);
+  }
+
+  TEST_CASE("backup taken while the engine writes opens and passes integrity_check") {
+    filled f;
+    std::atomic<bool> stop{false};
+    std::atomic<int> written{0};
+    std::thread writer([&] {
+      saga::system_clock clock;
+      saga::sqlite::options o;
+      o.path = f.db;
+      o.synchronous = "NORMAL";
+      saga::sqlite::store st(o);
+      saga::engine eng(st, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      for (int i = 0; !stop.load() || written.load() < 50; ++i) {
+        const std::string id = "load-" + std::to_string(i);
+        if (eng.handle(ev("order.placed", id, order(id))).ok()) ++written;
+      }
+    });
+    while (written.load() < 20) std::this_thread::sleep_for(5ms);
+    std::vector<std::string> copies;
+    for (int i = 0; i < 3; ++i) {
+      copies.push_back(f.dir.file("backup-" + std::to_string(i) + ".db"));
+      auto r = f.ctl({"backup", copies.back()});
+      CHECK_MESSAGE(r.code == 0, r.err);
+    }
+    stop = true;
+    writer.join();
+    for (const auto& c : copies) {
+      SQLite::Database b(c, SQLite::OPEN_READONLY);
+      CHECK(b.execAndGet("PRAGMA integrity_check").getString() == "ok");
+      CHECK(b.execAndGet("SELECT count(*) FROM instances").getInt() >= 5);
+      CHECK(b.execAndGet("PRAGMA user_version").getInt() == saga::sqlite::store::current_schema);
+    }
+    // The copy is a database sagactl reads like the original.
+    auto r = f.raw({"--db", copies.back(), "show", "o-2", "--json"});
+    CHECK(r.code == 0);
+    // An existing file is never overwritten.
+    CHECK(f.ctl({"backup", copies.front()}).code == 2);
+  }
+
+  TEST_CASE("send abort resolve redrive and tail against a real sagad") {
+    saga::test::temp_dir dir;
+    const std::string db = dir.file("sagad.db");
+    const auto ports = saga::test::free_ports(3);
+    const std::string ingress = saga::test::loopback(ports[0]), pub = saga::test::loopback(ports[1]),
+                      replay = saga::test::loopback(ports[2]);
+    auto daemon = std::make_unique<saga::test::process>(
+        std::vector<std::string>{sagad, "--db", db, "--ingress", ingress, "--publish", pub, "--replay",
+                                 replay, "--park-limit", "1", "--log-level", "warn"},
+        dir.file("sagad.out"), dir.file("sagad.err"));
+    REQUIRE_MESSAGE(saga::test::wait_until_ingress_answers(ingress, 10s), daemon->err());
+    auto ctl = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {sagactl, "--db", db});
+      args.insert(args.end(), {"--endpoint", ingress});
+      return saga::cli_test::run(args, dir.path());
+    };
+    auto read = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {sagactl, "--db", db, "--json"});
+      return saga::cli_test::run(args, dir.path());
+    };
+
+    // send places an order and prints the ack
+    auto placed = ctl({"send", "--type", "order.placed", "--subject", "o-100", "--json", "--data",
+                       R"({"amount": 2500, "currency": "EUR"})"});
+    REQUIRE_MESSAGE(placed.code == 0, placed.err);
+    const json ack = placed.json();
+    CHECK(ack["status"] == "accepted");
+    CHECK(ack["saga"]["state"] == "placed");
+    {
+      std::ofstream d(dir.file("data.json"));
+      d << R"({"amount": 10, "currency": "EUR"})";
+    }
+    auto human =
+        ctl({"send", "--type", "order.placed", "--subject", "o-101", "--data", "@" + dir.file("data.json")});
+    CHECK_MESSAGE(human.code == 0, human.err);
+    CHECK(human.out.find("accepted transitioned: order_lifecycle/o-101 is placed") != std::string::npos);
+    CHECK(ctl({"send", "--type", "order.placed", "--subject", "o-x", "--data", "[1]"}).code == 2);
+
+    // abort: cancelled, recorded in history, order.cancelled in the outbox
+    auto ab = ctl({"abort", "o-100", "--reason", "customer called", "--operator", "alice"});
+    REQUIRE_MESSAGE(ab.code == 0, ab.err);
+    const json shown = read({"show", "o-100"}).json();
+    CHECK(shown["state"] == "cancelled");
+    bool recorded = false;
+    for (const auto& h : shown["history"])
+      if (h["event_type"] == "saga.operator.abort" && h["to"] == "cancelled") recorded = true;
+    CHECK(recorded);
+    bool emitted = false;
+    for (const auto& o : shown["outbox"])
+      if (o["type"] == "order.cancelled") emitted = true;
+    CHECK(emitted);
+
+    auto again = ctl({"abort", "o-100", "--reason", "twice"});
+    CHECK(again.code == 4);
+    CHECK(again.err.find("terminal state 'cancelled'") != std::string::npos);
+    CHECK(one_line(again.err));
+    auto res = ctl({"resolve", "o-101", "--to", "done", "--reason", "checked"});
+    CHECK(res.code == 4);
+    CHECK(res.err.find("resolve applies only") != std::string::npos);
+
+    // a rejected event becomes a dead letter; redriving it is rejected again
+    auto unknown = ctl({"send", "--type", "no.such.type", "--subject", "z"});
+    CHECK(unknown.code == 4);
+    CHECK(unknown.err.find("rejected") != std::string::npos);
+    // over the park limit (1): payment.failed is rejected, then the saga starts
+    CHECK(ctl({"send", "--type", "payment.succeeded", "--subject", "o-200"}).code == 0);
+    CHECK(ctl({"send", "--type", "payment.failed", "--subject", "o-200"}).code == 4);
+    CHECK(ctl({"send", "--type", "order.placed", "--subject", "o-200", "--data",
+               R"({"amount":1,"currency":"EUR"})"})
+              .code == 0);
+    const json letters = read({"dead-letters"}).json();
+    std::int64_t unknown_id = 0, over_limit_id = 0;
+    for (const auto& l : letters) {
+      if (l["type"] == "no.such.type") unknown_id = l["id"];
+      if (l["type"] == "payment.failed") over_limit_id = l["id"];
+    }
+    REQUIRE(unknown_id > 0);
+    REQUIRE(over_limit_id > 0);
+    auto re1 = ctl({"redrive", std::to_string(unknown_id)});
+    CHECK(re1.code == 4);
+    CHECK(re1.err.find("no definition consumes") != std::string::npos);
+    auto re2 = ctl({"redrive", std::to_string(over_limit_id), "--json"});
+    REQUIRE_MESSAGE(re2.code == 0, re2.err);
+    CHECK(re2.json()["status"] == "accepted");
+    CHECK(re2.json()["saga"]["id"] == "o-200");
+    CHECK(ctl({"redrive", "99999"}).code == 1);
+    const json o200 = read({"show", "o-200"}).json();
+    CHECK(o200["history"].back()["event_type"] == "payment.failed");  // the redriven event reached the saga
+
+    // tail: the published events from sequence 1, as JSON lines
+    auto t = saga::cli_test::run({sagactl, "--db", db, "tail", "--from", "1", "--count", "3", "--json",
+                                  "--events", pub, "--replay", replay},
+                                 dir.path(), 15s);
+    REQUIRE_MESSAGE(t.code == 0, t.err);
+    std::vector<json> lines;
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = t.out.find('\n', start)) != std::string::npos; start = nl + 1)
+      lines.push_back(json::parse(t.out.substr(start, nl - start)));
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0]["sequence"] == 1);
+    CHECK(lines[0]["type"] == "payment.requested");
+    CHECK(lines[0]["event"]["subject"] == "o-100");
+    CHECK(lines[2]["sequence"] == 3);
+    auto typed = saga::cli_test::run({sagactl, "--db", db, "tail", "--from", "1", "--count", "1", "--type",
+                                      "order.cancelled", "--events", pub, "--replay", replay},
+                                     dir.path(), 15s);
+    REQUIRE_MESSAGE(typed.code == 0, typed.err);
+    CHECK(typed.out.find("order.cancelled  o-100") != std::string::npos);
+
+    // tail runs until SIGTERM, then ends with 0
+    {
+      saga::test::process follow({sagactl, "--db", db, "tail", "--events", pub, "--replay", replay},
+                                 dir.file("tail.out"), dir.file("tail.err"));
+      std::this_thread::sleep_for(300ms);
+      CHECK(follow.running());
+      follow.signal(SIGTERM);
+      CHECK_MESSAGE(follow.wait_for(5s).code() == 0, follow.err());
+    }
+
+    // sagad down
+    daemon->signal(SIGTERM);
+    CHECK(daemon->wait_for(10s).code() == 0);
+    auto down =
+        ctl({"send", "--type", "order.placed", "--subject", "o-300", "--timeout", "200ms", "--tries", "2"});
+    CHECK(down.code == 4);
+    CHECK(down.err.find("sagad unreachable") != std::string::npos);
+    CHECK(one_line(down.err));
+  }
+}
