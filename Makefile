@@ -7,7 +7,7 @@ WERROR ?= OFF
 BUILD_TYPE ?= RelWithDebInfo
 CTEST_ARGS ?=
 
-.PHONY: all deps configure build test demo install-test clean format
+.PHONY: all deps configure build test demo bench clean format
 
 all: build
 
@@ -26,6 +26,10 @@ test: build
 
 demo: build
 	./scripts/demo.sh $(BUILD)
+
+# The performance table (docs/performance.md); BENCH_ARGS="--json out.json" to keep the figures.
+bench: build
+	$(BUILD)/tests/bench/saga-bench $(BENCH_ARGS)
 
 format:
 	find engine definitions adapters tests examples -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

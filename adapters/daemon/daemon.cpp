@@ -5,14 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
-#include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <map>
+#include <random>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -210,7 +210,12 @@ void run(const options& o, const std::atomic<bool>& stop) {
   bool committed = false;
   engine.on_commit([&] { committed = true; });
 
-  const auto published_at_start = relay.drain();  // what was committed but not published
+  std::size_t published_at_start = 0;  // what was committed but not published
+  try {
+    published_at_start = relay.drain();
+  } catch (const saga::store_error& e) {
+    spdlog::error("publishing pending rows at start: {} (retried on the next tick)", e.what());
+  }
   spdlog::info(
       "sagad: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start", o.db,
       o.synchronous, ingress->endpoint(), pub->endpoint(), replay->endpoint(), published_at_start);
@@ -245,10 +250,18 @@ void run(const options& o, const std::atomic<bool>& stop) {
     }
   };
 
+  // Publishes what the last commit wrote. A store error here (marking rows
+  // published) loses nothing: the rows stay unpublished and the next drain —
+  // after the next commit or on the tick — publishes them again.
   auto publish = [&] {
     if (!committed) return;
     committed = false;
-    relay.drain();
+    try {
+      relay.drain();
+    } catch (const saga::store_error& e) {
+      spdlog::error("publishing: {} (retried on the next tick)", e.what());
+      committed = true;
+    }
   };
 
   while (!stop.load()) {

@@ -171,6 +171,8 @@ enum q : std::size_t {
   q_prune_outbox,
   q_prune_inbox,
   q_user_version,
+  q_sync_normal,
+  q_sync_full,
   q_count_
 };
 
@@ -265,6 +267,9 @@ constexpr const char* sql_of[] = {
     "DELETE FROM inbox WHERE received_ms < ?",
     // q_user_version
     "PRAGMA user_version",
+    // q_sync_normal, q_sync_full: publication marks need no fsync of their own (see mark_published)
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA synchronous = FULL",
 };
 static_assert(std::size(sql_of) == q_count_);
 
@@ -400,7 +405,10 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
 // ---------------------------------------------------------------------------------------------
 // Construction and schema
 
-store::store(const options& opts) : owned_(open_database(opts)), db_(*owned_) {
+store::store(const options& opts)
+    : owned_(open_database(opts)),
+      db_(*owned_),
+      full_sync_(synchronous_pragma(opts.synchronous) == std::string_view("PRAGMA synchronous = FULL")) {
   guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
   register_commit_hook();
 }
@@ -743,6 +751,23 @@ std::vector<outbox_record> store::unpublished(std::int64_t after_sequence, std::
 
 void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence, std::int64_t published_ms) {
   guarded("mark_published", [&] {
+    // A publication mark need not survive power loss: a lost mark only means the row is
+    // published again (at-least-once). Under FULL its own transaction is committed at NORMAL —
+    // in WAL mode still atomic and consistent, just not fsynced — and the next FULL commit
+    // syncs the log with it. That saves one fsync per published batch.
+    const bool relax = full_sync_ && !in_transaction();
+    if (relax) use(prepared(q_sync_normal)).exec();
+    struct restore {
+      store* s;
+      bool on;
+      ~restore() {
+        if (!on) return;
+        try {
+          use(s->prepared(q_sync_full)).exec();
+        } catch (...) {  // destructors never throw; the next open sets FULL again
+        }
+      }
+    } back{this, relax};
     atomically([&] {
       std::int64_t highest = 0;
       {

@@ -57,6 +57,11 @@ client::client(::zmq::context_t& ctx, std::string endpoint, client_options optio
 void client::connect() {
   auto s = std::make_unique<::zmq::socket_t>(ctx_, ::zmq::socket_type::dealer);
   s->set(::zmq::sockopt::linger, 0);
+  // No high-water marks: the window bounds what is queued either way, and a
+  // full pipe would make a dontwait send fail (the event then waits a whole
+  // timeout and arrives after later events of its saga, which park).
+  s->set(::zmq::sockopt::sndhwm, 0);
+  s->set(::zmq::sockopt::rcvhwm, 0);
   s->connect(endpoint_);
   socket_ = std::move(s);
 }

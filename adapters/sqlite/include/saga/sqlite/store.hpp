@@ -113,7 +113,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 34;
+  static constexpr std::size_t statement_count = 36;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -132,6 +132,7 @@ class store final : public saga::store {
   // Declared after the connection so that they are finalized before it closes.
   std::array<std::unique_ptr<SQLite::Statement>, statement_count> statements_;
   std::int64_t commits_ = 0;
+  bool full_sync_ = false;  // opened with synchronous = FULL (not known for a shared connection)
 };
 
 }  // namespace saga::sqlite

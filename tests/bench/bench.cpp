@@ -1,0 +1,1201 @@
+// saga-bench — the engine against the SQLite floor, measured side by side in
+// one run (issue 6; docs/performance.md). Prints one table; --json FILE writes
+// every figure. --quick is the smoke that joins `make test`: tiny sizes, about
+// five seconds, and it asserts nothing about speed.
+//
+// Every measurement runs on a file database in a temporary folder, with
+// synchronous=FULL unless its name says NORMAL:
+//   floor         hand-written SQLiteCpp loop: inbox insert, instance upsert,
+//                 history insert, outbox insert per event, prepared statements,
+//                 transactions of the engine's batch size
+//   batch1        engine, one commit per event
+//   group         engine group commit, batch sizes 1..1024, ratio to the floor
+//   e2e           sagad over ZeroMQ (client send_all + subscriber), then the
+//                 latency send -> follow-on event at half the peak rate
+//   scale         engine throughput with 1,000 and N existing instances;
+//                 sagad's peak RSS on both
+//   recovery      sagad publishing R committed-but-unpublished outbox rows
+//   orders        completed order sagas per second through the engine API
+//   normal        the floor, group commit and e2e again with synchronous=NORMAL
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <span>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "definitions/catalog.hpp"
+#include "definitions/order_lifecycle.hpp"
+#include "saga/clock.hpp"
+#include "saga/codec.hpp"
+#include "saga/engine.hpp"
+#include "saga/outbox_relay.hpp"
+#include "saga/sqlite/store.hpp"
+#include "saga/zmq/client.hpp"
+#include "saga/zmq/subscriber.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+#ifndef SAGAD_PATH
+#define SAGAD_PATH ""
+#endif
+#ifndef SAGA_BENCH_CACHE
+#define SAGA_BENCH_CACHE "build/bench-cache"
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double seconds_of(steady::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+// ---------------------------------------------------------------------------
+// Options and results
+
+struct config {
+  double seconds = 2.0;  // budget per measurement
+  bool quick = false;
+  std::string json_path;
+  std::set<std::string> only;
+  std::string cache_dir = SAGA_BENCH_CACHE;
+  std::string sagad = SAGAD_PATH;
+  std::int64_t scale_instances = 1'000'000;
+  std::int64_t recovery_rows = 100'000;
+
+  bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
+};
+
+const std::vector<std::string> measurement_names = {"floor", "batch1",   "group",  "e2e",
+                                                    "scale", "recovery", "orders", "normal"};
+
+struct row {
+  std::string measurement;
+  std::string sync = "FULL";
+  std::optional<std::size_t> batch;
+  std::optional<double> rate;   // events/s (or what `unit` says)
+  std::optional<double> ratio;  // to the floor at the same batch size and sync
+  std::string notes;
+  json extra = json::object();
+};
+
+std::vector<row> rows;
+
+void add_row(row r) {
+  // Progress on stderr, so a long run shows where it is.
+  std::cerr << "  " << r.measurement << (r.batch ? " batch " + std::to_string(*r.batch) : "") << ": "
+            << (r.rate ? std::to_string(static_cast<long long>(std::llround(*r.rate))) + "/s" : "-") << " "
+            << r.notes << "\n";
+  rows.push_back(std::move(r));
+}
+
+std::string fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------
+// Order events: many orders' six events interleaved in lifecycle order, so
+// every event moves its saga (placed -> paid -> ... -> done). The orders come
+// in groups of `group`: first every order.placed of the group, then every
+// payment.succeeded, and so on. Keys are hashed so that new sagas land all
+// over the instances B-tree, as real order ids would.
+
+const char* const step_types[] = {"order.placed",        "payment.succeeded", "inventory.reserved",
+                                  "shipment.dispatched", "delivery.started",  "delivery.confirmed"};
+const char* const step_states[] = {"new",     "placed",     "paid", "awaiting_shipment",
+                                   "shipped", "delivering", "done"};
+const char* const follow_on_types[] = {"payment.requested",      "inventory.reservation.requested",
+                                       "shipment.requested",     "order.shipped",
+                                       "order.out_for_delivery", "order.completed"};
+
+std::uint64_t splitmix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+std::string hex16(std::uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+json order_data_of(const std::string& key, std::uint64_t n) {
+  return json{{"order_id", key},
+              {"amount", 1999 + static_cast<std::int64_t>(n % 1000)},
+              {"currency", "EUR"},
+              {"customer_id", "cust-" + std::to_string(n % 100'000)},
+              {"items", json::array({json{{"sku", "sku-" + std::to_string(n % 97)}, {"qty", 2}},
+                                     json{{"sku", "sku-" + std::to_string(n % 89)}, {"qty", 1}}})}};
+}
+
+class order_stream {
+ public:
+  // `tag` makes ids and keys unique per stream; `steps` = 6 for whole orders,
+  // 1 for order.placed only.
+  order_stream(std::string tag, std::size_t group, int steps = 6)
+      : tag_(std::move(tag)), group_(group), steps_(steps) {}
+
+  struct item {
+    saga::event event;
+    int step = 0;
+    std::uint64_t order = 0;
+  };
+
+  item at(std::uint64_t i) const {
+    const std::uint64_t per_group = group_ * static_cast<std::uint64_t>(steps_);
+    const std::uint64_t g = i / per_group, r = i % per_group;
+    item it;
+    it.step = static_cast<int>(r / group_);
+    it.order = g * group_ + r % group_;
+    const std::string key = key_of(it.order);
+    auto& e = it.event;
+    e.id = tag_ + "-" + std::to_string(i);
+    e.source = "urn:bench";
+    e.type = step_types[it.step];
+    e.subject = key;
+    e.time = "2026-01-01T00:00:00.000Z";
+    if (it.step == 0)
+      e.data = order_data_of(key, it.order);
+    else
+      e.data = json{{"order_id", key}, {"ref", hex16(splitmix(i))}};
+    return it;
+  }
+  std::string key_of(std::uint64_t order) const { return "ord-" + hex16(splitmix(order ^ seed_)); }
+
+  std::vector<saga::event> take(std::size_t n) {
+    std::vector<saga::event> out;
+    out.reserve(n);
+    for (std::size_t k = 0; k < n; ++k) out.push_back(at(next_++).event);
+    return out;
+  }
+  std::vector<item> take_items(std::size_t n) {
+    std::vector<item> out;
+    out.reserve(n);
+    for (std::size_t k = 0; k < n; ++k) out.push_back(at(next_++));
+    return out;
+  }
+
+ private:
+  std::string tag_;
+  std::size_t group_;
+  int steps_;
+  std::uint64_t seed_ = std::hash<std::string>{}(tag_);
+  std::uint64_t next_ = 0;
+};
+
+std::string unique_tag(const std::string& what) {
+  static int n = 0;
+  return what + "-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + "-" +
+         hex16(static_cast<std::uint64_t>(steady::now().time_since_epoch().count())).substr(10);
+}
+
+// Runs `process` on consecutive batches of `batch` items from `generate`
+// (called outside the timed region) until `budget` seconds were spent inside
+// `process` or `max_items` items went through.
+struct timed {
+  std::size_t items = 0;
+  double seconds = 0;
+  double rate() const { return seconds > 0 ? static_cast<double>(items) / seconds : 0; }
+};
+
+template <class T, class Gen, class Fn>
+timed run_batches(std::size_t batch, double budget, Gen&& generate, Fn&& process,
+                  std::size_t max_items = static_cast<std::size_t>(-1), std::size_t min_items = 0) {
+  const std::size_t chunk_n = ((4096 + batch - 1) / batch) * batch;
+  std::vector<T> chunk;
+  std::size_t pos = 0;
+  steady::duration spent{};
+  timed t;
+  while ((seconds_of(spent) < budget || t.items < min_items) && t.items < max_items) {
+    if (pos + batch > chunk.size()) {
+      chunk = generate(chunk_n);
+      pos = 0;
+    }
+    const auto start = steady::now();
+    process(std::span<const T>(chunk.data() + pos, batch));
+    spent += steady::now() - start;
+    pos += batch;
+    t.items += batch;
+  }
+  t.seconds = seconds_of(spent);
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+// 1. The floor: the minimum writes per event, prepared statements, one
+// transaction per batch, in the store's own schema (the store creates the
+// file, so the tables and indexes are exactly the engine's).
+
+struct floor_event {
+  std::string source, id, key, type, time, data, ack, from, to, inst_data, out_id, out_type, payload;
+  std::int64_t version = 0;
+};
+
+std::vector<floor_event> floor_events(order_stream& s, std::size_t n) {
+  std::vector<floor_event> out;
+  out.reserve(n);
+  for (auto& it : s.take_items(n)) {
+    floor_event f;
+    const auto& e = it.event;
+    f.source = e.source;
+    f.id = e.id;
+    f.key = e.subject;
+    f.type = e.type;
+    f.time = e.time;
+    f.data = e.data.dump();
+    f.from = step_states[it.step];
+    f.to = step_states[it.step + 1];
+    f.version = it.step + 1;
+    saga::ack a;
+    a.id = e.id;
+    a.source = e.source;
+    a.status = saga::ack_status::accepted;
+    a.outcome = saga::ack_outcome::transitioned;
+    a.saga_type = "order_lifecycle";
+    a.saga_id = e.subject;
+    a.saga_state = f.to;
+    f.ack = saga::to_json(a).dump();
+    json d = order_data_of(e.subject, it.order);
+    d["refund_id"] = "";
+    d["refund_attempt"] = 0;
+    f.inst_data = d.dump();
+    saga::event out_e;
+    out_e.id = hex16(splitmix(it.order)) + hex16(splitmix(~it.order));
+    out_e.source = "urn:saga:order_lifecycle";
+    out_e.type = follow_on_types[it.step];
+    out_e.subject = e.subject;
+    out_e.time = e.time;
+    out_e.data = d;
+    out_e.causationid = e.id;
+    out_e.correlationid = e.id;
+    f.out_id = out_e.id;
+    f.out_type = out_e.type;
+    f.payload = saga::encode_event(out_e);
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+void create_schema(const std::string& path) {
+  saga::sqlite::options o;
+  o.path = path;
+  saga::sqlite::store s(o);
+}
+
+timed run_floor(const saga::test::temp_dir& dir, const std::string& sync, std::size_t batch, double budget) {
+  const std::string path = dir.file("floor-" + sync + "-" + std::to_string(batch) + ".db");
+  create_schema(path);
+  timed t;
+  {
+    SQLite::Database db(path, SQLite::OPEN_READWRITE);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("PRAGMA synchronous = " + sync);
+    SQLite::Statement begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT");
+    SQLite::Statement inbox(db,
+                            "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms)"
+                            " VALUES (?, ?, 'order_lifecycle', ?, ?, ?)");
+    SQLite::Statement instance(
+        db,
+        "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
+        " created_ms, updated_ms, state_since_ms) VALUES ('order_lifecycle', ?, ?, ?, ?, 'f0', ?, ?, ?, ?)"
+        " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
+        " version = excluded.version, fingerprint = excluded.fingerprint,"
+        " updated_ms = excluded.updated_ms, state_since_ms = excluded.state_since_ms");
+    SQLite::Statement history(
+        db,
+        "INSERT INTO history (definition, key, version, event_id, event_source, event_type,"
+        " event_time, event_data, from_state, to_state, outcome, recorded_ms)"
+        " VALUES ('order_lifecycle', ?, ?, ?, ?, ?, ?, ?, ?, ?, 'transitioned', ?)");
+    SQLite::Statement outbox(db,
+                             "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms)"
+                             " VALUES (?, ?, 'order_lifecycle', ?, ?, ?)");
+    order_stream s(unique_tag("floor"), 1024);
+    saga::system_clock clock;
+    t = run_batches<floor_event>(
+        batch, budget, [&](std::size_t n) { return floor_events(s, n); },
+        [&](std::span<const floor_event> events) {
+          const std::int64_t now = clock.now_ms();
+          begin.exec();
+          begin.reset();
+          for (const auto& f : events) {
+            inbox.bindNoCopy(1, f.source);
+            inbox.bindNoCopy(2, f.id);
+            inbox.bindNoCopy(3, f.key);
+            inbox.bindNoCopy(4, f.ack);
+            inbox.bind(5, now);
+            inbox.exec();
+            inbox.reset();
+            instance.bindNoCopy(1, f.key);
+            instance.bindNoCopy(2, f.to);
+            instance.bindNoCopy(3, f.inst_data);
+            instance.bind(4, f.version);
+            instance.bindNoCopy(5, f.id);
+            instance.bind(6, now);
+            instance.bind(7, now);
+            instance.bind(8, now);
+            instance.exec();
+            instance.reset();
+            history.bindNoCopy(1, f.key);
+            history.bind(2, f.version);
+            history.bindNoCopy(3, f.id);
+            history.bindNoCopy(4, f.source);
+            history.bindNoCopy(5, f.type);
+            history.bindNoCopy(6, f.time);
+            history.bindNoCopy(7, f.data);
+            history.bindNoCopy(8, f.from);
+            history.bindNoCopy(9, f.to);
+            history.bind(10, now);
+            history.exec();
+            history.reset();
+            outbox.bindNoCopy(1, f.out_id);
+            outbox.bindNoCopy(2, f.out_type);
+            outbox.bindNoCopy(3, f.key);
+            outbox.bindNoCopy(4, f.payload);
+            outbox.bind(5, now);
+            outbox.exec();
+            outbox.reset();
+          }
+          commit.exec();
+          commit.reset();
+        });
+  }
+  fs::remove(path);
+  return t;
+}
+
+// ---------------------------------------------------------------------------
+// 2., 3., 7. The engine through its API.
+
+class null_publisher final : public saga::publisher {
+ public:
+  void publish(const saga::outbox_record&) override { ++count; }
+  std::size_t count = 0;
+};
+
+struct engine_run {
+  timed t;
+  std::size_t not_transitioned = 0;
+  std::size_t completed = 0;  // acks whose saga reached "done"
+};
+
+// `path` may hold existing instances; `relay`: drain the outbox after every
+// commit into a null publisher, as sagad does (publication marks included).
+engine_run run_engine(const std::string& path, const std::string& sync, std::size_t batch, double budget,
+                      bool relay = false, std::size_t min_events = 0, std::size_t group = 1024) {
+  saga::sqlite::options o;
+  o.path = path;
+  o.synchronous = sync;
+  saga::sqlite::store st(o);
+  saga::system_clock clock;
+  saga::engine eng(st, clock);
+  eng.add(saga::definitions::order_lifecycle());
+  null_publisher pub;
+  saga::outbox_relay rel(st, pub, clock);
+  order_stream s(unique_tag("engine"), std::max(batch, group));
+  engine_run r;
+  r.t = run_batches<saga::event>(
+      batch, budget, [&](std::size_t n) { return s.take(n); },
+      [&](std::span<const saga::event> events) {
+        const auto acks = eng.handle_batch(events);
+        if (relay) rel.drain();
+        for (const auto& a : acks) {
+          if (a.outcome != saga::ack_outcome::transitioned) ++r.not_transitioned;
+          if (a.saga_state == "done") ++r.completed;
+        }
+      },
+      static_cast<std::size_t>(-1), min_events);
+  return r;
+}
+
+std::string transition_note(const engine_run& r) {
+  return r.not_transitioned ? std::to_string(r.not_transitioned) + " events did NOT transition! " : "";
+}
+
+// ---------------------------------------------------------------------------
+// Prepared databases: N existing order sagas, or R unpublished outbox rows.
+// Written by the engine (synchronous=OFF while building) under a clock set to
+// 2100, so that their 15-minute payment timers never come due during a run.
+
+void checkpoint_and_close(std::unique_ptr<saga::sqlite::store>& st) {
+  st->database().exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  st.reset();
+}
+
+void copy_db(const std::string& from, const std::string& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  for (const char* suffix : {"-wal", "-shm"}) {
+    fs::remove(to + suffix);
+    if (fs::exists(from + suffix)) fs::copy_file(from + suffix, to + suffix);
+  }
+}
+
+void mark_all_published(const std::string& path) {
+  saga::sqlite::options o;
+  o.path = path;
+  o.synchronous = "OFF";
+  auto st = std::make_unique<saga::sqlite::store>(o);
+  st->begin();
+  st->mark_published(1, std::numeric_limits<std::int64_t>::max() / 2, 4'102'444'800'000);
+  st->commit();
+  checkpoint_and_close(st);
+}
+
+// Builds a database with `n` sagas in state "placed" and their `n` outbox
+// rows unpublished.
+double build_db(const std::string& path, std::int64_t n) {
+  const auto start = steady::now();
+  fs::remove(path);
+  fs::remove(path + "-wal");
+  fs::remove(path + "-shm");
+  saga::sqlite::options o;
+  o.path = path;
+  o.synchronous = "OFF";
+  auto st = std::make_unique<saga::sqlite::store>(o);
+  saga::manual_clock clock(4'102'444'800'000);  // 2100-01-01
+  {
+    saga::engine eng(*st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    order_stream s(unique_tag("existing"), 1024, 1);
+    std::int64_t done = 0;
+    while (done < n) {
+      const auto k = static_cast<std::size_t>(std::min<std::int64_t>(1024, n - done));
+      const auto events = s.take(k);
+      eng.handle_batch(std::span<const saga::event>(events));
+      done += static_cast<std::int64_t>(k);
+    }
+  }
+  checkpoint_and_close(st);
+  return seconds_of(steady::now() - start);
+}
+
+// A database of `n` sagas in "placed" whose outbox rows are unpublished
+// (recovery) or published (scale: as a running sagad leaves them). Big ones
+// are built once into the cache folder and reused; small ones (and all of
+// --quick) are built in the temporary folder, once per run. Returns the path
+// (to copy, not to write) and the build time (0 when it came from the cache).
+std::pair<std::string, double> prepared_db(const config& cfg, const saga::test::temp_dir& dir, std::int64_t n,
+                                           bool publish) {
+  const std::string name = (publish ? "instances-" : "outbox-") + std::to_string(n) + ".db";
+  if (cfg.quick || n <= 1000) {
+    static std::map<std::int64_t, std::pair<std::string, double>> built;
+    auto it = built.find(n);
+    if (it == built.end()) {
+      const std::string path = dir.file("placed-" + std::to_string(n) + ".db");
+      it = built.emplace(n, std::pair{path, build_db(path, n)}).first;
+    }
+    if (!publish) return it->second;
+    const std::string path = dir.file(name);
+    if (!fs::exists(path)) {
+      copy_db(it->second.first, path);
+      mark_all_published(path);
+    }
+    return {path, it->second.second};
+  }
+  fs::create_directories(cfg.cache_dir);
+  const std::string path = (fs::path(cfg.cache_dir) / name).string();
+  if (fs::exists(path)) return {path, 0.0};
+  std::cerr << "  building " << path << " (once; cached for later runs)...\n";
+  const std::string tmp = path + ".building";
+  const auto start = steady::now();
+  build_db(tmp, n);
+  if (publish) mark_all_published(tmp);
+  fs::rename(tmp, path);
+  return {path, seconds_of(steady::now() - start)};
+}
+
+// ---------------------------------------------------------------------------
+// sagad as a child process.
+
+class sagad {
+ public:
+  sagad(const config& cfg, const saga::test::temp_dir& dir, const std::string& db, const std::string& sync,
+        bool wait_ready = true)
+      : ep_(saga::test::endpoints::free()) {
+    static int runs = 0;
+    const std::string n = std::to_string(runs++);
+    std::vector<std::string> argv = {cfg.sagad,   "--db",        db,         "--ingress", ep_.ingress,
+                                     "--publish", ep_.publish,   "--replay", ep_.replay,  "--synchronous",
+                                     sync,        "--log-level", "warn"};
+    proc_ = std::make_unique<saga::test::process>(argv, dir.file("sagad-" + n + ".out"),
+                                                  dir.file("sagad-" + n + ".err"));
+    if (wait_ready && !saga::test::wait_until_ingress_answers(ep_.ingress, 60s, proc_.get()))
+      throw std::runtime_error("sagad did not answer on its ingress: " + proc_->err());
+  }
+  ~sagad() {
+    proc_->signal(SIGTERM);
+    if (proc_->wait_for(10s).running()) proc_->kill9();
+  }
+  sagad(const sagad&) = delete;
+  sagad& operator=(const sagad&) = delete;
+
+  const saga::test::endpoints& ep() const { return ep_; }
+  saga::test::process& proc() { return *proc_; }
+
+  // kB from /proc/<pid>/status ("VmHWM", "VmRSS"); -1 when unreadable.
+  long status_kb(const std::string& field) const {
+    std::ifstream in("/proc/" + std::to_string(proc_->pid()) + "/status");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+    return -1;
+  }
+
+ private:
+  saga::test::endpoints ep_;
+  std::unique_ptr<saga::test::process> proc_;
+};
+
+// A subscriber on its own thread, counting follow-on events and, for ids
+// starting with `latency_tag`, recording when each one's follow-on arrived.
+class follower {
+ public:
+  follower(::zmq::context_t& ctx, const saga::test::endpoints& ep, std::string latency_tag = {},
+           std::size_t latency_n = 0, std::chrono::milliseconds replay_timeout = 10s)
+      : tag_(std::move(latency_tag)), arrived_(latency_n, -1) {
+    thread_ = std::thread([this, &ctx, ep, replay_timeout] {
+      try {
+        saga::zmq::subscriber_options so;
+        so.replay_timeout = replay_timeout;
+        saga::zmq::subscriber sub(ctx, ep.publish, ep.replay, so);
+        const std::string marker = "\"causationid\":\"" + tag_;
+        while (!stop_.load()) {
+          sub.poll(20ms, [&](const saga::zmq::delivery& d) {
+            if (!tag_.empty()) {
+              const auto at = d.payload.find(marker);
+              if (at != std::string::npos) {
+                const auto k = std::strtoull(d.payload.c_str() + at + marker.size(), nullptr, 10);
+                if (k < arrived_.size()) arrived_[k] = steady::now().time_since_epoch().count();
+              }
+            }
+            received_.fetch_add(1);
+          });
+          last_.store(sub.last_sequence());
+        }
+      } catch (const std::exception& e) {
+        error_ = e.what();
+        failed_.store(true);
+      }
+    });
+  }
+  ~follower() { stop(); }
+  void stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::int64_t received() const { return received_.load(); }
+  std::int64_t last_sequence() const { return last_.load(); }
+  bool failed() const { return failed_.load(); }
+  const std::string& error() const { return error_; }
+  // After stop(): steady-clock ticks of each latency event's follow-on (-1: none).
+  const std::vector<std::int64_t>& arrived() const { return arrived_; }
+
+  // Waits until `n` events were received; false after `timeout`.
+  bool wait_received(std::int64_t n, std::chrono::milliseconds timeout) const {
+    const auto deadline = steady::now() + timeout;
+    while (received() < n && !failed()) {
+      if (steady::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return received() >= n;
+  }
+
+ private:
+  std::string tag_;
+  std::vector<std::int64_t> arrived_;
+  std::atomic<bool> stop_{false}, failed_{false};
+  std::atomic<std::int64_t> received_{0}, last_{0};
+  std::string error_;
+  std::thread thread_;
+};
+
+// ---------------------------------------------------------------------------
+// 4. End to end over ZeroMQ.
+
+struct e2e_result {
+  double rate = 0;
+  std::size_t events = 0, resent = 0;
+  double seconds = 0;
+  std::string notes;
+};
+
+e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
+                              double budget) {
+  ::zmq::context_t ctx(1);
+  sagad d(cfg, dir, dir.file("e2e-" + sync + ".db"), sync);
+  follower f(ctx, d.ep());
+  saga::zmq::client_options co;
+  co.window = 1000;
+  co.timeout = 10s;
+  saga::zmq::client c(ctx, d.ep().ingress, co);
+  order_stream s(unique_tag("e2e"), 1024);
+  const std::size_t chunk = cfg.quick ? 1024 : 12288;
+  std::size_t sent = 0;
+  std::size_t rejected = 0, resent = 0;
+  const auto start = steady::now();
+  while (seconds_of(steady::now() - start) < budget) {
+    const auto events = s.take(chunk);  // about 1 µs an event: small against the round trip
+    for (const auto& a : c.send_all(events))
+      if (a.status == saga::ack_status::duplicate)
+        ++resent;  // its first ack did not come within the timeout; the resend was recognised
+      else if (a.outcome != saga::ack_outcome::transitioned)
+        ++rejected;
+    sent += events.size();
+  }
+  const auto acked = steady::now();
+  const bool all = f.wait_received(static_cast<std::int64_t>(sent), 60s);
+  const auto end = steady::now();
+  f.stop();
+  e2e_result r;
+  r.events = sent;
+  r.resent = resent;
+  r.seconds = seconds_of(end - start);
+  r.rate = static_cast<double>(sent) / r.seconds;
+  r.notes = "window 1000; all acked after " + fixed(seconds_of(acked - start), 2) +
+            " s, every follow-on in " + fixed(r.seconds, 2) + " s";
+  if (!all)
+    r.notes += "; ONLY " + std::to_string(f.received()) + " of " + std::to_string(sent) + " follow-ons";
+  if (f.failed()) r.notes += "; subscriber failed: " + f.error();
+  if (resent) r.notes += "; " + std::to_string(resent) + " acked only after a resend (duplicate)";
+  if (rejected) r.notes += "; " + std::to_string(rejected) + " did NOT transition";
+  return r;
+}
+
+struct latency_result {
+  double rate = 0;
+  std::size_t sent = 0, missing = 0;
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // ms
+};
+
+latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
+                               double rate, double budget) {
+  ::zmq::context_t ctx(1);
+  sagad d(cfg, dir, dir.file("latency-" + sync + ".db"), sync);
+  const std::string tag = unique_tag("lat") + "-";
+  const auto n = static_cast<std::size_t>(std::max(50.0, rate * budget));
+  // Pre-encoded: the sending loop only sends.
+  order_stream s(tag, 1024);
+  std::vector<std::string> bytes;
+  bytes.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    auto e = s.at(k).event;
+    e.id = tag + std::to_string(k);
+    bytes.push_back(saga::encode_event(e));
+  }
+  follower f(ctx, d.ep(), tag, n);
+  std::this_thread::sleep_for(cfg.quick ? 50ms : 200ms);  // let the subscriber connect and catch up
+  ::zmq::socket_t dealer(ctx, ::zmq::socket_type::dealer);
+  dealer.set(::zmq::sockopt::linger, 0);
+  dealer.set(::zmq::sockopt::sndhwm, 0);
+  dealer.connect(d.ep().ingress);
+  std::vector<std::int64_t> sent_at(n, 0);
+  const auto start = steady::now();
+  const auto interval = std::chrono::duration<double>(1.0 / rate);
+  std::size_t next = 0;
+  auto drain_acks = [&](std::chrono::milliseconds wait) {
+    ::zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+    ::zmq::poll(&item, 1, wait);
+    std::vector<::zmq::message_t> frames;
+    while (::zmq::recv_multipart(dealer, std::back_inserter(frames), ::zmq::recv_flags::dontwait))
+      frames.clear();
+  };
+  while (next < n) {
+    const auto now = steady::now();
+    while (next < n &&
+           start + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(next)) <=
+               now) {
+      sent_at[next] = steady::now().time_since_epoch().count();
+      dealer.send(::zmq::const_buffer(), ::zmq::send_flags::sndmore);
+      dealer.send(::zmq::buffer(bytes[next]), ::zmq::send_flags::none);
+      ++next;
+    }
+    drain_acks(0ms);
+    if (next < n) {
+      const auto due =
+          start + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(next));
+      const auto wait = std::chrono::duration_cast<std::chrono::microseconds>(due - steady::now());
+      if (wait > 1500us) std::this_thread::sleep_for(wait - 1000us);
+    }
+  }
+  f.wait_received(static_cast<std::int64_t>(n), 30s);
+  drain_acks(0ms);
+  f.stop();
+  latency_result r;
+  r.sent = n;
+  r.rate = rate;
+  std::vector<double> ms;
+  for (std::size_t k = 0; k < n; ++k) {
+    if (f.arrived()[k] < 0) {
+      ++r.missing;
+      continue;
+    }
+    ms.push_back(static_cast<double>(f.arrived()[k] - sent_at[k]) * 1e3 * steady::period::num /
+                 steady::period::den);
+  }
+  std::sort(ms.begin(), ms.end());
+  auto pct = [&](double p) {
+    if (ms.empty()) return 0.0;
+    return ms[static_cast<std::size_t>(std::floor(p * static_cast<double>(ms.size() - 1)))];
+  };
+  r.p50 = pct(0.5);
+  r.p99 = pct(0.99);
+  r.p999 = pct(0.999);
+  r.max = ms.empty() ? 0 : ms.back();
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// The measurements.
+
+std::map<std::pair<std::string, std::size_t>, double> floor_rate;  // (sync, batch) -> events/s
+
+// 1, 2, 4, ..., 1024; the smoke runs 1, 32 and 1024 only.
+std::vector<std::size_t> batch_sizes(const config& cfg) {
+  if (cfg.quick) return {1, 32, 1024};
+  std::vector<std::size_t> b;
+  for (std::size_t s = 1; s <= 1024; s *= 2) b.push_back(s);
+  return b;
+}
+
+double budget_for(const config& cfg, std::size_t) {
+  return cfg.seconds;
+}
+
+void measure_floor(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync) {
+  for (auto b : batch_sizes(cfg)) {
+    const auto t = run_floor(dir, sync, b, budget_for(cfg, b));
+    floor_rate[{sync, b}] = t.rate();
+    row r;
+    r.measurement = sync == "FULL" ? "floor" : "floor NORMAL";
+    r.sync = sync;
+    r.batch = b;
+    r.rate = t.rate();
+    r.ratio = 1.0;
+    r.notes = std::to_string(t.items) + " events in " + fixed(t.seconds, 2) + " s";
+    r.extra = {{"events", t.items}, {"seconds", t.seconds}};
+    add_row(r);
+  }
+}
+
+std::optional<double> ratio_to_floor(const std::string& sync, std::size_t batch, double rate) {
+  auto it = floor_rate.find({sync, batch});
+  if (it == floor_rate.end() || it->second <= 0) return std::nullopt;
+  return rate / it->second;
+}
+
+void measure_engine(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
+                    const std::vector<std::size_t>& sizes, const std::string& name) {
+  for (auto b : sizes) {
+    const std::string path = dir.file("engine-" + sync + "-" + std::to_string(b) + ".db");
+    const auto e = run_engine(path, sync, b, budget_for(cfg, b));
+    fs::remove(path);
+    row r;
+    r.measurement = name;
+    r.sync = sync;
+    r.batch = b;
+    r.rate = e.t.rate();
+    r.ratio = ratio_to_floor(sync, b, e.t.rate());
+    r.notes = transition_note(e) + std::to_string(e.t.items) + " events in " + fixed(e.t.seconds, 2) + " s";
+    r.extra = {{"events", e.t.items}, {"seconds", e.t.seconds}};
+    add_row(r);
+  }
+}
+
+void measure_engine_with_relay(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync) {
+  for (std::size_t b : {std::size_t{1}, std::size_t{1024}}) {
+    const std::string path = dir.file("relay-" + sync + "-" + std::to_string(b) + ".db");
+    const auto e = run_engine(path, sync, b, cfg.seconds, /*relay=*/true);
+    fs::remove(path);
+    row r;
+    r.measurement = "engine + relay marks";
+    r.sync = sync;
+    r.batch = b;
+    r.rate = e.t.rate();
+    r.ratio = ratio_to_floor(sync, b, e.t.rate());
+    r.notes = transition_note(e) + "drain() after each commit, as sagad does (null publisher)";
+    r.extra = {{"events", e.t.items}, {"seconds", e.t.seconds}};
+    add_row(r);
+  }
+}
+
+void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync) {
+  const std::string suffix = sync == "FULL" ? "" : " NORMAL";
+  const auto t = run_e2e_throughput(cfg, dir, sync, cfg.seconds);
+  row r;
+  r.measurement = "e2e zmq" + suffix;
+  r.sync = sync;
+  r.rate = t.rate;
+  r.ratio = ratio_to_floor(sync, 1024, t.rate);
+  r.notes = t.notes + (r.ratio ? " (ratio: to the floor at batch 1024)" : "");
+  r.extra = {{"events", t.events}, {"seconds", t.seconds}, {"acked_after_resend", t.resent}};
+  add_row(r);
+
+  const double half = std::max(10.0, t.rate / 2);
+  const auto l = run_e2e_latency(cfg, dir, sync, half, cfg.seconds);
+  row q;
+  q.measurement = "e2e latency" + suffix;
+  q.sync = sync;
+  q.rate = l.rate;
+  q.notes = "paced at half the peak: p50 " + fixed(l.p50, 2) + " ms, p99 " + fixed(l.p99, 2) + " ms, p99.9 " +
+            fixed(l.p999, 2) + " ms, max " + fixed(l.max, 2) + " ms (" + std::to_string(l.sent) + " events" +
+            (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") + ")";
+  q.extra = {{"p50_ms", l.p50}, {"p99_ms", l.p99},  {"p999_ms", l.p999},
+             {"max_ms", l.max}, {"events", l.sent}, {"missing", l.missing}};
+  add_row(q);
+}
+
+// Drives `n` interleaved order events through a running sagad (RSS measurement).
+void drive(sagad& d, std::size_t n) {
+  ::zmq::context_t ctx(1);
+  saga::zmq::client_options co;
+  co.window = 1000;
+  co.timeout = 10s;
+  saga::zmq::client c(ctx, d.ep().ingress, co);
+  order_stream s(unique_tag("drive"), 1024);
+  while (n > 0) {
+    const auto k = std::min<std::size_t>(n, 6144);
+    c.send_all(s.take(k));
+    n -= k;
+  }
+}
+
+void measure_scale(const config& cfg, const saga::test::temp_dir& dir) {
+  const std::int64_t big = cfg.quick ? 5'000 : cfg.scale_instances;
+  const std::size_t batch = 1024;
+  double base = 0;
+  for (const std::int64_t n : {std::int64_t{1000}, big}) {
+    const bool cache = !cfg.quick && n > 1000;
+    const auto [source, built] = prepared_db(cfg, dir, n, /*publish=*/true);
+    const std::string path = dir.file("scale-" + std::to_string(n) + ".db");
+    const auto copy_start = steady::now();
+    copy_db(source, path);
+    const double copied = seconds_of(steady::now() - copy_start);
+    const auto bytes = fs::file_size(path);
+    const auto e = run_engine(path, "FULL", batch, cfg.seconds);
+    if (n == 1000) base = e.t.rate();
+    row r;
+    r.measurement = "scale " + std::to_string(n) + " instances";
+    r.batch = batch;
+    r.rate = e.t.rate();
+    r.ratio = ratio_to_floor("FULL", batch, e.t.rate());
+    std::string how = cache ? (built > 0 ? "built in " + fixed(built, 1) + " s and cached" : "from the cache")
+                            : "built in " + fixed(built, 1) + " s";
+    r.notes = transition_note(e) + "db " + fixed(static_cast<double>(bytes) / 1e6, 0) + " MB " + how +
+              (n != 1000 && base > 0 ? "; " + fixed(e.t.rate() / base, 2) + " x the 1000-instance rate" : "");
+    r.extra = {{"instances", n},         {"db_bytes", bytes},   {"build_seconds", built},
+               {"copy_seconds", copied}, {"events", e.t.items}, {"seconds", e.t.seconds}};
+    if (n != 1000 && base > 0) r.extra["ratio_to_1000"] = e.t.rate() / base;
+    add_row(r);
+
+    // sagad on the same database: start, some events, peak RSS.
+    const std::size_t drive_n = cfg.quick ? 1024 : 30'000;
+    const auto start = steady::now();
+    sagad d(cfg, dir, path, "FULL");
+    const double ready = seconds_of(steady::now() - start);
+    drive(d, drive_n);
+    const long hwm = d.status_kb("VmHWM"), rss = d.status_kb("VmRSS");
+    row m;
+    m.measurement = "sagad RSS " + std::to_string(n) + " instances";
+    m.notes = "VmHWM " + fixed(static_cast<double>(hwm) / 1024, 1) + " MiB (VmRSS " +
+              fixed(static_cast<double>(rss) / 1024, 1) + " MiB) after start (ready in " + fixed(ready, 2) +
+              " s) and " + std::to_string(drive_n) + " events";
+    m.extra = {{"instances", n}, {"vmhwm_kb", hwm}, {"vmrss_kb", rss}, {"ready_seconds", ready}};
+    add_row(m);
+    fs::remove(path);
+  }
+}
+
+void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
+  const std::int64_t n = cfg.quick ? 5'000 : cfg.recovery_rows;
+  const auto [source, built] = prepared_db(cfg, dir, n, /*publish=*/false);
+  const std::string path = dir.file("recovery.db");
+  copy_db(source, path);
+  ::zmq::context_t ctx(1);
+  const auto start = steady::now();
+  sagad d(cfg, dir, path, "FULL", /*wait_ready=*/false);
+  follower f(ctx, d.ep(), {}, 0, 60s);
+  const auto deadline = start + 120s;
+  while (f.last_sequence() < n && !f.failed() && steady::now() < deadline && d.proc().running())
+    std::this_thread::sleep_for(1ms);
+  const double took = seconds_of(steady::now() - start);
+  const bool ok = f.last_sequence() >= n;
+  f.stop();
+  row r;
+  r.measurement = "recovery";
+  r.rate = ok ? static_cast<double>(n) / took : 0;
+  r.notes =
+      (ok ? std::to_string(n) + " pending rows published in " + fixed(took, 3) + " s after spawning sagad"
+          : "NOT all published: last sequence " + std::to_string(f.last_sequence()) + " of " +
+                std::to_string(n) + (f.failed() ? " (" + f.error() + ")" : "")) +
+      " (subscriber's view: live + replay; connects retry every 100 ms)";
+  r.extra = {{"rows", n}, {"seconds", took}, {"complete", ok}, {"build_seconds", built}};
+  add_row(r);
+}
+
+void measure_orders(const config& cfg, const saga::test::temp_dir& dir) {
+  // The smoke uses smaller batches, so that a few orders complete in its short time.
+  const std::size_t batch = cfg.quick ? 128 : 1024;
+  const std::string path = dir.file("orders.db");
+  // Groups of `batch` orders: each batch moves one step of each; at least one
+  // whole group (6 batches) goes through, so that orders complete.
+  const auto e = run_engine(path, "FULL", batch, cfg.seconds, false, 6 * batch, batch);
+  fs::remove(path);
+  // Steady state: every six events complete one order (the groups in flight
+  // at the end are unfinished, so counting only "done" acks undercounts).
+  const double orders = e.t.rate() / 6;
+  row r;
+  r.measurement = "whole orders";
+  r.batch = batch;
+  r.rate = e.t.rate();
+  r.ratio = ratio_to_floor("FULL", batch, e.t.rate());
+  r.notes = transition_note(e) + fixed(orders, 0) + " orders/s (events/s / 6; " +
+            std::to_string(e.completed) + " orders reached done in the run)";
+  r.extra = {{"orders_per_second", orders},
+             {"completed", e.completed},
+             {"events", e.t.items},
+             {"seconds", e.t.seconds}};
+  add_row(r);
+}
+
+// ---------------------------------------------------------------------------
+// Output
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  return "?";
+}
+
+void print_table() {
+  std::vector<std::vector<std::string>> cells = {
+      {"measurement", "batch", "events/s", "ratio to floor", "notes"}};
+  for (const auto& r : rows)
+    cells.push_back({r.measurement, r.batch ? std::to_string(*r.batch) : "-",
+                     r.rate ? fixed(*r.rate, 0) : "-", r.ratio ? fixed(*r.ratio, 2) : "-", r.notes});
+  std::vector<std::size_t> width(4, 0);
+  for (const auto& c : cells)
+    for (std::size_t i = 0; i < 4; ++i) width[i] = std::max(width[i], c[i].size());
+  auto line = [&](const std::vector<std::string>& c) {
+    std::string s;
+    for (std::size_t i = 0; i < 4; ++i) {
+      const bool right = i == 1 || i == 2 || i == 3;
+      const std::string pad(width[i] - c[i].size(), ' ');
+      s += "| " + (right ? pad + c[i] : c[i] + pad) + " ";
+    }
+    return s + "| " + c[4];
+  };
+  std::cout << line(cells[0]) << "\n";
+  std::string sep;
+  for (std::size_t i = 0; i < 4; ++i) sep += "|" + std::string(width[i] + 2, '-');
+  std::cout << sep << "|------\n";
+  for (std::size_t k = 1; k < cells.size(); ++k) std::cout << line(cells[k]) << "\n";
+}
+
+const row* find_row(const std::string& name, std::optional<std::size_t> batch = std::nullopt) {
+  for (const auto& r : rows)
+    if (r.measurement == name && (!batch || r.batch == batch)) return &r;
+  return nullptr;
+}
+
+// The issue's goals against this run's figures (what was measured; nothing asserted).
+json goals() {
+  json g = json::array();
+  auto goal = [&](std::string what, std::optional<double> value, double target, bool at_most,
+                  std::string unit) {
+    json j{{"goal", what}, {"target", target}, {"unit", unit}};
+    if (value) {
+      j["value"] = *value;
+      j["reached"] = at_most ? *value <= target : *value >= target;
+    } else {
+      j["value"] = nullptr;
+      j["reached"] = nullptr;
+    }
+    g.push_back(j);
+  };
+  const row* g1024 = find_row("engine group commit", 1024);
+  const row* g1 = find_row("engine group commit", 1);
+  const row* b1 = find_row("engine batch 1", 1);
+  goal("engine group commit (1024) >= 0.7 x floor (1024)", g1024 ? g1024->ratio : std::nullopt, 0.7, false,
+       "ratio");
+  const row* base1 = b1 ? b1 : g1;
+  goal("group commit (1024) >= 10 x batch size 1",
+       g1024 && base1 && base1->rate && *base1->rate > 0 ? std::optional(*g1024->rate / *base1->rate)
+                                                         : std::nullopt,
+       10, false, "ratio");
+  const row* e = find_row("e2e zmq");
+  goal("end to end >= 0.5 x floor (batch 1024)", e ? e->ratio : std::nullopt, 0.5, false, "ratio");
+  const row* l = find_row("e2e latency");
+  goal("p99 at half load <= 5 ms", l ? std::optional(l->extra.value("p99_ms", 0.0)) : std::nullopt, 5, true,
+       "ms");
+  std::optional<double> scale;
+  std::optional<double> rss;
+  for (const auto& r : rows) {
+    if (r.extra.contains("ratio_to_1000")) scale = r.extra["ratio_to_1000"].get<double>();
+    if (r.measurement.rfind("sagad RSS", 0) == 0 && r.extra.value("instances", 0) > 1000)
+      rss = r.extra.value("vmhwm_kb", 0.0) / 1024;
+  }
+  goal("throughput at the big scale >= 0.8 x at 1,000 instances", scale, 0.8, false, "ratio");
+  goal("sagad peak RSS at the big scale <= 100 MB", rss, 100, true, "MiB");
+  const row* rec = find_row("recovery");
+  goal("pending outbox rows published <= 2 s after start",
+       rec && rec->extra.value("complete", false) ? std::optional(rec->extra.value("seconds", 0.0))
+                                                  : std::nullopt,
+       2, true, "s");
+  const row* o = find_row("whole orders");
+  goal(">= 5,000 completed order sagas per second",
+       o ? std::optional(o->extra.value("orders_per_second", 0.0)) : std::nullopt, 5000, false, "orders/s");
+  return g;
+}
+
+void print_goals(const json& g) {
+  std::cout << "\ngoals (issue 6; reported, not asserted):\n";
+  for (const auto& j : g) {
+    std::string v = j["value"].is_null() ? "not measured" : fixed(j["value"].get<double>(), 2);
+    std::string mark = j["reached"].is_null() ? "-" : (j["reached"].get<bool>() ? "reached" : "NOT reached");
+    std::cout << "  " << j["goal"].get<std::string>() << ": " << v << " " << j["unit"].get<std::string>()
+              << "  [" << mark << "]\n";
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  config cfg;
+  std::vector<std::string> only;
+  CLI::App app{"saga-bench: the saga engine against the SQLite floor, in one run (docs/performance.md)"};
+  app.add_option("--seconds", cfg.seconds, "time budget per measurement")->capture_default_str();
+  app.add_flag("--quick", cfg.quick, "the smoke: tiny sizes, about 5 s in all, asserts nothing about speed");
+  app.add_option("--json", cfg.json_path, "write every figure to this file");
+  app.add_option("--only", only, "run only these measurements")
+      ->delimiter(',')
+      ->check(CLI::IsMember(measurement_names));
+  app.add_option("--cache-dir", cfg.cache_dir, "where the big databases are built once and kept")
+      ->capture_default_str();
+  app.add_option("--sagad", cfg.sagad, "the sagad executable")->capture_default_str();
+  app.add_option("--scale-instances", cfg.scale_instances, "existing instances for the big scale measurement")
+      ->check(CLI::Range(std::int64_t{1001}, std::int64_t{100'000'000}))
+      ->capture_default_str();
+  app.add_option("--recovery-rows", cfg.recovery_rows, "pending outbox rows for the recovery measurement")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  cfg.only.insert(only.begin(), only.end());
+  if (cfg.quick) cfg.seconds = std::min(cfg.seconds, 0.03);
+
+  const bool needs_sagad =
+      cfg.wants("e2e") || cfg.wants("scale") || cfg.wants("recovery") || cfg.wants("normal");
+  if (needs_sagad && (cfg.sagad.empty() || !fs::exists(cfg.sagad))) {
+    std::cerr << "saga-bench: sagad not found at '" << cfg.sagad << "' (use --sagad PATH)\n";
+    return 2;
+  }
+
+  const auto start = steady::now();
+  try {
+    saga::test::temp_dir dir;
+    std::cerr << "saga-bench: " << (cfg.quick ? "quick smoke" : "full run") << ", " << cfg.seconds
+              << " s per measurement, databases in " << dir.path().string() << "\n";
+    auto stage = [&, last = steady::now()](const std::string& what) mutable {
+      const auto now = steady::now();
+      std::cerr << "[" << fixed(seconds_of(now - start), 1) << " s] " << what << " took "
+                << fixed(seconds_of(now - last), 2) << " s\n";
+      last = now;
+    };
+    const bool floor_needed = cfg.wants("floor") || cfg.wants("group") || cfg.wants("e2e") ||
+                              cfg.wants("scale") || cfg.wants("orders");
+    if (floor_needed) measure_floor(cfg, dir, "FULL"), stage("floor");
+    if (cfg.wants("batch1")) measure_engine(cfg, dir, "FULL", {1}, "engine batch 1"), stage("batch1");
+    if (cfg.wants("group")) {
+      measure_engine(cfg, dir, "FULL", batch_sizes(cfg), "engine group commit");
+      measure_engine_with_relay(cfg, dir, "FULL");
+      stage("group");
+    }
+    if (cfg.wants("orders")) measure_orders(cfg, dir), stage("orders");
+    if (cfg.wants("e2e")) measure_e2e(cfg, dir, "FULL"), stage("e2e");
+    if (cfg.wants("normal")) {
+      measure_floor(cfg, dir, "NORMAL");
+      measure_engine(cfg, dir, "NORMAL", batch_sizes(cfg), "engine group commit NORMAL");
+      measure_e2e(cfg, dir, "NORMAL");
+      stage("normal");
+    }
+    if (cfg.wants("scale")) measure_scale(cfg, dir), stage("scale");
+    if (cfg.wants("recovery")) measure_recovery(cfg, dir), stage("recovery");
+  } catch (const std::exception& e) {
+    std::cerr << "saga-bench failed: " << e.what() << "\n";
+    print_table();
+    return 1;
+  }
+  const double total = seconds_of(steady::now() - start);
+
+  utsname u{};
+  ::uname(&u);
+  std::cout << "saga-bench " << (cfg.quick ? "--quick " : "") << "on " << std::thread::hardware_concurrency()
+            << " cores (" << cpu_model() << "), " << u.sysname << " " << u.release << "; " << fixed(total, 1)
+            << " s in all; synchronous=FULL unless the name says NORMAL\n\n";
+  print_table();
+  const json g = goals();
+  print_goals(g);
+
+  if (!cfg.json_path.empty()) {
+    json out;
+    out["tool"] = "saga-bench";
+    out["quick"] = cfg.quick;
+    out["seconds_per_measurement"] = cfg.seconds;
+    out["scale_instances"] = cfg.quick ? 5'000 : cfg.scale_instances;
+    out["recovery_rows"] = cfg.quick ? 5'000 : cfg.recovery_rows;
+    out["total_seconds"] = total;
+    out["machine"] = {{"cores", std::thread::hardware_concurrency()},
+                      {"cpu", cpu_model()},
+                      {"kernel", std::string(u.sysname) + " " + u.release}};
+    out["rows"] = json::array();
+    for (const auto& r : rows) {
+      json j{{"measurement", r.measurement}, {"synchronous", r.sync}, {"notes", r.notes}};
+      j["batch"] = r.batch ? json(*r.batch) : json(nullptr);
+      j["events_per_second"] = r.rate ? json(*r.rate) : json(nullptr);
+      j["ratio_to_floor"] = r.ratio ? json(*r.ratio) : json(nullptr);
+      j.update(r.extra);
+      out["rows"].push_back(j);
+    }
+    out["goals"] = g;
+    std::ofstream f(cfg.json_path);
+    f << out.dump(2) << "\n";
+    if (!f) {
+      std::cerr << "saga-bench: cannot write " << cfg.json_path << "\n";
+      return 1;
+    }
+  }
+  return 0;
+}
