@@ -7,7 +7,7 @@ WERROR ?= OFF
 BUILD_TYPE ?= RelWithDebInfo
 CTEST_ARGS ?=
 
-.PHONY: all deps configure build test demo bench clean format
+.PHONY: all deps configure build test demo bench torture clean format
 
 all: build
 
@@ -30,6 +30,12 @@ demo: build
 # The performance table (docs/performance.md); BENCH_ARGS="--json out.json" to keep the figures.
 bench: build
 	$(BUILD)/tests/bench/saga-bench $(BENCH_ARGS)
+
+# The full reliability runs (docs/reliability.md): about 10 min of crash torture (1,000
+# counted kills, 20 hits of each fault point) and the I/O-fault sweep up to the 64th call.
+torture: build
+	$(BUILD)/tests/reliability/saga-torture --sagas 15000 --kills 1000 --fault-kills 20 --report $(BUILD)/torture-full.json
+	SAGA_IO_FAULT_MAX_N=64 $(BUILD)/tests/saga-io-faults
 
 format:
 	find engine definitions adapters tests examples -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i
