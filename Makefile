@@ -6,8 +6,9 @@ JOBS ?= 2
 WERROR ?= OFF
 BUILD_TYPE ?= RelWithDebInfo
 CTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps configure build test demo bench torture clean format
+.PHONY: all deps configure build test demo bench torture fuzz test-asan clean format
 
 all: build
 
@@ -36,6 +37,14 @@ bench: build
 torture: build
 	$(BUILD)/tests/reliability/saga-torture --sagas 15000 --kills 1000 --fault-kills 20 --report $(BUILD)/torture-full.json
 	SAGA_IO_FAULT_MAX_N=64 $(BUILD)/tests/saga-io-faults
+
+# libFuzzer targets (clang, ASan + UBSan) in build-fuzz, each for FUZZ_SECONDS.
+fuzz: deps
+	JOBS=$(JOBS) ./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+# The whole test suite built with clang under ASan and UBSan, in build-asan.
+test-asan: deps
+	JOBS=$(JOBS) ./scripts/test-asan.sh $(CTEST_ARGS)
 
 format:
 	find engine definitions adapters tests examples -name '*.cpp' -o -name '*.hpp' | xargs clang-format -i

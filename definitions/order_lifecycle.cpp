@@ -35,7 +35,7 @@ struct order_placed : dsl::event<"order.placed"> {
 void from_json(const nlohmann::json& j, order_placed& e) {
   auto& o = e.order;
   o.order_id = j.value("order_id", std::string{});
-  o.amount = j.at("amount").get<std::int64_t>();
+  o.amount = dsl::integer_field(j, "amount");
   o.currency = j.at("currency").get<std::string>();
   o.customer_id = j.value("customer_id", std::string{});
   o.items = j.value("items", nlohmann::json::array());

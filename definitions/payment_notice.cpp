@@ -37,14 +37,6 @@ std::string required_string(const nlohmann::json& j, const char* key) {
   return it->get<std::string>();
 }
 
-std::int64_t required_integer(const nlohmann::json& j, const char* key) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) throw std::invalid_argument(std::string("data '") + key + "': missing");
-  if (!it->is_number_integer())
-    throw std::invalid_argument(std::string("data '") + key + "': must be an integer (minor units)");
-  return it->get<std::int64_t>();
-}
-
 // payment_notice.created carries the notice; the saga keeps it and carries it on.
 // `due` must be an RFC 3339 date-time: the due-date timer is armed at it.
 struct notice_created : dsl::event<"payment_notice.created"> {
@@ -54,7 +46,7 @@ void from_json(const nlohmann::json& j, notice_created& e) {
   auto& n = e.notice;
   n.notice_id = j.value("notice_id", std::string{});
   n.policy_id = required_string(j, "policy_id");
-  n.amount = required_integer(j, "amount");
+  n.amount = dsl::integer_field(j, "amount");
   n.currency = required_string(j, "currency");
   n.due = required_string(j, "due");
   const auto due_ms = saga::parse_time(n.due);

@@ -67,7 +67,10 @@ TEST_SUITE("all definitions") {
         {"payment_notice", "n-1", "awaiting_payment"},
         {"account_lockout", "a-1", "open"}};
     for (std::size_t i = 0; i < acks.size(); ++i) {
-      const auto& [type, key, state] = expected[i];
+      // Not a structured binding: clang 14 cannot capture one in CAPTURE.
+      const std::string& type = std::get<0>(expected[i]);
+      const std::string& key = std::get<1>(expected[i]);
+      const std::string& state = std::get<2>(expected[i]);
       CAPTURE(type);
       CHECK(acks[i].status == saga::ack_status::accepted);
       CHECK(acks[i].outcome == saga::ack_outcome::transitioned);

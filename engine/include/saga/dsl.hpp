@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <climits>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -337,6 +338,24 @@ struct state_restorer {
 };
 
 }  // namespace detail
+
+// ---- reading event data ----------------------------------------------------
+
+// data[key] as an int64 (amounts are integers in minor units). Throws
+// std::invalid_argument naming the field when it is missing, not an integer
+// (1.9, 1e300), or outside int64 (2^63): a definition must reject such a value,
+// never wrap or truncate it.
+inline std::int64_t integer_field(const nlohmann::json& data, const char* key) {
+  const auto it = data.find(key);
+  if (it == data.end() || it->is_null())
+    throw std::invalid_argument(std::string("data '") + key + "': missing");
+  if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+    throw std::invalid_argument(std::string("data '") + key +
+                                "': out of range (at most 9223372036854775807)");
+  if (!it->is_number_integer())
+    throw std::invalid_argument(std::string("data '") + key + "': must be an integer (minor units)");
+  return it->get<std::int64_t>();
+}
 
 // ---- the definition --------------------------------------------------------
 
