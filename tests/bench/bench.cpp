@@ -91,6 +91,7 @@ struct config {
   std::string sagad = SAGAD_PATH;
   std::int64_t scale_instances = 1'000'000;
   std::int64_t recovery_rows = 100'000;
+  std::vector<std::size_t> batches;  // --batches: the group-commit sizes (default 1, 2, 4, ..., 1024)
 
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
@@ -323,6 +324,7 @@ timed run_floor(const saga::test::temp_dir& dir, const std::string& sync, std::s
     SQLite::Database db(path, SQLite::OPEN_READWRITE);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = " + sync);
+    db.exec("PRAGMA cache_size = -32768");  // the store's page cache
     SQLite::Statement begin(db, "BEGIN IMMEDIATE"), commit(db, "COMMIT");
     SQLite::Statement inbox(db,
                             "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms)"
@@ -783,6 +785,7 @@ std::map<std::pair<std::string, std::size_t>, double> floor_rate;  // (sync, bat
 
 // 1, 2, 4, ..., 1024; the smoke runs 1, 32 and 1024 only.
 std::vector<std::size_t> batch_sizes(const config& cfg) {
+  if (!cfg.batches.empty()) return cfg.batches;
   if (cfg.quick) return {1, 32, 1024};
   std::vector<std::size_t> b;
   for (std::size_t s = 1; s <= 1024; s *= 2) b.push_back(s);
@@ -1112,7 +1115,17 @@ int main(int argc, char** argv) {
   app.add_option("--recovery-rows", cfg.recovery_rows, "pending outbox rows for the recovery measurement")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}))
       ->capture_default_str();
+  app.add_option("--batches", cfg.batches,
+                 "group-commit batch sizes to measure (default 1,2,4,...,1024; 1024 is always added,"
+                 " the other measurements compare with it)")
+      ->delimiter(',')
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   CLI11_PARSE(app, argc, argv);
+  if (!cfg.batches.empty()) {
+    std::set<std::size_t> sizes(cfg.batches.begin(), cfg.batches.end());
+    sizes.insert(1024);
+    cfg.batches.assign(sizes.begin(), sizes.end());
+  }
   cfg.only.insert(only.begin(), only.end());
   if (cfg.quick) cfg.seconds = std::min(cfg.seconds, 0.03);
 
