@@ -104,6 +104,7 @@ struct engine::batch_state {
   std::int64_t now_ms;
   std::string time;  // now_ms as RFC 3339: the time of every follow-on event of the batch
   std::vector<published_event> emitted;
+  bool writing = false;  // the current event has written something (see guarded())
 };
 
 // Per-definition facts computed once at registration.
@@ -272,17 +273,19 @@ auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>()
   }
 }
 
+// An event is rejected (event_rejected) only while it is being decided — dispatch, the
+// parking limit — before its first write, so a rejection needs no rollback and the batch pays
+// for no savepoint per event. `b.writing` enforces that order: a rejection after a write
+// would leave half an event behind, so it fails the whole batch instead (rolled back).
 template <class Fn>
 ack engine::guarded(batch_state& b, const event* e, Fn&& fn) {
   const std::size_t mark = b.emitted.size();
-  store_.savepoint();
+  b.writing = false;
   try {
-    ack a = fn();
-    store_.release_savepoint();
-    return a;
+    return fn();
   } catch (const event_rejected& ex) {
-    // Undo this event's writes only, keep it as a dead letter; the batch goes on.
-    store_.rollback_to_savepoint();
+    if (b.writing)
+      throw std::logic_error(std::string("engine: event rejected after its first write (a bug): ") + ex.what());
     b.emitted.resize(mark);
     return reject(e, nullptr, ex.what(), b);
   }
@@ -332,6 +335,7 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
     dl.source = bad->source;
     dl.payload = truncate(bad->raw);
   }
+  b.writing = true;
   store_.add_dead_letter(dl);
   log(log_level::debug,
       "rejected " + (a.id.empty() ? std::string("(unparsed input)") : a.id) + ": " + a.reason);
@@ -377,6 +381,7 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   auto answer = [&](ack_outcome o, std::string state) {
     a.outcome = o;
     a.saga_state = std::move(state);
+    b.writing = true;
     store_.insert_inbox({e.source, e.id, d.name(), key, to_json(a).dump(), b.now_ms});
     return a;
   };
@@ -425,6 +430,7 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   p.type = e.type;
   p.payload = encode_event(e);
   p.parked_ms = b.now_ms;
+  b.writing = true;
   store_.park(p);
   if (inst) record_history(d, *inst, e, inst->state, inst->state, "parked", b);
 }
@@ -445,6 +451,7 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   h.to_state = to;
   h.outcome = std::string(outcome);
   h.recorded_ms = b.now_ms;
+  b.writing = true;
   store_.append_history(h);
 }
 
@@ -468,6 +475,7 @@ instance_record engine::apply(const definition& d, const std::string& key, const
   rec.data = out.data.dump();
   rec.fingerprint = d.graph().fingerprint;
   rec.updated_ms = b.now_ms;
+  b.writing = true;
   store_.save_instance(rec);
   record_history(d, rec, e, from, rec.state, "transitioned", b);
 
@@ -603,6 +611,7 @@ ack engine::process_operator(const event& e, batch_state& b) {
   a.saga_type = d.name();
   a.saga_id = e.subject;
   a.saga_state = rec.state;
+  b.writing = true;
   store_.insert_inbox({e.source, e.id, d.name(), e.subject, to_json(a).dump(), b.now_ms});
   return a;
 }

@@ -1,4 +1,4 @@
-// The engine over the real SQLite store: group commit, savepoints, failure
+// The engine over the real SQLite store: group commit, rejections, failure
 // injection through the store port, embedding in a host transaction, parking,
 // timers across restarts and operator actions.
 

@@ -6,10 +6,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
 #include <iterator>
 #include <limits>
+#include <mutex>
 #include <new>
 #include <stdexcept>
+#include <stop_token>
+#include <thread>
 #include <utility>
 
 namespace saga::sqlite {
@@ -140,9 +144,6 @@ enum q : std::size_t {
   q_begin,
   q_commit,
   q_rollback,
-  q_savepoint,
-  q_release,
-  q_rollback_to,
   q_find_ack,
   q_insert_inbox,
   q_load_instance,
@@ -182,10 +183,6 @@ constexpr const char* sql_of[] = {
     "BEGIN IMMEDIATE",
     "COMMIT",
     "ROLLBACK",
-    // A name unlikely to collide with the host's own savepoints when the connection is shared.
-    "SAVEPOINT saga_event",
-    "RELEASE saga_event",
-    "ROLLBACK TO saga_event",
     // q_find_ack
     "SELECT ack FROM inbox WHERE source = ? AND event_id = ?",
     // q_insert_inbox
@@ -406,6 +403,65 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// Background checkpoints
+//
+// In WAL mode every commit appends to the log, and the commit that makes the log exceed
+// wal_autocheckpoint pages copies the log back into the database file and syncs it before it
+// returns: a few milliseconds, once a second or so under load, on the writer's thread. Here
+// the writer's WAL hook only wakes this thread, which runs a PASSIVE checkpoint on its own
+// connection while the writer goes on committing (SQLite allows one writer and one checkpoint
+// at the same time). PASSIVE never waits for a lock and never blocks the writer or a reader.
+// Should the thread fall far behind, the writer checkpoints itself (see store::on_wal), so the
+// log stays bounded whatever happens.
+class checkpointer {
+ public:
+  checkpointer(const std::string& path, int busy_timeout_ms, const char* synchronous)
+      : db_(path, SQLite::OPEN_READWRITE, busy_timeout_ms) {
+    // The checkpoint syncs the database file as this connection's synchronous level says.
+    db_.exec(synchronous);
+    thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+  }
+
+  ~checkpointer() {
+    thread_.request_stop();
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  checkpointer(const checkpointer&) = delete;
+  checkpointer& operator=(const checkpointer&) = delete;
+
+  void wake() {
+    {
+      std::lock_guard lock(mutex_);
+      due_ = true;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+      {
+        std::unique_lock lock(mutex_);
+        cv_.wait(lock, stop, [&] { return due_; });
+        if (stop.stop_requested()) return;
+        due_ = false;
+      }
+      // SQLITE_BUSY (another checkpoint is running) and I/O errors leave the log as it is: the
+      // next wake-up tries again, and the writer's own fallback bounds the log meanwhile.
+      sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+  }
+
+  SQLite::Database db_;
+  std::mutex mutex_;
+  std::condition_variable_any cv_;
+  bool due_ = false;
+  std::jthread thread_;  // last: started once everything it uses exists
+};
+
+// ---------------------------------------------------------------------------------------------
 // Construction and schema
 
 store::store(const options& opts)
@@ -414,6 +470,15 @@ store::store(const options& opts)
       full_sync_(synchronous_pragma(opts.synchronous) == std::string_view("PRAGMA synchronous = FULL")) {
   guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
   register_commit_hook();
+  if (opts.background_checkpoint && !opts.read_only && opts.checkpoint_pages > 0 &&
+      db_.execAndGet("PRAGMA journal_mode").getString() == "wal") {
+    guarded(("open " + opts.path + " (checkpoint connection)").c_str(), [&] {
+      checkpointer_ = std::make_unique<checkpointer>(opts.path, opts.busy_timeout_ms, synchronous_pragma(opts.synchronous));
+    });
+    checkpoint_pages_ = opts.checkpoint_pages;
+    // Replaces SQLite's automatic checkpoint on this connection (it is a WAL hook too).
+    sqlite3_wal_hook(db_.getHandle(), &store::on_wal, this);
+  }
 }
 
 store::store(SQLite::Database& shared_db) : db_(shared_db) {
@@ -425,6 +490,22 @@ store::~store() {
   // Only the shared connection outlives us, but a hook pointing at a dead store must go in
   // both cases.
   sqlite3_commit_hook(db_.getHandle(), nullptr, nullptr);
+  if (checkpointer_) {
+    checkpointer_.reset();  // joins the thread, closes its connection
+    sqlite3_wal_hook(db_.getHandle(), nullptr, nullptr);
+  }
+}
+
+int store::on_wal(void* self, sqlite3* db, const char*, int pages) noexcept {
+  auto* s = static_cast<store*>(self);
+  if (pages < s->checkpoint_pages_) return SQLITE_OK;
+  if (pages < s->checkpoint_pages_ * wal_fallback_factor) {
+    s->checkpointer_->wake();
+  } else {
+    // The thread is far behind (or failing): checkpoint here, as SQLite would by itself.
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
 }
 
 int store::on_commit(void* self) noexcept {
@@ -506,21 +587,6 @@ bool store::in_transaction() const {
   return sqlite3_get_autocommit(db_.getHandle()) == 0;
 }
 
-void store::savepoint() {
-  guarded("savepoint", [&] { use(prepared(q_savepoint)).exec(); });
-}
-
-void store::release_savepoint() {
-  guarded("release_savepoint", [&] { use(prepared(q_release)).exec(); });
-}
-
-void store::rollback_to_savepoint() {
-  guarded("rollback_to_savepoint", [&] {
-    use(prepared(q_rollback_to)).exec();
-    // ROLLBACK TO keeps the savepoint open; release it so the next event starts a fresh one.
-    use(prepared(q_release)).exec();
-  });
-}
 
 template <class F>
 void store::atomically(F&& f) {

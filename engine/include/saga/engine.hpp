@@ -113,7 +113,7 @@ class engine {
   const definition* find(std::string_view name) const;
   std::vector<std::shared_ptr<const definition>> definitions() const;
 
-  // Handles events in one transaction (group commit), one savepoint each.
+  // Handles events in one transaction (group commit); a bad event is rejected alone.
   ack handle(const event& e);
   std::vector<ack> handle_batch(std::span<const event> events);
   std::vector<ack> handle_batch(std::span<const inbound> inputs);

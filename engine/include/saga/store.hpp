@@ -119,10 +119,6 @@ class store {
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
   virtual bool in_transaction() const = 0;
-  // One level of savepoint per event inside the batch transaction.
-  virtual void savepoint() = 0;
-  virtual void release_savepoint() = 0;
-  virtual void rollback_to_savepoint() = 0;
 
   // Inbox: the stored ack of (source, id), if seen.
   virtual std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) = 0;
@@ -178,9 +174,6 @@ class store_wrapper : public store {
   void commit() override { target_.commit(); }
   void rollback() noexcept override { target_.rollback(); }
   bool in_transaction() const override { return target_.in_transaction(); }
-  void savepoint() override { target_.savepoint(); }
-  void release_savepoint() override { target_.release_savepoint(); }
-  void rollback_to_savepoint() override { target_.rollback_to_savepoint(); }
   std::optional<std::string> find_ack(std::string_view s, std::string_view id) override {
     return target_.find_ack(s, id);
   }

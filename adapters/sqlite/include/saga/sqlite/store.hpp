@@ -39,6 +39,8 @@
 
 #include "saga/store.hpp"
 
+struct sqlite3;
+
 namespace saga::sqlite {
 
 struct options {
@@ -46,7 +48,14 @@ struct options {
   std::string synchronous = "FULL";  // FULL | NORMAL | OFF (PRAGMA synchronous, in WAL mode)
   int busy_timeout_ms = 5000;        // how long a writer waits for another process's lock
   bool read_only = false;            // inspection (sagactl): never migrates, never writes
+  // Checkpoint the write-ahead log on a thread of its own (a second connection), so that the
+  // writer's commits never wait for the log to be copied into the database file. When off,
+  // SQLite's automatic checkpoint runs inside the commit that crosses checkpoint_pages.
+  bool background_checkpoint = true;
+  int checkpoint_pages = 1000;  // WAL size (pages) that starts a checkpoint; SQLite's default
 };
+
+class checkpointer;
 
 class store final : public saga::store {
  public:
@@ -73,9 +82,6 @@ class store final : public saga::store {
   void commit() override;
   void rollback() noexcept override;
   bool in_transaction() const override;
-  void savepoint() override;
-  void release_savepoint() override;
-  void rollback_to_savepoint() override;
 
   std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) override;
   void insert_inbox(const inbox_record& r) override;
@@ -113,7 +119,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 36;
+  static constexpr std::size_t statement_count = 33;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -122,16 +128,20 @@ class store final : public saga::store {
   // what it runs.
   SQLite::Statement& prepared(std::size_t which);
   static int on_commit(void* self) noexcept;
+  static int on_wal(void* self, sqlite3* db, const char* name, int pages) noexcept;
   // Runs f in the caller's transaction, or in one of its own when there is none, so that a
   // method writing several statements (mark_published, prune) is one commit either way.
   template <class F>
   void atomically(F&& f);
 
   std::unique_ptr<SQLite::Database> owned_;  // set by the options constructor only
+  std::unique_ptr<checkpointer> checkpointer_;  // options.background_checkpoint, WAL files only
   SQLite::Database& db_;
   // Declared after the connection so that they are finalized before it closes.
   std::array<std::unique_ptr<SQLite::Statement>, statement_count> statements_;
   std::int64_t commits_ = 0;
+  int checkpoint_pages_ = 0;
+  static constexpr int wal_fallback_factor = 16;  // the writer checkpoints itself past 16x
   bool full_sync_ = false;  // opened with synchronous = FULL (not known for a shared connection)
 };
 
