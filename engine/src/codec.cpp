@@ -1,5 +1,6 @@
 #include "saga/codec.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -354,8 +355,74 @@ json event_to_json(const event& e) {
   return j;
 }
 
+void append_json_string(std::string& out, std::string_view s) {
+  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+    out += json(s).dump();  // UTF-8 checks and all
+    return;
+  }
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += "\\u00";
+          out += hex[(c >> 4) & 0xF];
+          out += hex[c & 0xF];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+// The attributes in nlohmann's (sorted) key order, so the bytes equal event_to_json(e).dump().
 std::string encode_event(const event& e) {
-  return event_to_json(e).dump();
+  std::string data = e.data.dump();
+  std::string out;
+  out.reserve(data.size() + 160 + e.id.size() + e.source.size() + e.type.size() + e.subject.size() +
+              e.time.size() + e.causationid.size() + e.correlationid.size());
+  auto attr = [&](std::string_view name, std::string_view value) {
+    out += out.empty() ? "{\"" : ",\"";
+    out += name;
+    out += "\":";
+    append_json_string(out, value);
+  };
+  if (!e.causationid.empty()) attr("causationid", e.causationid);
+  if (!e.correlationid.empty()) attr("correlationid", e.correlationid);
+  out += out.empty() ? "{\"data\":" : ",\"data\":";
+  out += data;
+  attr("datacontenttype", "application/json");
+  attr("id", e.id);
+  attr("source", e.source);
+  attr("specversion", "1.0");
+  if (!e.subject.empty()) attr("subject", e.subject);
+  if (!e.time.empty()) attr("time", e.time);
+  attr("type", e.type);
+  out += '}';
+  return out;
 }
 
 }  // namespace saga

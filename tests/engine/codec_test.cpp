@@ -146,6 +146,36 @@ TEST_SUITE("codec") {
     CHECK_FALSE(json::parse(saga::encode_event(no_subject)).contains("subject"));
   }
 
+  // encode_event writes the envelope by hand; its bytes must stay those of nlohmann's dump,
+  // for every character a string may hold and with optional attributes present or absent.
+  TEST_CASE("encode_event writes exactly what nlohmann's dump of the envelope writes") {
+    const std::string tricky[] = {"",
+                                  "plain",
+                                  "quote \" and backslash \\ and slash /",
+                                  "\b\f\n\r\t\x01\x1f\x7f",
+                                  std::string("nul \0 inside", 12),
+                                  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"};
+    int compared = 0;
+    for (const auto& a : tricky)
+      for (const auto& b : tricky) {
+        saga::event e;
+        e.id = "id-" + a;
+        e.source = b.empty() ? "urn:x" : b;
+        e.type = "t." + b;
+        e.subject = a;
+        e.time = b;
+        e.causationid = b;
+        e.correlationid = a;
+        e.data = {{"k" + a, b}, {"n", 1.5}, {"list", {1, nullptr, true}}};
+        CHECK(saga::encode_event(e) == saga::event_to_json(e).dump());
+        ++compared;
+      }
+    CHECK(compared == 36);
+    saga::event bad;  // invalid UTF-8: both refuse it the same way
+    bad.id = "\xff";
+    CHECK_THROWS_AS(saga::encode_event(bad), json::type_error);
+  }
+
   TEST_CASE("an event without data decodes with an empty object as data") {
     auto r = decode(without("data"));
     REQUIRE_MESSAGE(r, r.error);

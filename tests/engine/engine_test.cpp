@@ -112,6 +112,36 @@ class failing_store : public saga::store_wrapper {
 }  // namespace
 
 TEST_SUITE("engine") {
+  // The ack stored in the inbox and sent to clients is written by hand; it must stay the bytes
+  // of to_json(a).dump() and read back into the same ack.
+  TEST_CASE("encode_ack writes exactly to_json's bytes and reads back") {
+    const std::string texts[] = {"", "x", "quote \" back \\ nl \n ctl \x01", "caf\xc3\xa9"};
+    int compared = 0;
+    for (const auto status : {saga::ack_status::accepted, saga::ack_status::duplicate, saga::ack_status::rejected})
+      for (const auto outcome : {saga::ack_outcome::none, saga::ack_outcome::transitioned, saga::ack_outcome::parked,
+                                 saga::ack_outcome::ignored})
+        for (const auto& t : texts) {
+          saga::ack a;
+          a.status = status;
+          a.outcome = outcome;
+          a.id = t;
+          a.source = "urn:" + t;
+          a.reason = t;
+          a.saga_type = t.empty() ? "" : "order_lifecycle";
+          a.saga_id = t;
+          a.saga_state = t;
+          const std::string text = saga::encode_ack(a);
+          CHECK(text == saga::to_json(a).dump());
+          const auto back = saga::ack_from_json(nlohmann::json::parse(text));
+          CHECK(back.status == a.status);
+          CHECK(back.outcome == a.outcome);
+          CHECK(back.id == a.id);
+          CHECK(back.saga_state == a.saga_state);
+          ++compared;
+        }
+    CHECK(compared == 48);
+  }
+
   TEST_CASE(
       "1000 events over 100 orders in one batch make exactly one commit and match one-by-one handling") {
     const auto events = thousand_events();

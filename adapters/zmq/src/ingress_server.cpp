@@ -90,7 +90,7 @@ void ingress_server::ack(std::span<const saga::ack> acks) {
     throw std::invalid_argument("saga::zmq::ingress_server::ack: " + std::to_string(acks.size()) +
                                 " acks for " + std::to_string(inputs_.size()) + " inputs");
   for (std::size_t i = 0; i < acks.size(); ++i) {
-    const std::string body = to_json(acks[i]).dump();
+    const std::string body = encode_ack(acks[i]);
     for (const auto& frame : envelopes_[i].routing)
       socket_.send(::zmq::buffer(frame), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait);
     // The send high-water mark is unlimited, so dontwait never drops here; a

@@ -32,8 +32,14 @@ decode_result decode_event(std::string_view json, const limits& lim = {});
 // (except the size limit, which belongs to the encoded form). Empty when valid.
 std::string validate_event(const event& e, const limits& lim = {});
 
+// encode_event(e) == event_to_json(e).dump(), byte for byte, without copying e.data into a
+// new document first (this runs for every follow-on event and every parked event).
 std::string encode_event(const event& e);
 nlohmann::json event_to_json(const event& e);
+
+// Appends s as a JSON string literal, escaped exactly as nlohmann::json::dump() escapes it
+// (a string holding non-ASCII bytes goes through nlohmann itself, which also checks UTF-8).
+void append_json_string(std::string& out, std::string_view s);
 
 // Current UTC time formatted as RFC 3339 with milliseconds ("...T...Z").
 std::string format_time(std::int64_t unix_ms);

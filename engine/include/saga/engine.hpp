@@ -53,6 +53,8 @@ struct ack {
 };
 
 nlohmann::json to_json(const ack& a);
+// to_json(a).dump(), byte for byte, written directly (an ack is stored and sent for every event).
+std::string encode_ack(const ack& a);
 ack ack_from_json(const nlohmann::json& j);
 
 // Input that failed to decode; it is rejected and kept as a dead letter.
