@@ -302,7 +302,6 @@ auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>()
   try {
     auto result = body(b);
     store_.commit();
-    static FILE* XP = getenv("XP_TIME") ? fopen(getenv("XP_TIME"), "a") : nullptr;
     deliver(b.emitted);
     return result;
   } catch (...) {
