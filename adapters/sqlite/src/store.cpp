@@ -448,11 +448,21 @@ class checkpointer {
         if (stop.stop_requested()) return;
         due_ = false;
       }
+      // The log restarts from its beginning only when a write transaction begins while every
+      // frame is back in the database; the writer keeps appending meanwhile, so go round until
+      // caught up (each round copies only what was appended during the previous one).
       // SQLITE_BUSY (another checkpoint is running) and I/O errors leave the log as it is: the
       // next wake-up tries again, and the writer's own fallback bounds the log meanwhile.
-      sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      for (int round = 0; round < max_rounds && !stop.stop_requested(); ++round) {
+        int log = 0, copied = 0;
+        const int rc =
+            sqlite3_wal_checkpoint_v2(db_.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+        if (rc != SQLITE_OK || copied >= log) break;
+      }
     }
   }
+
+  static constexpr int max_rounds = 64;
 
   SQLite::Database db_;
   std::mutex mutex_;
@@ -502,7 +512,9 @@ int store::on_wal(void* self, sqlite3* db, const char*, int pages) noexcept {
   if (pages < s->checkpoint_pages_ * wal_fallback_factor) {
     s->checkpointer_->wake();
   } else {
-    // The thread is far behind (or failing): checkpoint here, as SQLite would by itself.
+    // The thread has not caught up with the appends (or is failing): checkpoint here, between
+    // two transactions, so the log is fully copied back and the next transaction restarts it.
+    // The thread has usually copied most of it already, so this costs little.
     sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
   }
   return SQLITE_OK;

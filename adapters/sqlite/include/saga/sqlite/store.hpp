@@ -141,7 +141,7 @@ class store final : public saga::store {
   std::array<std::unique_ptr<SQLite::Statement>, statement_count> statements_;
   std::int64_t commits_ = 0;
   int checkpoint_pages_ = 0;
-  static constexpr int wal_fallback_factor = 16;  // the writer checkpoints itself past 16x
+  static constexpr int wal_fallback_factor = 4;  // the writer checkpoints itself past 4x
   bool full_sync_ = false;  // opened with synchronous = FULL (not known for a shared connection)
 };
 
