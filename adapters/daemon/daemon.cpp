@@ -162,7 +162,9 @@ void run(const options& o, const std::atomic<bool>& stop) {
   std::unique_ptr<saga::sqlite::store> writer, reader;
   try {
     writer = std::make_unique<saga::sqlite::store>(so);
-    reader = std::make_unique<saga::sqlite::store>(so);  // replay reads on its own connection
+    auto ro = so;
+    ro.background_checkpoint = false;                    // it never writes: the writer's thread checkpoints
+    reader = std::make_unique<saga::sqlite::store>(ro);  // replay reads on its own connection
   } catch (const std::exception& e) {
     throw startup_error(std::string("database ") + o.db + ": " + e.what());
   }

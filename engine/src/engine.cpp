@@ -322,7 +322,8 @@ ack engine::guarded(batch_state& b, const event* e, Fn&& fn) {
     return fn();
   } catch (const event_rejected& ex) {
     if (b.writing)
-      throw std::logic_error(std::string("engine: event rejected after its first write (a bug): ") + ex.what());
+      throw std::logic_error(std::string("engine: event rejected after its first write (a bug): ") +
+                             ex.what());
     b.emitted.resize(mark);
     return reject(e, nullptr, ex.what(), b);
   }

@@ -117,9 +117,10 @@ TEST_SUITE("engine") {
   TEST_CASE("encode_ack writes exactly to_json's bytes and reads back") {
     const std::string texts[] = {"", "x", "quote \" back \\ nl \n ctl \x01", "caf\xc3\xa9"};
     int compared = 0;
-    for (const auto status : {saga::ack_status::accepted, saga::ack_status::duplicate, saga::ack_status::rejected})
-      for (const auto outcome : {saga::ack_outcome::none, saga::ack_outcome::transitioned, saga::ack_outcome::parked,
-                                 saga::ack_outcome::ignored})
+    for (const auto status :
+         {saga::ack_status::accepted, saga::ack_status::duplicate, saga::ack_status::rejected})
+      for (const auto outcome : {saga::ack_outcome::none, saga::ack_outcome::transitioned,
+                                 saga::ack_outcome::parked, saga::ack_outcome::ignored})
         for (const auto& t : texts) {
           saga::ack a;
           a.status = status;

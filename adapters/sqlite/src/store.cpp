@@ -411,8 +411,8 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
 // the writer's WAL hook only wakes this thread, which runs a PASSIVE checkpoint on its own
 // connection while the writer goes on committing (SQLite allows one writer and one checkpoint
 // at the same time). PASSIVE never waits for a lock and never blocks the writer or a reader.
-// Should the thread fall far behind, the writer checkpoints itself (see store::on_wal), so the
-// log stays bounded whatever happens.
+// Should the thread fall behind (past 4x the threshold), the writer checkpoints itself (see
+// store::on_wal), so the log stays bounded whatever happens.
 class checkpointer {
  public:
   checkpointer(const std::string& path, int busy_timeout_ms, const char* synchronous)
@@ -480,10 +480,14 @@ store::store(const options& opts)
       full_sync_(synchronous_pragma(opts.synchronous) == std::string_view("PRAGMA synchronous = FULL")) {
   guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
   register_commit_hook();
-  if (opts.background_checkpoint && !opts.read_only && opts.checkpoint_pages > 0 &&
-      db_.execAndGet("PRAGMA journal_mode").getString() == "wal") {
+  if (opts.background_checkpoint && !opts.read_only && opts.checkpoint_pages > 0) {
+    // Only a WAL database has a log to checkpoint (":memory:" stays in memory mode).
+    const bool wal = guarded(("open " + opts.path).c_str(),
+                             [&] { return db_.execAndGet("PRAGMA journal_mode").getString() == "wal"; });
+    if (!wal) return;
     guarded(("open " + opts.path + " (checkpoint connection)").c_str(), [&] {
-      checkpointer_ = std::make_unique<checkpointer>(opts.path, opts.busy_timeout_ms, synchronous_pragma(opts.synchronous));
+      checkpointer_ = std::make_unique<checkpointer>(opts.path, opts.busy_timeout_ms,
+                                                     synchronous_pragma(opts.synchronous));
     });
     checkpoint_pages_ = opts.checkpoint_pages;
     // Replaces SQLite's automatic checkpoint on this connection (it is a WAL hook too).
@@ -598,7 +602,6 @@ void store::rollback() noexcept {
 bool store::in_transaction() const {
   return sqlite3_get_autocommit(db_.getHandle()) == 0;
 }
-
 
 template <class F>
 void store::atomically(F&& f) {

@@ -134,7 +134,7 @@ class store final : public saga::store {
   template <class F>
   void atomically(F&& f);
 
-  std::unique_ptr<SQLite::Database> owned_;  // set by the options constructor only
+  std::unique_ptr<SQLite::Database> owned_;     // set by the options constructor only
   std::unique_ptr<checkpointer> checkpointer_;  // options.background_checkpoint, WAL files only
   SQLite::Database& db_;
   // Declared after the connection so that they are finalized before it closes.
