@@ -475,7 +475,8 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
 
 void engine::record_history(const definition& d, const instance_record& inst, const event& e,
                             const std::string& from, const std::string& to, std::string_view outcome,
-                            batch_state& b) {
+                            batch_state& b, std::optional<std::int64_t> outbox_first,
+                            std::optional<std::int64_t> outbox_last) {
   history_record h;
   h.definition = d.name();
   h.key = inst.key;
@@ -489,6 +490,8 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   h.to_state = to;
   h.outcome = std::string(outcome);
   h.recorded_ms = b.now_ms;
+  h.outbox_first = outbox_first;
+  h.outbox_last = outbox_last;
   b.writing = true;
   store_.append_history(h);
 }
@@ -515,8 +518,9 @@ instance_record engine::apply(const definition& d, const std::string& key, const
   rec.updated_ms = b.now_ms;
   b.writing = true;
   store_.save_instance(rec);
-  record_history(d, rec, e, from, rec.state, "transitioned", b);
 
+  // The follow-on events first: the history row records which outbox rows they became.
+  std::optional<std::int64_t> first, last;
   const std::string source = source_for(d);
   for (auto& em : out.intents.emits) {
     published_event p;
@@ -536,8 +540,11 @@ instance_record engine::apply(const definition& d, const std::string& key, const
     o.payload = encode_event(p.event);
     o.created_ms = b.now_ms;
     p.sequence = store_.append_outbox(o);
+    if (!first) first = p.sequence;
+    last = p.sequence;
     b.emitted.push_back(std::move(p));
   }
+  record_history(d, rec, e, from, rec.state, "transitioned", b, first, last);
   for (const auto& t : out.intents.timers) {
     if (t.arm)
       store_.arm_timer(d.name(), key, t.name, t.due_ms);

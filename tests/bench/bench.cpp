@@ -519,7 +519,9 @@ double build_db(const std::string& path, std::int64_t n) {
 // (to copy, not to write) and the build time (0 when it came from the cache).
 std::pair<std::string, double> prepared_db(const config& cfg, const saga::test::temp_dir& dir, std::int64_t n,
                                            bool publish) {
-  const std::string name = (publish ? "instances-" : "outbox-") + std::to_string(n) + ".db";
+  // The schema version in the name: a cached database of an older schema is rebuilt, not migrated.
+  const std::string name = (publish ? "instances-" : "outbox-") + std::to_string(n) + "-schema" +
+                           std::to_string(saga::sqlite::store::current_schema) + ".db";
   if (cfg.quick || n <= 1000) {
     static std::map<std::int64_t, std::pair<std::string, double>> built;
     auto it = built.find(n);

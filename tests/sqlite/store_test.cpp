@@ -110,7 +110,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file()));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 1);
+    CHECK(s.schema_version() == 2);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
@@ -121,6 +121,64 @@ TEST_SUITE("sqlite_store") {
     CHECK(db.execAndGet("PRAGMA journal_mode").getString() == "wal");
     CHECK(db.execAndGet("PRAGMA synchronous").getInt() == 2);  // FULL
     CHECK(db.execAndGet("PRAGMA busy_timeout").getInt() == 5000);
+  }
+
+  // Schema 1 found a saga's outbox rows through an index by saga; schema 2 through the range
+  // each transition records in its history row. A version-1 file is made here from a new one
+  // by undoing migration 2 (columns dropped, index back), then reopened.
+  TEST_CASE("a schema 1 database migrates: history rows name the outbox rows they caused") {
+    temp_dir dir;
+    auto h = [](const std::string& key, const std::string& event_id, const std::string& outcome) {
+      saga::history_record r;
+      r.definition = "order_lifecycle";
+      r.key = key;
+      r.version = 1;
+      r.event_id = event_id;
+      r.event_source = "urn:shop";
+      r.event_type = "order.placed";
+      r.event_time = "2026-11-27T00:00:00Z";
+      r.event_data = "{}";
+      r.from_state = "new";
+      r.to_state = outcome == "transitioned" ? "placed" : "new";
+      r.outcome = outcome;
+      r.recorded_ms = 1000;
+      return r;
+    };
+    auto caused = [](const std::string& id, const std::string& key, const std::string& cause) {
+      auto r = outbox(id, key);
+      r.payload = R"({"causationid":")" + cause + R"(","id":")" + id + R"("})";
+      return r;
+    };
+    {
+      saga::sqlite::store s(at(dir.file()));
+      s.begin();
+      s.append_history(h("o-1", "e-1", "transitioned"));
+      CHECK(s.append_outbox(caused("a", "o-1", "e-1")) == 1);
+      CHECK(s.append_outbox(caused("b", "o-1", "e-1")) == 2);
+      s.append_history(h("o-2", "e-2", "transitioned"));
+      CHECK(s.append_outbox(caused("c", "o-2", "e-2")) == 3);
+      s.append_history(h("o-1", "e-3", "ignored"));
+      s.append_history(h("o-1", "e-4", "transitioned"));  // emitted nothing
+      CHECK(s.append_outbox(caused("d", "o-1", "e-unknown")) == 4);
+      s.commit();
+      auto& db = s.database();
+      db.exec("ALTER TABLE history DROP COLUMN outbox_first");
+      db.exec("ALTER TABLE history DROP COLUMN outbox_last");
+      db.exec("CREATE INDEX outbox_by_saga ON outbox (definition, key)");
+      db.exec("PRAGMA user_version = 1");
+    }
+    saga::sqlite::store s(at(dir.file()));
+    CHECK(s.schema_version() == 2);
+    auto& db = s.database();
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_by_saga'").getInt() == 0);
+    SQLite::Statement q(db,
+                        "SELECT event_id, coalesce(outbox_first, 0), coalesce(outbox_last, 0) FROM history"
+                        " ORDER BY id");
+    std::vector<std::string> rows;
+    while (q.executeStep())
+      rows.push_back(q.getColumn(0).getString() + ":" + std::to_string(q.getColumn(1).getInt64()) + "-" +
+                     std::to_string(q.getColumn(2).getInt64()));
+    CHECK(rows == std::vector<std::string>{"e-1:1-2", "e-2:3-3", "e-3:0-0", "e-4:0-0"});
   }
 
   TEST_CASE("reopening a database keeps its data and does not migrate again") {
@@ -135,7 +193,7 @@ TEST_SUITE("sqlite_store") {
       s.commit();
     }
     saga::sqlite::store s(at(dir.file()));
-    CHECK(s.schema_version() == 1);
+    CHECK(s.schema_version() == 2);
     const auto loaded = s.load_instance("order_lifecycle", "o-1");
     REQUIRE(loaded);
     CHECK(loaded->state == "placed");
@@ -160,7 +218,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (1)";
+    const std::string expected = "database schema version 99 is newer than this build supports (2)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file())}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file());
@@ -519,7 +577,7 @@ TEST_SUITE("sqlite_store") {
     host.exec("CREATE TABLE orders (id TEXT PRIMARY KEY, total INTEGER)");
 
     saga::sqlite::store s(host);
-    CHECK(s.schema_version() == 1);
+    CHECK(s.schema_version() == 2);
     CHECK(&s.database() == &host);
     CHECK(host.tableExists("outbox"));
     CHECK(host.tableExists("orders"));
@@ -565,7 +623,7 @@ TEST_SUITE("sqlite_store") {
       t.commit();
     }
     saga::sqlite::store s(host);
-    CHECK(s.schema_version() == 1);
+    CHECK(s.schema_version() == 2);
     CHECK(s.load_instance("order_lifecycle", "o-1"));
     CHECK(host.tableExists("orders"));
   }

@@ -59,9 +59,11 @@ constexpr const char* sql_timers_of =
 constexpr const char* sql_parked_of =
     "SELECT id, event_id, source, type, parked_ms FROM parked WHERE definition = ?1 AND key = ?2 ORDER BY id";
 
+// Through the saga's history (indexed by saga): each transition names the outbox rows it wrote.
 constexpr const char* sql_outbox_of =
-    "SELECT sequence, event_id, type, created_ms, published_ms FROM outbox WHERE definition = ?1 AND key = ?2"
-    " ORDER BY sequence";
+    "SELECT o.sequence, o.event_id, o.type, o.created_ms, o.published_ms FROM history AS h"
+    " JOIN outbox AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
+    " WHERE h.definition = ?1 AND h.key = ?2 AND h.outbox_first IS NOT NULL ORDER BY o.sequence";
 
 constexpr const char* sql_outbox =
     "SELECT sequence, event_id, type, definition, key, created_ms, published_ms FROM outbox"

@@ -168,7 +168,8 @@ class engine {
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   void record_history(const definition& d, const instance_record& inst, const event& e,
                       const std::string& from, const std::string& to, std::string_view outcome,
-                      batch_state& b);
+                      batch_state& b, std::optional<std::int64_t> outbox_first = std::nullopt,
+                      std::optional<std::int64_t> outbox_last = std::nullopt);
   void deliver(std::vector<published_event>& emitted);
   void log(log_level l, std::string_view msg) const;
   std::string source_for(const definition& d) const;

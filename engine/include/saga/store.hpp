@@ -51,6 +51,9 @@ struct history_record {
   std::string to_state;
   std::string outcome;  // transitioned | ignored | ...
   std::int64_t recorded_ms = 0;
+  // The outbox sequences this transition wrote (first..last, contiguous); empty when none.
+  // This is how a saga's follow-on events are found: the outbox has no index by saga.
+  std::optional<std::int64_t> outbox_first, outbox_last;
 };
 
 struct outbox_record {

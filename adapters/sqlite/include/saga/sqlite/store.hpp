@@ -59,7 +59,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 1;
+  static constexpr int current_schema = 2;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
