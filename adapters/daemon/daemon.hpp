@@ -11,8 +11,8 @@
 // with backoff until it succeeds or the daemon is stopped.
 
 #include <atomic>
-#include <stdexcept>
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 #include <vector>
 

@@ -26,10 +26,10 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "support/process.hpp"
 #include "saga/codec.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/subscriber.hpp"
+#include "support/process.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {

@@ -13,8 +13,8 @@
 // Thread-safety: none; a client (and its DEALER socket) belongs to one thread.
 
 #include <chrono>
-#include <memory>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -33,11 +33,11 @@ class client_error : public std::runtime_error {
 };
 
 struct client_options {
-  std::chrono::milliseconds timeout{2000};       // wait for an ack before resending
-  int max_tries = 5;                             // sends of one event before giving up
-  std::chrono::milliseconds backoff{100};        // first pause before a resend
-  std::chrono::milliseconds max_backoff{2000};   // the pause doubles up to this
-  std::size_t window = 1000;                     // send_all(): events in flight
+  std::chrono::milliseconds timeout{2000};      // wait for an ack before resending
+  int max_tries = 5;                            // sends of one event before giving up
+  std::chrono::milliseconds backoff{100};       // first pause before a resend
+  std::chrono::milliseconds max_backoff{2000};  // the pause doubles up to this
+  std::size_t window = 1000;                    // send_all(): events in flight
 };
 
 class client {
