@@ -147,6 +147,7 @@ struct engine::batch_state {
 // Per-definition facts computed once at registration.
 struct engine::definition_entry {
   std::shared_ptr<const definition> def;
+  std::string source;  // of its follow-on and timer events: engine_options::source or urn:saga:<name>
   // For each state: the event types some state reachable from it takes
   // (the parking rule: such an event waits instead of being ignored).
   std::map<std::string, std::set<std::string, std::less<>>, std::less<>> parkable;
@@ -159,10 +160,6 @@ engine::~engine() = default;
 
 void engine::log(log_level l, std::string_view msg) const {
   if (options_.log) options_.log(l, msg);
-}
-
-std::string engine::source_for(const definition& d) const {
-  return options_.source.empty() ? "urn:saga:" + d.name() : options_.source;
 }
 
 registration engine::add(std::shared_ptr<const definition> d) {
@@ -185,6 +182,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
 
   auto entry = std::make_unique<definition_entry>();
   entry->def = d;
+  entry->source = options_.source.empty() ? "urn:saga:" + g.name : options_.source;
   for (const auto& s : g.states) {
     auto& types = entry->parkable[s];
     for (const auto& r : reachable_from(g, s))
@@ -443,7 +441,7 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
     return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
-  instance_record rec = apply(d, key, inst ? &*inst : nullptr, e, std::move(out), b);
+  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, e, std::move(out), b);
   retry_parked(*entry, rec, b);
   return answer(ack_outcome::transitioned, rec.state);
 }
@@ -496,8 +494,10 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   store_.append_history(h);
 }
 
-instance_record engine::apply(const definition& d, const std::string& key, const instance_record* inst,
-                              const event& e, dispatch_output out, batch_state& b) {
+instance_record engine::apply(const definition_entry& entry, const std::string& key,
+                              const instance_record* inst, const event& e, dispatch_output out,
+                              batch_state& b) {
+  const definition& d = *entry.def;
   instance_record rec;
   if (inst) {
     rec = *inst;
@@ -521,11 +521,10 @@ instance_record engine::apply(const definition& d, const std::string& key, const
 
   // The follow-on events first: the history row records which outbox rows they became.
   std::optional<std::int64_t> first, last;
-  const std::string source = source_for(d);
   for (auto& em : out.intents.emits) {
     published_event p;
     p.event.id = make_uuid_v7(b.now_ms);
-    p.event.source = source;
+    p.event.source = entry.source;
     p.event.type = std::move(em.type);
     p.event.subject = key;
     p.event.time = b.time;
@@ -583,7 +582,7 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       }
       if (out.handled) {
         store_.remove_parked(p.id);
-        rec = apply(d, rec.key, &rec, e, std::move(out), b);
+        rec = apply(entry, rec.key, &rec, e, std::move(out), b);
         progressed = true;
         break;
       }
@@ -648,7 +647,7 @@ ack engine::process_operator(const event& e, batch_state& b) {
     return reject(&e, nullptr, std::string("operator action failed: ") + ex.what(), b);
   }
   out.handled = true;
-  instance_record rec = apply(d, e.subject, &*inst, e, std::move(out), b);
+  instance_record rec = apply(*entry, e.subject, &*inst, e, std::move(out), b);
   retry_parked(*entry, rec, b);
   ack a;
   a.id = e.id;
@@ -673,7 +672,7 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
       // Derived from the saga, the timer and its generation: firing twice is a
       // duplicate; a re-armed timer is a new event.
       e.id = "timer:" + t.definition + ":" + t.key + ":" + t.name + ":" + std::to_string(t.generation);
-      e.source = source_for(*it->second->def);
+      e.source = it->second->source;
       e.type = std::string(timer_prefix) + t.name;
       e.subject = t.key;
       e.time = format_time(t.due_ms);

@@ -163,7 +163,7 @@ class engine {
   bool parkable(const definition_entry& entry, std::string_view state, std::string_view type) const;
   void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
             const event& e, batch_state& b);
-  instance_record apply(const definition& d, const std::string& key, const instance_record* inst,
+  instance_record apply(const definition_entry& entry, const std::string& key, const instance_record* inst,
                         const event& e, dispatch_output out, batch_state& b);
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   void record_history(const definition& d, const instance_record& inst, const event& e,
@@ -172,7 +172,6 @@ class engine {
                       std::optional<std::int64_t> outbox_last = std::nullopt);
   void deliver(std::vector<published_event>& emitted);
   void log(log_level l, std::string_view msg) const;
-  std::string source_for(const definition& d) const;
 
   store& store_;
   const clock& clock_;
