@@ -38,7 +38,7 @@ std::size_t outbox_relay::drain() {
 
 std::int64_t outbox_relay::prune() {
   const auto now = clock_.now_ms();
-  return store_.prune(now - options_.retention_ms, now - options_.dedup_window_ms);
+  return store_.prune(now - options_.retention_ms, now - options_.dedup_window_ms, options_.chunk);
 }
 
 }  // namespace saga

@@ -7,10 +7,15 @@
 // locks); subscribe() may be called only before events flow. In-process
 // subscribers run on the calling thread, after the commit.
 //
-// Errors: invalid events are answered with a rejected ack (a value, not an
-// exception). A store failure throws saga::store_error out of handle_batch()
-// after the whole batch was rolled back: nothing of it is durable and nothing
-// may be acknowledged; the caller retries the batch.
+// Errors: whatever one event does — invalid input, an exception of any type
+// from its definition's guards and actions, its saga data failing to
+// (de)serialise, a parked event that no longer decodes — rejects that event
+// alone with a reason (a value, not an exception), keeps it as a dead letter,
+// and every other event of the batch is handled as if it had come alone
+// (docs/reliability.md, "Per-event isolation"). Only a store failure
+// (saga::store_error) leaves handle_batch(): the whole batch was rolled back,
+// nothing of it is durable and nothing may be acknowledged; the caller
+// retries, and may set a single event aside with set_aside().
 
 #include <cstdint>
 #include <functional>
@@ -74,6 +79,10 @@ struct engine_options {
   std::string source;
   saga::limits limits;
   std::size_t park_limit = 64;                           // parked events per saga
+  std::int64_t park_total_limit = 100'000;               // parked events of all sagas together
+  std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;  // by last rejection
+  std::int64_t dead_letter_max = 100'000;                           // rows kept, newest first
+  std::int64_t finished_retention_ms = 0;  // finished sagas (and their history) kept; 0: forever
   std::int64_t park_expiry_ms = 24LL * 3600 * 1000;      // for sagas that never start
   std::function<void(log_level, std::string_view)> log;  // optional
 };
@@ -131,9 +140,34 @@ class engine {
   joined handle_in_transaction(std::span<const event> events);
   void committed(joined& j);
 
-  // Fires every timer due at `now_ms` (one transaction per call, up to
-  // `limit` timers); returns what fired and the resulting acks.
+  // A store failure that a single event keeps causing (the caller retried and
+  // bisected its batch down to this one): keeps it as a dead letter with
+  // `reason`, in a transaction of its own, and returns its rejected ack.
+  // Throws saga::store_error when even that cannot be written (then nothing
+  // may be acknowledged).
+  ack set_aside(const inbound& input, std::string reason);
+
+  // Fires timers due at `now_ms` of registered definitions (one transaction
+  // per call, up to `limit` timers; call again while it returns `limit`);
+  // returns what fired and the resulting acks. A timer whose firing fails is
+  // disarmed and its event kept as a dead letter.
   std::vector<fired_timer> fire_due_timers(std::int64_t now_ms, std::size_t limit = 1024);
+
+  // Timers due at `now_ms` of definitions this engine does not run, per definition.
+  std::vector<std::pair<std::string, std::int64_t>> unregistered_due_timers(std::int64_t now_ms);
+
+  // One bounded step of housekeeping, in one transaction: dead letters past
+  // their retention or beyond their cap, and finished sagas past
+  // finished_retention_ms (with their history), at most `limit` rows of each.
+  struct pruned {
+    std::int64_t dead_letters = 0;
+    std::int64_t finished_sagas = 0;
+    bool any() const { return dead_letters > 0 || finished_sagas > 0; }
+  };
+  pruned prune(std::int64_t now_ms, std::size_t limit = 1000);
+  // Removes finished sagas (in a terminal state since before `before_ms`) of every registered
+  // definition, at most `limit` per call; returns how many went (sagactl purge, retention).
+  std::int64_t purge_finished(std::int64_t before_ms, std::size_t limit = 1000);
 
   // Moves parked events of sagas that never started, parked longer than the
   // park expiry, to the dead letters; returns how many moved.

@@ -8,8 +8,9 @@
 // restart (at-least-once; subscribers deduplicate by sequence). On start,
 // drain() publishes whatever was committed but not yet published.
 //
-// prune() deletes published rows older than the retention and inbox rows
-// older than the dedup window. Sequences are never reused (AUTOINCREMENT).
+// prune() deletes published rows older than the retention (a prefix of the
+// log only: replay never meets a hole) and inbox rows older than the dedup
+// window, in bounded chunks. Sequences are never reused (AUTOINCREMENT).
 //
 // Thread-safety: one thread at a time; give the relay its own store
 // (connection) when it runs beside an engine on another thread.
@@ -37,7 +38,9 @@ class outbox_relay {
   // or the publisher threw, after marking what was published before.
   std::size_t drain();
 
-  // Deletes what retention and the dedup window allow; returns rows deleted.
+  // Deletes what retention and the dedup window allow, at most options.chunk
+  // rows of each table in one transaction; returns rows deleted (call again,
+  // e.g. on the next tick, while it returns more than zero).
   std::int64_t prune();
 
   // The highest sequence published by anyone (0 when none).

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace saga {
@@ -83,8 +84,11 @@ struct dead_letter_record {
   std::string type;
   std::string subject;
   std::string reason;
-  std::string payload;  // the event as received (possibly truncated)
+  std::string payload;  // the event as received (possibly truncated, see `truncated`)
   std::int64_t created_ms = 0;
+  bool truncated = false;    // payload cut at the dead-letter size limit: it cannot be redriven
+  std::int64_t count = 1;    // how often this event was rejected (resends are counted, not copied)
+  std::int64_t last_ms = 0;  // the latest rejection; created_ms is the first
 };
 
 struct timer_record {
@@ -132,19 +136,40 @@ class store {
   virtual void save_instance(const instance_record& r) = 0;
   virtual void append_history(const history_record& r) = 0;
   virtual std::int64_t append_outbox(const outbox_record& r) = 0;  // returns the sequence
+  // Adds a dead letter; when one with the same (source, event_id, payload) exists it is counted
+  // instead (count + 1, last_ms and reason of the new one) — a resent event is one dead letter.
+  // Inputs without an id (unparsed) are each their own row. Returns the row's id.
   virtual std::int64_t add_dead_letter(const dead_letter_record& r) = 0;
+  // Deletes dead letters whose last rejection is before `before_ms`, then the oldest beyond
+  // `keep_max` rows; at most `limit` rows per call (the caller loops). Returns rows deleted.
+  virtual std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) = 0;
+
+  // Savepoints around one event, used by the engine only after an event failed
+  // past its first write (docs/reliability.md): the batch is then re-run with a
+  // savepoint per event. One level; inside a transaction.
+  virtual void savepoint() = 0;
+  virtual void release_savepoint() = 0;
+  virtual void rollback_to_savepoint() = 0;
 
   // Timers: arming replaces (and bumps the generation).
   virtual std::int64_t arm_timer(std::string_view definition, std::string_view key, std::string_view name,
                                  std::int64_t due_ms) = 0;
   virtual void disarm_timer(std::string_view definition, std::string_view key, std::string_view name) = 0;
-  virtual std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit) = 0;
+  // Timers due at `now_ms` of the named definitions only (others' timers neither block nor
+  // fill the batch), earliest first.
+  virtual std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit,
+                                               const std::vector<std::string>& definitions) = 0;
+  // Per definition not in `definitions`: how many of its timers are due (a sagad that does not
+  // run them says so; they stay untouched).
+  virtual std::vector<std::pair<std::string, std::int64_t>> due_timers_elsewhere(
+      std::int64_t now_ms, const std::vector<std::string>& definitions) = 0;
   virtual std::vector<timer_record> timers_of(std::string_view definition, std::string_view key) = 0;
 
   // Parked events, in arrival order.
   virtual std::int64_t park(const parked_record& r) = 0;
   virtual std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) = 0;
   virtual std::int64_t count_parked(std::string_view definition, std::string_view key) = 0;
+  virtual std::int64_t count_parked_total() = 0;  // of every saga: the global parking cap
   virtual void remove_parked(std::int64_t id) = 0;
   // Parked events of sagas that do not exist, parked before `before_ms`.
   virtual std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) = 0;
@@ -163,9 +188,18 @@ class store {
   virtual std::int64_t last_published_sequence() = 0;  // 0 when none
   virtual std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) = 0;
   virtual std::int64_t first_retained_sequence() = 0;  // 0 when the outbox is empty
-  // Pruning: deletes published outbox rows and inbox rows older than the
-  // cutoffs; returns how many rows went.
-  virtual std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms) = 0;
+  // Pruning, at most `limit` rows of each table per call (the caller loops while rows go):
+  // published outbox rows published before `outbox_before_ms`, only as a prefix of the log in
+  // sequence order (a row kept — unpublished, or published later, e.g. after the clock stepped
+  // back — keeps every row after it, so replay never meets a hole), and inbox rows received
+  // before `inbox_before_ms`. Returns how many rows went.
+  virtual std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) = 0;
+
+  // Finished sagas: instances of `definition` in one of `states` (its terminal states) since
+  // before `before_ms`, with their history, timers and parked events; at most `limit` sagas per
+  // call. Inbox rows (the dedup window) and outbox rows (the log) stay. Returns sagas removed.
+  virtual std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
+                                      std::int64_t before_ms, std::size_t limit) = 0;
 };
 
 // Forwards every call; derive and override what a test needs.
@@ -188,6 +222,12 @@ class store_wrapper : public store {
   void append_history(const history_record& r) override { target_.append_history(r); }
   std::int64_t append_outbox(const outbox_record& r) override { return target_.append_outbox(r); }
   std::int64_t add_dead_letter(const dead_letter_record& r) override { return target_.add_dead_letter(r); }
+  std::int64_t prune_dead_letters(std::int64_t before, std::int64_t keep_max, std::size_t limit) override {
+    return target_.prune_dead_letters(before, keep_max, limit);
+  }
+  void savepoint() override { target_.savepoint(); }
+  void release_savepoint() override { target_.release_savepoint(); }
+  void rollback_to_savepoint() override { target_.rollback_to_savepoint(); }
   std::int64_t arm_timer(std::string_view d, std::string_view k, std::string_view n,
                          std::int64_t due) override {
     return target_.arm_timer(d, k, n, due);
@@ -195,8 +235,13 @@ class store_wrapper : public store {
   void disarm_timer(std::string_view d, std::string_view k, std::string_view n) override {
     target_.disarm_timer(d, k, n);
   }
-  std::vector<timer_record> due_timers(std::int64_t now, std::size_t limit) override {
-    return target_.due_timers(now, limit);
+  std::vector<timer_record> due_timers(std::int64_t now, std::size_t limit,
+                                       const std::vector<std::string>& defs) override {
+    return target_.due_timers(now, limit, defs);
+  }
+  std::vector<std::pair<std::string, std::int64_t>> due_timers_elsewhere(
+      std::int64_t now, const std::vector<std::string>& defs) override {
+    return target_.due_timers_elsewhere(now, defs);
   }
   std::vector<timer_record> timers_of(std::string_view d, std::string_view k) override {
     return target_.timers_of(d, k);
@@ -208,6 +253,7 @@ class store_wrapper : public store {
   std::int64_t count_parked(std::string_view d, std::string_view k) override {
     return target_.count_parked(d, k);
   }
+  std::int64_t count_parked_total() override { return target_.count_parked_total(); }
   void remove_parked(std::int64_t id) override { target_.remove_parked(id); }
   std::vector<parked_record> orphaned_parked(std::int64_t before, std::size_t limit) override {
     return target_.orphaned_parked(before, limit);
@@ -230,7 +276,13 @@ class store_wrapper : public store {
     return target_.published_range(from, limit);
   }
   std::int64_t first_retained_sequence() override { return target_.first_retained_sequence(); }
-  std::int64_t prune(std::int64_t ob, std::int64_t ib) override { return target_.prune(ob, ib); }
+  std::int64_t prune(std::int64_t ob, std::int64_t ib, std::size_t limit) override {
+    return target_.prune(ob, ib, limit);
+  }
+  std::int64_t purge_finished(std::string_view d, const std::vector<std::string>& states, std::int64_t before,
+                              std::size_t limit) override {
+    return target_.purge_finished(d, states, before, limit);
+  }
 
  protected:
   store& target_;
