@@ -146,7 +146,9 @@ class store {
 
   // Savepoints around one event, used by the engine only after an event failed
   // past its first write (docs/reliability.md): the batch is then re-run with a
-  // savepoint per event. One level; inside a transaction.
+  // savepoint per event. One level; inside a transaction. rollback_to_savepoint()
+  // undoes what was written since savepoint() and ends the savepoint (like
+  // ROLLBACK TO followed by RELEASE); release_savepoint() keeps the writes.
   virtual void savepoint() = 0;
   virtual void release_savepoint() = 0;
   virtual void rollback_to_savepoint() = 0;
