@@ -2,6 +2,8 @@
 
 #include "saga/sqlite/store.hpp"
 
+#include <sqlite3.h>
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
@@ -18,34 +20,13 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
+#include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh folder per test, removed with everything in it (the -wal and -shm files too).
-class temp_dir {
- public:
-  temp_dir() {
-    static std::atomic<int> counter{0};
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path_ = fs::temp_directory_path() / ("saga-sqlite-test-" + std::to_string(::getpid()) + "-" +
-                                         std::to_string(stamp) + "-" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~temp_dir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  std::string file(const std::string& name = "saga.db") const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using saga::test::temp_dir;
 
 saga::sqlite::options at(const std::string& path) {
   saga::sqlite::options o;
@@ -94,6 +75,59 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 3 undone on a current database, which leaves the schema 2 layout.
+void undo_migration_3(SQLite::Database& db) {
+  for (const char* trigger :
+       {"dead_letters_counted_in", "dead_letters_counted_out", "parked_counted_in", "parked_counted_out"})
+    db.exec(std::string("DROP TRIGGER ") + trigger);
+  for (const char* index : {"dead_letters_by_event", "dead_letters_by_last", "timers_due_by_definition",
+                            "instances_by_state", "inbox_by_received"})
+    db.exec(std::string("DROP INDEX ") + index);
+  db.exec("DELETE FROM meta WHERE key IN ('dead_letter_rows', 'parked_rows')");
+  for (const char* column : {"count", "last_ms", "truncated"})
+    db.exec(std::string("ALTER TABLE dead_letters DROP COLUMN ") + column);
+  db.exec("PRAGMA user_version = 2");
+}
+
+saga::dead_letter_record dead_letter(const std::string& event_id, const std::string& payload,
+                                     std::int64_t at_ms, const std::string& reason = "rejected") {
+  saga::dead_letter_record r;
+  r.event_id = event_id;
+  r.source = "urn:shop";
+  r.type = "order.placed";
+  r.subject = "o-1";
+  r.reason = reason;
+  r.payload = payload;
+  r.created_ms = at_ms;
+  return r;
+}
+
+struct dead_letter_row {
+  std::int64_t count = 0, created_ms = 0, last_ms = 0;
+  bool truncated = false;
+  std::string reason;
+};
+
+dead_letter_row dead_letter_of(SQLite::Database& db, std::int64_t id) {
+  SQLite::Statement q(db,
+                      "SELECT count, created_ms, last_ms, truncated, reason FROM dead_letters WHERE id = ?");
+  q.bind(1, static_cast<std::int64_t>(id));
+  REQUIRE(q.executeStep());
+  return {q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+          q.getColumn(3).getInt() != 0, q.getColumn(4).getString()};
+}
+
+// Virtual machine steps run by the connection's prepared statements since the last call: the
+// work a call did, independent of the machine's speed. A full scan of N rows costs several
+// steps per row; an index seek a handful.
+std::int64_t vm_steps(SQLite::Database& db) {
+  std::int64_t steps = 0;
+  for (sqlite3_stmt* st = sqlite3_next_stmt(db.getHandle(), nullptr); st;
+       st = sqlite3_next_stmt(db.getHandle(), st))
+    steps += sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
+  return steps;
+}
+
 std::string error_of(const std::function<void()>& f) {
   try {
     f();
@@ -108,9 +142,9 @@ std::string error_of(const std::function<void()>& f) {
 TEST_SUITE("sqlite_store") {
   TEST_CASE("opening a new file creates the schema and sets user_version to the current schema") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 2);
+    CHECK(s.schema_version() == 3);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
@@ -150,7 +184,7 @@ TEST_SUITE("sqlite_store") {
       return r;
     };
     {
-      saga::sqlite::store s(at(dir.file()));
+      saga::sqlite::store s(at(dir.file("saga.db")));
       s.begin();
       s.append_history(h("o-1", "e-1", "transitioned"));
       CHECK(s.append_outbox(caused("a", "o-1", "e-1")) == 1);
@@ -162,13 +196,14 @@ TEST_SUITE("sqlite_store") {
       CHECK(s.append_outbox(caused("d", "o-1", "e-unknown")) == 4);
       s.commit();
       auto& db = s.database();
+      undo_migration_3(db);
       db.exec("ALTER TABLE history DROP COLUMN outbox_first");
       db.exec("ALTER TABLE history DROP COLUMN outbox_last");
       db.exec("CREATE INDEX outbox_by_saga ON outbox (definition, key)");
       db.exec("PRAGMA user_version = 1");
     }
-    saga::sqlite::store s(at(dir.file()));
-    CHECK(s.schema_version() == 2);
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     auto& db = s.database();
     CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_by_saga'").getInt() == 0);
     SQLite::Statement q(db,
@@ -184,7 +219,7 @@ TEST_SUITE("sqlite_store") {
   TEST_CASE("reopening a database keeps its data and does not migrate again") {
     temp_dir dir;
     {
-      saga::sqlite::store s(at(dir.file()));
+      saga::sqlite::store s(at(dir.file("saga.db")));
       s.begin();
       s.save_instance(instance("o-1", "placed"));
       s.insert_inbox(inbox("e-1"));
@@ -192,8 +227,8 @@ TEST_SUITE("sqlite_store") {
       s.save_definition({"order_lifecycle", "fp1", R"({"states":[]})", 42});
       s.commit();
     }
-    saga::sqlite::store s(at(dir.file()));
-    CHECK(s.schema_version() == 2);
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     const auto loaded = s.load_instance("order_lifecycle", "o-1");
     REQUIRE(loaded);
     CHECK(loaded->state == "placed");
@@ -215,17 +250,17 @@ TEST_SUITE("sqlite_store") {
   TEST_CASE("a database with a newer schema version is refused with a clear message") {
     temp_dir dir;
     {
-      SQLite::Database db(dir.file(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+      SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (2)";
-    CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file())}, expected.c_str(), saga::store_error);
+    const std::string expected = "database schema version 99 is newer than this build supports (3)";
+    CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
-    auto ro = at(dir.file());
+    auto ro = at(dir.file("saga.db"));
     ro.read_only = true;
     CHECK_THROWS_WITH_AS(saga::sqlite::store{ro}, expected.c_str(), saga::store_error);
 
-    SQLite::Database host(dir.file(), SQLite::OPEN_READWRITE);
+    SQLite::Database host(dir.file("saga.db"), SQLite::OPEN_READWRITE);
     CHECK_THROWS_WITH_AS(saga::sqlite::store{host}, expected.c_str(), saga::store_error);
     // Refused, not touched.
     CHECK(host.execAndGet("PRAGMA user_version").getInt() == 99);
@@ -235,10 +270,10 @@ TEST_SUITE("sqlite_store") {
   TEST_CASE("a read-only store reads but refuses writes and never migrates") {
     temp_dir dir;
     {
-      saga::sqlite::store s(at(dir.file()));
+      saga::sqlite::store s(at(dir.file("saga.db")));
       s.save_instance(instance("o-1", "paid"));
     }
-    auto ro = at(dir.file());
+    auto ro = at(dir.file("saga.db"));
     ro.read_only = true;
     saga::sqlite::store s(ro);
     REQUIRE(s.load_instance("order_lifecycle", "o-1"));
@@ -269,14 +304,14 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("the synchronous option accepts FULL and NORMAL and OFF only") {
     temp_dir dir;
-    auto o = at(dir.file());
+    auto o = at(dir.file("saga.db"));
     o.synchronous = "EXTRA";
     const auto error = error_of([&] { saga::sqlite::store{o}; });
     CHECK(error.find("synchronous") != std::string::npos);
     CHECK(error.find("FULL, NORMAL or OFF") != std::string::npos);
     CHECK(error.find("EXTRA") != std::string::npos);
     CHECK_THROWS_AS(saga::sqlite::store{o}, std::invalid_argument);
-    CHECK_FALSE(fs::exists(dir.file()));  // validated before the file is created
+    CHECK_FALSE(fs::exists(dir.file("saga.db")));  // validated before the file is created
 
     o.synchronous = "FULL; DROP TABLE instances";
     CHECK_THROWS_AS(saga::sqlite::store{o}, std::invalid_argument);
@@ -299,7 +334,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("outbox sequences are never reused after pruning and last_published survives it") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.first_retained_sequence() == 0);
     CHECK(s.last_published_sequence() == 0);
 
@@ -331,7 +366,7 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.published_range(1, 1).at(0).published_ms == std::optional<std::int64_t>(5000));
 
     // Three outbox rows and the old inbox row go; the recent inbox row stays.
-    CHECK(s.prune(6000, 5000) == 4);
+    CHECK(s.prune(6000, 5000, 100) == 4);
     CHECK(s.first_retained_sequence() == 0);
     CHECK(s.last_published_sequence() == 3);
     CHECK(s.published_range(1, 10).empty());
@@ -342,13 +377,13 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.first_retained_sequence() == 4);
     CHECK(s.unpublished(s.last_published_sequence(), 10).at(0).event_id == "d");
     // Unpublished rows are never pruned, however old.
-    CHECK(s.prune(1'000'000, 0) == 0);
+    CHECK(s.prune(1'000'000, 0, 100) == 0);
     CHECK(s.first_retained_sequence() == 4);
   }
 
   TEST_CASE("timers count their generation across disarming and re-arming") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 500) == 1);
     CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 700) == 2);
     auto mine = s.timers_of("order_lifecycle", "o-1");
@@ -358,7 +393,7 @@ TEST_SUITE("sqlite_store") {
 
     s.disarm_timer("order_lifecycle", "o-1", "payment_timeout");
     CHECK(s.timers_of("order_lifecycle", "o-1").empty());
-    CHECK(s.due_timers(1'000'000, 10).empty());
+    CHECK(s.due_timers(1'000'000, 10, {"order_lifecycle"}).empty());
     s.disarm_timer("order_lifecycle", "o-1", "never_armed");  // harmless
 
     CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 900) == 3);
@@ -366,20 +401,20 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.arm_timer("order_lifecycle", "o-1", "shipment_deadline", 300) == 1);
     CHECK(s.arm_timer("order_lifecycle", "o-2", "payment_timeout", 600) == 1);
 
-    auto due = s.due_timers(800, 10);
+    auto due = s.due_timers(800, 10, {"order_lifecycle"});
     REQUIRE(due.size() == 2);
     CHECK(due[0].name == "shipment_deadline");
     CHECK(due[0].due_ms == 300);
     CHECK(due[1].key == "o-2");
-    CHECK(s.due_timers(800, 1).size() == 1);
-    CHECK(s.due_timers(299, 10).empty());
-    CHECK(s.due_timers(900, 10).size() == 3);
+    CHECK(s.due_timers(800, 1, {"order_lifecycle"}).size() == 1);
+    CHECK(s.due_timers(299, 10, {"order_lifecycle"}).empty());
+    CHECK(s.due_timers(900, 10, {"order_lifecycle"}).size() == 3);
     CHECK(s.timers_of("order_lifecycle", "o-1").size() == 2);
   }
 
   TEST_CASE("parked events come back in arrival order and orphans are those without a saga") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     s.save_instance(instance("started", "placed"));
     const auto a1 = s.park(parked("started", "a1", 100));
     const auto o1 = s.park(parked("never", "o1", 100));
@@ -419,7 +454,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("a failed statement names the operation and the batch can still be rolled back") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     s.insert_inbox(inbox("e-1"));
     s.begin();
     s.append_outbox(outbox("x"));
@@ -437,7 +472,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("a full disk surfaces as a store_error naming the operation") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     // Cap the file at its current size: the next page it needs is "disk full".
     const auto pages = s.database().execAndGet("PRAGMA page_count").getInt64();
     s.database().exec("PRAGMA max_page_count = " + std::to_string(pages));
@@ -456,7 +491,7 @@ TEST_SUITE("sqlite_store") {
     for (const bool background : {true, false}) {
       CAPTURE(background);
       temp_dir dir;
-      auto o = at(dir.file());
+      auto o = at(dir.file("saga.db"));
       o.background_checkpoint = background;
       o.checkpoint_pages = 50;
       saga::sqlite::store s(o);
@@ -487,7 +522,7 @@ TEST_SUITE("sqlite_store") {
   // leave a log of a few batches, not of everything written.
   TEST_CASE("with background checkpoints the log stays bounded") {
     temp_dir dir;
-    auto o = at(dir.file());
+    auto o = at(dir.file("saga.db"));
     o.checkpoint_pages = 4;  // the writer steps in past 16 pages
     saga::sqlite::store s(o);
     for (int batch = 0; batch < 50; ++batch) {
@@ -507,7 +542,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("commit_count counts only commits that happen") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.commit_count() == 0);  // the migration's commit is not counted
 
     s.begin();
@@ -539,7 +574,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("instances_outside lists the keys whose state is not among the given ones") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     s.save_instance(instance("a", "placed"));
     s.save_instance(instance("b", "legacy_state"));
     s.save_instance(instance("c", "done"));
@@ -555,7 +590,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("save_instance keeps the saga's creation time and correlation id") {
     temp_dir dir;
-    saga::sqlite::store s(at(dir.file()));
+    saga::sqlite::store s(at(dir.file("saga.db")));
     s.save_instance(instance("o-1", "placed", 1));
     auto next = instance("o-1", "paid", 2);
     next.created_ms = 99999;
@@ -572,12 +607,12 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("the shared-connection constructor commits and rolls back with the host's transaction") {
     temp_dir dir;
-    SQLite::Database host(dir.file(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    SQLite::Database host(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     host.exec("PRAGMA journal_mode = WAL");
     host.exec("CREATE TABLE orders (id TEXT PRIMARY KEY, total INTEGER)");
 
     saga::sqlite::store s(host);
-    CHECK(s.schema_version() == 2);
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     CHECK(&s.database() == &host);
     CHECK(host.tableExists("outbox"));
     CHECK(host.tableExists("orders"));
@@ -613,7 +648,7 @@ TEST_SUITE("sqlite_store") {
 
   TEST_CASE("the shared-connection constructor migrates inside an open host transaction") {
     temp_dir dir;
-    SQLite::Database host(dir.file(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    SQLite::Database host(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     {
       SQLite::Transaction t(host, SQLite::TransactionBehavior::IMMEDIATE);
       host.exec("CREATE TABLE orders (id TEXT PRIMARY KEY)");
@@ -623,14 +658,14 @@ TEST_SUITE("sqlite_store") {
       t.commit();
     }
     saga::sqlite::store s(host);
-    CHECK(s.schema_version() == 2);
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     CHECK(s.load_instance("order_lifecycle", "o-1"));
     CHECK(host.tableExists("orders"));
   }
 
   TEST_CASE("the store removes its commit hook from a shared connection it no longer uses") {
     temp_dir dir;
-    SQLite::Database host(dir.file(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    SQLite::Database host(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     {
       saga::sqlite::store s(host);
       s.save_instance(instance("o-1", "placed"));
@@ -640,5 +675,426 @@ TEST_SUITE("sqlite_store") {
     host.exec("CREATE TABLE after_store (x)");
     host.exec("INSERT INTO after_store VALUES (1)");
     CHECK(count_rows(host, "after_store") == 1);
+  }
+
+  // Schema 3 on a schema 2 file: made here from a new one by undoing migration 3, with dead
+  // letters and parked events written in the old layout, then reopened.
+  TEST_CASE("a schema 2 database migrates: dead letters get a count and their last rejection") {
+    temp_dir dir;
+    {
+      saga::sqlite::store s(at(dir.file("saga.db")));
+      auto& db = s.database();
+      undo_migration_3(db);
+      db.exec(
+          "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms) VALUES"
+          " ('e-1', 'urn:shop', 'order.placed', 'o-1', 'old reason', '{\"a\":1}', 100),"
+          " ('e-2', 'urn:shop', 'order.placed', 'o-2', 'old reason', '{\"a\":2}', 200)");
+      db.exec(
+          "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms) VALUES"
+          " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10),"
+          " ('order_lifecycle', 'o-2', 'p-2', 'urn:shop', 'payment.succeeded', '{}', 20)");
+      CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == 3);
+    auto& db = s.database();
+    for (const char* index :
+         {"dead_letters_by_event", "dead_letters_by_last", "timers_due_by_definition", "instances_by_state",
+          "inbox_by_received", "dead_letters_counted_in", "parked_counted_out"}) {
+      CAPTURE(index);
+      CHECK(db.execAndGet(std::string("SELECT count(*) FROM sqlite_master WHERE name = '") + index + "'")
+                .getInt() == 1);
+    }
+    const auto first = dead_letter_of(db, 1);
+    CHECK(first.count == 1);
+    CHECK(first.last_ms == 100);
+    CHECK_FALSE(first.truncated);
+    CHECK(dead_letter_of(db, 2).last_ms == 200);
+    // The counts the caps read start from the rows that were there.
+    CHECK(s.count_parked_total() == 2);
+    CHECK(db.execAndGet("SELECT value FROM meta WHERE key = 'dead_letter_rows'").getInt64() == 2);
+    // An old row is counted like a new one when its event comes again.
+    CHECK(s.add_dead_letter(dead_letter("e-1", R"({"a":1})", 900, "again")) == 1);
+    CHECK(dead_letter_of(db, 1).count == 2);
+    CHECK(dead_letter_of(db, 1).last_ms == 900);
+    // Pruning by age reads last_ms: e-2 (last 200) goes, e-1 (last 900) stays.
+    CHECK(s.prune_dead_letters(500, 100, 10) == 1);
+    CHECK(count_rows(db, "dead_letters") == 1);
+  }
+
+  TEST_CASE("a resent rejected event is one dead letter with a count and unparsed inputs each have a row") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    s.begin();
+    const auto id = s.add_dead_letter(dead_letter("e-1", R"({"x":1})", 1000, "first reason"));
+    CHECK(s.add_dead_letter(dead_letter("e-1", R"({"x":1})", 2000, "second reason")) == id);
+    s.commit();
+    CHECK(s.add_dead_letter(dead_letter("e-1", R"({"x":1})", 3000, "third reason")) == id);  // autocommit
+    auto row = dead_letter_of(db, id);
+    CHECK(row.count == 3);
+    CHECK(row.created_ms == 1000);
+    CHECK(row.last_ms == 3000);
+    CHECK(row.reason == "third reason");
+    CHECK_FALSE(row.truncated);
+
+    // Another payload under the same id, or the same id from another source, is another event.
+    CHECK(s.add_dead_letter(dead_letter("e-1", R"({"x":2})", 4000)) != id);
+    auto other_source = dead_letter("e-1", R"({"x":1})", 4000);
+    other_source.source = "urn:other";
+    CHECK(s.add_dead_letter(other_source) != id);
+
+    // Inputs without an id are never merged.
+    const auto u1 = s.add_dead_letter(dead_letter("", "not json", 5000));
+    const auto u2 = s.add_dead_letter(dead_letter("", "not json", 5000));
+    CHECK(u1 != u2);
+    CHECK(dead_letter_of(db, u2).count == 1);
+
+    auto cut = dead_letter("e-9", "{\"big\":\"xx", 6000);
+    cut.truncated = true;
+    const auto cut_id = s.add_dead_letter(cut);
+    CHECK(dead_letter_of(db, cut_id).truncated);
+    CHECK(dead_letter_of(db, cut_id).last_ms == 6000);
+    CHECK(count_rows(db, "dead_letters") == 6);
+    CHECK(db.execAndGet("SELECT value FROM meta WHERE key = 'dead_letter_rows'").getInt64() == 6);
+  }
+
+  TEST_CASE("dead letters are pruned by their last rejection and then capped by count in bounded steps") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < 10; ++i)
+      ids.push_back(s.add_dead_letter(dead_letter("e-" + std::to_string(i), "{}", 1000 + i * 100)));
+    // e-0 was first rejected long ago but again recently: its age is its last rejection.
+    s.add_dead_letter(dead_letter("e-0", "{}", 5000));
+
+    // Rows last rejected before 1350: e-1, e-2, e-3; at most two per call.
+    CHECK(s.prune_dead_letters(1350, 100, 2) == 2);
+    CHECK(s.prune_dead_letters(1350, 100, 2) == 1);
+    CHECK(s.prune_dead_letters(1350, 100, 2) == 0);
+    CHECK(count_rows(db, "dead_letters") == 7);
+    CHECK(db.execAndGet("SELECT count(*) FROM dead_letters WHERE id = " + std::to_string(ids[0])).getInt() ==
+          1);
+
+    // Cap of 3: the oldest by last rejection go (e-4 .. e-7), e-8, e-9 and e-0 stay.
+    CHECK(s.prune_dead_letters(0, 3, 3) == 3);
+    CHECK(s.prune_dead_letters(0, 3, 3) == 1);
+    CHECK(s.prune_dead_letters(0, 3, 3) == 0);
+    SQLite::Statement q(db, "SELECT event_id FROM dead_letters ORDER BY id");
+    std::vector<std::string> left;
+    while (q.executeStep()) left.push_back(q.getColumn(0).getString());
+    CHECK(left == std::vector<std::string>{"e-0", "e-8", "e-9"});
+    CHECK(db.execAndGet("SELECT value FROM meta WHERE key = 'dead_letter_rows'").getInt64() == 3);
+    CHECK(s.prune_dead_letters(0, 0, 0) == 0);  // a limit of zero deletes nothing
+    CHECK(s.prune_dead_letters(0, 0, 10) == 3);
+  }
+
+  TEST_CASE("a savepoint undoes one event's writes and keeps the rest of the transaction") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK_THROWS_WITH_AS(s.savepoint(), doctest::Contains("savepoint: no transaction"), saga::store_error);
+    CHECK_FALSE(s.in_transaction());  // no deferred transaction was started behind our back
+
+    s.begin();
+    s.save_instance(instance("kept", "placed"));
+    s.savepoint();
+    s.save_instance(instance("undone", "placed"));
+    s.park(parked("undone", "p-1", 10));
+    s.rollback_to_savepoint();
+    CHECK(s.in_transaction());
+    CHECK_FALSE(s.load_instance("order_lifecycle", "undone"));
+    CHECK(s.count_parked_total() == 0);  // the trigger's count is undone with the row
+
+    s.savepoint();  // the previous one is gone: this is again the only level
+    s.save_instance(instance("second", "placed"));
+    s.release_savepoint();
+    s.savepoint();
+    s.save_instance(instance("third", "placed"));
+    s.release_savepoint();
+    // Released means gone: there is nothing to roll back to.
+    CHECK_THROWS_AS(s.rollback_to_savepoint(), saga::store_error);
+    s.commit();
+
+    CHECK(s.load_instance("order_lifecycle", "kept"));
+    CHECK(s.load_instance("order_lifecycle", "second"));
+    CHECK(s.load_instance("order_lifecycle", "third"));
+    CHECK_FALSE(s.load_instance("order_lifecycle", "undone"));
+    CHECK(s.commit_count() == 1);
+    CHECK_THROWS_AS(s.release_savepoint(), saga::store_error);
+  }
+
+  TEST_CASE(
+      "due_timers returns only the named definitions' timers and others neither block nor crowd them out") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    // Five timers of a definition this sagad does not run, all due before ours.
+    for (int i = 0; i < 5; ++i) s.arm_timer("retired", "r-" + std::to_string(i), "t", 100 + i);
+    s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 500);
+    s.arm_timer("payment_notice", "p-1", "reminder", 400);
+    s.arm_timer("order_lifecycle", "o-2", "payment_timeout", 2000);  // not due yet
+    s.arm_timer("other_retired", "x", "t", 300);
+    s.arm_timer("other_retired", "y", "t", 5000);  // not due
+
+    const std::vector<std::string> ours{"order_lifecycle", "payment_notice"};
+    auto due = s.due_timers(1000, 2, ours);
+    REQUIRE(due.size() == 2);
+    CHECK(due[0].definition == "payment_notice");
+    CHECK(due[0].due_ms == 400);
+    CHECK(due[1].key == "o-1");
+    CHECK(s.due_timers(1000, 1, ours).at(0).definition == "payment_notice");
+    CHECK(s.due_timers(1000, 10, ours).size() == 2);
+    CHECK(s.due_timers(1000, 10, {"order_lifecycle"}).size() == 1);
+    CHECK(s.due_timers(1000, 10, {}).empty());
+    CHECK(s.due_timers(1000, 0, ours).empty());
+    CHECK(s.due_timers(3000, 10, ours).size() == 3);
+
+    using counts = std::vector<std::pair<std::string, std::int64_t>>;
+    CHECK(s.due_timers_elsewhere(1000, ours) == counts{{"other_retired", 1}, {"retired", 5}});
+    CHECK(s.due_timers_elsewhere(102, ours) == counts{{"retired", 3}});
+    CHECK(s.due_timers_elsewhere(10'000, {"order_lifecycle", "payment_notice", "retired"}) ==
+          counts{{"other_retired", 2}});
+    CHECK(s.due_timers_elsewhere(10'000, {"order_lifecycle", "payment_notice", "retired", "other_retired"})
+              .empty());
+    // Disarmed timers are not due anywhere.
+    for (int i = 0; i < 5; ++i) s.disarm_timer("retired", "r-" + std::to_string(i), "t");
+    CHECK(s.due_timers_elsewhere(1000, ours) == counts{{"other_retired", 1}});
+  }
+
+  TEST_CASE("count_parked_total counts every saga's parked events as they come and go") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.count_parked_total() == 0);
+    const auto a = s.park(parked("o-1", "a", 10));
+    s.park(parked("o-1", "b", 10));
+    s.park(parked("o-2", "c", 10));
+    CHECK(s.count_parked_total() == 3);
+    s.remove_parked(a);
+    CHECK(s.count_parked_total() == 2);
+    s.begin();
+    s.park(parked("o-3", "d", 10));
+    s.rollback();
+    CHECK(s.count_parked_total() == 2);
+    // Rows deleted behind the store's back are counted out too.
+    s.database().exec("DELETE FROM parked WHERE key = 'o-2'");
+    CHECK(s.count_parked_total() == 1);
+    CHECK(s.count_parked_total() == count_rows(s.database(), "parked"));
+  }
+
+  TEST_CASE("prune deletes the outbox only as a prefix of the log and at most limit rows of each table") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    s.begin();
+    for (int i = 1; i <= 6; ++i) s.append_outbox(outbox("out-" + std::to_string(i)));
+    for (int i = 0; i < 5; ++i) s.insert_inbox(inbox("in-" + std::to_string(i), 100 + i));
+    s.insert_inbox(inbox("in-recent", 9000));
+    s.commit();
+    s.mark_published(1, 3, 1000);
+    s.mark_published(4, 4, 8000);  // published after the cutoff below
+    s.mark_published(5, 5, 500);   // the clock stepped back: "old", but after a kept row
+    // 6 stays unpublished.
+
+    // Limit 2: two outbox rows and two inbox rows per call.
+    CHECK(s.prune(5000, 5000, 2) == 4);
+    CHECK(s.first_retained_sequence() == 3);
+    CHECK(s.prune(5000, 5000, 2) == 3);  // row 3, then row 4 stops the outbox; two inbox rows
+    CHECK(s.first_retained_sequence() == 4);
+    CHECK(s.prune(5000, 5000, 2) == 1);  // the last old inbox row
+    CHECK(s.prune(5000, 5000, 2) == 0);
+    // Row 5 was published "before" the cutoff but stays: replay from 4 meets no hole.
+    auto kept = s.published_range(0, 10);
+    REQUIRE(kept.size() == 2);
+    CHECK(kept[0].sequence == 4);
+    CHECK(kept[1].sequence == 5);
+    CHECK(s.find_ack("urn:shop", "in-recent"));
+    CHECK(count_rows(s.database(), "inbox") == 1);
+
+    // Once row 4 is old enough, 4 and 5 go; 6 (unpublished) stops the prefix.
+    CHECK(s.prune(9000, 0, 10) == 2);
+    CHECK(s.first_retained_sequence() == 6);
+    CHECK(s.unpublished(0, 10).size() == 1);
+    CHECK(s.last_published_sequence() == 5);
+    CHECK(s.prune(1'000'000, 0, 0) == 0);
+  }
+
+  TEST_CASE("purge_finished removes finished sagas with their history and timers and parked events") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto finished = [&](const std::string& key, const std::string& state, std::int64_t since,
+                        const std::string& definition = "order_lifecycle") {
+      auto r = instance(key, state);
+      r.definition = definition;
+      r.state_since_ms = since;
+      s.save_instance(r);
+      saga::history_record h;
+      h.definition = definition;
+      h.key = key;
+      h.version = 1;
+      h.event_id = "e-" + key;
+      h.event_source = "urn:shop";
+      h.event_type = "order.placed";
+      h.event_time = "2026-11-27T00:00:00Z";
+      h.event_data = "{}";
+      h.from_state = "new";
+      h.to_state = state;
+      h.outcome = "transitioned";
+      h.recorded_ms = since;
+      s.append_history(h);
+      s.arm_timer(definition, key, "t", 99'999);
+      auto p = parked(key, "p-" + key, since);
+      p.definition = definition;
+      s.park(p);
+      auto in = inbox("e-" + key);
+      in.key = key;
+      s.insert_inbox(in);
+      s.append_outbox(outbox("out-" + key, key));
+    };
+    s.begin();
+    finished("c-1", "completed", 100);
+    finished("c-2", "cancelled", 200);
+    finished("c-3", "completed", 300);
+    finished("recent", "completed", 9000);
+    finished("running", "placed", 100);
+    finished("c-4", "completed", 100, "payment_notice");
+    s.commit();
+
+    const std::vector<std::string> terminal{"completed", "cancelled"};
+    CHECK(s.purge_finished("order_lifecycle", terminal, 5000, 2) == 2);
+    CHECK(s.purge_finished("order_lifecycle", terminal, 5000, 2) == 1);
+    CHECK(s.purge_finished("order_lifecycle", terminal, 5000, 2) == 0);
+    CHECK(s.purge_finished("order_lifecycle", terminal, 5000, 0) == 0);
+
+    auto& db = s.database();
+    for (const char* key : {"c-1", "c-2", "c-3"}) {
+      CAPTURE(key);
+      CHECK_FALSE(s.load_instance("order_lifecycle", key));
+      CHECK(s.timers_of("order_lifecycle", key).empty());
+      CHECK(s.parked_of("order_lifecycle", key).empty());
+      CHECK(db.execAndGet(std::string("SELECT count(*) FROM history WHERE key = '") + key + "'").getInt() ==
+            0);
+      // The dedup window and the log stay.
+      CHECK(s.find_ack("urn:shop", std::string("e-") + key));
+      CHECK(db.execAndGet(std::string("SELECT count(*) FROM outbox WHERE key = '") + key + "'").getInt() ==
+            1);
+    }
+    for (const char* key : {"recent", "running"}) {
+      CAPTURE(key);
+      CHECK(s.load_instance("order_lifecycle", key));
+      CHECK(s.timers_of("order_lifecycle", key).size() == 1);
+      CHECK(s.parked_of("order_lifecycle", key).size() == 1);
+    }
+    CHECK(s.load_instance("payment_notice", "c-4"));  // another definition's saga
+    CHECK(count_rows(db, "history") == 3);
+    CHECK(s.count_parked_total() == 3);
+    CHECK(count_rows(db, "outbox") == 6);
+    CHECK(count_rows(db, "inbox") == 6);
+  }
+
+  // Each bounded call must walk an index in proportion to its limit: with 5,000 rows a scan of
+  // any table costs tens of thousands of steps, a call that does its work through indexes a
+  // few hundred.
+  TEST_CASE("housekeeping calls do work in proportion to their limit and not to the tables") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    constexpr int rows = 5000;
+    db.exec("BEGIN");
+    db.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
+        ") INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, last_ms)"
+        " SELECT 'e-' || i, 'urn:flood', 't', 's', 'r', '{}', i, i FROM n");
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(rows) +
+            ") INSERT INTO inbox SELECT 'urn:flood', 'e-' || i, 'd', 'k', '{}', i FROM n");
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(rows) +
+            ") INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
+            " SELECT 'o-' || i, 't', 'd', 'k', '{}', i, i FROM n");
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(rows) +
+            ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"
+            " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i FROM n");
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(rows) + ") INSERT INTO timers SELECT 'retired', 'k-' || i, 't', i, 1 FROM n");
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(rows) +
+            ") INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms)"
+            " SELECT 'order_lifecycle', 'x-' || i, 'p-' || i, 's', 't', '{}', i FROM n");
+    db.exec("COMMIT");
+    s.arm_timer("order_lifecycle", "k-2", "t", rows + 1);
+
+    constexpr std::int64_t bound = 2000;  // a scan of 5,000 rows takes far more
+    vm_steps(db);
+    CHECK(s.prune_dead_letters(100, rows, 10) == 10);
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.prune_dead_letters(0, rows - 20, 10) == 10);  // beyond the cap
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.add_dead_letter(dead_letter("e-4000", "{}", 1)) != 0);  // the dedup lookup
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.prune(100, 100, 10) == 20);
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.purge_finished("order_lifecycle", {"completed"}, rows, 10) == 10);
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.due_timers(rows * 2, 10, {"order_lifecycle"}).size() == 1);
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.count_parked_total() == rows);
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.due_timers_elsewhere(rows * 2, {"order_lifecycle"}).size() == 1);  // counts retired's 5,000
+    CHECK(vm_steps(db) > bound);  // the meter does see a walk over thousands of rows
+  }
+
+  // PRAGMA synchronous = FULL is refused here by an authorizer, the way any error would make it
+  // fail: the store must say so and must not commit anything at NORMAL afterwards.
+  TEST_CASE("mark_published fails loudly when it cannot restore synchronous FULL") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    s.begin();
+    for (const char* id : {"a", "b", "c"}) s.append_outbox(outbox(id));
+    s.commit();
+    // Setting an authorizer makes every statement prepare again at its next use, so it sees
+    // the statements in the order they run: the mark's transaction between NORMAL and FULL.
+    std::vector<std::string> seen;
+    const auto record = [](void* out, int action, const char* a, const char* b, const char*,
+                           const char*) -> int {
+      auto& log = *static_cast<std::vector<std::string>*>(out);
+      if (action == SQLITE_PRAGMA && a && std::string(a) == "synchronous" && b)
+        log.push_back(std::string("sync ") + b);
+      if (action == SQLITE_TRANSACTION && a) log.push_back(a);
+      return SQLITE_OK;
+    };
+    sqlite3_set_authorizer(db.getHandle(), record, &seen);
+    s.mark_published(1, 1, 100);
+    sqlite3_set_authorizer(db.getHandle(), nullptr, nullptr);
+    CHECK(seen == std::vector<std::string>{"sync NORMAL", "BEGIN", "COMMIT", "sync FULL"});
+    CHECK(db.execAndGet("PRAGMA synchronous").getInt() == 2);  // restored after a good mark
+
+    const auto refuse_full = [](void*, int action, const char* name, const char* value, const char*,
+                                const char*) -> int {
+      const bool full = value && (std::string(value) == "FULL" || std::string(value) == "full");
+      return action == SQLITE_PRAGMA && name && std::string(name) == "synchronous" && full ? SQLITE_DENY
+                                                                                           : SQLITE_OK;
+    };
+    sqlite3_set_authorizer(db.getHandle(), refuse_full, nullptr);
+    CHECK_THROWS_WITH_AS(s.mark_published(2, 2, 200),
+                         doctest::Contains("restoring synchronous = FULL failed"), saga::store_error);
+    CHECK(db.execAndGet("PRAGMA synchronous").getInt() == 1);  // NORMAL: which is why it failed loudly
+    CHECK(s.last_published_sequence() == 2);                   // the mark itself committed
+    // Nothing else commits at NORMAL: every transaction the store would begin fails first.
+    CHECK_THROWS_WITH_AS(s.begin(), doctest::Contains("begin: restoring synchronous = FULL failed"),
+                         saga::store_error);
+    CHECK_FALSE(s.in_transaction());
+    CHECK_THROWS_AS(s.mark_published(3, 3, 300), saga::store_error);
+    CHECK_THROWS_AS(s.prune(1'000'000, 1'000'000, 10), saga::store_error);
+    CHECK(s.last_published_sequence() == 2);
+    CHECK(s.first_retained_sequence() == 1);
+
+    sqlite3_set_authorizer(db.getHandle(), nullptr, nullptr);
+    s.begin();
+    CHECK(db.execAndGet("PRAGMA synchronous").getInt() == 2);
+    s.commit();
+    s.mark_published(3, 3, 300);
+    CHECK(s.last_published_sequence() == 3);
+    CHECK(db.execAndGet("PRAGMA synchronous").getInt() == 2);
   }
 }

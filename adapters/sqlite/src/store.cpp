@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <stop_token>
 #include <thread>
+#include <tuple>
 #include <utility>
 
 namespace saga::sqlite {
@@ -152,6 +153,39 @@ WHERE outcome = 'transitioned';
 DROP INDEX outbox_by_saga;
 PRAGMA user_version = 2;
 )sql"},
+    // Schema 3 (issue 11): bounded memory and disk. A resent rejected event is one dead letter
+    // with a count; every housekeeping query that runs while sagad serves (pruning, purging
+    // finished sagas, timers of the registered definitions only) walks an index in proportion
+    // to its limit; the dead-letter and parked caps read row counts that triggers keep in meta
+    // instead of counting the tables.
+    {3, R"sql(
+ALTER TABLE dead_letters ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE dead_letters ADD COLUMN last_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE dead_letters ADD COLUMN truncated INTEGER NOT NULL DEFAULT 0;
+UPDATE dead_letters SET last_ms = created_ms;
+-- Unparsed inputs (no id) are never merged, so they need no entry.
+CREATE INDEX dead_letters_by_event ON dead_letters (source, event_id) WHERE event_id <> '';
+CREATE INDEX dead_letters_by_last ON dead_letters (last_ms);
+CREATE INDEX IF NOT EXISTS inbox_by_received ON inbox (received_ms);
+CREATE INDEX timers_due_by_definition ON timers (definition, due_ms) WHERE due_ms IS NOT NULL;
+CREATE INDEX instances_by_state ON instances (definition, state, state_since_ms);
+
+INSERT INTO meta (key, value) VALUES ('dead_letter_rows', (SELECT count(*) FROM dead_letters));
+INSERT INTO meta (key, value) VALUES ('parked_rows', (SELECT count(*) FROM parked));
+CREATE TRIGGER dead_letters_counted_in AFTER INSERT ON dead_letters BEGIN
+  UPDATE meta SET value = value + 1 WHERE key = 'dead_letter_rows';
+END;
+CREATE TRIGGER dead_letters_counted_out AFTER DELETE ON dead_letters BEGIN
+  UPDATE meta SET value = value - 1 WHERE key = 'dead_letter_rows';
+END;
+CREATE TRIGGER parked_counted_in AFTER INSERT ON parked BEGIN
+  UPDATE meta SET value = value + 1 WHERE key = 'parked_rows';
+END;
+CREATE TRIGGER parked_counted_out AFTER DELETE ON parked BEGIN
+  UPDATE meta SET value = value - 1 WHERE key = 'parked_rows';
+END;
+PRAGMA user_version = 3;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -167,13 +201,24 @@ enum q : std::size_t {
   q_append_history,
   q_append_outbox,
   q_add_dead_letter,
+  q_find_dead_letter,
+  q_count_dead_letter,
+  q_expired_dead_letters,
+  q_dead_letter_rows,
+  q_oldest_dead_letters,
+  q_savepoint,
+  q_release_savepoint,
+  q_rollback_to_savepoint,
   q_arm_timer,
   q_disarm_timer,
-  q_due_timers,
+  q_due_timers_of,
+  q_timer_definitions,
+  q_count_due_of,
   q_timers_of,
   q_park,
   q_parked_of,
   q_count_parked,
+  q_parked_rows,
   q_remove_parked,
   q_orphaned_parked,
   q_load_definition,
@@ -185,8 +230,14 @@ enum q : std::size_t {
   q_last_published,
   q_published_range,
   q_first_retained,
+  q_outbox_head,
   q_prune_outbox,
   q_prune_inbox,
+  q_finished,
+  q_purge_history,
+  q_purge_timers,
+  q_purge_parked,
+  q_purge_instance,
   q_user_version,
   q_sync_normal,
   q_sync_full,
@@ -220,17 +271,42 @@ constexpr const char* sql_of[] = {
     "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
     // q_add_dead_letter
-    "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, count, last_ms,"
+    " truncated) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
+    // q_find_dead_letter: `event_id <> ''` lets the partial index serve it.
+    "SELECT id FROM dead_letters WHERE source = ? AND event_id = ? AND event_id <> '' AND payload = ?"
+    " ORDER BY id LIMIT 1",
+    // q_count_dead_letter
+    "UPDATE dead_letters SET count = count + 1, last_ms = ?, reason = ? WHERE id = ?",
+    // q_expired_dead_letters
+    "DELETE FROM dead_letters WHERE id IN"
+    " (SELECT id FROM dead_letters WHERE last_ms < ? ORDER BY last_ms, id LIMIT ?)",
+    // q_dead_letter_rows: kept by triggers (schema 3)
+    "SELECT value FROM meta WHERE key = 'dead_letter_rows'",
+    // q_oldest_dead_letters
+    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY last_ms, id LIMIT ?)",
+    // q_savepoint, q_release_savepoint, q_rollback_to_savepoint
+    "SAVEPOINT saga_event",
+    "RELEASE saga_event",
+    "ROLLBACK TO saga_event",
     // q_arm_timer
     "INSERT INTO timers (definition, key, name, due_ms, generation) VALUES (?, ?, ?, ?, 1)"
     " ON CONFLICT (definition, key, name) DO UPDATE SET due_ms = excluded.due_ms,"
     " generation = generation + 1 RETURNING generation",
     // q_disarm_timer
     "UPDATE timers SET due_ms = NULL WHERE definition = ? AND key = ? AND name = ?",
-    // q_due_timers
+    // q_due_timers_of: one definition's, through timers_due_by_definition
     "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, definition, key, name LIMIT ?",
+    " WHERE definition = ? AND due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, key, name LIMIT ?",
+    // q_timer_definitions: the definitions with armed timers, one index seek each
+    "WITH RECURSIVE d(name) AS ("
+    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL)"
+    " UNION ALL"
+    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL AND definition > d.name)"
+    " FROM d WHERE d.name IS NOT NULL)"
+    " SELECT name FROM d WHERE name IS NOT NULL",
+    // q_count_due_of
+    "SELECT count(*) FROM timers WHERE definition = ? AND due_ms IS NOT NULL AND due_ms <= ?",
     // q_timers_of
     "SELECT definition, key, name, due_ms, generation FROM timers"
     " WHERE definition = ? AND key = ? AND due_ms IS NOT NULL ORDER BY name",
@@ -242,6 +318,8 @@ constexpr const char* sql_of[] = {
     " WHERE definition = ? AND key = ? ORDER BY id",
     // q_count_parked
     "SELECT count(*) FROM parked WHERE definition = ? AND key = ?",
+    // q_parked_rows: kept by triggers (schema 3)
+    "SELECT value FROM meta WHERE key = 'parked_rows'",
     // q_remove_parked
     "DELETE FROM parked WHERE id = ?",
     // q_orphaned_parked
@@ -274,10 +352,21 @@ constexpr const char* sql_of[] = {
     " WHERE sequence >= ? AND published_ms IS NOT NULL ORDER BY sequence LIMIT ?",
     // q_first_retained
     "SELECT coalesce(min(sequence), 0) FROM outbox",
+    // q_outbox_head: the oldest rows, in log order (prune deletes only a prefix)
+    "SELECT sequence, published_ms FROM outbox ORDER BY sequence LIMIT ?",
     // q_prune_outbox
-    "DELETE FROM outbox WHERE published_ms IS NOT NULL AND published_ms < ?",
+    "DELETE FROM outbox WHERE sequence BETWEEN ? AND ?",
     // q_prune_inbox
-    "DELETE FROM inbox WHERE received_ms < ?",
+    "DELETE FROM inbox WHERE (source, event_id) IN"
+    " (SELECT source, event_id FROM inbox WHERE received_ms < ? ORDER BY received_ms LIMIT ?)",
+    // q_finished: through instances_by_state, one state at a time
+    "SELECT key FROM instances WHERE definition = ? AND state = ? AND state_since_ms < ?"
+    " ORDER BY state_since_ms LIMIT ?",
+    // q_purge_history, q_purge_timers, q_purge_parked, q_purge_instance
+    "DELETE FROM history WHERE definition = ? AND key = ?",
+    "DELETE FROM timers WHERE definition = ? AND key = ?",
+    "DELETE FROM parked WHERE definition = ? AND key = ?",
+    "DELETE FROM instances WHERE definition = ? AND key = ?",
     // q_user_version
     "PRAGMA user_version",
     // q_sync_normal, q_sync_full: publication marks need no fsync of their own (see mark_published)
@@ -599,6 +688,7 @@ void store::migrate(bool read_only) {
 // Transactions
 
 void store::begin() {
+  restore_full_sync("begin");
   guarded("begin", [&] { use(prepared(q_begin)).exec(); });
 }
 
@@ -625,6 +715,7 @@ void store::atomically(F&& f) {
     std::forward<F>(f)();  // the caller's transaction makes it atomic, and rolls it back
     return;
   }
+  restore_full_sync("begin");
   use(prepared(q_begin)).exec();
   try {
     std::forward<F>(f)();
@@ -633,6 +724,43 @@ void store::atomically(F&& f) {
     rollback();
     throw;
   }
+}
+
+void store::restore_full_sync(const char* operation) {
+  if (!sync_lowered_) return;
+  try {
+    use(prepared(q_sync_full)).exec();
+  } catch (const std::exception& e) {
+    throw saga::store_error(std::string(operation) +
+                            ": restoring synchronous = FULL failed (the connection stays at NORMAL and no"
+                            " transaction begins until it succeeds): " +
+                            e.what());
+  }
+  sync_lowered_ = false;
+}
+
+void store::require_transaction(const char* operation) const {
+  if (!in_transaction()) throw saga::store_error(std::string(operation) + ": no transaction is open");
+}
+
+// One level, named: the engine never nests them. ROLLBACK TO keeps the savepoint open, so it is
+// released at once; the next event's savepoint() starts a new one.
+void store::savepoint() {
+  require_transaction("savepoint");
+  guarded("savepoint", [&] { use(prepared(q_savepoint)).exec(); });
+}
+
+void store::release_savepoint() {
+  require_transaction("release_savepoint");
+  guarded("release_savepoint", [&] { use(prepared(q_release_savepoint)).exec(); });
+}
+
+void store::rollback_to_savepoint() {
+  require_transaction("rollback_to_savepoint");
+  guarded("rollback_to_savepoint", [&] {
+    use(prepared(q_rollback_to_savepoint)).exec();
+    use(prepared(q_release_savepoint)).exec();
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,11 +835,53 @@ std::int64_t store::append_outbox(const outbox_record& r) {
 
 std::int64_t store::add_dead_letter(const dead_letter_record& r) {
   return guarded("add_dead_letter", [&] {
-    use u(prepared(q_add_dead_letter));
-    u.text(1, r.event_id).text(2, r.source).text(3, r.type).text(4, r.subject).text(5, r.reason);
-    u.text(6, r.payload).integer(7, r.created_ms);
-    u.step();
-    return u.integer(0);
+    // The rejection happened at last_ms when the caller says so, else at created_ms.
+    const std::int64_t at = r.last_ms != 0 ? r.last_ms : r.created_ms;
+    std::int64_t id = 0;
+    atomically([&] {
+      std::optional<std::int64_t> existing;
+      if (!r.event_id.empty()) {
+        use u(prepared(q_find_dead_letter));
+        u.text(1, r.source).text(2, r.event_id).text(3, r.payload);
+        if (u.step()) existing = u.integer(0);
+      }
+      if (existing) {
+        use u(prepared(q_count_dead_letter));
+        u.integer(1, at).text(2, r.reason).integer(3, *existing).exec();
+        id = *existing;
+        return;
+      }
+      use u(prepared(q_add_dead_letter));
+      u.text(1, r.event_id).text(2, r.source).text(3, r.type).text(4, r.subject).text(5, r.reason);
+      u.text(6, r.payload).integer(7, r.created_ms).integer(8, at).integer(9, r.truncated ? 1 : 0);
+      u.step();
+      id = u.integer(0);
+    });
+    return id;
+  });
+}
+
+std::int64_t store::prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) {
+  return guarded("prune_dead_letters", [&] {
+    std::int64_t removed = 0;
+    atomically([&] {
+      {
+        use u(prepared(q_expired_dead_letters));
+        removed += u.integer(1, before_ms).limit(2, limit).exec();
+      }
+      const auto left = limit - static_cast<std::size_t>(removed);
+      if (left == 0) return;
+      std::int64_t rows = 0;
+      {
+        use u(prepared(q_dead_letter_rows));
+        if (u.step()) rows = u.integer(0);
+      }
+      const std::int64_t excess = rows - std::max<std::int64_t>(keep_max, 0);
+      if (excess <= 0) return;
+      use u(prepared(q_oldest_dead_letters));
+      removed += u.limit(1, std::min(left, static_cast<std::size_t>(excess))).exec();
+    });
+    return removed;
   });
 }
 
@@ -735,12 +905,55 @@ void store::disarm_timer(std::string_view definition, std::string_view key, std:
   });
 }
 
-std::vector<timer_record> store::due_timers(std::int64_t now_ms, std::size_t limit) {
+namespace {
+
+std::vector<std::string> distinct(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+}  // namespace
+
+// Each definition's earliest `limit`, through its own part of the index, merged: a definition
+// whose timers nobody fires never fills or slows the batch.
+std::vector<timer_record> store::due_timers(std::int64_t now_ms, std::size_t limit,
+                                            const std::vector<std::string>& definitions) {
   return guarded("due_timers", [&] {
-    use u(prepared(q_due_timers));
-    u.integer(1, now_ms).limit(2, limit);
     std::vector<timer_record> out;
-    while (u.step()) out.push_back(read_timer(u));
+    if (limit == 0) return out;
+    for (const auto& definition : distinct(definitions)) {
+      use u(prepared(q_due_timers_of));
+      u.text(1, definition).integer(2, now_ms).limit(3, limit);
+      while (u.step()) out.push_back(read_timer(u));
+    }
+    const auto earlier = [](const timer_record& a, const timer_record& b) {
+      return std::tie(a.due_ms, a.definition, a.key, a.name) <
+             std::tie(b.due_ms, b.definition, b.key, b.name);
+    };
+    std::sort(out.begin(), out.end(), earlier);
+    if (out.size() > limit) out.resize(limit);
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, std::int64_t>> store::due_timers_elsewhere(
+    std::int64_t now_ms, const std::vector<std::string>& definitions) {
+  return guarded("due_timers_elsewhere", [&] {
+    std::vector<std::string> armed;
+    {
+      use u(prepared(q_timer_definitions));
+      while (u.step()) armed.push_back(u.string(0));
+    }
+    const auto ours = distinct(definitions);
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (const auto& definition : armed) {
+      if (std::binary_search(ours.begin(), ours.end(), definition)) continue;
+      use u(prepared(q_count_due_of));
+      u.text(1, definition).integer(2, now_ms);
+      u.step();
+      if (const auto due = u.integer(0); due > 0) out.emplace_back(definition, due);
+    }
     return out;
   });
 }
@@ -784,6 +997,13 @@ std::int64_t store::count_parked(std::string_view definition, std::string_view k
     u.text(1, definition).text(2, key);
     u.step();
     return u.integer(0);
+  });
+}
+
+std::int64_t store::count_parked_total() {
+  return guarded("count_parked_total", [&]() -> std::int64_t {
+    use u(prepared(q_parked_rows));
+    return u.step() ? u.integer(0) : 0;
   });
 }
 
@@ -851,6 +1071,7 @@ std::vector<outbox_record> store::unpublished(std::int64_t after_sequence, std::
 }
 
 void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence, std::int64_t published_ms) {
+  restore_full_sync("mark_published");
   guarded("mark_published", [&] {
     // A publication mark need not survive power loss: a lost mark only means the row is
     // published again (at-least-once). Under FULL its own transaction is committed at NORMAL —
@@ -858,31 +1079,36 @@ void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
     // syncs the log with it. That saves one fsync per published batch.
     const bool relax = full_sync_ && !in_transaction();
     if (relax) use(prepared(q_sync_normal)).exec();
-    struct restore {
-      store* s;
-      bool on;
-      ~restore() {
-        if (!on) return;
-        try {
-          use(s->prepared(q_sync_full)).exec();
-        } catch (...) {  // destructors never throw; the next open sets FULL again
+    // From the end of the mark's own transaction on, FULL must come back before anything else
+    // commits (set only then: atomically() would restore it before the mark otherwise).
+    try {
+      atomically([&] {
+        std::int64_t highest = 0;
+        {
+          use u(prepared(q_mark_published));
+          u.integer(1, published_ms).integer(2, from_sequence).integer(3, to_sequence);
+          while (u.step()) highest = std::max(highest, u.integer(0));
         }
+        // Kept apart from the rows so that pruning them does not lose it; only ever raised, and
+        // only to a sequence that exists (a range past the end must not announce unwritten
+        // events).
+        if (highest > 0) {
+          use u(prepared(q_raise_last_published));
+          u.integer(1, highest).exec();
+        }
+      });
+    } catch (const std::exception& e) {
+      // The mark failed: restore FULL all the same, and say so if that fails too.
+      sync_lowered_ = relax;
+      try {
+        restore_full_sync("mark_published");
+      } catch (const saga::store_error& restore) {
+        throw saga::store_error(std::string("mark_published: ") + e.what() + "; " + restore.what());
       }
-    } back{this, relax};
-    atomically([&] {
-      std::int64_t highest = 0;
-      {
-        use u(prepared(q_mark_published));
-        u.integer(1, published_ms).integer(2, from_sequence).integer(3, to_sequence);
-        while (u.step()) highest = std::max(highest, u.integer(0));
-      }
-      // Kept apart from the rows so that pruning them does not lose it; only ever raised, and
-      // only to a sequence that exists (a range past the end must not announce unwritten events).
-      if (highest > 0) {
-        use u(prepared(q_raise_last_published));
-        u.integer(1, highest).exec();
-      }
-    });
+      throw;
+    }
+    sync_lowered_ = relax;
+    restore_full_sync("mark_published");
   });
 }
 
@@ -911,16 +1137,55 @@ std::int64_t store::first_retained_sequence() {
   });
 }
 
-std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms) {
+// The outbox goes only as a prefix of the log: from its first row up to the first one that is
+// unpublished or was published at or after the cutoff (a clock that stepped back publishes a
+// later row "earlier"), so first_retained_sequence() is exactly where replay can start and no
+// hole is ever left behind it.
+std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) {
   return guarded("prune", [&] {
     std::int64_t removed = 0;
+    if (limit == 0) return removed;
     atomically([&] {
+      std::int64_t first = 0, last = 0;
       {
+        use u(prepared(q_outbox_head));
+        u.limit(1, limit);
+        while (u.step()) {
+          if (u.is_null(1) || u.integer(1) >= outbox_before_ms) break;
+          if (first == 0) first = u.integer(0);
+          last = u.integer(0);
+        }
+      }
+      if (first != 0) {
         use u(prepared(q_prune_outbox));
-        removed += u.integer(1, outbox_before_ms).exec();
+        removed += u.integer(1, first).integer(2, last).exec();
       }
       use u(prepared(q_prune_inbox));
-      removed += u.integer(1, inbox_before_ms).exec();
+      removed += u.integer(1, inbox_before_ms).limit(2, limit).exec();
+    });
+    return removed;
+  });
+}
+
+std::int64_t store::purge_finished(std::string_view definition, const std::vector<std::string>& states,
+                                   std::int64_t before_ms, std::size_t limit) {
+  return guarded("purge_finished", [&] {
+    std::int64_t removed = 0;
+    atomically([&] {
+      std::vector<std::string> keys;
+      for (const auto& state : distinct(states)) {
+        if (keys.size() >= limit) break;
+        use u(prepared(q_finished));
+        u.text(1, definition).text(2, state).integer(3, before_ms).limit(4, limit - keys.size());
+        while (u.step()) keys.push_back(u.string(0));
+      }
+      for (const auto& key : keys) {
+        for (const q which : {q_purge_history, q_purge_timers, q_purge_parked, q_purge_instance}) {
+          use u(prepared(which));
+          u.text(1, definition).text(2, key).exec();
+        }
+        ++removed;
+      }
     });
     return removed;
   });

@@ -14,6 +14,19 @@
 // current_schema is refused (saga::store_error) rather than written with an older layout; a
 // read-only store never migrates and refuses a database it cannot read.
 //
+// Schema 3 keeps two row counts in the meta table, maintained by triggers whatever writes the
+// rows (dead letters and parked events: their caps are checked without counting the table), and
+// indexes every bounded housekeeping query (dead letters by (source, event_id) and by last_ms,
+// inbox by received_ms, timers by (definition, due_ms), instances by (definition, state,
+// state_since_ms)), so that each call of prune, prune_dead_letters, purge_finished and due_timers
+// does work in proportion to its limit, not to the size of the tables.
+//
+// Under synchronous = FULL, mark_published outside a transaction commits its marks at NORMAL
+// (a lost mark is only a second publication) and restores FULL before it returns. If FULL
+// cannot be restored it throws saga::store_error, and every later begin() (and mark_published)
+// tries again and throws while it fails: no write transaction of the store commits at NORMAL
+// because of it. (Writes the store is asked to make outside begin()/commit() are not guarded.)
+//
 // The store registers a commit hook on its connection to count commits (commit_count()); SQLite
 // keeps one commit hook per connection, so in the embedding case it replaces any hook the host
 // had set, and it removes its own when destroyed.
@@ -35,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "saga/store.hpp"
@@ -59,7 +73,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 2;
+  static constexpr int current_schema = 3;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -91,16 +105,27 @@ class store final : public saga::store {
   void append_history(const history_record& r) override;
   std::int64_t append_outbox(const outbox_record& r) override;
   std::int64_t add_dead_letter(const dead_letter_record& r) override;
+  std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) override;
+
+  // A savepoint named saga_event; rollback_to_savepoint also releases it. Outside a
+  // transaction each throws saga::store_error (a savepoint would start a deferred one).
+  void savepoint() override;
+  void release_savepoint() override;
+  void rollback_to_savepoint() override;
 
   std::int64_t arm_timer(std::string_view definition, std::string_view key, std::string_view name,
                          std::int64_t due_ms) override;
   void disarm_timer(std::string_view definition, std::string_view key, std::string_view name) override;
-  std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit) override;
+  std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit,
+                                       const std::vector<std::string>& definitions) override;
+  std::vector<std::pair<std::string, std::int64_t>> due_timers_elsewhere(
+      std::int64_t now_ms, const std::vector<std::string>& definitions) override;
   std::vector<timer_record> timers_of(std::string_view definition, std::string_view key) override;
 
   std::int64_t park(const parked_record& r) override;
   std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) override;
   std::int64_t count_parked(std::string_view definition, std::string_view key) override;
+  std::int64_t count_parked_total() override;
   void remove_parked(std::int64_t id) override;
   std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) override;
 
@@ -115,11 +140,13 @@ class store final : public saga::store {
   std::int64_t last_published_sequence() override;
   std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) override;
   std::int64_t first_retained_sequence() override;
-  std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms) override;
+  std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) override;
+  std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
+                              std::int64_t before_ms, std::size_t limit) override;
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 33;
+  static constexpr std::size_t statement_count = 50;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -133,6 +160,10 @@ class store final : public saga::store {
   // method writing several statements (mark_published, prune) is one commit either way.
   template <class F>
   void atomically(F&& f);
+  // Sets synchronous = FULL again after mark_published lowered it and could not restore it;
+  // throws saga::store_error while that fails. Does nothing when nothing is pending.
+  void restore_full_sync(const char* operation);
+  void require_transaction(const char* operation) const;
 
   std::unique_ptr<SQLite::Database> owned_;     // set by the options constructor only
   std::unique_ptr<checkpointer> checkpointer_;  // options.background_checkpoint, WAL files only
@@ -142,7 +173,8 @@ class store final : public saga::store {
   std::int64_t commits_ = 0;
   int checkpoint_pages_ = 0;
   static constexpr int wal_fallback_factor = 4;  // the writer checkpoints itself past 4x
-  bool full_sync_ = false;  // opened with synchronous = FULL (not known for a shared connection)
+  bool full_sync_ = false;     // opened with synchronous = FULL (not known for a shared connection)
+  bool sync_lowered_ = false;  // mark_published left NORMAL and FULL is not restored yet
 };
 
 }  // namespace saga::sqlite
