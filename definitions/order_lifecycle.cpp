@@ -34,10 +34,10 @@ struct order_placed : dsl::event<"order.placed"> {
 };
 void from_json(const nlohmann::json& j, order_placed& e) {
   auto& o = e.order;
-  o.order_id = j.value("order_id", std::string{});
+  o.order_id = dsl::optional_string_field(j, "order_id");
   o.amount = dsl::integer_field(j, "amount");
-  o.currency = j.at("currency").get<std::string>();
-  o.customer_id = j.value("customer_id", std::string{});
+  o.currency = dsl::string_field(j, "currency");
+  o.customer_id = dsl::optional_string_field(j, "customer_id");
   o.items = j.value("items", nlohmann::json::array());
   if (!o.items.is_array()) throw std::invalid_argument("data 'items': must be an array");
 }
@@ -93,13 +93,15 @@ struct keep_order {
   }
 };
 
-// Refund requests carry a refund_id that stays the same across retries.
+// Refund requests carry a refund_id that stays the same across retries. It is
+// derived from the saga's key, not from data.order_id: two orders whose senders
+// put the same order_id in their data must not share a refund.
 struct next_refund_attempt {
   static constexpr std::string_view name = "next_refund_attempt";
   template <class E, class F, class S, class T>
   void operator()(const E&, F& fsm, S&, T&) const {
     auto& d = fsm.data();
-    if (d.refund_id.empty()) d.refund_id = d.order_id + ":refund";
+    if (d.refund_id.empty()) d.refund_id = fsm.incoming().subject + ":refund";
     ++d.refund_attempt;
   }
 };

@@ -29,14 +29,6 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(notice_data, notice_id, policy_i
 
 // ---- events -------------------------------------------------------------------
 
-// Reads a required field of the event's data; the reason names the field.
-std::string required_string(const nlohmann::json& j, const char* key) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) throw std::invalid_argument(std::string("data '") + key + "': missing");
-  if (!it->is_string()) throw std::invalid_argument(std::string("data '") + key + "': must be a string");
-  return it->get<std::string>();
-}
-
 // payment_notice.created carries the notice; the saga keeps it and carries it on.
 // `due` must be an RFC 3339 date-time: the due-date timer is armed at it.
 struct notice_created : dsl::event<"payment_notice.created"> {
@@ -44,11 +36,11 @@ struct notice_created : dsl::event<"payment_notice.created"> {
 };
 void from_json(const nlohmann::json& j, notice_created& e) {
   auto& n = e.notice;
-  n.notice_id = j.value("notice_id", std::string{});
-  n.policy_id = required_string(j, "policy_id");
+  n.notice_id = dsl::optional_string_field(j, "notice_id");
+  n.policy_id = dsl::string_field(j, "policy_id");
   n.amount = dsl::integer_field(j, "amount");
-  n.currency = required_string(j, "currency");
-  n.due = required_string(j, "due");
+  n.currency = dsl::string_field(j, "currency");
+  n.due = dsl::string_field(j, "due");
   const auto due_ms = saga::parse_time(n.due);
   if (!due_ms)
     throw std::invalid_argument("data 'due': must be an RFC 3339 date-time, like 2026-02-01T00:00:00Z");

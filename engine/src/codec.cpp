@@ -21,6 +21,8 @@ std::string printable(std::string_view s, std::size_t max = 120) {
   return out;
 }
 
+}  // namespace
+
 bool valid_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
@@ -52,6 +54,8 @@ bool valid_utf8(std::string_view s) {
   }
   return true;
 }
+
+namespace {
 
 // Checks a document built in memory in one pass, without recursion: nesting
 // depth (`depth` is the level `root` sits at) and UTF-8 in every string and key.

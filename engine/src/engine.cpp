@@ -22,9 +22,44 @@ class event_rejected : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::string truncate(std::string s) {
-  if (s.size() > dead_letter_payload_max) s.resize(dead_letter_payload_max);
+// An event failed after its first write: the batch is rolled back and run
+// again, with this event rejected up front (engine::isolated).
+struct failed_after_write {
+  std::size_t index;
+  std::string reason;
+};
+
+// The reason for the exception in flight, for an ack and a dead letter.
+std::string reason_of_current_exception() {
+  try {
+    throw;
+  } catch (const event_rejected& ex) {
+    return ex.what();
+  } catch (const std::exception& ex) {
+    return std::string("the event could not be applied: ") + ex.what();
+  } catch (...) {
+    return "the event could not be applied: an exception that is not a std::exception";
+  }
+}
+
+// Cuts a dead letter's payload at the size limit, never inside a UTF-8 character.
+std::string truncate(std::string s, bool& truncated) {
+  truncated = s.size() > dead_letter_payload_max;
+  if (!truncated) return s;
+  std::size_t n = dead_letter_payload_max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // s[n]: first byte cut off
+  s.resize(n);
   return s;
+}
+
+// Operator actions' data fields are strings when present (DESIGN.md, "Operator actions").
+std::string operator_field_problem(const json& data) {
+  for (const char* field : {"saga_type", "to", "reason", "operator"}) {
+    const auto it = data.find(field);
+    if (it != data.end() && !it->is_null() && !it->is_string())
+      return std::string("data '") + field + "': must be a string";
+  }
+  return {};
 }
 
 }  // namespace
@@ -141,7 +176,8 @@ struct engine::batch_state {
   std::int64_t now_ms;
   std::string time;  // now_ms as RFC 3339: the time of every follow-on event of the batch
   std::vector<published_event> emitted;
-  bool writing = false;  // the current event has written something (see guarded())
+  bool writing = false;                      // the current event has written something (see isolated())
+  std::optional<std::int64_t> parked_total;  // read once per batch when something parks
 };
 
 // Per-definition facts computed once at registration.
@@ -225,6 +261,8 @@ registration engine::add(std::shared_ptr<const definition> d) {
   for (const auto& t : g.consumes)
     if (!t.starts_with(timer_prefix)) by_type_[t] = raw;
   by_name_[g.name] = raw;
+  names_.push_back(g.name);
+  own_sources_.insert(raw->source);
   entries_.push_back(std::move(entry));
   return report;
 }
@@ -253,37 +291,44 @@ ack engine::handle(const event& e) {
 }
 
 std::vector<ack> engine::handle_batch(std::span<const event> events) {
-  return transact([&](batch_state& b) {
-    std::vector<ack> acks;
-    acks.reserve(events.size());
-    for (const auto& e : events) acks.push_back(guarded(b, &e, [&] { return process_external(e, b); }));
-    return acks;
-  });
+  return isolated([&] { return events.size(); },
+                  [&](std::size_t i, batch_state& b) { return process_external(events[i], b); },
+                  [&](std::size_t i, std::string reason, batch_state& b) {
+                    return reject(&events[i], nullptr, std::move(reason), b);
+                  });
 }
 
 std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
+  return isolated([&] { return inputs.size(); },
+                  [&](std::size_t i, batch_state& b) {
+                    if (const auto* e = std::get_if<event>(&inputs[i])) return process_external(*e, b);
+                    const auto& bad = std::get<invalid_input>(inputs[i]);
+                    return reject(nullptr, &bad, bad.reason, b);
+                  },
+                  [&](std::size_t i, std::string reason, batch_state& b) {
+                    const auto* e = std::get_if<event>(&inputs[i]);
+                    return reject(e, e ? nullptr : &std::get<invalid_input>(inputs[i]), std::move(reason), b);
+                  });
+}
+
+ack engine::set_aside(const inbound& input, std::string reason) {
   return transact([&](batch_state& b) {
-    std::vector<ack> acks;
-    acks.reserve(inputs.size());
-    for (const auto& in : inputs) {
-      if (const auto* e = std::get_if<event>(&in))
-        acks.push_back(guarded(b, e, [&] { return process_external(*e, b); }));
-      else
-        acks.push_back(guarded(b, nullptr, [&] {
-          const auto& bad = std::get<invalid_input>(in);
-          return reject(nullptr, &bad, bad.reason, b);
-        }));
-    }
-    return acks;
+    const auto* e = std::get_if<event>(&input);
+    return reject(e, e ? nullptr : &std::get<invalid_input>(input), std::move(reason), b);
   });
 }
 
+// The host's transaction cannot be re-run, so every event gets a savepoint of its own here.
 engine::joined engine::handle_in_transaction(std::span<const event> events) {
   if (!store_.in_transaction())
     throw std::logic_error("engine::handle_in_transaction: the host has not begun a transaction");
   batch_state b(clock_.now_ms());
   joined j;
-  for (const auto& e : events) j.acks.push_back(guarded(b, &e, [&] { return process_external(e, b); }));
+  auto one = [&](std::size_t i, batch_state& bs) { return process_external(events[i], bs); };
+  auto refuse = [&](std::size_t i, std::string reason, batch_state& bs) {
+    return reject(&events[i], nullptr, std::move(reason), bs);
+  };
+  for (std::size_t i = 0; i < events.size(); ++i) j.acks.push_back(with_savepoint(b, i, one, refuse));
   j.emitted = std::move(b.emitted);
   return j;
 }
@@ -308,25 +353,84 @@ auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>()
   }
 }
 
-// An event is rejected (event_rejected) only while it is being decided — dispatch, the
-// parking limit — before its first write, so a rejection needs no rollback and the batch pays
-// for no savepoint per event. `b.writing` enforces that order: a rejection after a write
-// would leave half an event behind, so it fails the whole batch instead (rolled back).
-template <class Fn>
-ack engine::guarded(batch_state& b, const event* e, Fn&& fn) {
-  const std::size_t mark = b.emitted.size();
-  b.writing = false;
-  try {
-    return fn();
-  } catch (const event_rejected& ex) {
-    if (b.writing)
-      throw std::logic_error(std::string("engine: event rejected after its first write (a bug): ") +
-                             ex.what());
-    b.emitted.resize(mark);
-    return reject(e, nullptr, ex.what(), b);
+// Per-event isolation (docs/reliability.md). Events run in one transaction
+// without savepoints: most failures happen while an event is being decided,
+// before its first write, and are rejected on the spot. A failure after a
+// write (b.writing) rolls the batch back; it is run again with that event
+// rejected up front, and from the third run on with a savepoint per event, so
+// a batch is run at most three times whatever it holds. A store_error is no
+// event's fault: it rolls the whole batch back and leaves (the caller retries).
+template <class Prepare, class One, class Refuse>
+std::vector<ack> engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse) {
+  const std::int64_t now = clock_.now_ms();
+  std::map<std::size_t, std::string> offenders;  // index -> reason, found by earlier runs
+  for (int run = 0;; ++run) {
+    batch_state b(now);
+    store_.begin();
+    try {
+      const std::size_t n = prepare();
+      std::vector<ack> acks;
+      acks.reserve(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (auto it = offenders.find(i); it != offenders.end())
+          acks.push_back(refuse(i, it->second, b));
+        else if (run >= 2)
+          acks.push_back(with_savepoint(b, i, one, refuse));
+        else
+          acks.push_back(optimistic(b, i, one, refuse));
+      }
+      store_.commit();
+      deliver(b.emitted);
+      return acks;
+    } catch (const failed_after_write& f) {
+      store_.rollback();
+      log(log_level::warn, "event " + std::to_string(f.index + 1) +
+                               " of a batch failed after its first write (" + f.reason +
+                               "): the batch runs again without it");
+      offenders.emplace(f.index, f.reason);
+    } catch (...) {
+      store_.rollback();
+      throw;
+    }
   }
 }
 
+template <class One, class Refuse>
+ack engine::optimistic(batch_state& b, std::size_t i, One& one, Refuse& refuse) {
+  const std::size_t mark = b.emitted.size();
+  b.writing = false;
+  try {
+    return one(i, b);
+  } catch (const store_error&) {
+    throw;
+  } catch (...) {
+    std::string reason = reason_of_current_exception();
+    if (b.writing) throw failed_after_write{i, std::move(reason)};
+    b.emitted.resize(mark);
+    return refuse(i, std::move(reason), b);
+  }
+}
+
+template <class One, class Refuse>
+ack engine::with_savepoint(batch_state& b, std::size_t i, One& one, Refuse& refuse) {
+  const std::size_t mark = b.emitted.size();
+  store_.savepoint();
+  std::string reason;
+  try {
+    ack a = one(i, b);
+    store_.release_savepoint();
+    return a;
+  } catch (const store_error&) {
+    throw;
+  } catch (...) {
+    reason = reason_of_current_exception();
+  }
+  store_.rollback_to_savepoint();
+  b.emitted.resize(mark);
+  return refuse(i, std::move(reason), b);
+}
+
+// After the commit: nothing here may make a committed batch look failed.
 void engine::deliver(std::vector<published_event>& emitted) {
   if (emitted.empty()) return;
   for (const auto& p : emitted) {
@@ -334,18 +438,33 @@ void engine::deliver(std::vector<published_event>& emitted) {
       if (!p.event.type.starts_with(prefix)) continue;
       try {
         fn(p);
-      } catch (const std::exception& ex) {
-        log(log_level::error, "in-process subscriber failed on " + p.event.type + ": " + ex.what());
+      } catch (...) {
+        log(log_level::error,
+            "in-process subscriber failed on " + p.event.type + ": " + reason_of_current_exception());
       }
     }
   }
-  for (const auto& fn : commit_listeners_) fn();
+  for (const auto& fn : commit_listeners_) {
+    try {
+      fn();
+    } catch (...) {
+      log(log_level::error, "commit listener failed: " + reason_of_current_exception());
+    }
+  }
 }
 
 ack engine::process_external(const event& e, batch_state& b) {
   if (auto err = validate_event(e, options_.limits); !err.empty()) return reject(&e, nullptr, err, b);
   if (e.type.starts_with(timer_prefix))
     return reject(&e, nullptr, "attribute 'type': '" + e.type + "' is internal to the engine", b);
+  // Timer firings and follow-on events carry these sources; an outside event
+  // under them could take a timer's predictable id before it fires.
+  if (own_sources_.contains(e.source))
+    return reject(&e, nullptr,
+                  "attribute 'source': '" + e.source +
+                      "' is this engine's own namespace (its timers and follow-on events); "
+                      "events from outside must use a source of their own",
+                  b);
   return process(e, nullptr, b);
 }
 
@@ -363,14 +482,19 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
     dl.source = e->source;
     dl.type = e->type;
     dl.subject = e->subject;
-    dl.payload = truncate(encode_event(*e));
+    try {
+      dl.payload = truncate(encode_event(*e), dl.truncated);
+    } catch (const std::exception& ex) {  // e.g. invalid UTF-8 handed in through the embedding API
+      dl.reason += std::string(" (payload not kept: ") + ex.what() + ")";
+    }
   } else if (bad != nullptr) {
     a.id = bad->id;
     a.source = bad->source;
     dl.event_id = bad->id;
     dl.source = bad->source;
-    dl.payload = truncate(bad->raw);
+    dl.payload = truncate(bad->raw, dl.truncated);
   }
+  dl.last_ms = dl.created_ms;
   b.writing = true;
   store_.add_dead_letter(dl);
   log(log_level::debug,
@@ -385,6 +509,9 @@ dispatch_output engine::dispatch(const definition& d, std::string_view state, co
   } catch (const std::exception& ex) {
     throw event_rejected(std::string("definition '") + d.name() + "' could not apply '" + e.type +
                          "': " + ex.what());
+  } catch (...) {
+    throw event_rejected(std::string("definition '") + d.name() + "' could not apply '" + e.type +
+                         "': an exception that is not a std::exception");
   }
 }
 
@@ -430,7 +557,7 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   const std::string state = inst ? inst->state : d.graph().initial;
   json data;
   if (inst) data = json::parse(inst->data);
-  auto out = dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected: see guarded()
+  auto out = dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected: see isolated()
 
   if (!out.handled) {
     if (parkable(*entry, state, e.type)) {
@@ -458,6 +585,10 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   if (count >= static_cast<std::int64_t>(options_.park_limit))
     throw event_rejected("saga '" + d.name() + "/" + key + "' already has " + std::to_string(count) +
                          " parked events (the limit)");
+  if (!b.parked_total) b.parked_total = store_.count_parked_total();
+  if (*b.parked_total >= options_.park_total_limit)
+    throw event_rejected("the engine already holds " + std::to_string(*b.parked_total) +
+                         " parked events of all sagas (the total limit)");
   parked_record p;
   p.definition = d.name();
   p.key = key;
@@ -468,6 +599,7 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   p.parked_ms = b.now_ms;
   b.writing = true;
   store_.park(p);
+  ++*b.parked_total;
   if (inst) record_history(d, *inst, e, inst->state, inst->state, "parked", b);
 }
 
@@ -565,8 +697,13 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
     const json data = json::parse(rec.data);  // rec changes only when a parked event applies
     for (const auto& p : parked) {
       auto decoded = decode_event(p.payload, limits{SIZE_MAX, 1 << 20});
-      if (!decoded) {
+      if (!decoded) {  // stored by another version, or damaged: kept, with the reason, not lost
         store_.remove_parked(p.id);
+        invalid_input bad{
+            p.payload,
+            "parked event of saga '" + d.name() + "/" + rec.key + "' no longer decodes: " + decoded.error,
+            p.event_id, p.source};
+        reject(nullptr, &bad, bad.reason, b);
         continue;
       }
       const event& e = *decoded.event;
@@ -598,6 +735,8 @@ ack engine::process_operator(const event& e, batch_state& b) {
   const std::string action(e.type.substr(operator_prefix.size()));
   if (action != "abort" && action != "resolve")
     return reject(&e, nullptr, "attribute 'type': unknown operator action '" + e.type + "'", b);
+  if (auto problem = operator_field_problem(e.data); !problem.empty())
+    return reject(&e, nullptr, std::move(problem), b);
 
   // Which saga: data.saga_type names the definition; without it the key must
   // belong to exactly one definition's saga.
@@ -663,25 +802,79 @@ ack engine::process_operator(const event& e, batch_state& b) {
 }
 
 std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_t limit) {
-  return transact([&](batch_state& b) {
-    std::vector<fired_timer> fired;
-    for (const auto& t : store_.due_timers(now_ms, limit)) {
-      auto it = by_name_.find(t.definition);
-      if (it == by_name_.end()) continue;  // a definition this engine does not run
-      event e;
-      // Derived from the saga, the timer and its generation: firing twice is a
-      // duplicate; a re-armed timer is a new event.
-      e.id = "timer:" + t.definition + ":" + t.key + ":" + t.name + ":" + std::to_string(t.generation);
-      e.source = it->second->source;
-      e.type = std::string(timer_prefix) + t.name;
-      e.subject = t.key;
-      e.time = format_time(t.due_ms);
-      e.data = {{"timer", t.name}, {"due", e.time}, {"generation", t.generation}};
-      store_.disarm_timer(t.definition, t.key, t.name);  // before dispatch: an action may re-arm it
-      fired.push_back({t, guarded(b, &e, [&] { return process(e, it->second, b); })});
-    }
-    return fired;
+  std::vector<timer_record> due;
+  std::vector<event> events;
+  auto acks = isolated(
+      [&] {
+        due = store_.due_timers(now_ms, limit, names_);
+        events.clear();
+        for (const auto& t : due) {
+          const auto inst = store_.load_instance(t.definition, t.key);
+          events.push_back(timer_event(t, inst ? inst->correlation_id : std::string()));
+        }
+        return due.size();
+      },
+      [&](std::size_t i, batch_state& b) {
+        const auto& t = due[i];
+        store_.disarm_timer(t.definition, t.key, t.name);  // before dispatch: an action may re-arm it
+        return process(events[i], by_name_.find(t.definition)->second, b);
+      },
+      [&](std::size_t i, std::string reason, batch_state& b) {
+        // Disarmed, so that a firing that fails is kept once and not retried forever.
+        store_.disarm_timer(due[i].definition, due[i].key, due[i].name);
+        return reject(&events[i], nullptr, "timer '" + due[i].name + "': " + reason, b);
+      });
+  std::vector<fired_timer> fired;
+  fired.reserve(due.size());
+  for (std::size_t i = 0; i < due.size(); ++i) fired.push_back({due[i], std::move(acks[i])});
+  return fired;
+}
+
+// A timer's firing: its id derives from the saga, the timer and its
+// generation, so firing twice is a duplicate and a re-armed timer is new. The
+// id of the event that started the saga ends it: a saga purged and started
+// again under the same key counts its timers from 1 again, and must not meet
+// its predecessor's firings in the inbox.
+event engine::timer_event(const timer_record& t, const std::string& started_by) const {
+  event e;
+  e.id = "timer:" + t.definition + ":" + t.key + ":" + t.name + ":" + std::to_string(t.generation);
+  if (!started_by.empty()) e.id += "@" + started_by;
+  e.source = by_name_.find(t.definition)->second->source;
+  e.type = std::string(timer_prefix) + t.name;
+  e.subject = t.key;
+  e.time = format_time(t.due_ms);
+  e.data = {{"timer", t.name}, {"due", e.time}, {"generation", t.generation}};
+  return e;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> engine::unregistered_due_timers(std::int64_t now_ms) {
+  return store_.due_timers_elsewhere(now_ms, names_);
+}
+
+engine::pruned engine::prune(std::int64_t now_ms, std::size_t limit) {
+  return transact([&](batch_state&) {
+    pruned p;
+    p.dead_letters = store_.prune_dead_letters(now_ms - options_.dead_letter_retention_ms,
+                                               options_.dead_letter_max, limit);
+    if (options_.finished_retention_ms > 0)
+      p.finished_sagas = purge_finished_in_transaction(now_ms - options_.finished_retention_ms, limit);
+    return p;
   });
+}
+
+std::int64_t engine::purge_finished(std::int64_t before_ms, std::size_t limit) {
+  return transact([&](batch_state&) { return purge_finished_in_transaction(before_ms, limit); });
+}
+
+std::int64_t engine::purge_finished_in_transaction(std::int64_t before_ms, std::size_t limit) {
+  std::int64_t removed = 0;
+  for (const auto& entry : entries_) {
+    if (static_cast<std::size_t>(removed) >= limit) break;
+    const graph& g = entry->def->graph();
+    removed +=
+        store_.purge_finished(g.name, g.terminal, before_ms, limit - static_cast<std::size_t>(removed));
+  }
+  return removed;
 }
 
 std::size_t engine::expire_parked(std::int64_t now_ms, std::size_t limit) {
@@ -696,6 +889,7 @@ std::size_t engine::expire_parked(std::int64_t now_ms, std::size_t limit) {
       dl.reason = "parked for saga '" + p.definition + "/" + p.key + "', which never started";
       dl.payload = p.payload;
       dl.created_ms = b.now_ms;
+      dl.last_ms = dl.created_ms;
       store_.add_dead_letter(dl);
       store_.remove_parked(p.id);
       ++moved;

@@ -1,20 +1,29 @@
 #include "saga/uuid.hpp"
 
+#include <stdlib.h>  // arc4random_buf (glibc 2.36)
+
 #include <chrono>
 #include <mutex>
-#include <random>
 
 namespace saga {
 namespace {
 
 // rand_a (12 bits) holds a counter within one millisecond, so ids made by
-// this process are strictly increasing (RFC 9562, method 1).
+// this process are strictly increasing (RFC 9562, method 1). The random bits
+// come from the kernel's CSPRNG through arc4random_buf: an id must not let
+// anyone predict the next one (a once-seeded mt19937 can be recovered from
+// its output).
 struct generator {
   std::mutex mu;
-  std::mt19937_64 rng{std::random_device{}()};
   std::int64_t last_ms = -1;
   std::uint16_t counter = 0;
 };
+
+std::uint64_t random_bits() {
+  std::uint64_t v;
+  ::arc4random_buf(&v, sizeof v);
+  return v;
+}
 
 generator& shared_generator() {
   static generator g;
@@ -38,11 +47,11 @@ std::string make_uuid_v7(std::int64_t unix_ms) {
       unix_ms = g.last_ms;
     } else {
       g.last_ms = unix_ms;
-      g.counter = static_cast<std::uint16_t>(g.rng() & 0x01ff);  // random start, room to count
+      g.counter = static_cast<std::uint16_t>(random_bits() & 0x01ff);  // random start, room to count
     }
     ms = static_cast<std::uint64_t>(unix_ms);
     seq = g.counter;
-    rand_b = g.rng();
+    rand_b = random_bits();
   }
   const std::uint64_t hi = (ms << 16) | 0x7000u | seq;
   const std::uint64_t lo = (rand_b & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;

@@ -305,4 +305,31 @@ TEST_SUITE("order_lifecycle") {
     CHECK(saga::check_graph(g).empty());
     CHECK(g.fingerprint.size() == 16);
   }
+  TEST_CASE("regression: two orders that share data.order_id get refund ids of their own") {
+    scenario a(saga::definitions::order_lifecycle(), "o-a");
+    scenario b(saga::definitions::order_lifecycle(), "o-b");
+    for (scenario* s : {&a, &b}) {
+      s->given({s->make("order.placed", order_data("shared-id")), s->make("payment.succeeded")});
+      s->when(s->make("inventory.unavailable")).expect_state("refunding");
+    }
+    CHECK(a.emitted().front().data.at("refund_id") == "o-a:refund");
+    CHECK(b.emitted().front().data.at("refund_id") == "o-b:refund");
+  }
+
+  TEST_CASE("order.placed with a wrong JSON type in a field is rejected with the field's name") {
+    const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+        {"order_id", 7},   {"customer_id", nlohmann::json::array()},
+        {"currency", 1.5}, {"currency", nullptr},
+        {"amount", "42"},  {"items", "SKU-1"}};
+    for (const auto& [field, value] : cases) {
+      CAPTURE(field);
+      scenario s(saga::definitions::order_lifecycle(), "o-1");
+      auto data = order_data();
+      data[field] = value;
+      s.when(s.make("order.placed", data));
+      CHECK(s.last_ack().status == ack_status::rejected);
+      CHECK(s.last_ack().reason.find("data '" + field + "'") != std::string::npos);
+      CHECK(s.state().empty());
+    }
+  }
 }

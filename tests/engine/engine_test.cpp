@@ -468,8 +468,8 @@ TEST_SUITE("parking") {
     auto first = eng.fire_due_timers(clock.now_ms());
     REQUIRE(first.size() == 1);
     CHECK(first[0].ack.status == ack_status::accepted);
-    CHECK(first[0].ack.id ==
-          "timer:order_lifecycle:o-1:shipment_deadline:" + std::to_string(first[0].timer.generation));
+    CHECK(first[0].ack.id == "timer:order_lifecycle:o-1:shipment_deadline:" +
+                                 std::to_string(first[0].timer.generation) + "@o-1-0");
     auto second = eng.fire_due_timers(clock.now_ms());
     REQUIRE(second.size() == 1);
     CHECK(second[0].ack.status == ack_status::duplicate);

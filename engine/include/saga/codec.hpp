@@ -37,6 +37,9 @@ std::string validate_event(const event& e, const limits& lim = {});
 std::string encode_event(const event& e);
 nlohmann::json event_to_json(const event& e);
 
+// Whether s is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s);
+
 // Appends s as a JSON string literal, escaped exactly as nlohmann::json::dump() escapes it
 // (a string holding non-ASCII bytes goes through nlohmann itself, which also checks UTF-8).
 void append_json_string(std::string& out, std::string_view s);

@@ -357,6 +357,26 @@ inline std::int64_t integer_field(const nlohmann::json& data, const char* key) {
   return it->get<std::int64_t>();
 }
 
+// data[key] as a string. Throws std::invalid_argument naming the field when it
+// is missing (or null) or of another JSON type.
+inline std::string string_field(const nlohmann::json& data, const char* key) {
+  const auto it = data.find(key);
+  if (it == data.end() || it->is_null())
+    throw std::invalid_argument(std::string("data '") + key + "': missing");
+  if (!it->is_string()) throw std::invalid_argument(std::string("data '") + key + "': must be a string");
+  return it->get<std::string>();
+}
+
+// data[key] as a string, or `fallback` when it is absent or null; any other
+// JSON type throws std::invalid_argument naming the field.
+inline std::string optional_string_field(const nlohmann::json& data, const char* key,
+                                         std::string fallback = {}) {
+  const auto it = data.find(key);
+  if (it == data.end() || it->is_null()) return fallback;
+  if (!it->is_string()) throw std::invalid_argument(std::string("data '") + key + "': must be a string");
+  return it->get<std::string>();
+}
+
 // ---- the definition --------------------------------------------------------
 
 template <class Front>

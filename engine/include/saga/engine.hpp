@@ -22,6 +22,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -78,12 +79,12 @@ struct engine_options {
   // Source of follow-on events; empty means "urn:saga:<definition>".
   std::string source;
   saga::limits limits;
-  std::size_t park_limit = 64;                           // parked events per saga
-  std::int64_t park_total_limit = 100'000;               // parked events of all sagas together
+  std::size_t park_limit = 64;                                      // parked events per saga
+  std::int64_t park_total_limit = 100'000;                          // parked events of all sagas together
   std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;  // by last rejection
   std::int64_t dead_letter_max = 100'000;                           // rows kept, newest first
-  std::int64_t finished_retention_ms = 0;  // finished sagas (and their history) kept; 0: forever
-  std::int64_t park_expiry_ms = 24LL * 3600 * 1000;      // for sagas that never start
+  std::int64_t finished_retention_ms = 0;            // finished sagas (and their history) kept; 0: forever
+  std::int64_t park_expiry_ms = 24LL * 3600 * 1000;  // for sagas that never start
   std::function<void(log_level, std::string_view)> log;  // optional
 };
 
@@ -186,8 +187,14 @@ class engine {
 
   template <class Body>
   auto transact(Body&& body) -> decltype(body(std::declval<batch_state&>()));
-  template <class Fn>
-  ack guarded(batch_state& b, const event* e, Fn&& fn);
+  template <class Prepare, class One, class Refuse>
+  std::vector<ack> isolated(Prepare&& prepare, One&& one, Refuse&& refuse);
+  template <class One, class Refuse>
+  ack optimistic(batch_state& b, std::size_t i, One& one, Refuse& refuse);
+  template <class One, class Refuse>
+  ack with_savepoint(batch_state& b, std::size_t i, One& one, Refuse& refuse);
+  event timer_event(const timer_record& t, const std::string& started_by) const;
+  std::int64_t purge_finished_in_transaction(std::int64_t before_ms, std::size_t limit);
   ack process_external(const event& e, batch_state& b);
   ack process(const event& e, const definition_entry* target, batch_state& b);
   ack process_operator(const event& e, batch_state& b);
@@ -213,6 +220,8 @@ class engine {
   std::vector<std::unique_ptr<definition_entry>> entries_;
   std::map<std::string, const definition_entry*, std::less<>> by_name_;
   std::map<std::string, const definition_entry*, std::less<>> by_type_;
+  std::vector<std::string> names_;                  // of the registered definitions
+  std::set<std::string, std::less<>> own_sources_;  // of its follow-on and timer events
   std::vector<std::pair<std::string, subscriber>> subscribers_;
   std::vector<std::function<void()>> commit_listeners_;
 };

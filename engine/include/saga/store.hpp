@@ -142,7 +142,8 @@ class store {
   virtual std::int64_t add_dead_letter(const dead_letter_record& r) = 0;
   // Deletes dead letters whose last rejection is before `before_ms`, then the oldest beyond
   // `keep_max` rows; at most `limit` rows per call (the caller loops). Returns rows deleted.
-  virtual std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) = 0;
+  virtual std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max,
+                                          std::size_t limit) = 0;
 
   // Savepoints around one event, used by the engine only after an event failed
   // past its first write (docs/reliability.md): the batch is then re-run with a
@@ -195,7 +196,8 @@ class store {
   // sequence order (a row kept — unpublished, or published later, e.g. after the clock stepped
   // back — keeps every row after it, so replay never meets a hole), and inbox rows received
   // before `inbox_before_ms`. Returns how many rows went.
-  virtual std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) = 0;
+  virtual std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms,
+                             std::size_t limit) = 0;
 
   // Finished sagas: instances of `definition` in one of `states` (its terminal states) since
   // before `before_ms`, with their history, timers and parked events; at most `limit` sagas per
