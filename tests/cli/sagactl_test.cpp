@@ -4,11 +4,16 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -114,6 +119,101 @@ bool one_line(const std::string& s) {
 std::string read_bytes(const std::string& path) {
   return saga::test::read_text(path);
 }
+
+std::int64_t count_rows(const std::string& db, const std::string& sql) {
+  SQLite::Database r(db, SQLite::OPEN_READONLY);
+  return r.execAndGet(sql).getInt64();
+}
+
+unsigned mode_of(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+// Sets an environment variable (and the umask) for the children started in a scope.
+class scoped_env {
+ public:
+  scoped_env(std::string name, const std::string& value) : name_(std::move(name)) {
+    if (const char* old = std::getenv(name_.c_str())) old_ = old;
+    ::setenv(name_.c_str(), value.c_str(), 1);
+  }
+  ~scoped_env() {
+    if (old_) {
+      ::setenv(name_.c_str(), old_->c_str(), 1);
+    } else {
+      ::unsetenv(name_.c_str());
+    }
+  }
+  scoped_env(const scoped_env&) = delete;
+  scoped_env& operator=(const scoped_env&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
+
+class scoped_umask {
+ public:
+  explicit scoped_umask(mode_t m) : old_(::umask(m)) {}
+  ~scoped_umask() { ::umask(old_); }
+  scoped_umask(const scoped_umask&) = delete;
+  scoped_umask& operator=(const scoped_umask&) = delete;
+
+ private:
+  mode_t old_;
+};
+
+// A database with finished and unfinished orders (the engine on a manual clock):
+//   three hours ago: f-done (done), f-cancel (cancelled), f-attention (needs_attention),
+//                    f-open (placed)
+//   ten minutes ago: r-cancel (cancelled)
+struct finished_sagas {
+  saga::test::temp_dir dir;
+  std::string db = dir.file("saga.db");
+
+  finished_sagas() {
+    saga::manual_clock clock(wall_ms() - 3 * 3600 * 1000);
+    saga::sqlite::options o;
+    o.path = db;
+    saga::sqlite::store st(o);
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    eng.add(saga::definitions::account_lockout());
+    auto ok = [&](const saga::event& e) {
+      const auto a = eng.handle(e);
+      REQUIRE_MESSAGE(a.ok(), a.reason);
+    };
+    auto script = [&](const std::string& id, const std::vector<std::string>& types) {
+      ok(ev("order.placed", id, order(id)));
+      for (const auto& t : types) ok(ev(t, id));
+    };
+    script("f-done", {"payment.succeeded", "inventory.reserved", "shipment.dispatched", "delivery.started",
+                      "delivery.confirmed"});
+    script("f-cancel", {"payment.failed"});
+    script("f-attention", {"payment.succeeded", "order.cancel.requested", "payment.refund.failed",
+                           "payment.refund.failed", "payment.refund.failed"});
+    script("f-open", {});
+    ok(ev("auth.login.failed", "f-account"));
+    clock.set(wall_ms() - 10 * 60 * 1000);
+    script("r-cancel", {"order.cancel.requested"});
+  }
+
+  std::string state_of(const std::string& key) const {
+    SQLite::Database r(db, SQLite::OPEN_READONLY);
+    SQLite::Statement s(r, "SELECT state FROM instances WHERE definition = 'order_lifecycle' AND key = ?1");
+    s.bind(1, key);
+    return s.executeStep() ? s.getColumn(0).getString() : std::string("(gone)");
+  }
+  std::int64_t rows_of(const std::string& table, const std::string& key) const {
+    return count_rows(db, "SELECT count(*) FROM " + table + " WHERE key = '" + key + "'");
+  }
+
+  result ctl(std::vector<std::string> args) const {
+    args.insert(args.begin(), {sagactl, "--db", db});
+    return saga::cli_test::run(args, dir.path());
+  }
+};
 
 }  // namespace
 
@@ -578,5 +678,280 @@ TEST_SUITE("sagactl") {
     CHECK(down.code == 4);
     CHECK(down.err.find("sagad unreachable") != std::string::npos);
     CHECK(one_line(down.err));
+  }
+  TEST_CASE("graph svg runs dot in a fresh private temporary folder and removes it") {
+    filled f;
+    // A stand-in for Graphviz's dot (first on PATH) that reports where sagactl put its input.
+    saga::test::temp_dir bin, tmp;
+    const std::string report = bin.file("report");
+    {
+      std::ofstream d(bin.file("dot"));
+      d << "#!/bin/sh\n"
+           "# called as: dot -Tsvg -o OUT IN\n"
+           "stat -c '%a %n' \"$(dirname \"$4\")\" \"$4\" > \"$SAGA_TEST_DOT_REPORT\"\n"
+           "if [ -n \"$SAGA_TEST_DOT_FAIL\" ]; then echo 'syntax error in line 1' >&2; exit 1; fi\n"
+           "echo '<svg>fake</svg>' > \"$3\"\n";
+    }
+    std::filesystem::permissions(bin.file("dot"), std::filesystem::perms::owner_all);
+    const char* path = std::getenv("PATH");
+    scoped_env on_path("PATH", bin.path().string() + ":" + (path ? path : "/usr/bin:/bin"));
+    scoped_env tmpdir("TMPDIR", tmp.path().string());
+    scoped_env reported("SAGA_TEST_DOT_REPORT", report);
+    scoped_umask permissive(022);  // what the folder's mode must not depend on
+
+    auto r = f.ctl({"graph", "order_lifecycle", "--format", "svg"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.out == "<svg>fake</svg>\n");
+    const std::string seen = read_bytes(report);
+    INFO(seen);
+    // "700 DIR\n600 DIR/graph.dot\n"
+    std::istringstream lines(seen);
+    std::string dir_mode, dir, file_mode, file;
+    lines >> dir_mode >> dir >> file_mode >> file;
+    CHECK(dir_mode == "700");
+    CHECK(file_mode == "600");
+    CHECK(std::filesystem::path(dir).parent_path() == tmp.path());
+    CHECK(std::filesystem::path(dir).filename().string().rfind("sagactl-svg-", 0) == 0);
+    CHECK(file == dir + "/graph.dot");
+    CHECK_FALSE(std::filesystem::exists(dir));  // removed after use
+    CHECK(std::filesystem::is_empty(tmp.path()));
+
+    // Two runs never share a folder (mkdtemp, not the process id).
+    auto again = f.ctl({"graph", "order_lifecycle", "--format", "svg"});
+    REQUIRE_MESSAGE(again.code == 0, again.err);
+    std::istringstream second(read_bytes(report));
+    std::string mode2, dir2;
+    second >> mode2 >> dir2;
+    CHECK(dir2 != dir);
+
+    // dot failing: its first error line, exit 2, and the folder is still removed.
+    scoped_env failing("SAGA_TEST_DOT_FAIL", "1");
+    auto bad = f.ctl({"graph", "order_lifecycle", "--format", "svg"});
+    CHECK(bad.code == 2);
+    CHECK(bad.err == "sagactl: dot -Tsvg failed: syntax error in line 1\n");
+    CHECK(std::filesystem::is_empty(tmp.path()));
+  }
+
+  TEST_CASE("backup creates a new file with mode 0600 and refuses an existing file or a symlink") {
+    filled f;
+    scoped_umask permissive(0);  // SQLite would create 0644 files, umask or not
+    const std::string copy = f.dir.file("copy.db");
+    auto r = f.ctl({"backup", copy, "--json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(mode_of(copy) == 0600);
+    CHECK(r.json()["pages"].get<int>() > 0);
+    CHECK(count_rows(copy, "SELECT count(*) FROM instances") == 5);
+
+    // An existing file is neither overwritten nor truncated.
+    const std::string existing = f.dir.file("existing.db");
+    {
+      std::ofstream e(existing);
+      e << "keep me";
+    }
+    auto ex = f.ctl({"backup", existing});
+    CHECK(ex.code == 2);
+    CHECK(ex.err.find("already exists") != std::string::npos);
+    CHECK(one_line(ex.err));
+    CHECK(read_bytes(existing) == "keep me");
+
+    // A symlink (even a dangling one) is not followed: nothing is created at its target.
+    const std::string target = f.dir.file("elsewhere.db"), link = f.dir.file("link.db");
+    std::filesystem::create_symlink(target, link);
+    auto ln = f.ctl({"backup", link});
+    CHECK(ln.code == 2);
+    CHECK(one_line(ln.err));
+    CHECK_FALSE(std::filesystem::exists(target));
+  }
+
+  TEST_CASE("backup in small steps while the engine writes ends with a consistent copy") {
+    filled f;
+    std::atomic<bool> stop{false};
+    std::atomic<int> written{0};
+    std::thread writer([&] {
+      saga::system_clock clock;
+      saga::sqlite::options o;
+      o.path = f.db;
+      o.synchronous = "NORMAL";
+      saga::sqlite::store st(o);
+      saga::engine eng(st, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string id = "step-" + std::to_string(i);
+        if (eng.handle(ev("order.placed", id, order(id))).ok()) ++written;
+      }
+    });
+    while (written.load() < 200) std::this_thread::sleep_for(5ms);  // more pages than one step
+    const std::string copy = f.dir.file("stepped.db");
+    auto r = f.ctl({"backup", copy, "--pages-per-step", "2", "--json"}, 60s);
+    stop = true;
+    writer.join();
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const json out = r.json();
+    CHECK(out["steps"].get<int>() > 1);  // copied in steps, not under one snapshot
+    SQLite::Database b(copy, SQLite::OPEN_READONLY);
+    CHECK(b.execAndGet("PRAGMA integrity_check").getString() == "ok");
+    // Each saga came with its history and its outbox row: a copy of one moment.
+    CHECK(b.execAndGet("SELECT count(*) FROM instances WHERE key LIKE 'step-%'").getInt64() ==
+          b.execAndGet("SELECT count(DISTINCT key) FROM history WHERE key LIKE 'step-%'").getInt64());
+    CHECK(b.execAndGet("SELECT count(*) FROM instances WHERE key LIKE 'step-%'").getInt64() >= 200);
+  }
+
+  TEST_CASE("purge removes only sagas finished before the cutoff with their history and timers") {
+    finished_sagas f;
+    REQUIRE(f.state_of("f-done") == "done");
+    REQUIRE(f.state_of("f-cancel") == "cancelled");
+    REQUIRE(f.state_of("f-attention") == "needs_attention");
+    REQUIRE(f.state_of("r-cancel") == "cancelled");
+    const auto instances_before = count_rows(f.db, "SELECT count(*) FROM instances");
+    const auto inbox_before = count_rows(f.db, "SELECT count(*) FROM inbox");
+    const auto history_done = f.rows_of("history", "f-done") + f.rows_of("history", "f-cancel");
+    REQUIRE(history_done >= 8);
+    REQUIRE(f.rows_of("timers", "f-done") > 0);  // disarmed timers keep their rows
+
+    // --dry-run counts and removes nothing.
+    auto dry = f.ctl({"purge", "--older-than", "1h", "--dry-run", "--json"});
+    REQUIRE_MESSAGE(dry.code == 0, dry.err);
+    const json d = dry.json();
+    CHECK(d["dry_run"] == true);
+    CHECK(d["purged"] == 0);
+    CHECK(d["would_purge"] == 2);
+    CHECK(d["history"] == history_done);
+    CHECK(d["definitions"]["order_lifecycle"] == 2);
+    CHECK(d["definitions"]["account_lockout"] == 0);
+    CHECK(count_rows(f.db, "SELECT count(*) FROM instances") == instances_before);
+    CHECK(f.rows_of("history", "f-done") > 0);
+    auto human_dry = f.ctl({"purge", "--older-than", "1h", "--dry-run"});
+    CHECK(human_dry.code == 0);
+    CHECK(human_dry.out.find("would purge 2 finished sagas") != std::string::npos);
+
+    // One saga per transaction: progress on stderr, the total on stdout.
+    auto r = f.ctl({"purge", "--older-than", "1h", "--batch", "1", "--json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const json p = r.json();
+    CHECK(p["purged"] == 2);
+    CHECK(p["definitions"]["order_lifecycle"] == 2);
+    CHECK(p["transactions"].get<int>() >= 3);
+    CHECK(r.err.find("order_lifecycle: 2 sagas removed") != std::string::npos);
+    for (const std::string gone : {"f-done", "f-cancel"}) {
+      CAPTURE(gone);
+      CHECK(f.state_of(gone) == "(gone)");
+      CHECK(f.rows_of("history", gone) == 0);
+      CHECK(f.rows_of("timers", gone) == 0);
+      CHECK(f.rows_of("parked", gone) == 0);
+    }
+    // Unfinished, waiting for an operator, or finished too recently: kept with their history.
+    CHECK(f.state_of("f-open") == "placed");
+    CHECK(f.state_of("f-attention") == "needs_attention");
+    CHECK(f.state_of("r-cancel") == "cancelled");
+    CHECK(f.rows_of("history", "f-attention") >= 6);
+    CHECK(f.rows_of("history", "r-cancel") == 2);
+    CHECK(count_rows(f.db, "SELECT count(*) FROM instances") == instances_before - 2);
+    CHECK(count_rows(f.db, "SELECT count(*) FROM inbox") == inbox_before);  // the dedup window stays
+
+    // Nothing left older than the cutoff; a shorter one takes the recent cancellation.
+    CHECK(f.ctl({"purge", "--older-than", "1h", "--json"}).json()["purged"] == 0);
+    auto recent = f.ctl({"purge", "--older-than", "1m", "--definition", "order_lifecycle", "--json"});
+    REQUIRE_MESSAGE(recent.code == 0, recent.err);
+    CHECK(recent.json()["purged"] == 1);
+    CHECK(f.state_of("r-cancel") == "(gone)");
+    CHECK(f.state_of("f-attention") == "needs_attention");
+
+    auto unknown = f.ctl({"purge", "--older-than", "1h", "--definition", "no_such_flow"});
+    CHECK(unknown.code == 1);
+    CHECK(one_line(unknown.err));
+    CHECK(f.ctl({"purge", "--older-than", "a while"}).code == 2);
+    CHECK(f.ctl({"purge"}).code == 2);  // --older-than is required
+    CHECK(f.ctl({"purge", "--older-than", "1h", "--batch", "0"}).code == 2);
+  }
+
+  TEST_CASE("purge works while another connection keeps writing") {
+    finished_sagas f;
+    std::atomic<bool> stop{false};
+    std::atomic<int> written{0};
+    std::thread writer([&] {
+      saga::system_clock clock;
+      saga::sqlite::options o;
+      o.path = f.db;
+      saga::sqlite::store st(o);
+      saga::engine eng(st, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      for (int i = 0; !stop.load(); ++i) {
+        const std::string id = "live-" + std::to_string(i);
+        if (eng.handle(ev("order.placed", id, order(id))).ok()) ++written;
+      }
+    });
+    while (written.load() < 20) std::this_thread::sleep_for(5ms);
+    auto r = f.ctl({"purge", "--older-than", "1h", "--batch", "1", "--json"});
+    stop = true;
+    writer.join();
+    INFO("purge took " << r.seconds << " s while " << written.load() << " events were written");
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    CHECK(r.json()["purged"] == 2);
+    CHECK(count_rows(f.db, "SELECT count(*) FROM instances WHERE key LIKE 'live-%'") == written.load());
+  }
+
+  TEST_CASE("dead-letters shows count last and truncated and redrive refuses a truncated one") {
+    filled f;
+    const json before = f.ctl({"dead-letters", "--json"}).json();
+    REQUIRE(before.size() == 1);
+    CHECK(before[0]["count"] == 1);
+    CHECK(before[0]["truncated"] == false);
+    CHECK(before[0]["last"] == before[0]["created"]);
+    const std::int64_t id = before[0]["id"];
+    {
+      SQLite::Database w(f.db, SQLite::OPEN_READWRITE);
+      w.exec("UPDATE dead_letters SET truncated = 1, count = 4, last_ms = created_ms + 60000");
+    }
+    const json after = f.ctl({"dead-letters", "--json"}).json();
+    CHECK(after[0]["truncated"] == true);
+    CHECK(after[0]["count"] == 4);
+    CHECK(saga::parse_time(after[0]["last"].get<std::string>()) ==
+          *saga::parse_time(after[0]["created"].get<std::string>()) + 60000);
+    auto human = f.ctl({"dead-letters"});
+    CHECK(human.code == 0);
+    CHECK(human.out.find("TRUNCATED") != std::string::npos);
+
+    // Refused before anything is sent: no sagad listens here, and the reason is the truncation.
+    const auto port = saga::test::free_ports(1);
+    auto r = f.ctl({"redrive", std::to_string(id), "--endpoint", saga::test::loopback(port[0]), "--timeout",
+                    "200ms", "--tries", "1"});
+    CHECK(r.code == 4);
+    CHECK(r.err.find("truncated") != std::string::npos);
+    CHECK(r.err.find("unreachable") == std::string::npos);
+    CHECK(one_line(r.err));
+  }
+
+  TEST_CASE("timers and definitions name due timers of definitions that are not registered") {
+    filled f;
+    {
+      SQLite::Database w(f.db, SQLite::OPEN_READWRITE);
+      w.exec(
+          "INSERT INTO timers (definition, key, name, due_ms, generation) VALUES"
+          " ('retired_flow', 'k-1', 'reminder', 1000, 1), ('retired_flow', 'k-2', 'reminder', 2000, 1)");
+    }
+    const json timers = f.ctl({"timers", "--json"}).json();
+    REQUIRE(timers.size() == 5);
+    for (const auto& t : timers) {
+      CAPTURE(t.dump());
+      CHECK(t["registered"] == (t["type"] != "retired_flow"));
+    }
+    auto human = f.ctl({"timers"});
+    CHECK(human.code == 0);
+    CHECK(human.out.find("definition not registered") != std::string::npos);
+
+    const json d = f.ctl({"definitions", "--json"}).json();
+    REQUIRE(d["definitions"].size() == 3);
+    for (const auto& def : d["definitions"]) {
+      CAPTURE(def.dump());
+      // Only o-1's payment timeout (armed three hours ago for 15 minutes) is due.
+      CHECK(def["due_timers"] == (def["name"] == "order_lifecycle" ? 1 : 0));
+    }
+    REQUIRE(d["unregistered_due_timers"].size() == 1);
+    CHECK(d["unregistered_due_timers"][0]["name"] == "retired_flow");
+    CHECK(d["unregistered_due_timers"][0]["due_timers"] == 2);
+    auto table = f.ctl({"definitions"});
+    CHECK(table.code == 0);
+    CHECK(table.out.find("retired_flow") != std::string::npos);
+    CHECK(table.out.find("(not registered)") != std::string::npos);
   }
 }

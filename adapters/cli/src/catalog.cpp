@@ -4,11 +4,16 @@
 #include <SQLiteCpp/Exception.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <thread>
 #include <utility>
@@ -70,19 +75,38 @@ constexpr const char* sql_outbox =
     " WHERE sequence >= ?1 AND (?2 = 0 OR published_ms IS NULL) ORDER BY sequence LIMIT ?3";
 
 constexpr const char* sql_dead_letters =
-    "SELECT id, event_id, source, type, subject, reason, created_ms FROM dead_letters ORDER BY id LIMIT ?1";
+    "SELECT id, event_id, source, type, subject, reason, created_ms, count, last_ms, truncated"
+    " FROM dead_letters ORDER BY id LIMIT ?1";
 
-constexpr const char* sql_dead_letter_payload = "SELECT payload FROM dead_letters WHERE id = ?1";
+constexpr const char* sql_dead_letter = "SELECT payload, truncated FROM dead_letters WHERE id = ?1";
 
 constexpr const char* sql_timers =
-    "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE due_ms IS NOT NULL AND (?1 IS NULL OR due_ms < ?1) ORDER BY due_ms, definition, key, name LIMIT "
-    "?2";
+    "SELECT t.definition, t.key, t.name, t.due_ms, t.generation,"
+    " EXISTS (SELECT 1 FROM definitions AS d WHERE d.name = t.definition) FROM timers AS t"
+    " WHERE t.due_ms IS NOT NULL AND (?1 IS NULL OR t.due_ms < ?1)"
+    " ORDER BY t.due_ms, t.definition, t.key, t.name LIMIT ?2";
 
 constexpr const char* sql_definitions =
     "SELECT d.name, d.fingerprint, d.registered_ms, json_array_length(d.graph, '$.states'),"
-    " (SELECT count(*) FROM instances AS i WHERE i.definition = d.name)"
+    " (SELECT count(*) FROM instances AS i WHERE i.definition = d.name),"
+    " (SELECT count(*) FROM timers AS t WHERE t.definition = d.name AND t.due_ms <= ?1)"
     " FROM definitions AS d ORDER BY d.name";
+
+// Due timers of definitions the definitions table does not have: no sagad runs them.
+constexpr const char* sql_unregistered_due =
+    "SELECT t.definition, count(*) FROM timers AS t WHERE t.due_ms <= ?1"
+    " AND NOT EXISTS (SELECT 1 FROM definitions AS d WHERE d.name = t.definition)"
+    " GROUP BY t.definition ORDER BY t.definition";
+
+constexpr const char* sql_graphs = "SELECT name, graph FROM definitions ORDER BY name";
+
+// The same selection as the store's purge_finished: sagas in one of the states (a JSON array)
+// since before ?2.
+constexpr const char* sql_count_finished =
+    "SELECT count(*), coalesce(sum((SELECT count(*) FROM history AS h"
+    "   WHERE h.definition = i.definition AND h.key = i.key)), 0)"
+    " FROM instances AS i WHERE i.definition = ?1 AND i.state_since_ms < ?2"
+    " AND i.state IN (SELECT value FROM json_each(?3))";
 
 // Instances whose state the stored graph of their definition does not have
 // (or whose definition is not registered at all).
@@ -402,7 +426,10 @@ json catalog::dead_letters(std::int64_t limit) {
                       {"type", text(s, 3)},
                       {"subject", text(s, 4)},
                       {"reason", text(s, 5)},
-                      {"created", saga::format_time(i64(s, 6))}});
+                      {"created", saga::format_time(i64(s, 6))},
+                      {"count", i64(s, 7)},
+                      {"last", saga::format_time(i64(s, 8))},
+                      {"truncated", i64(s, 9) != 0}});
     }
     return rows;
   });
@@ -419,25 +446,34 @@ json catalog::timers(std::optional<std::int64_t> due_before_ms, std::int64_t lim
                       {"id", text(s, 1)},
                       {"name", text(s, 2)},
                       {"due", saga::format_time(i64(s, 3))},
-                      {"generation", i64(s, 4)}});
+                      {"generation", i64(s, 4)},
+                      {"registered", i64(s, 5) != 0}});
     }
     return rows;
   });
 }
 
-json catalog::definitions() {
+json catalog::definitions(std::int64_t now_ms) {
   return reading(path_, [&] {
     snapshot snap(*db_);
     json defs = json::array();
     {
       SQLite::Statement s(*db_, sql_definitions);
+      s.bind(1, now_ms);
       while (s.executeStep()) {
         defs.push_back({{"name", text(s, 0)},
                         {"fingerprint", text(s, 1)},
                         {"registered", saga::format_time(i64(s, 2))},
                         {"states", i64(s, 3)},
-                        {"instances", i64(s, 4)}});
+                        {"instances", i64(s, 4)},
+                        {"due_timers", i64(s, 5)}});
       }
+    }
+    json unregistered = json::array();
+    {
+      SQLite::Statement s(*db_, sql_unregistered_due);
+      s.bind(1, now_ms);
+      while (s.executeStep()) unregistered.push_back({{"name", text(s, 0)}, {"due_timers", i64(s, 1)}});
     }
     json orphans = json::array();
     {
@@ -447,7 +483,9 @@ json catalog::definitions() {
             {{"type", text(s, 0)}, {"id", text(s, 1)}, {"state", text(s, 2)}, {"fingerprint", text(s, 3)}});
       }
     }
-    return json{{"definitions", std::move(defs)}, {"orphaned", std::move(orphans)}};
+    return json{{"definitions", std::move(defs)},
+                {"unregistered_due_timers", std::move(unregistered)},
+                {"orphaned", std::move(orphans)}};
   });
 }
 
@@ -460,12 +498,41 @@ saga::graph catalog::graph_of(const std::string& name) {
   });
 }
 
-std::string catalog::dead_letter_payload(std::int64_t id) {
+catalog::stored_dead_letter catalog::dead_letter(std::int64_t id) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_dead_letter_payload);
+    SQLite::Statement s(*db_, sql_dead_letter);
     s.bind(1, id);
     if (!s.executeStep()) throw failure(not_found, "no dead letter with id " + std::to_string(id));
-    return text(s, 0);
+    return stored_dead_letter{text(s, 0), i64(s, 1) != 0};
+  });
+}
+
+std::vector<catalog::finished_states> catalog::purgeable(const std::string& definition) {
+  return reading(path_, [&] {
+    std::vector<finished_states> out;
+    SQLite::Statement s(*db_, sql_graphs);
+    while (s.executeStep()) {
+      if (!definition.empty() && text(s, 0) != definition) continue;
+      const saga::graph g = saga::graph_from_json(json::parse(text(s, 1)));
+      finished_states f{text(s, 0), {}};
+      for (const auto& t : g.terminal)
+        if (t != g.attention_state) f.states.push_back(t);
+      out.push_back(std::move(f));
+    }
+    if (!definition.empty() && out.empty())
+      throw failure(not_found, "no definition '" + definition + "' in " + path_);
+    return out;
+  });
+}
+
+catalog::purge_count catalog::count_finished(const finished_states& f, std::int64_t before_ms) {
+  return reading(path_, [&] {
+    SQLite::Statement s(*db_, sql_count_finished);
+    s.bind(1, f.definition);
+    s.bind(2, before_ms);
+    s.bind(3, json(f.states).dump());
+    s.executeStep();
+    return purge_count{i64(s, 0), i64(s, 1)};
   });
 }
 
@@ -473,26 +540,52 @@ std::int64_t catalog::last_published() {
   return reading(path_, [&] { return db_->execAndGet(sql_last_published).getInt64(); });
 }
 
-int catalog::backup_to(const std::string& file) {
-  std::error_code ec;
-  if (std::filesystem::exists(file, ec)) throw failure(usage, file + " already exists: choose a new file");
-  try {
-    SQLite::Database dest(file, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    SQLite::Backup backup(dest, *db_);
-    // One step copies everything under one read snapshot: a consistent copy that
-    // never blocks sagad (a WAL reader).
-    for (int attempt = 0;; ++attempt) {
-      const int rc = backup.executeStep(-1);
-      if (rc == SQLITE_DONE) break;
-      if (attempt >= 200) throw failure(database, "backup to " + file + ": the database stayed locked");
-      std::this_thread::sleep_for(std::chrono::milliseconds(25));  // SQLITE_BUSY / SQLITE_LOCKED
-    }
-    return backup.getTotalPageCount();
-  } catch (const failure&) {
+catalog::backup_result catalog::backup_to(const std::string& file, int pages_per_step, int pause_ms) {
+  // O_EXCL: never an existing file, never through a symlink; 0600: a copy of every saga's
+  // data is readable by its owner only, whatever the umask. SQLite then opens the empty file
+  // as a new database (its journal gets the same mode).
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) throw failure(usage, file + " already exists: choose a new file");
+    throw failure(usage, "cannot create " + file + ": " + std::strerror(errno));
+  }
+  ::close(fd);
+  auto discard = [&] {
+    std::error_code ec;
     std::filesystem::remove(file, ec);
+    std::filesystem::remove(file + "-journal", ec);
+  };
+  try {
+    backup_result r;
+    SQLite::Database dest(file, SQLite::OPEN_READWRITE);
+    SQLite::Backup backup(dest, *db_);
+    int step = std::max(1, pages_per_step);
+    int previous_remaining = -1;
+    for (int busy = 0;;) {
+      const int rc = backup.executeStep(step);
+      ++r.steps;
+      if (rc == SQLITE_DONE) break;
+      if (rc == SQLITE_OK) {
+        busy = 0;
+        const int remaining = backup.getRemainingPageCount();
+        // No progress: the source changed since the last step and SQLite started over.
+        if (previous_remaining >= 0 && remaining >= previous_remaining) {
+          ++r.restarts;
+          step = step > std::numeric_limits<int>::max() / 2 ? -1 : step * 2;
+        }
+        previous_remaining = remaining;
+      } else if (++busy > 200) {  // SQLITE_BUSY / SQLITE_LOCKED
+        throw failure(database, "backup to " + file + ": the database stayed locked");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+    }
+    r.pages = backup.getTotalPageCount();
+    return r;
+  } catch (const failure&) {
+    discard();
     throw;
   } catch (const SQLite::Exception& e) {
-    std::filesystem::remove(file, ec);
+    discard();
     throw failure(database, "backup to " + file + " failed: " + e.what());
   }
 }

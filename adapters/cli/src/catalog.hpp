@@ -19,6 +19,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <SQLiteCpp/Database.h>
 #include <nlohmann/json.hpp>
@@ -65,19 +66,53 @@ class catalog {
   nlohmann::json stats(std::int64_t now_ms);
   nlohmann::json outbox(bool pending_only, std::int64_t from_sequence, std::int64_t limit);
   nlohmann::json dead_letters(std::int64_t limit);
+  // Each timer says whether its definition is in the definitions table (`registered`).
   nlohmann::json timers(std::optional<std::int64_t> due_before_ms, std::int64_t limit);
-  nlohmann::json definitions();
+  // Per registered definition its timers due at `now_ms`; then the definitions that are not
+  // registered but have timers due (sagad never fires those).
+  nlohmann::json definitions(std::int64_t now_ms);
 
   // The stored graph of `name`; failure(not_found) when none.
   saga::graph graph_of(const std::string& name);
-  // A dead letter's stored payload; failure(not_found) when no such id.
-  std::string dead_letter_payload(std::int64_t id);
+  // A dead letter's stored payload and whether it was cut at the size limit;
+  // failure(not_found) when no such id.
+  struct stored_dead_letter {
+    std::string payload;
+    bool truncated = false;
+  };
+  stored_dead_letter dead_letter(std::int64_t id);
   // The highest published sequence (0 when nothing was published).
   std::int64_t last_published();
 
-  // SQLite's online backup of the whole database into `file` (which must not
-  // exist); returns the number of pages copied.
-  int backup_to(const std::string& file);
+  // What `sagactl purge` may remove, per registered definition (only `definition`
+  // unless empty; failure(not_found) when it is not registered): its terminal states,
+  // except the state an operator can still resolve out of (graph::attention_state).
+  struct finished_states {
+    std::string definition;
+    std::vector<std::string> states;
+  };
+  std::vector<finished_states> purgeable(const std::string& definition);
+  // How many sagas of `f` have been in one of its states since before `before_ms`, and
+  // their history rows: what purge_finished would remove.
+  struct purge_count {
+    std::int64_t sagas = 0;
+    std::int64_t history = 0;
+  };
+  purge_count count_finished(const finished_states& f, std::int64_t before_ms);
+
+  // SQLite's online backup of the whole database into `file`, which this call creates
+  // (O_CREAT | O_EXCL, mode 0600: an existing file or symlink is refused with
+  // failure(usage)). Copies `pages_per_step` pages per step and sleeps `pause_ms` between
+  // steps, so that no read snapshot is held for the whole copy and the writer's WAL can
+  // be reset meanwhile. A write between steps makes SQLite start the copy over; each such
+  // restart doubles the step, so that under a steady write load the copy still ends (at
+  // worst as one step under one snapshot). Returns the number of pages copied.
+  struct backup_result {
+    int pages = 0;
+    int steps = 0;
+    int restarts = 0;
+  };
+  backup_result backup_to(const std::string& file, int pages_per_step, int pause_ms);
 
  private:
   std::string path_;

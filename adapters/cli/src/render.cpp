@@ -10,14 +10,15 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <map>
 #include <set>
 #include <tuple>
 
 #include "catalog.hpp"
+#include "temp_dir.hpp"
 
 extern char** environ;
 
@@ -93,6 +94,16 @@ std::string numbers(const std::vector<int>& steps) {
 }
 
 }  // namespace
+
+std::string cell(const json& j) {
+  if (j.is_null()) return "-";
+  if (j.is_string()) return j.get<std::string>();
+  return j.dump();
+}
+
+void print_json(const json& j) {
+  std::cout << j.dump(2) << '\n';
+}
 
 std::string human_duration(std::int64_t ms) {
   if (ms < 0) return "-" + human_duration(-ms);
@@ -248,24 +259,9 @@ std::string graph_mermaid(const saga::graph& g, const json* instance) {
 }
 
 std::string dot_to_svg(const std::string& dot) {
-  namespace fs = std::filesystem;
-  const fs::path dir = fs::temp_directory_path() / ("sagactl-" + std::to_string(::getpid()));
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  struct cleanup {
-    fs::path dir;
-    ~cleanup() {
-      std::error_code e;
-      fs::remove_all(dir, e);
-    }
-  } guard{dir};
-  const std::string in = (dir / "graph.dot").string(), out = (dir / "graph.svg").string(),
-                    err = (dir / "dot.err").string();
-  {
-    std::ofstream f(in, std::ios::binary);
-    f << dot;
-    if (!f) throw failure(usage, "cannot write " + in);
-  }
+  const temp_dir dir("sagactl-svg");
+  const std::string in = dir.file("graph.dot"), out = dir.file("graph.svg"), err = dir.file("dot.err");
+  write_new_file(in, dot);
   std::vector<std::string> argv = {"dot", "-Tsvg", "-o", out, in};
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(a.data());
@@ -273,7 +269,7 @@ std::string dot_to_svg(const std::string& dot) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
   pid_t pid = -1;
   const int rc = ::posix_spawnp(&pid, "dot", &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);

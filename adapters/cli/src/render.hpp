@@ -14,6 +14,11 @@
 
 namespace sagactl {
 
+// A JSON value as a table cell: strings bare, null as "-", the rest as JSON.
+std::string cell(const nlohmann::json& j);
+// The document `--json` prints: indented, one trailing newline, on stdout.
+void print_json(const nlohmann::json& j);
+
 // 1d2h, 15m, 3m20s, 850ms; negative values get a leading '-'.
 std::string human_duration(std::int64_t ms);
 

@@ -1,0 +1,101 @@
+#include "sending.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+
+#include <zmq.hpp>
+
+#include "catalog.hpp"
+#include "command.hpp"
+#include "render.hpp"
+#include "saga/codec.hpp"
+#include "saga/duration.hpp"
+#include "saga/uuid.hpp"
+#include "saga/zmq/client.hpp"
+
+namespace sagactl {
+
+void add_send_options(CLI::App& cmd, send_settings& s) {
+  cmd.add_option("--endpoint", s.endpoint, "sagad's ingress")->envname("SAGA_INGRESS")->capture_default_str();
+  cmd.add_option("--timeout", s.timeout, "wait this long for an ack before resending")
+      ->check(duration_check())
+      ->capture_default_str();
+  cmd.add_option("--tries", s.tries, "sends before giving up")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+}
+
+saga::ack send_event(const saga::event& e, const send_settings& s) {
+  if (auto problem = saga::validate_event(e); !problem.empty())
+    throw failure(usage, "invalid event: " + problem);
+  ::zmq::context_t ctx(1);
+  saga::zmq::client_options co;
+  co.timeout = std::chrono::milliseconds(*saga::parse_duration(s.timeout));
+  co.max_tries = s.tries;
+  co.backoff = std::chrono::milliseconds(100);
+  co.max_backoff = std::chrono::milliseconds(500);
+  std::optional<saga::zmq::client> c;
+  try {
+    c.emplace(ctx, s.endpoint, co);
+  } catch (const ::zmq::error_t& ex) {
+    throw failure(usage, "bad endpoint '" + s.endpoint + "': " + ex.what());
+  }
+  try {
+    return c->send(e);
+  } catch (const saga::zmq::client_error&) {
+    throw failure(unreachable_or_rejected, "sagad unreachable at " + s.endpoint + " (no ack after " +
+                                               std::to_string(s.tries) + " tries of " + s.timeout + ")");
+  } catch (const ::zmq::error_t& ex) {
+    throw failure(unreachable_or_rejected, "sagad unreachable at " + s.endpoint + ": " + ex.what());
+  }
+}
+
+namespace {
+
+std::string default_operator() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  if (const char* u = std::getenv("LOGNAME"); u && *u) return u;
+  return "unknown";
+}
+
+}  // namespace
+
+void add_operator_options(CLI::App& cmd, operator_request& r) {
+  r.operator_name = default_operator();
+  cmd.add_option("id", r.id, "the saga's id")->required();
+  cmd.add_option("--reason", r.reason, "why (recorded in history)")->required();
+  cmd.add_option("--operator", r.operator_name, "who (default $USER)")->capture_default_str();
+  cmd.add_option("--type", r.type, "the definition, when several have a saga with this id");
+}
+
+saga::event operator_event(const std::string& type, const operator_request& r, std::int64_t now_ms) {
+  saga::event e;
+  e.id = saga::make_uuid_v7();
+  e.source = "urn:saga:operator";
+  e.type = type;
+  e.subject = r.id;
+  e.time = saga::format_time(now_ms);
+  e.data = {{"reason", r.reason}, {"operator", r.operator_name}};
+  if (!r.to.empty()) e.data["to"] = r.to;
+  if (!r.type.empty()) e.data["saga_type"] = r.type;
+  return e;
+}
+
+int report_ack(const saga::ack& a, bool as_json) {
+  if (as_json) {
+    print_json(saga::to_json(a));
+  } else {
+    std::cout << saga::to_string(a.status);
+    if (a.ok()) {
+      std::cout << ' ' << saga::to_string(a.outcome) << ": " << a.saga_type << '/' << a.saga_id;
+      if (!a.saga_state.empty()) std::cout << " is " << a.saga_state;
+    }
+    std::cout << " (event " << a.id << ")\n";
+  }
+  if (!a.ok()) throw failure(unreachable_or_rejected, "rejected: " + a.reason);
+  return 0;
+}
+
+}  // namespace sagactl

@@ -1,0 +1,41 @@
+#pragma once
+// How sagactl's actions reach sagad: one event through the ingress (saga::zmq::client, with
+// resends of the same event id), and the ack printed.
+//
+// Errors: failure(usage) for an invalid event or endpoint, failure(unreachable_or_rejected)
+// when no ack came after the tries or the event was rejected (with sagad's reason).
+
+#include <cstdint>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "saga/engine.hpp"
+#include "saga/event.hpp"
+
+namespace sagactl {
+
+struct send_settings {
+  std::string endpoint = "tcp://127.0.0.1:5570";
+  std::string timeout = "1s";
+  int tries = 3;
+};
+
+// --endpoint (env SAGA_INGRESS), --timeout, --tries.
+void add_send_options(CLI::App& cmd, send_settings& s);
+
+saga::ack send_event(const saga::event& e, const send_settings& s);
+
+// Prints the ack (the wire ack with `as_json`) and returns 0; a rejection is thrown as
+// failure(unreachable_or_rejected) with its reason.
+int report_ack(const saga::ack& a, bool as_json);
+
+// An operator action (saga.operator.abort / .resolve, source urn:saga:operator): the saga's
+// id, --reason, --operator (default $USER), --type; `to` for resolve only.
+struct operator_request {
+  std::string id, reason, operator_name, type, to;
+};
+void add_operator_options(CLI::App& cmd, operator_request& r);
+saga::event operator_event(const std::string& type, const operator_request& r, std::int64_t now_ms);
+
+}  // namespace sagactl
