@@ -105,7 +105,7 @@ struct fixture {
 
 TEST_SUITE("isolation") {
   TEST_CASE(
-      "regression: an operator abort with a number in data.saga_type is rejected alone, naming the field") {
+      "regression: an operator abort with a number in data.saga_type is rejected alone - naming the field") {
     fixture f;
     auto abort = order_event("op-1", "saga.operator.abort", "o-1", {{"saga_type", 1}});
     abort.source = "urn:saga:operator";
@@ -121,7 +121,7 @@ TEST_SUITE("isolation") {
     CHECK(f.dead_letters_of("op-1") == 1);
   }
 
-  TEST_CASE("every operator data field with every non-string JSON type is rejected, naming the field") {
+  TEST_CASE("every operator data field with every non-string JSON type is rejected - naming the field") {
     fixture f;
     f.engine.handle(placed("o-1"));
     const std::vector<nlohmann::json> values = {true, 7, -1.5, nlohmann::json::array({1}), {{"a", 1}}};
@@ -161,7 +161,7 @@ TEST_SUITE("isolation") {
     }
   }
 
-  TEST_CASE("a failure after an event's first write rolls back that event only; the batch commits once") {
+  TEST_CASE("a failure after an event's first write rolls back that event only - the batch commits once") {
     for (const bool non_std : {false, true}) {
       CAPTURE(non_std);
       fixture f;
@@ -201,7 +201,7 @@ TEST_SUITE("isolation") {
     CHECK(f.scalar("SELECT count(*) FROM dead_letters") == 3);
   }
 
-  TEST_CASE("a duplicate of a rejected event is rejected again, and kept as one dead letter") {
+  TEST_CASE("a duplicate of a rejected event is rejected again - and kept as one dead letter") {
     fixture f;
     f.failing.keys = {"bad"};
     for (int i = 0; i < 3; ++i) CHECK(f.engine.handle(placed("bad")).status == ack_status::rejected);
@@ -250,7 +250,7 @@ TEST_SUITE("engine ids") {
     CHECK(f.state("o-1") == "cancelled");
   }
 
-  TEST_CASE("a configured engine source is its namespace too; other engines' sources stay valid input") {
+  TEST_CASE("a configured engine source is its namespace too - other engines' sources stay valid input") {
     saga::engine_options o;
     o.source = "urn:shop:orders";
     fixture f(o);
@@ -337,7 +337,7 @@ TEST_SUITE("engine bounds") {
     CHECK(elsewhere[0] == std::pair<std::string, std::int64_t>{"ghost", 1100});
   }
 
-  TEST_CASE("more than 1,024 due timers all fire when called again while the batch is full") {
+  TEST_CASE("more than 1024 due timers all fire when called again while the batch is full") {
     fixture f;
     std::vector<saga::event> orders;
     for (int i = 0; i < 1500; ++i) orders.push_back(placed("o-" + std::to_string(i)));
@@ -355,7 +355,7 @@ TEST_SUITE("engine bounds") {
     CHECK(f.state("o-1499") == "cancelled");
   }
 
-  TEST_CASE("a timer whose firing fails is disarmed and kept as a dead letter; the others fire") {
+  TEST_CASE("a timer whose firing fails is disarmed and kept as a dead letter - the others fire") {
     fixture f;
     f.engine.handle_batch(std::vector<saga::event>{placed("o-1"), placed("bad"), placed("o-2")});
     f.failing.keys = {"bad"};
@@ -402,7 +402,7 @@ TEST_SUITE("engine bounds") {
     CHECK(f.state("o-2") == "placed");  // not finished: kept however old
   }
   TEST_CASE(
-      "regression: a saga purged and started again under its key gets its timers fired, not deduplicated") {
+      "regression: a saga purged and started again under its key gets its timers fired - not deduplicated") {
     fixture f;
     f.engine.handle(placed("o-1"));
     f.clock.advance(std::chrono::minutes(16));
