@@ -1,116 +1,34 @@
 #include "daemon.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <map>
-#include <random>
-#include <thread>
+#include <memory>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
+#include "committer.hpp"
+#include "database_lock.hpp"
 #include "definitions/catalog.hpp"
-#include "saga/duration.hpp"
+#include "fault_points.hpp"
+#include "loop_stats.hpp"
+#include "replay_thread.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
-#include "saga/zmq/replay_server.hpp"
+#include "ticker.hpp"
 
 namespace saga::daemon {
 namespace {
 
 using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
 
-// An advisory lock on "<db>.lock", held for the process's life: a second
-// sagad on the same database refuses to start, while sagactl (which does not
-// take it) keeps reading. flock is released by the kernel when the process
-// dies, kill -9 included.
-class lock_file {
- public:
-  explicit lock_file(const std::string& db) : path_(db + ".lock") {
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw startup_error("cannot open lock file " + path_ + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw startup_error("another sagad is running on " + db + " (it holds " + path_ + ")");
-    }
-    const std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) == 0) (void)!::write(fd_, pid.data(), pid.size());
-  }
-  ~lock_file() { ::close(fd_); }
-  lock_file(const lock_file&) = delete;
-  lock_file& operator=(const lock_file&) = delete;
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
-
-// Fault injection for the crash torture (tests/reliability): with
-// SAGA_FAULT=<point>:<probability>, sagad kills itself with SIGKILL at that
-// point with that probability. Points: before_commit (after a batch's writes,
-// before its commit), after_commit (before the acks), after_publish (a row
-// handed to the PUB socket, not yet marked published). Unset: no cost but a
-// branch. Not an option on purpose: it exists for tests, not for operators.
-class fault_hook {
- public:
-  fault_hook() {
-    const char* spec = std::getenv("SAGA_FAULT");
-    if (spec == nullptr) return;
-    const std::string s(spec);
-    const auto colon = s.find(':');
-    point_ = s.substr(0, colon);
-    probability_ = colon == std::string::npos ? 1.0 : std::stod(s.substr(colon + 1));
-    if (point_ != "before_commit" && point_ != "after_commit" && point_ != "after_publish")
-      throw startup_error("SAGA_FAULT: unknown point '" + point_ + "'");
-  }
-  void at(std::string_view point) {
-    if (point != point_ || std::uniform_real_distribution<double>(0, 1)(rng_) >= probability_) return;
-    std::fprintf(stderr, "fault injected: %s\n", point_.c_str());
-    std::fflush(stderr);
-    ::kill(::getpid(), SIGKILL);
-  }
-
- private:
-  std::string point_;
-  double probability_ = 0;
-  std::mt19937_64 rng_{std::random_device{}()};
-};
-
-class faulty_store final : public saga::store_wrapper {
- public:
-  faulty_store(saga::store& s, fault_hook& f) : store_wrapper(s), fault_(f) {}
-  void commit() override {
-    fault_.at("before_commit");
-    store_wrapper::commit();
-  }
-
- private:
-  fault_hook& fault_;
-};
-
-class faulty_publisher final : public saga::publisher {
- public:
-  faulty_publisher(saga::publisher& p, fault_hook& f) : inner_(p), fault_(f) {}
-  void publish(const saga::outbox_record& r) override {
-    inner_.publish(r);
-    fault_.at("after_publish");
-  }
-
- private:
-  saga::publisher& inner_;
-  fault_hook& fault_;
-};
+// How often undelivered acks (peers not reading) are offered to their pipes again.
+constexpr auto ack_retry_interval = 10ms;
 
 spdlog::level::level_enum to_spdlog(saga::log_level l) {
   switch (l) {
@@ -126,45 +44,153 @@ spdlog::level::level_enum to_spdlog(saga::log_level l) {
   return spdlog::level::info;
 }
 
-// Counters for the once-a-minute summary.
-struct stats {
-  std::uint64_t batches = 0;
-  std::map<std::string, std::uint64_t> acks;  // "accepted/transitioned", "rejected", ...
-  std::uint64_t timers = 0;
-  std::uint64_t commit_failures = 0;
+saga::engine_options engine_options_of(const options& o) {
+  saga::engine_options eo;
+  eo.source = o.source;
+  eo.park_limit = o.park_limit;
+  eo.park_total_limit = o.park_total_limit;
+  eo.park_expiry_ms = o.park_expiry_ms;
+  eo.dead_letter_retention_ms = o.dead_letter_retention_ms;
+  eo.dead_letter_max = o.dead_letter_max;
+  eo.finished_retention_ms = o.finished_retention_ms;
+  eo.log = [](saga::log_level l, std::string_view m) { spdlog::log(to_spdlog(l), "{}", m); };
+  return eo;
+}
 
-  void count(const saga::ack& a) {
-    std::string k(saga::to_string(a.status));
-    if (a.outcome != saga::ack_outcome::none) k += "/" + std::string(saga::to_string(a.outcome));
-    ++acks[k];
-  }
-  std::string summary() const {
-    std::uint64_t events = 0;
-    std::string parts;
-    for (const auto& [k, n] : acks) {
-      events += n;
-      parts += " " + k + "=" + std::to_string(n);
+void register_definitions(saga::engine& engine, const options& o) {
+  std::vector<std::shared_ptr<const saga::definition>> defs;
+  for (const auto& name : o.definitions.empty() ? saga::definitions::names() : o.definitions) {
+    auto d = saga::definitions::by_name(name);
+    if (!d) {
+      std::string known;
+      for (const auto& n : saga::definitions::names()) known += (known.empty() ? "" : ", ") + n;
+      throw startup_error("unknown definition '" + name + "' (compiled: " + known + ")");
     }
-    return std::to_string(events) + " events in " + std::to_string(batches) + " batches," + parts +
-           "; timers fired " + std::to_string(timers) + "; failed commits " + std::to_string(commit_failures);
+    defs.push_back(std::move(d));
   }
+  defs.insert(defs.end(), o.extra_definitions.begin(), o.extra_definitions.end());
+  for (auto& d : defs) {
+    try {
+      const auto r = engine.add(std::move(d));
+      spdlog::info("definition {} fingerprint {}", r.name, r.fingerprint);
+    } catch (const std::invalid_argument& e) {
+      throw startup_error(e.what());
+    }
+  }
+}
+
+// The loop: each pass waits for ingress (unless a batch is in hand) or for
+// the next thing due, then runs the named parts in order.
+class loop {
+ public:
+  loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
+       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault)
+      : ingress_(ingress),
+        relay_(relay),
+        committer_(
+            engine, ingress, fault, stats_,
+            committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
+        ticker_(engine, relay, pub, clock, stats_, ticker::options{}) {
+    engine.on_commit([this] { committed_ = true; });
+  }
+
+  void run(const std::atomic<bool>& stop) {
+    next_summary_ = steady::now() + 60s;
+    while (!stop.load()) {
+      if (!wait_for_work()) continue;
+      const auto now = steady::now();
+      if (!committer_.busy() && ingress_ready_) pump_ingress();
+      if (committer_.busy() && committer_.step(now)) publish_committed();
+      ingress_.flush();
+      ticker_.run(now);
+      summarize(now);
+    }
+    // Stopping: one last attempt at the batch in hand (unacked if it fails:
+    // clients resend to the next sagad), then publish what is committed.
+    if (committer_.busy() && committer_.step(steady::now(), true)) publish_committed();
+    ingress_.flush();
+    try {
+      relay_.drain();
+    } catch (const std::exception& e) {
+      spdlog::error("final publish: {} (published on the next start)", e.what());
+    }
+    stats_.dropped = ingress_.dropped_requests();
+    spdlog::info("sagad stopped: {}", stats_.summary());
+  }
+
+ private:
+  // Polls the ingress (not while a batch is in hand: nothing new is read
+  // until it is settled) until the next thing due; false on a signal.
+  bool wait_for_work() {
+    auto until = ticker_.due();
+    if (committer_.busy()) until = std::min(until, committer_.next_attempt());
+    if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
+    const auto wait =
+        std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
+    ::zmq::pollitem_t item{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN),
+                           0};
+    try {
+      ::zmq::poll(&item, 1, wait);
+    } catch (const ::zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+      return false;  // a signal: the loop condition decides
+    }
+    ingress_ready_ = (item.revents & ZMQ_POLLIN) != 0;
+    return true;
+  }
+
+  // The ingress pump: takes what waits (up to --batch-max) into the committer.
+  void pump_ingress() {
+    if (ingress_.read_batch() > 0) committer_.take();
+  }
+
+  // The publisher: what the last commit wrote goes out now. A store error
+  // (marking rows published) loses nothing: the rows stay unpublished and
+  // the tick's drain publishes them again.
+  void publish_committed() {
+    if (!committed_) return;
+    committed_ = false;
+    try {
+      relay_.drain();
+    } catch (const saga::store_error& e) {
+      spdlog::error("publishing: {} (retried on the next tick)", e.what());
+    }
+  }
+
+  void summarize(steady::time_point now) {
+    if (now < next_summary_) return;
+    stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
+    dropped_reported_ = ingress_.dropped_requests();
+    spdlog::info("last minute: {}", stats_.summary());
+    stats_ = {};
+    next_summary_ += 60s;
+    if (next_summary_ <= now) next_summary_ = now + 60s;
+  }
+
+  saga::zmq::ingress_server& ingress_;
+  saga::outbox_relay& relay_;
+  loop_stats stats_;
+  committer committer_;
+  ticker ticker_;
+  bool committed_ = false;
+  bool ingress_ready_ = false;
+  steady::time_point next_summary_;
+  std::uint64_t dropped_reported_ = 0;
 };
 
 }  // namespace
 
 void run(const options& o, const std::atomic<bool>& stop) {
-  fault_hook fault;
-  lock_file lock(o.db);
+  // First: the lock must outlive every SQLite connection below (database_lock.hpp).
+  database_lock lock(o.db);
+  fault_points fault;
 
   saga::sqlite::options so;
   so.path = o.db;
   so.synchronous = o.synchronous;
-  std::unique_ptr<saga::sqlite::store> writer, reader;
+  std::unique_ptr<saga::sqlite::store> writer;
   try {
     writer = std::make_unique<saga::sqlite::store>(so);
-    auto ro = so;
-    ro.background_checkpoint = false;                    // it never writes: the writer's thread checkpoints
-    reader = std::make_unique<saga::sqlite::store>(ro);  // replay reads on its own connection
   } catch (const std::exception& e) {
     throw startup_error(std::string("database ") + o.db + ": " + e.what());
   }
@@ -173,44 +199,34 @@ void run(const options& o, const std::atomic<bool>& stop) {
   ::zmq::context_t ctx(1);
   std::unique_ptr<saga::zmq::publisher> pub;
   std::unique_ptr<saga::zmq::ingress_server> ingress;
-  std::unique_ptr<saga::zmq::replay_server> replay;
   try {
     pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish);
     saga::zmq::ingress_options io;
     io.batch_max = o.batch_max;
+    io.peer_credit = o.peer_credit;
+    io.warn = [](std::string_view m) { spdlog::warn("{}", m); };
     ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
-    replay = std::make_unique<saga::zmq::replay_server>(ctx, o.replay, *reader);
   } catch (const std::exception& e) {
     throw startup_error(e.what());
   }
+  auto ro = so;
+  ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
+  replay_thread replay(ctx, o.replay, ro);
 
   saga::system_clock clock;
-  saga::engine_options eo;
-  eo.source = o.source;
-  eo.park_limit = o.park_limit;
-  eo.park_expiry_ms = o.park_expiry_ms;
-  eo.log = [](saga::log_level l, std::string_view m) { spdlog::log(to_spdlog(l), "{}", m); };
-  faulty_store engine_store(*writer, fault);
-  saga::engine engine(engine_store, clock, eo);
-  const auto wanted = o.definitions.empty() ? saga::definitions::names() : o.definitions;
-  for (const auto& name : wanted) {
-    auto d = saga::definitions::by_name(name);
-    if (!d) {
-      std::string known;
-      for (const auto& n : saga::definitions::names()) known += (known.empty() ? "" : ", ") + n;
-      throw startup_error("unknown definition '" + name + "' (compiled: " + known + ")");
-    }
-    const auto r = engine.add(d);
-    spdlog::info("definition {} fingerprint {}", r.name, r.fingerprint);
+  saga::store* engine_store = &fault.wrap(*writer);
+  std::unique_ptr<saga::store> wrapped;
+  if (o.wrap_store) {
+    wrapped = o.wrap_store(*engine_store);
+    engine_store = wrapped.get();
   }
+  saga::engine engine(*engine_store, clock, engine_options_of(o));
+  register_definitions(engine, o);
 
-  saga::relay_options ro;
-  ro.retention_ms = o.retention_ms;
-  ro.dedup_window_ms = o.dedup_window_ms;
-  faulty_publisher relay_publisher(*pub, fault);
-  saga::outbox_relay relay(*writer, relay_publisher, clock, ro);
-  bool committed = false;
-  engine.on_commit([&] { committed = true; });
+  saga::relay_options rlo;
+  rlo.retention_ms = o.retention_ms;
+  rlo.dedup_window_ms = o.dedup_window_ms;
+  saga::outbox_relay relay(*writer, fault.wrap(*pub), clock, rlo);
 
   std::size_t published_at_start = 0;  // what was committed but not published
   try {
@@ -220,107 +236,10 @@ void run(const options& o, const std::atomic<bool>& stop) {
   }
   spdlog::info(
       "sagad: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start", o.db,
-      o.synchronous, ingress->endpoint(), pub->endpoint(), replay->endpoint(), published_at_start);
+      o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(), published_at_start);
+  if (o.on_ready) o.on_ready(endpoints{ingress->endpoint(), pub->endpoint(), replay.endpoint()});
 
-  stats st;
-  auto next_tick = std::chrono::steady_clock::now();
-  auto next_summary = next_tick + 60s;
-  auto next_prune = next_tick;
-
-  // Handles the batch in hand: commit (retrying a failed commit with backoff:
-  // nothing of it is durable, so nothing is acked), then ack, then publish.
-  auto handle_batch = [&] {
-    const auto inputs = ingress->pending();
-    auto backoff = 50ms;
-    for (;;) {
-      try {
-        const auto acks = engine.handle_batch(inputs);
-        fault.at("after_commit");
-        ingress->ack(acks);
-        ++st.batches;
-        for (const auto& a : acks) st.count(a);
-        spdlog::debug("batch of {} committed and acked", acks.size());
-        return true;
-      } catch (const saga::store_error& e) {
-        ++st.commit_failures;
-        spdlog::error("batch of {} not committed (retrying in {}): {}", inputs.size(),
-                      saga::format_duration(backoff.count()), e.what());
-        if (stop.load()) return false;  // unacked: clients resend after a restart
-        std::this_thread::sleep_for(backoff);
-        backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
-      }
-    }
-  };
-
-  // Publishes what the last commit wrote. A store error here (marking rows
-  // published) loses nothing: the rows stay unpublished and the next drain —
-  // after the next commit or on the tick — publishes them again.
-  auto publish = [&] {
-    if (!committed) return;
-    committed = false;
-    try {
-      relay.drain();
-    } catch (const saga::store_error& e) {
-      spdlog::error("publishing: {} (retried on the next tick)", e.what());
-      committed = true;
-    }
-  };
-
-  while (!stop.load()) {
-    const auto now = std::chrono::steady_clock::now();
-    const auto wait = std::max(std::chrono::milliseconds(0),
-                               std::chrono::duration_cast<std::chrono::milliseconds>(next_tick - now));
-    ::zmq::pollitem_t items[] = {{ingress->socket().handle(), 0, ZMQ_POLLIN, 0},
-                                 {replay->socket().handle(), 0, ZMQ_POLLIN, 0}};
-    try {
-      ::zmq::poll(items, 2, wait);
-    } catch (const ::zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-      continue;  // a signal: the loop condition decides
-    }
-    if (items[0].revents & ZMQ_POLLIN) {
-      if (ingress->read_batch() > 0 && !handle_batch()) break;
-      publish();
-    }
-    if (items[1].revents & ZMQ_POLLIN)
-      for (int i = 0; i < 64 && replay->poll_once(0ms); ++i) {
-      }
-
-    if (std::chrono::steady_clock::now() < next_tick) continue;
-    next_tick += 1s;
-    if (next_tick < std::chrono::steady_clock::now()) next_tick = std::chrono::steady_clock::now() + 1s;
-    try {
-      for (const auto& f : engine.fire_due_timers(clock.now_ms())) {
-        ++st.timers;
-        spdlog::debug("timer {} of {}/{} fired: {}", f.timer.name, f.timer.definition, f.timer.key,
-                      saga::to_json(f.ack).dump());
-      }
-      if (const auto n = engine.expire_parked(clock.now_ms()); n > 0)
-        spdlog::warn("{} parked event(s) of sagas that never started moved to the dead letters", n);
-      relay.drain();  // also the slow poll for rows other processes committed
-      committed = false;
-      if (std::chrono::steady_clock::now() >= next_prune) {
-        if (const auto n = relay.prune(); n > 0) spdlog::info("pruned {} outbox and inbox rows", n);
-        next_prune += 1h;
-      }
-    } catch (const saga::store_error& e) {
-      spdlog::error("tick: {} (retrying next second)", e.what());
-    }
-    pub->heartbeat(std::max<std::int64_t>(0, relay.last_published()));
-    if (std::chrono::steady_clock::now() >= next_summary) {
-      spdlog::info("last minute: {}", st.summary());
-      st = {};
-      next_summary += 60s;
-    }
-  }
-
-  // Stopping: the batch in hand was committed and acked above; publish what is committed.
-  try {
-    relay.drain();
-  } catch (const std::exception& e) {
-    spdlog::error("final publish: {} (published on the next start)", e.what());
-  }
-  spdlog::info("sagad stopped: {}", st.summary());
+  loop(o, engine, *ingress, relay, *pub, clock, fault).run(stop);
 }
 
 }  // namespace saga::daemon

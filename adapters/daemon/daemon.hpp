@@ -1,22 +1,36 @@
 #pragma once
 // sagad's core: the ingress, events and replay sockets, the engine, the outbox
-// relay, timers and pruning, run on one thread in one loop (docs/operations.md).
+// relay, timers and pruning (docs/operations.md).
 //
-// One thread owns every socket and the writer connection, so nothing here
-// locks. Each pass: read every waiting ingress request (up to batch_max) and
-// handle them in one transaction; ack only after that commit; publish what
-// the commit wrote; answer replay requests; and once a second send the
-// heartbeat, fire due timers, expire parked events and poll the outbox for
-// rows other processes committed. A failed commit acks nothing and is retried
-// with backoff until it succeeds or the daemon is stopped.
+// The loop thread owns the ingress and events sockets and the writer
+// connection, and runs the loop's named parts (daemon.cpp): the ingress pump
+// reads a batch; the committer commits it and acks it only after the commit
+// (retrying storage failures with backoff, then bisecting the batch so that
+// one input that keeps failing is set aside, without ever blocking the loop);
+// the publisher publishes what the commit wrote; the ticker sends the
+// heartbeat each second, fires due timers in bounded batches, expires parked
+// events and prunes in bounded steps. Replay is served on a thread of its own
+// with its own socket and store connection, so a long replay never delays
+// acks. The database file itself is locked (flock) for the process's life: a
+// second sagad on the same database, by any path, refuses to start.
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "saga/definition.hpp"
+#include "saga/store.hpp"
+
 namespace saga::daemon {
+
+// The endpoints actually bound (a port 0 or "*" resolved).
+struct endpoints {
+  std::string ingress, publish, replay;
+};
 
 struct options {
   std::string db = "saga.db";
@@ -29,8 +43,23 @@ struct options {
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;
   std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;
   std::size_t park_limit = 64;
+  std::int64_t park_total_limit = 100'000;
   std::int64_t park_expiry_ms = 24LL * 3600 * 1000;
-  std::vector<std::string> definitions;  // empty: every compiled definition
+  std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;
+  std::int64_t dead_letter_max = 100'000;
+  std::int64_t finished_retention_ms = 0;  // 0: finished sagas are kept
+  std::size_t peer_credit = 10'000;        // requests of one connection read and not yet acked
+  int storage_retries = 3;                 // retries of a whole batch before bisecting it
+  std::int64_t storage_backoff_ms = 50;    // first pause; doubles up to 5 s
+  std::vector<std::string> definitions;    // empty: every compiled definition
+  // Definitions run besides the compiled ones named above (test builds, plugins).
+  std::vector<std::shared_ptr<const saga::definition>> extra_definitions;
+
+  // Embedding and tests: wraps the store the engine writes through (fault
+  // injection); called once, before the loop starts.
+  std::function<std::unique_ptr<saga::store>(saga::store&)> wrap_store;
+  // Called once every socket is bound, before the loop starts.
+  std::function<void(const endpoints&)> on_ready;
 };
 
 // Thrown before the loop starts when sagad cannot run: the database is locked
@@ -40,9 +69,9 @@ class startup_error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Runs until `stop` becomes true; then stops taking events, finishes the batch
-// in hand (commit and ack), publishes what is committed and returns. Throws
-// startup_error when it cannot start.
+// Runs until `stop` becomes true; then stops taking events, tries once more
+// to commit and ack the batch in hand, publishes what is committed and
+// returns. Throws startup_error when it cannot start.
 void run(const options& o, const std::atomic<bool>& stop);
 
 }  // namespace saga::daemon

@@ -5,6 +5,10 @@
 //
 // Exit codes: 0 stopped by SIGTERM/SIGINT; 1 could not start or failed;
 // 2 bad options.
+//
+// The same file builds `sagad-test` (not installed): the daemon library with
+// the SAGA_FAULT kill points (fault_points.hpp) and, when the tests provide
+// them, the hostile test definitions (tests/support/hostile_definitions.hpp).
 
 #include <csignal>
 #include <iostream>
@@ -16,6 +20,9 @@
 #include "daemon.hpp"
 #include "definitions/catalog.hpp"
 #include "saga/duration.hpp"
+#if defined(SAGA_HOSTILE_DEFINITIONS)
+#include "support/hostile_definitions.hpp"
+#endif
 
 namespace {
 
@@ -32,6 +39,8 @@ int main(int argc, char** argv) {
   std::string retention = saga::format_duration(o.retention_ms);
   std::string dedup = saga::format_duration(o.dedup_window_ms);
   std::string park_expiry = saga::format_duration(o.park_expiry_ms);
+  std::string dead_letter_retention = saga::format_duration(o.dead_letter_retention_ms);
+  std::string retention_finished = "off";
   std::string log_level = "info";
 
   CLI::App app{"sagad: runs sagas from the events sent to its ingress and publishes their follow-on events"};
@@ -84,6 +93,37 @@ int main(int argc, char** argv) {
       ->envname("SAGA_PARK_EXPIRY")
       ->check(duration("--park-expiry"))
       ->capture_default_str();
+  app.add_option("--park-total-limit", o.park_total_limit,
+                 "parked events of all sagas together; more are rejected")
+      ->envname("SAGA_PARK_TOTAL_LIMIT")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--dead-letter-retention", dead_letter_retention,
+                 "dead letters are deleted this long after their last rejection")
+      ->envname("SAGA_DEAD_LETTER_RETENTION")
+      ->check(duration("--dead-letter-retention"))
+      ->capture_default_str();
+  app.add_option("--dead-letter-max", o.dead_letter_max, "dead letters kept at most (the oldest go first)")
+      ->envname("SAGA_DEAD_LETTER_MAX")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--retention-finished", retention_finished,
+                 "finished sagas (and their history) are deleted this long after they finished; off: kept")
+      ->envname("SAGA_RETENTION_FINISHED")
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            return s == "off" || saga::parse_duration(s)
+                       ? std::string()
+                       : "--retention-finished: '" + s + "' is neither off nor a duration (like 30d)";
+          },
+          "DURATION|off"))
+      ->capture_default_str();
+  app.add_option("--peer-credit", o.peer_credit,
+                 "requests of one connection read and not yet acked; beyond it its requests are dropped "
+                 "unanswered until it reads its acks")
+      ->envname("SAGA_PEER_CREDIT")
+      ->check(CLI::Range(1, 10'000'000))
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "debug, info, warn or error")
       ->envname("SAGA_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -101,6 +141,11 @@ int main(int argc, char** argv) {
   o.retention_ms = *saga::parse_duration(retention);
   o.dedup_window_ms = *saga::parse_duration(dedup);
   o.park_expiry_ms = *saga::parse_duration(park_expiry);
+  o.dead_letter_retention_ms = *saga::parse_duration(dead_letter_retention);
+  o.finished_retention_ms = retention_finished == "off" ? 0 : *saga::parse_duration(retention_finished);
+#if defined(SAGA_HOSTILE_DEFINITIONS)
+  o.extra_definitions = saga::testing::hostile_definitions();
+#endif
 
   auto logger = spdlog::stderr_color_mt("sagad");
   spdlog::set_default_logger(logger);

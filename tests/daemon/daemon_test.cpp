@@ -1056,4 +1056,64 @@ TEST_SUITE("sagad") {
     CHECK(st.code() == 2);
     CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
   }
+  TEST_CASE("a peer that floods without reading its acks does not grow sagad's memory beyond a bound") {
+    // sagad binds port 0 and reports its endpoints on its start-up line.
+    temp_dir dir;
+    process p({SAGAD_PATH, "--db", dir.file("flood.db"), "--ingress", "tcp://127.0.0.1:*", "--publish",
+               "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--synchronous", "OFF"},
+              dir.file("flood.out"), dir.file("flood.err"));
+    std::string ingress;
+    const bool started = eventually(10s, [&] {
+      const auto err = p.err();
+      const auto at = err.find("ingress tcp://");
+      if (at == std::string::npos) return false;
+      const auto end = err.find(',', at);
+      ingress = err.substr(at + 8, end - at - 8);
+      return true;
+    });
+    INFO("sagad stderr: " << p.err());
+    REQUIRE(started);
+    REQUIRE(saga::test::wait_until_ingress_answers(ingress, 10s, &p));
+    const auto kib = [&](const std::string& field) {
+      std::istringstream status(saga::test::read_text("/proc/" + std::to_string(p.pid()) + "/status"));
+      for (std::string line; std::getline(status, line);)
+        if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+      return -1L;
+    };
+    const long rss_before = kib("VmRSS");
+
+    // The same event 150,000 times (a duplicate after the first: cheap for
+    // sagad, an ack of ~250 bytes each); acks are never read, and the
+    // flooder's own receive side is kept tiny so they stay with sagad.
+    zmq::context_t ctx;
+    zmq::socket_t flooder(ctx, zmq::socket_type::dealer);
+    flooder.set(zmq::sockopt::linger, 0);
+    flooder.set(zmq::sockopt::rcvhwm, 1);
+    flooder.set(zmq::sockopt::rcvbuf, 4096);
+    flooder.set(zmq::sockopt::sndtimeo, 10'000);
+    flooder.connect(ingress);
+    const std::string body = saga::encode_event(placed("o-flood", 1));
+    constexpr int flood = 150'000;
+    int sent = 0;
+    for (; sent < flood; ++sent) {
+      // Blocks at the high-water mark: sagad reads at its pace.
+      if (!flooder.send(zmq::const_buffer(), zmq::send_flags::sndmore) || !flooder.send(zmq::buffer(body)))
+        break;
+    }
+    REQUIRE(sent == flood);
+    // A well-behaved peer is served meanwhile; a few of its round trips let
+    // sagad read what is left of the flood (it reads peers fairly).
+    for (int i = 0; i < 5; ++i) REQUIRE(saga::test::wait_until_ingress_answers(ingress, 10s, &p));
+
+    const long rss_after = kib("VmRSS"), peak = kib("VmHWM");
+    MESSAGE("sagad VmRSS before the flood " << rss_before << " KiB, after " << rss_after << " KiB, peak "
+                                            << peak << " KiB (" << flood << " requests, none read)");
+    // 10,000 unread acks (the default credit) plus libzmq's 1,000 and socket
+    // buffers are a few MB; without the credit the 150,000 acks are ~60 MB.
+    CHECK(peak > 0);
+    CHECK(peak - rss_before < 32 * 1024);
+    CHECK(p.err().find("does not read its acks") != std::string::npos);  // the credit was reached
+    p.signal(SIGTERM);
+    CHECK(p.wait_for(10s).code() == 0);
+  }
 }  // TEST_SUITE

@@ -11,8 +11,8 @@ target_compile_features(saga-torture PRIVATE cxx_std_20)
 if(COMMAND saga_warnings)
   saga_warnings(saga-torture)
 endif()
-add_dependencies(saga-torture sagad)
-target_compile_definitions(saga-torture PRIVATE SAGAD_PATH="$<TARGET_FILE:sagad>")
+add_dependencies(saga-torture sagad-test)
+target_compile_definitions(saga-torture PRIVATE SAGAD_PATH="$<TARGET_FILE:sagad-test>")
 # One place whatever directory includes this file: <build>/tests/reliability/saga-torture.
 set_target_properties(saga-torture PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/reliability)
 

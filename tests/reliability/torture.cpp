@@ -651,7 +651,8 @@ int main(int argc, char** argv) {
       app.add_option("--seconds", max_seconds, "stop killing after this many seconds (0: no limit)");
   app.add_flag("--short", short_run,
                "the short run: 1,500 sagas, >= 20 kills, >= 3 hits per point, <= 200 s");
-  app.add_option("--sagad", sagad_path, "the sagad executable")->capture_default_str();
+  app.add_option("--sagad", sagad_path, "the sagad executable: its test build, sagad-test (SAGA_FAULT)")
+      ->capture_default_str();
   app.add_option("--work-dir", work_dir,
                  "database and logs go here (default: a temporary folder, removed on success)");
   app.add_option("--report", report_path, "write the figures as JSON to this file");

@@ -1,5 +1,6 @@
 #include "saga/zmq/ingress_server.hpp"
 
+#include <cerrno>
 #include <iterator>
 #include <stdexcept>
 #include <string_view>
@@ -13,21 +14,44 @@ namespace saga::zmq {
 
 namespace {
 
+using steady = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
 // What an invalid_input keeps of the bytes received: the engine truncates
 // dead-letter payloads anyway; this bounds the memory a batch holds.
 constexpr std::size_t max_raw_bytes = 64 * 1024;
+
+// Requests read per read_batch(), dropped ones included: a peer flooding at
+// its credit cannot keep one call busy for ever.
+constexpr std::size_t reads_per_batch_factor = 4;
 
 void append_bounded(std::string& out, std::string_view part) {
   if (out.size() >= max_raw_bytes) return;
   out.append(part.substr(0, max_raw_bytes - out.size()));
 }
 
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * bytes.size());
+  for (const unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
 }  // namespace
 
 ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoint, ingress_options options)
     : socket_(ctx, ::zmq::socket_type::router), options_(std::move(options)) {
+  if (options_.peer_credit == 0) options_.peer_credit = 1;
   socket_.set(::zmq::sockopt::maxmsgsize, options_.max_message_bytes);
-  socket_.set(::zmq::sockopt::sndhwm, 0);  // a dropped ack would look like a lost event
+  socket_.set(::zmq::sockopt::rcvhwm, options_.receive_hwm);
+  socket_.set(::zmq::sockopt::sndhwm, options_.send_hwm);
+  if (options_.send_buffer_bytes > 0) socket_.set(::zmq::sockopt::sndbuf, options_.send_buffer_bytes);
+  // A full pipe refuses the ack (EAGAIN) instead of dropping it silently: it is queued.
+  socket_.set(::zmq::sockopt::router_mandatory, 1);
   socket_.set(::zmq::sockopt::linger, options_.linger_ms);
   try {
     socket_.bind(endpoint);
@@ -38,16 +62,39 @@ ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoin
   endpoint_ = socket_.get(::zmq::sockopt::last_endpoint);
 }
 
+void ingress_server::drop_request(const std::string& peer_id, peer& p) {
+  ++dropped_;
+  ++p.dropped_since_warning;
+  const auto now = steady::now();
+  if (!options_.warn || (p.last_warning != steady::time_point{} && now - p.last_warning < 60s)) return;
+  options_.warn("ingress: peer " + hex(peer_id) + " has " + std::to_string(p.in_hand + p.queue.size()) +
+                " requests unanswered (credit " + std::to_string(options_.peer_credit) +
+                ") and does not read its acks; " + std::to_string(p.dropped_since_warning) +
+                " of its requests dropped unanswered since the last notice (it resends them)");
+  p.last_warning = now;
+  p.dropped_since_warning = 0;
+}
+
 std::size_t ingress_server::read_batch() {
   if (!inputs_.empty())
     throw std::logic_error("saga::zmq::ingress_server::read_batch: the previous batch has not been acked");
 
   std::size_t n = 0;
+  std::size_t reads = 0;
   std::vector<::zmq::message_t> frames;
-  while (n < options_.batch_max) {
+  while (n < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
     frames.clear();
     if (!::zmq::recv_multipart(socket_, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) break;
     if (frames.empty()) break;
+    ++reads;
+
+    std::string peer_id = frames[0].to_string();
+    peer& p = peers_[peer_id];
+    if (p.in_hand + p.queue.size() >= options_.peer_credit) {
+      drop_request(peer_id, p);
+      continue;
+    }
+    ++p.in_hand;
     ++n;
 
     // Envelope: the routing id, then the empty delimiter a REQ peer (or a
@@ -57,7 +104,8 @@ std::size_t ingress_server::read_batch() {
 
     envelope e;
     e.routing.reserve(env);
-    for (std::size_t i = 0; i < env && i < frames.size(); ++i) e.routing.push_back(frames[i].to_string());
+    e.routing.push_back(std::move(peer_id));
+    for (std::size_t i = 1; i < env && i < frames.size(); ++i) e.routing.push_back(frames[i].to_string());
 
     if (frames.size() != env + 1) {
       saga::invalid_input bad;
@@ -85,20 +133,76 @@ std::size_t ingress_server::read_batch() {
   return n;
 }
 
+ingress_server::sent ingress_server::send(const envelope& to, const std::string& body) {
+  try {
+    // With ZMQ_ROUTER_MANDATORY only the first frame can be refused: a full
+    // pipe (EAGAIN, an empty result) or a peer that went away (EHOSTUNREACH).
+    if (!socket_.send(::zmq::buffer(to.routing[0]), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait))
+      return sent::would_block;
+  } catch (const ::zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) return sent::gone;
+    throw;
+  }
+  for (std::size_t i = 1; i < to.routing.size(); ++i)
+    socket_.send(::zmq::buffer(to.routing[i]), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait);
+  socket_.send(::zmq::buffer(body), ::zmq::send_flags::dontwait);
+  return sent::ok;
+}
+
 void ingress_server::ack(std::span<const saga::ack> acks) {
   if (acks.size() != inputs_.size())
     throw std::invalid_argument("saga::zmq::ingress_server::ack: " + std::to_string(acks.size()) +
                                 " acks for " + std::to_string(inputs_.size()) + " inputs");
   for (std::size_t i = 0; i < acks.size(); ++i) {
-    const std::string body = encode_ack(acks[i]);
-    for (const auto& frame : envelopes_[i].routing)
-      socket_.send(::zmq::buffer(frame), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait);
-    // The send high-water mark is unlimited, so dontwait never drops here; a
-    // ROUTER silently drops a reply to a peer that has gone away.
-    socket_.send(::zmq::buffer(body), ::zmq::send_flags::dontwait);
+    auto& to = envelopes_[i];
+    peer& p = peers_[to.routing[0]];
+    if (p.in_hand > 0) --p.in_hand;
+    std::string body = encode_ack(acks[i]);
+    // Behind acks still queued for this peer: request order holds.
+    if (!p.queue.empty()) flush(p);
+    if (p.queue.empty()) {
+      const sent s = send(to, body);
+      if (s != sent::would_block) continue;  // sent, or the peer is gone (it resends on reconnecting)
+    }
+    p.queue.push_back({std::move(to), std::move(body)});
+    ++queued_;
   }
   inputs_.clear();
   envelopes_.clear();
+  forget_idle_peers();
+}
+
+void ingress_server::flush(peer& p) {
+  while (!p.queue.empty()) {
+    const sent s = send(p.queue.front().to, p.queue.front().body);
+    if (s == sent::would_block) return;
+    if (s == sent::gone) {
+      queued_ -= p.queue.size();
+      p.queue.clear();
+      return;
+    }
+    p.queue.pop_front();
+    --queued_;
+  }
+}
+
+std::size_t ingress_server::flush() {
+  if (queued_ == 0) return 0;
+  for (auto& [id, p] : peers_) flush(p);
+  forget_idle_peers();
+  return queued_;
+}
+
+void ingress_server::forget_idle_peers() {
+  const auto now = steady::now();
+  for (auto it = peers_.begin(); it != peers_.end();) {
+    const peer& p = it->second;
+    const bool warned_lately = p.last_warning != steady::time_point{} && now - p.last_warning < 60s;
+    if (p.in_hand == 0 && p.queue.empty() && !warned_lately)
+      it = peers_.erase(it);
+    else
+      ++it;
+  }
 }
 
 }  // namespace saga::zmq

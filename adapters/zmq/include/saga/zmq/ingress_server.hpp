@@ -11,21 +11,35 @@
 // back with the envelope it came with, in request order, so acks to one
 // connection come in request order.
 //
-// A ROUTER drops a reply when the peer's pipe is at its high-water mark; the
-// send high-water mark is therefore unlimited (0): the memory a peer can hold
-// is bounded by the window of unacked events it keeps in flight (docs/protocol.md).
-// ZMQ_MAXMSGSIZE (4 MiB by default) drops a peer that sends a bigger message;
-// the 64 KiB event limit is the codec's, answered with a rejected ack.
+// Memory is bounded per connection, not by the peers' good manners
+// (docs/protocol.md, "Flow control"):
+//   * receive: ZMQ_RCVHWM (receive_hwm messages) × ZMQ_MAXMSGSIZE
+//     (max_message_bytes; a bigger message drops the connection) per connection;
+//   * send: ZMQ_SNDHWM (send_hwm acks) in libzmq's pipe per connection, with
+//     ZMQ_ROUTER_MANDATORY so that an ack to a full pipe is refused (EAGAIN)
+//     rather than silently dropped; such acks wait in a per-peer queue, in
+//     order, and are sent again by flush() and every ack();
+//   * credit: a peer's requests read and not yet handed to its pipe (in the
+//     batch in hand or queued) are at most peer_credit. While a peer is at its
+//     credit, its new requests are read and dropped without processing and
+//     without an ack: the client resends them after its timeout, and nothing
+//     is lost because nothing was acknowledged.
 //
 // Thread-safety: none; one thread (the socket's) uses it.
 // Errors: the constructor throws std::runtime_error naming the endpoint when
-// it cannot bind. read_batch() and ack() never throw on bad input; they throw
-// zmq::error_t only when the socket itself fails.
+// it cannot bind. read_batch(), ack() and flush() never throw on bad input or
+// on a peer that went away; they throw zmq::error_t only when the socket
+// itself fails.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <span>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <zmq.hpp>
@@ -37,8 +51,14 @@ namespace saga::zmq {
 struct ingress_options {
   std::size_t batch_max = 1024;                      // requests per read_batch()
   std::int64_t max_message_bytes = 4 * 1024 * 1024;  // ZMQ_MAXMSGSIZE
+  int receive_hwm = 128;                             // ZMQ_RCVHWM: requests queued per connection
+  int send_hwm = 1000;                               // ZMQ_SNDHWM: acks queued in libzmq per connection
+  int send_buffer_bytes = 0;                         // ZMQ_SNDBUF; 0: the OS default (tests shrink it)
+  std::size_t peer_credit = 10'000;                  // a peer's requests read and not yet delivered
   saga::limits limits;                               // the codec's limits
   int linger_ms = 1000;                              // ZMQ_LINGER: acks still queued at close
+  // Told once per peer per minute that a peer is over its credit (optional).
+  std::function<void(std::string_view)> warn;
 };
 
 class ingress_server {
@@ -48,16 +68,29 @@ class ingress_server {
   ingress_server& operator=(const ingress_server&) = delete;
 
   // Reads and decodes every waiting request, up to batch_max, into the batch
-  // in hand (which must be empty: ack() the previous one first). Returns how
-  // many were read; 0 when none waited.
+  // in hand (which must be empty: ack() the previous one first). Requests of
+  // a peer at its credit are read and dropped (not counted, not answered).
+  // Returns how many were taken into the batch; 0 when none.
   std::size_t read_batch();
 
   // The decoded inputs of the batch in hand, in arrival order.
   std::span<const saga::inbound> pending() const { return inputs_; }
 
-  // Sends acks[i] to the sender of pending()[i] and clears the batch.
-  // Requires acks.size() == pending().size().
+  // Sends acks[i] to the sender of pending()[i] (or queues it behind that
+  // peer's undelivered acks) and clears the batch. Requires acks.size() ==
+  // pending().size().
   void ack(std::span<const saga::ack> acks);
+
+  // Sends queued acks to peers whose pipes have room again; drops those of
+  // peers that went away. Returns how many acks are still queued. Call it on
+  // every pass of the loop while queued_acks() > 0 (acks of a peer are
+  // otherwise sent again only when its next batch is acked).
+  std::size_t flush();
+
+  // Acks waiting in the per-peer queues (undelivered: the peer is not reading).
+  std::size_t queued_acks() const { return queued_; }
+  // Requests dropped unanswered because their peer was at its credit.
+  std::uint64_t dropped_requests() const { return dropped_; }
 
   const std::string& endpoint() const { return endpoint_; }
   ::zmq::socket_t& socket() { return socket_; }  // for zmq::poll
@@ -66,11 +99,31 @@ class ingress_server {
   struct envelope {
     std::vector<std::string> routing;  // routing id frame(s) and the delimiter, if any
   };
+  struct queued_ack {
+    envelope to;
+    std::string body;
+  };
+  struct peer {
+    std::size_t in_hand = 0;  // requests in the batch in hand
+    std::deque<queued_ack> queue;
+    std::chrono::steady_clock::time_point last_warning{};
+    std::uint64_t dropped_since_warning = 0;
+  };
+  enum class sent { ok, would_block, gone };
+
+  sent send(const envelope& to, const std::string& body);
+  void flush(peer& p);
+  void drop_request(const std::string& peer_id, peer& p);
+  void forget_idle_peers();
+
   ::zmq::socket_t socket_;
   std::string endpoint_;
   ingress_options options_;
   std::vector<saga::inbound> inputs_;
   std::vector<envelope> envelopes_;
+  std::unordered_map<std::string, peer> peers_;  // by routing id
+  std::size_t queued_ = 0;
+  std::uint64_t dropped_ = 0;
 };
 
 }  // namespace saga::zmq

@@ -1,0 +1,119 @@
+#include "committer.hpp"
+
+#include <algorithm>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <variant>
+
+#include <spdlog/spdlog.h>
+
+#include "saga/duration.hpp"
+
+namespace saga::daemon {
+
+namespace {
+
+std::string describe(const saga::inbound& in) {
+  if (const auto* e = std::get_if<saga::event>(&in)) return "event " + e->id + " from " + e->source;
+  const auto& bad = std::get<saga::invalid_input>(in);
+  return "invalid input" + (bad.id.empty() ? std::string() : " " + bad.id);
+}
+
+}  // namespace
+
+committer::committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault,
+                     loop_stats& stats, options o)
+    : engine_(engine), ingress_(ingress), fault_(fault), stats_(stats), options_(o) {}
+
+void committer::take() {
+  const std::size_t n = ingress_.pending().size();
+  if (n == 0) return;
+  todo_.assign(1, range{0, n});
+  acks_.assign(n, std::nullopt);
+  failures_ = 0;
+  bisecting_ = false;
+  backoff_ = options_.backoff;
+  next_attempt_ = steady::time_point{};
+}
+
+void committer::commit(const range& r) {
+  const auto inputs = ingress_.pending().subspan(r.first, r.count);
+  const auto acks = engine_.handle_batch(inputs);
+  if (acks.size() != r.count)
+    throw std::logic_error("engine returned " + std::to_string(acks.size()) + " acks for " +
+                           std::to_string(r.count) + " inputs");
+  fault_.at("after_commit");
+  for (std::size_t i = 0; i < r.count; ++i) acks_[r.first + i] = acks[i];
+}
+
+void committer::wait(steady::time_point now) {
+  next_attempt_ = now + backoff_;
+  backoff_ = std::min(backoff_ * 2, options_.max_backoff);
+}
+
+bool committer::step(steady::time_point now, bool force) {
+  if (todo_.empty() || (!force && now < next_attempt_)) return false;
+  const auto inputs = ingress_.pending();
+  while (!todo_.empty()) {
+    const range r = todo_.front();
+    std::string error;
+    try {
+      commit(r);
+      todo_.pop_front();
+      continue;
+    } catch (const saga::store_error& e) {
+      error = e.what();
+      ++stats_.commit_failures;
+    }
+
+    if (!bisecting_) {
+      if (failures_ < options_.retries) {
+        ++failures_;
+        spdlog::error("batch of {} not committed, nothing acked (retry {} of {} in {}): {}", inputs.size(),
+                      failures_, options_.retries, saga::format_duration(backoff_.count()), error);
+        wait(now);
+        return false;
+      }
+      bisecting_ = true;
+      spdlog::warn(
+          "batch of {} still not committed after {} retries: committing it in parts to find the "
+          "input(s) the store keeps failing on ({})",
+          inputs.size(), options_.retries, error);
+    }
+    if (r.count > 1) {
+      todo_.pop_front();
+      const std::size_t half = r.count / 2;
+      todo_.push_front(range{r.first + half, r.count - half});
+      todo_.push_front(range{r.first, half});
+      continue;
+    }
+
+    const auto& input = inputs[r.first];
+    try {
+      acks_[r.first] = engine_.set_aside(input, "storage: " + error);
+    } catch (const saga::store_error& e) {
+      spdlog::error("{} fails alone ({}) and setting it aside failed too ({}): nothing acked, retrying in {}",
+                    describe(input), error, e.what(), saga::format_duration(backoff_.count()));
+      wait(now);
+      return false;
+    }
+    ++stats_.set_aside;
+    spdlog::warn("{} set aside as a dead letter, rejected: storage: {}", describe(input), error);
+    todo_.pop_front();
+  }
+
+  std::vector<saga::ack> acks;
+  acks.reserve(acks_.size());
+  for (auto& a : acks_) {
+    stats_.count(*a);
+    acks.push_back(std::move(*a));
+  }
+  ingress_.ack(acks);
+  acks_.clear();
+  ++stats_.batches;
+  spdlog::debug("batch of {} committed and acked", acks.size());
+  return true;
+}
+
+}  // namespace saga::daemon

@@ -1,0 +1,81 @@
+#pragma once
+// committer — the loop's part that commits the batch in hand and acks it.
+//
+// An ack goes out only after the transaction that recorded its event
+// committed, and the acks of a batch go out together, in request order, once
+// every input of the batch is settled. A storage failure (saga::store_error
+// from engine::handle_batch: nothing of that attempt is durable) never blocks
+// the loop: the batch stays in hand with the time of its next attempt, and
+// the loop keeps sending heartbeats, firing timers and serving replay (it
+// reads no new ingress meanwhile). The steps:
+//   1. the whole batch is retried `retries` times, the pause doubling from
+//      `backoff` up to `max_backoff`;
+//   2. then it is bisected: each half is committed on its own (what commits
+//      is kept, unacked, until the batch is settled), a half that fails is
+//      split again, down to single inputs;
+//   3. a single input that still fails is set aside: engine::set_aside keeps
+//      it as a dead letter with "storage: <error>" and its ack is rejected;
+//   4. if even that fails (a full disk), nothing is acked: the input is tried
+//      again after the backoff, from step 3's first attempt.
+//
+// Thread-safety: the loop thread only.
+
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "fault_points.hpp"
+#include "loop_stats.hpp"
+#include "saga/engine.hpp"
+#include "saga/zmq/ingress_server.hpp"
+
+namespace saga::daemon {
+
+class committer {
+ public:
+  using steady = std::chrono::steady_clock;
+  struct options {
+    int retries = 3;
+    std::chrono::milliseconds backoff{50};
+    std::chrono::milliseconds max_backoff{5000};
+  };
+
+  committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault, loop_stats& stats,
+            options o);
+
+  // A batch is in hand (read from the ingress, not yet acked).
+  bool busy() const { return !todo_.empty(); }
+  // When the batch in hand is to be tried next.
+  steady::time_point next_attempt() const { return next_attempt_; }
+
+  // Takes the batch the ingress has just read.
+  void take();
+  // Works on the batch in hand (when its attempt is due, or `now` regardless
+  // of the backoff when `force`); returns true when the batch was settled
+  // and acked. Throws only what is not a storage failure.
+  bool step(steady::time_point now, bool force = false);
+
+ private:
+  struct range {
+    std::size_t first = 0, count = 0;
+  };
+  void commit(const range& r);
+  void wait(steady::time_point now);
+
+  saga::engine& engine_;
+  saga::zmq::ingress_server& ingress_;
+  fault_points& fault_;
+  loop_stats& stats_;
+  options options_;
+
+  std::deque<range> todo_;                      // not yet committed, in order
+  std::vector<std::optional<saga::ack>> acks_;  // per input of the batch
+  int failures_ = 0;                            // of the whole batch, before bisecting
+  bool bisecting_ = false;
+  std::chrono::milliseconds backoff_{0};
+  steady::time_point next_attempt_{};
+};
+
+}  // namespace saga::daemon

@@ -1,0 +1,79 @@
+#include "fault_points.hpp"
+
+#if defined(SAGA_FAULT_POINTS)
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "daemon.hpp"
+
+namespace saga::daemon {
+
+namespace {
+
+class faulty_store final : public saga::store_wrapper {
+ public:
+  faulty_store(saga::store& s, fault_points& f) : store_wrapper(s), fault_(f) {}
+  void commit() override {
+    fault_.at("before_commit");
+    store_wrapper::commit();
+  }
+
+ private:
+  fault_points& fault_;
+};
+
+class faulty_publisher final : public saga::publisher {
+ public:
+  faulty_publisher(saga::publisher& p, fault_points& f) : inner_(p), fault_(f) {}
+  void publish(const saga::outbox_record& r) override {
+    inner_.publish(r);
+    fault_.at("after_publish");
+  }
+
+ private:
+  saga::publisher& inner_;
+  fault_points& fault_;
+};
+
+}  // namespace
+
+fault_points::fault_points() : rng_(std::random_device{}()) {
+  const char* spec = std::getenv("SAGA_FAULT");
+  if (spec == nullptr) return;
+  const std::string s(spec);
+  const auto colon = s.find(':');
+  point_ = s.substr(0, colon);
+  try {
+    probability_ = colon == std::string::npos ? 1.0 : std::stod(s.substr(colon + 1));
+  } catch (const std::exception&) {
+    throw startup_error("SAGA_FAULT: '" + s + "' is not <point>:<probability>");
+  }
+  if (point_ != "before_commit" && point_ != "after_commit" && point_ != "after_publish")
+    throw startup_error("SAGA_FAULT: unknown point '" + point_ + "'");
+}
+
+void fault_points::at(std::string_view point) {
+  if (point_.empty() || point != point_) return;
+  if (std::uniform_real_distribution<double>(0, 1)(rng_) >= probability_) return;
+  std::fprintf(stderr, "fault injected: %s\n", point_.c_str());
+  std::fflush(stderr);
+  ::kill(::getpid(), SIGKILL);
+}
+
+saga::store& fault_points::wrap(saga::store& s) {
+  store_ = std::make_unique<faulty_store>(s, *this);
+  return *store_;
+}
+
+saga::publisher& fault_points::wrap(saga::publisher& p) {
+  publisher_ = std::make_unique<faulty_publisher>(p, *this);
+  return *publisher_;
+}
+
+}  // namespace saga::daemon
+
+#endif

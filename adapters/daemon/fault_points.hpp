@@ -1,0 +1,61 @@
+#pragma once
+// fault_points — kill points for the crash torture (tests/reliability), in the
+// test build of sagad only (`sagad-test`, compiled with SAGA_FAULT_POINTS).
+//
+// Test build: with SAGA_FAULT=<point>:<probability>, the process kills itself
+// with SIGKILL at that point with that probability. Points: before_commit
+// (after a batch's writes, before its commit), after_commit (before the
+// acks), after_publish (a row handed to the PUB socket, not yet marked
+// published). An unknown point refuses the start (startup_error).
+//
+// Installed build: the class is empty, at() and wrap() compile to nothing and
+// SAGA_FAULT is not read: sagad has no fault hook code.
+//
+// Thread-safety: the loop thread only.
+
+#include <memory>
+#include <string_view>
+
+#include "saga/publisher.hpp"
+#include "saga/store.hpp"
+
+#if defined(SAGA_FAULT_POINTS)
+#include <random>
+#include <string>
+#endif
+
+namespace saga::daemon {
+
+#if defined(SAGA_FAULT_POINTS)
+
+class fault_points {
+ public:
+  fault_points();  // reads SAGA_FAULT
+  fault_points(const fault_points&) = delete;
+  fault_points& operator=(const fault_points&) = delete;
+
+  void at(std::string_view point);
+  // The store (publisher) with the before_commit (after_publish) point.
+  saga::store& wrap(saga::store& s);
+  saga::publisher& wrap(saga::publisher& p);
+
+ private:
+  std::string point_;
+  double probability_ = 0;
+  std::mt19937_64 rng_;
+  std::unique_ptr<saga::store> store_;
+  std::unique_ptr<saga::publisher> publisher_;
+};
+
+#else
+
+class fault_points {
+ public:
+  void at(std::string_view) {}
+  saga::store& wrap(saga::store& s) { return s; }
+  saga::publisher& wrap(saga::publisher& p) { return p; }
+};
+
+#endif
+
+}  // namespace saga::daemon

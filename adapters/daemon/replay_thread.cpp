@@ -1,0 +1,80 @@
+#include "replay_thread.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <exception>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "daemon.hpp"
+#include "saga/zmq/replay_server.hpp"
+
+namespace saga::daemon {
+
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto poll_interval = 100ms;  // how soon a stop is noticed
+
+}  // namespace
+
+replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options)
+    : ctx_(ctx) {
+  std::promise<std::string> ready;
+  auto bound = ready.get_future();
+  thread_ = std::thread(&replay_thread::serve, this, std::move(endpoint), std::move(store_options),
+                        std::move(ready));
+  try {
+    endpoint_ = bound.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+replay_thread::~replay_thread() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void replay_thread::serve(std::string endpoint, saga::sqlite::options store_options,
+                          std::promise<std::string> ready) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<saga::sqlite::store> store;
+  std::unique_ptr<saga::zmq::replay_server> server;
+  try {
+    try {
+      store = std::make_unique<saga::sqlite::store>(store_options);
+    } catch (const std::exception& e) {
+      throw startup_error("database " + store_options.path + " (replay connection): " + e.what());
+    }
+    try {
+      server = std::make_unique<saga::zmq::replay_server>(ctx_, endpoint, *store);
+    } catch (const std::exception& e) {
+      throw startup_error(e.what());
+    }
+  } catch (...) {
+    ready.set_exception(std::current_exception());
+    return;
+  }
+  ready.set_value(server->endpoint());
+
+  while (!stop_.load()) {
+    try {
+      server->poll_once(poll_interval);
+    } catch (const ::zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      spdlog::critical("replay: {}; replay is no longer served", e.what());
+      return;
+    }
+  }
+}
+
+}  // namespace saga::daemon

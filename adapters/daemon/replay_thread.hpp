@@ -1,0 +1,45 @@
+#pragma once
+// replay_thread — the replay ROUTER served on a thread of its own, with its
+// own store connection, so that a client replaying a million events never
+// delays the loop's acks. The socket and the connection are created, used and
+// closed on that thread only. SIGTERM and SIGINT are blocked there, so they
+// reach the loop thread.
+//
+// The constructor returns once the socket is bound (or throws startup_error:
+// port taken, database unreadable); the destructor stops the thread (within
+// one poll interval) and joins it. A request in progress is answered first.
+//
+// Thread-safety: construct and destroy from one thread; endpoint() is const.
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "saga/sqlite/store.hpp"
+
+namespace saga::daemon {
+
+class replay_thread {
+ public:
+  replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options);
+  ~replay_thread();
+  replay_thread(const replay_thread&) = delete;
+  replay_thread& operator=(const replay_thread&) = delete;
+
+  // The endpoint actually bound.
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void serve(std::string endpoint, saga::sqlite::options store_options, std::promise<std::string> ready);
+
+  ::zmq::context_t& ctx_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::string endpoint_;
+};
+
+}  // namespace saga::daemon

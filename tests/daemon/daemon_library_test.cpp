@@ -1,0 +1,312 @@
+// sagad's loop (saga::daemon::run) in-process on a thread, over real ZeroMQ
+// sockets on loopback (ports chosen by the binding side, reported through
+// options::on_ready), with a store wrapper that injects storage failures:
+// the committer's retries and bisection, a full disk, the replay thread and
+// the database lock.
+
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "daemon.hpp"
+#include "saga/codec.hpp"
+#include "saga/store.hpp"
+#include "support/order_events.hpp"
+#include "support/temp_dir.hpp"
+#include "support/zmq_frames.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+using saga::test::temp_dir;
+
+// What the test switches while the daemon runs.
+struct faults {
+  std::atomic<bool> disk_full{false};  // every commit fails (as SQLITE_FULL would)
+  std::string poisoned_key;            // saving this saga fails (as a corrupt page would); set before start
+  std::atomic<int> failed_commits{0};
+  std::atomic<int> failed_saves{0};
+};
+
+class failing_store final : public saga::store_wrapper {
+ public:
+  failing_store(saga::store& s, faults& f) : store_wrapper(s), f_(f) {}
+  void commit() override {
+    if (f_.disk_full) {
+      ++f_.failed_commits;
+      throw saga::store_error("database or disk is full");
+    }
+    store_wrapper::commit();
+  }
+  void save_instance(const saga::instance_record& r) override {
+    if (!f_.poisoned_key.empty() && r.key == f_.poisoned_key) {
+      ++f_.failed_saves;
+      throw saga::store_error("database disk image is malformed");
+    }
+    store_wrapper::save_instance(r);
+  }
+
+ private:
+  faults& f_;
+};
+
+// saga::daemon::run on a thread of its own; stops and joins when destroyed.
+class daemon_thread {
+ public:
+  explicit daemon_thread(saga::daemon::options o) {
+    auto ready = std::make_shared<std::promise<saga::daemon::endpoints>>();
+    auto settled = std::make_shared<std::atomic<bool>>(false);
+    auto bound = ready->get_future();
+    o.on_ready = [ready, settled](const saga::daemon::endpoints& ep) {
+      settled->store(true);
+      ready->set_value(ep);
+    };
+    thread_ = std::thread([this, o = std::move(o), ready, settled]() mutable {
+      try {
+        saga::daemon::run(o, stop_);
+      } catch (...) {
+        if (!settled->exchange(true)) ready->set_exception(std::current_exception());
+      }
+    });
+    try {
+      ep_ = bound.get();
+    } catch (...) {
+      thread_.join();
+      throw;
+    }
+  }
+  ~daemon_thread() {
+    stop_ = true;
+    thread_.join();
+  }
+  daemon_thread(const daemon_thread&) = delete;
+  daemon_thread& operator=(const daemon_thread&) = delete;
+
+  const saga::daemon::endpoints& ep() const { return ep_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  saga::daemon::endpoints ep_;
+  std::thread thread_;
+};
+
+saga::daemon::options base_options(const temp_dir& dir) {
+  saga::daemon::options o;
+  o.db = dir.file("saga.db");
+  o.ingress = "tcp://127.0.0.1:*";
+  o.publish = "tcp://127.0.0.1:*";
+  o.replay = "tcp://127.0.0.1:*";
+  o.synchronous = "NORMAL";
+  o.definitions = {"order_lifecycle"};
+  o.storage_retries = 2;
+  o.storage_backoff_ms = 20;
+  return o;
+}
+
+saga::daemon::options with_faults(saga::daemon::options o, faults& f) {
+  o.wrap_store = [&f](saga::store& s) -> std::unique_ptr<saga::store> {
+    return std::make_unique<failing_store>(s, f);
+  };
+  return o;
+}
+
+// A DEALER on the ingress: sends events, collects acks by id.
+class sender {
+ public:
+  sender(zmq::context_t& ctx, const std::string& endpoint) : s_(ctx, zmq::socket_type::dealer) {
+    s_.set(zmq::sockopt::linger, 0);
+    s_.connect(endpoint);
+  }
+  void send(const saga::event& e) {
+    s_.send(zmq::const_buffer(), zmq::send_flags::sndmore);
+    s_.send(zmq::buffer(saga::encode_event(e)));
+  }
+  // Takes the acks that arrive within `wait`.
+  void receive(std::chrono::milliseconds wait) {
+    zmq::pollitem_t item{s_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, wait) <= 0) return;
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(s_, std::back_inserter(frames), zmq::recv_flags::dontwait)) return;
+      const auto a = json::parse(frames.back().to_string());
+      acks[a.at("id").get<std::string>()].push_back(a);
+    }
+  }
+  // Receives until `n` distinct ids are acked or `timeout` passes.
+  bool wait_for(std::size_t n, std::chrono::milliseconds timeout) {
+    const auto deadline = steady::now() + timeout;
+    while (acks.size() < n && steady::now() < deadline) receive(50ms);
+    return acks.size() >= n;
+  }
+  std::map<std::string, std::vector<json>> acks;
+
+ private:
+  zmq::socket_t s_;
+};
+
+// A SUB on the events socket counting heartbeats.
+class heartbeat_counter {
+ public:
+  heartbeat_counter(zmq::context_t& ctx, const std::string& endpoint) : s_(ctx, zmq::socket_type::sub) {
+    s_.set(zmq::sockopt::linger, 0);
+    s_.set(zmq::sockopt::subscribe, "");
+    s_.connect(endpoint);
+  }
+  // Heartbeats received within `wait`.
+  int receive(std::chrono::milliseconds wait) {
+    int n = 0;
+    zmq::pollitem_t item{s_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, wait) <= 0) return 0;
+    while (true) {
+      std::vector<zmq::message_t> frames;
+      if (!zmq::recv_multipart(s_, std::back_inserter(frames), zmq::recv_flags::dontwait)) return n;
+      if (!frames.empty() && frames[0].to_string() == "saga.heartbeat") ++n;
+    }
+  }
+
+ private:
+  zmq::socket_t s_;
+};
+
+std::vector<std::string> replay_request(zmq::context_t& ctx, const std::string& endpoint, int from,
+                                        std::chrono::milliseconds timeout) {
+  zmq::socket_t s(ctx, zmq::socket_type::dealer);
+  s.set(zmq::sockopt::linger, 0);
+  s.connect(endpoint);
+  const std::string req = json{{"from", from}, {"limit", 10}}.dump();
+  s.send(zmq::const_buffer(), zmq::send_flags::sndmore);
+  s.send(zmq::buffer(req));
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, timeout) <= 0) return {};
+  auto frames = saga::test::recv_all(s);
+  if (!frames.empty()) frames.erase(frames.begin());  // the delimiter
+  return frames;
+}
+
+}  // namespace
+
+TEST_SUITE("daemon_library") {
+  TEST_CASE(
+      "a storage failure on one saga's event sets that event aside and the rest of the batch is accepted") {
+    temp_dir dir;
+    faults f;
+    f.poisoned_key = "o-bad";
+    daemon_thread d(with_faults(base_options(dir), f));
+
+    zmq::context_t ctx;
+    sender s(ctx, d.ep().ingress);
+    std::vector<std::string> keys;
+    for (int i = 0; i < 20; ++i) keys.push_back("o-" + std::to_string(i));
+    keys.insert(keys.begin() + 7, "o-bad");
+    for (const auto& k : keys) s.send(saga::test::placed(k));
+
+    REQUIRE(s.wait_for(keys.size(), 30s));
+    CHECK(f.failed_saves.load() > 2);  // retried, then bisected down to it
+    for (const auto& k : keys) {
+      const auto& a = s.acks.at("placed-" + k);
+      REQUIRE(a.size() == 1);
+      INFO(k << ": " << a.front().dump());
+      if (k == "o-bad") {
+        CHECK(a.front().at("status") == "rejected");
+        CHECK(a.front().at("reason").get<std::string>().rfind("storage: ", 0) == 0);
+        CHECK(a.front().at("reason").get<std::string>().find("malformed") != std::string::npos);
+      } else {
+        CHECK(a.front().at("status") == "accepted");
+      }
+    }
+
+    SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READONLY);
+    db.setBusyTimeout(5000);
+    SQLite::Statement q(db, "SELECT reason FROM dead_letters WHERE subject = 'o-bad'");
+    REQUIRE(q.executeStep());
+    CHECK(q.getColumn(0).getString().rfind("storage: ", 0) == 0);
+    SQLite::Statement n(db, "SELECT count(*) FROM instances WHERE definition = 'order_lifecycle'");
+    REQUIRE(n.executeStep());
+    CHECK(n.getColumn(0).getInt() == 20);
+  }
+
+  TEST_CASE("a full disk acks nothing while heartbeats and replay go on and everything is accepted after") {
+    temp_dir dir;
+    faults f;
+    daemon_thread d(with_faults(base_options(dir), f));
+
+    zmq::context_t ctx;
+    heartbeat_counter hb(ctx, d.ep().publish);
+    sender s(ctx, d.ep().ingress);
+    s.send(saga::test::placed("o-before"));
+    REQUIRE(s.wait_for(1, 10s));
+
+    f.disk_full = true;
+    for (int i = 0; i < 5; ++i) s.send(saga::test::placed("o-" + std::to_string(i)));
+    // The batch is in hand and failing: wait until it has failed past its
+    // retries and three heartbeats went out meanwhile.
+    int heartbeats = 0;
+    const auto deadline = steady::now() + 20s;
+    while ((heartbeats < 3 || f.failed_commits.load() < 4) && steady::now() < deadline) {
+      heartbeats += hb.receive(100ms);
+      s.receive(0ms);
+    }
+    CHECK(f.failed_commits.load() >= 4);
+    CHECK(heartbeats >= 3);
+    const auto replay = replay_request(ctx, d.ep().replay, 1, 10s);
+    REQUIRE_FALSE(replay.empty());
+    CHECK(json::parse(replay.front()).at("last").get<int>() == 1);  // payment.requested of o-before
+    s.receive(100ms);
+    CHECK(s.acks.size() == 1);  // nothing of the failing batch was acked
+
+    f.disk_full = false;
+    REQUIRE(s.wait_for(6, 30s));
+    for (int i = 0; i < 5; ++i) {
+      const auto& a = s.acks.at("placed-o-" + std::to_string(i));
+      INFO(a.front().dump());
+      CHECK(a.front().at("status") == "accepted");
+    }
+  }
+
+  TEST_CASE("a second daemon on the same database through a symlink or a hard link refuses to start") {
+    temp_dir dir;
+    daemon_thread first(base_options(dir));
+
+    for (const std::string how : {"symlink", "hard link", "dot path"}) {
+      CAPTURE(how);
+      auto o = base_options(dir);
+      if (how == "symlink") {
+        o.db = dir.file("alias.db");
+        std::filesystem::create_symlink(dir.file("saga.db"), o.db);
+      } else if (how == "hard link") {
+        o.db = dir.file("linked.db");
+        std::filesystem::create_hard_link(dir.file("saga.db"), o.db);
+      } else {
+        o.db = (dir.path() / "." / "saga.db").string();
+      }
+      std::string error;
+      try {
+        daemon_thread second(o);
+      } catch (const saga::daemon::startup_error& e) {
+        error = e.what();
+      }
+      CHECK(error.find("another sagad is running") != std::string::npos);
+    }
+  }
+}
