@@ -871,8 +871,11 @@ std::int64_t engine::purge_finished_in_transaction(std::int64_t before_ms, std::
   for (const auto& entry : entries_) {
     if (static_cast<std::size_t>(removed) >= limit) break;
     const graph& g = entry->def->graph();
-    removed +=
-        store_.purge_finished(g.name, g.terminal, before_ms, limit - static_cast<std::size_t>(removed));
+    // A saga in the attention state waits for an operator's resolve: unfinished work, never purged.
+    std::vector<std::string> finished;
+    for (const auto& t : g.terminal)
+      if (t != g.attention_state) finished.push_back(t);
+    removed += store_.purge_finished(g.name, finished, before_ms, limit - static_cast<std::size_t>(removed));
   }
   return removed;
 }

@@ -386,6 +386,14 @@ TEST_SUITE("engine bounds") {
       f.engine.handle(order_event("x-" + std::to_string(i), "no.such.type", "k"));  // rejected
     f.engine.handle_batch(std::vector<saga::event>{placed("o-1"), placed("o-2")});
     f.engine.handle(order_event("c-1", "order.cancel.requested", "o-1"));  // finished: cancelled
+    // o-3 ends in needs_attention: terminal, but waiting for an operator, so never purged.
+    f.engine.handle_batch(std::vector<saga::event>{placed("o-3"),
+                                                   order_event("p-3", "payment.succeeded", "o-3"),
+                                                   order_event("u-3", "inventory.unavailable", "o-3"),
+                                                   order_event("f-1", "payment.refund.failed", "o-3"),
+                                                   order_event("f-2", "payment.refund.failed", "o-3"),
+                                                   order_event("f-3", "payment.refund.failed", "o-3")});
+    REQUIRE(f.state("o-3") == "needs_attention");
     f.clock.advance(std::chrono::minutes(11));
     saga::engine::pruned total;
     for (;;) {
@@ -400,6 +408,7 @@ TEST_SUITE("engine bounds") {
     CHECK(f.state("o-1").empty());
     CHECK(f.scalar("SELECT count(*) FROM history WHERE key = 'o-1'") == 0);
     CHECK(f.state("o-2") == "placed");  // not finished: kept however old
+    CHECK(f.state("o-3") == "needs_attention");
   }
   TEST_CASE(
       "regression: a saga purged and started again under its key gets its timers fired - not deduplicated") {

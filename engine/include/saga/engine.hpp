@@ -166,8 +166,9 @@ class engine {
     bool any() const { return dead_letters > 0 || finished_sagas > 0; }
   };
   pruned prune(std::int64_t now_ms, std::size_t limit = 1000);
-  // Removes finished sagas (in a terminal state since before `before_ms`) of every registered
-  // definition, at most `limit` per call; returns how many went (sagactl purge, retention).
+  // Removes finished sagas (in a terminal state since before `before_ms`; the attention state,
+  // which waits for an operator, is not finished) of every registered definition, at most
+  // `limit` per call; returns how many went (sagactl purge, retention).
   std::int64_t purge_finished(std::int64_t before_ms, std::size_t limit = 1000);
 
   // Moves parked events of sagas that never started, parked longer than the
