@@ -14,6 +14,7 @@
 //                           an empty one
 //                   id      "e<n>" (few ids: duplicates), or >= 200 a forged
 //                           timer id "timer:<def>:<key>:<timer>:<generation>"
+//                           (and "@e<n>", the id of the event that started it)
 //                   flags   bits 0-2: how many data fields to replace with a
 //                           type-confused value ([field][value...] each);
 //                           3: a valid `time`; 4: causation/correlation ids;
@@ -30,6 +31,11 @@
 //   op % 8 == 6     raw text: [len][bytes...] through decode_event, pending as
 //                   the event or as invalid_input
 //   op % 8 == 7     housekeeping: prune, expire_parked, purge_finished
+//   op == 0x83      (instead of an event) corrupt what the store holds for a
+//                   key: [what][key] a saga's data made invalid JSON or
+//                   wrongly typed JSON, or a parked payload made undecodable
+//                   (its saga data failing to deserialise and a parked event
+//                   that no longer decodes must reject one event, not stop)
 //
 // The pending inputs are flushed at the end. The engine runs on a real
 // saga::sqlite::store in a temporary folder, with one engine, created once per
@@ -331,7 +337,8 @@ saga::event make_event(reader& in, const rig& r) {
     const std::string timer = e.type.starts_with("saga.timer.")
                                   ? e.type.substr(11)
                                   : (timers.empty() ? "t" : timers[id % timers.size()]);
-    e.id = "timer:" + d->name() + ":" + e.subject + ":" + timer + ":" + std::to_string(id - 200);
+    e.id = "timer:" + d->name() + ":" + e.subject + ":" + timer + ":" + std::to_string((id - 200) / 2);
+    if (id & 1) e.id += "@e" + std::to_string(id % 4);  // the engine appends the starting event's id
   }
   const std::uint8_t flags = in.byte();
   e.data = base_data(r, e.type, e.subject, in.byte());
@@ -433,6 +440,26 @@ void check_store(rig& r, bool after_prune) {
   }
 }
 
+// Corrupts stored rows of one key, as a damaged or hand-edited database would hold them.
+void corrupt(rig& r, reader& in) {
+  static const char* bad_data[] = {"",
+                                   "{",
+                                   "null",
+                                   "[]",
+                                   "{\"amount\":\"x\",\"items\":5,\"failures\":\"x\"}",
+                                   "{\"order_id\":5,\"due_ms\":\"soon\",\"refund_attempt\":1e300}",
+                                   "\"text\"",
+                                   "{\"a\":\"\xc3\x28\"}"};
+  const std::uint8_t what = in.byte();
+  const std::string& key = keys[in.byte() % keys.size()];
+  const char* value = bad_data[(what >> 1) % std::size(bad_data)];
+  SQLite::Statement q(r.store->database(), (what & 1) ? "UPDATE parked SET payload = ? WHERE key = ?"
+                                                      : "UPDATE instances SET data = ? WHERE key = ?");
+  q.bind(1, value);
+  q.bind(2, key);
+  q.exec();
+}
+
 template <class F>
 auto no_throw(const char* what, F&& f) -> decltype(f()) {
   try {
@@ -526,7 +553,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       default:
-        pending.push_back(make_event(in, r));
+        if (op == 0x83)
+          corrupt(r, in);
+        else
+          pending.push_back(make_event(in, r));
         break;
     }
     if (pending.size() >= max_pending) flush(0);

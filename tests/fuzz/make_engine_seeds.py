@@ -82,6 +82,17 @@ seeds["raw_and_housekeeping"] = (
     + raw(b'{"specversion":"1.0","id":\xc3\x28}') + FLUSH
     + b"".join(ev("unknown.type", id_=i) for i in range(20)) + FLUSH + advance("48h") + HOUSEKEEPING)
 
+def corrupt(what, key):
+    return bytes([0x83, what, key])
+
+
+# Stored rows made undecodable: a saga's data, then a parked payload.
+seeds["corrupt_saga_data_and_parked"] = (
+    ev("order.placed") + FLUSH + corrupt(2, 0) + ev("payment.succeeded", id_=1) + FLUSH
+    + ev("payment.succeeded", key=1, id_=2) + FLUSH + corrupt(1, 1) + ev("order.placed", key=1, id_=3) + FLUSH
+    + ev("auth.login.failed", key=2, id_=4) + FLUSH + corrupt(8, 2) + ev("auth.login.failed", key=2, id_=5)
+    + FLUSH)
+
 here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "engine")
 os.makedirs(here, exist_ok=True)
 for name, data in seeds.items():
