@@ -1,0 +1,122 @@
+#include "saga/server/plugin.hpp"
+
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include "saga/plugin.hpp"
+
+namespace saga::server {
+namespace {
+
+using definitions = std::vector<std::shared_ptr<const saga::definition>>;
+
+std::string dl_error() {
+  const char* e = ::dlerror();
+  return e ? e : "unknown error";
+}
+
+// Loads the library and asks it for its definitions; throws plugin_error.
+// The handle is never closed: the definitions' code lives in it.
+plugin open_and_ask(const std::string& path) {
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) throw plugin_error("plugin " + path + ": cannot be loaded: " + dl_error());
+  using entry_fn = const saga_plugin_v1* (*)();
+  auto entry = reinterpret_cast<entry_fn>(::dlsym(handle, SAGA_PLUGIN_ENTRY));
+  if (entry == nullptr)
+    throw plugin_error("plugin " + path +
+                       ": no entry point " SAGA_PLUGIN_ENTRY
+                       " (is it built with SAGA_PLUGIN from saga/plugin.hpp?)");
+  const saga_plugin_v1* p = entry();
+  if (p == nullptr || p->abi_tag == nullptr || p->saga_version == nullptr || p->definitions == nullptr)
+    throw plugin_error("plugin " + path + ": its entry point returned an incomplete description");
+  if (std::strcmp(p->abi_tag, SAGA_PLUGIN_ABI_TAG) != 0)
+    throw plugin_error("plugin " + path + ": built for '" + p->abi_tag + "', this sagad is '" +
+                       SAGA_PLUGIN_ABI_TAG + "'; rebuild it against this saga package");
+  if (std::strcmp(p->saga_version, SAGA_VERSION) != 0)
+    throw plugin_error("plugin " + path + ": built against saga " + p->saga_version + ", this sagad is " +
+                       SAGA_VERSION + "; rebuild it against this saga package");
+  plugin out;
+  out.path = path;
+  out.name = p->name ? p->name : std::filesystem::path(path).filename().string();
+  try {
+    p->definitions(out.definitions);
+  } catch (const std::exception& e) {
+    throw plugin_error("plugin " + path + ": its definitions threw: " + e.what());
+  } catch (...) {
+    throw plugin_error("plugin " + path +
+                       ": its definitions threw an exception that is not a std::exception");
+  }
+  if (out.definitions.empty()) throw plugin_error("plugin " + path + ": it returned no definitions");
+  for (const auto& d : out.definitions)
+    if (!d) throw plugin_error("plugin " + path + ": it returned a null definition");
+  return out;
+}
+
+// Runs open_and_ask in a child: a crash or an exception out of a static
+// constructor ends the child, not us. The child writes its refusal, if any,
+// to a pipe and exits 0 when the plugin is fine.
+void probe_in_child(const std::string& path) {
+  int fds[2];
+  if (::pipe(fds) != 0) throw plugin_error("plugin " + path + ": pipe: " + std::strerror(errno));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw plugin_error("plugin " + path + ": fork: " + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::close(fds[0]);
+    // The parent's crash handlers (a test framework's, a logger's) are not the child's business:
+    // a crash must end the child with its signal, for the parent to report.
+    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+    int code = 0;
+    try {
+      open_and_ask(path);
+    } catch (const std::exception& e) {
+      const std::string msg = e.what();
+      (void)!::write(fds[1], msg.data(), msg.size());
+      code = 3;
+    }
+    ::_exit(code);
+  }
+  ::close(fds[1]);
+  std::string msg;
+  char buf[512];
+  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    msg.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status))
+    throw plugin_error("plugin " + path + ": crashed while loading (signal " +
+                       std::to_string(WTERMSIG(status)) + ", " + ::strsignal(WTERMSIG(status)) + ")");
+  if (!msg.empty()) throw plugin_error(msg);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw plugin_error("plugin " + path + ": loading it ended its process (exit status " +
+                       std::to_string(WEXITSTATUS(status)) + ")");
+}
+
+}  // namespace
+
+plugin load_plugin(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) throw plugin_error("plugin " + path + ": no such file");
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw plugin_error("plugin " + path + ": not a regular file");
+  probe_in_child(path);
+  // dlopen() searches the library path for a bare name: insist on the file that was checked.
+  const std::string exact = path.find('/') == std::string::npos ? "./" + path : path;
+  return open_and_ask(exact);
+}
+
+}  // namespace saga::server

@@ -1,0 +1,18 @@
+// A plugin with a static constructor that throws while the library is loaded:
+// the exception cannot be caught across dlopen() and ends the process that loads it.
+#include <saga/plugin.hpp>
+
+#include <stdexcept>
+
+#include "definitions/account_lockout.hpp"
+
+namespace {
+struct explodes {
+  explodes() { throw std::runtime_error("static constructor failed"); }
+};
+const explodes boom;
+}  // namespace
+
+SAGA_PLUGIN("static-throw") {
+  out.push_back(saga::definitions::account_lockout());
+}

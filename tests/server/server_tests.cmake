@@ -1,0 +1,23 @@
+# saga::server: plugin loading against real shared libraries built here.
+set(SAGA_TEST_PLUGINS good throws static_throw null_definition no_entry wrong_version wrong_abi)
+foreach(p IN LISTS SAGA_TEST_PLUGINS)
+  set(src ${p})
+  if(p STREQUAL "wrong_abi")
+    set(src wrong_version)
+  endif()
+  add_library(saga_test_plugin_${p} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/server/plugins/${src}.cpp)
+  target_link_libraries(saga_test_plugin_${p} PRIVATE saga::definitions)
+  set_target_properties(saga_test_plugin_${p} PROPERTIES CXX_VISIBILITY_PRESET hidden)
+  if(p STREQUAL "wrong_abi")
+    target_compile_definitions(saga_test_plugin_${p} PRIVATE WRONG_ABI)
+  endif()
+endforeach()
+
+saga_test(server_tests
+  SOURCES server/plugin_test.cpp
+  LIBS saga::server saga::engine saga::sqlite saga::definitions)
+foreach(p IN LISTS SAGA_TEST_PLUGINS)
+  add_dependencies(server_tests saga_test_plugin_${p})
+  string(TOUPPER ${p} P)
+  target_compile_definitions(server_tests PRIVATE SAGA_TEST_PLUGIN_${P}="$<TARGET_FILE:saga_test_plugin_${p}>")
+endforeach()
