@@ -213,7 +213,8 @@ void run(const options& o, const std::atomic<bool>& stop) {
   ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
   replay_thread replay(ctx, o.replay, ro);
 
-  saga::system_clock clock;
+  saga::system_clock system_clock;
+  const saga::clock& clock = o.clock ? *o.clock : system_clock;
   saga::store* engine_store = &fault.wrap(*writer);
   std::unique_ptr<saga::store> wrapped;
   if (o.wrap_store) {

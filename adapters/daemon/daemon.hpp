@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "saga/clock.hpp"
 #include "saga/definition.hpp"
 #include "saga/store.hpp"
 
@@ -58,6 +59,8 @@ struct options {
   // Embedding and tests: wraps the store the engine writes through (fault
   // injection); called once, before the loop starts.
   std::function<std::unique_ptr<saga::store>(saga::store&)> wrap_store;
+  // The clock the engine and the relay read (tests: a manual clock); null: the system's.
+  const saga::clock* clock = nullptr;
   // Called once every socket is bound, before the loop starts.
   std::function<void(const endpoints&)> on_ready;
 };

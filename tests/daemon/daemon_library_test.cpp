@@ -17,12 +17,15 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
@@ -204,6 +207,42 @@ std::vector<std::string> replay_request(zmq::context_t& ctx, const std::string& 
   return frames;
 }
 
+// What the daemon logs while it lives (spdlog's default logger, in memory).
+class memory_sink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  std::string text() {
+    std::lock_guard lock(mutex_);
+    return text_;
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& m) override {
+    spdlog::memory_buf_t buf;
+    formatter_->format(m, buf);
+    text_.append(buf.data(), buf.size());
+  }
+  void flush_() override {}
+
+ private:
+  std::string text_;
+};
+
+class captured_log {
+ public:
+  captured_log() : previous_(spdlog::default_logger()), sink_(std::make_shared<memory_sink>()) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("captured", sink_));
+  }
+  ~captured_log() { spdlog::set_default_logger(previous_); }
+  captured_log(const captured_log&) = delete;
+  captured_log& operator=(const captured_log&) = delete;
+
+  std::string text() { return sink_->text(); }
+
+ private:
+  std::shared_ptr<spdlog::logger> previous_;
+  std::shared_ptr<memory_sink> sink_;
+};
+
 }  // namespace
 
 TEST_SUITE("daemon_library") {
@@ -308,5 +347,54 @@ TEST_SUITE("daemon_library") {
       }
       CHECK(error.find("another sagad is running") != std::string::npos);
     }
+  }
+
+  TEST_CASE("timers due for a definition this daemon does not run are reported at start and stay armed") {
+    temp_dir dir;
+    saga::manual_clock clock;  // 2026-01-01T00:00:00Z
+    {
+      auto o = base_options(dir);
+      o.definitions = {"payment_notice"};
+      o.clock = &clock;
+      daemon_thread d(o);
+      zmq::context_t ctx;
+      sender s(ctx, d.ep().ingress);
+      saga::event e;
+      e.id = "notice-1";
+      e.source = "urn:test";
+      e.type = "payment_notice.created";
+      e.subject = "n-1";
+      e.data = {{"notice_id", "n-1"},
+                {"policy_id", "p-1"},
+                {"amount", 100},
+                {"currency", "EUR"},
+                {"due", "2026-01-02T00:00:00Z"}};
+      s.send(e);
+      REQUIRE(s.wait_for(1, 10s));
+      REQUIRE(s.acks.at("notice-1").front().at("status") == "accepted");
+    }
+
+    clock.advance(48h);  // the due-date timer is due now
+    captured_log log;
+    auto o = base_options(dir);
+    o.definitions = {"order_lifecycle"};
+    o.clock = &clock;
+    daemon_thread d(o);
+    std::string text;
+    const auto deadline = steady::now() + 10s;
+    while (text.find("does not run:") == std::string::npos && steady::now() < deadline) {
+      std::this_thread::sleep_for(20ms);
+      text = log.text();
+    }
+    INFO(text);
+    CHECK(text.find("timers are due for definitions this sagad does not run: payment_notice (1)") !=
+          std::string::npos);
+
+    SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READONLY);
+    db.setBusyTimeout(5000);
+    SQLite::Statement q(db,
+                        "SELECT state FROM instances WHERE definition = 'payment_notice' AND key = 'n-1'");
+    REQUIRE(q.executeStep());
+    CHECK(q.getColumn(0).getString() == "awaiting_payment");  // not fired by a daemon that does not run it
   }
 }
