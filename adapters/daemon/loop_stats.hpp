@@ -30,10 +30,10 @@ struct loop_stats {
       events += n;
       parts += " " + k + "=" + std::to_string(n);
     }
-    return std::to_string(events) + " events in " + std::to_string(batches) + " batches," + parts +
-           "; timers fired " + std::to_string(timers) + "; failed commits " +
-           std::to_string(commit_failures) + "; set aside " + std::to_string(set_aside) +
-           "; dropped over credit " + std::to_string(dropped);
+    return std::to_string(events) + " events in " + std::to_string(batches) + " batches" +
+           (parts.empty() ? "" : "," + parts) + "; timers fired " + std::to_string(timers) +
+           "; failed commits " + std::to_string(commit_failures) + "; set aside " +
+           std::to_string(set_aside) + "; dropped over credit " + std::to_string(dropped);
   }
 };
 
