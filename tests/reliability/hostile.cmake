@@ -23,7 +23,7 @@ function(saga_reliability_test name source)
   target_include_directories(${name} PRIVATE ${_saga_tests_dir})
   # saga::zmq brings nlohmann_json and cppzmq (imported targets are not visible
   # from every directory).
-  target_link_libraries(${name} PRIVATE doctest::doctest saga::zmq)
+  target_link_libraries(${name} PRIVATE doctest::doctest saga::zmq saga::sqlite)
   if(COMMAND saga_warnings)
     saga_warnings(${name})
   endif()
@@ -31,6 +31,12 @@ function(saga_reliability_test name source)
   target_compile_definitions(${name} PRIVATE
     SAGAD_PATH="$<TARGET_FILE:sagad>"
     SAGACTL_PATH="$<TARGET_FILE:sagactl>")
+  # sagad-test (adapters/daemon, with the hostile definitions of tests/support): the tests of
+  # definitions that throw run only where it is built.
+  if(TARGET sagad-test)
+    add_dependencies(${name} sagad-test)
+    target_compile_definitions(${name} PRIVATE SAGAD_TEST_PATH="$<TARGET_FILE:sagad-test>")
+  endif()
   doctest_discover_tests(${name}
     WORKING_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}
     PROPERTIES LABELS reliability TIMEOUT 600)
