@@ -1,25 +1,14 @@
 #include "catalog.hpp"
 
-#include <SQLiteCpp/Backup.h>
-#include <SQLiteCpp/Exception.h>
-#include <SQLiteCpp/Statement.h>
-
-#include <fcntl.h>
-#include <sqlite3.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
-#include <thread>
+#include <set>
 #include <utility>
 
 #include "saga/codec.hpp"
-#include "saga/sqlite/store.hpp"
+#include "saga/sqlite/reader.hpp"
 
 namespace sagactl {
 
@@ -27,166 +16,48 @@ namespace {
 
 using json = nlohmann::json;
 
-// The constant SQL of every query. Only `?NNN` placeholders carry values.
-
-// Terminal states come from the stored graph (definitions.graph, JSON), so the
-// "stuck" filter needs no list of states spliced into the SQL.
-constexpr const char* sql_list =
-    "SELECT i.definition, i.key, i.state, i.version, i.created_ms, i.state_since_ms,"
-    " (SELECT count(*) FROM timers AS t WHERE t.definition = i.definition AND t.key = i.key"
-    "   AND t.due_ms IS NOT NULL),"
-    " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)"
-    " FROM instances AS i"
-    " WHERE (?1 IS NULL OR i.definition = ?1)"
-    " AND (?2 IS NULL OR i.state = ?2)"
-    " AND (?3 IS NULL OR (i.state_since_ms <= ?3 AND NOT EXISTS"
-    "   (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.terminal') AS term"
-    "    WHERE d.name = i.definition AND term.value = i.state)))"
-    " AND (?4 IS NULL OR i.created_ms >= ?4)"
-    " AND (?5 IS NULL OR i.created_ms < ?5)"
-    " ORDER BY i.created_ms, i.definition, i.key LIMIT ?6";
-
-constexpr const char* sql_find_instances =
-    "SELECT definition FROM instances WHERE key = ?1 AND (?2 IS NULL OR definition = ?2) ORDER BY definition";
-
-constexpr const char* sql_instance =
-    "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms"
-    " FROM instances WHERE definition = ?1 AND key = ?2";
-
-constexpr const char* sql_history =
-    "SELECT id, version, event_id, event_source, event_type, event_time, from_state, to_state, outcome,"
-    " recorded_ms FROM history WHERE definition = ?1 AND key = ?2 ORDER BY id";
-
-constexpr const char* sql_timers_of =
-    "SELECT name, due_ms, generation FROM timers WHERE definition = ?1 AND key = ?2 AND due_ms IS NOT NULL"
-    " ORDER BY due_ms, name";
-
-constexpr const char* sql_parked_of =
-    "SELECT id, event_id, source, type, parked_ms FROM parked WHERE definition = ?1 AND key = ?2 ORDER BY id";
-
-// Through the saga's history (indexed by saga): each transition names the outbox rows it wrote.
-constexpr const char* sql_outbox_of =
-    "SELECT o.sequence, o.event_id, o.type, o.created_ms, o.published_ms FROM history AS h"
-    " JOIN outbox AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
-    " WHERE h.definition = ?1 AND h.key = ?2 AND h.outbox_first IS NOT NULL ORDER BY o.sequence";
-
-constexpr const char* sql_outbox =
-    "SELECT sequence, event_id, type, definition, key, created_ms, published_ms FROM outbox"
-    " WHERE sequence >= ?1 AND (?2 = 0 OR published_ms IS NULL) ORDER BY sequence LIMIT ?3";
-
-constexpr const char* sql_dead_letters =
-    "SELECT id, event_id, source, type, subject, reason, created_ms, count, last_ms, truncated"
-    " FROM dead_letters ORDER BY id LIMIT ?1";
-
-constexpr const char* sql_dead_letter = "SELECT payload, truncated FROM dead_letters WHERE id = ?1";
-
-constexpr const char* sql_timers =
-    "SELECT t.definition, t.key, t.name, t.due_ms, t.generation,"
-    " EXISTS (SELECT 1 FROM definitions AS d WHERE d.name = t.definition) FROM timers AS t"
-    " WHERE t.due_ms IS NOT NULL AND (?1 IS NULL OR t.due_ms < ?1)"
-    " ORDER BY t.due_ms, t.definition, t.key, t.name LIMIT ?2";
-
-constexpr const char* sql_definitions =
-    "SELECT d.name, d.fingerprint, d.registered_ms, json_array_length(d.graph, '$.states'),"
-    " (SELECT count(*) FROM instances AS i WHERE i.definition = d.name),"
-    " (SELECT count(*) FROM timers AS t WHERE t.definition = d.name AND t.due_ms <= ?1)"
-    " FROM definitions AS d ORDER BY d.name";
-
-// Due timers of definitions the definitions table does not have: no sagad runs them.
-constexpr const char* sql_unregistered_due =
-    "SELECT t.definition, count(*) FROM timers AS t WHERE t.due_ms <= ?1"
-    " AND NOT EXISTS (SELECT 1 FROM definitions AS d WHERE d.name = t.definition)"
-    " GROUP BY t.definition ORDER BY t.definition";
-
-constexpr const char* sql_graphs = "SELECT name, graph FROM definitions ORDER BY name";
-
-// The same selection as the store's purge_finished: sagas in one of the states (a JSON array)
-// since before ?2.
-constexpr const char* sql_count_finished =
-    "SELECT count(*), coalesce(sum((SELECT count(*) FROM history AS h"
-    "   WHERE h.definition = i.definition AND h.key = i.key)), 0)"
-    " FROM instances AS i WHERE i.definition = ?1 AND i.state_since_ms < ?2"
-    " AND i.state IN (SELECT value FROM json_each(?3))";
-
-// Instances whose state the stored graph of their definition does not have
-// (or whose definition is not registered at all).
-constexpr const char* sql_orphans =
-    "SELECT i.definition, i.key, i.state, i.fingerprint FROM instances AS i"
-    " WHERE NOT EXISTS (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.states') AS s"
-    "   WHERE d.name = i.definition AND s.value = i.state)"
-    " ORDER BY i.definition, i.key LIMIT 1000";
-
-constexpr const char* sql_graph = "SELECT graph FROM definitions WHERE name = ?1";
-
-constexpr const char* sql_state_counts =
-    "SELECT definition, state, count(*) FROM instances GROUP BY definition, state ORDER BY definition, state";
-
-constexpr const char* sql_totals =
-    "SELECT (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),"
-    " (SELECT count(*) FROM outbox WHERE published_ms IS NULL),"
-    " (SELECT min(created_ms) FROM outbox WHERE published_ms IS NULL),"
-    " (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM parked),"
-    " (SELECT count(*) FROM timers WHERE due_ms IS NOT NULL), (SELECT count(*) FROM instances)";
-
-constexpr const char* sql_per_minute =
-    "SELECT (received_ms - ?1) / 60000, count(*) FROM inbox WHERE received_ms >= ?1 AND received_ms < ?2"
-    " GROUP BY 1";
-
-constexpr const char* sql_last_published =
-    "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_published'), 0),"
-    " coalesce((SELECT max(sequence) FROM outbox WHERE published_ms IS NOT NULL), 0))";
-
-// Runs `f`, turning SQLite's exceptions into failure(database).
+// Runs `f`, turning the reader's errors into failure(database).
 template <class F>
 decltype(auto) reading(const std::string& path, F&& f) {
   try {
     return std::forward<F>(f)();
   } catch (const failure&) {
     throw;
-  } catch (const SQLite::Exception& e) {
+  } catch (const saga::store_error& e) {
     throw failure(database, "cannot read " + path + ": " + e.what());
   } catch (const json::exception& e) {
     throw failure(database, "malformed JSON in " + path + ": " + e.what());
   }
 }
 
-// One read transaction: every query of a command sees the same snapshot.
-class snapshot {
- public:
-  explicit snapshot(SQLite::Database& db) : db_(db) { db_.exec("BEGIN"); }
-  ~snapshot() { db_.tryExec("COMMIT"); }
-  snapshot(const snapshot&) = delete;
-  snapshot& operator=(const snapshot&) = delete;
-
- private:
-  SQLite::Database& db_;
-};
-
-void bind_opt(SQLite::Statement& s, int index, const std::optional<std::string>& v) {
-  if (v) {
-    s.bind(index, *v);
-  } else {
-    s.bind(index);
-  }
+// The refusal of a database of another schema version, in sagactl's words.
+failure schema_refusal(const std::string& path, const saga::sqlite::schema_error& e) {
+  const int version = e.found();
+  const int known = e.supported();
+  if (version > known)
+    return failure(database, path + " has schema version " + std::to_string(version) +
+                                 ", newer than this sagactl reads (" + std::to_string(known) +
+                                 "): use the sagactl of the same release as sagad");
+  if (version == 0) return failure(database, path + " is not a saga database (schema version 0)");
+  return failure(database, path + " has schema version " + std::to_string(version) + ", older than " +
+                               std::to_string(known) + ": start sagad once to migrate it");
 }
 
-void bind_opt(SQLite::Statement& s, int index, const std::optional<std::int64_t>& v) {
-  if (v) {
-    s.bind(index, *v);
-  } else {
-    s.bind(index);
-  }
+std::unique_ptr<saga::reader> open_reader(const std::string& path, int busy_timeout_ms) {
+  std::error_code ec;
+  if (path.empty() || !std::filesystem::is_regular_file(path, ec))
+    throw failure(database, "no database at " + (path.empty() ? std::string("''") : path));
+  return reading(path, [&]() -> std::unique_ptr<saga::reader> {
+    try {
+      return std::make_unique<saga::sqlite::reader>(path, busy_timeout_ms);
+    } catch (const saga::sqlite::schema_error& e) {
+      throw schema_refusal(path, e);
+    }
+  });
 }
 
-std::int64_t i64(SQLite::Statement& s, int column) {
-  return s.getColumn(column).getInt64();
-}
-std::string text(SQLite::Statement& s, int column) {
-  return s.getColumn(column).getString();
-}
-json time_or_null(SQLite::Statement& s, int column) {
-  if (s.isColumnNull(column)) return nullptr;
-  return saga::format_time(i64(s, column));
+std::size_t as_limit(std::int64_t limit) {
+  return limit < 0 ? 0 : static_cast<std::size_t>(limit);
 }
 
 json parse_or_string(const std::string& text) {
@@ -195,50 +66,50 @@ json parse_or_string(const std::string& text) {
   return j;
 }
 
+json time_or_null(const std::optional<std::int64_t>& ms) {
+  if (!ms) return nullptr;
+  return saga::format_time(*ms);
+}
+
+// How many states a stored graph (JSON text) has; null when it has no list of states.
+json state_count_of(const std::string& graph) {
+  const json g = json::parse(graph);
+  if (!g.is_object() || !g.contains("states") || !g["states"].is_array()) return nullptr;
+  return g["states"].size();
+}
+
 }  // namespace
 
-catalog::catalog(const std::string& path, int busy_timeout_ms) : path_(path) {
-  std::error_code ec;
-  if (path.empty() || !std::filesystem::is_regular_file(path, ec))
-    throw failure(database, "no database at " + (path.empty() ? std::string("''") : path));
-  reading(path_, [&] {
-    db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY, busy_timeout_ms);
-    const int version = db_->execAndGet("PRAGMA user_version").getInt();
-    constexpr int known = saga::sqlite::store::current_schema;
-    if (version > known)
-      throw failure(database, path + " has schema version " + std::to_string(version) +
-                                  ", newer than this sagactl reads (" + std::to_string(known) +
-                                  "): use the sagactl of the same release as sagad");
-    if (version == 0) throw failure(database, path + " is not a saga database (schema version 0)");
-    if (version < known)
-      throw failure(database, path + " has schema version " + std::to_string(version) + ", older than " +
-                                  std::to_string(known) + ": start sagad once to migrate it");
-  });
-}
+catalog::catalog(const std::string& path, int busy_timeout_ms)
+    : path_(path), owned_(open_reader(path, busy_timeout_ms)), reader_(*owned_) {}
+
+catalog::catalog(saga::reader& r, std::string name) : path_(std::move(name)), reader_(r) {}
 
 catalog::~catalog() = default;
 
 json catalog::list(const list_filter& f, std::int64_t now_ms) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_list);
-    bind_opt(s, 1, f.type);
-    bind_opt(s, 2, f.state);
-    std::optional<std::int64_t> entered_before;
-    if (f.stuck_for_ms) entered_before = now_ms - *f.stuck_for_ms;
-    bind_opt(s, 3, entered_before);
-    bind_opt(s, 4, f.since_ms);
-    bind_opt(s, 5, f.until_ms);
-    s.bind(6, f.limit);
+    saga::saga_filter sf;
+    sf.definition = f.type;
+    sf.state = f.state;
+    if (f.stuck_for_ms) {
+      // In their state at least this long: entered at or before now - stuck_for.
+      sf.unfinished_only = true;
+      sf.state_since.before_ms = now_ms - *f.stuck_for_ms + 1;
+    }
+    sf.created.from_ms = f.since_ms;
+    sf.created.before_ms = f.until_ms;
+    sf.limit = as_limit(f.limit);
     json rows = json::array();
-    while (s.executeStep()) {
-      rows.push_back({{"type", text(s, 0)},
-                      {"id", text(s, 1)},
-                      {"state", text(s, 2)},
-                      {"version", i64(s, 3)},
-                      {"age", now_ms - i64(s, 4)},
-                      {"in_state", now_ms - i64(s, 5)},
-                      {"timers", i64(s, 6)},
-                      {"parked", i64(s, 7)}});
+    for (const auto& s : reader_.sagas(sf)) {
+      rows.push_back({{"type", s.definition},
+                      {"id", s.key},
+                      {"state", s.state},
+                      {"version", s.version},
+                      {"age", now_ms - s.created_ms},
+                      {"in_state", now_ms - s.state_since_ms},
+                      {"timers", s.armed_timers},
+                      {"parked", s.parked}});
     }
     return rows;
   });
@@ -246,14 +117,9 @@ json catalog::list(const list_filter& f, std::int64_t now_ms) {
 
 json catalog::show(const std::string& id, const std::string& type, std::int64_t now_ms) {
   return reading(path_, [&] {
-    snapshot snap(*db_);
-    std::vector<std::string> found;
-    {
-      SQLite::Statement s(*db_, sql_find_instances);
-      s.bind(1, id);
-      bind_opt(s, 2, type.empty() ? std::nullopt : std::optional<std::string>(type));
-      while (s.executeStep()) found.push_back(text(s, 0));
-    }
+    saga::reader_snapshot snapshot(reader_);
+    std::vector<std::string> found = reader_.definitions_of(id);
+    if (!type.empty()) std::erase_if(found, [&](const std::string& d) { return d != type; });
     if (found.empty())
       throw failure(not_found,
                     "no saga with id '" + id + "'" + (type.empty() ? "" : " of type '" + type + "'"));
@@ -262,90 +128,61 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
       for (const auto& n : found) names += (names.empty() ? "" : ", ") + n;
       throw failure(usage, "several definitions have a saga '" + id + "' (" + names + "): pass --type");
     }
-    const std::string& def = found.front();
+    const auto view = saga::read_saga(reader_, found.front(), id);
+    if (!view) throw failure(not_found, "no saga with id '" + id + "'");
+    const auto& i = view->instance;
 
-    json out;
-    {
-      SQLite::Statement s(*db_, sql_instance);
-      s.bind(1, def);
-      s.bind(2, id);
-      s.executeStep();
-      out = {{"type", def},
-             {"id", id},
-             {"state", text(s, 0)},
-             {"data", parse_or_string(text(s, 1))},
-             {"version", i64(s, 2)},
-             {"fingerprint", text(s, 3)},
-             {"correlation_id", text(s, 4)},
-             {"created", saga::format_time(i64(s, 5))},
-             {"updated", saga::format_time(i64(s, 6))},
-             {"state_since", saga::format_time(i64(s, 7))},
-             {"age", now_ms - i64(s, 5)},
-             {"in_state", now_ms - i64(s, 7)}};
-    }
-    {
-      // The fingerprint the registered definition has now, to show a stale one.
-      SQLite::Statement s(*db_, "SELECT fingerprint FROM definitions WHERE name = ?1");
-      s.bind(1, def);
-      out["definition_fingerprint"] = s.executeStep() ? json(text(s, 0)) : json(nullptr);
-    }
+    json out = {{"type", i.definition},
+                {"id", i.key},
+                {"state", i.state},
+                {"data", parse_or_string(i.data)},
+                {"version", i.version},
+                {"fingerprint", i.fingerprint},
+                {"correlation_id", i.correlation_id},
+                {"created", saga::format_time(i.created_ms)},
+                {"updated", saga::format_time(i.updated_ms)},
+                {"state_since", saga::format_time(i.state_since_ms)},
+                {"age", now_ms - i.created_ms},
+                {"in_state", now_ms - i.state_since_ms}};
+    // The fingerprint the registered definition has now, to show a stale one.
+    out["definition_fingerprint"] = view->definition ? json(view->definition->fingerprint) : json(nullptr);
     json history = json::array();
-    {
-      SQLite::Statement s(*db_, sql_history);
-      s.bind(1, def);
-      s.bind(2, id);
-      while (s.executeStep()) {
-        history.push_back({{"time", saga::format_time(i64(s, 9))},
-                           {"event_time", text(s, 5)},
-                           {"event_type", text(s, 4)},
-                           {"event_id", text(s, 2)},
-                           {"event_source", text(s, 3)},
-                           {"from", text(s, 6)},
-                           {"to", text(s, 7)},
-                           {"outcome", text(s, 8)},
-                           {"version", i64(s, 1)}});
-      }
+    for (const auto& h : view->history) {
+      history.push_back({{"time", saga::format_time(h.recorded_ms)},
+                         {"event_time", h.event_time},
+                         {"event_type", h.event_type},
+                         {"event_id", h.event_id},
+                         {"event_source", h.event_source},
+                         {"from", h.from_state},
+                         {"to", h.to_state},
+                         {"outcome", h.outcome},
+                         {"version", h.version}});
     }
     out["history"] = std::move(history);
     json timers = json::array();
-    {
-      SQLite::Statement s(*db_, sql_timers_of);
-      s.bind(1, def);
-      s.bind(2, id);
-      while (s.executeStep()) {
-        timers.push_back({{"name", text(s, 0)},
-                          {"due", saga::format_time(i64(s, 1))},
-                          {"due_in", i64(s, 1) - now_ms},
-                          {"generation", i64(s, 2)}});
-      }
+    for (const auto& t : view->timers) {
+      timers.push_back({{"name", t.name},
+                        {"due", saga::format_time(t.due_ms)},
+                        {"due_in", t.due_ms - now_ms},
+                        {"generation", t.generation}});
     }
     out["timers"] = std::move(timers);
     json parked = json::array();
-    {
-      SQLite::Statement s(*db_, sql_parked_of);
-      s.bind(1, def);
-      s.bind(2, id);
-      while (s.executeStep()) {
-        parked.push_back({{"id", i64(s, 0)},
-                          {"event_id", text(s, 1)},
-                          {"source", text(s, 2)},
-                          {"type", text(s, 3)},
-                          {"parked", saga::format_time(i64(s, 4))}});
-      }
+    for (const auto& p : view->parked) {
+      parked.push_back({{"id", p.id},
+                        {"event_id", p.event_id},
+                        {"source", p.source},
+                        {"type", p.type},
+                        {"parked", saga::format_time(p.parked_ms)}});
     }
     out["parked"] = std::move(parked);
     json emitted = json::array();
-    {
-      SQLite::Statement s(*db_, sql_outbox_of);
-      s.bind(1, def);
-      s.bind(2, id);
-      while (s.executeStep()) {
-        emitted.push_back({{"sequence", i64(s, 0)},
-                           {"event_id", text(s, 1)},
-                           {"type", text(s, 2)},
-                           {"created", saga::format_time(i64(s, 3))},
-                           {"published", !s.isColumnNull(4)}});
-      }
+    for (const auto& o : view->follow_on) {
+      emitted.push_back({{"sequence", o.sequence},
+                         {"event_id", o.event_id},
+                         {"type", o.type},
+                         {"created", saga::format_time(o.created_ms)},
+                         {"published", o.published_ms.has_value()}});
     }
     out["outbox"] = std::move(emitted);
     return out;
@@ -354,61 +191,53 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
 
 json catalog::stats(std::int64_t now_ms) {
   return reading(path_, [&] {
-    snapshot snap(*db_);
+    saga::reader_snapshot snapshot(reader_);
     json out;
     json per_definition = json::object();
-    {
-      SQLite::Statement s(*db_, sql_state_counts);
-      while (s.executeStep()) per_definition[text(s, 0)][text(s, 1)] = i64(s, 2);
-    }
+    for (const auto& c : reader_.counts_by_state()) per_definition[c.definition][c.state] = c.sagas;
     out["instances"] = std::move(per_definition);
-    {
-      SQLite::Statement s(*db_, sql_totals);
-      s.executeStep();
-      out["sagas"] = i64(s, 7);
-      out["inbox"] = i64(s, 0);
-      out["outbox"] = i64(s, 1);
-      out["unpublished"] = i64(s, 2);
-      out["oldest_unpublished_age"] = s.isColumnNull(3) ? json(nullptr) : json(now_ms - i64(s, 3));
-      out["dead_letters"] = i64(s, 4);
-      out["parked"] = i64(s, 5);
-      out["armed_timers"] = i64(s, 6);
+    const auto t = reader_.totals();
+    out["sagas"] = t.sagas;
+    out["inbox"] = t.inbox;
+    out["outbox"] = t.outbox;
+    out["unpublished"] = t.unpublished;
+    out["oldest_unpublished_age"] =
+        t.oldest_unpublished_ms ? json(now_ms - *t.oldest_unpublished_ms) : json(nullptr);
+    out["dead_letters"] = t.dead_letters;
+    out["parked"] = t.parked;
+    out["armed_timers"] = t.armed_timers;
+    // Minute buckets of the last hour, oldest first; an event received at this very
+    // millisecond counts in the last minute.
+    constexpr std::int64_t minute = 60'000;
+    std::vector<std::int64_t> minutes =
+        reader_.received_per_interval(now_ms - 60 * minute, now_ms + 1, minute);
+    if (minutes.size() > 60) {
+      for (std::size_t m = 60; m < minutes.size(); ++m) minutes[59] += minutes[m];
+      minutes.resize(60);
     }
-    {
-      // Minute buckets of the last hour, oldest first.
-      const std::int64_t start = now_ms - 3'600'000;
-      std::vector<std::int64_t> minutes(60, 0);
-      SQLite::Statement s(*db_, sql_per_minute);
-      s.bind(1, start);
-      s.bind(2, now_ms + 1);
-      std::int64_t total = 0;
-      while (s.executeStep()) {
-        const auto m = std::clamp<std::int64_t>(i64(s, 0), 0, 59);
-        minutes[static_cast<std::size_t>(m)] += i64(s, 1);
-        total += i64(s, 1);
-      }
-      out["handled_last_hour"] = total;
-      out["handled_per_minute"] = minutes;
-    }
+    std::int64_t total = 0;
+    for (const auto n : minutes) total += n;
+    out["handled_last_hour"] = total;
+    out["handled_per_minute"] = minutes;
     return out;
   });
 }
 
 json catalog::outbox(bool pending_only, std::int64_t from_sequence, std::int64_t limit) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_outbox);
-    s.bind(1, from_sequence);
-    s.bind(2, pending_only ? 1 : 0);
-    s.bind(3, limit);
+    saga::outbox_filter f;
+    f.from_sequence = from_sequence;
+    f.unpublished_only = pending_only;
+    f.limit = as_limit(limit);
     json rows = json::array();
-    while (s.executeStep()) {
-      rows.push_back({{"sequence", i64(s, 0)},
-                      {"event_id", text(s, 1)},
-                      {"type", text(s, 2)},
-                      {"saga_type", text(s, 3)},
-                      {"saga_id", text(s, 4)},
-                      {"created", saga::format_time(i64(s, 5))},
-                      {"published", time_or_null(s, 6)}});
+    for (const auto& o : reader_.outbox(f)) {
+      rows.push_back({{"sequence", o.sequence},
+                      {"event_id", o.event_id},
+                      {"type", o.type},
+                      {"saga_type", o.definition},
+                      {"saga_id", o.key},
+                      {"created", saga::format_time(o.created_ms)},
+                      {"published", time_or_null(o.published_ms)}});
     }
     return rows;
   });
@@ -416,20 +245,18 @@ json catalog::outbox(bool pending_only, std::int64_t from_sequence, std::int64_t
 
 json catalog::dead_letters(std::int64_t limit) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_dead_letters);
-    s.bind(1, limit);
     json rows = json::array();
-    while (s.executeStep()) {
-      rows.push_back({{"id", i64(s, 0)},
-                      {"event_id", text(s, 1)},
-                      {"source", text(s, 2)},
-                      {"type", text(s, 3)},
-                      {"subject", text(s, 4)},
-                      {"reason", text(s, 5)},
-                      {"created", saga::format_time(i64(s, 6))},
-                      {"count", i64(s, 7)},
-                      {"last", saga::format_time(i64(s, 8))},
-                      {"truncated", i64(s, 9) != 0}});
+    for (const auto& d : reader_.dead_letters(std::numeric_limits<std::int64_t>::min(), as_limit(limit))) {
+      rows.push_back({{"id", d.id},
+                      {"event_id", d.event_id},
+                      {"source", d.source},
+                      {"type", d.type},
+                      {"subject", d.subject},
+                      {"reason", d.reason},
+                      {"created", saga::format_time(d.created_ms)},
+                      {"count", d.count},
+                      {"last", saga::format_time(d.last_ms)},
+                      {"truncated", d.truncated}});
     }
     return rows;
   });
@@ -437,17 +264,17 @@ json catalog::dead_letters(std::int64_t limit) {
 
 json catalog::timers(std::optional<std::int64_t> due_before_ms, std::int64_t limit) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_timers);
-    bind_opt(s, 1, due_before_ms);
-    s.bind(2, limit);
+    saga::reader_snapshot snapshot(reader_);
+    std::set<std::string> registered;
+    for (const auto& d : reader_.definitions()) registered.insert(d.name);
     json rows = json::array();
-    while (s.executeStep()) {
-      rows.push_back({{"type", text(s, 0)},
-                      {"id", text(s, 1)},
-                      {"name", text(s, 2)},
-                      {"due", saga::format_time(i64(s, 3))},
-                      {"generation", i64(s, 4)},
-                      {"registered", i64(s, 5) != 0}});
+    for (const auto& t : reader_.armed_timers(due_before_ms, as_limit(limit))) {
+      rows.push_back({{"type", t.definition},
+                      {"id", t.key},
+                      {"name", t.name},
+                      {"due", saga::format_time(t.due_ms)},
+                      {"generation", t.generation},
+                      {"registered", registered.contains(t.definition)}});
     }
     return rows;
   });
@@ -455,34 +282,30 @@ json catalog::timers(std::optional<std::int64_t> due_before_ms, std::int64_t lim
 
 json catalog::definitions(std::int64_t now_ms) {
   return reading(path_, [&] {
-    snapshot snap(*db_);
+    saga::reader_snapshot snapshot(reader_);
+    std::map<std::string, std::int64_t> instances, due;
+    for (const auto& c : reader_.counts_by_state()) instances[c.definition] += c.sagas;
+    for (const auto& [name, n] : reader_.due_timer_counts(now_ms)) due[name] = n;
     json defs = json::array();
-    {
-      SQLite::Statement s(*db_, sql_definitions);
-      s.bind(1, now_ms);
-      while (s.executeStep()) {
-        defs.push_back({{"name", text(s, 0)},
-                        {"fingerprint", text(s, 1)},
-                        {"registered", saga::format_time(i64(s, 2))},
-                        {"states", i64(s, 3)},
-                        {"instances", i64(s, 4)},
-                        {"due_timers", i64(s, 5)}});
-      }
+    for (const auto& d : reader_.definitions()) {
+      defs.push_back({{"name", d.name},
+                      {"fingerprint", d.fingerprint},
+                      {"registered", saga::format_time(d.registered_ms)},
+                      {"states", state_count_of(d.graph)},
+                      {"instances", instances[d.name]},
+                      {"due_timers", due[d.name]}});
+      due.erase(d.name);
     }
+    // Due timers of definitions the definitions table does not have: no sagad runs them.
     json unregistered = json::array();
-    {
-      SQLite::Statement s(*db_, sql_unregistered_due);
-      s.bind(1, now_ms);
-      while (s.executeStep()) unregistered.push_back({{"name", text(s, 0)}, {"due_timers", i64(s, 1)}});
-    }
+    for (const auto& [name, n] : due)
+      if (n > 0) unregistered.push_back({{"name", name}, {"due_timers", n}});
+    // Instances whose state the stored graph of their definition does not have
+    // (or whose definition is not registered at all).
     json orphans = json::array();
-    {
-      SQLite::Statement s(*db_, sql_orphans);
-      while (s.executeStep()) {
-        orphans.push_back(
-            {{"type", text(s, 0)}, {"id", text(s, 1)}, {"state", text(s, 2)}, {"fingerprint", text(s, 3)}});
-      }
-    }
+    for (const auto& s : reader_.orphaned_sagas(1000))
+      orphans.push_back(
+          {{"type", s.definition}, {"id", s.key}, {"state", s.state}, {"fingerprint", s.fingerprint}});
     return json{{"definitions", std::move(defs)},
                 {"unregistered_due_timers", std::move(unregistered)},
                 {"orphaned", std::move(orphans)}};
@@ -491,30 +314,27 @@ json catalog::definitions(std::int64_t now_ms) {
 
 saga::graph catalog::graph_of(const std::string& name) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_graph);
-    s.bind(1, name);
-    if (!s.executeStep()) throw failure(not_found, "no definition '" + name + "' in " + path_);
-    return saga::graph_from_json(json::parse(text(s, 0)));
+    const auto d = reader_.definition(name);
+    if (!d) throw failure(not_found, "no definition '" + name + "' in " + path_);
+    return saga::graph_from_json(json::parse(d->graph));
   });
 }
 
 catalog::stored_dead_letter catalog::dead_letter(std::int64_t id) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_dead_letter);
-    s.bind(1, id);
-    if (!s.executeStep()) throw failure(not_found, "no dead letter with id " + std::to_string(id));
-    return stored_dead_letter{text(s, 0), i64(s, 1) != 0};
+    const auto d = reader_.dead_letter(id);
+    if (!d) throw failure(not_found, "no dead letter with id " + std::to_string(id));
+    return stored_dead_letter{d->payload, d->truncated};
   });
 }
 
 std::vector<catalog::finished_states> catalog::purgeable(const std::string& definition) {
   return reading(path_, [&] {
     std::vector<finished_states> out;
-    SQLite::Statement s(*db_, sql_graphs);
-    while (s.executeStep()) {
-      if (!definition.empty() && text(s, 0) != definition) continue;
-      const saga::graph g = saga::graph_from_json(json::parse(text(s, 1)));
-      finished_states f{text(s, 0), {}};
+    for (const auto& d : reader_.definitions()) {
+      if (!definition.empty() && d.name != definition) continue;
+      const saga::graph g = saga::graph_from_json(json::parse(d.graph));
+      finished_states f{d.name, {}};
       for (const auto& t : g.terminal)
         if (t != g.attention_state) f.states.push_back(t);
       out.push_back(std::move(f));
@@ -527,67 +347,13 @@ std::vector<catalog::finished_states> catalog::purgeable(const std::string& defi
 
 catalog::purge_count catalog::count_finished(const finished_states& f, std::int64_t before_ms) {
   return reading(path_, [&] {
-    SQLite::Statement s(*db_, sql_count_finished);
-    s.bind(1, f.definition);
-    s.bind(2, before_ms);
-    s.bind(3, json(f.states).dump());
-    s.executeStep();
-    return purge_count{i64(s, 0), i64(s, 1)};
+    const auto n = reader_.count_finished(f.definition, f.states, before_ms);
+    return purge_count{n.sagas, n.history};
   });
 }
 
 std::int64_t catalog::last_published() {
-  return reading(path_, [&] { return db_->execAndGet(sql_last_published).getInt64(); });
-}
-
-catalog::backup_result catalog::backup_to(const std::string& file, int pages_per_step, int pause_ms) {
-  // O_EXCL: never an existing file, never through a symlink; 0600: a copy of every saga's
-  // data is readable by its owner only, whatever the umask. SQLite then opens the empty file
-  // as a new database (its journal gets the same mode).
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) throw failure(usage, file + " already exists: choose a new file");
-    throw failure(usage, "cannot create " + file + ": " + std::strerror(errno));
-  }
-  ::close(fd);
-  auto discard = [&] {
-    std::error_code ec;
-    std::filesystem::remove(file, ec);
-    std::filesystem::remove(file + "-journal", ec);
-  };
-  try {
-    backup_result r;
-    SQLite::Database dest(file, SQLite::OPEN_READWRITE);
-    SQLite::Backup backup(dest, *db_);
-    int step = std::max(1, pages_per_step);
-    int previous_remaining = -1;
-    for (int busy = 0;;) {
-      const int rc = backup.executeStep(step);
-      ++r.steps;
-      if (rc == SQLITE_DONE) break;
-      if (rc == SQLITE_OK) {
-        busy = 0;
-        const int remaining = backup.getRemainingPageCount();
-        // No progress: the source changed since the last step and SQLite started over.
-        if (previous_remaining >= 0 && remaining >= previous_remaining) {
-          ++r.restarts;
-          step = step > std::numeric_limits<int>::max() / 2 ? -1 : step * 2;
-        }
-        previous_remaining = remaining;
-      } else if (++busy > 200) {  // SQLITE_BUSY / SQLITE_LOCKED
-        throw failure(database, "backup to " + file + ": the database stayed locked");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
-    }
-    r.pages = backup.getTotalPageCount();
-    return r;
-  } catch (const failure&) {
-    discard();
-    throw;
-  } catch (const SQLite::Exception& e) {
-    discard();
-    throw failure(database, "backup to " + file + " failed: " + e.what());
-  }
+  return reading(path_, [&] { return reader_.last_published_sequence(); });
 }
 
 }  // namespace sagactl

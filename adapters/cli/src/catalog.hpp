@@ -1,15 +1,17 @@
 #pragma once
-// sagactl's read side: the queries over a saga database, opened read-only.
+// sagactl's read side: the JSON documents the reading commands print, built from the engine's
+// read port (saga::reader), so that sagactl has no SQL of its own and any store with a reader
+// gets sagactl.
 //
-// A catalog opens the file with SQLITE_OPEN_READONLY and a busy timeout, never
-// migrates, and refuses a missing file or a schema other than the one this
-// build knows. Every query is a constant SQL string; every value a user gives
-// (type, state, id, times, limits) is a bound parameter. In WAL mode (sagad's)
-// a reader never blocks the writer and is never blocked by it.
+// catalog(path) opens the file through saga::sqlite::reader, read-only (never created, migrated
+// or written; in WAL mode, sagad's, a reader never blocks the writer and is never blocked by
+// it), and refuses a missing file or a schema other than the one this build knows. Every value
+// a user gives (type, state, id, times, limits) reaches the reader as data, never as SQL.
 //
 // Results come back as JSON values already in the shape `--json` prints:
 // times as RFC 3339 strings, durations as integer milliseconds, absent values
-// as null. The human tables are rendered from the same values.
+// as null. The human tables are rendered from the same values. The reads of one
+// command see one snapshot of the database.
 //
 // Errors: sagactl::failure with the exit code it stands for (1 not found,
 // 2 usage, 3 database). Not thread-safe (one connection).
@@ -21,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include <SQLiteCpp/Database.h>
 #include <nlohmann/json.hpp>
 
 #include "saga/graph.hpp"
+#include "saga/reader.hpp"
 
 namespace sagactl {
 
@@ -54,6 +56,8 @@ class catalog {
   // Throws failure(database) for a missing file, an unreadable one, or a schema
   // version other than saga::sqlite::store::current_schema.
   explicit catalog(const std::string& path, int busy_timeout_ms = 5000);
+  // Over a reader the caller owns (another store's); `name` stands for it in messages.
+  catalog(saga::reader& r, std::string name);
   ~catalog();
   catalog(const catalog&) = delete;
   catalog& operator=(const catalog&) = delete;
@@ -100,23 +104,10 @@ class catalog {
   };
   purge_count count_finished(const finished_states& f, std::int64_t before_ms);
 
-  // SQLite's online backup of the whole database into `file`, which this call creates
-  // (O_CREAT | O_EXCL, mode 0600: an existing file or symlink is refused with
-  // failure(usage)). Copies `pages_per_step` pages per step and sleeps `pause_ms` between
-  // steps, so that no read snapshot is held for the whole copy and the writer's WAL can
-  // be reset meanwhile. A write between steps makes SQLite start the copy over; each such
-  // restart doubles the step, so that under a steady write load the copy still ends (at
-  // worst as one step under one snapshot). Returns the number of pages copied.
-  struct backup_result {
-    int pages = 0;
-    int steps = 0;
-    int restarts = 0;
-  };
-  backup_result backup_to(const std::string& file, int pages_per_step, int pause_ms);
-
  private:
   std::string path_;
-  std::unique_ptr<SQLite::Database> db_;
+  std::unique_ptr<saga::reader> owned_;  // set by the path constructor only
+  saga::reader& reader_;
 };
 
 }  // namespace sagactl

@@ -1,0 +1,644 @@
+#include "saga/sqlite/reader.hpp"
+
+#include <sqlite3.h>
+
+#include <SQLiteCpp/Exception.h>
+
+#include <algorithm>
+#include <iterator>
+#include <limits>
+#include <new>
+#include <set>
+#include <stdexcept>
+#include <utility>
+
+#include "saga/sqlite/store.hpp"
+
+namespace saga::sqlite {
+
+namespace {
+
+// The prepared statements, by index into reader::statements_. Only placeholders carry values.
+enum q : std::size_t {
+  q_user_version,
+  q_begin,
+  q_commit,
+  q_definitions_of,
+  q_instance,
+  q_history,
+  q_timers_of,
+  q_parked_of,
+  q_follow_on,
+  q_sagas,
+  q_orphans,
+  q_finished_in_state,
+  q_counts_by_state,
+  q_definitions,
+  q_definition,
+  q_armed_timers,
+  q_due_counts,
+  q_outbox,
+  q_last_published,
+  q_dead_letters,
+  q_dead_letter,
+  q_totals,
+  q_received,
+  q_count_
+};
+
+// The columns of a saga_summary, then its armed timers and parked events.
+#define SAGA_SUMMARY_COLUMNS                                                               \
+  "i.definition, i.key, i.state, i.version, i.fingerprint, i.created_ms, i.updated_ms,"    \
+  " i.state_since_ms,"                                                                     \
+  " (SELECT count(*) FROM timers AS t WHERE t.definition = i.definition AND t.key = i.key" \
+  "   AND t.due_ms IS NOT NULL),"                                                          \
+  " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)"
+
+#define OUTBOX_COLUMNS \
+  "o.sequence, o.event_id, o.type, o.definition, o.key, o.payload, o.created_ms, o.published_ms"
+
+constexpr const char* sql_of[] = {
+    // q_user_version
+    "PRAGMA user_version",
+    // q_begin: deferred: a read transaction starts with the first SELECT and takes no lock.
+    "BEGIN",
+    // q_commit
+    "COMMIT",
+    // q_definitions_of: the instances' primary key is (definition, key); a key alone would scan
+    // the table, so walk the distinct definitions (one index seek each) and look the key up in
+    // each.
+    "WITH RECURSIVE defs(name) AS ("
+    "  SELECT min(definition) FROM instances"
+    "  UNION ALL"
+    "  SELECT (SELECT min(definition) FROM instances WHERE definition > defs.name) FROM defs"
+    "  WHERE defs.name IS NOT NULL)"
+    " SELECT name FROM defs WHERE name IS NOT NULL"
+    " AND EXISTS (SELECT 1 FROM instances AS i WHERE i.definition = defs.name AND i.key = ?1)"
+    " ORDER BY name",
+    // q_instance
+    "SELECT definition, key, state, data, version, fingerprint, correlation_id, created_ms, updated_ms,"
+    " state_since_ms FROM instances WHERE definition = ?1 AND key = ?2",
+    // q_history
+    "SELECT definition, key, version, event_id, event_source, event_type, event_time, event_data, from_state,"
+    " to_state, outcome, recorded_ms, outbox_first, outbox_last"
+    " FROM history WHERE definition = ?1 AND key = ?2 ORDER BY id",
+    // q_timers_of
+    "SELECT definition, key, name, due_ms, generation FROM timers"
+    " WHERE definition = ?1 AND key = ?2 AND due_ms IS NOT NULL ORDER BY due_ms, name",
+    // q_parked_of
+    "SELECT id, definition, key, event_id, source, type, payload, parked_ms FROM parked"
+    " WHERE definition = ?1 AND key = ?2 ORDER BY id",
+    // q_follow_on: through the saga's history (indexed by saga): each transition names the
+    // outbox rows it wrote.
+    "SELECT " OUTBOX_COLUMNS
+    " FROM history AS h JOIN outbox AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
+    " WHERE h.definition = ?1 AND h.key = ?2 AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
+    // q_sagas: terminal states come from the stored graph (definitions.graph, JSON), so the
+    // unfinished filter needs no list of states spliced into the SQL.
+    "SELECT " SAGA_SUMMARY_COLUMNS
+    " FROM instances AS i"
+    " WHERE (?1 IS NULL OR i.definition = ?1)"
+    " AND (?2 IS NULL OR i.state = ?2)"
+    " AND (?3 = 0 OR NOT EXISTS"
+    "   (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.terminal') AS term"
+    "    WHERE d.name = i.definition AND term.value = i.state))"
+    " AND (?4 IS NULL OR i.created_ms >= ?4) AND (?5 IS NULL OR i.created_ms < ?5)"
+    " AND (?6 IS NULL OR i.updated_ms >= ?6) AND (?7 IS NULL OR i.updated_ms < ?7)"
+    " AND (?8 IS NULL OR i.state_since_ms >= ?8) AND (?9 IS NULL OR i.state_since_ms < ?9)"
+    " AND (?10 IS NULL OR (i.created_ms, i.definition, i.key) > (?10, ?11, ?12))"
+    " ORDER BY i.created_ms, i.definition, i.key LIMIT ?13",
+    // q_orphans: instances whose state the stored graph of their definition does not have (or
+    // whose definition is not registered at all).
+    "SELECT " SAGA_SUMMARY_COLUMNS
+    " FROM instances AS i"
+    " WHERE NOT EXISTS (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.states') AS s"
+    "   WHERE d.name = i.definition AND s.value = i.state)"
+    " ORDER BY i.definition, i.key LIMIT ?1",
+    // q_finished_in_state: the store's purge_finished selection, one state at a time (through
+    // instances_by_state).
+    "SELECT count(*), coalesce(sum((SELECT count(*) FROM history AS h"
+    "   WHERE h.definition = i.definition AND h.key = i.key)), 0)"
+    " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.state_since_ms < ?3",
+    // q_counts_by_state
+    "SELECT definition, state, count(*) FROM instances GROUP BY definition, state ORDER BY definition, state",
+    // q_definitions
+    "SELECT name, fingerprint, graph, registered_ms FROM definitions ORDER BY name",
+    // q_definition
+    "SELECT name, fingerprint, graph, registered_ms FROM definitions WHERE name = ?1",
+    // q_armed_timers
+    "SELECT definition, key, name, due_ms, generation FROM timers"
+    " WHERE due_ms IS NOT NULL AND (?1 IS NULL OR due_ms < ?1)"
+    " ORDER BY due_ms, definition, key, name LIMIT ?2",
+    // q_due_counts
+    "SELECT definition, count(*) FROM timers WHERE due_ms <= ?1 GROUP BY definition ORDER BY definition",
+    // q_outbox
+    "SELECT " OUTBOX_COLUMNS
+    " FROM outbox AS o WHERE o.sequence >= ?1 AND (?2 IS NULL OR o.sequence <= ?2)"
+    " AND (?3 = 0 OR o.published_ms IS NULL) ORDER BY o.sequence LIMIT ?4",
+    // q_last_published: meta keeps it after the published rows were pruned.
+    "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_published'), 0),"
+    " coalesce((SELECT max(sequence) FROM outbox WHERE published_ms IS NOT NULL), 0))",
+    // q_dead_letters
+    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms"
+    " FROM dead_letters WHERE id > ?1 ORDER BY id LIMIT ?2",
+    // q_dead_letter
+    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms"
+    " FROM dead_letters WHERE id = ?1",
+    // q_totals
+    "SELECT (SELECT count(*) FROM instances), (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),"
+    " (SELECT count(*) FROM outbox WHERE published_ms IS NULL),"
+    " (SELECT min(created_ms) FROM outbox WHERE published_ms IS NULL),"
+    " (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM parked),"
+    " (SELECT count(*) FROM timers WHERE due_ms IS NOT NULL)",
+    // q_received: through inbox_by_received
+    "SELECT (received_ms - ?1) / ?3, count(*) FROM inbox WHERE received_ms >= ?1 AND received_ms < ?2"
+    " GROUP BY 1",
+};
+static_assert(std::size(sql_of) == q_count_);
+
+#undef SAGA_SUMMARY_COLUMNS
+#undef OUTBOX_COLUMNS
+
+// Runs a read and turns whatever SQLite(Cpp) throws into a store_error naming the method.
+template <class F>
+decltype(auto) guarded(const char* operation, F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const saga::store_error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw saga::store_error(std::string(operation) + ": " + e.what());
+  }
+}
+
+// One use of a prepared statement: reset (ending its read, so that no snapshot outlives the
+// call) and bindings cleared when the use ends, even on an exception.
+class use {
+ public:
+  explicit use(SQLite::Statement& s) : s_(s) {}
+  ~use() {
+    s_.tryReset();
+    try {
+      s_.clearBindings();
+    } catch (...) {  // sqlite3_clear_bindings cannot fail; SQLiteCpp still declares a throw
+    }
+  }
+  use(const use&) = delete;
+  use& operator=(const use&) = delete;
+
+  // A string_view goes through a std::string: SQLiteCpp binds (pointer, size) as a BLOB, which
+  // never compares equal to TEXT.
+  use& text(int index, std::string_view value) {
+    s_.bind(index, std::string(value));
+    return *this;
+  }
+  use& optional_text(int index, const std::optional<std::string>& value) {
+    if (value) {
+      s_.bind(index, *value);
+    } else {
+      s_.bind(index);
+    }
+    return *this;
+  }
+  use& integer(int index, std::int64_t value) {
+    s_.bind(index, value);
+    return *this;
+  }
+  use& optional_integer(int index, const std::optional<std::int64_t>& value) {
+    if (value) {
+      s_.bind(index, *value);
+    } else {
+      s_.bind(index);
+    }
+    return *this;
+  }
+  use& limit(int index, std::size_t value) {
+    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    s_.bind(index, static_cast<std::int64_t>(std::min(value, max)));
+    return *this;
+  }
+
+  bool step() { return s_.executeStep(); }
+  void exec() { s_.exec(); }
+
+  std::int64_t integer(int column) const { return s_.getColumn(column).getInt64(); }
+  std::optional<std::int64_t> optional_integer(int column) const {
+    if (s_.isColumnNull(column)) return std::nullopt;
+    return integer(column);
+  }
+  std::string text(int column) const { return s_.getColumn(column).getString(); }
+
+ private:
+  SQLite::Statement& s_;
+};
+
+saga_summary summary_of(const use& u) {
+  saga_summary s;
+  s.definition = u.text(0);
+  s.key = u.text(1);
+  s.state = u.text(2);
+  s.version = u.integer(3);
+  s.fingerprint = u.text(4);
+  s.created_ms = u.integer(5);
+  s.updated_ms = u.integer(6);
+  s.state_since_ms = u.integer(7);
+  s.armed_timers = u.integer(8);
+  s.parked = u.integer(9);
+  return s;
+}
+
+timer_record timer_of(const use& u) {
+  return {u.text(0), u.text(1), u.text(2), u.integer(3), u.integer(4)};
+}
+
+outbox_record outbox_of(const use& u) {
+  outbox_record r;
+  r.sequence = u.integer(0);
+  r.event_id = u.text(1);
+  r.type = u.text(2);
+  r.definition = u.text(3);
+  r.key = u.text(4);
+  r.payload = u.text(5);
+  r.created_ms = u.integer(6);
+  r.published_ms = u.optional_integer(7);
+  return r;
+}
+
+definition_record definition_of(const use& u) {
+  return {u.text(0), u.text(1), u.text(2), u.integer(3)};
+}
+
+dead_letter_record dead_letter_of(const use& u) {
+  dead_letter_record r;
+  r.id = u.integer(0);
+  r.event_id = u.text(1);
+  r.source = u.text(2);
+  r.type = u.text(3);
+  r.subject = u.text(4);
+  r.reason = u.text(5);
+  r.payload = u.text(6);
+  r.created_ms = u.integer(7);
+  r.truncated = u.integer(8) != 0;
+  r.count = u.integer(9);
+  r.last_ms = u.integer(10);
+  return r;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Construction
+
+reader::reader(const std::string& path, int busy_timeout_ms)
+    : owned_(guarded(
+          ("open " + path).c_str(),
+          [&] {
+            if (busy_timeout_ms < 0)
+              throw std::invalid_argument("saga::sqlite::reader: busy_timeout_ms must not be negative");
+            return std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY, busy_timeout_ms);
+          })),
+      db_(*owned_) {
+  check_schema();
+}
+
+reader::reader(SQLite::Database& shared_db) : db_(shared_db) {
+  check_schema();
+}
+
+reader::~reader() {
+  if (snapshot_began_) db_.tryExec("COMMIT");
+}
+
+void reader::check_schema() {
+  const int version = guarded("schema_version", [&] {
+    use u(prepared(q_user_version));
+    u.step();
+    return static_cast<int>(u.integer(0));
+  });
+  constexpr int known = store::current_schema;
+  if (version == known) return;
+  if (version == 0) throw schema_error("not a saga database (schema version 0)", version, known);
+  if (version > known)
+    throw schema_error("database schema version " + std::to_string(version) +
+                           " is newer than this build reads (" + std::to_string(known) + ")",
+                       version, known);
+  throw schema_error("database schema version " + std::to_string(version) +
+                         " is older than this build reads (" + std::to_string(known) +
+                         "); open it with a saga::sqlite::store once to migrate",
+                     version, known);
+}
+
+SQLite::Statement& reader::prepared(std::size_t which) {
+  static_assert(statement_count == q_count_, "keep reader::statement_count in step with the list");
+  auto& slot = statements_[which];
+  if (!slot) slot = std::make_unique<SQLite::Statement>(db_, sql_of[which]);
+  return *slot;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Snapshots
+
+void reader::begin_snapshot() {
+  if (snapshot_depth_++ > 0) return;
+  try {
+    // Inside the host's transaction (shared connection) its view is the snapshot.
+    if (sqlite3_get_autocommit(db_.getHandle()) == 0) return;
+    guarded("begin_snapshot", [&] { use(prepared(q_begin)).exec(); });
+    snapshot_began_ = true;
+  } catch (...) {
+    --snapshot_depth_;
+    throw;
+  }
+}
+
+void reader::end_snapshot() noexcept {
+  if (snapshot_depth_ == 0 || --snapshot_depth_ > 0) return;
+  if (!snapshot_began_) return;
+  snapshot_began_ = false;
+  try {
+    use(prepared(q_commit)).exec();
+  } catch (...) {  // a read transaction has nothing to lose: roll it back instead
+    db_.tryExec("ROLLBACK");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// One saga
+
+std::vector<std::string> reader::definitions_of(std::string_view key) {
+  return guarded("definitions_of", [&] {
+    use u(prepared(q_definitions_of));
+    u.text(1, key);
+    std::vector<std::string> out;
+    while (u.step()) out.push_back(u.text(0));
+    return out;
+  });
+}
+
+std::optional<instance_record> reader::instance(std::string_view definition, std::string_view key) {
+  return guarded("instance", [&]() -> std::optional<instance_record> {
+    use u(prepared(q_instance));
+    u.text(1, definition).text(2, key);
+    if (!u.step()) return std::nullopt;
+    instance_record r;
+    r.definition = u.text(0);
+    r.key = u.text(1);
+    r.state = u.text(2);
+    r.data = u.text(3);
+    r.version = u.integer(4);
+    r.fingerprint = u.text(5);
+    r.correlation_id = u.text(6);
+    r.created_ms = u.integer(7);
+    r.updated_ms = u.integer(8);
+    r.state_since_ms = u.integer(9);
+    return r;
+  });
+}
+
+std::vector<history_record> reader::history(std::string_view definition, std::string_view key) {
+  return guarded("history", [&] {
+    use u(prepared(q_history));
+    u.text(1, definition).text(2, key);
+    std::vector<history_record> out;
+    while (u.step()) {
+      history_record r;
+      r.definition = u.text(0);
+      r.key = u.text(1);
+      r.version = u.integer(2);
+      r.event_id = u.text(3);
+      r.event_source = u.text(4);
+      r.event_type = u.text(5);
+      r.event_time = u.text(6);
+      r.event_data = u.text(7);
+      r.from_state = u.text(8);
+      r.to_state = u.text(9);
+      r.outcome = u.text(10);
+      r.recorded_ms = u.integer(11);
+      r.outbox_first = u.optional_integer(12);
+      r.outbox_last = u.optional_integer(13);
+      out.push_back(std::move(r));
+    }
+    return out;
+  });
+}
+
+std::vector<timer_record> reader::timers(std::string_view definition, std::string_view key) {
+  return guarded("timers", [&] {
+    use u(prepared(q_timers_of));
+    u.text(1, definition).text(2, key);
+    std::vector<timer_record> out;
+    while (u.step()) out.push_back(timer_of(u));
+    return out;
+  });
+}
+
+std::vector<parked_record> reader::parked(std::string_view definition, std::string_view key) {
+  return guarded("parked", [&] {
+    use u(prepared(q_parked_of));
+    u.text(1, definition).text(2, key);
+    std::vector<parked_record> out;
+    while (u.step()) {
+      parked_record r;
+      r.id = u.integer(0);
+      r.definition = u.text(1);
+      r.key = u.text(2);
+      r.event_id = u.text(3);
+      r.source = u.text(4);
+      r.type = u.text(5);
+      r.payload = u.text(6);
+      r.parked_ms = u.integer(7);
+      out.push_back(std::move(r));
+    }
+    return out;
+  });
+}
+
+std::vector<outbox_record> reader::follow_on_events(std::string_view definition, std::string_view key) {
+  return guarded("follow_on_events", [&] {
+    use u(prepared(q_follow_on));
+    u.text(1, definition).text(2, key);
+    std::vector<outbox_record> out;
+    while (u.step()) out.push_back(outbox_of(u));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many sagas
+
+std::vector<saga_summary> reader::sagas(const saga_filter& f) {
+  return guarded("sagas", [&] {
+    use u(prepared(q_sagas));
+    u.optional_text(1, f.definition).optional_text(2, f.state).integer(3, f.unfinished_only ? 1 : 0);
+    u.optional_integer(4, f.created.from_ms).optional_integer(5, f.created.before_ms);
+    u.optional_integer(6, f.updated.from_ms).optional_integer(7, f.updated.before_ms);
+    u.optional_integer(8, f.state_since.from_ms).optional_integer(9, f.state_since.before_ms);
+    if (f.after) {
+      u.integer(10, f.after->created_ms).text(11, f.after->definition).text(12, f.after->key);
+    } else {
+      u.optional_integer(10, std::nullopt).optional_text(11, std::nullopt).optional_text(12, std::nullopt);
+    }
+    u.limit(13, f.limit);
+    std::vector<saga_summary> out;
+    while (u.step()) out.push_back(summary_of(u));
+    return out;
+  });
+}
+
+std::vector<saga_summary> reader::orphaned_sagas(std::size_t limit) {
+  return guarded("orphaned_sagas", [&] {
+    use u(prepared(q_orphans));
+    u.limit(1, limit);
+    std::vector<saga_summary> out;
+    while (u.step()) out.push_back(summary_of(u));
+    return out;
+  });
+}
+
+finished_count reader::count_finished(std::string_view definition, const std::vector<std::string>& states,
+                                      std::int64_t before_ms) {
+  return guarded("count_finished", [&] {
+    reader_snapshot snapshot(*this);
+    finished_count n;
+    for (const auto& state : std::set<std::string>(states.begin(), states.end())) {
+      use u(prepared(q_finished_in_state));
+      u.text(1, definition).text(2, state).integer(3, before_ms);
+      u.step();
+      n.sagas += u.integer(0);
+      n.history += u.integer(1);
+    }
+    return n;
+  });
+}
+
+std::vector<state_count> reader::counts_by_state() {
+  return guarded("counts_by_state", [&] {
+    use u(prepared(q_counts_by_state));
+    std::vector<state_count> out;
+    while (u.step()) out.push_back({u.text(0), u.text(1), u.integer(2)});
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions and timers
+
+std::vector<definition_record> reader::definitions() {
+  return guarded("definitions", [&] {
+    use u(prepared(q_definitions));
+    std::vector<definition_record> out;
+    while (u.step()) out.push_back(definition_of(u));
+    return out;
+  });
+}
+
+std::optional<definition_record> reader::definition(std::string_view name) {
+  return guarded("definition", [&]() -> std::optional<definition_record> {
+    use u(prepared(q_definition));
+    u.text(1, name);
+    if (!u.step()) return std::nullopt;
+    return definition_of(u);
+  });
+}
+
+std::vector<timer_record> reader::armed_timers(std::optional<std::int64_t> due_before_ms, std::size_t limit) {
+  return guarded("armed_timers", [&] {
+    use u(prepared(q_armed_timers));
+    u.optional_integer(1, due_before_ms).limit(2, limit);
+    std::vector<timer_record> out;
+    while (u.step()) out.push_back(timer_of(u));
+    return out;
+  });
+}
+
+std::vector<std::pair<std::string, std::int64_t>> reader::due_timer_counts(std::int64_t now_ms) {
+  return guarded("due_timer_counts", [&] {
+    use u(prepared(q_due_counts));
+    u.integer(1, now_ms);
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    while (u.step()) out.emplace_back(u.text(0), u.integer(1));
+    return out;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbox, dead letters, counts
+
+std::vector<outbox_record> reader::outbox(const outbox_filter& f) {
+  return guarded("outbox", [&] {
+    use u(prepared(q_outbox));
+    u.integer(1, f.from_sequence).optional_integer(2, f.through_sequence);
+    u.integer(3, f.unpublished_only ? 1 : 0).limit(4, f.limit);
+    std::vector<outbox_record> out;
+    while (u.step()) out.push_back(outbox_of(u));
+    return out;
+  });
+}
+
+std::int64_t reader::last_published_sequence() {
+  return guarded("last_published_sequence", [&] {
+    use u(prepared(q_last_published));
+    u.step();
+    return u.integer(0);
+  });
+}
+
+std::vector<dead_letter_record> reader::dead_letters(std::int64_t after_id, std::size_t limit) {
+  return guarded("dead_letters", [&] {
+    use u(prepared(q_dead_letters));
+    u.integer(1, after_id).limit(2, limit);
+    std::vector<dead_letter_record> out;
+    while (u.step()) out.push_back(dead_letter_of(u));
+    return out;
+  });
+}
+
+std::optional<dead_letter_record> reader::dead_letter(std::int64_t id) {
+  return guarded("dead_letter", [&]() -> std::optional<dead_letter_record> {
+    use u(prepared(q_dead_letter));
+    u.integer(1, id);
+    if (!u.step()) return std::nullopt;
+    return dead_letter_of(u);
+  });
+}
+
+store_totals reader::totals() {
+  return guarded("totals", [&] {
+    use u(prepared(q_totals));
+    u.step();
+    store_totals t;
+    t.sagas = u.integer(0);
+    t.inbox = u.integer(1);
+    t.outbox = u.integer(2);
+    t.unpublished = u.integer(3);
+    t.oldest_unpublished_ms = u.optional_integer(4);
+    t.dead_letters = u.integer(5);
+    t.parked = u.integer(6);
+    t.armed_timers = u.integer(7);
+    return t;
+  });
+}
+
+std::vector<std::int64_t> reader::received_per_interval(std::int64_t from_ms, std::int64_t before_ms,
+                                                        std::int64_t interval_ms) {
+  if (interval_ms <= 0) throw std::invalid_argument("received_per_interval: interval_ms must be positive");
+  return guarded("received_per_interval", [&] {
+    const std::int64_t span = before_ms > from_ms ? before_ms - from_ms : 0;
+    std::vector<std::int64_t> out(static_cast<std::size_t>(span / interval_ms + (span % interval_ms ? 1 : 0)),
+                                  0);
+    use u(prepared(q_received));
+    u.integer(1, from_ms).integer(2, before_ms).integer(3, interval_ms);
+    while (u.step()) {
+      const auto i = u.integer(0);
+      if (i >= 0 && static_cast<std::size_t>(i) < out.size())
+        out[static_cast<std::size_t>(i)] += u.integer(1);
+    }
+    return out;
+  });
+}
+
+}  // namespace saga::sqlite
