@@ -1,4 +1,4 @@
-// sagad's loop (saga::daemon::run) in-process on a thread, over real ZeroMQ
+// saga::server (sagad's loop) in-process on a thread, over real ZeroMQ
 // sockets on loopback (ports chosen by the binding side, reported through
 // options::on_ready), with a store wrapper that injects storage failures:
 // the committer's retries and bisection, a full disk, the replay thread and
@@ -30,8 +30,9 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "daemon.hpp"
+#include "definitions/catalog.hpp"
 #include "saga/codec.hpp"
+#include "saga/server/server.hpp"
 #include "saga/store.hpp"
 #include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
@@ -74,20 +75,23 @@ class failing_store final : public saga::store_wrapper {
   faults& f_;
 };
 
-// saga::daemon::run on a thread of its own; stops and joins when destroyed.
+// saga::server::server with the shipped definitions, run on a thread of its
+// own; stops and joins when destroyed.
 class daemon_thread {
  public:
-  explicit daemon_thread(saga::daemon::options o) {
-    auto ready = std::make_shared<std::promise<saga::daemon::endpoints>>();
+  explicit daemon_thread(saga::server::options o) {
+    auto ready = std::make_shared<std::promise<saga::server::endpoints>>();
     auto settled = std::make_shared<std::atomic<bool>>(false);
     auto bound = ready->get_future();
-    o.on_ready = [ready, settled](const saga::daemon::endpoints& ep) {
+    o.on_ready = [ready, settled](const saga::server::endpoints& ep) {
       settled->store(true);
       ready->set_value(ep);
     };
     thread_ = std::thread([this, o = std::move(o), ready, settled]() mutable {
       try {
-        saga::daemon::run(o, stop_);
+        saga::server::server server(o);
+        for (const auto& name : saga::definitions::names()) server.add(saga::definitions::by_name(name));
+        server.run(stop_);
       } catch (...) {
         if (!settled->exchange(true)) ready->set_exception(std::current_exception());
       }
@@ -106,16 +110,16 @@ class daemon_thread {
   daemon_thread(const daemon_thread&) = delete;
   daemon_thread& operator=(const daemon_thread&) = delete;
 
-  const saga::daemon::endpoints& ep() const { return ep_; }
+  const saga::server::endpoints& ep() const { return ep_; }
 
  private:
   std::atomic<bool> stop_{false};
-  saga::daemon::endpoints ep_;
+  saga::server::endpoints ep_;
   std::thread thread_;
 };
 
-saga::daemon::options base_options(const temp_dir& dir) {
-  saga::daemon::options o;
+saga::server::options base_options(const temp_dir& dir) {
+  saga::server::options o;
   o.db = dir.file("saga.db");
   o.ingress = "tcp://127.0.0.1:*";
   o.publish = "tcp://127.0.0.1:*";
@@ -127,7 +131,7 @@ saga::daemon::options base_options(const temp_dir& dir) {
   return o;
 }
 
-saga::daemon::options with_faults(saga::daemon::options o, faults& f) {
+saga::server::options with_faults(saga::server::options o, faults& f) {
   o.wrap_store = [&f](saga::store& s) -> std::unique_ptr<saga::store> {
     return std::make_unique<failing_store>(s, f);
   };
@@ -342,7 +346,7 @@ TEST_SUITE("daemon_library") {
       std::string error;
       try {
         daemon_thread second(o);
-      } catch (const saga::daemon::startup_error& e) {
+      } catch (const saga::server::startup_error& e) {
         error = e.what();
       }
       CHECK(error.find("another sagad is running") != std::string::npos);

@@ -1,6 +1,6 @@
-# daemon_library_tests: sagad's loop (saga_daemon) run in-process on a thread,
+# daemon_library_tests: saga::server (sagad's loop) run in-process on a thread,
 # with a fault-injecting store wrapper (tests/daemon/daemon_library_test.cpp).
-# include()d from adapters/daemon/CMakeLists.txt (after saga_daemon exists);
+# include()d from adapters/daemon/CMakeLists.txt (after saga::server exists);
 # tests/CMakeLists.txt is processed later, so this file brings its own doctest
 # main and enables testing for its directory.
 if(NOT TARGET doctest::doctest)
@@ -13,7 +13,7 @@ add_executable(daemon_library_tests
   ${CMAKE_CURRENT_LIST_DIR}/daemon_library_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/../support/doctest_main.cpp)
 target_include_directories(daemon_library_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)
-target_link_libraries(daemon_library_tests PRIVATE doctest::doctest saga_daemon SQLiteCpp)
+target_link_libraries(daemon_library_tests PRIVATE doctest::doctest saga::server saga::definitions SQLiteCpp)
 saga_warnings(daemon_library_tests)
 doctest_discover_tests(daemon_library_tests
   TEST_PREFIX "daemon_library."

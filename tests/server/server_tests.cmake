@@ -1,5 +1,5 @@
 # saga::server: plugin loading against real shared libraries built here.
-set(SAGA_TEST_PLUGINS good throws static_throw null_definition no_entry wrong_version wrong_abi)
+set(SAGA_TEST_PLUGINS good renamed throws static_throw null_definition no_entry wrong_version wrong_abi)
 foreach(p IN LISTS SAGA_TEST_PLUGINS)
   set(src ${p})
   if(p STREQUAL "wrong_abi")
@@ -13,9 +13,12 @@ foreach(p IN LISTS SAGA_TEST_PLUGINS)
   endif()
 endforeach()
 
+# plugin_test: load_plugin in-process; sagad_plugin_test: sagad --plugin as a child process.
 saga_test(server_tests
-  SOURCES server/plugin_test.cpp
-  LIBS saga::server saga::engine saga::sqlite saga::definitions)
+  SOURCES server/plugin_test.cpp server/sagad_plugin_test.cpp
+  LIBS saga::server saga::engine saga::sqlite saga::zmq saga::definitions)
+add_dependencies(server_tests sagad)
+target_compile_definitions(server_tests PRIVATE SAGAD_PATH="$<TARGET_FILE:sagad>")
 foreach(p IN LISTS SAGA_TEST_PLUGINS)
   add_dependencies(server_tests saga_test_plugin_${p})
   string(TOUPPER ${p} P)

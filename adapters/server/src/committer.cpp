@@ -10,7 +10,7 @@
 
 #include "saga/duration.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 namespace {
 
@@ -116,4 +116,4 @@ bool committer::step(steady::time_point now, bool force) {
   return true;
 }
 
-}  // namespace saga::daemon
+}  // namespace saga::server

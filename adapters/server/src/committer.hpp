@@ -31,7 +31,7 @@
 #include "saga/engine.hpp"
 #include "saga/zmq/ingress_server.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 class committer {
  public:
@@ -78,4 +78,4 @@ class committer {
   steady::time_point next_attempt_{};
 };
 
-}  // namespace saga::daemon
+}  // namespace saga::server

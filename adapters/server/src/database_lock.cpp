@@ -8,9 +8,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "daemon.hpp"
+#include "saga/server/options.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 database_lock::database_lock(const std::string& db) {
   // Created when missing: SQLite takes an empty file as an empty database.
@@ -32,4 +32,4 @@ database_lock::~database_lock() {
   ::close(fd_);
 }
 
-}  // namespace saga::daemon
+}  // namespace saga::server

@@ -16,7 +16,7 @@
 
 #include <string>
 
-namespace saga::daemon {
+namespace saga::server {
 
 class database_lock {
  public:
@@ -29,4 +29,4 @@ class database_lock {
   int fd_ = -1;
 };
 
-}  // namespace saga::daemon
+}  // namespace saga::server

@@ -8,9 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "daemon.hpp"
+#include "saga/server/options.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 namespace {
 
@@ -74,6 +74,6 @@ saga::publisher& fault_points::wrap(saga::publisher& p) {
   return *publisher_;
 }
 
-}  // namespace saga::daemon
+}  // namespace saga::server
 
 #endif

@@ -24,7 +24,7 @@
 #include <string>
 #endif
 
-namespace saga::daemon {
+namespace saga::server {
 
 #if defined(SAGA_FAULT_POINTS)
 
@@ -58,4 +58,4 @@ class fault_points {
 
 #endif
 
-}  // namespace saga::daemon
+}  // namespace saga::server

@@ -8,7 +8,7 @@
 
 #include "saga/engine.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 struct loop_stats {
   std::uint64_t batches = 0;
@@ -37,4 +37,4 @@ struct loop_stats {
   }
 };
 
-}  // namespace saga::daemon
+}  // namespace saga::server

@@ -1,6 +1,9 @@
 #include "saga/server/plugin.hpp"
 
 #include <dlfcn.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -58,52 +61,104 @@ plugin open_and_ask(const std::string& path) {
   return out;
 }
 
+// What a child wrote on stdout and stderr, on one line, shortened.
+std::string one_line(std::string text) {
+  for (auto& c : text)
+    if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+  std::string out;
+  for (char c : text)
+    if (!(c == ' ' && (out.empty() || out.back() == ' '))) out += c;
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  constexpr std::size_t most = 300;
+  if (out.size() > most) out = out.substr(0, most) + "...";
+  return out;
+}
+
+// Reads both pipes to their ends (poll: neither may fill while the other is read).
+void read_both(int refusal_fd, int output_fd, std::string& refusal, std::string& output) {
+  pollfd fds[2] = {{refusal_fd, POLLIN, 0}, {output_fd, POLLIN, 0}};
+  std::string* into[2] = {&refusal, &output};
+  int open = 2;
+  char buf[512];
+  while (open > 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        fds[i].fd = -1;
+        --open;
+        continue;
+      }
+      if (into[i]->size() < 64 * 1024) into[i]->append(buf, static_cast<std::size_t>(n));
+    }
+  }
+}
+
 // Runs open_and_ask in a child: a crash or an exception out of a static
 // constructor ends the child, not us. The child writes its refusal, if any,
-// to a pipe and exits 0 when the plugin is fine.
+// to one pipe and exits 0 when the plugin is fine; what the plugin's code
+// prints (a terminate handler's message) goes to another, not to our stderr,
+// and is quoted in the refusal of a crash.
 void probe_in_child(const std::string& path) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw plugin_error("plugin " + path + ": pipe: " + std::strerror(errno));
+  int refusal_pipe[2], output_pipe[2];
+  if (::pipe(refusal_pipe) != 0) throw plugin_error("plugin " + path + ": pipe: " + std::strerror(errno));
+  if (::pipe(output_pipe) != 0) {
+    ::close(refusal_pipe[0]);
+    ::close(refusal_pipe[1]);
+    throw plugin_error("plugin " + path + ": pipe: " + std::strerror(errno));
+  }
   const pid_t pid = ::fork();
   if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
+    for (int fd : {refusal_pipe[0], refusal_pipe[1], output_pipe[0], output_pipe[1]}) ::close(fd);
     throw plugin_error("plugin " + path + ": fork: " + std::strerror(errno));
   }
   if (pid == 0) {
-    ::close(fds[0]);
+    ::close(refusal_pipe[0]);
+    ::close(output_pipe[0]);
+    ::dup2(output_pipe[1], STDOUT_FILENO);
+    ::dup2(output_pipe[1], STDERR_FILENO);
+    ::close(output_pipe[1]);
     // The parent's crash handlers (a test framework's, a logger's) are not the child's business:
     // a crash must end the child with its signal, for the parent to report.
     for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+    // A refused plugin leaves no core file behind: its crash is reported, not dumped.
+    const rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    ::prctl(PR_SET_DUMPABLE, 0);
     int code = 0;
     try {
       open_and_ask(path);
     } catch (const std::exception& e) {
       const std::string msg = e.what();
-      (void)!::write(fds[1], msg.data(), msg.size());
+      (void)!::write(refusal_pipe[1], msg.data(), msg.size());
       code = 3;
     }
     ::_exit(code);
   }
-  ::close(fds[1]);
-  std::string msg;
-  char buf[512];
-  for (ssize_t n; (n = ::read(fds[0], buf, sizeof buf)) != 0;) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    msg.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fds[0]);
+  ::close(refusal_pipe[1]);
+  ::close(output_pipe[1]);
+  std::string msg, output;
+  read_both(refusal_pipe[0], output_pipe[0], msg, output);
+  ::close(refusal_pipe[0]);
+  ::close(output_pipe[0]);
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  const std::string said = one_line(output);
   if (WIFSIGNALED(status))
     throw plugin_error("plugin " + path + ": crashed while loading (signal " +
-                       std::to_string(WTERMSIG(status)) + ", " + ::strsignal(WTERMSIG(status)) + ")");
+                       std::to_string(WTERMSIG(status)) + ", " + ::strsignal(WTERMSIG(status)) + ")" +
+                       (said.empty() ? "" : "; it wrote: " + said));
   if (!msg.empty()) throw plugin_error(msg);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     throw plugin_error("plugin " + path + ": loading it ended its process (exit status " +
-                       std::to_string(WEXITSTATUS(status)) + ")");
+                       std::to_string(WEXITSTATUS(status)) + ")" +
+                       (said.empty() ? "" : "; it wrote: " + said));
 }
 
 }  // namespace

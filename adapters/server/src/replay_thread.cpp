@@ -8,10 +8,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "daemon.hpp"
+#include "saga/server/options.hpp"
 #include "saga/zmq/replay_server.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 namespace {
 
@@ -77,4 +77,4 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
   }
 }
 
-}  // namespace saga::daemon
+}  // namespace saga::server

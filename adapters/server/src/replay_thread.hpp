@@ -21,7 +21,7 @@
 
 #include "saga/sqlite/store.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 class replay_thread {
  public:
@@ -42,4 +42,4 @@ class replay_thread {
   std::string endpoint_;
 };
 
-}  // namespace saga::daemon
+}  // namespace saga::server

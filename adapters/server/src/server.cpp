@@ -1,34 +1,28 @@
-#include "daemon.hpp"
+#include "saga/server/server.hpp"
 
-#include <algorithm>
-#include <cerrno>
-#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "committer.hpp"
 #include "database_lock.hpp"
-#include "definitions/catalog.hpp"
 #include "fault_points.hpp"
-#include "loop_stats.hpp"
+#include "loop.hpp"
 #include "replay_thread.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
+#include "saga/server/plugin.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
-#include "ticker.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 namespace {
-
-using namespace std::chrono_literals;
-using steady = std::chrono::steady_clock;
-
-// How often undelivered acks (peers not reading) are offered to their pipes again.
-constexpr auto ack_retry_interval = 10ms;
 
 spdlog::level::level_enum to_spdlog(saga::log_level l) {
   switch (l) {
@@ -57,130 +51,71 @@ saga::engine_options engine_options_of(const options& o) {
   return eo;
 }
 
-void register_definitions(saga::engine& engine, const options& o) {
-  std::vector<std::shared_ptr<const saga::definition>> defs;
-  for (const auto& name : o.definitions.empty() ? saga::definitions::names() : o.definitions) {
-    auto d = saga::definitions::by_name(name);
-    if (!d) {
-      std::string known;
-      for (const auto& n : saga::definitions::names()) known += (known.empty() ? "" : ", ") + n;
-      throw startup_error("unknown definition '" + name + "' (compiled: " + known + ")");
-    }
-    defs.push_back(std::move(d));
-  }
-  defs.insert(defs.end(), o.extra_definitions.begin(), o.extra_definitions.end());
-  for (auto& d : defs) {
-    try {
-      const auto r = engine.add(std::move(d));
-      spdlog::info("definition {} fingerprint {}", r.name, r.fingerprint);
-    } catch (const std::invalid_argument& e) {
-      throw startup_error(e.what());
-    }
-  }
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
 
-// The loop: each pass waits for ingress (unless a batch is in hand) or for
-// the next thing due, then runs the named parts in order.
-class loop {
- public:
-  loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
-       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault)
-      : ingress_(ingress),
-        relay_(relay),
-        committer_(
-            engine, ingress, fault, stats_,
-            committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
-        ticker_(engine, relay, pub, clock, stats_, ticker::options{}) {
-    engine.on_commit([this] { committed_ = true; });
-  }
+std::atomic<bool> stop_requested{false};
 
-  void run(const std::atomic<bool>& stop) {
-    next_summary_ = steady::now() + 60s;
-    while (!stop.load()) {
-      if (!wait_for_work()) continue;
-      const auto now = steady::now();
-      if (!committer_.busy() && ingress_ready_) pump_ingress();
-      if (committer_.busy() && committer_.step(now)) publish_committed();
-      ingress_.flush();
-      ticker_.run(now);
-      summarize(now);
-    }
-    // Stopping: one last attempt at the batch in hand (unacked if it fails:
-    // clients resend to the next sagad), then publish what is committed.
-    if (committer_.busy() && committer_.step(steady::now(), true)) publish_committed();
-    ingress_.flush();
-    try {
-      relay_.drain();
-    } catch (const std::exception& e) {
-      spdlog::error("final publish: {} (published on the next start)", e.what());
-    }
-    stats_.dropped = ingress_.dropped_requests();
-    spdlog::info("sagad stopped: {}", stats_.summary());
-  }
-
- private:
-  // Polls the ingress (not while a batch is in hand: nothing new is read
-  // until it is settled) until the next thing due; false on a signal.
-  bool wait_for_work() {
-    auto until = ticker_.due();
-    if (committer_.busy()) until = std::min(until, committer_.next_attempt());
-    if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
-    const auto wait =
-        std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
-    ::zmq::pollitem_t item{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN),
-                           0};
-    try {
-      ::zmq::poll(&item, 1, wait);
-    } catch (const ::zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-      return false;  // a signal: the loop condition decides
-    }
-    ingress_ready_ = (item.revents & ZMQ_POLLIN) != 0;
-    return true;
-  }
-
-  // The ingress pump: takes what waits (up to --batch-max) into the committer.
-  void pump_ingress() {
-    if (ingress_.read_batch() > 0) committer_.take();
-  }
-
-  // The publisher: what the last commit wrote goes out now. A store error
-  // (marking rows published) loses nothing: the rows stay unpublished and
-  // the tick's drain publishes them again.
-  void publish_committed() {
-    if (!committed_) return;
-    committed_ = false;
-    try {
-      relay_.drain();
-    } catch (const saga::store_error& e) {
-      spdlog::error("publishing: {} (retried on the next tick)", e.what());
-    }
-  }
-
-  void summarize(steady::time_point now) {
-    if (now < next_summary_) return;
-    stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
-    dropped_reported_ = ingress_.dropped_requests();
-    spdlog::info("last minute: {}", stats_.summary());
-    stats_ = {};
-    next_summary_ += 60s;
-    if (next_summary_ <= now) next_summary_ = now + 60s;
-  }
-
-  saga::zmq::ingress_server& ingress_;
-  saga::outbox_relay& relay_;
-  loop_stats stats_;
-  committer committer_;
-  ticker ticker_;
-  bool committed_ = false;
-  bool ingress_ready_ = false;
-  steady::time_point next_summary_;
-  std::uint64_t dropped_reported_ = 0;
-};
+extern "C" void on_stop_signal(int) {
+  stop_requested.store(true);
+}
 
 }  // namespace
 
-void run(const options& o, const std::atomic<bool>& stop) {
+server::server(options o) : options_(std::move(o)) {}
+
+void server::add(std::shared_ptr<const saga::definition> d, std::string source) {
+  if (!d) throw std::invalid_argument("server::add: null definition (from " + source + ")");
+  offered_.push_back({std::move(d), std::move(source)});
+}
+
+void server::add(const std::vector<std::shared_ptr<const saga::definition>>& ds, const std::string& source) {
+  for (const auto& d : ds) add(d, source);
+}
+
+void server::load_plugins() {
+  for (const auto& path : options_.plugins) add(load_plugin(path).definitions, "plugin " + path);
+}
+
+std::vector<server::offered> server::selected() const {
+  std::set<std::string> wanted(options_.definitions.begin(), options_.definitions.end());
+  std::map<std::string, std::string> source_of;  // name -> source, of the definitions to run
+  std::vector<offered> out;
+  for (const auto& o : offered_) {
+    const auto& name = o.definition->name();
+    if (!wanted.empty() && !wanted.contains(name)) continue;
+    if (const auto it = source_of.find(name); it != source_of.end())
+      throw startup_error("definition " + name + " is provided twice: by " + it->second + " and by " +
+                          o.source + " (leave one out, or pick one with --definitions)");
+    source_of.emplace(name, o.source);
+    out.push_back(o);
+  }
+  std::vector<std::string> unknown;
+  for (const auto& w : options_.definitions)
+    if (!source_of.contains(w)) unknown.push_back(w);
+  if (!unknown.empty()) {
+    std::set<std::string> known;
+    for (const auto& o : offered_) known.insert(o.definition->name());
+    throw startup_error("--definitions: " + joined(unknown) + " not provided (built-in or by a --plugin: " +
+                        joined({known.begin(), known.end()}) + ")");
+  }
+  if (out.empty()) throw startup_error("no definition to run (add one, or load a --plugin)");
+  return out;
+}
+
+std::vector<server::listed> server::definitions() const {
+  std::vector<listed> out;
+  for (const auto& o : selected())
+    out.push_back({o.definition->name(), o.definition->graph().fingerprint, o.source});
+  return out;
+}
+
+void server::run(const std::atomic<bool>& stop) {
+  const auto& o = options_;
+  const auto to_run = selected();
   // First: the lock must outlive every SQLite connection below (database_lock.hpp).
   database_lock lock(o.db);
   fault_points fault;
@@ -222,7 +157,14 @@ void run(const options& o, const std::atomic<bool>& stop) {
     engine_store = wrapped.get();
   }
   saga::engine engine(*engine_store, clock, engine_options_of(o));
-  register_definitions(engine, o);
+  for (const auto& d : to_run) {
+    try {
+      const auto r = engine.add(d.definition);
+      spdlog::info("definition {} fingerprint {} ({})", r.name, r.fingerprint, d.source);
+    } catch (const std::exception& e) {
+      throw startup_error("definition " + d.definition->name() + " (" + d.source + "): " + e.what());
+    }
+  }
 
   saga::relay_options rlo;
   rlo.retention_ms = o.retention_ms;
@@ -235,12 +177,50 @@ void run(const options& o, const std::atomic<bool>& stop) {
   } catch (const saga::store_error& e) {
     spdlog::error("publishing pending rows at start: {} (retried on the next tick)", e.what());
   }
-  spdlog::info(
-      "sagad: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start", o.db,
-      o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(), published_at_start);
+  spdlog::info("{}: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
+               o.name, o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(),
+               published_at_start);
   if (o.on_ready) o.on_ready(endpoints{ingress->endpoint(), pub->endpoint(), replay.endpoint()});
 
   loop(o, engine, *ingress, relay, *pub, clock, fault).run(stop);
 }
 
-}  // namespace saga::daemon
+int server::main() {
+  log_to_stderr(options_);
+  try {
+    load_plugins();
+    if (options_.list_definitions) {
+      for (const auto& d : definitions())
+        std::printf("%-24s %s  %s\n", d.name.c_str(), d.fingerprint.c_str(), d.source.c_str());
+      return 0;
+    }
+    run(stop_on_signals());
+    return 0;
+  } catch (const plugin_error& e) {
+    spdlog::critical("{} cannot start: {}", options_.name, e.what());
+  } catch (const startup_error& e) {
+    spdlog::critical("{} cannot start: {}", options_.name, e.what());
+  } catch (const std::exception& e) {
+    spdlog::critical("{} failed: {}", options_.name, e.what());
+  }
+  return 1;
+}
+
+void log_to_stderr(const options& o) {
+  auto logger = spdlog::get(o.name);
+  if (!logger) logger = spdlog::stderr_color_mt(o.name);
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(o.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+}
+
+const std::atomic<bool>& stop_on_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  return stop_requested;
+}
+
+}  // namespace saga::server

@@ -6,7 +6,7 @@
 
 #include "saga/engine.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 using namespace std::chrono_literals;
 
@@ -117,4 +117,4 @@ void ticker::housekeeping(steady::time_point now) {
                  pruned_dead_letters_, pruned_sagas_);
 }
 
-}  // namespace saga::daemon
+}  // namespace saga::server

@@ -29,7 +29,7 @@
 #include "saga/outbox_relay.hpp"
 #include "saga/zmq/publisher.hpp"
 
-namespace saga::daemon {
+namespace saga::server {
 
 class ticker {
  public:
@@ -73,4 +73,4 @@ class ticker {
   std::int64_t pruned_rows_ = 0, pruned_dead_letters_ = 0, pruned_sagas_ = 0;
 };
 
-}  // namespace saga::daemon
+}  // namespace saga::server

@@ -1,0 +1,90 @@
+#pragma once
+// saga::server::options — how a daemon built on saga::server runs (sagad's
+// options), and the one parser every such daemon shares, so that they all
+// have sagad's command line, config file, SAGA_* variables and --help
+// (docs/operations.md, docs/run-your-workflow.md).
+//
+// Precedence: the command line wins over the environment (SAGA_DB, …), which
+// wins over the config file (--config FILE or SAGA_CONFIG; TOML or INI, keys
+// named like the long options).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "saga/clock.hpp"
+#include "saga/store.hpp"
+
+namespace saga::server {
+
+// The endpoints actually bound (a port 0 or "*" resolved).
+struct endpoints {
+  std::string ingress, publish, replay;
+};
+
+struct options {
+  std::string name = "sagad";  // the program's name in its log lines
+  std::string db = "saga.db";
+  std::string ingress = "tcp://127.0.0.1:5570";
+  std::string publish = "tcp://127.0.0.1:5571";
+  std::string replay = "tcp://127.0.0.1:5572";
+  std::string source;  // empty: urn:saga:<definition>
+  std::size_t batch_max = 1024;
+  std::string synchronous = "FULL";
+  std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;
+  std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;
+  std::size_t park_limit = 64;
+  std::int64_t park_total_limit = 100'000;
+  std::int64_t park_expiry_ms = 24LL * 3600 * 1000;
+  std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;
+  std::int64_t dead_letter_max = 100'000;
+  std::int64_t finished_retention_ms = 0;  // 0: finished sagas are kept
+  std::size_t peer_credit = 10'000;        // requests of one connection read and not yet acked
+  int storage_retries = 3;                 // retries of a whole batch before bisecting it
+  std::int64_t storage_backoff_ms = 50;    // first pause; doubles up to 5 s
+  std::string log_level = "info";          // trace, debug, info, warn, error (log_to_stderr)
+  // The definitions to run, by name, whatever their source (the program's
+  // own, added with server::add, or a plugin's); empty: every one.
+  std::vector<std::string> definitions;
+  // Shared libraries whose definitions are added (server::load_plugins; saga/plugin.hpp).
+  std::vector<std::string> plugins;
+  // server::main prints the definitions that would run and returns, touching no database or socket.
+  bool list_definitions = false;
+
+  // Embedding and tests: wraps the store the engine writes through (fault
+  // injection); called once, before the loop starts.
+  std::function<std::unique_ptr<saga::store>(saga::store&)> wrap_store;
+  // The clock the engine and the relay read (tests: a manual clock); null: the system's.
+  const saga::clock* clock = nullptr;
+  // Called once every socket is bound, before the loop starts.
+  std::function<void(const endpoints&)> on_ready;
+};
+
+// Thrown before the loop starts when the server cannot run: the database is
+// locked by another sagad, a port is taken, the schema is newer, a definition
+// is unknown, provided twice or refused by the engine's checks.
+class startup_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// What parse_options found: the options to run with, or else the exit code
+// the program is to return now (0 after --help, 2 after bad options; the
+// help or the reason is already printed).
+struct parsed_options {
+  std::optional<options> opts;
+  int exit_code = 0;
+};
+
+// Reads the command line, the config file and the SAGA_* variables. `name`
+// becomes options::name; `about` heads --help (say which definitions the
+// program is built with).
+parsed_options parse_options(int argc, const char* const* argv, const std::string& name,
+                             const std::string& about);
+
+}  // namespace saga::server

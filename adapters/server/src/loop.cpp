@@ -1,0 +1,100 @@
+#include "loop.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+namespace saga::server {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How often undelivered acks (peers not reading) are offered to their pipes again.
+constexpr auto ack_retry_interval = 10ms;
+
+}  // namespace
+
+loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress,
+           saga::outbox_relay& relay, saga::zmq::publisher& pub, const saga::clock& clock,
+           fault_points& fault)
+    : options_(o),
+      ingress_(ingress),
+      relay_(relay),
+      committer_(
+          engine, ingress, fault, stats_,
+          committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
+      ticker_(engine, relay, pub, clock, stats_, ticker::options{}) {
+  engine.on_commit([this] { committed_ = true; });
+}
+
+void loop::run(const std::atomic<bool>& stop) {
+  next_summary_ = steady::now() + 60s;
+  while (!stop.load()) {
+    if (!wait_for_work()) continue;
+    const auto now = steady::now();
+    if (!committer_.busy() && ingress_ready_) pump_ingress();
+    if (committer_.busy() && committer_.step(now)) publish_committed();
+    ingress_.flush();
+    ticker_.run(now);
+    summarize(now);
+  }
+  if (committer_.busy() && committer_.step(steady::now(), true)) publish_committed();
+  ingress_.flush();
+  try {
+    relay_.drain();
+  } catch (const std::exception& e) {
+    spdlog::error("final publish: {} (published on the next start)", e.what());
+  }
+  stats_.dropped = ingress_.dropped_requests();
+  spdlog::info("{} stopped: {}", options_.name, stats_.summary());
+}
+
+// Polls the ingress (not while a batch is in hand: nothing new is read until
+// it is settled) until the next thing due; false on a signal.
+bool loop::wait_for_work() {
+  auto until = ticker_.due();
+  if (committer_.busy()) until = std::min(until, committer_.next_attempt());
+  if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
+  const auto wait =
+      std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
+  ::zmq::pollitem_t item{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN), 0};
+  try {
+    ::zmq::poll(&item, 1, wait);
+  } catch (const ::zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+    return false;  // a signal: the loop condition decides
+  }
+  ingress_ready_ = (item.revents & ZMQ_POLLIN) != 0;
+  return true;
+}
+
+// The ingress pump: takes what waits (up to --batch-max) into the committer.
+void loop::pump_ingress() {
+  if (ingress_.read_batch() > 0) committer_.take();
+}
+
+// The publisher: what the last commit wrote goes out now. A store error
+// (marking rows published) loses nothing: the rows stay unpublished and the
+// tick's drain publishes them again.
+void loop::publish_committed() {
+  if (!committed_) return;
+  committed_ = false;
+  try {
+    relay_.drain();
+  } catch (const saga::store_error& e) {
+    spdlog::error("publishing: {} (retried on the next tick)", e.what());
+  }
+}
+
+void loop::summarize(steady::time_point now) {
+  if (now < next_summary_) return;
+  stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
+  dropped_reported_ = ingress_.dropped_requests();
+  spdlog::info("last minute: {}", stats_.summary());
+  stats_ = {};
+  next_summary_ += 60s;
+  if (next_summary_ <= now) next_summary_ = now + 60s;
+}
+
+}  // namespace saga::server

@@ -1,0 +1,56 @@
+#pragma once
+// loop — the server's loop thread: each pass waits for ingress (unless a
+// batch is in hand) or for the next thing due, then runs the named parts in
+// order: the ingress pump (pump_ingress), the committer (committer.hpp), the
+// publisher (publish_committed), the ticker (ticker.hpp) and the minute
+// summary. Replay runs beside it on its own thread (replay_thread.hpp).
+//
+// Thread-safety: constructed and run on the loop thread only.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "committer.hpp"
+#include "fault_points.hpp"
+#include "loop_stats.hpp"
+#include "saga/clock.hpp"
+#include "saga/engine.hpp"
+#include "saga/outbox_relay.hpp"
+#include "saga/server/options.hpp"
+#include "saga/zmq/ingress_server.hpp"
+#include "saga/zmq/publisher.hpp"
+#include "ticker.hpp"
+
+namespace saga::server {
+
+class loop {
+ public:
+  loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
+       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault);
+
+  // Runs until `stop`; then one last attempt at the batch in hand (unacked if
+  // it fails: clients resend to the next server) and publishes what is committed.
+  void run(const std::atomic<bool>& stop);
+
+ private:
+  using steady = std::chrono::steady_clock;
+
+  bool wait_for_work();
+  void pump_ingress();
+  void publish_committed();
+  void summarize(steady::time_point now);
+
+  const options& options_;
+  saga::zmq::ingress_server& ingress_;
+  saga::outbox_relay& relay_;
+  loop_stats stats_;
+  committer committer_;
+  ticker ticker_;
+  bool committed_ = false;
+  bool ingress_ready_ = false;
+  steady::time_point next_summary_;
+  std::uint64_t dropped_reported_ = 0;
+};
+
+}  // namespace saga::server

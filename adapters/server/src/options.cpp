@@ -1,0 +1,151 @@
+#include "saga/server/options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "saga/duration.hpp"
+
+namespace saga::server {
+namespace {
+
+CLI::Validator duration(const std::string& what) {
+  return CLI::Validator(
+      [what](std::string& s) -> std::string {
+        return saga::parse_duration(s) ? std::string()
+                                       : what + ": '" + s + "' is not a duration (like 90s, 15m, 2h, 7d)";
+      },
+      "DURATION");
+}
+
+// Durations are read as text and converted once parsing succeeded.
+struct duration_texts {
+  std::string retention, dedup, park_expiry, dead_letter_retention, retention_finished = "off";
+};
+
+void add_store_options(CLI::App& app, options& o, duration_texts& d) {
+  app.add_option("--synchronous", o.synchronous, "SQLite synchronous mode: FULL, NORMAL or OFF")
+      ->envname("SAGA_SYNCHRONOUS")
+      ->transform(CLI::IsMember({"FULL", "NORMAL", "OFF"}, CLI::ignore_case))
+      ->capture_default_str();
+  app.add_option("--retention", d.retention, "keep published outbox rows this long (replay window)")
+      ->envname("SAGA_RETENTION")
+      ->check(duration("--retention"))
+      ->capture_default_str();
+  app.add_option("--dedup-window", d.dedup, "keep inbox rows this long (duplicates recognised within it)")
+      ->envname("SAGA_DEDUP_WINDOW")
+      ->check(duration("--dedup-window"))
+      ->capture_default_str();
+  app.add_option("--park-limit", o.park_limit, "parked events per saga; more are rejected")
+      ->envname("SAGA_PARK_LIMIT")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  app.add_option("--park-expiry", d.park_expiry,
+                 "parked events of sagas that never start go to dead letters after")
+      ->envname("SAGA_PARK_EXPIRY")
+      ->check(duration("--park-expiry"))
+      ->capture_default_str();
+  app.add_option("--park-total-limit", o.park_total_limit,
+                 "parked events of all sagas together; more are rejected")
+      ->envname("SAGA_PARK_TOTAL_LIMIT")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--dead-letter-retention", d.dead_letter_retention,
+                 "dead letters are deleted this long after their last rejection")
+      ->envname("SAGA_DEAD_LETTER_RETENTION")
+      ->check(duration("--dead-letter-retention"))
+      ->capture_default_str();
+  app.add_option("--dead-letter-max", o.dead_letter_max, "dead letters kept at most (the oldest go first)")
+      ->envname("SAGA_DEAD_LETTER_MAX")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
+      ->capture_default_str();
+  app.add_option("--retention-finished", d.retention_finished,
+                 "finished sagas (and their history) are deleted this long after they finished; off: kept")
+      ->envname("SAGA_RETENTION_FINISHED")
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            return s == "off" || saga::parse_duration(s)
+                       ? std::string()
+                       : "--retention-finished: '" + s + "' is neither off nor a duration (like 30d)";
+          },
+          "DURATION|off"))
+      ->capture_default_str();
+}
+
+void add_socket_options(CLI::App& app, options& o) {
+  app.add_option("--ingress", o.ingress, "ROUTER endpoint for incoming events")
+      ->envname("SAGA_INGRESS")
+      ->capture_default_str();
+  app.add_option("--publish", o.publish, "PUB endpoint for follow-on events and the heartbeat")
+      ->envname("SAGA_PUBLISH")
+      ->capture_default_str();
+  app.add_option("--replay", o.replay, "ROUTER endpoint answering replay requests")
+      ->envname("SAGA_REPLAY")
+      ->capture_default_str();
+  app.add_option("--source", o.source, "source of follow-on events (default: urn:saga:<definition>)")
+      ->envname("SAGA_SOURCE");
+  app.add_option("--batch-max", o.batch_max, "most events committed in one transaction")
+      ->envname("SAGA_BATCH_MAX")
+      ->check(CLI::Range(1, 65536))
+      ->capture_default_str();
+  app.add_option("--peer-credit", o.peer_credit,
+                 "requests of one connection read and not yet acked; beyond it its requests are dropped "
+                 "unanswered until it reads its acks")
+      ->envname("SAGA_PEER_CREDIT")
+      ->check(CLI::Range(1, 10'000'000))
+      ->capture_default_str();
+}
+
+void add_definition_options(CLI::App& app, options& o) {
+  app.add_option("--definitions", o.definitions,
+                 "definitions to run, by name (default: all): this program's own and those of --plugin "
+                 "libraries; --list-definitions shows them")
+      ->envname("SAGA_DEFINITIONS")
+      ->delimiter(',');
+  app.add_option("--plugin", o.plugins,
+                 "shared library whose definitions are added (built with SAGA_PLUGIN against this saga "
+                 "package); repeatable, in a config file: plugin = [\"a.so\", \"b.so\"]")
+      ->envname("SAGA_PLUGINS")
+      ->delimiter(',');
+  app.add_flag("--list-definitions", o.list_definitions,
+               "print the definitions that would run (name, fingerprint, source: built-in or plugin path) "
+               "and exit, opening no database and binding no socket");
+}
+
+}  // namespace
+
+parsed_options parse_options(int argc, const char* const* argv, const std::string& name,
+                             const std::string& about) {
+  options o;
+  o.name = name;
+  duration_texts d{saga::format_duration(o.retention_ms), saga::format_duration(o.dedup_window_ms),
+                   saga::format_duration(o.park_expiry_ms),
+                   saga::format_duration(o.dead_letter_retention_ms)};
+
+  CLI::App app{about, name};
+  app.set_config("--config", "", "read options from this TOML/INI file (keys as the long options)");
+  app.get_config_ptr()->envname("SAGA_CONFIG");
+  app.add_option("--db", o.db, "SQLite database (created when missing)")
+      ->envname("SAGA_DB")
+      ->capture_default_str();
+  add_socket_options(app, o);
+  add_store_options(app, o, d);
+  app.add_option("--log-level", o.log_level, "debug, info, warn or error")
+      ->envname("SAGA_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  add_definition_options(app, o);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return {std::nullopt,
+            app.exit(e) == 0 ? 0 : 2};  // --help is not an error; every parse error is usage (2)
+  }
+
+  o.retention_ms = *saga::parse_duration(d.retention);
+  o.dedup_window_ms = *saga::parse_duration(d.dedup);
+  o.park_expiry_ms = *saga::parse_duration(d.park_expiry);
+  o.dead_letter_retention_ms = *saga::parse_duration(d.dead_letter_retention);
+  o.finished_retention_ms = d.retention_finished == "off" ? 0 : *saga::parse_duration(d.retention_finished);
+  return {std::move(o), 0};
+}
+
+}  // namespace saga::server
