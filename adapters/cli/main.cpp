@@ -1,6 +1,7 @@
 // sagactl — see and operate sagas from the command line (docs/cli.md).
 //
-// Reading commands open the database read-only (WAL readers never block
+// Reading commands read through the engine's read port (saga::reader, here
+// saga::sqlite::reader on the file opened read-only: WAL readers never block
 // sagad); actions go through sagad's ingress as events, so every change is
 // made by the engine in its transaction and lands in the saga's history.
 // Two maintenance commands write to the database themselves: `backup` (a new

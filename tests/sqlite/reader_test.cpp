@@ -442,6 +442,41 @@ TEST_SUITE("sqlite_reader") {
     r.end_snapshot();  // unbalanced: harmless
   }
 
+  TEST_CASE("a read failing inside read_saga ends its snapshot and the reader goes on") {
+    filled f;
+    saga::sqlite::reader r(f.db);
+    struct failing_history : saga::reader_wrapper {
+      using saga::reader_wrapper::reader_wrapper;
+      int snapshots = 0;
+      void begin_snapshot() override {
+        ++snapshots;
+        reader_wrapper::begin_snapshot();
+      }
+      void end_snapshot() noexcept override {
+        --snapshots;
+        reader_wrapper::end_snapshot();
+      }
+      std::vector<saga::history_record> history(std::string_view, std::string_view) override {
+        throw saga::store_error("history: disk I/O error");
+      }
+    } failing(r);
+    CHECK_THROWS_AS(saga::read_saga(failing, "order_lifecycle", "o-2"), saga::store_error);
+    CHECK(failing.snapshots == 0);
+
+    // The snapshot really ended: a commit made now is seen.
+    {
+      saga::manual_clock clock(t0 + 30 * minute);
+      saga::sqlite::options o;
+      o.path = f.db;
+      saga::sqlite::store st(o);
+      saga::engine eng(st, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      REQUIRE(eng.handle(ev("order.placed", "o-8", order("o-8"))).ok());
+    }
+    CHECK(failing.instance("order_lifecycle", "o-8"));
+    CHECK(failing.totals().sagas == 6);
+  }
+
   TEST_CASE("a reader on the host's connection reads inside the host's transaction") {
     filled f;
     SQLite::Database db(f.db, SQLite::OPEN_READWRITE);

@@ -22,6 +22,9 @@
 // "sagas: database is locked". "Not found" is an empty optional or an empty list, not an error.
 //
 // Thread-safety: none; one thread at a time uses a reader (like saga::store).
+//
+// reader_wrapper forwards every call to another reader, so that a test can override one method
+// (a failing read, counting calls) and keep the rest.
 
 #include <cstddef>
 #include <cstdint>
@@ -178,6 +181,62 @@ class reader {
   // counts, oldest first. Throws std::invalid_argument for interval_ms <= 0.
   virtual std::vector<std::int64_t> received_per_interval(std::int64_t from_ms, std::int64_t before_ms,
                                                           std::int64_t interval_ms) = 0;
+};
+
+// Forwards every call; derive and override what a test needs.
+class reader_wrapper : public reader {
+ public:
+  explicit reader_wrapper(reader& target) : target_(target) {}
+
+  void begin_snapshot() override { target_.begin_snapshot(); }
+  void end_snapshot() noexcept override { target_.end_snapshot(); }
+  std::vector<std::string> definitions_of(std::string_view k) override { return target_.definitions_of(k); }
+  std::optional<instance_record> instance(std::string_view d, std::string_view k) override {
+    return target_.instance(d, k);
+  }
+  std::vector<history_record> history(std::string_view d, std::string_view k) override {
+    return target_.history(d, k);
+  }
+  std::vector<timer_record> timers(std::string_view d, std::string_view k) override {
+    return target_.timers(d, k);
+  }
+  std::vector<parked_record> parked(std::string_view d, std::string_view k) override {
+    return target_.parked(d, k);
+  }
+  std::vector<outbox_record> follow_on_events(std::string_view d, std::string_view k) override {
+    return target_.follow_on_events(d, k);
+  }
+  std::vector<saga_summary> sagas(const saga_filter& f) override { return target_.sagas(f); }
+  std::vector<saga_summary> orphaned_sagas(std::size_t limit) override {
+    return target_.orphaned_sagas(limit);
+  }
+  finished_count count_finished(std::string_view d, const std::vector<std::string>& states,
+                                std::int64_t before) override {
+    return target_.count_finished(d, states, before);
+  }
+  std::vector<state_count> counts_by_state() override { return target_.counts_by_state(); }
+  std::vector<definition_record> definitions() override { return target_.definitions(); }
+  std::optional<definition_record> definition(std::string_view n) override { return target_.definition(n); }
+  std::vector<timer_record> armed_timers(std::optional<std::int64_t> before, std::size_t limit) override {
+    return target_.armed_timers(before, limit);
+  }
+  std::vector<std::pair<std::string, std::int64_t>> due_timer_counts(std::int64_t now) override {
+    return target_.due_timer_counts(now);
+  }
+  std::vector<outbox_record> outbox(const outbox_filter& f) override { return target_.outbox(f); }
+  std::int64_t last_published_sequence() override { return target_.last_published_sequence(); }
+  std::vector<dead_letter_record> dead_letters(std::int64_t after, std::size_t limit) override {
+    return target_.dead_letters(after, limit);
+  }
+  std::optional<dead_letter_record> dead_letter(std::int64_t id) override { return target_.dead_letter(id); }
+  store_totals totals() override { return target_.totals(); }
+  std::vector<std::int64_t> received_per_interval(std::int64_t from, std::int64_t before,
+                                                  std::int64_t interval) override {
+    return target_.received_per_interval(from, before, interval);
+  }
+
+ protected:
+  reader& target_;
 };
 
 // begin_snapshot() for a scope.
