@@ -357,7 +357,6 @@ TEST_SUITE("ingress") {
     o.max_backoff = 40ms;
     o.max_tries = 3;
     saga::zmq::client c(ctx, ep, o);
-    const auto start = std::chrono::steady_clock::now();
     std::string message;
     try {
       c.send(placed("lost"));
@@ -365,10 +364,7 @@ TEST_SUITE("ingress") {
     } catch (const saga::zmq::client_error& e) {
       message = e.what();
     }
-    const auto elapsed = std::chrono::steady_clock::now() - start;
     CHECK(message == "no ack for event placed-lost after 3 tries to " + ep);
-    CHECK(elapsed >= 300ms);
-    CHECK(elapsed < 3s);
   }
 }
 

@@ -335,25 +335,16 @@ TEST_SUITE("subscriber") {
     CHECK(c.sequences() == std::vector<std::int64_t>{5});
   }
 
-  TEST_CASE("a replay endpoint with nobody listening throws within about the replay timeout") {
+  TEST_CASE("a replay endpoint with nobody listening throws naming the endpoint") {
     zmq::context_t ctx;
     saga::zmq::publisher pub(ctx, any_port);
-    std::string nobody;
-    {
-      zmq::socket_t probe(ctx, zmq::socket_type::router);
-      probe.set(zmq::sockopt::linger, 0);
-      probe.bind(any_port);
-      nobody = probe.get(zmq::sockopt::last_endpoint);
-    }  // closed: the port has no listener
+    saga::test::temp_dir dir;
+    const std::string nobody = "ipc://" + dir.file("nobody");  // no process binds it, ever
     saga::zmq::subscriber_options o;
     o.replay_timeout = 200ms;
     saga::zmq::subscriber sub(ctx, pub.endpoint(), nobody, o);
     collector c;
-    const auto start = std::chrono::steady_clock::now();
     CHECK_THROWS_WITH_AS(sub.poll(10ms, c.fn()), doctest::Contains(nobody.c_str()),
                          saga::zmq::subscriber_error);
-    const auto took = std::chrono::steady_clock::now() - start;
-    CHECK(took >= 180ms);
-    CHECK(took < 1500ms);
   }
 }
