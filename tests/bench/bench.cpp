@@ -11,7 +11,8 @@
 //   batch1        engine, one commit per event
 //   group         engine group commit, batch sizes 1..1024, ratio to the floor
 //   e2e           sagad over ZeroMQ (client send_all + subscriber), then the
-//                 latency send -> follow-on event at half the peak rate
+//                 latency send -> ack and send -> follow-on event at half the
+//                 peak rate, alone and (FULL) beside a client replaying the log
 //   scale         engine throughput with 1,000 and N existing instances;
 //                 sagad's peak RSS on both
 //   recovery      sagad publishing R committed-but-unpublished outbox rows
@@ -709,13 +710,65 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
 struct latency_result {
   double rate = 0;
   std::size_t sent = 0, missing = 0;
-  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // ms
+  double p50 = 0, p99 = 0, p999 = 0, max = 0;  // ms, send -> follow-on event
+  double ack_p50 = 0, ack_p99 = 0;             // ms, send -> ack
+  std::size_t replayed = 0;                    // events a replaying client read meanwhile
 };
 
+// A client that replays the whole log from sequence 1, 1,000 events a request, over and over,
+// until stopped: what a subscriber catching up on a million events does to sagad.
+class replayer {
+ public:
+  replayer(::zmq::context_t& ctx, const std::string& endpoint) {
+    thread_ = std::thread([this, &ctx, endpoint] {
+      ::zmq::socket_t s(ctx, ::zmq::socket_type::dealer);
+      s.set(::zmq::sockopt::linger, 0);
+      s.set(::zmq::sockopt::rcvtimeo, 5000);
+      s.connect(endpoint);
+      std::int64_t from = 1;
+      std::vector<::zmq::message_t> frames;
+      while (!stop_.load()) {
+        const std::string req = nlohmann::json{{"from", from}, {"limit", 1000}}.dump();
+        s.send(::zmq::buffer(req), ::zmq::send_flags::none);
+        frames.clear();
+        if (!::zmq::recv_multipart(s, std::back_inserter(frames))) break;
+        const auto header = nlohmann::json::parse(frames.front().to_string_view(), nullptr, false);
+        const auto count = header.is_object() ? header.value("count", std::int64_t{0}) : 0;
+        const auto last = header.is_object() ? header.value("last", std::int64_t{0}) : 0;
+        replayed_ += static_cast<std::size_t>(count);
+        from = (count == 0 || from + count > last) ? 1 : from + count;
+      }
+    });
+  }
+  ~replayer() { stop(); }
+  std::size_t stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return replayed_;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::size_t replayed_ = 0;
+  std::thread thread_;
+};
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
+  return sorted[static_cast<std::size_t>(std::floor(p * static_cast<double>(sorted.size() - 1)))];
+}
+
+double ticks_to_ms(std::int64_t ticks) {
+  return static_cast<double>(ticks) * 1e3 * steady::period::num / steady::period::den;
+}
+
+// `db`: the database to run on (a full one, for the run with a replaying client).
 latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                               double rate, double budget) {
+                               double rate, double budget, const std::string& db, bool replaying = false) {
   ::zmq::context_t ctx(1);
-  sagad d(cfg, dir, dir.file("latency-" + sync + ".db"), sync);
+  sagad d(cfg, dir, db, sync);
+  std::optional<replayer> rep;
+  if (replaying) rep.emplace(ctx, d.ep().replay);
   const std::string tag = unique_tag("lat") + "-";
   const auto n = static_cast<std::size_t>(std::max(50.0, rate * budget));
   // Pre-encoded: the sending loop only sends.
@@ -734,6 +787,8 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
   dealer.set(::zmq::sockopt::sndhwm, 0);
   dealer.connect(d.ep().ingress);
   std::vector<std::int64_t> sent_at(n, 0);
+  std::vector<std::int64_t> acked_at(n, -1);  // acks to one connection come in request order
+  std::size_t acks = 0;
   const auto start = steady::now();
   const auto interval = std::chrono::duration<double>(1.0 / rate);
   std::size_t next = 0;
@@ -741,8 +796,10 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
     ::zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
     ::zmq::poll(&item, 1, wait);
     std::vector<::zmq::message_t> frames;
-    while (::zmq::recv_multipart(dealer, std::back_inserter(frames), ::zmq::recv_flags::dontwait))
+    while (::zmq::recv_multipart(dealer, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) {
+      if (acks < n) acked_at[acks++] = steady::now().time_since_epoch().count();
       frames.clear();
+    }
   };
   while (next < n) {
     const auto now = steady::now();
@@ -768,29 +825,29 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
     }
   }
   f.wait_received(static_cast<std::int64_t>(n), 30s);
-  drain_acks(0ms);
+  for (int i = 0; i < 100 && acks < n; ++i) drain_acks(100ms);
   f.stop();
   latency_result r;
+  if (rep) r.replayed = rep->stop();
   r.sent = n;
   r.rate = rate;
-  std::vector<double> ms;
+  std::vector<double> ms, ack_ms;
   for (std::size_t k = 0; k < n; ++k) {
+    if (acked_at[k] >= 0) ack_ms.push_back(ticks_to_ms(acked_at[k] - sent_at[k]));
     if (f.arrived()[k] < 0) {
       ++r.missing;
       continue;
     }
-    ms.push_back(static_cast<double>(f.arrived()[k] - sent_at[k]) * 1e3 * steady::period::num /
-                 steady::period::den);
+    ms.push_back(ticks_to_ms(f.arrived()[k] - sent_at[k]));
   }
   std::sort(ms.begin(), ms.end());
-  auto pct = [&](double p) {
-    if (ms.empty()) return 0.0;
-    return ms[static_cast<std::size_t>(std::floor(p * static_cast<double>(ms.size() - 1)))];
-  };
-  r.p50 = pct(0.5);
-  r.p99 = pct(0.99);
-  r.p999 = pct(0.999);
+  std::sort(ack_ms.begin(), ack_ms.end());
+  r.p50 = percentile(ms, 0.5);
+  r.p99 = percentile(ms, 0.99);
+  r.p999 = percentile(ms, 0.999);
   r.max = ms.empty() ? 0 : ms.back();
+  r.ack_p50 = percentile(ack_ms, 0.5);
+  r.ack_p99 = percentile(ack_ms, 0.99);
   return r;
 }
 
@@ -882,17 +939,39 @@ void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::
   add_row(r);
 
   const double half = std::max(10.0, t.rate / 2);
-  const auto l = run_e2e_latency(cfg, dir, sync, half, cfg.seconds);
+  const auto l = run_e2e_latency(cfg, dir, sync, half, cfg.seconds, dir.file("latency-" + sync + ".db"));
   row q;
   q.measurement = "e2e latency" + suffix;
   q.sync = sync;
   q.rate = l.rate;
   q.notes = "paced at half the peak: p50 " + fixed(l.p50, 2) + " ms, p99 " + fixed(l.p99, 2) + " ms, p99.9 " +
-            fixed(l.p999, 2) + " ms, max " + fixed(l.max, 2) + " ms (" + std::to_string(l.sent) + " events" +
+            fixed(l.p999, 2) + " ms, max " + fixed(l.max, 2) + " ms; acks p50 " + fixed(l.ack_p50, 2) +
+            " ms, p99 " + fixed(l.ack_p99, 2) + " ms (" + std::to_string(l.sent) + " events" +
             (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") + ")";
-  q.extra = {{"p50_ms", l.p50}, {"p99_ms", l.p99},  {"p999_ms", l.p999},
-             {"max_ms", l.max}, {"events", l.sent}, {"missing", l.missing}};
+  q.extra = {{"p50_ms", l.p50},  {"p99_ms", l.p99},         {"p999_ms", l.p999},
+             {"max_ms", l.max},  {"ack_p50_ms", l.ack_p50}, {"ack_p99_ms", l.ack_p99},
+             {"events", l.sent}, {"missing", l.missing}};
   add_row(q);
+  if (sync != "FULL") return;
+
+  // The same pace on the throughput run's database (every event published) while another
+  // client replays that whole log again and again: replay must not delay acks.
+  const auto busy =
+      run_e2e_latency(cfg, dir, sync, half, cfg.seconds, dir.file("e2e-" + sync + ".db"), /*replaying=*/true);
+  row b;
+  b.measurement = "ack latency, replaying";
+  b.sync = sync;
+  b.rate = busy.rate;
+  b.notes = "as e2e latency, with a client replaying the log meanwhile (" + std::to_string(busy.replayed) +
+            " events replayed): acks p50 " + fixed(busy.ack_p50, 2) + " ms, p99 " + fixed(busy.ack_p99, 2) +
+            " ms against p99 " + fixed(l.ack_p99, 2) + " ms without; follow-ons p99 " + fixed(busy.p99, 2) +
+            " ms";
+  b.extra = {{"ack_p50_ms", busy.ack_p50},
+             {"ack_p99_ms", busy.ack_p99},
+             {"ack_p99_ms_without", l.ack_p99},
+             {"replayed", busy.replayed},
+             {"p99_ms", busy.p99}};
+  add_row(b);
 }
 
 // Drives `n` interleaved order events through a running sagad (RSS measurement).
