@@ -814,7 +814,7 @@ TEST_SUITE("hostile input") {
     d.stop();
   }
 
-  TEST_CASE("a timer whose action throws: sagad keeps running, and starts again on that database") {
+  TEST_CASE("a timer whose action throws: sagad keeps running and starts again on that database") {
     daemon_rig d(SAGAD_TEST_PATH);
     std::vector<json> accepted;
     // One timer fires while sagad runs; another is due while sagad is stopped, so that it
