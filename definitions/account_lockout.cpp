@@ -1,4 +1,4 @@
-#include "account_lockout.hpp"
+#include "saga/definitions/account_lockout.hpp"
 
 #include <cstdint>
 #include <string>

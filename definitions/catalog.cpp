@@ -1,8 +1,8 @@
-#include "catalog.hpp"
+#include "saga/definitions/catalog.hpp"
 
-#include "account_lockout.hpp"
-#include "order_lifecycle.hpp"
-#include "payment_notice.hpp"
+#include "saga/definitions/account_lockout.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
+#include "saga/definitions/payment_notice.hpp"
 
 namespace saga::definitions {
 namespace {

@@ -1,4 +1,4 @@
-#include "order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 
 #include <cstdint>
 #include <string>

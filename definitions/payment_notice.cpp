@@ -1,4 +1,4 @@
-#include "payment_notice.hpp"
+#include "saga/definitions/payment_notice.hpp"
 
 #include <cstdint>
 #include <stdexcept>

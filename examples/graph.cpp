@@ -6,7 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
-#include "definitions/catalog.hpp"
+#include "saga/definitions/catalog.hpp"
 #include "saga/graph.hpp"
 
 int main(int argc, char** argv) {

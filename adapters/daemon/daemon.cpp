@@ -1,6 +1,6 @@
 #include "daemon.hpp"
 
-#include "definitions/catalog.hpp"
+#include "saga/definitions/catalog.hpp"
 #include "saga/server/server.hpp"
 
 namespace saga::daemon {

@@ -8,7 +8,7 @@
 // The same file builds `sagad-test` (not installed): the server's test build
 // with the SAGA_FAULT kill points and the hostile test definitions.
 
-#include "definitions/catalog.hpp"
+#include "saga/definitions/catalog.hpp"
 #include "saga/server/server.hpp"
 #if defined(SAGA_HOSTILE_DEFINITIONS)
 #include "support/hostile_definitions.hpp"

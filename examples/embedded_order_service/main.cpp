@@ -14,7 +14,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <CLI/CLI.hpp>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"

@@ -51,8 +51,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "definitions/catalog.hpp"
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/catalog.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/clock.hpp"
 #include "saga/codec.hpp"
 #include "saga/engine.hpp"

@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "cli/cli_support.hpp"
-#include "definitions/account_lockout.hpp"
-#include "definitions/order_lifecycle.hpp"
-#include "definitions/payment_notice.hpp"
+#include "saga/definitions/account_lockout.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
+#include "saga/definitions/payment_notice.hpp"
 #include "saga/clock.hpp"
 #include "saga/codec.hpp"
 #include "saga/engine.hpp"

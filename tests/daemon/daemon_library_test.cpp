@@ -30,7 +30,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "definitions/catalog.hpp"
+#include "saga/definitions/catalog.hpp"
 #include "saga/codec.hpp"
 #include "saga/server/server.hpp"
 #include "saga/store.hpp"

@@ -1,7 +1,7 @@
 // The account lockout workflow of DESIGN.md, row by row, through the scenario
 // harness (a real engine over a real SQLite file with a manual clock).
 
-#include "definitions/account_lockout.hpp"
+#include "saga/definitions/account_lockout.hpp"
 
 #include <chrono>
 

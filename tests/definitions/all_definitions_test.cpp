@@ -9,9 +9,9 @@
 
 #include <doctest/doctest.h>
 
-#include "definitions/account_lockout.hpp"
-#include "definitions/order_lifecycle.hpp"
-#include "definitions/payment_notice.hpp"
+#include "saga/definitions/account_lockout.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
+#include "saga/definitions/payment_notice.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/temp_dir.hpp"

@@ -1,7 +1,7 @@
 // The order workflow of DESIGN.md, row by row, through the scenario harness
 // (a real engine over a real SQLite file with a manual clock).
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 
 #include <chrono>
 

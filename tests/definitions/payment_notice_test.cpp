@@ -1,7 +1,7 @@
 // The payment notice workflow of DESIGN.md, row by row, through the scenario
 // harness (a real engine over a real SQLite file with a manual clock).
 
-#include "definitions/payment_notice.hpp"
+#include "saga/definitions/payment_notice.hpp"
 
 #include <chrono>
 

@@ -9,7 +9,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/temp_dir.hpp"

@@ -9,7 +9,7 @@
 
 #include <doctest/doctest.h>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/dsl.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"

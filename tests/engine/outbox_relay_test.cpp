@@ -7,7 +7,7 @@
 
 #include <doctest/doctest.h>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/order_events.hpp"

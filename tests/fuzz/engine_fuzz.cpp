@@ -75,7 +75,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <nlohmann/json.hpp>
 
-#include "definitions/catalog.hpp"
+#include "saga/definitions/catalog.hpp"
 #include "saga/clock.hpp"
 #include "saga/codec.hpp"
 #include "saga/engine.hpp"

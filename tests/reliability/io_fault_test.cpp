@@ -37,7 +37,7 @@
 #include <zmq.hpp>
 
 #include "daemon.hpp"
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "reliability/io_fault_vfs.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"

@@ -18,7 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"
 #include "saga/graph.hpp"

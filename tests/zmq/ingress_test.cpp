@@ -24,7 +24,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"

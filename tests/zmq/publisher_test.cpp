@@ -16,7 +16,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/sqlite/store.hpp"

@@ -20,7 +20,7 @@
 #include <doctest/doctest.h>
 #include <zmq.hpp>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/sqlite/store.hpp"

@@ -1,7 +1,7 @@
 // A program outside this project, built against the installed package.
 #include <iostream>
 
-#include "definitions/order_lifecycle.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 

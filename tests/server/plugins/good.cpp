@@ -1,7 +1,7 @@
 // A well-formed plugin: one shipped definition, exported with SAGA_PLUGIN.
 #include <saga/plugin.hpp>
 
-#include "definitions/account_lockout.hpp"
+#include "saga/definitions/account_lockout.hpp"
 
 SAGA_PLUGIN("lockout-test") {
   out.push_back(saga::definitions::account_lockout());

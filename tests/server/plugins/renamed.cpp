@@ -4,7 +4,7 @@
 // cannot run side by side: the engine refuses that at start.
 #include <saga/plugin.hpp>
 
-#include "definitions/account_lockout.hpp"
+#include "saga/definitions/account_lockout.hpp"
 
 namespace {
 

@@ -4,7 +4,7 @@
 
 #include <stdexcept>
 
-#include "definitions/account_lockout.hpp"
+#include "saga/definitions/account_lockout.hpp"
 
 namespace {
 struct explodes {

@@ -2,7 +2,7 @@
 // WRONG_ABI, another ABI): written by hand the way an older SAGA_PLUGIN would.
 #include <saga/plugin.hpp>
 
-#include "definitions/account_lockout.hpp"
+#include "saga/definitions/account_lockout.hpp"
 
 namespace {
 void definitions(std::vector<std::shared_ptr<const saga::definition>>& out) {
