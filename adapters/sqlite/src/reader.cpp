@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "saga/sqlite/store.hpp"
+#include "statement_use.hpp"
 
 namespace saga::sqlite {
 
@@ -159,90 +160,16 @@ static_assert(std::size(sql_of) == q_count_);
 #undef SAGA_SUMMARY_COLUMNS
 #undef OUTBOX_COLUMNS
 
-// Runs a read and turns whatever SQLite(Cpp) throws into a store_error naming the method.
-template <class F>
-decltype(auto) guarded(const char* operation, F&& f) {
-  try {
-    return std::forward<F>(f)();
-  } catch (const saga::store_error&) {
-    throw;
-  } catch (const std::bad_alloc&) {
-    throw;
-  } catch (const std::invalid_argument&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw saga::store_error(std::string(operation) + ": " + e.what());
-  }
-}
-
-// One use of a prepared statement: reset (ending its read, so that no snapshot outlives the
-// call) and bindings cleared when the use ends, even on an exception.
-class use {
- public:
-  explicit use(SQLite::Statement& s) : s_(s) {}
-  ~use() {
-    s_.tryReset();
-    try {
-      s_.clearBindings();
-    } catch (...) {  // sqlite3_clear_bindings cannot fail; SQLiteCpp still declares a throw
-    }
-  }
-  use(const use&) = delete;
-  use& operator=(const use&) = delete;
-
-  // A string_view goes through a std::string: SQLiteCpp binds (pointer, size) as a BLOB, which
-  // never compares equal to TEXT.
-  use& text(int index, std::string_view value) {
-    s_.bind(index, std::string(value));
-    return *this;
-  }
-  use& optional_text(int index, const std::optional<std::string>& value) {
-    if (value) {
-      s_.bind(index, *value);
-    } else {
-      s_.bind(index);
-    }
-    return *this;
-  }
-  use& integer(int index, std::int64_t value) {
-    s_.bind(index, value);
-    return *this;
-  }
-  use& optional_integer(int index, const std::optional<std::int64_t>& value) {
-    if (value) {
-      s_.bind(index, *value);
-    } else {
-      s_.bind(index);
-    }
-    return *this;
-  }
-  use& limit(int index, std::size_t value) {
-    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    s_.bind(index, static_cast<std::int64_t>(std::min(value, max)));
-    return *this;
-  }
-
-  bool step() { return s_.executeStep(); }
-  void exec() { s_.exec(); }
-
-  std::int64_t integer(int column) const { return s_.getColumn(column).getInt64(); }
-  std::optional<std::int64_t> optional_integer(int column) const {
-    if (s_.isColumnNull(column)) return std::nullopt;
-    return integer(column);
-  }
-  std::string text(int column) const { return s_.getColumn(column).getString(); }
-
- private:
-  SQLite::Statement& s_;
-};
+using detail::guarded;
+using detail::use;
 
 saga_summary summary_of(const use& u) {
   saga_summary s;
-  s.definition = u.text(0);
-  s.key = u.text(1);
-  s.state = u.text(2);
+  s.definition = u.string(0);
+  s.key = u.string(1);
+  s.state = u.string(2);
   s.version = u.integer(3);
-  s.fingerprint = u.text(4);
+  s.fingerprint = u.string(4);
   s.created_ms = u.integer(5);
   s.updated_ms = u.integer(6);
   s.state_since_ms = u.integer(7);
@@ -252,35 +179,35 @@ saga_summary summary_of(const use& u) {
 }
 
 timer_record timer_of(const use& u) {
-  return {u.text(0), u.text(1), u.text(2), u.integer(3), u.integer(4)};
+  return {u.string(0), u.string(1), u.string(2), u.integer(3), u.integer(4)};
 }
 
 outbox_record outbox_of(const use& u) {
   outbox_record r;
   r.sequence = u.integer(0);
-  r.event_id = u.text(1);
-  r.type = u.text(2);
-  r.definition = u.text(3);
-  r.key = u.text(4);
-  r.payload = u.text(5);
+  r.event_id = u.string(1);
+  r.type = u.string(2);
+  r.definition = u.string(3);
+  r.key = u.string(4);
+  r.payload = u.string(5);
   r.created_ms = u.integer(6);
   r.published_ms = u.optional_integer(7);
   return r;
 }
 
 definition_record definition_of(const use& u) {
-  return {u.text(0), u.text(1), u.text(2), u.integer(3)};
+  return {u.string(0), u.string(1), u.string(2), u.integer(3)};
 }
 
 dead_letter_record dead_letter_of(const use& u) {
   dead_letter_record r;
   r.id = u.integer(0);
-  r.event_id = u.text(1);
-  r.source = u.text(2);
-  r.type = u.text(3);
-  r.subject = u.text(4);
-  r.reason = u.text(5);
-  r.payload = u.text(6);
+  r.event_id = u.string(1);
+  r.source = u.string(2);
+  r.type = u.string(3);
+  r.subject = u.string(4);
+  r.reason = u.string(5);
+  r.payload = u.string(6);
   r.created_ms = u.integer(7);
   r.truncated = u.integer(8) != 0;
   r.count = u.integer(9);
@@ -374,7 +301,7 @@ std::vector<std::string> reader::definitions_of(std::string_view key) {
     use u(prepared(q_definitions_of));
     u.text(1, key);
     std::vector<std::string> out;
-    while (u.step()) out.push_back(u.text(0));
+    while (u.step()) out.push_back(u.string(0));
     return out;
   });
 }
@@ -385,13 +312,13 @@ std::optional<instance_record> reader::instance(std::string_view definition, std
     u.text(1, definition).text(2, key);
     if (!u.step()) return std::nullopt;
     instance_record r;
-    r.definition = u.text(0);
-    r.key = u.text(1);
-    r.state = u.text(2);
-    r.data = u.text(3);
+    r.definition = u.string(0);
+    r.key = u.string(1);
+    r.state = u.string(2);
+    r.data = u.string(3);
     r.version = u.integer(4);
-    r.fingerprint = u.text(5);
-    r.correlation_id = u.text(6);
+    r.fingerprint = u.string(5);
+    r.correlation_id = u.string(6);
     r.created_ms = u.integer(7);
     r.updated_ms = u.integer(8);
     r.state_since_ms = u.integer(9);
@@ -406,17 +333,17 @@ std::vector<history_record> reader::history(std::string_view definition, std::st
     std::vector<history_record> out;
     while (u.step()) {
       history_record r;
-      r.definition = u.text(0);
-      r.key = u.text(1);
+      r.definition = u.string(0);
+      r.key = u.string(1);
       r.version = u.integer(2);
-      r.event_id = u.text(3);
-      r.event_source = u.text(4);
-      r.event_type = u.text(5);
-      r.event_time = u.text(6);
-      r.event_data = u.text(7);
-      r.from_state = u.text(8);
-      r.to_state = u.text(9);
-      r.outcome = u.text(10);
+      r.event_id = u.string(3);
+      r.event_source = u.string(4);
+      r.event_type = u.string(5);
+      r.event_time = u.string(6);
+      r.event_data = u.string(7);
+      r.from_state = u.string(8);
+      r.to_state = u.string(9);
+      r.outcome = u.string(10);
       r.recorded_ms = u.integer(11);
       r.outbox_first = u.optional_integer(12);
       r.outbox_last = u.optional_integer(13);
@@ -444,12 +371,12 @@ std::vector<parked_record> reader::parked(std::string_view definition, std::stri
     while (u.step()) {
       parked_record r;
       r.id = u.integer(0);
-      r.definition = u.text(1);
-      r.key = u.text(2);
-      r.event_id = u.text(3);
-      r.source = u.text(4);
-      r.type = u.text(5);
-      r.payload = u.text(6);
+      r.definition = u.string(1);
+      r.key = u.string(2);
+      r.event_id = u.string(3);
+      r.source = u.string(4);
+      r.type = u.string(5);
+      r.payload = u.string(6);
       r.parked_ms = u.integer(7);
       out.push_back(std::move(r));
     }
@@ -519,7 +446,7 @@ std::vector<state_count> reader::counts_by_state() {
   return guarded("counts_by_state", [&] {
     use u(prepared(q_counts_by_state));
     std::vector<state_count> out;
-    while (u.step()) out.push_back({u.text(0), u.text(1), u.integer(2)});
+    while (u.step()) out.push_back({u.string(0), u.string(1), u.integer(2)});
     return out;
   });
 }
@@ -560,7 +487,7 @@ std::vector<std::pair<std::string, std::int64_t>> reader::due_timer_counts(std::
     use u(prepared(q_due_counts));
     u.integer(1, now_ms);
     std::vector<std::pair<std::string, std::int64_t>> out;
-    while (u.step()) out.emplace_back(u.text(0), u.integer(1));
+    while (u.step()) out.emplace_back(u.string(0), u.integer(1));
     return out;
   });
 }

@@ -17,6 +17,8 @@
 #include <tuple>
 #include <utility>
 
+#include "statement_use.hpp"
+
 namespace saga::sqlite {
 
 namespace {
@@ -375,76 +377,8 @@ constexpr const char* sql_of[] = {
 };
 static_assert(std::size(sql_of) == q_count_);
 
-// Runs a store operation and turns whatever SQLite(Cpp) throws into a store_error naming the
-// operation. Exceptions cost nothing until thrown, so the success path pays nothing.
-template <class F>
-decltype(auto) guarded(const char* operation, F&& f) {
-  try {
-    return std::forward<F>(f)();
-  } catch (const saga::store_error&) {
-    throw;
-  } catch (const std::bad_alloc&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw saga::store_error(std::string(operation) + ": " + e.what());
-  }
-}
-
-// One use of a prepared statement: resets it and clears its bindings when the use ends, even on
-// an exception. Resetting at once (rather than before the next use) ends a SELECT's read
-// snapshot, which would otherwise hold back WAL checkpoints, and clearing the bindings at once
-// makes bindNoCopy safe: no pointer into a caller's string outlives the call.
-class use {
- public:
-  explicit use(SQLite::Statement& s) : s_(s) {}
-  ~use() {
-    s_.tryReset();
-    try {
-      s_.clearBindings();
-    } catch (...) {  // sqlite3_clear_bindings cannot fail; SQLiteCpp still declares a throw
-    }
-  }
-  use(const use&) = delete;
-  use& operator=(const use&) = delete;
-
-  // Binds a value that lives in the caller's record for the whole call: no copy.
-  use& text(int index, const std::string& value) {
-    s_.bindNoCopy(index, value);
-    return *this;
-  }
-  // SQLiteCpp binds a (pointer, size) pair as a BLOB, which never compares equal to TEXT, so a
-  // string_view goes through a std::string.
-  use& text(int index, std::string_view value) {
-    s_.bind(index, std::string(value));
-    return *this;
-  }
-  use& integer(int index, std::int64_t value) {
-    s_.bind(index, value);
-    return *this;
-  }
-  use& limit(int index, std::size_t value) {
-    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
-    s_.bind(index, static_cast<std::int64_t>(std::min(value, max)));
-    return *this;
-  }
-  use& optional_integer(int index, const std::optional<std::int64_t>& value) {
-    if (value) {
-      s_.bind(index, *value);
-    } else {
-      s_.bind(index);
-    }
-    return *this;
-  }
-
-  bool step() { return s_.executeStep(); }
-  int exec() { return s_.exec(); }
-  std::string string(int column) const { return s_.getColumn(column).getString(); }
-  std::int64_t integer(int column) const { return s_.getColumn(column).getInt64(); }
-  bool is_null(int column) const { return s_.isColumnNull(column); }
-
- private:
-  SQLite::Statement& s_;
-};
+using detail::guarded;
+using detail::use;
 
 timer_record read_timer(const use& u) {
   return timer_record{u.string(0), u.string(1), u.string(2), u.integer(3), u.integer(4)};

@@ -1,0 +1,113 @@
+#pragma once
+// Private to adapters/sqlite: the two helpers every SQL call of the store and the reader goes
+// through. Not installed.
+
+#include <SQLiteCpp/Statement.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "saga/store.hpp"
+
+namespace saga::sqlite::detail {
+
+// Runs an operation and turns whatever SQLite(Cpp) throws into a store_error naming it.
+// Passed through unchanged: store_error, bad_alloc, and invalid_argument (a caller's bad
+// argument is the caller's error, not a storage failure). Exceptions cost nothing until thrown,
+// so the success path pays nothing.
+template <class F>
+decltype(auto) guarded(const char* operation, F&& f) {
+  try {
+    return std::forward<F>(f)();
+  } catch (const saga::store_error&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::invalid_argument&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw saga::store_error(std::string(operation) + ": " + e.what());
+  }
+}
+
+// One use of a prepared statement: resets it and clears its bindings when the use ends, even on
+// an exception. Resetting at once (rather than before the next use) ends a SELECT's read
+// snapshot, which would otherwise hold back WAL checkpoints, and clearing the bindings at once
+// makes bindNoCopy safe: no pointer into a caller's string outlives the use.
+class use {
+ public:
+  explicit use(SQLite::Statement& s) : s_(s) {}
+  ~use() {
+    s_.tryReset();
+    try {
+      s_.clearBindings();
+    } catch (...) {  // sqlite3_clear_bindings cannot fail; SQLiteCpp still declares a throw
+    }
+  }
+  use(const use&) = delete;
+  use& operator=(const use&) = delete;
+
+  // Binds a string that outlives the use: no copy. A temporary would not, hence the deleted
+  // overload (pass a string_view to copy).
+  use& text(int index, const std::string& value) {
+    s_.bindNoCopy(index, value);
+    return *this;
+  }
+  use& text(int index, std::string&& value) = delete;
+  // SQLiteCpp binds a (pointer, size) pair as a BLOB, which never compares equal to TEXT, so a
+  // string_view goes through a std::string.
+  use& text(int index, std::string_view value) {
+    s_.bind(index, std::string(value));
+    return *this;
+  }
+  use& text(int index, const char* value) { return text(index, std::string_view(value)); }
+  use& optional_text(int index, const std::optional<std::string>& value) {
+    if (value) {
+      s_.bind(index, *value);
+    } else {
+      s_.bind(index);
+    }
+    return *this;
+  }
+  use& integer(int index, std::int64_t value) {
+    s_.bind(index, value);
+    return *this;
+  }
+  use& optional_integer(int index, const std::optional<std::int64_t>& value) {
+    if (value) {
+      s_.bind(index, *value);
+    } else {
+      s_.bind(index);
+    }
+    return *this;
+  }
+  use& limit(int index, std::size_t value) {
+    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    s_.bind(index, static_cast<std::int64_t>(std::min(value, max)));
+    return *this;
+  }
+
+  bool step() { return s_.executeStep(); }
+  int exec() { return s_.exec(); }
+
+  std::string string(int column) const { return s_.getColumn(column).getString(); }
+  std::int64_t integer(int column) const { return s_.getColumn(column).getInt64(); }
+  std::optional<std::int64_t> optional_integer(int column) const {
+    if (s_.isColumnNull(column)) return std::nullopt;
+    return integer(column);
+  }
+  bool is_null(int column) const { return s_.isColumnNull(column); }
+
+ private:
+  SQLite::Statement& s_;
+};
+
+}  // namespace saga::sqlite::detail
