@@ -4,12 +4,14 @@
 // check the wire (wire protocol v1, DESIGN.md), and plain ROUTER sockets
 // under the test's control check the client's resends.
 
+#include "saga/zmq/authorizer.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/ingress_server.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <set>
 #include <span>
@@ -24,8 +26,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/order_events.hpp"
@@ -51,7 +53,13 @@ saga::sqlite::options db_options(const saga::test::temp_dir& dir) {
 // An ingress_server in front of a real engine, served on its own thread the
 // way sagad does: poll, read a batch, one transaction, then the acks.
 struct served {
-  served() : store(db_options(dir)), eng(store, clock), ingress(ctx, any_port) {
+  served() : served(saga::zmq::ingress_options{}) {}
+  // With `keys`, CURVE handshakes are authorised by a zap_handler made before the ingress binds.
+  explicit served(saga::zmq::ingress_options o, std::optional<saga::zmq::authorized_keys> keys = std::nullopt)
+      : store(db_options(dir)),
+        eng(store, clock),
+        zap(keys ? std::make_unique<saga::zmq::zap_handler>(ctx, std::move(*keys)) : nullptr),
+        ingress(ctx, any_port, std::move(o)) {
     eng.add(saga::definitions::order_lifecycle());
     thread = std::thread([this] { serve(); });
   }
@@ -80,6 +88,7 @@ struct served {
   zmq::context_t ctx;
   saga::sqlite::store store;
   saga::engine eng;
+  std::unique_ptr<saga::zmq::zap_handler> zap;
   saga::zmq::ingress_server ingress;
   std::atomic<bool> stop{false};
   std::thread thread;
@@ -466,5 +475,47 @@ TEST_SUITE("ingress") {
     CHECK(server.queued_acks() == 0);
     REQUIRE(seen.size() >= 2);
     CHECK(std::is_sorted(seen.begin(), seen.end()));
+  }
+
+  TEST_CASE(
+      "with CURVE each event is checked against its key's grants and an event outside them is rejected") {
+    const auto server_keys = saga::zmq::generate_curve_key_pair();
+    const auto orders_key = saga::zmq::generate_curve_key_pair();
+    const auto payments_key = saga::zmq::generate_curve_key_pair();
+    auto keys =
+        saga::zmq::authorized_keys::parse(orders_key.public_key + " orders sources=urn:test types=order.*\n" +
+                                              payments_key.public_key + " payments sources=urn:payments\n",
+                                          "keys");
+    saga::zmq::ingress_options o;
+    o.curve_secret_key = server_keys.secret_key;
+    auto grants = std::make_shared<saga::zmq::authorized_keys>(keys);
+    o.authorize = [grants](std::string_view user, const saga::event& e) -> std::optional<std::string> {
+      const auto* g = grants->by_name(user);
+      if (g == nullptr) return "no grants for key '" + std::string(user) + "'";
+      return saga::zmq::refusal(*g, e.source, e.type);
+    };
+    served s(std::move(o), std::move(keys));
+
+    saga::zmq::client_options as_orders;
+    as_orders.curve = {server_keys.public_key, orders_key};
+    saga::zmq::client shop(s.ctx, s.ingress.endpoint(), as_orders);
+    const auto event = placed("g1");
+    REQUIRE(event.source == "urn:test");
+    CHECK(shop.send(event).status == saga::ack_status::accepted);
+
+    saga::zmq::client_options as_payments;
+    as_payments.curve = {server_keys.public_key, payments_key};
+    saga::zmq::client impostor(s.ctx, s.ingress.endpoint(), as_payments);
+    auto forged = placed("g2");
+    const auto refused = impostor.send(forged);
+    CHECK(refused.status == saga::ack_status::rejected);
+    CHECK(refused.reason == "key 'payments' may not send as source 'urn:test' (sources=urn:payments)");
+    forged.source = "urn:payments";
+    const auto wrong_type = impostor.send(forged);
+    CHECK(wrong_type.status == saga::ack_status::rejected);
+    CHECK(wrong_type.reason == "key 'payments' may not send type 'order.placed' (types=(none))");
+    CHECK(s.ingress.refused_by_grants() == 2);
+    CHECK_FALSE(s.store.load_instance("order_lifecycle", "g2"));          // not applied
+    CHECK(shop.send(placed("g3")).status == saga::ack_status::accepted);  // others go on
   }
 }

@@ -62,6 +62,7 @@ void client::connect() {
   // timeout and arrives after later events of its saga, which park).
   s->set(::zmq::sockopt::sndhwm, 0);
   s->set(::zmq::sockopt::rcvhwm, 0);
+  apply(*s, options_.curve);
   s->connect(endpoint_);
   socket_ = std::move(s);
 }

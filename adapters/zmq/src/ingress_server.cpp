@@ -9,6 +9,8 @@
 #include <zmq_addon.hpp>
 
 #include "saga/codec.hpp"
+#include "saga/zmq/authorizer.hpp"
+#include "saga/zmq/curve.hpp"
 
 namespace saga::zmq {
 
@@ -53,6 +55,7 @@ ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoin
   // A full pipe refuses the ack (EAGAIN) instead of dropping it silently: it is queued.
   socket_.set(::zmq::sockopt::router_mandatory, 1);
   socket_.set(::zmq::sockopt::linger, options_.linger_ms);
+  apply(socket_, curve_server{options_.curve_secret_key, std::string(zap_domain_ingress)});
   try {
     socket_.bind(endpoint);
   } catch (const ::zmq::error_t& e) {
@@ -117,7 +120,20 @@ std::size_t ingress_server::read_batch() {
     } else {
       const std::string_view body = frames.back().to_string_view();
       auto r = saga::decode_event(body, options_.limits);
-      if (r.event) {
+      std::optional<std::string> refused;
+      if (r.event && options_.authorize) {
+        const char* user = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
+        refused = options_.authorize(user == nullptr ? std::string_view() : std::string_view(user), *r.event);
+      }
+      if (refused) {
+        ++refused_;
+        saga::invalid_input bad;
+        append_bounded(bad.raw, body);
+        bad.reason = std::move(*refused);
+        bad.id = r.event->id;
+        bad.source = r.event->source;
+        inputs_.emplace_back(std::move(bad));
+      } else if (r.event) {
         inputs_.emplace_back(std::move(*r.event));
       } else {
         saga::invalid_input bad;

@@ -2,6 +2,9 @@
 
 #include <stdexcept>
 
+#include "saga/zmq/authorizer.hpp"
+#include "saga/zmq/curve.hpp"
+
 namespace saga::zmq {
 
 namespace {
@@ -16,6 +19,7 @@ publisher::publisher(::zmq::context_t& ctx, const std::string& endpoint, publish
     : socket_(ctx, ::zmq::socket_type::pub) {
   socket_.set(::zmq::sockopt::sndhwm, options.send_hwm);
   socket_.set(::zmq::sockopt::linger, options.linger_ms);
+  apply(socket_, curve_server{options.curve_secret_key, std::string(zap_domain_events)});
   try {
     socket_.bind(endpoint);
   } catch (const ::zmq::error_t& e) {

@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 #include <zmq_addon.hpp>
+#include "saga/zmq/authorizer.hpp"
+#include "saga/zmq/curve.hpp"
 
 namespace saga::zmq {
 
@@ -92,6 +94,7 @@ replay_server::replay_server(::zmq::context_t& ctx, const std::string& endpoint,
     : socket_(ctx, ::zmq::socket_type::router), store_(store) {
   socket_.set(::zmq::sockopt::maxmsgsize, options.max_request_bytes);
   socket_.set(::zmq::sockopt::linger, options.linger_ms);
+  apply(socket_, curve_server{options.curve_secret_key, std::string(zap_domain_replay)});
   try {
     socket_.bind(endpoint);
   } catch (const ::zmq::error_t& e) {

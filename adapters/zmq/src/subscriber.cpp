@@ -140,6 +140,7 @@ subscriber::subscriber(::zmq::context_t& ctx, std::string events_endpoint, std::
   // Match the publisher's default high-water mark: fewer drops, fewer replays.
   sub_.set(::zmq::sockopt::rcvhwm, 10'000);
   sub_.set(::zmq::sockopt::subscribe, "");
+  apply(sub_, options_.curve);
   try {
     sub_.connect(events_endpoint_);
   } catch (const ::zmq::error_t& e) {
@@ -250,6 +251,7 @@ std::size_t subscriber::flush_pending(const handler& fn) {
 std::size_t subscriber::catch_up(const handler& fn) {
   ::zmq::socket_t dealer(ctx_, ::zmq::socket_type::dealer);
   dealer.set(::zmq::sockopt::linger, 0);
+  apply(dealer, options_.curve);
   try {
     dealer.connect(replay_endpoint_);
   } catch (const ::zmq::error_t& e) {

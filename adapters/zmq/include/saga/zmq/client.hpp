@@ -24,6 +24,7 @@
 
 #include "saga/engine.hpp"
 #include "saga/event.hpp"
+#include "saga/zmq/curve.hpp"
 
 namespace saga::zmq {
 
@@ -38,6 +39,7 @@ struct client_options {
   std::chrono::milliseconds backoff{100};       // first pause before a resend
   std::chrono::milliseconds max_backoff{2000};  // the pause doubles up to this
   std::size_t window = 1000;                    // send_all(): events in flight
+  curve_client curve;                           // sagad's public key and this client's pair; empty: plaintext
 };
 
 class client {

@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,8 +58,15 @@ struct ingress_options {
   std::size_t peer_credit = 10'000;                  // a peer's requests read and not yet delivered
   saga::limits limits;                               // the codec's limits
   int linger_ms = 1000;                              // ZMQ_LINGER: acks still queued at close
+  // CURVE (docs/security.md): the server's secret key (40 Z85 characters); empty: plaintext.
+  // Handshakes are then authorised by the context's zap_handler under this socket's ZAP domain.
+  std::string curve_secret_key;
   // Told once per peer per minute that a peer is over its credit (optional).
   std::function<void(std::string_view)> warn;
+  // With CURVE (docs/security.md): why the key named `user_id` (the connection's ZAP User-Id,
+  // empty on a plaintext socket) may not send `e`, or nullopt when it may. A refusal turns the
+  // event into an invalid_input with that reason: rejected, never applied. Optional.
+  std::function<std::optional<std::string>(std::string_view user_id, const saga::event& e)> authorize;
 };
 
 class ingress_server {
@@ -91,6 +99,8 @@ class ingress_server {
   std::size_t queued_acks() const { return queued_; }
   // Requests dropped unanswered because their peer was at its credit.
   std::uint64_t dropped_requests() const { return dropped_; }
+  // Events refused by options.authorize (each also rejected with its reason).
+  std::uint64_t refused_by_grants() const { return refused_; }
 
   const std::string& endpoint() const { return endpoint_; }
   ::zmq::socket_t& socket() { return socket_; }  // for zmq::poll
@@ -124,6 +134,7 @@ class ingress_server {
   std::unordered_map<std::string, peer> peers_;  // by routing id
   std::size_t queued_ = 0;
   std::uint64_t dropped_ = 0;
+  std::uint64_t refused_ = 0;
 };
 
 }  // namespace saga::zmq

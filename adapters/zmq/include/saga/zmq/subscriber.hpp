@@ -27,6 +27,8 @@
 
 #include <zmq.hpp>
 
+#include "saga/zmq/curve.hpp"
+
 namespace saga::zmq {
 
 class subscriber_error : public std::runtime_error {
@@ -39,6 +41,7 @@ struct subscriber_options {
   std::int64_t start_after = 0;            // without a position file: deliver from start_after + 1
   std::vector<std::string> type_prefixes;  // deliver only these types (empty: all)
   std::chrono::milliseconds replay_timeout{2000};
+  curve_client curve;  // sagad's public key and this subscriber's pair (subscriber role); empty: plaintext
 };
 
 struct delivery {
