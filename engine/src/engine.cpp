@@ -482,6 +482,7 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
     dl.source = e->source;
     dl.type = e->type;
     dl.subject = e->subject;
+    dl.sender = e->sender;
     try {
       dl.payload = truncate(encode_event(*e), dl.truncated);
     } catch (const std::exception& ex) {  // e.g. invalid UTF-8 handed in through the embedding API
@@ -493,6 +494,7 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
     dl.event_id = bad->id;
     dl.source = bad->source;
     dl.payload = truncate(bad->raw, dl.truncated);
+    dl.sender = bad->sender;
   }
   dl.last_ms = dl.created_ms;
   b.writing = true;
@@ -597,6 +599,7 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   p.type = e.type;
   p.payload = encode_event(e);
   p.parked_ms = b.now_ms;
+  p.sender = e.sender;
   b.writing = true;
   store_.park(p);
   ++*b.parked_total;
@@ -622,6 +625,7 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   h.recorded_ms = b.now_ms;
   h.outbox_first = outbox_first;
   h.outbox_last = outbox_last;
+  h.sender = e.sender;
   b.writing = true;
   store_.append_history(h);
 }
@@ -702,10 +706,11 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
         invalid_input bad{
             p.payload,
             "parked event of saga '" + d.name() + "/" + rec.key + "' no longer decodes: " + decoded.error,
-            p.event_id, p.source};
+            p.event_id, p.source, p.sender};
         reject(nullptr, &bad, bad.reason, b);
         continue;
       }
+      decoded.event->sender = p.sender;
       const event& e = *decoded.event;
       dispatch_output out;
       try {
@@ -891,6 +896,7 @@ std::size_t engine::expire_parked(std::int64_t now_ms, std::size_t limit) {
       dl.subject = p.key;
       dl.reason = "parked for saga '" + p.definition + "/" + p.key + "', which never started";
       dl.payload = p.payload;
+      dl.sender = p.sender;
       dl.created_ms = b.now_ms;
       dl.last_ms = dl.created_ms;
       store_.add_dead_letter(dl);

@@ -66,8 +66,8 @@ saga::inbox_record inbox(const std::string& event_id, std::int64_t received_ms =
 }
 
 saga::parked_record parked(const std::string& key, const std::string& event_id, std::int64_t at_ms) {
-  return saga::parked_record{0,          "order_lifecycle",   key,  event_id,
-                             "urn:shop", "payment.succeeded", "{}", at_ms};
+  return saga::parked_record{
+      0, "order_lifecycle", key, event_id, "urn:shop", "payment.succeeded", "{}", at_ms, ""};
 }
 
 std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
@@ -76,7 +76,15 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
 }
 
 // Schema 3 undone on a current database, which leaves the schema 2 layout.
+// Schema 4 back to 3: the sender columns dropped.
+void undo_migration_4(SQLite::Database& db) {
+  for (const char* table : {"history", "parked", "dead_letters"})
+    db.exec(std::string("ALTER TABLE ") + table + " DROP COLUMN sender");
+  db.exec("PRAGMA user_version = 3");
+}
+
 void undo_migration_3(SQLite::Database& db) {
+  undo_migration_4(db);
   for (const char* trigger :
        {"dead_letters_counted_in", "dead_letters_counted_out", "parked_counted_in", "parked_counted_out"})
     db.exec(std::string("DROP TRIGGER ") + trigger);
@@ -144,7 +152,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 3);
+    CHECK(s.schema_version() == 4);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
@@ -253,7 +261,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (3)";
+    const std::string expected = "database schema version 99 is newer than this build supports (4)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -677,6 +685,49 @@ TEST_SUITE("sqlite_store") {
     CHECK(count_rows(host, "after_store") == 1);
   }
 
+  // Schema 4 on a schema 3 file: rows written before keep an empty sender; new rows keep theirs.
+  TEST_CASE("a schema 3 database migrates: history and parked rows and dead letters record their sender") {
+    temp_dir dir;
+    {
+      saga::sqlite::store s(at(dir.file("saga.db")));
+      auto& db = s.database();
+      undo_migration_4(db);
+      db.exec(
+          "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms) VALUES"
+          " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10)");
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == 4);
+    s.begin();
+    auto p = parked("o-1", "p-2", 20);
+    p.sender = "payments";
+    s.park(p);
+    auto d = dead_letter("e-9", "{}", 500);
+    d.sender = "intruder";
+    const auto dl_id = s.add_dead_letter(d);
+    saga::history_record h;
+    h.definition = "order_lifecycle";
+    h.key = "o-1";
+    h.version = 1;
+    h.event_id = "e-1";
+    h.event_source = "urn:shop";
+    h.event_type = "order.placed";
+    h.from_state = "new";
+    h.to_state = "placed";
+    h.outcome = "transitioned";
+    h.sender = "orders";
+    s.append_history(h);
+    s.commit();
+    const auto of = s.parked_of("order_lifecycle", "o-1");
+    REQUIRE(of.size() == 2);
+    CHECK(of[0].sender.empty());
+    CHECK(of[1].sender == "payments");
+    auto& db = s.database();
+    CHECK(db.execAndGet("SELECT sender FROM history WHERE event_id = 'e-1'").getString() == "orders");
+    CHECK(db.execAndGet("SELECT sender FROM dead_letters WHERE id = " + std::to_string(dl_id)).getString() ==
+          "intruder");
+  }
+
   // Schema 3 on a schema 2 file: made here from a new one by undoing migration 3, with dead
   // letters and parked events written in the old layout, then reopened.
   TEST_CASE("a schema 2 database migrates: dead letters get a count and their last rejection") {
@@ -696,7 +747,7 @@ TEST_SUITE("sqlite_store") {
       CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
     }
     saga::sqlite::store s(at(dir.file("saga.db")));
-    CHECK(s.schema_version() == 3);
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     auto& db = s.database();
     for (const char* index :
          {"dead_letters_by_event", "dead_letters_by_last", "timers_due_by_definition", "instances_by_state",

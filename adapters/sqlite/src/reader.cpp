@@ -81,13 +81,13 @@ constexpr const char* sql_of[] = {
     " state_since_ms FROM instances WHERE definition = ?1 AND key = ?2",
     // q_history
     "SELECT definition, key, version, event_id, event_source, event_type, event_time, event_data, from_state,"
-    " to_state, outcome, recorded_ms, outbox_first, outbox_last"
+    " to_state, outcome, recorded_ms, outbox_first, outbox_last, sender"
     " FROM history WHERE definition = ?1 AND key = ?2 ORDER BY id",
     // q_timers_of
     "SELECT definition, key, name, due_ms, generation FROM timers"
     " WHERE definition = ?1 AND key = ?2 AND due_ms IS NOT NULL ORDER BY due_ms, name",
     // q_parked_of
-    "SELECT id, definition, key, event_id, source, type, payload, parked_ms FROM parked"
+    "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
     " WHERE definition = ?1 AND key = ?2 ORDER BY id",
     // q_follow_on: through the saga's history (indexed by saga): each transition names the
     // outbox rows it wrote.
@@ -140,10 +140,12 @@ constexpr const char* sql_of[] = {
     "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_published'), 0),"
     " coalesce((SELECT max(sequence) FROM outbox WHERE published_ms IS NOT NULL), 0))",
     // q_dead_letters
-    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms"
+    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms, "
+    "sender"
     " FROM dead_letters WHERE id > ?1 ORDER BY id LIMIT ?2",
     // q_dead_letter
-    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms"
+    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms, "
+    "sender"
     " FROM dead_letters WHERE id = ?1",
     // q_totals
     "SELECT (SELECT count(*) FROM instances), (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),"
@@ -212,6 +214,7 @@ dead_letter_record dead_letter_of(const use& u) {
   r.truncated = u.integer(8) != 0;
   r.count = u.integer(9);
   r.last_ms = u.integer(10);
+  r.sender = u.string(11);
   return r;
 }
 
@@ -347,6 +350,7 @@ std::vector<history_record> reader::history(std::string_view definition, std::st
       r.recorded_ms = u.integer(11);
       r.outbox_first = u.optional_integer(12);
       r.outbox_last = u.optional_integer(13);
+      r.sender = u.string(14);
       out.push_back(std::move(r));
     }
     return out;
@@ -378,6 +382,7 @@ std::vector<parked_record> reader::parked(std::string_view definition, std::stri
       r.type = u.string(5);
       r.payload = u.string(6);
       r.parked_ms = u.integer(7);
+      r.sender = u.string(8);
       out.push_back(std::move(r));
     }
     return out;

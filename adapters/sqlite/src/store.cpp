@@ -188,6 +188,15 @@ CREATE TRIGGER parked_counted_out AFTER DELETE ON parked BEGIN
 END;
 PRAGMA user_version = 3;
 )sql"},
+    // Schema 4 (issue 13): who sent each event. `sender` is the name of the CURVE key an event
+    // came with (empty: plaintext, the engine itself, or an embedding host), kept with its
+    // history row, while it is parked, and with its dead letter.
+    {4, R"sql(
+ALTER TABLE history ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+ALTER TABLE parked ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+ALTER TABLE dead_letters ADD COLUMN sender TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 4;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -267,14 +276,14 @@ constexpr const char* sql_of[] = {
     " updated_ms = excluded.updated_ms, state_since_ms = excluded.state_since_ms",
     // q_append_history
     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
-    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     // q_append_outbox
     "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
     // q_add_dead_letter
     "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, count, last_ms,"
-    " truncated) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?) RETURNING id",
+    " truncated, sender) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING id",
     // q_find_dead_letter: `event_id <> ''` lets the partial index serve it.
     "SELECT id FROM dead_letters WHERE source = ? AND event_id = ? AND event_id <> '' AND payload = ?"
     " ORDER BY id LIMIT 1",
@@ -313,10 +322,10 @@ constexpr const char* sql_of[] = {
     "SELECT definition, key, name, due_ms, generation FROM timers"
     " WHERE definition = ? AND key = ? AND due_ms IS NOT NULL ORDER BY name",
     // q_park
-    "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+    "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms, sender)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     // q_parked_of
-    "SELECT id, definition, key, event_id, source, type, payload, parked_ms FROM parked"
+    "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
     " WHERE definition = ? AND key = ? ORDER BY id",
     // q_count_parked
     "SELECT count(*) FROM parked WHERE definition = ? AND key = ?",
@@ -325,7 +334,7 @@ constexpr const char* sql_of[] = {
     // q_remove_parked
     "DELETE FROM parked WHERE id = ?",
     // q_orphaned_parked
-    "SELECT p.id, p.definition, p.key, p.event_id, p.source, p.type, p.payload, p.parked_ms"
+    "SELECT p.id, p.definition, p.key, p.event_id, p.source, p.type, p.payload, p.parked_ms, p.sender"
     " FROM parked AS p WHERE p.parked_ms < ? AND NOT EXISTS"
     " (SELECT 1 FROM instances AS i WHERE i.definition = p.definition AND i.key = p.key)"
     " ORDER BY p.id LIMIT ?",
@@ -385,8 +394,8 @@ timer_record read_timer(const use& u) {
 }
 
 parked_record read_parked(const use& u) {
-  return parked_record{u.integer(0), u.string(1), u.string(2), u.string(3),
-                       u.string(4),  u.string(5), u.string(6), u.integer(7)};
+  return parked_record{u.integer(0), u.string(1), u.string(2),  u.string(3), u.string(4),
+                       u.string(5),  u.string(6), u.integer(7), u.string(8)};
 }
 
 outbox_record read_outbox(const use& u) {
@@ -752,7 +761,7 @@ void store::append_history(const history_record& r) {
     u.text(1, r.definition).text(2, r.key).integer(3, r.version).text(4, r.event_id);
     u.text(5, r.event_source).text(6, r.event_type).text(7, r.event_time).text(8, r.event_data);
     u.text(9, r.from_state).text(10, r.to_state).text(11, r.outcome).integer(12, r.recorded_ms);
-    u.optional_integer(13, r.outbox_first).optional_integer(14, r.outbox_last);
+    u.optional_integer(13, r.outbox_first).optional_integer(14, r.outbox_last).text(15, r.sender);
     u.exec();
   });
 }
@@ -788,6 +797,7 @@ std::int64_t store::add_dead_letter(const dead_letter_record& r) {
       use u(prepared(q_add_dead_letter));
       u.text(1, r.event_id).text(2, r.source).text(3, r.type).text(4, r.subject).text(5, r.reason);
       u.text(6, r.payload).integer(7, r.created_ms).integer(8, at).integer(9, r.truncated ? 1 : 0);
+      u.text(10, r.sender);
       u.step();
       id = u.integer(0);
     });
@@ -909,7 +919,7 @@ std::int64_t store::park(const parked_record& r) {
   return guarded("park", [&] {
     use u(prepared(q_park));
     u.text(1, r.definition).text(2, r.key).text(3, r.event_id).text(4, r.source).text(5, r.type);
-    u.text(6, r.payload).integer(7, r.parked_ms);
+    u.text(6, r.payload).integer(7, r.parked_ms).text(8, r.sender);
     u.step();
     return u.integer(0);
   });

@@ -78,6 +78,43 @@ void ingress_server::drop_request(const std::string& peer_id, peer& p) {
   p.dropped_since_warning = 0;
 }
 
+// The request after its envelope of `env` frames: the event, or why it is not one (wrong frame
+// count, not a valid event, outside the grants of the key that sent it).
+saga::inbound ingress_server::decode_request(std::vector<::zmq::message_t>& frames, std::size_t env) {
+  const char* user_id = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
+  const std::string sender = user_id == nullptr ? std::string() : std::string(user_id);
+  saga::invalid_input bad;
+  bad.sender = sender;
+  if (frames.size() != env + 1) {
+    for (std::size_t i = env; i < frames.size(); ++i) append_bounded(bad.raw, frames[i].to_string_view());
+    const std::size_t after_id = frames.size() - 1;
+    bad.reason = "frames: expected [optional empty delimiter] [event JSON], got " + std::to_string(after_id) +
+                 (after_id == 1 ? " frame" : " frames");
+    return bad;
+  }
+  const std::string_view body = frames.back().to_string_view();
+  auto r = saga::decode_event(body, options_.limits);
+  if (!r.event) {
+    append_bounded(bad.raw, body);
+    bad.reason = std::move(r.error);
+    bad.id = std::move(r.id);
+    bad.source = std::move(r.source);
+    return bad;
+  }
+  if (options_.authorize) {
+    if (auto refused = options_.authorize(sender, *r.event)) {
+      ++refused_;
+      append_bounded(bad.raw, body);
+      bad.reason = std::move(*refused);
+      bad.id = r.event->id;
+      bad.source = r.event->source;
+      return bad;
+    }
+  }
+  r.event->sender = sender;
+  return std::move(*r.event);
+}
+
 std::size_t ingress_server::read_batch() {
   if (!inputs_.empty())
     throw std::logic_error("saga::zmq::ingress_server::read_batch: the previous batch has not been acked");
@@ -110,40 +147,7 @@ std::size_t ingress_server::read_batch() {
     e.routing.push_back(std::move(peer_id));
     for (std::size_t i = 1; i < env && i < frames.size(); ++i) e.routing.push_back(frames[i].to_string());
 
-    if (frames.size() != env + 1) {
-      saga::invalid_input bad;
-      for (std::size_t i = env; i < frames.size(); ++i) append_bounded(bad.raw, frames[i].to_string_view());
-      const std::size_t after_id = frames.size() - 1;
-      bad.reason = "frames: expected [optional empty delimiter] [event JSON], got " +
-                   std::to_string(after_id) + (after_id == 1 ? " frame" : " frames");
-      inputs_.emplace_back(std::move(bad));
-    } else {
-      const std::string_view body = frames.back().to_string_view();
-      auto r = saga::decode_event(body, options_.limits);
-      std::optional<std::string> refused;
-      if (r.event && options_.authorize) {
-        const char* user = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
-        refused = options_.authorize(user == nullptr ? std::string_view() : std::string_view(user), *r.event);
-      }
-      if (refused) {
-        ++refused_;
-        saga::invalid_input bad;
-        append_bounded(bad.raw, body);
-        bad.reason = std::move(*refused);
-        bad.id = r.event->id;
-        bad.source = r.event->source;
-        inputs_.emplace_back(std::move(bad));
-      } else if (r.event) {
-        inputs_.emplace_back(std::move(*r.event));
-      } else {
-        saga::invalid_input bad;
-        append_bounded(bad.raw, body);
-        bad.reason = std::move(r.error);
-        bad.id = std::move(r.id);
-        bad.source = std::move(r.source);
-        inputs_.emplace_back(std::move(bad));
-      }
-    }
+    inputs_.push_back(decode_request(frames, env));
     envelopes_.push_back(std::move(e));
   }
   return n;

@@ -69,6 +69,7 @@ struct invalid_input {
   std::string reason;  // from the codec
   std::string id;      // what could be read of it
   std::string source;
+  std::string sender;  // as event::sender
 };
 
 using inbound = std::variant<event, invalid_input>;

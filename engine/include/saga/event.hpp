@@ -22,6 +22,10 @@ struct event {
   nlohmann::json data = nlohmann::json::object();  // always a JSON object
   std::string causationid;                         // extension: id of the event that caused this one
   std::string correlationid;                       // extension: id of the event that started the saga
+  // Not part of the CloudEvent (never encoded): the name of the authenticated key the transport
+  // received it with (a CURVE key's name in the authorized-keys file, docs/security.md); empty
+  // for plaintext, the engine's own events and an embedding host. Recorded in the history.
+  std::string sender;
 };
 
 // Limits every incoming event is checked against (DESIGN.md "event envelope").

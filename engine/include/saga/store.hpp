@@ -55,6 +55,7 @@ struct history_record {
   // The outbox sequences this transition wrote (first..last, contiguous); empty when none.
   // This is how a saga's follow-on events are found: the outbox has no index by saga.
   std::optional<std::int64_t> outbox_first, outbox_last;
+  std::string sender;  // event::sender: the CURVE key's name the event came with; empty: none
 };
 
 struct outbox_record {
@@ -89,6 +90,7 @@ struct dead_letter_record {
   bool truncated = false;    // payload cut at the dead-letter size limit: it cannot be redriven
   std::int64_t count = 1;    // how often this event was rejected (resends are counted, not copied)
   std::int64_t last_ms = 0;  // the latest rejection; created_ms is the first
+  std::string sender;        // the CURVE key's name it came with (event::sender); empty: none
 };
 
 struct timer_record {
@@ -108,6 +110,7 @@ struct parked_record {
   std::string type;
   std::string payload;  // the encoded event
   std::int64_t parked_ms = 0;
+  std::string sender;  // event::sender, which the encoded event does not carry
 };
 
 struct definition_record {

@@ -73,7 +73,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 3;
+  static constexpr int current_schema = 4;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);

@@ -121,6 +121,7 @@ class ingress_server {
   };
   enum class sent { ok, would_block, gone };
 
+  saga::inbound decode_request(std::vector<::zmq::message_t>& frames, std::size_t env);
   sent send(const envelope& to, const std::string& body);
   void flush(peer& p);
   void drop_request(const std::string& peer_id, peer& p);
