@@ -164,8 +164,10 @@ const grant* authorized_keys::by_name(std::string_view name) const {
 }
 
 zap_handler::zap_handler(::zmq::context_t& ctx, authorized_keys keys,
-                         std::function<void(std::string_view)> log)
-    : keys_(std::make_shared<const authorized_keys>(std::move(keys))), log_(std::move(log)) {
+                         std::function<void(std::string_view)> log, std::function<void()> idle)
+    : keys_(std::make_shared<const authorized_keys>(std::move(keys))),
+      log_(std::move(log)),
+      idle_(std::move(idle)) {
   // Bound before the constructor returns: a CURVE socket bound afterwards always finds it.
   auto socket = std::make_shared<::zmq::socket_t>(ctx, ::zmq::socket_type::rep);
   socket->set(::zmq::sockopt::linger, 0);
@@ -191,6 +193,7 @@ std::shared_ptr<const authorized_keys> zap_handler::keys() const {
 
 void zap_handler::serve(::zmq::socket_t& socket) {
   while (!stop_) {
+    if (idle_) idle_();
     ::zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
     try {
       if (::zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;

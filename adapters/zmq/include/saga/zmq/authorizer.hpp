@@ -82,8 +82,10 @@ class zap_handler {
   struct counters {
     std::uint64_t accepted = 0, refused = 0;
   };
-  // `log` is told about refusals, at most once per second per peer address.
-  zap_handler(::zmq::context_t& ctx, authorized_keys keys, std::function<void(std::string_view)> log = {});
+  // `log` is told about refusals, at most once per second per peer address. `idle` runs on the
+  // handler's thread at least every 100 ms (e.g. to reload the keys when asked to).
+  zap_handler(::zmq::context_t& ctx, authorized_keys keys, std::function<void(std::string_view)> log = {},
+              std::function<void()> idle = {});
   ~zap_handler();
   zap_handler(const zap_handler&) = delete;
   zap_handler& operator=(const zap_handler&) = delete;
@@ -101,6 +103,7 @@ class zap_handler {
   mutable std::mutex mutex_;
   std::shared_ptr<const authorized_keys> keys_;
   std::function<void(std::string_view)> log_;
+  std::function<void()> idle_;
   std::map<std::string, std::int64_t> last_logged_ms_;  // by peer address; the handler thread's
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> accepted_{0}, refused_{0};
