@@ -312,10 +312,10 @@ json catalog::definitions(std::int64_t now_ms) {
   });
 }
 
-saga::graph catalog::graph_of(const std::string& name) {
-  return reading(path_, [&] {
+std::optional<saga::graph> catalog::stored_graph(const std::string& name) {
+  return reading(path_, [&]() -> std::optional<saga::graph> {
     const auto d = reader_.definition(name);
-    if (!d) throw failure(not_found, "no definition '" + name + "' in " + path_);
+    if (!d) return std::nullopt;
     return saga::graph_from_json(json::parse(d->graph));
   });
 }

@@ -76,8 +76,8 @@ class catalog {
   // registered but have timers due (sagad never fires those).
   nlohmann::json definitions(std::int64_t now_ms);
 
-  // The stored graph of `name`; failure(not_found) when none.
-  saga::graph graph_of(const std::string& name);
+  // The stored graph of `name`, or nullopt when the database has no definition of that name.
+  std::optional<saga::graph> stored_graph(const std::string& name);
   // A dead letter's stored payload and whether it was cut at the size limit;
   // failure(not_found) when no such id.
   struct stored_dead_letter {

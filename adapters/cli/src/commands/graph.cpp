@@ -1,14 +1,26 @@
-// sagactl graph: a definition's stored graph as DOT, Mermaid or SVG, optionally with one
+// sagactl graph: a definition's graph as DOT, Mermaid or SVG, optionally with one
 // saga's path drawn on it.
+//
+// Where the graph comes from: with --plugin, the definition compiled into those
+// libraries (loaded as sagad loads them: checked in a child process first), so
+// that a workflow can be drawn before it ever ran; otherwise the graph stored in
+// the database at registration (what the sagas ran with), and when the database
+// does not exist or does not hold the name, the shipped definition of that name
+// compiled into sagactl. The database is opened only to read what it holds:
+// never created.
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "catalog.hpp"
 #include "command.hpp"
 #include "render.hpp"
+#include "saga/definitions/catalog.hpp"
+#include "saga/server/plugin.hpp"
 
 namespace sagactl::commands {
 
@@ -16,7 +28,34 @@ namespace {
 
 struct graph_options {
   std::string name, format = "dot", instance, output;
+  std::vector<std::string> plugins;
 };
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
+}
+
+// The graph of `name` compiled into the plugin libraries. failure(usage) when a
+// library is refused, failure(not_found) when none of them has the name.
+saga::graph from_plugins(const std::vector<std::string>& paths, const std::string& name) {
+  std::vector<std::string> offered;
+  for (const auto& path : paths) {
+    saga::server::plugin p;
+    try {
+      p = saga::server::load_plugin(path);
+    } catch (const saga::server::plugin_error& e) {
+      throw failure(usage, e.what());
+    }
+    for (const auto& d : p.definitions) {
+      if (d->name() == name) return d->graph();
+      offered.push_back(d->name());
+    }
+  }
+  throw failure(not_found,
+                "no definition '" + name + "' in " + joined(paths) + " (it has: " + joined(offered) + ")");
+}
 
 }  // namespace
 
@@ -28,13 +67,34 @@ run_fn graph(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--instance", o->instance, "draw this saga's path, current state and armed timers");
   cmd.add_option("--output", o->output, "write to this file instead of stdout");
+  cmd.add_option("--plugin", o->plugins,
+                 "draw the definition compiled into this library (built with SAGA_PLUGIN; repeatable) "
+                 "rather than the database's");
   return [o](const globals& g) {
-    catalog c(g.db);
-    const saga::graph gr = c.graph_of(o->name);
+    std::unique_ptr<catalog> db;
+    auto database = [&]() -> catalog& {
+      if (!db) db = std::make_unique<catalog>(g.db);
+      return *db;
+    };
+    std::optional<saga::graph> gr;
+    if (!o->plugins.empty()) {
+      gr = from_plugins(o->plugins, o->name);
+    } else {
+      if (std::filesystem::exists(g.db)) gr = database().stored_graph(o->name);
+      if (!gr) {
+        if (auto shipped = saga::definitions::by_name(o->name)) gr = shipped->graph();
+      }
+      if (!gr) {
+        throw failure(not_found, "no definition '" + o->name + "' in " + g.db +
+                                     (std::filesystem::exists(g.db) ? "" : " (no such file)") +
+                                     " nor among the shipped ones (" + joined(saga::definitions::names()) +
+                                     "); a plugin's: --plugin LIB");
+      }
+    }
     std::optional<nlohmann::json> inst;
-    if (!o->instance.empty()) inst = c.show(o->instance, o->name, wall_clock_ms());
+    if (!o->instance.empty()) inst = database().show(o->instance, o->name, wall_clock_ms());
     const nlohmann::json* ip = inst ? &*inst : nullptr;
-    std::string out = o->format == "mermaid" ? graph_mermaid(gr, ip) : graph_dot(gr, ip);
+    std::string out = o->format == "mermaid" ? graph_mermaid(*gr, ip) : graph_dot(*gr, ip);
     if (o->format == "svg") out = dot_to_svg(out);
     if (o->output.empty()) {
       std::cout << out;
