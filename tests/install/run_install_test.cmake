@@ -1,25 +1,88 @@
-# cmake -P script: install, build the consumer against the install, run it.
+# cmake -P script, the install test (tests/install/CMakeLists.txt): what a user
+# with the installed package alone does.
+#
+#   1. install this build into a fresh prefix;
+#   2. build examples/claims against that prefix only (find_package(saga) with
+#      CMAKE_PREFIX_PATH) and run its tests (the scenario tests, claimsd and
+#      the installed sagad listing the plugin's definition);
+#   3. build the consumer project (consumer/) against the prefix: an engine
+#      embedded with a shipped definition, and claims_driver, which runs a
+#      claim under claimsd and under the installed `sagad --plugin libclaims.so`
+#      over ZeroMQ (client and subscriber libraries) and reads it with the
+#      installed sagactl (show, graph).
+#
+# Inputs (-D): BUILD_DIR, CLAIMS_DIR, CONSUMER_DIR, WORK_DIR, CXX_COMPILER,
+# LAUNCHER (ccache or empty). The projects are built in Release with the same
+# compiler as this build (a plugin must match sagad's standard library), through
+# ccache when this build uses it: the prefix's path does not change between
+# runs, so a second run compiles nothing again.
 file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
-execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix}
-                RESULT_VARIABLE rc OUTPUT_QUIET)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "cmake --install failed: ${rc}")
+string(TIMESTAMP started "%s")
+
+# Runs one step; on failure stops the test with what the step printed.
+function(step what)
+  string(TIMESTAMP t0 "%s")
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  string(TIMESTAMP t1 "%s")
+  math(EXPR secs "${t1} - ${t0}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "install test: ${what} failed (${rc}) after ${secs} s:\n${out}\n${err}")
+  endif()
+  message(STATUS "${what}: ok (${secs} s)")
+  set(step_out "${out}" PARENT_SCOPE)
+endfunction()
+
+set(project_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+                 -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
+if(LAUNCHER)
+  list(APPEND project_args -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR} -B ${WORK_DIR}/build -DCMAKE_PREFIX_PATH=${prefix}
-                        -DCMAKE_BUILD_TYPE=Release
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "configuring the consumer failed:\n${out}\n${err}")
+
+# Fails unless the project configured in `dir` found saga in the prefix.
+function(expect_package_from_prefix dir)
+  file(STRINGS ${dir}/CMakeCache.txt found REGEX "^saga_DIR:")
+  if(NOT found MATCHES "=${prefix}/")
+    message(FATAL_ERROR "install test: ${dir} found saga outside the installed prefix ${prefix}: ${found}")
+  endif()
+endfunction()
+
+step("cmake --install into ${prefix}" ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+foreach(installed bin/sagad bin/sagactl include/saga/server/server.hpp include/saga/plugin.hpp)
+  if(NOT EXISTS ${prefix}/${installed})
+    message(FATAL_ERROR "install test: ${installed} is not installed")
+  endif()
+endforeach()
+
+set(claims ${WORK_DIR}/claims)
+step("configuring examples/claims against the prefix" ${CMAKE_COMMAND} -S ${CLAIMS_DIR} -B ${claims} ${project_args})
+expect_package_from_prefix(${claims})
+step("building examples/claims" ${CMAKE_COMMAND} --build ${claims} -j2)
+foreach(built claimsd libclaims.so claims_tests)
+  if(NOT EXISTS ${claims}/${built})
+    message(FATAL_ERROR "install test: examples/claims built no ${built}")
+  endif()
+endforeach()
+step("examples/claims' tests" ${CMAKE_CTEST_COMMAND} --test-dir ${claims} --output-on-failure)
+if(NOT step_out MATCHES "claims.sagad_plugin_lists_insurance_claim" OR NOT step_out MATCHES "100% tests passed")
+  message(FATAL_ERROR "install test: examples/claims' tests did not all run (no installed sagad found?):\n${step_out}")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build -j2
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "building the consumer failed:\n${out}\n${err}")
+
+set(consumer ${WORK_DIR}/consumer)
+step("configuring the consumer against the prefix" ${CMAKE_COMMAND} -S ${CONSUMER_DIR} -B ${consumer} ${project_args})
+expect_package_from_prefix(${consumer})
+step("building the consumer" ${CMAKE_COMMAND} --build ${consumer} -j2)
+
+step("the consumer (engine embedded, order_lifecycle)" ${consumer}/consumer ${WORK_DIR}/consumer.db)
+if(NOT step_out MATCHES "state=placed")
+  message(FATAL_ERROR "install test: the consumer printed no state=placed:\n${step_out}")
 endif()
-execute_process(COMMAND ${WORK_DIR}/build/consumer ${WORK_DIR}/consumer.db
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0 OR NOT out MATCHES "state=placed")
-  message(FATAL_ERROR "the consumer failed (${rc}):\n${out}\n${err}")
-endif()
-message(STATUS "consumer: ${out}")
+
+step("claims_driver (claimsd and sagad --plugin over ZeroMQ, sagactl show and graph)"
+     ${consumer}/claims_driver --claimsd ${claims}/claimsd --plugin ${claims}/libclaims.so
+     --sagad ${prefix}/bin/sagad --sagactl ${prefix}/bin/sagactl)
+message(STATUS "${step_out}")
+
+string(TIMESTAMP finished "%s")
+math(EXPR secs "${finished} - ${started}")
+message(STATUS "install test: everything held (${secs} s)")
