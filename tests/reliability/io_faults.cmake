@@ -1,7 +1,7 @@
 # The I/O-fault tests (issue 7, section 2): sagad's loop in-process over a fault-injecting
 # SQLite VFS, and a really full database (PRAGMA max_page_count).
 #
-# include()d from a CMakeLists.txt after the saga targets exist (saga_daemon,
+# include()d from a CMakeLists.txt after the saga targets exist (saga::server,
 # saga::sqlite, saga::zmq, saga::definitions) and after find_package(doctest) /
 # include(doctest) and the saga_test_main object library of tests/CMakeLists.txt.
 #
@@ -26,7 +26,7 @@ add_executable(saga-io-faults
   $<TARGET_OBJECTS:saga_test_main>)
 target_include_directories(saga-io-faults PRIVATE ${SAGA_IO_FAULTS_DIR}/..)
 target_link_libraries(saga-io-faults PRIVATE
-  doctest::doctest saga_daemon saga::sqlite saga::zmq saga::definitions SQLite::SQLite3 Threads::Threads)
+  doctest::doctest saga::server saga::sqlite saga::zmq saga::definitions SQLite::SQLite3 Threads::Threads)
 target_compile_features(saga-io-faults PRIVATE cxx_std_20)
 saga_warnings(saga-io-faults)
 doctest_discover_tests(saga-io-faults
