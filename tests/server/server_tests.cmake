@@ -13,9 +13,10 @@ foreach(p IN LISTS SAGA_TEST_PLUGINS)
   endif()
 endforeach()
 
-# plugin_test: load_plugin in-process; sagad_plugin_test: sagad --plugin as a child process.
+# plugin_test: load_plugin in-process; sagad_plugin_test: sagad --plugin as a child process;
+# endpoints_file_test: sagad --endpoints-file as a child process.
 saga_test(server_tests
-  SOURCES server/plugin_test.cpp server/sagad_plugin_test.cpp
+  SOURCES server/plugin_test.cpp server/sagad_plugin_test.cpp server/endpoints_file_test.cpp
   LIBS saga::server saga::engine saga::sqlite saga::zmq saga::definitions)
 add_dependencies(server_tests sagad)
 target_compile_definitions(server_tests PRIVATE SAGAD_PATH="$<TARGET_FILE:sagad>")

@@ -1,11 +1,13 @@
 #pragma once
-// Helpers for tests that run programs (sagad, sagactl, saga-sim): a child process (RAII), free
-// loopback ports, and waiting until a sagad answers on its ingress.
+// Helpers for tests that run programs (sagad, sagactl, saga-sim): a child process (RAII), a sagad
+// started on endpoints it chooses and reports (--endpoints-file), and waiting until a sagad
+// answers on its ingress.
 //
 // process: posix_spawn with an argv (no shell), stdin from /dev/null, stdout
 // and stderr to files; wait_for() returns the exit status or "still running";
 // the destructor kills a child still running with SIGKILL and reaps it.
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -14,13 +16,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -148,6 +151,8 @@ class process {
 
 // `n` distinct loopback ports that were free a moment ago: each bound to port
 // 0 (the kernel picks), all held until every one is known, then released.
+// (Racy: another process may take one before the child binds it. Being
+// replaced by endpoints::any_loopback and --endpoints-file.)
 inline std::vector<int> free_ports(std::size_t n) {
   std::vector<int> fds, ports;
   for (std::size_t i = 0; i < n; ++i) {
@@ -173,14 +178,110 @@ inline std::string loopback(int port) {
   return "tcp://127.0.0.1:" + std::to_string(port);
 }
 
-// sagad's three endpoints, on ports found free now.
+// sagad's three endpoints.
 struct endpoints {
-  std::string ingress, publish, replay;
+  // On ports found free now (racy; see free_ports).
   static endpoints free() {
     const auto p = free_ports(3);
     return {loopback(p[0]), loopback(p[1]), loopback(p[2])};
   }
+
+  std::string ingress, publish, replay;
+
+  // Loopback TCP on ports the process that binds them chooses (port "*"):
+  // it reports them through --endpoints-file (read_endpoints_file). Never a
+  // port found free here and released for sagad to bind: another process
+  // may take it in between.
+  static endpoints any_loopback() { return {"tcp://127.0.0.1:*", "tcp://127.0.0.1:*", "tcp://127.0.0.1:*"}; }
+  // ipc:// paths in `dir` (a test's own temporary folder), for tests where
+  // TCP is not the point: nobody else binds them, and a restart binds them
+  // again. (libzmq replaces a socket file left behind: never give two
+  // running sagads the same folder.)
+  static endpoints ipc_in(const std::filesystem::path& dir) {
+    return {"ipc://" + (dir / "ingress").string(), "ipc://" + (dir / "publish").string(),
+            "ipc://" + (dir / "replay").string()};
+  }
 };
+
+// Waits until `child` has written its --endpoints-file at `path` (a complete
+// JSON object carrying the child's own pid: sagad writes it atomically once
+// its three sockets are bound) and returns the endpoints it holds. Returns
+// nothing when the child ends first or `timeout` passes; `why` then says
+// which (with the child's stderr).
+inline std::optional<endpoints> read_endpoints_file(const std::string& path, process& child,
+                                                    std::chrono::milliseconds timeout,
+                                                    std::string* why = nullptr) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    // Read before checking the child: a sagad that wrote the file and then
+    // failed still said where it was bound.
+    const nlohmann::json j = nlohmann::json::parse(read_text(path), nullptr, false);
+    if (j.is_object() && j.value("pid", -1LL) == static_cast<long long>(child.pid()))
+      return endpoints{j.at("ingress").get<std::string>(), j.at("publish").get<std::string>(),
+                       j.at("replay").get<std::string>()};
+    if (!child.running()) {
+      if (why)
+        *why = child.name() + " " + child.wait_for(std::chrono::milliseconds(0)).describe() +
+               " before writing " + path + "; stderr: " + child.err();
+      return std::nullopt;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (why)
+        *why = child.name() + " wrote no " + path + " within " + std::to_string(timeout.count()) +
+               " ms; stderr: " + child.err();
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+// A sagad started by start_daemon: the process, and where it is bound.
+struct started_daemon {
+  std::unique_ptr<process> proc;
+  endpoints ep;       // what it reported; empty when it did not start
+  std::string error;  // why it did not start; empty when it did
+  explicit operator bool() const { return error.empty(); }
+};
+
+// Starts `argv` (sagad or a program with its options, without the endpoint
+// options) bound to `bind` with --endpoints-file `endpoints_path`, and waits
+// for that file (a stale one is removed first). stdout and stderr go to
+// `out` and `err`.
+//
+// `bind` may be wildcards (the usual start), ipc paths, or the endpoints an
+// earlier run of the same sagad reported (a restart that clients already
+// connected there must find). Those ports were bound by sagad itself, not
+// found free and released by the test; but between that run's end and this
+// start another process may take one (an outgoing connection's ephemeral
+// port), as it may from any daemon restarted on its configured port. sagad
+// then exits with "Address already in use": it is started again, up to
+// `in_use_retries` times, 200 ms apart, before that is reported as the error.
+inline started_daemon start_daemon(std::vector<std::string> argv, const endpoints& bind,
+                                   const std::string& endpoints_path, const std::string& out,
+                                   const std::string& err,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(20),
+                                   int in_use_retries = 25) {
+  argv.insert(argv.end(), {"--ingress", bind.ingress, "--publish", bind.publish, "--replay", bind.replay,
+                           "--endpoints-file", endpoints_path});
+  started_daemon d;
+  for (int attempt = 0;; ++attempt) {
+    ::unlink(endpoints_path.c_str());
+    d.proc.reset();
+    d.proc = std::make_unique<process>(argv, out, err);
+    std::string why;
+    if (auto ep = read_endpoints_file(endpoints_path, *d.proc, timeout, &why)) {
+      d.ep = std::move(*ep);
+      return d;
+    }
+    const bool in_use =
+        !d.proc->running() && d.proc->err().find("Address already in use") != std::string::npos;
+    if (!in_use || attempt >= in_use_retries) {
+      d.error = std::move(why);
+      return d;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
 
 // Waits until the ingress answers: sends an event of a type no definition
 // consumes (rejected, harmless) and waits for its ack, resending meanwhile.

@@ -80,6 +80,11 @@ void add_socket_options(CLI::App& app, options& o) {
   app.add_option("--replay", o.replay, "ROUTER endpoint answering replay requests")
       ->envname("SAGA_REPLAY")
       ->capture_default_str();
+  app.add_option("--endpoints-file", o.endpoints_file,
+                 "once the three sockets are bound, write where (a port * resolved) to this file as JSON "
+                 "{\"ingress\",\"publish\",\"replay\",\"pid\"}, atomically; removed on exit; cannot "
+                 "write it: exit 1")
+      ->envname("SAGA_ENDPOINTS_FILE");
   app.add_option("--source", o.source, "source of follow-on events (default: urn:saga:<definition>)")
       ->envname("SAGA_SOURCE");
   app.add_option("--batch-max", o.batch_max, "most events committed in one transaction")

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "database_lock.hpp"
+#include "endpoints_file.hpp"
 #include "fault_points.hpp"
 #include "loop.hpp"
 #include "replay_thread.hpp"
@@ -118,6 +119,7 @@ void server::run(const std::atomic<bool>& stop) {
   const auto to_run = selected();
   // First: the lock must outlive every SQLite connection below (database_lock.hpp).
   database_lock lock(o.db);
+  endpoints_file bound_file(o.endpoints_file);  // an earlier run's file is gone from here on
   fault_points fault;
 
   saga::sqlite::options so;
@@ -147,6 +149,9 @@ void server::run(const std::atomic<bool>& stop) {
   auto ro = so;
   ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
   replay_thread replay(ctx, o.replay, ro);
+  // Where the sockets are, for whoever started this server: clients may connect from now on.
+  const endpoints bound{ingress->endpoint(), pub->endpoint(), replay.endpoint()};
+  bound_file.write(bound);
 
   saga::system_clock system_clock;
   const saga::clock& clock = o.clock ? *o.clock : system_clock;
@@ -180,7 +185,7 @@ void server::run(const std::atomic<bool>& stop) {
   spdlog::info("{}: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
                o.name, o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(),
                published_at_start);
-  if (o.on_ready) o.on_ready(endpoints{ingress->endpoint(), pub->endpoint(), replay.endpoint()});
+  if (o.on_ready) o.on_ready(bound);
 
   loop(o, engine, *ingress, relay, *pub, clock, fault).run(stop);
 }

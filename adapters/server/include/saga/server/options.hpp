@@ -33,6 +33,10 @@ struct options {
   std::string ingress = "tcp://127.0.0.1:5570";
   std::string publish = "tcp://127.0.0.1:5571";
   std::string replay = "tcp://127.0.0.1:5572";
+  // Once the three sockets are bound, their endpoints (a port "*" resolved)
+  // are written here as one JSON object, atomically; removed when the server
+  // stops. Empty: no file. (docs/operations.md, "--endpoints-file")
+  std::string endpoints_file;
   std::string source;  // empty: urn:saga:<definition>
   std::size_t batch_max = 1024;
   std::string synchronous = "FULL";
@@ -67,7 +71,8 @@ struct options {
 
 // Thrown before the loop starts when the server cannot run: the database is
 // locked by another sagad, a port is taken, the schema is newer, a definition
-// is unknown, provided twice or refused by the engine's checks.
+// is unknown, provided twice or refused by the engine's checks, the
+// endpoints file cannot be written.
 class startup_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
