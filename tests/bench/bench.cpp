@@ -51,10 +51,10 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "saga/definitions/catalog.hpp"
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/clock.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/catalog.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/sqlite/store.hpp"
@@ -555,16 +555,20 @@ std::pair<std::string, double> prepared_db(const config& cfg, const saga::test::
 
 class sagad {
  public:
+  // On loopback ports sagad chooses, read back from its --endpoints-file (written once its
+  // sockets are bound, before it publishes what was pending: the recovery measurement's
+  // subscriber connects then). `wait_ready`: also wait until its ingress answers.
   sagad(const config& cfg, const saga::test::temp_dir& dir, const std::string& db, const std::string& sync,
-        bool wait_ready = true)
-      : ep_(saga::test::endpoints::free()) {
+        bool wait_ready = true) {
     static int runs = 0;
     const std::string n = std::to_string(runs++);
-    std::vector<std::string> argv = {cfg.sagad,   "--db",        db,         "--ingress", ep_.ingress,
-                                     "--publish", ep_.publish,   "--replay", ep_.replay,  "--synchronous",
-                                     sync,        "--log-level", "warn"};
-    proc_ = std::make_unique<saga::test::process>(argv, dir.file("sagad-" + n + ".out"),
-                                                  dir.file("sagad-" + n + ".err"));
+    auto started = saga::test::start_daemon(
+        {cfg.sagad, "--db", db, "--synchronous", sync, "--log-level", "warn"},
+        saga::test::endpoints::any_loopback(), dir.file("sagad-" + n + ".endpoints.json"),
+        dir.file("sagad-" + n + ".out"), dir.file("sagad-" + n + ".err"), 60s);
+    proc_ = std::move(started.proc);
+    if (!started) throw std::runtime_error("sagad did not start: " + started.error);
+    ep_ = started.ep;
     if (wait_ready && !saga::test::wait_until_ingress_answers(ep_.ingress, 60s, proc_.get()))
       throw std::runtime_error("sagad did not answer on its ingress: " + proc_->err());
   }
@@ -1062,6 +1066,49 @@ void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
   add_row(r);
 }
 
+// SIGTERM while a client keeps sending: how long until sagad has exited (it commits and acks
+// the batch in hand and publishes what is committed first). The process test of the same
+// stop (tests/daemon: exit 0, nothing acked lost) checks what happens, not how fast.
+void measure_stop(const config& cfg, const saga::test::temp_dir& dir) {
+  ::zmq::context_t ctx(1);
+  sagad d(cfg, dir, dir.file("stop.db"), "FULL");
+  std::atomic<std::size_t> acked{0};
+  std::thread client([&] {
+    try {
+      saga::zmq::client_options co;
+      co.window = 1000;
+      co.timeout = 10s;
+      saga::zmq::client c(ctx, d.ep().ingress, co);
+      order_stream s(unique_tag("stop"), 1024, 1);
+      for (;;) {
+        const auto events = s.take(256);
+        c.send_all(events);
+        acked += events.size();
+      }
+    } catch (const std::exception&) {
+      // sagad stopped, or the context was shut down: the end of the load.
+    }
+  });
+  const std::size_t load = cfg.quick ? 1000 : 5000;
+  const auto loaded_by = steady::now() + 60s;
+  while (acked.load() < load && steady::now() < loaded_by && d.proc().running())
+    std::this_thread::sleep_for(1ms);
+  const std::size_t before = acked.load();
+  const auto start = steady::now();
+  d.proc().signal(SIGTERM);
+  const auto st = d.proc().wait_for(60s);
+  const double took = seconds_of(steady::now() - start);
+  ctx.shutdown();
+  client.join();
+  row r;
+  r.measurement = "stop under load";
+  const bool clean = st.exited() && st.code() == 0;
+  r.notes = "SIGTERM after " + std::to_string(before) + " events acked, client still sending: sagad " +
+            st.describe() + " " + fixed(took, 3) + " s later";
+  r.extra = {{"seconds", took}, {"clean", clean}, {"acked_before", before}};
+  add_row(r);
+}
+
 void measure_orders(const config& cfg, const saga::test::temp_dir& dir) {
   // The smoke uses smaller batches, so that a few orders complete in its short time.
   const std::size_t batch = cfg.quick ? 128 : 1024;
@@ -1173,6 +1220,11 @@ json goals() {
        rec && rec->extra.value("complete", false) ? std::optional(rec->extra.value("seconds", 0.0))
                                                   : std::nullopt,
        2, true, "s");
+  const row* stop = find_row("stop under load");
+  goal("SIGTERM under load: sagad exits 0 <= 5 s",
+       stop && stop->extra.value("clean", false) ? std::optional(stop->extra.value("seconds", 0.0))
+                                                 : std::nullopt,
+       5, true, "s");
   const row* o = find_row("whole orders");
   goal(">= 5,000 completed order sagas per second",
        o ? std::optional(o->extra.value("orders_per_second", 0.0)) : std::nullopt, 5000, false, "orders/s");
@@ -1224,8 +1276,8 @@ int main(int argc, char** argv) {
   cfg.only.insert(only.begin(), only.end());
   if (cfg.quick) cfg.seconds = std::min(cfg.seconds, 0.03);
 
-  const bool needs_sagad =
-      cfg.wants("e2e") || cfg.wants("scale") || cfg.wants("recovery") || cfg.wants("normal");
+  const bool needs_sagad = cfg.wants("e2e") || cfg.wants("scale") || cfg.wants("recovery") ||
+                           cfg.wants("normal") || cfg.wants("stop");
   if (needs_sagad && (cfg.sagad.empty() || !fs::exists(cfg.sagad))) {
     std::cerr << "saga-bench: sagad not found at '" << cfg.sagad << "' (use --sagad PATH)\n";
     return 2;
@@ -1261,6 +1313,7 @@ int main(int argc, char** argv) {
     }
     if (cfg.wants("scale")) measure_scale(cfg, dir), stage("scale");
     if (cfg.wants("recovery")) measure_recovery(cfg, dir), stage("recovery");
+    if (cfg.wants("stop")) measure_stop(cfg, dir), stage("stop");
   } catch (const std::exception& e) {
     std::cerr << "saga-bench failed: " << e.what() << "\n";
     print_table();

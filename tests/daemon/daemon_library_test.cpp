@@ -30,10 +30,12 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "saga/definitions/catalog.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/catalog.hpp"
 #include "saga/server/server.hpp"
 #include "saga/store.hpp"
+#include "saga/zmq/client.hpp"
+#include "saga/zmq/subscriber.hpp"
 #include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 #include "support/zmq_frames.hpp"
@@ -196,12 +198,14 @@ class heartbeat_counter {
   zmq::socket_t s_;
 };
 
-std::vector<std::string> replay_request(zmq::context_t& ctx, const std::string& endpoint, int from,
+// One replay request on a fresh DEALER: the reply frames after the delimiter
+// (none when no reply came within `timeout`).
+std::vector<std::string> replay_request(zmq::context_t& ctx, const std::string& endpoint, const json& request,
                                         std::chrono::milliseconds timeout) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
   s.connect(endpoint);
-  const std::string req = json{{"from", from}, {"limit", 10}}.dump();
+  const std::string req = request.dump();
   s.send(zmq::const_buffer(), zmq::send_flags::sndmore);
   s.send(zmq::buffer(req));
   zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
@@ -209,6 +213,42 @@ std::vector<std::string> replay_request(zmq::context_t& ctx, const std::string& 
   auto frames = saga::test::recv_all(s);
   if (!frames.empty()) frames.erase(frames.begin());  // the delimiter
   return frames;
+}
+
+std::vector<std::string> replay_request(zmq::context_t& ctx, const std::string& endpoint, int from,
+                                        std::chrono::milliseconds timeout) {
+  return replay_request(ctx, endpoint, json{{"from", from}, {"limit", 10}}, timeout);
+}
+
+template <class Pred>
+bool eventually(std::chrono::milliseconds timeout, Pred pred) {
+  const auto deadline = steady::now() + timeout;
+  for (;;) {
+    if (pred()) return true;
+    if (steady::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+std::int64_t scalar(const std::string& path, const std::string& sql) {
+  SQLite::Database db(path, SQLite::OPEN_READONLY);
+  db.setBusyTimeout(5000);
+  SQLite::Statement q(db, sql);
+  q.executeStep();
+  return q.getColumn(0).getInt64();
+}
+
+// Checks `seqs` is exactly from..to.
+void check_consecutive(const std::vector<std::int64_t>& seqs, std::int64_t from, std::int64_t to) {
+  CHECK(static_cast<std::int64_t>(seqs.size()) == to - from + 1);
+  std::int64_t expect = from;
+  for (auto s : seqs) {
+    if (s != expect) {
+      FAIL_CHECK("sequence " << s << " delivered where " << expect << " was expected");
+      return;
+    }
+    ++expect;
+  }
 }
 
 // What the daemon logs while it lives (spdlog's default logger, in memory).
@@ -400,5 +440,121 @@ TEST_SUITE("daemon_library") {
                         "SELECT state FROM instances WHERE definition = 'payment_notice' AND key = 'n-1'");
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getString() == "awaiting_payment");  // not fired by a daemon that does not run it
+  }
+
+  // Moved from the sagad process tests (tests/daemon/daemon_test.cpp), where the retention was
+  // waited out with a sleep: here the daemon reads a manual clock, and a restart happens two
+  // minutes later by that clock without waiting.
+  TEST_CASE("late subscribers catch up through replay and pruned sequences are never reused") {
+    temp_dir dir;
+    saga::manual_clock clock;  // 2026-01-01T00:00:00Z
+    auto o = base_options(dir);
+    o.clock = &clock;
+    o.retention_ms = 60'000;  // 1 min; the orders' first timer (payment_timeout) is 15 min away
+    o.dedup_window_ms = 60'000;
+    auto d = std::make_unique<daemon_thread>(o);
+
+    zmq::context_t ctx;
+    auto place = [&](int from, int to) {
+      std::vector<saga::event> v;
+      for (int i = from; i < to; ++i) v.push_back(saga::test::placed("late-" + std::to_string(i)));
+      saga::zmq::client c(ctx, d->ep().ingress);
+      for (const auto& a : c.send_all(v)) REQUIRE(a.status == saga::ack_status::accepted);
+    };
+    auto published = [&] { return scalar(o.db, "SELECT coalesce(max(sequence), 0) FROM outbox"); };
+    auto all_published = [&] {
+      return eventually(
+          10s, [&] { return scalar(o.db, "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; });
+    };
+
+    place(0, 20);
+    REQUIRE(all_published());
+    const std::int64_t first_batch = published();
+    REQUIRE(first_batch >= 20);
+
+    // A subscriber started late gets the whole history, from 1, in order; it
+    // keeps its position in a file.
+    const std::string position = dir.file("late.pos");
+    auto drain = [&](std::int64_t until) {
+      saga::zmq::subscriber_options so;
+      so.position_file = position;
+      saga::zmq::subscriber sub(ctx, d->ep().publish, d->ep().replay, so);
+      std::vector<std::int64_t> got;
+      const auto deadline = steady::now() + 20s;
+      while (sub.last_sequence() < until && steady::now() < deadline)
+        sub.poll(100ms, [&](const saga::zmq::delivery& dl) {
+          got.push_back(dl.sequence);
+          CHECK(!dl.payload.empty());
+        });
+      return got;
+    };
+    check_consecutive(drain(first_batch), 1, first_batch);
+
+    // Stopped for a while: more events meanwhile; it resumes after its position.
+    place(20, 40);
+    REQUIRE(all_published());
+    const std::int64_t second_batch = published();
+    REQUIRE(second_batch > first_batch);
+    check_consecutive(drain(second_batch), first_batch + 1, second_batch);
+
+    // Two minutes later by the daemon's clock, everything published is older
+    // than the retention: a restart prunes it (pruning runs at start and hourly).
+    d.reset();
+    CHECK(scalar(o.db, "SELECT count(*) FROM outbox") == second_batch);  // nothing pruned before
+    clock.advance(2min);
+    d = std::make_unique<daemon_thread>(o);
+    const bool pruned = eventually(10s, [&] { return scalar(o.db, "SELECT count(*) FROM outbox") == 0; });
+    REQUIRE(pruned);
+    CHECK(scalar(o.db, "SELECT count(*) FROM inbox") == 0);  // the dedup window passed too
+
+    const auto reply = replay_request(ctx, d->ep().replay, json{{"from", 1}, {"limit", 10}}, 10s);
+    REQUIRE(reply.size() == 1);
+    CHECK(json::parse(reply[0]) == json{{"error", "pruned"}, {"first", second_batch + 1}});
+    // A subscriber starting from scratch is told so.
+    {
+      saga::zmq::subscriber sub(ctx, d->ep().publish, d->ep().replay);
+      CHECK_THROWS_AS(sub.poll(100ms, [](const saga::zmq::delivery&) {}), saga::zmq::subscriber_error);
+    }
+
+    // New events continue the sequence: never reused.
+    place(40, 41);
+    REQUIRE(all_published());
+    CHECK(scalar(o.db, "SELECT min(sequence) FROM outbox") == second_batch + 1);
+    const auto after = replay_request(ctx, d->ep().replay, json{{"from", second_batch + 1}}, 10s);
+    REQUIRE(after.size() >= 3);
+    const json h = json::parse(after[0]);
+    CHECK(h.at("from") == second_batch + 1);
+    CHECK(h.at("count") == 1);
+    CHECK(h.at("last") == second_batch + 1);
+    CHECK(after[1] == std::to_string(second_batch + 1));
+    CHECK(json::parse(after[2]).at("subject") == "late-40");
+    // A heartbeat, idle or not, announces the last published sequence.
+    {
+      zmq::socket_t sub(ctx, zmq::socket_type::sub);
+      sub.set(zmq::sockopt::linger, 0);
+      sub.set(zmq::sockopt::subscribe, "saga.heartbeat");
+      sub.set(zmq::sockopt::rcvtimeo, 500);
+      sub.connect(d->ep().publish);
+      std::vector<std::string> beat;
+      const auto deadline = steady::now() + 10s;
+      while (steady::now() < deadline && (beat.empty() || beat[0] != "saga.heartbeat"))
+        beat = saga::test::recv_all(sub);
+      REQUIRE(beat.size() == 3);
+      CHECK(beat[0] == "saga.heartbeat");
+      CHECK(beat[1] == std::to_string(second_batch + 1));
+      CHECK(beat[2] == "{}");
+    }
+    // A replay request that is not one gets bad_request.
+    {
+      const auto bad = replay_request(ctx, d->ep().replay, json{{"from", -1}}, 10s);
+      REQUIRE(bad.size() == 1);
+      CHECK(json::parse(bad[0]).at("error") == "bad_request");
+    }
+    // ... and the subscriber with the position file resumes there.
+    {
+      const auto got = drain(second_batch + 1);
+      REQUIRE(got.size() == 1);
+      CHECK(got[0] == second_batch + 1);
+    }
   }
 }

@@ -1,7 +1,7 @@
 // End-to-end tests of sagad: the daemon, the simulated services and the
-// Python client as real child processes on loopback ports found free at run
-// time (issue 4, "Tests"). The databases are read read-only with SQLiteCpp
-// while sagad runs.
+// Python client as real child processes on loopback, on ports sagad chooses
+// and reports through --endpoints-file (issue 4, "Tests"). The databases are
+// read read-only with SQLiteCpp while sagad runs.
 
 #include <doctest/doctest.h>
 
@@ -47,41 +47,57 @@ using steady = std::chrono::steady_clock;
 
 class sagad {
  public:
-  sagad(const temp_dir& dir, std::string db, endpoints ep, std::vector<std::string> extra = {})
-      : dir_(dir), db_(std::move(db)), ep_(std::move(ep)), extra_(std::move(extra)) {}
+  // `bind`: where its first run binds (loopback ports it chooses, by default).
+  sagad(const temp_dir& dir, std::string db, std::vector<std::string> extra = {},
+        endpoints bind = endpoints::any_loopback())
+      : dir_(dir), db_(std::move(db)), bind_(std::move(bind)), extra_(std::move(extra)) {}
 
-  // Starts sagad (again) and waits until its ingress answers.
+  // Starts sagad and waits until its ingress answers. A restart binds the
+  // endpoints the first run reported, so that clients still connected there
+  // find it again (start_daemon starts it again when another process took one
+  // of those ports in between).
   void start() {
-    spawn();
+    const std::string n = std::to_string(runs_++);
+    auto d = saga::test::start_daemon(argv(), ep_.ingress.empty() ? bind_ : ep_, db_ + ".endpoints.json",
+                                      dir_.file("sagad-" + n + ".out"), dir_.file("sagad-" + n + ".err"));
+    proc_ = std::move(d.proc);
+    REQUIRE_MESSAGE(d, d.error);
+    ep_ = d.ep;
     const bool ready = saga::test::wait_until_ingress_answers(ep_.ingress, 10s, proc_.get());
     INFO("sagad stderr: " << proc_->err());
     REQUIRE(ready);
   }
-  // Starts it without waiting (for the runs that must fail).
+  // Starts it on `bind` without waiting (for the runs that must fail).
   process& spawn() {
-    std::vector<std::string> argv = {SAGAD_PATH,  "--db",        db_,         "--ingress",
-                                     ep_.ingress, "--publish",   ep_.publish, "--replay",
-                                     ep_.replay,  "--log-level", "info"};
-    argv.insert(argv.end(), extra_.begin(), extra_.end());
+    auto args = argv();
+    args.insert(args.end(),
+                {"--ingress", bind_.ingress, "--publish", bind_.publish, "--replay", bind_.replay});
     const std::string n = std::to_string(runs_++);
     proc_ =
-        std::make_unique<process>(argv, dir_.file("sagad-" + n + ".out"), dir_.file("sagad-" + n + ".err"));
+        std::make_unique<process>(args, dir_.file("sagad-" + n + ".out"), dir_.file("sagad-" + n + ".err"));
     return *proc_;
   }
   process& proc() { return *proc_; }
+  // Where the running sagad is bound (after start()).
   const endpoints& ep() const { return ep_; }
   const std::string& db() const { return db_; }
 
-  // SIGTERM, and the exit status within `timeout`.
-  exit_status stop(std::chrono::milliseconds timeout = 5s) {
+  // SIGTERM, and the exit status (the timeout guards against a hang; it is no time limit).
+  exit_status stop(std::chrono::milliseconds timeout = 30s) {
     proc_->signal(SIGTERM);
     return proc_->wait_for(timeout);
   }
 
  private:
+  std::vector<std::string> argv() const {
+    std::vector<std::string> a = {SAGAD_PATH, "--db", db_, "--log-level", "info"};
+    a.insert(a.end(), extra_.begin(), extra_.end());
+    return a;
+  }
+
   const temp_dir& dir_;
   std::string db_;
-  endpoints ep_;
+  endpoints bind_, ep_;
   std::vector<std::string> extra_;
   int runs_ = 0;
   std::unique_ptr<process> proc_;
@@ -414,9 +430,9 @@ TEST_SUITE("sagad") {
   // 1 -------------------------------------------------------------------------
   TEST_CASE("end to end: 100 orders through the simulated services end as their decisions imply") {
     temp_dir dir;
-    const auto ep = endpoints::free();
-    sagad d(dir, dir.file("e2e.db"), ep);
+    sagad d(dir, dir.file("e2e.db"));
     d.start();
+    const auto ep = d.ep();
     follower seen(ep.publish, ep.replay);
 
     auto sim = [&](const std::string& service) {
@@ -455,7 +471,7 @@ TEST_SUITE("sagad") {
     // The services stop on SIGTERM with 0.
     for (auto& s : services) {
       s->signal(SIGTERM);
-      const auto st = s->wait_for(5s);
+      const auto st = s->wait_for(30s);
       INFO(s->name() << " stderr: " << s->err());
       CHECK(st.exited());
       CHECK(st.code() == 0);
@@ -541,9 +557,9 @@ TEST_SUITE("sagad") {
   // 2 -------------------------------------------------------------------------
   TEST_CASE("the Python client example reaches done against a fresh sagad") {
     temp_dir dir;
-    const auto ep = endpoints::free();
-    sagad d(dir, dir.file("py.db"), ep);
+    sagad d(dir, dir.file("py.db"));
     d.start();
+    const auto ep = d.ep();
     process py({SAGA_PYTHON_PATH, SAGA_PYTHON_CLIENT, "--ingress", ep.ingress, "--events", ep.publish,
                 "--replay", ep.replay, "--timeout", "20"},
                dir.file("py.out"), dir.file("py.err"));
@@ -560,9 +576,9 @@ TEST_SUITE("sagad") {
   // 3 -------------------------------------------------------------------------
   TEST_CASE("raw DEALER and REQ sockets: bad input gets rejected acks and sagad keeps serving") {
     temp_dir dir;
-    const auto ep = endpoints::free();
-    sagad d(dir, dir.file("raw.db"), ep);
+    sagad d(dir, dir.file("raw.db"));
     d.start();
+    const auto ep = d.ep();
 
     ::zmq::context_t ctx(1);
     ::zmq::socket_t dealer(ctx, ::zmq::socket_type::dealer);
@@ -675,10 +691,10 @@ TEST_SUITE("sagad") {
     const auto events = mixed_stream("k9-", 600);
     REQUIRE(events.size() > 3000);
 
-    const auto ep = endpoints::free();
     // Small batches: many commits, so that the kill lands mid-stream.
-    sagad d(dir, dir.file("crash.db"), ep, {"--batch-max", "16"});
+    sagad d(dir, dir.file("crash.db"), {"--batch-max", "16"});
     d.start();
+    const auto ep = d.ep();
     follower seen(ep.publish, ep.replay);
 
     std::atomic<bool> client_done{false};
@@ -731,8 +747,8 @@ TEST_SUITE("sagad") {
                            << " to send, and " << acked_before_kill.size() << " acked on the raw DEALER)");
     CHECK(in_inbox_at_kill < static_cast<std::int64_t>(events.size()));
 
-    std::this_thread::sleep_for(300ms);  // the client times out and resends into the void
-    d.start();                           // same db, same ports
+    d.start();  // same db, same ports: the clients resend there
+    CHECK(d.ep().ingress == ep.ingress);
     const bool finished = eventually(
         60s, [&] { return client_done.load(); }, 20ms);
     REQUIRE(finished);
@@ -745,12 +761,11 @@ TEST_SUITE("sagad") {
     CHECK(not_ok == 0);
 
     // A clean run of the same stream on a fresh sagad.
-    const auto ep2 = endpoints::free();
-    sagad clean(dir, dir.file("clean.db"), ep2);
+    sagad clean(dir, dir.file("clean.db"));
     clean.start();
     {
       ::zmq::context_t ctx(1);
-      saga::zmq::client c(ctx, ep2.ingress);
+      saga::zmq::client c(ctx, clean.ep().ingress);
       for (const auto& a : c.send_all(events)) REQUIRE(a.status == saga::ack_status::accepted);
     }
 
@@ -806,144 +821,29 @@ TEST_SUITE("sagad") {
   }
 
   // 5 -------------------------------------------------------------------------
-  TEST_CASE("late subscribers catch up through replay and pruned sequences are never reused") {
-    temp_dir dir;
-    const auto ep = endpoints::free();
-    sagad d(dir, dir.file("prune.db"), ep, {"--retention", "1s", "--dedup-window", "1s"});
-    d.start();
-
-    ::zmq::context_t ctx(1);
-    auto place = [&](int from, int to) {
-      std::vector<saga::event> v;
-      for (int i = from; i < to; ++i) v.push_back(placed("late-" + std::to_string(i), i));
-      saga::zmq::client c(ctx, ep.ingress);
-      for (const auto& a : c.send_all(v)) REQUIRE(a.status == saga::ack_status::accepted);
-    };
-    auto published = [&] { return scalar(d.db(), "SELECT coalesce(max(sequence), 0) FROM outbox"); };
-    auto all_published = [&] {
-      return eventually(
-          5s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; });
-    };
-
-    place(0, 20);
-    REQUIRE(all_published());
-    const std::int64_t first_batch = published();
-    REQUIRE(first_batch >= 20);
-
-    // A subscriber started late gets the whole history, from 1, in order; it
-    // keeps its position in a file.
-    const std::string position = dir.file("late.pos");
-    auto drain = [&](std::int64_t until) {
-      saga::zmq::subscriber_options o;
-      o.position_file = position;
-      saga::zmq::subscriber sub(ctx, ep.publish, ep.replay, o);
-      std::vector<std::int64_t> got;
-      const auto deadline = steady::now() + 10s;
-      while (sub.last_sequence() < until && steady::now() < deadline)
-        sub.poll(100ms, [&](const saga::zmq::delivery& dl) {
-          got.push_back(dl.sequence);
-          CHECK(!dl.payload.empty());
-        });
-      return got;
-    };
-    check_gapless(drain(first_batch), first_batch);
-
-    // Stopped for a while: more events meanwhile; it resumes after its position.
-    place(20, 40);
-    REQUIRE(all_published());
-    const std::int64_t second_batch = published();
-    REQUIRE(second_batch > first_batch);
-    {
-      const auto got = drain(second_batch);
-      REQUIRE(!got.empty());
-      CHECK(got.front() == first_batch + 1);
-      CHECK(got.back() == second_batch);
-      CHECK(static_cast<std::int64_t>(got.size()) == second_batch - first_batch);
-    }
-
-    // Everything published is now older than the retention: a restart prunes
-    // it (pruning runs at start and hourly).
-    CHECK(d.stop().code() == 0);
-    std::this_thread::sleep_for(1500ms);
-    d.start();
-    const bool pruned = eventually(5s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox") == 0; });
-    REQUIRE(pruned);
-    CHECK(scalar(d.db(), "SELECT count(*) FROM inbox") == 0);  // the dedup window passed too
-
-    const auto reply = replay_request(ep.replay, {{"from", 1}, {"limit", 10}});
-    REQUIRE(reply.size() == 1);
-    CHECK(json::parse(reply[0]) == json{{"error", "pruned"}, {"first", second_batch + 1}});
-    // A subscriber starting from scratch is told so.
-    {
-      saga::zmq::subscriber sub(ctx, ep.publish, ep.replay);
-      CHECK_THROWS_AS(sub.poll(100ms, [](const saga::zmq::delivery&) {}), saga::zmq::subscriber_error);
-    }
-
-    // New events continue the sequence: never reused.
-    place(40, 41);
-    REQUIRE(all_published());
-    CHECK(scalar(d.db(), "SELECT min(sequence) FROM outbox") == second_batch + 1);
-    const auto after = replay_request(ep.replay, {{"from", second_batch + 1}});
-    REQUIRE(after.size() >= 3);
-    const json h = json::parse(after[0]);
-    CHECK(h.at("from") == second_batch + 1);
-    CHECK(h.at("count") == 1);
-    CHECK(h.at("last") == second_batch + 1);
-    CHECK(after[1] == std::to_string(second_batch + 1));
-    CHECK(json::parse(after[2]).at("subject") == "late-40");
-    // A heartbeat, idle or not, announces the last published sequence.
-    {
-      ::zmq::socket_t sub(ctx, ::zmq::socket_type::sub);
-      sub.set(::zmq::sockopt::linger, 0);
-      sub.set(::zmq::sockopt::subscribe, "");
-      sub.connect(ep.publish);
-      std::vector<std::string> beat;
-      const auto deadline = steady::now() + 3s;
-      while (steady::now() < deadline && (beat.empty() || beat[0] != "saga.heartbeat"))
-        beat = recv_frames(sub, 500ms);
-      REQUIRE(beat.size() == 3);
-      CHECK(beat[0] == "saga.heartbeat");
-      CHECK(beat[1] == std::to_string(second_batch + 1));
-      CHECK(beat[2] == "{}");
-    }
-    // A replay request that is not one gets bad_request.
-    {
-      const auto bad = replay_request(ep.replay, {{"from", -1}});
-      REQUIRE(bad.size() == 1);
-      CHECK(json::parse(bad[0]).at("error") == "bad_request");
-    }
-    // ... and the subscriber with the position file resumes there.
-    {
-      const auto got = drain(second_batch + 1);
-      REQUIRE(got.size() == 1);
-      CHECK(got[0] == second_batch + 1);
-    }
-    CHECK(d.stop().code() == 0);
-  }
+  // Late subscribers, replay and pruning: tests/daemon/daemon_library_test.cpp,
+  // where the retention is waited out on a manual clock rather than slept.
 
   // 6 -------------------------------------------------------------------------
-  TEST_CASE("SIGTERM under load: exit 0 within 5 s and nothing acked is lost") {
+  // How long the stop takes is a figure of saga-bench ("stop under load"), not a check here.
+  TEST_CASE("SIGTERM under load: exit 0 and nothing acked is lost") {
     temp_dir dir;
-    const auto ep = endpoints::free();
-    sagad d(dir, dir.file("term.db"), ep);
+    sagad d(dir, dir.file("term.db"));
     d.start();
+    const auto ep = d.ep();
 
     pipeliner client(ep.ingress, "term-");
     const bool loaded = eventually(
         20s, [&] { return client.accepted_count() >= 3000; }, 5ms);
     CHECK(loaded);
-    const auto t0 = steady::now();
     d.proc().signal(SIGTERM);
-    const auto st = d.proc().wait_for(5s);
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0);
+    const auto st = d.proc().wait_for(60s);  // a hang guard, not a time limit
     client.stop();
     const auto accepted = client.accepted();
-    MESSAGE("sagad stopped in " << took.count() << " ms; " << client.sent() << " events sent, "
-                                << accepted.size() << " accepted");
+    MESSAGE(client.sent() << " events sent, " << accepted.size() << " accepted before sagad stopped");
     INFO("sagad stderr: " << d.proc().err());
     CHECK(st.exited());
     CHECK(st.code() == 0);
-    CHECK(took < 5s);
 
     const auto inbox = id_pairs(d.db(), "SELECT source, event_id FROM inbox");
     std::size_t lost = 0;
@@ -957,12 +857,12 @@ TEST_SUITE("sagad") {
   // 7 -------------------------------------------------------------------------
   TEST_CASE("a second sagad on the same database or a taken port refuses to start") {
     temp_dir dir;
-    const auto ep = endpoints::free();
-    sagad first(dir, dir.file("one.db"), ep);
+    sagad first(dir, dir.file("one.db"));
     first.start();
+    const auto ep = first.ep();
 
     SUBCASE("the same database") {
-      sagad second(dir, dir.file("one.db"), endpoints::free());
+      sagad second(dir, dir.file("one.db"));
       auto& p = second.spawn();
       const auto st = p.wait_for(10s);
       INFO("stderr: " << p.err());
@@ -981,7 +881,7 @@ TEST_SUITE("sagad") {
         SQLite::Database db(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
         db.exec("PRAGMA user_version = 99");
       }
-      sagad newer(dir, path, endpoints::free());
+      sagad newer(dir, path);
       auto& p = newer.spawn();
       const auto st = p.wait_for(10s);
       INFO("stderr: " << p.err());
@@ -992,13 +892,14 @@ TEST_SUITE("sagad") {
     }
 
     SUBCASE("a taken port") {
-      const auto fresh = endpoints::free();
+      // The first sagad's ports, each beside two the new one may choose.
+      const auto fresh = endpoints::any_loopback();
       const std::vector<endpoints> variants = {{ep.ingress, fresh.publish, fresh.replay},
                                                {fresh.ingress, ep.publish, fresh.replay},
                                                {fresh.ingress, fresh.publish, ep.replay}};
       const std::vector<std::string> taken = {ep.ingress, ep.publish, ep.replay};
       for (std::size_t i = 0; i < variants.size(); ++i) {
-        sagad other(dir, dir.file("other-" + std::to_string(i) + ".db"), variants[i]);
+        sagad other(dir, dir.file("other-" + std::to_string(i) + ".db"), {}, variants[i]);
         auto& p = other.spawn();
         const auto st = p.wait_for(10s);
         INFO("taken: " << taken[i] << "; stderr: " << p.err());
@@ -1020,32 +921,40 @@ TEST_SUITE("sagad") {
 
   TEST_CASE("options come from a config file and SAGA_ variables and the command line wins") {
     temp_dir dir;
-    const auto ep = endpoints::free();
     const auto db = dir.file("from-config.db");
     const auto config = dir.file("sagad.toml");
+    const auto endpoints_file = dir.file("endpoints.json");
+    const auto any = endpoints::any_loopback();
     std::ofstream(config) << "db = \"" << db << "\"\n"
-                          << "ingress = \"" << ep.ingress << "\"\n"
-                          << "publish = \"" << ep.publish << "\"\n"
-                          << "replay = \"" << ep.replay << "\"\n"
+                          << "ingress = \"" << any.ingress << "\"\n"
+                          << "publish = \"" << any.publish << "\"\n"
+                          << "replay = \"" << any.replay << "\"\n"
+                          << "endpoints-file = \"" << endpoints_file << "\"\n"
                           << "log-level = \"warn\"\n";
     ::setenv("SAGA_LOG_LEVEL", "error", 1);                              // the environment beats the file
     process p({SAGAD_PATH, "--config", config, "--log-level", "debug"},  // the command line beats both
               dir.file("cfg.out"), dir.file("cfg.err"));
     ::unsetenv("SAGA_LOG_LEVEL");
-    const bool ready = saga::test::wait_until_ingress_answers(ep.ingress, 10s, &p);
+    std::string why;
+    const auto ep = saga::test::read_endpoints_file(endpoints_file, p, 20s, &why);
+    REQUIRE_MESSAGE(ep, why);
+    const bool ready = saga::test::wait_until_ingress_answers(ep->ingress, 10s, &p);
     INFO("stderr: " << p.err());
     REQUIRE(ready);
     CHECK(std::filesystem::exists(db));
-    CHECK(eventually(5s, [&] { return p.err().find("committed and acked") != std::string::npos; }));  // debug
+    CHECK(
+        eventually(10s, [&] { return p.err().find("committed and acked") != std::string::npos; }));  // debug
     p.signal(SIGTERM);
-    CHECK(p.wait_for(5s).code() == 0);
+    CHECK(p.wait_for(30s).code() == 0);
 
     ::setenv("SAGA_LOG_LEVEL", "error", 1);
     process quiet({SAGAD_PATH, "--config", config}, dir.file("env.out"), dir.file("env.err"));
     ::unsetenv("SAGA_LOG_LEVEL");
-    REQUIRE(saga::test::wait_until_ingress_answers(ep.ingress, 10s, &quiet));
+    const auto quiet_ep = saga::test::read_endpoints_file(endpoints_file, quiet, 20s, &why);
+    REQUIRE_MESSAGE(quiet_ep, why);
+    REQUIRE(saga::test::wait_until_ingress_answers(quiet_ep->ingress, 10s, &quiet));
     quiet.signal(SIGTERM);
-    CHECK(quiet.wait_for(5s).code() == 0);
+    CHECK(quiet.wait_for(30s).code() == 0);
     CHECK(quiet.err().empty());  // error level: the info start-up lines are gone
   }
 
@@ -1057,22 +966,14 @@ TEST_SUITE("sagad") {
     CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
   }
   TEST_CASE("a peer that floods without reading its acks does not grow sagad's memory beyond a bound") {
-    // sagad binds port 0 and reports its endpoints on its start-up line.
     temp_dir dir;
-    process p({SAGAD_PATH, "--db", dir.file("flood.db"), "--ingress", "tcp://127.0.0.1:*", "--publish",
-               "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*", "--synchronous", "OFF"},
-              dir.file("flood.out"), dir.file("flood.err"));
-    std::string ingress;
-    const bool started = eventually(10s, [&] {
-      const auto err = p.err();
-      const auto at = err.find("ingress tcp://");
-      if (at == std::string::npos) return false;
-      const auto end = err.find(',', at);
-      ingress = err.substr(at + 8, end - at - 8);
-      return true;
-    });
+    auto started = saga::test::start_daemon(
+        {SAGAD_PATH, "--db", dir.file("flood.db"), "--synchronous", "OFF"}, endpoints::any_loopback(),
+        dir.file("endpoints.json"), dir.file("flood.out"), dir.file("flood.err"));
+    REQUIRE_MESSAGE(started, started.error);
+    process& p = *started.proc;
+    const std::string ingress = started.ep.ingress;
     INFO("sagad stderr: " << p.err());
-    REQUIRE(started);
     REQUIRE(saga::test::wait_until_ingress_answers(ingress, 10s, &p));
     const auto kib = [&](const std::string& field) {
       std::istringstream status(saga::test::read_text("/proc/" + std::to_string(p.pid()) + "/status"));
