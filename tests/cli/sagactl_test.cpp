@@ -19,11 +19,11 @@
 #include <vector>
 
 #include "cli/cli_support.hpp"
+#include "saga/clock.hpp"
+#include "saga/codec.hpp"
 #include "saga/definitions/account_lockout.hpp"
 #include "saga/definitions/order_lifecycle.hpp"
 #include "saga/definitions/payment_notice.hpp"
-#include "saga/clock.hpp"
-#include "saga/codec.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/temp_dir.hpp"
@@ -554,14 +554,13 @@ TEST_SUITE("sagactl") {
   TEST_CASE("send abort resolve redrive and tail against a real sagad") {
     saga::test::temp_dir dir;
     const std::string db = dir.file("sagad.db");
-    const auto ports = saga::test::free_ports(3);
-    const std::string ingress = saga::test::loopback(ports[0]), pub = saga::test::loopback(ports[1]),
-                      replay = saga::test::loopback(ports[2]);
-    auto daemon = std::make_unique<saga::test::process>(
-        std::vector<std::string>{sagad, "--db", db, "--ingress", ingress, "--publish", pub, "--replay",
-                                 replay, "--park-limit", "1", "--log-level", "warn"},
-        dir.file("sagad.out"), dir.file("sagad.err"));
-    REQUIRE_MESSAGE(saga::test::wait_until_ingress_answers(ingress, 10s), daemon->err());
+    auto started = saga::test::start_daemon({sagad, "--db", db, "--park-limit", "1", "--log-level", "warn"},
+                                            saga::test::endpoints::any_loopback(), dir.file("endpoints.json"),
+                                            dir.file("sagad.out"), dir.file("sagad.err"));
+    REQUIRE_MESSAGE(started, started.error);
+    auto& daemon = started.proc;
+    const std::string ingress = started.ep.ingress, pub = started.ep.publish, replay = started.ep.replay;
+    REQUIRE_MESSAGE(saga::test::wait_until_ingress_answers(ingress, 10s, daemon.get()), daemon->err());
     auto ctl = [&](std::vector<std::string> args) {
       args.insert(args.begin(), {sagactl, "--db", db});
       args.insert(args.end(), {"--endpoint", ingress});
@@ -660,14 +659,25 @@ TEST_SUITE("sagactl") {
     REQUIRE_MESSAGE(typed.code == 0, typed.err);
     CHECK(typed.out.find("order.cancelled  o-100") != std::string::npos);
 
-    // tail runs until SIGTERM, then ends with 0
+    // tail follows what is published next, runs until SIGTERM, then ends with 0
     {
-      saga::test::process follow({sagactl, "--db", db, "tail", "--events", pub, "--replay", replay},
-                                 dir.file("tail.out"), dir.file("tail.err"));
-      std::this_thread::sleep_for(300ms);
+      const auto next = count_rows(db, "SELECT coalesce(max(sequence), 0) FROM outbox") + 1;
+      saga::test::process follow(
+          {sagactl, "--db", db, "tail", "--from", std::to_string(next), "--events", pub, "--replay", replay},
+          dir.file("tail.out"), dir.file("tail.err"));
+      CHECK(ctl({"send", "--type", "order.placed", "--subject", "o-400", "--data",
+                 R"({"amount":1,"currency":"EUR"})"})
+                .code == 0);
+      bool shown = false;
+      for (int i = 0; i < 400 && !shown && follow.running(); ++i) {  // up to 20 s
+        shown = follow.out().find("payment.requested  o-400") != std::string::npos;
+        if (!shown) std::this_thread::sleep_for(50ms);
+      }
+      INFO("tail stdout: " << follow.out() << "; stderr: " << follow.err());
+      CHECK(shown);
       CHECK(follow.running());
       follow.signal(SIGTERM);
-      CHECK_MESSAGE(follow.wait_for(5s).code() == 0, follow.err());
+      CHECK_MESSAGE(follow.wait_for(30s).code() == 0, follow.err());
     }
 
     // sagad down
@@ -911,10 +921,11 @@ TEST_SUITE("sagactl") {
     CHECK(human.code == 0);
     CHECK(human.out.find("TRUNCATED") != std::string::npos);
 
-    // Refused before anything is sent: no sagad listens here, and the reason is the truncation.
-    const auto port = saga::test::free_ports(1);
-    auto r = f.ctl({"redrive", std::to_string(id), "--endpoint", saga::test::loopback(port[0]), "--timeout",
-                    "200ms", "--tries", "1"});
+    // Refused before anything is sent: no sagad listens here (an ipc path in the test's own
+    // folder, which nothing binds), and the reason is the truncation.
+    const std::string nobody = "ipc://" + f.dir.file("nobody");
+    auto r =
+        f.ctl({"redrive", std::to_string(id), "--endpoint", nobody, "--timeout", "200ms", "--tries", "1"});
     CHECK(r.code == 4);
     CHECK(r.err.find("truncated") != std::string::npos);
     CHECK(r.err.find("unreachable") == std::string::npos);

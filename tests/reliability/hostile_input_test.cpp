@@ -55,7 +55,7 @@ using saga::test::temp_dir;
 
 struct daemon_rig {
   temp_dir dir;
-  endpoints ep = endpoints::free();
+  endpoints ep;  // where the running sagad is bound
   std::string db = dir.file("hostile.db");
   std::string binary;
   std::vector<std::string> extra;
@@ -70,25 +70,20 @@ struct daemon_rig {
     start();
   }
 
-  // Starts the daemon (again) on the same database. The ports were free when chosen; another
-  // process may take one before sagad binds it: then sagad exits saying so, and it starts again
-  // on new ports (the dealer follows).
+  // Starts the daemon (again) on the same database, on loopback ports it chooses and reports
+  // (--endpoints-file); after a restart the dealer follows it to its new ingress.
   void start() {
-    for (int attempt = 0;; ++attempt) {
-      std::vector<std::string> argv{binary,     "--db",     db,        "--ingress",   ep.ingress, "--publish",
-                                    ep.publish, "--replay", ep.replay, "--log-level", "warn"};
-      argv.insert(argv.end(), extra.begin(), extra.end());
-      proc.reset();
-      proc = std::make_unique<process>(argv, dir.file("sagad.out"), dir.file("sagad.err"));
-      const bool ready = saga::test::wait_until_ingress_answers(ep.ingress, 20s, proc.get());
-      if (!ready && attempt < 4 && !proc->running() && proc->err().find("in use") != std::string::npos) {
-        ep = endpoints::free();
-        continue;
-      }
-      INFO("sagad stderr: " << proc->err());
-      REQUIRE(ready);
-      break;
-    }
+    std::vector<std::string> argv{binary, "--db", db, "--log-level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    proc.reset();
+    auto started = saga::test::start_daemon(argv, endpoints::any_loopback(), dir.file("endpoints.json"),
+                                            dir.file("sagad.out"), dir.file("sagad.err"));
+    proc = std::move(started.proc);
+    REQUIRE_MESSAGE(started, started.error);
+    ep = started.ep;
+    const bool ready = saga::test::wait_until_ingress_answers(ep.ingress, 20s, proc.get());
+    INFO("sagad stderr: " << proc->err());
+    REQUIRE(ready);
     if (connected_ != ep.ingress) {
       if (!connected_.empty()) dealer.disconnect(connected_);
       dealer.connect(ep.ingress);
@@ -837,8 +832,13 @@ TEST_SUITE("hostile input") {
     REQUIRE(roundtrip(d, second)[0].at("status") == "accepted");
     accepted.push_back(second[0]);
     d.stop();
-    // The 1 s timer falls due while sagad is down: no sleep needed beyond it.
-    std::this_thread::sleep_for(1100ms);
+    // The 1 s timer falls due while sagad is down (sagad reads the system clock: wait until then).
+    const auto due_ms = query_int(d.db, "SELECT max(due_ms) FROM timers WHERE key = ?", "tmr-2");
+    REQUIRE(due_ms > 0);
+    while (std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count() <= due_ms)
+      std::this_thread::sleep_for(10ms);
     d.start();
     const auto deadline2 = std::chrono::steady_clock::now() + 30s;
     while (!fired("tmr-2") && d.proc->running() && std::chrono::steady_clock::now() < deadline2)

@@ -115,6 +115,7 @@ writer_result write_events(const std::string& ingress, const std::string& prefix
 
 struct reader_stats {
   std::atomic<int> runs{0}, failures{0}, contention{0};
+  std::atomic<int> threads_reading{0};  // threads that have started their first sagactl
   std::mutex mutex;
   std::string first_problem;
   void problem(const std::string& p) {
@@ -131,8 +132,9 @@ class readers {
       threads_.emplace_back([this, &dir, db, t, &stats] {
         const std::string out = dir.file("reader-" + std::to_string(t) + ".out");
         const std::string err = dir.file("reader-" + std::to_string(t) + ".err");
-        while (!stop_.load()) {
+        for (bool first = true; !stop_.load(); first = false) {
           process p({SAGACTL_PATH, "--db", db, "list", "--json"}, out, err);
+          if (first) ++stats.threads_reading;
           const auto st = p.wait_for(60s);
           ++stats.runs;
           const std::string o = p.out(), e = p.err();
@@ -173,11 +175,13 @@ int events_per_phase() {
 TEST_SUITE("readers under load") {
   TEST_CASE("8 sagactl list loops during full-speed ingestion: no busy or locked database reaches anyone") {
     temp_dir dir;
-    const auto ep = endpoints::free();
     const std::string db = dir.file("readers.db");
-    process sagad({SAGAD_PATH, "--db", db, "--ingress", ep.ingress, "--publish", ep.publish, "--replay",
-                   ep.replay, "--log-level", "info"},
-                  dir.file("sagad.out"), dir.file("sagad.err"));
+    auto started =
+        saga::test::start_daemon({SAGAD_PATH, "--db", db, "--log-level", "info"}, endpoints::any_loopback(),
+                                 dir.file("endpoints.json"), dir.file("sagad.out"), dir.file("sagad.err"));
+    REQUIRE_MESSAGE(started, started.error);
+    process& sagad = *started.proc;
+    const auto ep = started.ep;
     REQUIRE(saga::test::wait_until_ingress_answers(ep.ingress, 20s, &sagad));
     const int n = events_per_phase();
 
@@ -190,7 +194,10 @@ TEST_SUITE("readers under load") {
     writer_result loaded;
     {
       readers r(dir, db, 8, stats);
-      std::this_thread::sleep_for(300ms);  // the readers are running
+      // Every reader has a sagactl running before the writer starts.
+      const auto deadline = steady::now() + 60s;
+      while (stats.threads_reading.load() < 8 && steady::now() < deadline) std::this_thread::sleep_for(1ms);
+      REQUIRE(stats.threads_reading.load() == 8);
       loaded = write_events(ep.ingress, "loaded-", n);
       r.stop();
     }

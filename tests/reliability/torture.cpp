@@ -367,6 +367,9 @@ struct follower {
 
 struct daemon_runner {
   std::string sagad_path, db, work;
+  // Where sagad is bound: the first run chooses loopback ports and reports them
+  // (--endpoints-file); every restart binds those again, as a daemon restarted on
+  // its configured ports does, so that the client and the subscriber find it.
   saga::test::endpoints ep;
   std::unique_ptr<process> proc;
   std::string fault;  // SAGA_FAULT of the running sagad ("" = none)
@@ -376,6 +379,8 @@ struct daemon_runner {
   // Starts sagad (with SAGA_FAULT=fault when not empty) through env(1), so the
   // variable is set or removed for the child only. Returns true once its
   // ingress answers, false when it ended before (or did not answer in 20 s).
+  // (start_daemon starts it again when another process took one of its ports
+  // between two runs.)
   bool start(const std::string& fault_spec) {
     fault = fault_spec;
     std::vector<std::string> argv = {"/usr/bin/env"};
@@ -384,13 +389,17 @@ struct daemon_runner {
     } else {
       argv.push_back("SAGA_FAULT=" + fault_spec);
     }
-    argv.insert(argv.end(), {sagad_path, "--db", db, "--ingress", ep.ingress, "--publish", ep.publish,
-                             "--replay", ep.replay, "--log-level",
+    argv.insert(argv.end(), {sagad_path, "--db", db, "--log-level",
                              "info"});  // info: the start line tells loop hits from start-up ones
     const std::string n = std::to_string(runs++);
     err_path = work + "/sagad-" + n + ".err";
     proc.reset();
-    proc = std::make_unique<process>(argv, work + "/sagad-" + n + ".out", err_path);
+    auto started =
+        saga::test::start_daemon(argv, ep.ingress.empty() ? saga::test::endpoints::any_loopback() : ep,
+                                 work + "/endpoints.json", work + "/sagad-" + n + ".out", err_path);
+    proc = std::move(started.proc);
+    if (!started) return false;
+    ep = started.ep;
     return saga::test::wait_until_ingress_answers(ep.ingress, 20s, proc.get());
   }
   std::string err() const { return proc ? proc->err() : std::string(); }
@@ -702,7 +711,6 @@ int main(int argc, char** argv) {
   d.sagad_path = sagad_path;
   d.db = db_path;
   d.work = work_dir;
-  d.ep = saga::test::endpoints::free();
   if (!d.start("")) {
     std::cerr << "saga-torture: sagad did not start: " << d.err() << std::endl;
     return 1;

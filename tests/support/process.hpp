@@ -7,12 +7,9 @@
 // and stderr to files; wait_for() returns the exit status or "still running";
 // the destructor kills a child still running with SIGKILL and reaps it.
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -149,43 +146,8 @@ class process {
   exit_status status_;
 };
 
-// `n` distinct loopback ports that were free a moment ago: each bound to port
-// 0 (the kernel picks), all held until every one is known, then released.
-// (Racy: another process may take one before the child binds it. Being
-// replaced by endpoints::any_loopback and --endpoints-file.)
-inline std::vector<int> free_ports(std::size_t n) {
-  std::vector<int> fds, ports;
-  for (std::size_t i = 0; i < n; ++i) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
-    fds.push_back(fd);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-      throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
-    socklen_t len = sizeof a;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      throw std::runtime_error("getsockname: " + std::string(std::strerror(errno)));
-    ports.push_back(ntohs(a.sin_port));
-  }
-  for (int fd : fds) ::close(fd);
-  return ports;
-}
-
-inline std::string loopback(int port) {
-  return "tcp://127.0.0.1:" + std::to_string(port);
-}
-
 // sagad's three endpoints.
 struct endpoints {
-  // On ports found free now (racy; see free_ports).
-  static endpoints free() {
-    const auto p = free_ports(3);
-    return {loopback(p[0]), loopback(p[1]), loopback(p[2])};
-  }
-
   std::string ingress, publish, replay;
 
   // Loopback TCP on ports the process that binds them chooses (port "*"):
