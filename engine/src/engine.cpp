@@ -111,11 +111,17 @@ std::string encode_ack(const ack& a) {
   std::string out;
   out.reserve(160 + a.id.size() + a.source.size() + a.reason.size() + a.saga_type.size() + a.saga_id.size() +
               a.saga_state.size());
+  // An ack is always sent: a byte that is not UTF-8 (a reason quoting what a client sent, or a
+  // value cut by a limit) becomes U+FFFD instead of failing the encoding.
   auto value = [&](std::string_view v) {
-    if (v.empty())
+    if (v.empty()) {
       out += "null";
-    else
+    } else if (std::any_of(v.begin(), v.end(),
+                           [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+      out += json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+    } else {
       append_json_string(out, v);
+    }
   };
   out += "{\"id\":";
   value(a.id);

@@ -143,6 +143,22 @@ TEST_SUITE("engine") {
     CHECK(compared == 48);
   }
 
+  // Found by engine_fuzz: a reason holding bytes that are not UTF-8 (a value cut inside a
+  // character) made encode_ack throw, and so the ack could not be sent.
+  TEST_CASE("encode_ack never throws on bytes that are not UTF-8: they become U+FFFD") {
+    saga::ack a;
+    a.status = saga::ack_status::rejected;
+    a.id = "e\xff" "1";
+    a.source = "urn:\xc3";
+    a.reason = "type 'caf\xc3' (cut)";
+    std::string text;
+    REQUIRE_NOTHROW(text = saga::encode_ack(a));
+    const auto j = nlohmann::json::parse(text);
+    CHECK(j["reason"] == "type 'caf\xef\xbf\xbd' (cut)");
+    CHECK(j["id"] == "e\xef\xbf\xbd" "1");
+    CHECK(j["status"] == "rejected");
+  }
+
   TEST_CASE(
       "1000 events over 100 orders in one batch make exactly one commit and match one-by-one handling") {
     const auto events = thousand_events();
