@@ -41,6 +41,7 @@ const sagactl::command command_table[] = {
     {"tail",         "follow published events live (until SIGINT/SIGTERM)",                   sagactl::commands::tail},
     {"backup",       "a consistent copy of the live database (SQLite online backup)",          sagactl::commands::backup},
     {"purge",        "remove finished sagas older than a cutoff, with their history",          sagactl::commands::purge},
+    {"keygen",       "a CURVE key pair: NAME.key (public) and NAME.key_secret (mode 0600)",    sagactl::commands::keygen},
 };
 // clang-format on
 

@@ -53,6 +53,7 @@ run_fn redrive(CLI::App& cmd);
 run_fn tail(CLI::App& cmd);
 run_fn backup(CLI::App& cmd);
 run_fn purge(CLI::App& cmd);
+run_fn keygen(CLI::App& cmd);
 }  // namespace commands
 
 }  // namespace sagactl

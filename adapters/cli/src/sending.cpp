@@ -17,6 +17,28 @@
 
 namespace sagactl {
 
+void add_curve_options(CLI::App& cmd, curve_settings& c) {
+  cmd.add_option("--server-key", c.server_key,
+                 "sagad's public key (its NAME.key file, or the 40-character key)")
+      ->envname("SAGA_SERVER_KEY");
+  cmd.add_option("--key", c.key, "this client's key pair (a NAME.key_secret file from sagactl keygen)")
+      ->envname("SAGA_KEY");
+}
+
+saga::zmq::curve_client curve_of(const curve_settings& c) {
+  if (c.server_key.empty() && c.key.empty()) return {};
+  if (c.server_key.empty() || c.key.empty())
+    throw failure(usage, "CURVE needs both --server-key and --key (docs/security.md)");
+  saga::zmq::curve_client out;
+  try {
+    out.server_public_key = saga::zmq::public_key_from(c.server_key);
+    out.own = saga::zmq::read_key_file(c.key, true);
+  } catch (const std::exception& e) {
+    throw failure(usage, e.what());
+  }
+  return out;
+}
+
 void add_send_options(CLI::App& cmd, send_settings& s) {
   cmd.add_option("--endpoint", s.endpoint, "sagad's ingress")->envname("SAGA_INGRESS")->capture_default_str();
   cmd.add_option("--timeout", s.timeout, "wait this long for an ack before resending")
@@ -25,6 +47,7 @@ void add_send_options(CLI::App& cmd, send_settings& s) {
   cmd.add_option("--tries", s.tries, "sends before giving up")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  add_curve_options(cmd, s.curve);
 }
 
 saga::ack send_event(const saga::event& e, const send_settings& s) {
@@ -36,6 +59,7 @@ saga::ack send_event(const saga::event& e, const send_settings& s) {
   co.max_tries = s.tries;
   co.backoff = std::chrono::milliseconds(100);
   co.max_backoff = std::chrono::milliseconds(500);
+  co.curve = curve_of(s.curve);
   std::optional<saga::zmq::client> c;
   try {
     c.emplace(ctx, s.endpoint, co);

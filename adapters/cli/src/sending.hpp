@@ -12,16 +12,30 @@
 
 #include "saga/engine.hpp"
 #include "saga/event.hpp"
+#include "saga/zmq/curve.hpp"
 
 namespace sagactl {
+
+// CURVE (docs/security.md): sagad's public key and this client's own key pair; both empty:
+// plaintext (a sagad without --curve-secret).
+struct curve_settings {
+  std::string server_key;  // NAME.key file or 40 Z85 characters
+  std::string key;         // NAME.key_secret file
+};
+// --server-key (env SAGA_SERVER_KEY), --key (env SAGA_KEY).
+void add_curve_options(CLI::App& cmd, curve_settings& c);
+// The socket settings; failure(usage) naming the file when a key cannot be read, or when only
+// one of the two is given.
+saga::zmq::curve_client curve_of(const curve_settings& c);
 
 struct send_settings {
   std::string endpoint = "tcp://127.0.0.1:5570";
   std::string timeout = "1s";
   int tries = 3;
+  curve_settings curve;
 };
 
-// --endpoint (env SAGA_INGRESS), --timeout, --tries.
+// --endpoint (env SAGA_INGRESS), --timeout, --tries, and the CURVE options.
 void add_send_options(CLI::App& cmd, send_settings& s);
 
 saga::ack send_event(const saga::event& e, const send_settings& s);

@@ -11,6 +11,7 @@
 #include "catalog.hpp"
 #include "command.hpp"
 #include "saga/zmq/subscriber.hpp"
+#include "sending.hpp"
 
 namespace sagactl::commands {
 
@@ -25,6 +26,7 @@ struct tail_options {
   std::string events = "tcp://127.0.0.1:5571", replay = "tcp://127.0.0.1:5572";
   std::vector<std::string> types;
   std::int64_t from = -1, count = 0;
+  curve_settings curve;
 };
 
 }  // namespace
@@ -42,10 +44,12 @@ run_fn tail(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--count", o->count, "stop after this many events (0: never)")
       ->check(CLI::NonNegativeNumber);
+  add_curve_options(cmd, o->curve);
   return [o](const globals& g) {
     using nlohmann::json;
     saga::zmq::subscriber_options so;
     so.type_prefixes = o->types;
+    so.curve = curve_of(o->curve);
     if (o->from >= 0) {
       so.start_after = o->from > 0 ? o->from - 1 : 0;
     } else {
