@@ -13,8 +13,8 @@
 
 #include <CLI/CLI.hpp>
 
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 

@@ -14,8 +14,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <CLI/CLI.hpp>
 
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/uuid.hpp"

@@ -22,8 +22,8 @@
 
 #include <doctest/doctest.h>
 
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/temp_dir.hpp"

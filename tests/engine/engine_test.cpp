@@ -148,14 +148,18 @@ TEST_SUITE("engine") {
   TEST_CASE("encode_ack never throws on bytes that are not UTF-8: they become U+FFFD") {
     saga::ack a;
     a.status = saga::ack_status::rejected;
-    a.id = "e\xff" "1";
+    a.id =
+        "e\xff"
+        "1";
     a.source = "urn:\xc3";
     a.reason = "type 'caf\xc3' (cut)";
     std::string text;
     REQUIRE_NOTHROW(text = saga::encode_ack(a));
     const auto j = nlohmann::json::parse(text);
     CHECK(j["reason"] == "type 'caf\xef\xbf\xbd' (cut)");
-    CHECK(j["id"] == "e\xef\xbf\xbd" "1");
+    CHECK(j["id"] ==
+          "e\xef\xbf\xbd"
+          "1");
     CHECK(j["status"] == "rejected");
   }
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/codec.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/uuid.hpp"

@@ -7,9 +7,10 @@
 //    While it is armed the batch in hand must not be acked and sagad must keep running, retrying
 //    with backoff (its log, caught here, must show the failed commits, except for a WAL-lock
 //    BUSY that SQLite retries inside the commit); once it is disarmed every event must be acked,
-//    and afterwards the database, read through the real VFS, must hold every event exactly once (inbox and history), every saga in its expected state with exactly
-//    its expected follow-on events (each outbox id once), and pass PRAGMA integrity_check.
-//    max N is 8 here (make test); SAGA_IO_FAULT_MAX_N sets it for the full run (make torture).
+//    and afterwards the database, read through the real VFS, must hold every event exactly once (inbox and
+//    history), every saga in its expected state with exactly its expected follow-on events (each outbox id
+//    once), and pass PRAGMA integrity_check. max N is 8 here (make test); SAGA_IO_FAULT_MAX_N sets it for the
+//    full run (make torture).
 // b) A really full database: PRAGMA max_page_count set low on the engine's connection makes
 //    SQLite answer SQLITE_FULL as a full disk does; the batch leaves nothing behind and succeeds
 //    once (and only once) after the limit is raised.

@@ -18,8 +18,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/clock.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/graph.hpp"
 #include "saga/sqlite/store.hpp"
