@@ -38,6 +38,7 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 using saga::test::endpoints;
 using saga::test::exit_status;
+using saga::test::lines_of;
 using saga::test::process;
 using saga::test::temp_dir;
 using steady = std::chrono::steady_clock;
@@ -415,14 +416,6 @@ class pipeliner {
   std::set<std::string> accepted_;
   std::thread thread_;
 };
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
 
 }  // namespace
 

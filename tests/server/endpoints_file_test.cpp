@@ -25,16 +25,9 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using saga::test::endpoints;
+using saga::test::lines_of;
 using saga::test::process;
 using saga::test::temp_dir;
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
 
 // sagad on a database in `dir`, bound to `bind`, with --endpoints-file `file` when not empty.
 std::vector<std::string> sagad_args(const temp_dir& dir, const endpoints& bind, const std::string& file) {

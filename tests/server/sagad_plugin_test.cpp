@@ -26,16 +26,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
+using saga::test::lines_of;
 using saga::test::process;
 using saga::test::temp_dir;
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string l; std::getline(in, l);)
-    if (!l.empty()) out.push_back(l);
-  return out;
-}
 
 // sagad on a database in `dir`, every socket on a port it chooses, with `extra` options.
 std::vector<std::string> sagad_args(const temp_dir& dir, std::vector<std::string> extra) {
