@@ -99,6 +99,23 @@ void add_socket_options(CLI::App& app, options& o) {
       ->capture_default_str();
 }
 
+void add_security_options(CLI::App& app, options& o) {
+  app.add_option("--curve-secret", o.curve_secret,
+                 "this server's CURVE key pair (NAME.key_secret of `sagactl keygen NAME`, mode 0600): every "
+                 "socket is encrypted and only --authorized-keys may connect (docs/security.md)")
+      ->envname("SAGA_CURVE_SECRET")
+      ->check(CLI::ExistingFile);
+  app.add_option("--authorized-keys", o.authorized_keys,
+                 "client keys and their grants, one line each: <key|NAME.key> <name> sources=.. types=.. "
+                 "roles=operator,subscriber; re-read on SIGHUP")
+      ->envname("SAGA_AUTHORIZED_KEYS")
+      ->check(CLI::ExistingFile);
+  app.add_flag("--insecure", o.insecure,
+               "without --curve-secret, bind endpoints that are not loopback or ipc:// anyway, in plaintext "
+               "and unauthenticated (logged at every start)")
+      ->envname("SAGA_INSECURE");
+}
+
 void add_definition_options(CLI::App& app, options& o) {
   app.add_option("--definitions", o.definitions,
                  "definitions to run, by name (default: all): this program's own and those of --plugin "
@@ -132,6 +149,7 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
       ->envname("SAGA_DB")
       ->capture_default_str();
   add_socket_options(app, o);
+  add_security_options(app, o);
   add_store_options(app, o, d);
   app.add_option("--log-level", o.log_level, "debug, info, warn or error")
       ->envname("SAGA_LOG_LEVEL")

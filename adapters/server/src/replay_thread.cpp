@@ -20,8 +20,9 @@ constexpr auto poll_interval = 100ms;  // how soon a stop is noticed
 
 }  // namespace
 
-replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options)
-    : ctx_(ctx) {
+replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
+                             std::string curve_secret_key)
+    : ctx_(ctx), curve_secret_key_(std::move(curve_secret_key)) {
   std::promise<std::string> ready;
   auto bound = ready.get_future();
   thread_ = std::thread(&replay_thread::serve, this, std::move(endpoint), std::move(store_options),
@@ -45,6 +46,7 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<saga::sqlite::store> store;
@@ -56,7 +58,9 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
       throw startup_error("database " + store_options.path + " (replay connection): " + e.what());
     }
     try {
-      server = std::make_unique<saga::zmq::replay_server>(ctx_, endpoint, *store);
+      saga::zmq::replay_options ro;
+      ro.curve_secret_key = curve_secret_key_;
+      server = std::make_unique<saga::zmq::replay_server>(ctx_, endpoint, *store, ro);
     } catch (const std::exception& e) {
       throw startup_error(e.what());
     }

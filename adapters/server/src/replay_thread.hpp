@@ -2,7 +2,7 @@
 // replay_thread — the replay ROUTER served on a thread of its own, with its
 // own store connection, so that a client replaying a million events never
 // delays the loop's acks. The socket and the connection are created, used and
-// closed on that thread only. SIGTERM and SIGINT are blocked there, so they
+// closed on that thread only. SIGTERM, SIGINT and SIGHUP are blocked there, so they
 // reach the loop thread.
 //
 // The constructor returns once the socket is bound (or throws startup_error:
@@ -25,7 +25,9 @@ namespace saga::server {
 
 class replay_thread {
  public:
-  replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options);
+  // curve_secret_key: the server's CURVE secret key (docs/security.md); empty: plaintext.
+  replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
+                std::string curve_secret_key = {});
   ~replay_thread();
   replay_thread(const replay_thread&) = delete;
   replay_thread& operator=(const replay_thread&) = delete;
@@ -37,6 +39,7 @@ class replay_thread {
   void serve(std::string endpoint, saga::sqlite::options store_options, std::promise<std::string> ready);
 
   ::zmq::context_t& ctx_;
+  std::string curve_secret_key_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::string endpoint_;

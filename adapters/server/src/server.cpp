@@ -21,6 +21,7 @@
 #include "saga/sqlite/store.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
+#include "security.hpp"
 
 namespace saga::server {
 namespace {
@@ -62,6 +63,10 @@ std::atomic<bool> stop_requested{false};
 
 extern "C" void on_stop_signal(int) {
   stop_requested.store(true);
+}
+
+extern "C" void on_reload_signal(int) {
+  security::request_reload();
 }
 
 }  // namespace
@@ -134,21 +139,26 @@ void server::run(const std::atomic<bool>& stop) {
 
   // Sockets before definitions: a taken port refuses the start before anything is logged.
   ::zmq::context_t ctx(1);
+  const security guard(ctx, o);  // keys, grants and the ZAP handler before any socket binds
   std::unique_ptr<saga::zmq::publisher> pub;
   std::unique_ptr<saga::zmq::ingress_server> ingress;
   try {
-    pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish);
+    saga::zmq::publisher_options po;
+    po.curve_secret_key = guard.secret_key();
+    pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish, po);
     saga::zmq::ingress_options io;
     io.batch_max = o.batch_max;
     io.peer_credit = o.peer_credit;
     io.warn = [](std::string_view m) { spdlog::warn("{}", m); };
+    io.curve_secret_key = guard.secret_key();
+    io.authorize = guard.authorize();
     ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
   } catch (const std::exception& e) {
     throw startup_error(e.what());
   }
   auto ro = so;
   ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
-  replay_thread replay(ctx, o.replay, ro);
+  replay_thread replay(ctx, o.replay, ro, guard.secret_key());
   // Where the sockets are, for whoever started this server: clients may connect from now on.
   const endpoints bound{ingress->endpoint(), pub->endpoint(), replay.endpoint()};
   bound_file.write(bound);
@@ -225,6 +235,10 @@ const std::atomic<bool>& stop_on_signals() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  struct sigaction hup {};
+  hup.sa_handler = on_reload_signal;
+  sigemptyset(&hup.sa_mask);
+  sigaction(SIGHUP, &hup, nullptr);
   return stop_requested;
 }
 

@@ -204,7 +204,8 @@ void zap_handler::serve(::zmq::socket_t& socket) {
       } while (request.back().more());
       answer(socket, request);
     } catch (const ::zmq::error_t& e) {
-      if (e.num() == ETERM) return;  // the context is closing
+      if (e.num() == ETERM) return;    // the context is closing
+      if (e.num() == EINTR) continue;  // a signal (SIGHUP: reload) reached this thread
       if (log_) log_(std::string("ZAP handler: ") + e.what());
     }
   }

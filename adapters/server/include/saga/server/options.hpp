@@ -38,6 +38,13 @@ struct options {
   // stops. Empty: no file. (docs/operations.md, "--endpoints-file")
   std::string endpoints_file;
   std::string source;  // empty: urn:saga:<definition>
+  // CURVE (docs/security.md): the server's key pair (a NAME.key_secret file of
+  // `sagactl keygen`) and the file of client keys with their grants (re-read on
+  // SIGHUP). Both or neither. Without them only loopback and ipc:// endpoints
+  // are bound, unless `insecure`.
+  std::string curve_secret;
+  std::string authorized_keys;
+  bool insecure = false;
   std::size_t batch_max = 1024;
   std::string synchronous = "FULL";
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;
