@@ -393,15 +393,48 @@ std::vector<saga::ack> echo_acks(std::span<const saga::inbound> inputs) {
   return out;
 }
 
-zmq::socket_t dealer(zmq::context_t& ctx, const std::string& endpoint) {
+zmq::socket_t dealer(zmq::context_t& ctx, const std::string& endpoint,
+                     const saga::zmq::curve_client& curve = {}) {
   zmq::socket_t s(ctx, zmq::socket_type::dealer);
   s.set(zmq::sockopt::linger, 0);
+  saga::zmq::apply(s, curve);
   s.set(zmq::sockopt::sndhwm, 0);  // the flood is all queued toward the server
   s.set(zmq::sockopt::rcvhwm, 1);  // and the acks it does not read do not pile up here
   s.set(zmq::sockopt::rcvbuf, 4096);
   s.connect(endpoint);
   return s;
 }
+
+// Sends `n` requests that are not JSON (each an invalid_input, acked as rejected), ids "n<100000+i>".
+void flood(zmq::socket_t& s, int n) {
+  for (int i = 0; i < n; ++i) {
+    const std::string body = "n" + std::to_string(100000 + i);
+    s.send(zmq::buffer(body));
+  }
+}
+
+// One pass of a server loop: waits up to 10 ms for requests, takes a batch and acks it, sends
+// queued acks. Counts the requests taken and the most acks ever queued.
+struct flood_serving {
+  saga::zmq::ingress_server& server;
+  std::size_t taken = 0, max_queued = 0;
+  void once() {
+    zmq::pollitem_t item{server.socket().handle(), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, 10ms);
+    if (const auto n = server.read_batch(); n > 0) {
+      taken += n;
+      server.ack(echo_acks(server.pending()));
+    }
+    server.flush();
+    max_queued = std::max(max_queued, server.queued_acks());
+  }
+  // Serves until `total` requests were taken or dropped (or 30 s passed); true when they were.
+  bool until(std::size_t total) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (taken + server.dropped_requests() < total && std::chrono::steady_clock::now() < deadline) once();
+    return taken + server.dropped_requests() == total;
+  }
+};
 
 }  // namespace
 
@@ -418,32 +451,18 @@ TEST_SUITE("ingress") {
     saga::zmq::ingress_server server(ctx, any_port, io);
 
     auto flooder = dealer(ctx, server.endpoint());
-    constexpr int flood = 3000;
-    for (int i = 0; i < flood; ++i) {
-      const std::string body = "n" + std::to_string(100000 + i);  // not JSON: an invalid_input
-      flooder.send(zmq::buffer(body));
-    }
+    constexpr int requests = 3000;
+    flood(flooder, requests);
 
     // Serve until every request of the flood was taken or dropped.
-    std::size_t taken = 0, max_queued = 0;
-    auto serve_once = [&] {
-      zmq::pollitem_t item{server.socket().handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, 10ms);
-      if (const auto n = server.read_batch(); n > 0) {
-        taken += n;
-        server.ack(echo_acks(server.pending()));
-      }
-      server.flush();
-      max_queued = std::max(max_queued, server.queued_acks());
-    };
-    const auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (taken + server.dropped_requests() < flood && std::chrono::steady_clock::now() < deadline)
-      serve_once();
-    REQUIRE(taken + server.dropped_requests() == flood);
+    flood_serving serving{server};
+    const auto serve_once = [&] { serving.once(); };
+    REQUIRE(serving.until(requests));
     CHECK(server.dropped_requests() > 0);
-    CHECK(max_queued <= io.peer_credit);
-    CHECK(max_queued > 0);
+    CHECK(serving.max_queued <= io.peer_credit);
+    CHECK(serving.max_queued > 0);
     CHECK(warnings >= 1);
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
 
     // A peer that reads is served while the flooder is over its credit.
     zmq::socket_t good(ctx, zmq::socket_type::dealer);
@@ -475,6 +494,59 @@ TEST_SUITE("ingress") {
     CHECK(server.queued_acks() == 0);
     REQUIRE(seen.size() >= 2);
     CHECK(std::is_sorted(seen.begin(), seen.end()));
+  }
+
+  TEST_CASE(
+      "with CURVE the credit is per key: two connections of one key share it and another key is served") {
+    zmq::context_t ctx;
+    const auto server_keys = saga::zmq::generate_curve_key_pair();
+    const auto flood_key = saga::zmq::generate_curve_key_pair();
+    const auto other_key = saga::zmq::generate_curve_key_pair();
+    saga::zmq::zap_handler zap(
+        ctx,
+        saga::zmq::authorized_keys::parse(
+            flood_key.public_key + " flooder sources=*\n" + other_key.public_key + " other sources=*\n",
+            "keys"),
+        {});
+    saga::zmq::ingress_options io;
+    io.peer_credit = 100;
+    io.send_hwm = 10;
+    io.send_buffer_bytes = 4096;
+    io.batch_max = 64;
+    io.curve_secret_key = server_keys.secret_key;
+    std::vector<std::string> warnings;
+    io.warn = [&](std::string_view w) { warnings.emplace_back(w); };
+    saga::zmq::ingress_server server(ctx, any_port, io);
+
+    // Per connection, each would hold up to 100 acks: 200 together.
+    auto first = dealer(ctx, server.endpoint(), {server_keys.public_key, flood_key});
+    auto second = dealer(ctx, server.endpoint(), {server_keys.public_key, flood_key});
+    constexpr int requests = 1500;
+    flood(first, requests);
+    flood(second, requests);
+    flood_serving serving{server};
+    REQUIRE(serving.until(2 * requests));
+    CHECK(server.dropped_requests() > 0);
+    CHECK(serving.max_queued > io.peer_credit / 2);
+    CHECK(serving.max_queued <= io.peer_credit);
+    REQUIRE_FALSE(warnings.empty());
+    CHECK(warnings.front().find("(key 'flooder')") != std::string::npos);
+    CHECK(warnings.front().find("per key") != std::string::npos);
+
+    // Another key is served while the flooder's key is over its credit.
+    auto other = dealer(ctx, server.endpoint(), {server_keys.public_key, other_key});
+    other.set(zmq::sockopt::rcvhwm, 1000);
+    other.send(zmq::str_buffer("other-1"));
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    std::optional<json> ack;
+    while (!ack && std::chrono::steady_clock::now() < deadline) {
+      serving.once();
+      zmq::pollitem_t item{other.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, 0ms) > 0) ack = json::parse(saga::test::recv_all(other).back());
+    }
+    REQUIRE(ack);
+    CHECK(ack->at("id") == "other-1");
+    CHECK(server.queued_acks() <= io.peer_credit);
   }
 
   TEST_CASE(

@@ -1,5 +1,6 @@
 #include "saga/zmq/ingress_server.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <iterator>
 #include <stdexcept>
@@ -70,9 +71,12 @@ void ingress_server::drop_request(const std::string& peer_id, peer& p) {
   ++p.dropped_since_warning;
   const auto now = steady::now();
   if (!options_.warn || (p.last_warning != steady::time_point{} && now - p.last_warning < 60s)) return;
-  options_.warn("ingress: peer " + hex(peer_id) + " has " + std::to_string(p.in_hand + p.queue.size()) +
+  const bool by_key = p.holder.rfind("key ", 0) == 0;
+  const std::string who = "peer " + hex(peer_id) + (by_key ? " (key '" + p.holder.substr(4) + "')" : "");
+  options_.warn("ingress: " + who + " has " + std::to_string(held_[p.holder]) +
                 " requests unanswered (credit " + std::to_string(options_.peer_credit) +
-                ") and does not read its acks; " + std::to_string(p.dropped_since_warning) +
+                (by_key ? " per key" : "") + ") and does not read its acks; " +
+                std::to_string(p.dropped_since_warning) +
                 " of its requests dropped unanswered since the last notice (it resends them)");
   p.last_warning = now;
   p.dropped_since_warning = 0;
@@ -130,10 +134,17 @@ std::size_t ingress_server::read_batch() {
 
     std::string peer_id = frames[0].to_string();
     peer& p = peers_[peer_id];
-    if (p.in_hand + p.queue.size() >= options_.peer_credit) {
+    if (p.holder.empty()) {
+      const char* user_id = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
+      p.holder =
+          user_id != nullptr && *user_id != '\0' ? "key " + std::string(user_id) : "connection " + peer_id;
+    }
+    std::size_t& held = held_[p.holder];
+    if (held >= options_.peer_credit) {
       drop_request(peer_id, p);
       continue;
     }
+    ++held;
     ++p.in_hand;
     ++n;
 
@@ -182,7 +193,10 @@ void ingress_server::ack(std::span<const saga::ack> acks) {
     if (!p.queue.empty()) flush(p);
     if (p.queue.empty()) {
       const sent s = send(to, body);
-      if (s != sent::would_block) continue;  // sent, or the peer is gone (it resends on reconnecting)
+      if (s != sent::would_block) {  // sent, or the peer is gone (it resends on reconnecting)
+        release(p, 1);
+        continue;
+      }
     }
     p.queue.push_back({std::move(to), std::move(body)});
     ++queued_;
@@ -198,11 +212,13 @@ void ingress_server::flush(peer& p) {
     if (s == sent::would_block) return;
     if (s == sent::gone) {
       queued_ -= p.queue.size();
+      release(p, p.queue.size());
       p.queue.clear();
       return;
     }
     p.queue.pop_front();
     --queued_;
+    release(p, 1);
   }
 }
 
@@ -211,6 +227,13 @@ std::size_t ingress_server::flush() {
   for (auto& [id, p] : peers_) flush(p);
   forget_idle_peers();
   return queued_;
+}
+
+void ingress_server::release(const peer& p, std::size_t n) {
+  const auto it = held_.find(p.holder);
+  if (it == held_.end()) return;
+  it->second -= std::min(n, it->second);
+  if (it->second == 0) held_.erase(it);
 }
 
 void ingress_server::forget_idle_peers() {

@@ -23,7 +23,9 @@
 //     batch in hand or queued) are at most peer_credit. While a peer is at its
 //     credit, its new requests are read and dropped without processing and
 //     without an ack: the client resends them after its timeout, and nothing
-//     is lost because nothing was acknowledged.
+//     is lost because nothing was acknowledged. With CURVE the credit is per
+//     authenticated key (all connections of one key share it), so a service
+//     cannot take more by opening more connections; plaintext: per connection.
 //
 // Thread-safety: none; one thread (the socket's) uses it.
 // Errors: the constructor throws std::runtime_error naming the endpoint when
@@ -55,7 +57,7 @@ struct ingress_options {
   int receive_hwm = 128;                             // ZMQ_RCVHWM: requests queued per connection
   int send_hwm = 1000;                               // ZMQ_SNDHWM: acks queued in libzmq per connection
   int send_buffer_bytes = 0;                         // ZMQ_SNDBUF; 0: the OS default (tests shrink it)
-  std::size_t peer_credit = 10'000;                  // a peer's requests read and not yet delivered
+  std::size_t peer_credit = 10'000;                  // a peer's (CURVE: a key's) requests not yet delivered
   saga::limits limits;                               // the codec's limits
   int linger_ms = 1000;                              // ZMQ_LINGER: acks still queued at close
   // CURVE (docs/security.md): the server's secret key (40 Z85 characters); empty: plaintext.
@@ -114,6 +116,7 @@ class ingress_server {
     std::string body;
   };
   struct peer {
+    std::string holder;       // whose credit its requests use: its key's name, or the connection
     std::size_t in_hand = 0;  // requests in the batch in hand
     std::deque<queued_ack> queue;
     std::chrono::steady_clock::time_point last_warning{};
@@ -125,6 +128,7 @@ class ingress_server {
   sent send(const envelope& to, const std::string& body);
   void flush(peer& p);
   void drop_request(const std::string& peer_id, peer& p);
+  void release(const peer& p, std::size_t n);
   void forget_idle_peers();
 
   ::zmq::socket_t socket_;
@@ -133,6 +137,8 @@ class ingress_server {
   std::vector<saga::inbound> inputs_;
   std::vector<envelope> envelopes_;
   std::unordered_map<std::string, peer> peers_;  // by routing id
+  // Requests in hand or queued, by credit holder (peer::holder).
+  std::unordered_map<std::string, std::size_t> held_;
   std::size_t queued_ = 0;
   std::uint64_t dropped_ = 0;
   std::uint64_t refused_ = 0;
