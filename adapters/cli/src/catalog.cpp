@@ -156,7 +156,8 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
                          {"from", h.from_state},
                          {"to", h.to_state},
                          {"outcome", h.outcome},
-                         {"version", h.version}});
+                         {"version", h.version},
+                         {"sender", h.sender}});
     }
     out["history"] = std::move(history);
     json timers = json::array();
@@ -173,7 +174,8 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
                         {"event_id", p.event_id},
                         {"source", p.source},
                         {"type", p.type},
-                        {"parked", saga::format_time(p.parked_ms)}});
+                        {"parked", saga::format_time(p.parked_ms)},
+                        {"sender", p.sender}});
     }
     out["parked"] = std::move(parked);
     json emitted = json::array();
@@ -256,7 +258,8 @@ json catalog::dead_letters(std::int64_t limit) {
                       {"created", saga::format_time(d.created_ms)},
                       {"count", d.count},
                       {"last", saga::format_time(d.last_ms)},
-                      {"truncated", d.truncated}});
+                      {"truncated", d.truncated},
+                      {"sender", d.sender}});
     }
     return rows;
   });

@@ -101,6 +101,10 @@ std::string cell(const json& j) {
   return j.dump();
 }
 
+std::string sender_cell(const json& sender) {
+  return sender.is_string() && !sender.get<std::string>().empty() ? sender.get<std::string>() : "-";
+}
+
 void print_json(const json& j) {
   std::cout << j.dump(2) << '\n';
 }

@@ -16,6 +16,8 @@ namespace sagactl {
 
 // A JSON value as a table cell: strings bare, null as "-", the rest as JSON.
 std::string cell(const nlohmann::json& j);
+// Who sent an event (the CURVE key's name): "-" when nobody is named (plaintext, the engine).
+std::string sender_cell(const nlohmann::json& sender);
 // The document `--json` prints: indented, one trailing newline, on stdout.
 void print_json(const nlohmann::json& j);
 

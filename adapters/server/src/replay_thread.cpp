@@ -21,8 +21,8 @@ constexpr auto poll_interval = 100ms;  // how soon a stop is noticed
 }  // namespace
 
 replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
-                             std::string curve_secret_key)
-    : ctx_(ctx), curve_secret_key_(std::move(curve_secret_key)) {
+                             std::string curve_secret_key, std::function<void(::zmq::socket_t&)> on_bound)
+    : ctx_(ctx), curve_secret_key_(std::move(curve_secret_key)), on_bound_(std::move(on_bound)) {
   std::promise<std::string> ready;
   auto bound = ready.get_future();
   thread_ = std::thread(&replay_thread::serve, this, std::move(endpoint), std::move(store_options),
@@ -61,6 +61,7 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
       saga::zmq::replay_options ro;
       ro.curve_secret_key = curve_secret_key_;
       server = std::make_unique<saga::zmq::replay_server>(ctx_, endpoint, *store, ro);
+      if (on_bound_) on_bound_(server->socket());
     } catch (const std::exception& e) {
       throw startup_error(e.what());
     }

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <string>
 #include <thread>
@@ -26,8 +27,9 @@ namespace saga::server {
 class replay_thread {
  public:
   // curve_secret_key: the server's CURVE secret key (docs/security.md); empty: plaintext.
+  // on_bound, when given, is called with the socket on the replay thread once it is bound.
   replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
-                std::string curve_secret_key = {});
+                std::string curve_secret_key = {}, std::function<void(::zmq::socket_t&)> on_bound = {});
   ~replay_thread();
   replay_thread(const replay_thread&) = delete;
   replay_thread& operator=(const replay_thread&) = delete;
@@ -40,6 +42,7 @@ class replay_thread {
 
   ::zmq::context_t& ctx_;
   std::string curve_secret_key_;
+  std::function<void(::zmq::socket_t&)> on_bound_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::string endpoint_;

@@ -75,6 +75,12 @@ security::security(::zmq::context_t& ctx, const options& o) : keys_path_(o.autho
   zap_ = std::make_unique<saga::zmq::zap_handler>(
       ctx, std::move(keys), [](std::string_view line) { spdlog::warn("{}", line); },
       [this] { reload_if_requested(); });
+  handshakes_ = std::make_unique<saga::zmq::handshake_log>(
+      ctx, [](std::string_view line) { spdlog::warn("{}", line); });
+}
+
+void security::watch(::zmq::socket_t& socket, const std::string& name) const {
+  if (handshakes_) handshakes_->watch(socket, name);
 }
 
 security::~security() = default;

@@ -38,6 +38,10 @@ class security {
   const std::string& secret_key() const { return secret_key_; }
   const std::string& public_key() const { return public_key_; }
 
+  // Logs failed handshakes of `socket` that the ZAP handler never sees (plaintext clients,
+  // wrong server keys); nothing when CURVE is off. Call it on the socket's thread.
+  void watch(::zmq::socket_t& socket, const std::string& name) const;
+
   // The ingress's grant check (ingress_options::authorize); empty when CURVE is off.
   std::function<std::optional<std::string>(std::string_view, const saga::event&)> authorize() const;
 
@@ -50,6 +54,7 @@ class security {
 
   std::string secret_key_, public_key_, keys_path_;
   std::unique_ptr<saga::zmq::zap_handler> zap_;
+  std::unique_ptr<saga::zmq::handshake_log> handshakes_;
 };
 
 }  // namespace saga::server

@@ -153,12 +153,15 @@ void server::run(const std::atomic<bool>& stop) {
     io.curve_secret_key = guard.secret_key();
     io.authorize = guard.authorize();
     ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
+    guard.watch(pub->socket(), "events");
+    guard.watch(ingress->socket(), "ingress");
   } catch (const std::exception& e) {
     throw startup_error(e.what());
   }
   auto ro = so;
   ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
-  replay_thread replay(ctx, o.replay, ro, guard.secret_key());
+  replay_thread replay(ctx, o.replay, ro, guard.secret_key(),
+                       [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); });
   // Where the sockets are, for whoever started this server: clients may connect from now on.
   const endpoints bound{ingress->endpoint(), pub->endpoint(), replay.endpoint()};
   bound_file.write(bound);

@@ -260,4 +260,97 @@ void zap_handler::log_refusal(const std::string& address, const std::string& why
   log_("refused a handshake from " + (address.empty() ? std::string("?") : address) + ": " + why);
 }
 
+namespace {
+
+std::string handshake_failure(std::uint16_t event, std::uint32_t value) {
+  if (event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    return "handshake failed (no detail: the peer left early?)";
+  if (value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+    return "security mechanism mismatch (a plaintext client?)";
+  if (value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+    return "cryptographic error (a client holding another server key?)";
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "0x%x", value);
+  return std::string("protocol error ") + hex;
+}
+
+}  // namespace
+
+handshake_log::handshake_log(::zmq::context_t& ctx, std::function<void(std::string_view)> log)
+    : ctx_(ctx), log_(std::move(log)) {
+  thread_ = std::thread([this] { serve(); });
+}
+
+handshake_log::~handshake_log() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void handshake_log::watch(::zmq::socket_t& socket, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  const std::string endpoint = "inproc://saga.handshakes." + std::to_string(count_++);
+  if (zmq_socket_monitor(socket.handle(), endpoint.c_str(),
+                         ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+    throw ::zmq::error_t();
+  added_.push_back({endpoint, name});
+}
+
+void handshake_log::serve() {
+  struct source {
+    std::string name;
+    std::unique_ptr<::zmq::socket_t> pair;
+  };
+  struct tally {
+    std::int64_t last_ms = 0;
+    std::uint64_t unlogged = 0;
+  };
+  std::vector<source> sources;
+  std::map<std::string, tally> tallies;  // by socket name and reason: bounded by their product
+  while (!stop_) {
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& w : added_) {
+        auto pair = std::make_unique<::zmq::socket_t>(ctx_, ::zmq::socket_type::pair);
+        pair->set(::zmq::sockopt::linger, 0);
+        pair->connect(w.endpoint);
+        sources.push_back({w.name, std::move(pair)});
+      }
+      added_.clear();
+    }
+    std::vector<::zmq::pollitem_t> items;
+    for (auto& s : sources) items.push_back({s.pair->handle(), 0, ZMQ_POLLIN, 0});
+    try {
+      if (items.empty()) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        continue;
+      }
+      if (::zmq::poll(items, std::chrono::milliseconds(100)) == 0) continue;
+      for (std::size_t i = 0; i < items.size(); ++i) {
+        if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
+        ::zmq::message_t event, address;
+        if (!sources[i].pair->recv(event, ::zmq::recv_flags::dontwait)) continue;
+        if (event.more()) (void)sources[i].pair->recv(address, ::zmq::recv_flags::dontwait);
+        if (event.size() < 6) continue;
+        std::uint16_t id = 0;
+        std::uint32_t value = 0;
+        std::memcpy(&id, event.data(), sizeof id);
+        std::memcpy(&value, static_cast<const char*>(event.data()) + 2, sizeof value);
+        const std::string why = handshake_failure(id, value);
+        tally& t = tallies[sources[i].name + ": " + why];
+        ++t.unlogged;
+        const auto now = now_ms();
+        if (!log_ || now - t.last_ms < 1000) continue;
+        log_(sources[i].name + ": refused " + std::to_string(t.unlogged) + " handshake" +
+             (t.unlogged == 1 ? "" : "s") + " on " + address.to_string() + ": " + why);
+        t.last_ms = now;
+        t.unlogged = 0;
+      }
+    } catch (const ::zmq::error_t& e) {
+      if (e.num() == ETERM) return;
+      if (e.num() == EINTR) continue;
+      if (log_) log_(std::string("handshake log: ") + e.what());
+    }
+  }
+}
+
 }  // namespace saga::zmq

@@ -16,11 +16,12 @@ void print_dead_letters(const nlohmann::json& rows) {
   std::vector<std::vector<std::string>> t;
   for (const auto& r : rows)
     t.push_back({cell(r["id"]), cell(r["created"]), cell(r["last"]), cell(r["count"]), cell(r["type"]),
-                 cell(r["subject"]), cell(r["event_id"]), cell(r["source"]),
+                 cell(r["subject"]), cell(r["event_id"]), cell(r["source"]), sender_cell(r["sender"]),
                  r["truncated"].get<bool>() ? "yes" : "no", cell(r["reason"])});
-  print_table(
-      std::cout,
-      {"id", "first", "last", "count", "type", "subject", "event id", "source", "truncated", "reason"}, t);
+  print_table(std::cout,
+              {"id", "first", "last", "count", "type", "subject", "event id", "source", "sent by",
+               "truncated", "reason"},
+              t);
 }
 
 }  // namespace

@@ -35,8 +35,8 @@ void print_show(const nlohmann::json& s) {
   std::vector<std::vector<std::string>> t;
   for (const auto& h : s["history"])
     t.push_back({cell(h["time"]), cell(h["event_type"]), cell(h["event_id"]),
-                 cell(h["from"]) + " → " + cell(h["to"]), cell(h["outcome"])});
-  print_table(std::cout, {"time", "event", "event id", "from → to", "outcome"}, t);
+                 cell(h["from"]) + " → " + cell(h["to"]), cell(h["outcome"]), sender_cell(h["sender"])});
+  print_table(std::cout, {"time", "event", "event id", "from → to", "outcome", "sent by"}, t);
 
   std::cout << "\ntimers\n";
   if (s["timers"].empty()) {

@@ -110,4 +110,35 @@ class zap_handler {
   std::thread thread_;
 };
 
+// Logs the failed handshakes the ZAP handler never sees — a plaintext client on a CURVE socket,
+// a client holding the wrong server key — from socket monitors, on a thread of its own: at
+// most one line per second per watched socket and reason, with the count since the last line.
+// (libzmq's monitor names the socket's own endpoint, not the peer's.) Destroy it before the
+// context, after the watched sockets.
+class handshake_log {
+ public:
+  handshake_log(::zmq::context_t& ctx, std::function<void(std::string_view)> log);
+  ~handshake_log();
+  handshake_log(const handshake_log&) = delete;
+  handshake_log& operator=(const handshake_log&) = delete;
+
+  // Starts watching `socket` (call it on the thread that uses the socket); `name` heads the
+  // socket's lines ("ingress", "events", "replay").
+  void watch(::zmq::socket_t& socket, const std::string& name);
+
+ private:
+  struct watched {
+    std::string endpoint, name;
+  };
+  void serve();
+
+  ::zmq::context_t& ctx_;
+  std::function<void(std::string_view)> log_;
+  std::mutex mutex_;
+  std::vector<watched> added_;  // not yet connected by the thread
+  std::size_t count_ = 0;       // watch() calls: unique monitor endpoints
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 }  // namespace saga::zmq
