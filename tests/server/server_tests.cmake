@@ -14,12 +14,15 @@ foreach(p IN LISTS SAGA_TEST_PLUGINS)
 endforeach()
 
 # plugin_test: load_plugin in-process; sagad_plugin_test: sagad --plugin as a child process;
-# endpoints_file_test: sagad --endpoints-file as a child process.
+# endpoints_file_test: sagad --endpoints-file as a child process; security_test: sagad with
+# CURVE, grants and SIGHUP, driven by C++ clients and sagactl.
 saga_test(server_tests
   SOURCES server/plugin_test.cpp server/sagad_plugin_test.cpp server/endpoints_file_test.cpp
+          server/security_test.cpp
   LIBS saga::server saga::engine saga::sqlite saga::zmq saga::definitions)
-add_dependencies(server_tests sagad)
-target_compile_definitions(server_tests PRIVATE SAGAD_PATH="$<TARGET_FILE:sagad>")
+add_dependencies(server_tests sagad sagactl)
+target_compile_definitions(server_tests PRIVATE SAGAD_PATH="$<TARGET_FILE:sagad>"
+                                                SAGACTL_PATH="$<TARGET_FILE:sagactl>")
 foreach(p IN LISTS SAGA_TEST_PLUGINS)
   add_dependencies(server_tests saga_test_plugin_${p})
   string(TOUPPER ${p} P)
