@@ -18,6 +18,9 @@
 //   recovery      sagad publishing R committed-but-unpublished outbox rows
 //   orders        completed order sagas per second through the engine API
 //   normal        the floor, group commit and e2e again with synchronous=NORMAL
+//   curve         e2e throughput with CURVE on (sagad --curve-secret, keyed
+//                 client and subscriber) against plaintext, alternating runs,
+//                 medians (docs/security.md: the cost of encryption)
 
 #include <fcntl.h>
 #include <sys/utsname.h>
@@ -98,8 +101,8 @@ struct config {
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
 
-const std::vector<std::string> measurement_names = {"floor", "batch1",   "group",  "e2e",
-                                                    "scale", "recovery", "orders", "normal"};
+const std::vector<std::string> measurement_names = {"floor",    "batch1", "group",  "e2e",  "scale",
+                                                    "recovery", "orders", "normal", "curve"};
 
 struct row {
   std::string measurement;
@@ -558,18 +561,20 @@ class sagad {
   // On loopback ports sagad chooses, read back from its --endpoints-file (written once its
   // sockets are bound, before it publishes what was pending: the recovery measurement's
   // subscriber connects then). `wait_ready`: also wait until its ingress answers.
+  // `extra`: more options (CURVE's keys).
   sagad(const config& cfg, const saga::test::temp_dir& dir, const std::string& db, const std::string& sync,
-        bool wait_ready = true) {
+        bool wait_ready = true, const std::vector<std::string>& extra = {}) {
     static int runs = 0;
     const std::string n = std::to_string(runs++);
+    std::vector<std::string> argv = {cfg.sagad, "--db", db, "--synchronous", sync, "--log-level", "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
     auto started = saga::test::start_daemon(
-        {cfg.sagad, "--db", db, "--synchronous", sync, "--log-level", "warn"},
-        saga::test::endpoints::any_loopback(), dir.file("sagad-" + n + ".endpoints.json"),
+        argv, saga::test::endpoints::any_loopback(), dir.file("sagad-" + n + ".endpoints.json"),
         dir.file("sagad-" + n + ".out"), dir.file("sagad-" + n + ".err"), 60s);
     proc_ = std::move(started.proc);
     if (!started) throw std::runtime_error("sagad did not start: " + started.error);
     ep_ = started.ep;
-    if (wait_ready && !saga::test::wait_until_ingress_answers(ep_.ingress, 60s, proc_.get()))
+    if (wait_ready && extra.empty() && !saga::test::wait_until_ingress_answers(ep_.ingress, 60s, proc_.get()))
       throw std::runtime_error("sagad did not answer on its ingress: " + proc_->err());
   }
   ~sagad() {
@@ -601,12 +606,14 @@ class sagad {
 class follower {
  public:
   follower(::zmq::context_t& ctx, const saga::test::endpoints& ep, std::string latency_tag = {},
-           std::size_t latency_n = 0, std::chrono::milliseconds replay_timeout = 10s)
+           std::size_t latency_n = 0, std::chrono::milliseconds replay_timeout = 10s,
+           saga::zmq::curve_client curve = {})
       : tag_(std::move(latency_tag)), arrived_(latency_n, -1) {
-    thread_ = std::thread([this, &ctx, ep, replay_timeout] {
+    thread_ = std::thread([this, &ctx, ep, replay_timeout, curve] {
       try {
         saga::zmq::subscriber_options so;
         so.replay_timeout = replay_timeout;
+        so.curve = curve;
         saga::zmq::subscriber sub(ctx, ep.publish, ep.replay, so);
         const std::string marker = "\"causationid\":\"" + tag_;
         while (!stop_.load()) {
@@ -662,6 +669,21 @@ class follower {
 // ---------------------------------------------------------------------------
 // 4. End to end over ZeroMQ.
 
+// CURVE for a sagad of the bench: its key pair and one client key with every grant.
+struct curve_setup {
+  std::vector<std::string> sagad_args;  // --curve-secret, --authorized-keys
+  saga::zmq::curve_client client;
+  explicit curve_setup(const saga::test::temp_dir& dir) {
+    const auto server = saga::zmq::generate_curve_key_pair();
+    client = {server.public_key, saga::zmq::generate_curve_key_pair()};
+    saga::zmq::write_key_files(dir.file("bench-sagad"), server);
+    std::ofstream(dir.file("bench-authorized-keys"))
+        << client.own.public_key << " bench sources=* types=* roles=operator,subscriber\n";
+    sagad_args = {"--curve-secret", dir.file("bench-sagad.key_secret"), "--authorized-keys",
+                  dir.file("bench-authorized-keys")};
+  }
+};
+
 struct e2e_result {
   double rate = 0;
   std::size_t events = 0, resent = 0;
@@ -669,14 +691,19 @@ struct e2e_result {
   std::string notes;
 };
 
+// `curve`: with CURVE on (sagad, client and subscriber), on a database of its own.
 e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                              double budget) {
+                              double budget, const curve_setup* curve = nullptr) {
   ::zmq::context_t ctx(1);
-  sagad d(cfg, dir, dir.file("e2e-" + sync + ".db"), sync);
-  follower f(ctx, d.ep());
+  static int curve_runs = 0;
+  const std::string db =
+      curve ? dir.file("e2e-curve-" + std::to_string(curve_runs++) + ".db") : dir.file("e2e-" + sync + ".db");
+  sagad d(cfg, dir, db, sync, true, curve ? curve->sagad_args : std::vector<std::string>{});
+  follower f(ctx, d.ep(), {}, 0, 10s, curve ? curve->client : saga::zmq::curve_client{});
   saga::zmq::client_options co;
   co.window = 1000;
   co.timeout = 10s;
+  if (curve) co.curve = curve->client;
   saga::zmq::client c(ctx, d.ep().ingress, co);
   order_stream s(unique_tag("e2e"), 1024);
   const std::size_t chunk = cfg.quick ? 1024 : 12288;
@@ -928,6 +955,35 @@ void measure_engine_with_relay(const config& cfg, const saga::test::temp_dir& di
     r.extra = {{"events", e.t.items}, {"seconds", e.t.seconds}};
     add_row(r);
   }
+}
+
+// e2e throughput with CURVE on and off, alternating (plaintext first), `reps` runs each: the
+// medians and their ratio. Every run starts its own sagad on a fresh database.
+void measure_curve(const config& cfg, const saga::test::temp_dir& dir) {
+  const curve_setup curve(dir);
+  const int reps = cfg.quick ? 1 : 3;
+  std::vector<double> plain, curved;
+  for (int i = 0; i < reps; ++i) {
+    plain.push_back(run_e2e_throughput(cfg, dir, "FULL", cfg.seconds, nullptr).rate);
+    const auto c = run_e2e_throughput(cfg, dir, "FULL", cfg.seconds, &curve);
+    curved.push_back(c.rate);
+    if (c.notes.find("ONLY") != std::string::npos || c.notes.find("NOT") != std::string::npos)
+      throw std::runtime_error("e2e with CURVE: " + c.notes);
+  }
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  row r;
+  r.measurement = "e2e zmq CURVE";
+  r.rate = median(curved);
+  const double base = median(plain);
+  r.notes = "median of " + std::to_string(reps) + " runs, alternating with plaintext (median " +
+            std::to_string(static_cast<long long>(std::llround(base))) + "/s): CURVE/plaintext " +
+            fixed(base > 0 ? *r.rate / base : 0, 2) + " (ratio: to plaintext)";
+  r.ratio = base > 0 ? *r.rate / base : 0;
+  r.extra = {{"plaintext_runs", plain}, {"curve_runs", curved}, {"plaintext_median", base}};
+  add_row(r);
 }
 
 void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync) {
@@ -1277,7 +1333,7 @@ int main(int argc, char** argv) {
   if (cfg.quick) cfg.seconds = std::min(cfg.seconds, 0.03);
 
   const bool needs_sagad = cfg.wants("e2e") || cfg.wants("scale") || cfg.wants("recovery") ||
-                           cfg.wants("normal") || cfg.wants("stop");
+                           cfg.wants("normal") || cfg.wants("stop") || cfg.wants("curve");
   if (needs_sagad && (cfg.sagad.empty() || !fs::exists(cfg.sagad))) {
     std::cerr << "saga-bench: sagad not found at '" << cfg.sagad << "' (use --sagad PATH)\n";
     return 2;
@@ -1305,6 +1361,7 @@ int main(int argc, char** argv) {
     }
     if (cfg.wants("orders")) measure_orders(cfg, dir), stage("orders");
     if (cfg.wants("e2e")) measure_e2e(cfg, dir, "FULL"), stage("e2e");
+    if (cfg.wants("curve")) measure_curve(cfg, dir), stage("curve");
     if (cfg.wants("normal")) {
       measure_floor(cfg, dir, "NORMAL");
       measure_engine(cfg, dir, "NORMAL", batch_sizes(cfg), "engine group commit NORMAL");
