@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <sys/stat.h>
+#include <zmq.h>
 
 #include <atomic>
 #include <chrono>
@@ -26,6 +27,7 @@
 #include "saga/definitions/payment_notice.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/zmq/curve.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -771,6 +773,37 @@ TEST_SUITE("sagactl") {
     CHECK(ln.code == 2);
     CHECK(one_line(ln.err));
     CHECK_FALSE(std::filesystem::exists(target));
+  }
+
+  TEST_CASE("keygen writes a key pair that libzmq accepts and never overwrites one") {
+    saga::test::temp_dir dir;
+    scoped_umask permissive(0);
+    const std::string base = dir.file("payments");
+    auto r = saga::cli_test::run({sagactl, "keygen", base, "--json"}, dir.path());
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const json j = r.json();
+    CHECK(j["public_file"] == base + ".key");
+    CHECK(j["secret_file"] == base + ".key_secret");
+    CHECK(mode_of(base + ".key_secret") == 0600);
+    CHECK((mode_of(base + ".key") & 0022) == 0);
+    const auto pair = saga::zmq::read_key_file(base + ".key_secret", true);
+    CHECK(pair.public_key == j["public_key"]);
+    CHECK(saga::zmq::public_key_from(base + ".key") == pair.public_key);
+    // libzmq derives the same public key from the secret one.
+    char derived[41] = {};
+    REQUIRE(zmq_curve_public(derived, pair.secret_key.c_str()) == 0);
+    CHECK(std::string(derived) == pair.public_key);
+
+    const std::string secret_before = read_bytes(base + ".key_secret");
+    auto again = saga::cli_test::run({sagactl, "keygen", base}, dir.path());
+    CHECK(again.code == 2);
+    CHECK(one_line(again.err));
+    CHECK(again.err.find(base + ".key") != std::string::npos);
+    CHECK(read_bytes(base + ".key_secret") == secret_before);
+
+    auto text = saga::cli_test::run({sagactl, "keygen", dir.file("ops")}, dir.path());
+    REQUIRE(text.code == 0);
+    CHECK(text.out.find("public key  " + saga::zmq::public_key_from(dir.file("ops.key"))) == 0);
   }
 
   TEST_CASE("backup in small steps while the engine writes ends with a consistent copy") {

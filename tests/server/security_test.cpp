@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "cli/cli_support.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/curve.hpp"
 #include "saga/zmq/subscriber.hpp"
@@ -139,19 +140,14 @@ std::size_t occurrences(const std::string& text, const std::string& what) {
   return n;
 }
 
-// Runs sagactl with `args` and the environment `env` (NAME=value), waits for it; its exit code
-// and output.
-struct ran {
-  int code = -1;
-  std::string out, err;
-};
-ran sagactl(const temp_dir& dir, std::vector<std::string> args, const std::vector<std::string>& env) {
+// Runs sagactl with `args` and the environment `env` (NAME=value) to completion.
+saga::cli_test::result sagactl(const temp_dir& dir, std::vector<std::string> args,
+                               const std::vector<std::string>& env) {
   args.insert(args.begin(), SAGACTL_PATH);
   for (const auto& kv : env) ::putenv(const_cast<char*>(kv.c_str()));
-  process p(args, dir.file("sagactl.out"), dir.file("sagactl.err"));
+  auto r = saga::cli_test::run(args, dir.path(), 60s);
   for (const auto& kv : env) ::unsetenv(kv.substr(0, kv.find('=')).c_str());
-  const auto status = p.wait_for(60s);
-  return {status.code(), p.out(), p.err()};
+  return r;
 }
 
 }  // namespace
