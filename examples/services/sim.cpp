@@ -12,7 +12,8 @@
 // after a restart gets the same answer, and answers carry ids derived from the
 // request's id, so a resend is a duplicate. Every decision is logged as one
 // JSON line (to --decisions, or stdout), which is what the end-to-end test
-// computes each order's expected end state from.
+// computes each order's expected end state from. With --server-key and --key
+// (a sagad with CURVE, docs/security.md) every socket uses CURVE.
 
 #include <atomic>
 #include <cerrno>
@@ -21,6 +22,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <stdexcept>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -28,6 +30,7 @@
 
 #include "saga/codec.hpp"
 #include "saga/zmq/client.hpp"
+#include "saga/zmq/curve.hpp"
 #include "saga/zmq/subscriber.hpp"
 
 namespace {
@@ -49,7 +52,17 @@ struct settings {
   std::uint64_t seed = 1;
   int count = 10;
   std::string prefix = "order-";
+  std::string server_key;  // sagad's NAME.key file or its 40-character public key; empty: plaintext
+  std::string key;         // this service's NAME.key_secret file
 };
+
+// The sockets' CURVE settings: both keys, or neither (plaintext).
+saga::zmq::curve_client curve_of(const settings& s) {
+  if (s.server_key.empty() != s.key.empty())
+    throw std::runtime_error("CURVE needs both --server-key and --key (docs/security.md)");
+  if (s.server_key.empty()) return {};
+  return {saga::zmq::public_key_from(s.server_key), saga::zmq::read_key_file(s.key, true)};
+}
 
 // A decision in [0, 1): FNV-1a over seed, service and request id.
 double draw(std::uint64_t seed, std::string_view service, std::string_view request_id) {
@@ -93,9 +106,11 @@ int serve(const settings& s, const std::string& service,
   zmq::context_t ctx(1);
   saga::zmq::subscriber_options so;
   so.position_file = s.position;
+  so.curve = curve_of(s);
   saga::zmq::subscriber sub(ctx, s.publish, s.replay, so);
   saga::zmq::client_options co;
   co.max_tries = 1000000;  // a service keeps trying while sagad restarts
+  co.curve = so.curve;
   saga::zmq::client client(ctx, s.ingress, co);
   decision_log log(s.decisions);
   std::cerr << "saga-sim " << service << ": following " << s.publish << ", answering to " << s.ingress
@@ -138,6 +153,7 @@ int main(int argc, char** argv) {
   settings s;
   CLI::App app{"Simulated payment, warehouse and courier services, and an order source, around sagad"};
   app.require_subcommand(1);
+  app.fallthrough();  // the options above may follow the subcommand too
   app.add_option("--ingress", s.ingress, "sagad's ingress endpoint")->capture_default_str();
   app.add_option("--publish", s.publish, "sagad's events endpoint")->capture_default_str();
   app.add_option("--replay", s.replay, "sagad's replay endpoint")->capture_default_str();
@@ -151,6 +167,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--delay-ms", s.delay_ms, "wait this long before answering")->capture_default_str();
   app.add_option("--seed", s.seed, "seed of the decisions")->capture_default_str();
+  app.add_option("--server-key", s.server_key,
+                 "sagad's public key (its NAME.key file, or the 40-character key)")
+      ->envname("SAGA_SERVER_KEY");
+  app.add_option("--key", s.key, "this service's key pair (a NAME.key_secret file from sagactl keygen)")
+      ->envname("SAGA_KEY");
   auto* payment = app.add_subcommand("payment", "answer payments and refunds");
   auto* warehouse = app.add_subcommand("warehouse", "answer stock reservations");
   auto* courier = app.add_subcommand("courier", "ship and deliver");
@@ -199,7 +220,9 @@ int main(int argc, char** argv) {
                    });
     // orders
     zmq::context_t ctx(1);
-    saga::zmq::client client(ctx, s.ingress);
+    saga::zmq::client_options co;
+    co.curve = curve_of(s);
+    saga::zmq::client client(ctx, s.ingress, co);
     std::vector<saga::event> placed;
     for (int i = 0; i < s.count; ++i) {
       saga::event e;
