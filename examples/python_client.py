@@ -8,15 +8,22 @@ when order.completed arrives (1 after --timeout seconds without it).
 
     python3 examples/python_client.py --ingress tcp://127.0.0.1:5570 \
         --events tcp://127.0.0.1:5571 --replay tcp://127.0.0.1:5572
+
+Against a sagad with CURVE (docs/security.md), add --server-key sagad.key
+--key NAME.key_secret (or SAGA_SERVER_KEY and SAGA_KEY): every socket then
+uses CURVE. The key's line in sagad's authorized keys needs roles=subscriber,
+sources=urn:example:python and the types it sends (order.placed, ANSWERS').
 """
 import argparse
 import json
+import os
 import sys
 import time
 import uuid
 from datetime import datetime, timezone
 
 import zmq
+import zmq.auth
 
 ANSWERS = {  # request type -> the events a healthy service sends back
     "payment.requested": ["payment.succeeded"],
@@ -29,6 +36,30 @@ def now():
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def curve_keys(server_key, key_file):
+    """The three CURVE socket options, or {} for plaintext (neither given)."""
+    if not server_key and not key_file:
+        return {}
+    if not server_key or not key_file:
+        sys.exit("CURVE needs both --server-key and --key")
+    if os.path.exists(server_key):  # sagad's NAME.key, else its 40-character key
+        server_key = zmq.auth.load_certificate(server_key)[0].decode()
+    public, secret = zmq.auth.load_certificate(key_file)
+    if secret is None:
+        sys.exit(f"{key_file} holds no secret key: give the NAME.key_secret file")
+    return {zmq.CURVE_SERVERKEY: server_key.encode(), zmq.CURVE_PUBLICKEY: public,
+            zmq.CURVE_SECRETKEY: secret}
+
+
+def connect(ctx, type_, endpoint, curve):
+    sock = ctx.socket(type_)
+    sock.setsockopt(zmq.LINGER, 0)
+    for option, value in curve.items():  # before connect: the handshake uses them
+        sock.setsockopt(option, value)
+    sock.connect(endpoint)
+    return sock
+
+
 def make_event(type_, subject, data):
     return {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:example:python",
             "type": type_, "subject": subject, "time": now(),
@@ -38,10 +69,8 @@ def make_event(type_, subject, data):
 class Ingress:
     """DEALER to the ingress: send an event, wait for its ack, resend on timeout."""
 
-    def __init__(self, ctx, endpoint):
-        self.sock = ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
+    def __init__(self, ctx, endpoint, curve):
+        self.sock = connect(ctx, zmq.DEALER, endpoint, curve)
 
     def send(self, event, timeout_ms=2000, tries=5):
         body = json.dumps(event).encode()
@@ -60,13 +89,10 @@ class Ingress:
 class Events:
     """SUB on the events socket, filling gaps from replay; yields (sequence, event)."""
 
-    def __init__(self, ctx, events_endpoint, replay_endpoint):
-        self.sub = ctx.socket(zmq.SUB)
+    def __init__(self, ctx, events_endpoint, replay_endpoint, curve):
+        self.sub = connect(ctx, zmq.SUB, events_endpoint, curve)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")  # everything: we filter ourselves
-        self.sub.connect(events_endpoint)
-        self.replay = ctx.socket(zmq.DEALER)
-        self.replay.setsockopt(zmq.LINGER, 0)
-        self.replay.connect(replay_endpoint)
+        self.replay = connect(ctx, zmq.DEALER, replay_endpoint, curve)
         self.last = self.fetch(0, limit=0)[0]  # start from what is published now
 
     def fetch(self, start, limit=1000):
@@ -108,11 +134,16 @@ def main():
     p.add_argument("--events", default="tcp://127.0.0.1:5571")
     p.add_argument("--replay", default="tcp://127.0.0.1:5572")
     p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--server-key", metavar="FILE_OR_KEY", default=os.environ.get("SAGA_SERVER_KEY"),
+                   help="sagad's public key: its NAME.key file or the 40-character key")
+    p.add_argument("--key", metavar="NAME.key_secret", default=os.environ.get("SAGA_KEY"),
+                   help="this client's key pair, from sagactl keygen")
     args = p.parse_args()
 
+    curve = curve_keys(args.server_key, args.key)
     ctx = zmq.Context()
-    events = Events(ctx, args.events, args.replay)
-    ingress = Ingress(ctx, args.ingress)
+    events = Events(ctx, args.events, args.replay, curve)
+    ingress = Ingress(ctx, args.ingress, curve)
 
     order = f"py-{uuid.uuid4().hex[:12]}"
     data = {"order_id": order, "amount": 2599, "currency": "EUR", "customer_id": "c-py",
