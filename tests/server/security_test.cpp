@@ -242,6 +242,7 @@ TEST_SUITE("security") {
         {});
     CHECK(plain.code == 4);
     CHECK(plain.err.find("unreachable") != std::string::npos);
+    CHECK(plain.err.find("give --server-key and --key") != std::string::npos);
   }
 
   TEST_CASE("a subscriber without the subscriber role gets no events and no replay") {

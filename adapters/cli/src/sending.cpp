@@ -69,8 +69,14 @@ saga::ack send_event(const saga::event& e, const send_settings& s) {
   try {
     return c->send(e);
   } catch (const saga::zmq::client_error&) {
+    // A refused CURVE handshake looks exactly like this to a client: say where to look.
+    const std::string hint = co.curve.enabled()
+                                 ? "; or the CURVE handshake was refused: is --server-key sagad's key and "
+                                   "--key's public key in its authorized keys? sagad's log says which"
+                                 : "; if sagad runs with --curve-secret, give --server-key and --key";
     throw failure(unreachable_or_rejected, "sagad unreachable at " + s.endpoint + " (no ack after " +
-                                               std::to_string(s.tries) + " tries of " + s.timeout + ")");
+                                               std::to_string(s.tries) + " tries of " + s.timeout + ")" +
+                                               hint);
   } catch (const ::zmq::error_t& ex) {
     throw failure(unreachable_or_rejected, "sagad unreachable at " + s.endpoint + ": " + ex.what());
   }
