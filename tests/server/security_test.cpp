@@ -209,6 +209,11 @@ TEST_SUITE("security") {
     const auto shown = sagactl(s.dir, {"show", "o-3", "--db", s.dir.file("saga.db"), "--json"}, {});
     REQUIRE(shown.code == 0);
     CHECK(json::parse(shown.out)["history"][0]["sender"] == "orders");
+
+    // Counted: the summary line at stop (or once a minute) says how many the grants refused.
+    REQUIRE(s.d.proc->signal(SIGTERM));
+    CHECK(s.d.proc->wait_for(20s).code() == 0);
+    CHECK(s.log().find("; refused by grants 2") != std::string::npos);
   }
 
   TEST_CASE(

@@ -46,7 +46,8 @@ void loop::run(const std::atomic<bool>& stop) {
   } catch (const std::exception& e) {
     spdlog::error("final publish: {} (published on the next start)", e.what());
   }
-  stats_.dropped = ingress_.dropped_requests();
+  stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
+  stats_.refused = ingress_.refused_by_grants() - refused_reported_;
   spdlog::info("{} stopped: {}", options_.name, stats_.summary());
 }
 
@@ -91,6 +92,8 @@ void loop::summarize(steady::time_point now) {
   if (now < next_summary_) return;
   stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
   dropped_reported_ = ingress_.dropped_requests();
+  stats_.refused = ingress_.refused_by_grants() - refused_reported_;
+  refused_reported_ = ingress_.refused_by_grants();
   spdlog::info("last minute: {}", stats_.summary());
   stats_ = {};
   next_summary_ += 60s;

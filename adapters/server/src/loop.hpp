@@ -51,6 +51,7 @@ class loop {
   bool ingress_ready_ = false;
   steady::time_point next_summary_;
   std::uint64_t dropped_reported_ = 0;
+  std::uint64_t refused_reported_ = 0;
 };
 
 }  // namespace saga::server

@@ -17,6 +17,7 @@ struct loop_stats {
   std::uint64_t commit_failures = 0;
   std::uint64_t set_aside = 0;  // inputs dead-lettered for a storage error they kept causing
   std::uint64_t dropped = 0;    // requests of peers over their credit, dropped unanswered
+  std::uint64_t refused = 0;    // events outside their CURVE key's grants (also in acks: rejected)
 
   void count(const saga::ack& a) {
     std::string k(saga::to_string(a.status));
@@ -33,7 +34,8 @@ struct loop_stats {
     return std::to_string(events) + " events in " + std::to_string(batches) + " batches" +
            (parts.empty() ? "" : "," + parts) + "; timers fired " + std::to_string(timers) +
            "; failed commits " + std::to_string(commit_failures) + "; set aside " +
-           std::to_string(set_aside) + "; dropped over credit " + std::to_string(dropped);
+           std::to_string(set_aside) + "; dropped over credit " + std::to_string(dropped) +
+           "; refused by grants " + std::to_string(refused);
   }
 };
 
