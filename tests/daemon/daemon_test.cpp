@@ -2,11 +2,19 @@
 // Python client as real child processes on loopback, on ports sagad chooses
 // and reports through --endpoints-file (issue 4, "Tests"). The databases are
 // read read-only with SQLiteCpp while sagad runs.
+//
+// With SAGA_TEST_CURVE=1 (the daemon_tests_curve ctest entries) every case
+// runs with CURVE on (issue 13): each test's folder holds a key pair for
+// sagad, key pairs for its clients and an authorized-keys file granting them
+// everything, and every client (saga-sim, the Python client, the C++ client
+// and subscriber, raw sockets) connects with them.
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -17,6 +25,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -28,6 +37,7 @@
 
 #include "saga/codec.hpp"
 #include "saga/zmq/client.hpp"
+#include "saga/zmq/curve.hpp"
 #include "saga/zmq/subscriber.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
@@ -44,12 +54,113 @@ using saga::test::temp_dir;
 using steady = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------
+// a test's folder, and its keys when the run has CURVE on
+
+bool curve_run() {
+  static const bool on = [] {
+    const char* v = std::getenv("SAGA_TEST_CURVE");
+    return v != nullptr && std::string_view(v) == "1";
+  }();
+  return on;
+}
+
+// With CURVE on: sagad.key(_secret), a key pair per client name in `clients`
+// (NAME.key(_secret)), and authorized_keys granting each client everything;
+// without: an empty folder, and every option list below empty.
+class test_dir : public temp_dir {
+ public:
+  // "flooder": see the flood test.
+  static constexpr std::array clients = {"client", "flooder"};
+
+  test_dir() {
+    if (!curve_run()) return;
+    server_ = saga::zmq::generate_curve_key_pair();
+    saga::zmq::write_key_files(file("sagad"), server_);
+    std::ofstream grants(file("authorized_keys"));
+    for (const std::string name : clients) {
+      saga::zmq::write_key_files(file(name), saga::zmq::generate_curve_key_pair());
+      grants << name << ".key " << name << " sources=* types=* roles=operator,subscriber\n";
+    }
+  }
+
+  // sagad's --curve-secret and --authorized-keys.
+  std::vector<std::string> sagad_options() const {
+    if (!curve_run()) return {};
+    return {"--curve-secret", file("sagad.key_secret"), "--authorized-keys", file("authorized_keys")};
+  }
+  // The same as lines of a config file.
+  std::string sagad_config() const {
+    if (!curve_run()) return {};
+    return "curve-secret = \"" + file("sagad.key_secret") + "\"\nauthorized-keys = \"" +
+           file("authorized_keys") + "\"\n";
+  }
+  // A client's --server-key and --key (saga-sim, the Python client).
+  std::vector<std::string> client_options(const std::string& name = "client") const {
+    if (!curve_run()) return {};
+    return {"--server-key", file("sagad.key"), "--key", file(name + ".key_secret")};
+  }
+  // A C++ client's, a subscriber's or a raw socket's settings (saga::zmq::apply).
+  saga::zmq::curve_client curve(const std::string& name = "client") const {
+    if (!curve_run()) return {};
+    return {server_.public_key, saga::zmq::read_key_file(file(name + ".key_secret"), true)};
+  }
+
+ private:
+  saga::zmq::curve_key_pair server_;
+};
+
+// `argv` followed by `more`.
+std::vector<std::string> with(std::vector<std::string> argv, const std::vector<std::string>& more) {
+  argv.insert(argv.end(), more.begin(), more.end());
+  return argv;
+}
+
+// A raw socket connected to `endpoint` with `curve` (nothing when plaintext).
+::zmq::socket_t raw_socket(::zmq::context_t& ctx, ::zmq::socket_type type, const std::string& endpoint,
+                           const saga::zmq::curve_client& curve) {
+  ::zmq::socket_t s(ctx, type);
+  s.set(::zmq::sockopt::linger, 0);
+  saga::zmq::apply(s, curve);
+  s.connect(endpoint);
+  return s;
+}
+
+// Whether the ingress answers, with the keys of `dir` (support's
+// wait_until_ingress_answers speaks plaintext only): an event of a type no
+// definition consumes (rejected, harmless) is sent until its ack comes.
+// False after `timeout`, or at once when `child` is given and ended.
+bool ingress_answers(const test_dir& dir, const std::string& ingress, std::chrono::milliseconds timeout,
+                     process* child = nullptr) {
+  ::zmq::context_t ctx(1);
+  saga::zmq::client_options o;
+  o.timeout = 200ms;
+  o.max_tries = 1;
+  o.curve = dir.curve();
+  saga::zmq::client c(ctx, ingress, o);
+  saga::event ping;
+  ping.id = ping.subject = "ping";
+  ping.source = "urn:test:ready";
+  ping.type = "test.ready.ping";
+  const auto deadline = steady::now() + timeout;
+  while (steady::now() < deadline) {
+    if (child != nullptr && !child->running()) return false;
+    try {
+      c.send(ping);
+      return true;
+    } catch (const saga::zmq::client_error&) {
+      // no ack within 200 ms: not up yet
+    }
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------
 // sagad as a child process
 
 class sagad {
  public:
   // `bind`: where its first run binds (loopback ports it chooses, by default).
-  sagad(const temp_dir& dir, std::string db, std::vector<std::string> extra = {},
+  sagad(const test_dir& dir, std::string db, std::vector<std::string> extra = {},
         endpoints bind = endpoints::any_loopback())
       : dir_(dir), db_(std::move(db)), bind_(std::move(bind)), extra_(std::move(extra)) {}
 
@@ -64,7 +175,7 @@ class sagad {
     proc_ = std::move(d.proc);
     REQUIRE_MESSAGE(d, d.error);
     ep_ = d.ep;
-    const bool ready = saga::test::wait_until_ingress_answers(ep_.ingress, 10s, proc_.get());
+    const bool ready = ingress_answers(dir_, ep_.ingress, 10s, proc_.get());
     INFO("sagad stderr: " << proc_->err());
     REQUIRE(ready);
   }
@@ -91,12 +202,10 @@ class sagad {
 
  private:
   std::vector<std::string> argv() const {
-    std::vector<std::string> a = {SAGAD_PATH, "--db", db_, "--log-level", "info"};
-    a.insert(a.end(), extra_.begin(), extra_.end());
-    return a;
+    return with(with({SAGAD_PATH, "--db", db_, "--log-level", "info"}, extra_), dir_.sagad_options());
   }
 
-  const temp_dir& dir_;
+  const test_dir& dir_;
   std::string db_;
   endpoints bind_, ep_;
   std::vector<std::string> extra_;
@@ -249,11 +358,12 @@ std::string expected_state(int i) {
 
 class follower {
  public:
-  follower(std::string publish, std::string replay) {
-    thread_ = std::thread([this, publish = std::move(publish), replay = std::move(replay)] {
+  follower(std::string publish, std::string replay, saga::zmq::curve_client curve) {
+    thread_ = std::thread([this, publish = std::move(publish), replay = std::move(replay), curve] {
       ::zmq::context_t ctx(1);
       saga::zmq::subscriber_options o;
       o.replay_timeout = 1000ms;
+      o.curve = curve;
       saga::zmq::subscriber sub(ctx, publish, replay, o);
       while (!stop_.load()) {
         try {
@@ -347,11 +457,10 @@ void send_frames(::zmq::socket_t& s, const std::vector<std::string>& frames) {
 }
 
 // One replay request on a fresh DEALER: the reply frames after the delimiter.
-std::vector<std::string> replay_request(const std::string& endpoint, const json& request) {
+std::vector<std::string> replay_request(const std::string& endpoint, const json& request,
+                                        const saga::zmq::curve_client& curve) {
   ::zmq::context_t ctx(1);
-  ::zmq::socket_t s(ctx, ::zmq::socket_type::dealer);
-  s.set(::zmq::sockopt::linger, 0);
-  s.connect(endpoint);
+  auto s = raw_socket(ctx, ::zmq::socket_type::dealer, endpoint, curve);
   send_frames(s, {"", request.dump()});
   auto frames = recv_frames(s, 5000ms);
   if (!frames.empty() && frames.front().empty()) frames.erase(frames.begin());
@@ -362,12 +471,11 @@ std::vector<std::string> replay_request(const std::string& endpoint, const json&
 // `window` unacked, no resends) and recording the ids of the accepted ones.
 class pipeliner {
  public:
-  pipeliner(std::string ingress, std::string prefix, std::size_t window = 2000) {
-    thread_ = std::thread([this, ingress = std::move(ingress), prefix = std::move(prefix), window] {
+  pipeliner(std::string ingress, saga::zmq::curve_client curve, std::string prefix,
+            std::size_t window = 2000) {
+    thread_ = std::thread([this, ingress = std::move(ingress), curve, prefix = std::move(prefix), window] {
       ::zmq::context_t ctx(1);
-      ::zmq::socket_t s(ctx, ::zmq::socket_type::dealer);
-      s.set(::zmq::sockopt::linger, 0);
-      s.connect(ingress);
+      auto s = raw_socket(ctx, ::zmq::socket_type::dealer, ingress, curve);
       std::size_t in_flight = 0;
       // After stop(), the acks still coming are read for another second.
       std::optional<steady::time_point> drain_until;
@@ -422,26 +530,27 @@ class pipeliner {
 TEST_SUITE("sagad") {
   // 1 -------------------------------------------------------------------------
   TEST_CASE("end to end: 100 orders through the simulated services end as their decisions imply") {
-    temp_dir dir;
+    test_dir dir;
     sagad d(dir, dir.file("e2e.db"));
     d.start();
     const auto ep = d.ep();
-    follower seen(ep.publish, ep.replay);
+    follower seen(ep.publish, ep.replay, dir.curve());
 
     auto sim = [&](const std::string& service) {
       return std::make_unique<process>(
-          std::vector<std::string>{SAGA_SIM_PATH, "--ingress", ep.ingress, "--publish", ep.publish,
-                                   "--replay", ep.replay, "--position", dir.file(service + ".pos"),
-                                   "--decisions", dir.file(service + ".jsonl"), "--fail-rate", "0.2",
-                                   "--refund-fail-rate", "0.3", "--seed", "42", service},
+          with({SAGA_SIM_PATH, "--ingress", ep.ingress, "--publish", ep.publish, "--replay", ep.replay,
+                "--position", dir.file(service + ".pos"), "--decisions", dir.file(service + ".jsonl"),
+                "--fail-rate", "0.2", "--refund-fail-rate", "0.3", "--seed", "42", service},
+               dir.client_options()),
           dir.file(service + ".out"), dir.file(service + ".err"));
     };
     std::vector<std::unique_ptr<process>> services;
     for (const auto* s : {"payment", "warehouse", "courier"}) services.push_back(sim(s));
 
     constexpr int orders = 100;
-    process placer({SAGA_SIM_PATH, "--ingress", ep.ingress, "orders", "--count", std::to_string(orders),
-                    "--prefix", "e2e-"},
+    process placer(with({SAGA_SIM_PATH, "--ingress", ep.ingress, "orders", "--count", std::to_string(orders),
+                         "--prefix", "e2e-"},
+                        dir.client_options()),
                    dir.file("orders.out"), dir.file("orders.err"));
     {
       const auto placed_status = placer.wait_for(20s);
@@ -549,12 +658,13 @@ TEST_SUITE("sagad") {
 
   // 2 -------------------------------------------------------------------------
   TEST_CASE("the Python client example reaches done against a fresh sagad") {
-    temp_dir dir;
+    test_dir dir;
     sagad d(dir, dir.file("py.db"));
     d.start();
     const auto ep = d.ep();
-    process py({SAGA_PYTHON_PATH, SAGA_PYTHON_CLIENT, "--ingress", ep.ingress, "--events", ep.publish,
-                "--replay", ep.replay, "--timeout", "20"},
+    process py(with({SAGA_PYTHON_PATH, SAGA_PYTHON_CLIENT, "--ingress", ep.ingress, "--events", ep.publish,
+                     "--replay", ep.replay, "--timeout", "20"},
+                    dir.client_options()),
                dir.file("py.out"), dir.file("py.err"));
     const auto st = py.wait_for(30s);
     INFO("python stdout: " << py.out());
@@ -568,15 +678,13 @@ TEST_SUITE("sagad") {
 
   // 3 -------------------------------------------------------------------------
   TEST_CASE("raw DEALER and REQ sockets: bad input gets rejected acks and sagad keeps serving") {
-    temp_dir dir;
+    test_dir dir;
     sagad d(dir, dir.file("raw.db"));
     d.start();
     const auto ep = d.ep();
 
     ::zmq::context_t ctx(1);
-    ::zmq::socket_t dealer(ctx, ::zmq::socket_type::dealer);
-    dealer.set(::zmq::sockopt::linger, 0);
-    dealer.connect(ep.ingress);
+    auto dealer = raw_socket(ctx, ::zmq::socket_type::dealer, ep.ingress, dir.curve());
 
     json no_id = json::parse(saga::encode_event(placed("raw-1", 1)));
     no_id.erase("id");
@@ -643,17 +751,13 @@ TEST_SUITE("sagad") {
     // Over ZMQ_MAXMSGSIZE (4 MiB): the connection is dropped without an ack;
     // sagad keeps serving the others.
     {
-      ::zmq::socket_t huge(ctx, ::zmq::socket_type::dealer);
-      huge.set(::zmq::sockopt::linger, 0);
-      huge.connect(ep.ingress);
+      auto huge = raw_socket(ctx, ::zmq::socket_type::dealer, ep.ingress, dir.curve());
       send_frames(huge, {"", std::string(5 * 1024 * 1024, 'y')});
       CHECK(recv_frames(huge, 1000ms).empty());
     }
 
     // A REQ socket: it adds the delimiter and strips it from the reply.
-    ::zmq::socket_t req(ctx, ::zmq::socket_type::req);
-    req.set(::zmq::sockopt::linger, 0);
-    req.connect(ep.ingress);
+    auto req = raw_socket(ctx, ::zmq::socket_type::req, ep.ingress, dir.curve());
     const saga::event by_req = placed("raw-req", 4);
     send_frames(req, {saga::encode_event(by_req)});
     {
@@ -680,7 +784,7 @@ TEST_SUITE("sagad") {
 
   // 4 -------------------------------------------------------------------------
   TEST_CASE("kill -9 with events unacked: after a restart the end state equals a clean run") {
-    temp_dir dir;
+    test_dir dir;
     const auto events = mixed_stream("k9-", 600);
     REQUIRE(events.size() > 3000);
 
@@ -688,7 +792,7 @@ TEST_SUITE("sagad") {
     sagad d(dir, dir.file("crash.db"), {"--batch-max", "16"});
     d.start();
     const auto ep = d.ep();
-    follower seen(ep.publish, ep.replay);
+    follower seen(ep.publish, ep.replay, dir.curve());
 
     std::atomic<bool> client_done{false};
     std::vector<saga::ack> acks;
@@ -700,6 +804,7 @@ TEST_SUITE("sagad") {
       o.timeout = 500ms;
       o.max_tries = 1000;
       o.max_backoff = 500ms;
+      o.curve = dir.curve();
       saga::zmq::client c(ctx, ep.ingress, o);
       try {
         acks = c.send_all(events);
@@ -712,7 +817,7 @@ TEST_SUITE("sagad") {
     joiner guard{sender, [&] { sender_ctx.shutdown(); }};
 
     // A second client on a raw DEALER, to see which acks arrived before the crash.
-    pipeliner raw(ep.ingress, "k9raw-", 500);
+    pipeliner raw(ep.ingress, dir.curve(), "k9raw-", 500);
 
     // Kill once a quarter of the stream is in the inbox.
     const auto quarter = static_cast<std::int64_t>(events.size() / 4);
@@ -758,7 +863,9 @@ TEST_SUITE("sagad") {
     clean.start();
     {
       ::zmq::context_t ctx(1);
-      saga::zmq::client c(ctx, clean.ep().ingress);
+      saga::zmq::client_options o;
+      o.curve = dir.curve();
+      saga::zmq::client c(ctx, clean.ep().ingress, o);
       for (const auto& a : c.send_all(events)) REQUIRE(a.status == saga::ack_status::accepted);
     }
 
@@ -800,7 +907,7 @@ TEST_SUITE("sagad") {
       }));
       const auto last = scalar(clean.db(), "SELECT max(sequence) FROM outbox");
       REQUIRE(last > 1100);
-      const auto r = replay_request(clean.ep().replay, {{"from", 100}, {"limit", 5000}});
+      const auto r = replay_request(clean.ep().replay, {{"from", 100}, {"limit", 5000}}, dir.curve());
       REQUIRE(r.size() == 1 + 2 * 1000);
       CHECK(json::parse(r[0]) == json{{"from", 100}, {"count", 1000}, {"last", last}});
       for (std::size_t i = 0; i < 1000; ++i) CHECK(r[1 + 2 * i] == std::to_string(100 + i));
@@ -820,12 +927,12 @@ TEST_SUITE("sagad") {
   // 6 -------------------------------------------------------------------------
   // How long the stop takes is a figure of saga-bench ("stop under load"), not a check here.
   TEST_CASE("SIGTERM under load: exit 0 and nothing acked is lost") {
-    temp_dir dir;
+    test_dir dir;
     sagad d(dir, dir.file("term.db"));
     d.start();
     const auto ep = d.ep();
 
-    pipeliner client(ep.ingress, "term-");
+    pipeliner client(ep.ingress, dir.curve(), "term-");
     const bool loaded = eventually(
         20s, [&] { return client.accepted_count() >= 3000; }, 5ms);
     CHECK(loaded);
@@ -849,7 +956,14 @@ TEST_SUITE("sagad") {
 
   // 7 -------------------------------------------------------------------------
   TEST_CASE("a second sagad on the same database or a taken port refuses to start") {
-    temp_dir dir;
+    // sagad's stderr without the line where, with CURVE, it names its key before binding.
+    const auto error_lines = [](const process& p) {
+      auto lines = lines_of(p.err());
+      std::erase_if(lines,
+                    [](const std::string& l) { return l.find(" info CURVE on: ") != std::string::npos; });
+      return lines;
+    };
+    test_dir dir;
     sagad first(dir, dir.file("one.db"));
     first.start();
     const auto ep = first.ep();
@@ -861,11 +975,11 @@ TEST_SUITE("sagad") {
       INFO("stderr: " << p.err());
       CHECK(st.exited());
       CHECK(st.code() == 1);
-      const auto lines = lines_of(p.err());
+      const auto lines = error_lines(p);
       CHECK(lines.size() == 1);
       CHECK(p.err().find("another sagad") != std::string::npos);
       // The first keeps serving.
-      CHECK(saga::test::wait_until_ingress_answers(ep.ingress, 5s, &first.proc()));
+      CHECK(ingress_answers(dir, ep.ingress, 5s, &first.proc()));
     }
 
     SUBCASE("a database of a newer schema") {
@@ -880,7 +994,7 @@ TEST_SUITE("sagad") {
       INFO("stderr: " << p.err());
       CHECK(st.exited());
       CHECK(st.code() == 1);
-      CHECK(lines_of(p.err()).size() == 1);
+      CHECK(error_lines(p).size() == 1);
       CHECK(p.err().find("newer than this build supports") != std::string::npos);
     }
 
@@ -898,9 +1012,9 @@ TEST_SUITE("sagad") {
         INFO("taken: " << taken[i] << "; stderr: " << p.err());
         CHECK(st.exited());
         CHECK(st.code() == 1);
-        CHECK(lines_of(p.err()).size() == 1);
+        CHECK(error_lines(p).size() == 1);
         std::size_t fatal = 0;
-        for (const auto& l : lines_of(p.err())) {
+        for (const auto& l : error_lines(p)) {
           if (l.find("cannot start") == std::string::npos) continue;
           ++fatal;
           CHECK(l.find(taken[i]) != std::string::npos);
@@ -913,7 +1027,7 @@ TEST_SUITE("sagad") {
   }
 
   TEST_CASE("options come from a config file and SAGA_ variables and the command line wins") {
-    temp_dir dir;
+    test_dir dir;
     const auto db = dir.file("from-config.db");
     const auto config = dir.file("sagad.toml");
     const auto endpoints_file = dir.file("endpoints.json");
@@ -923,7 +1037,8 @@ TEST_SUITE("sagad") {
                           << "publish = \"" << any.publish << "\"\n"
                           << "replay = \"" << any.replay << "\"\n"
                           << "endpoints-file = \"" << endpoints_file << "\"\n"
-                          << "log-level = \"warn\"\n";
+                          << "log-level = \"warn\"\n"
+                          << dir.sagad_config();
     ::setenv("SAGA_LOG_LEVEL", "error", 1);                              // the environment beats the file
     process p({SAGAD_PATH, "--config", config, "--log-level", "debug"},  // the command line beats both
               dir.file("cfg.out"), dir.file("cfg.err"));
@@ -931,7 +1046,7 @@ TEST_SUITE("sagad") {
     std::string why;
     const auto ep = saga::test::read_endpoints_file(endpoints_file, p, 20s, &why);
     REQUIRE_MESSAGE(ep, why);
-    const bool ready = saga::test::wait_until_ingress_answers(ep->ingress, 10s, &p);
+    const bool ready = ingress_answers(dir, ep->ingress, 10s, &p);
     INFO("stderr: " << p.err());
     REQUIRE(ready);
     CHECK(std::filesystem::exists(db));
@@ -945,29 +1060,30 @@ TEST_SUITE("sagad") {
     ::unsetenv("SAGA_LOG_LEVEL");
     const auto quiet_ep = saga::test::read_endpoints_file(endpoints_file, quiet, 20s, &why);
     REQUIRE_MESSAGE(quiet_ep, why);
-    REQUIRE(saga::test::wait_until_ingress_answers(quiet_ep->ingress, 10s, &quiet));
+    REQUIRE(ingress_answers(dir, quiet_ep->ingress, 10s, &quiet));
     quiet.signal(SIGTERM);
     CHECK(quiet.wait_for(30s).code() == 0);
     CHECK(quiet.err().empty());  // error level: the info start-up lines are gone
   }
 
   TEST_CASE("bad options exit 2 with the reason") {
-    temp_dir dir;
-    process p({SAGAD_PATH, "--retention", "7 days"}, dir.file("bad.out"), dir.file("bad.err"));
+    test_dir dir;
+    process p(with({SAGAD_PATH, "--retention", "7 days"}, dir.sagad_options()), dir.file("bad.out"),
+              dir.file("bad.err"));
     const auto st = p.wait_for(5s);
     CHECK(st.code() == 2);
     CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
   }
   TEST_CASE("a peer that floods without reading its acks does not grow sagad's memory beyond a bound") {
-    temp_dir dir;
+    test_dir dir;
     auto started = saga::test::start_daemon(
-        {SAGAD_PATH, "--db", dir.file("flood.db"), "--synchronous", "OFF"}, endpoints::any_loopback(),
-        dir.file("endpoints.json"), dir.file("flood.out"), dir.file("flood.err"));
+        with({SAGAD_PATH, "--db", dir.file("flood.db"), "--synchronous", "OFF"}, dir.sagad_options()),
+        endpoints::any_loopback(), dir.file("endpoints.json"), dir.file("flood.out"), dir.file("flood.err"));
     REQUIRE_MESSAGE(started, started.error);
     process& p = *started.proc;
     const std::string ingress = started.ep.ingress;
     INFO("sagad stderr: " << p.err());
-    REQUIRE(saga::test::wait_until_ingress_answers(ingress, 10s, &p));
+    REQUIRE(ingress_answers(dir, ingress, 10s, &p));
     const auto kib = [&](const std::string& field) {
       std::istringstream status(saga::test::read_text("/proc/" + std::to_string(p.pid()) + "/status"));
       for (std::string line; std::getline(status, line);)
@@ -978,13 +1094,16 @@ TEST_SUITE("sagad") {
 
     // The same event 150,000 times (a duplicate after the first: cheap for
     // sagad, an ack of ~250 bytes each); acks are never read, and the
-    // flooder's own receive side is kept tiny so they stay with sagad.
+    // flooder's own receive side is kept tiny so they stay with sagad. With
+    // CURVE it has a key of its own: the credit is per key, and the
+    // well-behaved peer below (key "client") must not share the flooder's.
     zmq::context_t ctx;
     zmq::socket_t flooder(ctx, zmq::socket_type::dealer);
     flooder.set(zmq::sockopt::linger, 0);
     flooder.set(zmq::sockopt::rcvhwm, 1);
     flooder.set(zmq::sockopt::rcvbuf, 4096);
     flooder.set(zmq::sockopt::sndtimeo, 10'000);
+    saga::zmq::apply(flooder, dir.curve("flooder"));
     flooder.connect(ingress);
     const std::string body = saga::encode_event(placed("o-flood", 1));
     constexpr int flood = 150'000;
@@ -997,7 +1116,7 @@ TEST_SUITE("sagad") {
     REQUIRE(sent == flood);
     // A well-behaved peer is served meanwhile; a few of its round trips let
     // sagad read what is left of the flood (it reads peers fairly).
-    for (int i = 0; i < 5; ++i) REQUIRE(saga::test::wait_until_ingress_answers(ingress, 10s, &p));
+    for (int i = 0; i < 5; ++i) REQUIRE(ingress_answers(dir, ingress, 10s, &p));
 
     const long rss_after = kib("VmRSS"), peak = kib("VmHWM");
     MESSAGE("sagad VmRSS before the flood " << rss_before << " KiB, after " << rss_after << " KiB, peak "
