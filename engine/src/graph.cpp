@@ -22,29 +22,6 @@ std::string row_text(const graph_row& r) {
   return s;
 }
 
-// DOT needs quotes escaped; names here are identifiers, but guard and action
-// texts may hold any character.
-std::string dot_quote(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + '"';
-}
-
-std::string mermaid_id(std::string_view s) {
-  std::string out;
-  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
-  return out;
-}
-
-std::string mermaid_label(std::string_view s) {
-  std::string out;
-  for (char c : s) out += (c == ':' || c == ';' || c == '#' || c == '"' ? ' ' : c);
-  return out;
-}
-
 }  // namespace
 
 bool graph::has_state(std::string_view s) const {
@@ -142,44 +119,6 @@ std::vector<std::string> diff_graphs(const graph& before, const graph& after) {
   for (const auto& r : after.rows)
     if (std::find(before.rows.begin(), before.rows.end(), r) == before.rows.end())
       out.push_back("row added: " + row_text(r));
-  return out;
-}
-
-std::string to_dot(const graph& g) {
-  std::string out =
-      "digraph " + dot_quote(g.name) + " {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
-  for (const auto& s : g.states) {
-    out += "  " + dot_quote(s);
-    if (s == g.initial)
-      out += " [shape=circle, label=\"\", width=0.25, style=filled, fillcolor=black]";
-    else if (g.is_terminal(s))
-      out += " [peripheries=2]";
-    out += ";\n";
-  }
-  for (const auto& r : g.rows) {
-    std::string label = r.event;
-    if (!r.guard.empty()) label += "\n[" + r.guard + "]";
-    if (!r.action.empty()) label += "\n/ " + r.action;
-    out += "  " + dot_quote(r.source) + " -> " + dot_quote(r.target) + " [label=" + dot_quote(label);
-    if (r.internal) out += ", style=dashed";
-    out += "];\n";
-  }
-  out += "}\n";
-  return out;
-}
-
-std::string to_mermaid(const graph& g) {
-  std::string out = "stateDiagram-v2\n";
-  for (const auto& s : g.states)
-    if (s != g.initial) out += "  state \"" + mermaid_label(s) + "\" as " + mermaid_id(s) + "\n";
-  for (const auto& r : g.rows) {
-    const std::string src = r.source == g.initial ? "[*]" : mermaid_id(r.source);
-    std::string label = r.event;
-    if (!r.guard.empty()) label += " [" + r.guard + "]";
-    if (r.internal) label += " (internal)";
-    out += "  " + src + " --> " + mermaid_id(r.target) + " : " + mermaid_label(label) + "\n";
-  }
-  for (const auto& t : g.terminal) out += "  " + mermaid_id(t) + " --> [*]\n";
   return out;
 }
 

@@ -4,8 +4,10 @@
 
 #include "saga/graph.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include <doctest/doctest.h>
 
@@ -247,6 +249,41 @@ TEST_SUITE("graph") {
     CHECK(mermaid.rfind("stateDiagram-v2", 0) == 0);
     CHECK(mermaid.find("[*] --> placed : order.placed") != std::string::npos);
     CHECK(mermaid.find("refunding --> needs_attention : payment.refund.failed [!refund_attempts_left]") !=
+          std::string::npos);
+  }
+
+  TEST_CASE("one renderer: labels on one DOT line and Mermaid with actions and step numbers") {
+    const auto g = saga::definitions::order_lifecycle()->graph();
+    const auto dot = saga::to_dot(g);
+    // Every statement on its own line: a label's line breaks are DOT's "\n", never raw.
+    std::istringstream lines(dot);
+    for (std::string line; std::getline(lines, line);)
+      CHECK_MESSAGE(std::count(line.begin(), line.end(), '"') % 2 == 0, line);
+    CHECK(dot.find("[label=\"order.placed\\n/ ") != std::string::npos);
+
+    saga::graph_overlay o;
+    o.title = "order_lifecycle / o-1: cancelled";
+    o.current = "cancelled";
+    o.transitions = {{"new", "order.placed", "placed"}, {"placed", "saga.operator.abort", "cancelled"}};
+    o.timers = {"payment_timeout due 2026-12-04T10:00:00.000Z"};
+    const auto drawn = saga::to_dot(g, &o);
+    CHECK(drawn.find("label=\"order_lifecycle / o-1: cancelled\"") != std::string::npos);
+    CHECK(drawn.find("\\n(#1)\", color=") != std::string::npos);
+    // The operator's move is no row: added dashed, numbered.
+    CHECK(drawn.find(
+              "\"placed\" -> \"cancelled\" [label=\"saga.operator.abort\\n(#2)\", style=\"dashed,bold\"") !=
+          std::string::npos);
+    CHECK(drawn.find("payment_timeout due 2026-12-04T10:00:00.000Z") != std::string::npos);
+
+    const auto mermaid = saga::to_mermaid(g, &o);
+    // The action is shown, and "#" is Mermaid's entity code so that "(#1)" survives.
+    CHECK(mermaid.find("[*] --> placed : order.placed / ") != std::string::npos);
+    CHECK(mermaid.find(" (#35;1)\n") != std::string::npos);
+    CHECK(mermaid.find("placed --> cancelled : saga.operator.abort (#35;2)") != std::string::npos);
+    CHECK(mermaid.find("class cancelled current") != std::string::npos);
+    // The note's ":" after "of X" is Mermaid's separator; those inside the text are entity codes.
+    CHECK(mermaid.find(
+              "note right of cancelled : armed timer payment_timeout due 2026-12-04T10#58;00#58;00.000Z") !=
           std::string::npos);
   }
 

@@ -28,12 +28,9 @@ std::string human_duration(std::int64_t ms);
 void print_table(std::ostream& out, const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows);
 
-// DOT of the definition (like saga::to_dot). With `instance` (the JSON of
-// catalog::show), the transitions the saga took are drawn bold and red and
-// numbered in order, operator moves that are not table rows are added dashed,
-// the current state is filled, and a note lists its armed timers.
+// The definition's graph (saga::to_dot, saga::to_mermaid); with `instance` (the JSON of
+// catalog::show) the saga's path drawn on it: its transitions, current state and armed timers.
 std::string graph_dot(const saga::graph& g, const nlohmann::json* instance);
-// The same as a Mermaid stateDiagram-v2.
 std::string graph_mermaid(const saga::graph& g, const nlohmann::json* instance);
 
 // Runs Graphviz (`dot -Tsvg`) on `dot` and returns the SVG. Throws

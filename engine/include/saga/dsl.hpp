@@ -38,6 +38,7 @@
 #include <nlohmann/json.hpp>
 
 #include "saga/definition.hpp"
+#include "saga/duration.hpp"
 
 namespace saga::dsl {
 
@@ -173,7 +174,7 @@ template <class Timer, std::int64_t DelayMs>
 struct arm {
   static constexpr std::string_view timer_name = Timer::name;
   static std::string name() {
-    return "arm " + std::string(Timer::name) + " (" + std::to_string(DelayMs / 1000) + "s)";
+    return "arm " + std::string(Timer::name) + " (" + saga::format_duration(DelayMs) + ")";
   }
   template <class Event, class Fsm, class Source, class Target>
   void operator()(const Event&, Fsm& fsm, Source&, Target&) const {

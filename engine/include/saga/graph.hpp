@@ -46,10 +46,25 @@ struct graph {
   bool starts_with(std::string_view type) const;
 };
 
+// One saga's path, drawn over its definition's graph (sagactl graph --instance).
+struct graph_overlay {
+  struct transition {
+    std::string from, event, to;
+  };
+  std::string title;                    // a heading (DOT only); empty: none
+  std::string current;                  // the saga's state: filled
+  std::vector<transition> transitions;  // in the order taken: numbered (#1), (#2)… and drawn red;
+                                        // a move no row draws (an operator's) is added dashed
+  std::vector<std::string> timers;      // armed timers ("name due TIME"): a note at `current`
+};
+
 // Exports and the registration checks.
 std::string compute_fingerprint(const graph& g);  // 16 hex digits, FNV-1a over name, states, rows
-std::string to_dot(const graph& g);
-std::string to_mermaid(const graph& g);
+// The one renderer (engine/src/graph_render.cpp). Each row's label is its event, [guard] and
+// / action; with an overlay, the saga's path on top. DOT for Graphviz; Mermaid stateDiagram-v2,
+// whose reserved characters become entity codes (#35; for '#').
+std::string to_dot(const graph& g, const graph_overlay* overlay = nullptr);
+std::string to_mermaid(const graph& g, const graph_overlay* overlay = nullptr);
 nlohmann::json to_json(const graph& g);
 graph graph_from_json(const nlohmann::json& j);
 
