@@ -153,7 +153,7 @@ saga::cli_test::result sagactl(const temp_dir& dir, std::vector<std::string> arg
 }  // namespace
 
 TEST_SUITE("security") {
-  TEST_CASE("an unknown key, a plaintext client and another server key get nothing and sagad goes on") {
+  TEST_CASE("an unknown key or a plaintext client or another server key gets nothing and sagad goes on") {
     secured s;
     const auto start = std::chrono::steady_clock::now();
     CHECK(s.refused(s.as(s.keys.stranger, s.keys.server.public_key, 1), order_placed("o-stranger")));

@@ -48,12 +48,13 @@ security::security(::zmq::context_t& ctx, const options& o) : keys_path_(o.autho
             " or say --insecure");
     }
     if (o.insecure)
-      spdlog::warn(
+      start_notes_.push_back(
           "--insecure: no CURVE key; anyone who reaches these endpoints may send any event and read every "
           "one");
     return;
   }
-  if (o.insecure) spdlog::warn("--insecure has no effect: --curve-secret is given, every socket uses CURVE");
+  if (o.insecure)
+    start_notes_.push_back("--insecure has no effect: --curve-secret is given, every socket uses CURVE");
   if (o.authorized_keys.empty())
     throw startup_error("--curve-secret needs --authorized-keys (who may connect, with which grants)");
   saga::zmq::curve_key_pair own;
@@ -70,13 +71,18 @@ security::security(::zmq::context_t& ctx, const options& o) : keys_path_(o.autho
   }
   secret_key_ = own.secret_key;
   public_key_ = own.public_key;
-  spdlog::info("CURVE on: server key {}, {} client keys ({} names) from {}", public_key_, keys.keys(),
-               keys.names(), o.authorized_keys);
+  curve_note_ = "CURVE on: server key " + public_key_ + ", " + std::to_string(keys.keys()) +
+                " client keys (" + std::to_string(keys.names()) + " names) from " + o.authorized_keys;
   zap_ = std::make_unique<saga::zmq::zap_handler>(
       ctx, std::move(keys), [](std::string_view line) { spdlog::warn("{}", line); },
       [this] { reload_if_requested(); });
   handshakes_ = std::make_unique<saga::zmq::handshake_log>(
       ctx, [](std::string_view line) { spdlog::warn("{}", line); });
+}
+
+void security::log_start() const {
+  if (!curve_note_.empty()) spdlog::info("{}", curve_note_);
+  for (const auto& n : start_notes_) spdlog::warn("{}", n);
 }
 
 void security::watch(::zmq::socket_t& socket, const std::string& name) const {

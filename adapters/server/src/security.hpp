@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <zmq.hpp>
 
@@ -38,6 +39,10 @@ class security {
   const std::string& secret_key() const { return secret_key_; }
   const std::string& public_key() const { return public_key_; }
 
+  // Logs what the start should say (CURVE on, --insecure): called once the sockets are bound,
+  // so that a start refused for a taken port stays one line.
+  void log_start() const;
+
   // Logs failed handshakes of `socket` that the ZAP handler never sees (plaintext clients,
   // wrong server keys); nothing when CURVE is off. Call it on the socket's thread.
   void watch(::zmq::socket_t& socket, const std::string& name) const;
@@ -53,6 +58,8 @@ class security {
   void reload_if_requested();
 
   std::string secret_key_, public_key_, keys_path_;
+  std::string curve_note_;                // "CURVE on: ..."
+  std::vector<std::string> start_notes_;  // warnings
   std::unique_ptr<saga::zmq::zap_handler> zap_;
   std::unique_ptr<saga::zmq::handshake_log> handshakes_;
 };

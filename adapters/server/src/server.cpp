@@ -198,6 +198,7 @@ void server::run(const std::atomic<bool>& stop) {
   spdlog::info("{}: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
                o.name, o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(),
                published_at_start);
+  guard.log_start();
   if (o.on_ready) o.on_ready(bound);
 
   loop(o, engine, *ingress, relay, *pub, clock, fault).run(stop);
