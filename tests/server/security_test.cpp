@@ -324,6 +324,31 @@ TEST_SUITE("security") {
     CHECK(s.d.proc->running());
   }
 
+  TEST_CASE("a rollover: two keys for one name both work and the old one's open session stops when removed") {
+    secured s;
+    const auto next = saga::zmq::generate_curve_key_pair();
+    saga::zmq::write_key_files(s.dir.file("orders-2026"), next);
+    std::ofstream(s.dir.file("authorized_keys"))
+        << authorized_keys_text(true) << "orders-2026.key orders sources=urn:orders types=order.*\n";
+    REQUIRE(s.d.proc->signal(SIGHUP));
+    REQUIRE(s.logged("reloaded " + s.dir.file("authorized_keys") + ": 5 client keys (4 names)"));
+    auto old_key = s.client(s.keys.orders);
+    auto new_key = s.client(next);
+    CHECK(old_key.send(order_placed("o-1")).status == saga::ack_status::accepted);
+    CHECK(new_key.send(order_placed("o-2")).status == saga::ack_status::accepted);
+
+    // The old key's line goes; the name stays with the new key.
+    std::ofstream(s.dir.file("authorized_keys"))
+        << authorized_keys_text(false) << "orders-2026.key orders sources=urn:orders types=order.*\n";
+    REQUIRE(s.d.proc->signal(SIGHUP));
+    REQUIRE(s.logged("reloaded " + s.dir.file("authorized_keys") + ": 4 client keys (4 names)"));
+    const auto refused = old_key.send(order_placed("o-3"));
+    CHECK(refused.status == saga::ack_status::rejected);
+    CHECK(refused.reason == "key 'orders' is no longer in the authorized keys");
+    CHECK(new_key.send(order_placed("o-4")).status == saga::ack_status::accepted);
+    CHECK(s.refused(s.as(s.keys.orders, s.keys.server.public_key, 1), order_placed("o-5")));
+  }
+
   TEST_CASE("secure by default: plaintext binds loopback only unless --insecure and keys must be complete") {
     temp_dir dir;
     const auto run = [&](std::vector<std::string> extra) {
@@ -352,6 +377,11 @@ TEST_SUITE("security") {
       auto p = run({"--ingress", "tcp://0.0.0.0:*", "--insecure"});
       std::string why;
       REQUIRE_MESSAGE(saga::test::read_endpoints_file(dir.file("endpoints.json"), *p, 20s, &why), why);
+      // Said once the sockets are bound, just after the endpoints file.
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (p->err().find("--insecure: no CURVE key") == std::string::npos &&
+             std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(20ms);
       CHECK(p->err().find("--insecure: no CURVE key") != std::string::npos);
       p->signal(SIGTERM);
       CHECK(p->wait_for(20s).code() == 0);

@@ -561,9 +561,11 @@ TEST_SUITE("ingress") {
     saga::zmq::ingress_options o;
     o.curve_secret_key = server_keys.secret_key;
     auto grants = std::make_shared<saga::zmq::authorized_keys>(keys);
-    o.authorize = [grants](std::string_view user, const saga::event& e) -> std::optional<std::string> {
-      const auto* g = grants->by_name(user);
-      if (g == nullptr) return "no grants for key '" + std::string(user) + "'";
+    o.authorize = [grants](std::string_view user, std::string_view public_key,
+                           const saga::event& e) -> std::optional<std::string> {
+      // The ZAP handler hands over the public key with the name: both must match a listed key.
+      const auto* g = grants->by_key(public_key);
+      if (g == nullptr || g->name != user) return "no grants for key '" + std::string(user) + "'";
       return saga::zmq::refusal(*g, e.source, e.type);
     };
     served s(std::move(o), std::move(keys));

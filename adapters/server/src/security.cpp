@@ -91,14 +91,18 @@ void security::watch(::zmq::socket_t& socket, const std::string& name) const {
 
 security::~security() = default;
 
-std::function<std::optional<std::string>(std::string_view, const saga::event&)> security::authorize() const {
+std::function<std::optional<std::string>(std::string_view, std::string_view, const saga::event&)>
+security::authorize() const {
   if (!zap_) return {};
   const saga::zmq::zap_handler* zap = zap_.get();
-  return [zap](std::string_view user, const saga::event& e) -> std::optional<std::string> {
+  return [zap](std::string_view user, std::string_view public_key,
+               const saga::event& e) -> std::optional<std::string> {
     const auto keys = zap->keys();
-    const auto* g = keys->by_name(user);
-    // A key removed by a reload keeps its session but loses its grants.
-    if (g == nullptr) return "key '" + std::string(user) + "' is no longer in the authorized keys";
+    // A key removed by a reload keeps its session but loses its grants, even when its name
+    // stays with another key (a rollover's end).
+    const auto* g = keys->by_key(public_key);
+    if (g == nullptr || g->name != user)
+      return "key '" + std::string(user) + "' is no longer in the authorized keys";
     return saga::zmq::refusal(*g, e.source, e.type);
   };
 }

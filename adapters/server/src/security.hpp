@@ -48,7 +48,8 @@ class security {
   void watch(::zmq::socket_t& socket, const std::string& name) const;
 
   // The ingress's grant check (ingress_options::authorize); empty when CURVE is off.
-  std::function<std::optional<std::string>(std::string_view, const saga::event&)> authorize() const;
+  std::function<std::optional<std::string>(std::string_view, std::string_view, const saga::event&)>
+  authorize() const;
 
   // Asks for the authorized-keys file to be read again (SIGHUP); a file that no longer parses
   // is reported and the keys in force stay.

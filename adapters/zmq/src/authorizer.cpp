@@ -244,7 +244,21 @@ void zap_handler::answer(::zmq::socket_t& socket, std::vector<::zmq::message_t>&
     ++refused_;
     log_refusal(address, text + " (" + domain + ")");
   }
-  const std::array<std::string, 6> reply{"1.0", request_id, status, text, user, ""};
+  // Metadata (ZMTP property list): the client's public key, read by the ingress for each message
+  // (zap_key_property) so that a key removed by a reload is refused even if its name stays.
+  std::string metadata;
+  if (status == "200") {
+    const std::string name = zap_key_property;
+    std::array<char, 41> z85{};
+    zmq_z85_encode(z85.data(), static_cast<const std::uint8_t*>(request[6].data()), 32);
+    const std::string value = z85.data();
+    metadata += static_cast<char>(name.size());
+    metadata += name;
+    for (int shift = 24; shift >= 0; shift -= 8)
+      metadata += static_cast<char>((value.size() >> shift) & 0xff);
+    metadata += value;
+  }
+  const std::array<std::string, 6> reply{"1.0", request_id, status, text, user, metadata};
   for (std::size_t i = 0; i < reply.size(); ++i)
     socket.send(::zmq::buffer(reply[i]),
                 i + 1 < reply.size() ? ::zmq::send_flags::sndmore : ::zmq::send_flags::none);

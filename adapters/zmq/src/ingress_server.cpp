@@ -106,7 +106,8 @@ saga::inbound ingress_server::decode_request(std::vector<::zmq::message_t>& fram
     return bad;
   }
   if (options_.authorize) {
-    if (auto refused = options_.authorize(sender, *r.event)) {
+    const char* key = zmq_msg_gets(frames.back().handle(), zap_key_property);
+    if (auto refused = options_.authorize(sender, key == nullptr ? std::string_view() : key, *r.event)) {
       ++refused_;
       append_bounded(bad.raw, body);
       bad.reason = std::move(*refused);

@@ -77,6 +77,10 @@ class authorized_keys {
 // events and replay domains only with the subscriber role); anything else gets 400, and the
 // handshake never completes. Construct it before binding any CURVE socket of the context;
 // only one per context.
+// The message property (zmq_msg_gets) under which a CURVE peer's public key arrives: the
+// zap_handler returns it as ZAP metadata with every accepted handshake.
+inline constexpr const char* zap_key_property = "Curve-Public-Key";
+
 class zap_handler {
  public:
   struct counters {

@@ -66,9 +66,12 @@ struct ingress_options {
   // Told once per peer per minute that a peer is over its credit (optional).
   std::function<void(std::string_view)> warn;
   // With CURVE (docs/security.md): why the key named `user_id` (the connection's ZAP User-Id,
-  // empty on a plaintext socket) may not send `e`, or nullopt when it may. A refusal turns the
-  // event into an invalid_input with that reason: rejected, never applied. Optional.
-  std::function<std::optional<std::string>(std::string_view user_id, const saga::event& e)> authorize;
+  // empty on a plaintext socket), whose public key is `public_key` (the zap_key_property of
+  // the connection; empty without one), may not send `e`, or nullopt when it may. A refusal
+  // turns the event into an invalid_input with that reason: rejected, never applied. Optional.
+  std::function<std::optional<std::string>(std::string_view user_id, std::string_view public_key,
+                                           const saga::event& e)>
+      authorize;
 };
 
 class ingress_server {
