@@ -74,9 +74,9 @@ saga::ack send_event(const saga::event& e, const send_settings& s) {
                                  ? "; or the CURVE handshake was refused: is --server-key sagad's key and "
                                    "--key's public key in its authorized keys? sagad's log says which"
                                  : "; if sagad runs with --curve-secret, give --server-key and --key";
-    throw failure(unreachable_or_rejected, "sagad unreachable at " + s.endpoint + " (no ack after " +
-                                               std::to_string(s.tries) + " tries of " + s.timeout + ")" +
-                                               hint);
+    throw failure(unreachable_or_rejected,
+                  "sagad unreachable at " + s.endpoint + " (no ack after " + std::to_string(s.tries) +
+                      (s.tries == 1 ? " try of " : " tries of ") + s.timeout + ")" + hint);
   } catch (const ::zmq::error_t& ex) {
     throw failure(unreachable_or_rejected, "sagad unreachable at " + s.endpoint + ": " + ex.what());
   }
