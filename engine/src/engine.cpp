@@ -182,8 +182,9 @@ struct engine::batch_state {
   std::int64_t now_ms;
   std::string time;  // now_ms as RFC 3339: the time of every follow-on event of the batch
   std::vector<published_event> emitted;
-  bool writing = false;                      // the current event has written something (see isolated())
-  std::optional<std::int64_t> parked_total;  // read once per batch when something parks
+  bool writing = false;  // the current event has written something (see isolated())
+  // Parked events per sender (the cap per key), each read once per batch when that sender parks.
+  std::map<std::string, std::int64_t, std::less<>> parked_by_sender;
 };
 
 // Per-definition facts computed once at registration.
@@ -593,10 +594,16 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   if (count >= static_cast<std::int64_t>(options_.park_limit))
     throw event_rejected("saga '" + d.name() + "/" + key + "' already has " + std::to_string(count) +
                          " parked events (the limit)");
-  if (!b.parked_total) b.parked_total = store_.count_parked_total();
-  if (*b.parked_total >= options_.park_total_limit)
-    throw event_rejected("the engine already holds " + std::to_string(*b.parked_total) +
-                         " parked events of all sagas (the total limit)");
+  auto held = b.parked_by_sender.find(e.sender);
+  if (held == b.parked_by_sender.end())
+    held = b.parked_by_sender.emplace(e.sender, store_.count_parked_by_sender(e.sender)).first;
+  if (held->second >= options_.park_total_limit) {
+    if (e.sender.empty())
+      throw event_rejected("the engine already holds " + std::to_string(held->second) +
+                           " parked events of all sagas (the total limit)");
+    throw event_rejected("key '" + e.sender + "' already holds " + std::to_string(held->second) +
+                         " parked events (the limit per key)");
+  }
   parked_record p;
   p.definition = d.name();
   p.key = key;
@@ -608,7 +615,7 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   p.sender = e.sender;
   b.writing = true;
   store_.park(p);
-  ++*b.parked_total;
+  ++held->second;
   if (inst) record_history(d, *inst, e, inst->state, inst->state, "parked", b);
 }
 

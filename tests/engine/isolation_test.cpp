@@ -306,6 +306,42 @@ TEST_SUITE("engine bounds") {
     CHECK(f.scalar("SELECT count(*) FROM parked") == 5);
   }
 
+  TEST_CASE("the parking cap holds per sender key: a key at its cap is rejected and others still park") {
+    saga::engine_options o;
+    o.park_total_limit = 2;
+    fixture f(o);
+    auto from = [](const std::string& sender, int i) {
+      const std::string name = (sender.empty() ? "plain" : sender) + "-" + std::to_string(i);
+      auto e = order_event(name, "payment.succeeded", "k-" + name);  // parked: no saga yet
+      e.sender = sender;
+      return e;
+    };
+    // One batch: the counts are read once per sender and counted on as events park.
+    const std::vector<saga::event> batch = {from("flood", 0), from("payments", 0), from("flood", 1),
+                                            from("flood", 2), from("", 0),         from("payments", 1),
+                                            from("", 1),      from("", 2)};
+    const auto acks = f.engine.handle_batch(batch);
+    REQUIRE(acks.size() == batch.size());
+    for (const std::size_t i : {0, 1, 2, 4, 5, 6}) {
+      CAPTURE(i);
+      CHECK(acks[i].outcome == saga::ack_outcome::parked);
+    }
+    CHECK(acks[3].status == ack_status::rejected);
+    CHECK(acks[3].reason == "key 'flood' already holds 2 parked events (the limit per key)");
+    CHECK(acks[7].status == ack_status::rejected);
+    CHECK(acks[7].reason == "the engine already holds 2 parked events of all sagas (the total limit)");
+
+    // In a later batch the count comes from the store: the key at its cap is still refused, while
+    // a key that holds nothing yet parks.
+    const auto again = f.engine.handle(from("flood", 3));
+    CHECK(again.status == ack_status::rejected);
+    CHECK(again.reason == "key 'flood' already holds 2 parked events (the limit per key)");
+    CHECK(f.engine.handle(from("orders", 0)).outcome == saga::ack_outcome::parked);
+    CHECK(f.scalar("SELECT count(*) FROM parked") == 7);
+    CHECK(f.scalar("SELECT count(*) FROM dead_letters WHERE sender = 'flood'") == 2);
+    CHECK(f.store.count_parked_by_sender("flood") == 2);
+  }
+
   TEST_CASE("dead-letter payloads are cut at a character boundary and marked truncated") {
     fixture f;
     std::string big;

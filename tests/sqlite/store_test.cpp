@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -75,14 +76,25 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
-// Schema 3 undone on a current database, which leaves the schema 2 layout.
+// Schema 5 back to 4: the counts per sender, their triggers and the index by sender dropped.
+void undo_migration_5(SQLite::Database& db) {
+  for (const char* trigger : {"sender_rows_emptied", "parked_by_sender_in", "parked_by_sender_out",
+                              "dead_letters_by_sender_in", "dead_letters_by_sender_out"})
+    db.exec(std::string("DROP TRIGGER ") + trigger);
+  db.exec("DROP INDEX dead_letters_by_sender");
+  db.exec("DROP TABLE sender_rows");
+  db.exec("PRAGMA user_version = 4");
+}
+
 // Schema 4 back to 3: the sender columns dropped.
 void undo_migration_4(SQLite::Database& db) {
+  undo_migration_5(db);
   for (const char* table : {"history", "parked", "dead_letters"})
     db.exec(std::string("ALTER TABLE ") + table + " DROP COLUMN sender");
   db.exec("PRAGMA user_version = 3");
 }
 
+// Schema 3 undone on a current database, which leaves the schema 2 layout.
 void undo_migration_3(SQLite::Database& db) {
   undo_migration_4(db);
   for (const char* trigger :
@@ -95,6 +107,17 @@ void undo_migration_3(SQLite::Database& db) {
   for (const char* column : {"count", "last_ms", "truncated"})
     db.exec(std::string("ALTER TABLE dead_letters DROP COLUMN ") + column);
   db.exec("PRAGMA user_version = 2");
+}
+
+// A database file at an older schema: made new, taken back to `version` by `undo`, then given
+// `rows` (SQL in that schema's layout). A store that opens it again migrates it.
+void old_schema_file(const std::string& path, int version, void (*undo)(SQLite::Database&),
+                     std::initializer_list<const char*> rows) {
+  saga::sqlite::store s(at(path));
+  auto& db = s.database();
+  undo(db);
+  REQUIRE(db.execAndGet("PRAGMA user_version").getInt() == version);
+  for (const char* sql : rows) db.exec(sql);
 }
 
 saga::dead_letter_record dead_letter(const std::string& event_id, const std::string& payload,
@@ -125,6 +148,23 @@ dead_letter_row dead_letter_of(SQLite::Database& db, std::int64_t id) {
           q.getColumn(3).getInt() != 0, q.getColumn(4).getString()};
 }
 
+// sender_rows as "sender:parked/dead_letters", by sender.
+std::vector<std::string> sender_counts(SQLite::Database& db) {
+  SQLite::Statement q(db, "SELECT sender, parked, dead_letters FROM sender_rows ORDER BY sender");
+  std::vector<std::string> out;
+  while (q.executeStep())
+    out.push_back(q.getColumn(0).getString() + ":" + std::to_string(q.getColumn(1).getInt64()) + "/" +
+                  std::to_string(q.getColumn(2).getInt64()));
+  return out;
+}
+
+std::vector<std::string> dead_letter_ids(SQLite::Database& db) {
+  SQLite::Statement q(db, "SELECT event_id FROM dead_letters ORDER BY event_id");
+  std::vector<std::string> out;
+  while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  return out;
+}
+
 // Virtual machine steps run by the connection's prepared statements since the last call: the
 // work a call did, independent of the machine's speed. A full scan of N rows costs several
 // steps per row; an index seek a handful.
@@ -152,11 +192,11 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 4);
+    CHECK(s.schema_version() == 5);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
-                              "definitions", "meta"}) {
+                              "definitions", "meta", "sender_rows"}) {
       CAPTURE(table);
       CHECK(db.tableExists(table));
     }
@@ -261,7 +301,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (4)";
+    const std::string expected = "database schema version 99 is newer than this build supports (5)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -494,14 +534,16 @@ TEST_SUITE("sqlite_store") {
 
   // The writer's commits only wake the checkpoint thread; the pages reach the database file
   // without the writer checkpointing. Without the thread (and below SQLite's own 1,000-page
-  // threshold) they stay in the log.
+  // threshold) they stay in the log. The log (the migrations' pages, then about 200) must stay
+  // below 4 x checkpoint_pages: past it the writer checkpoints itself, and does nothing while
+  // the thread is checkpointing, so the last commit's pages would wait for the next commit.
   TEST_CASE("the write-ahead log is checkpointed by the background thread") {
     for (const bool background : {true, false}) {
       CAPTURE(background);
       temp_dir dir;
       auto o = at(dir.file("saga.db"));
       o.background_checkpoint = background;
-      o.checkpoint_pages = 50;
+      o.checkpoint_pages = 60;
       saga::sqlite::store s(o);
       const auto before = fs::file_size(o.path);
       for (int batch = 0; batch < 4; ++batch) {  // 4 x 40 rows of 4 KiB: about 200 pages in the log
@@ -685,19 +727,53 @@ TEST_SUITE("sqlite_store") {
     CHECK(count_rows(host, "after_store") == 1);
   }
 
+  // Schema 5 on a schema 4 file: the counts per sender start from the rows that were there.
+  TEST_CASE("a schema 4 database migrates: parked events and dead letters are counted per sender") {
+    temp_dir dir;
+    old_schema_file(
+        dir.file("saga.db"), 4, undo_migration_5,
+        {"INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms, sender) VALUES"
+         " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10, 'payments'),"
+         " ('order_lifecycle', 'o-1', 'p-2', 'urn:shop', 'payment.succeeded', '{}', 11, 'payments'),"
+         " ('order_lifecycle', 'o-2', 'p-3', 'urn:shop', 'payment.succeeded', '{}', 12, 'orders'),"
+         " ('order_lifecycle', 'o-3', 'p-4', 'urn:shop', 'payment.succeeded', '{}', 13, '')",
+         "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, last_ms,"
+         " sender) VALUES"
+         " ('e-1', 'urn:shop', 'order.placed', 'o-1', 'r', '{}', 100, 100, 'orders'),"
+         " ('e-2', 'urn:shop', 'order.placed', 'o-2', 'r', '{}', 200, 200, 'orders'),"
+         " ('e-3', 'urn:shop', 'order.placed', 'o-3', 'r', '{}', 300, 300, 'orders'),"
+         " ('e-4', 'urn:shop', 'order.placed', 'o-4', 'r', '{}', 400, 400, 'payments')"});
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    auto& db = s.database();
+    CHECK(
+        db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'dead_letters_by_sender'").getInt() ==
+        1);
+    CHECK(sender_counts(db) == std::vector<std::string>{":1/0", "orders:1/3", "payments:2/1"});
+    CHECK(s.count_parked_by_sender("payments") == 2);
+    CHECK(s.count_parked_by_sender("orders") == 1);
+    CHECK(s.count_parked_by_sender("") == 1);
+    CHECK(s.count_parked_by_sender("nobody") == 0);
+    CHECK(s.count_parked_total() == 4);
+    // The cap per sender works on the rows that were there: orders keeps its newest.
+    CHECK(s.prune_dead_letters(0, 1, 10) == 2);
+    CHECK(dead_letter_ids(db) == std::vector<std::string>{"e-3", "e-4"});
+    // And the triggers count what comes after.
+    auto p = parked("o-2", "p-5", 20);
+    p.sender = "orders";
+    s.park(p);
+    CHECK(s.count_parked_by_sender("orders") == 2);
+    CHECK(sender_counts(db) == std::vector<std::string>{":1/0", "orders:2/1", "payments:2/1"});
+  }
+
   // Schema 4 on a schema 3 file: rows written before keep an empty sender; new rows keep theirs.
   TEST_CASE("a schema 3 database migrates: history and parked rows and dead letters record their sender") {
     temp_dir dir;
-    {
-      saga::sqlite::store s(at(dir.file("saga.db")));
-      auto& db = s.database();
-      undo_migration_4(db);
-      db.exec(
-          "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms) VALUES"
-          " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10)");
-    }
+    old_schema_file(dir.file("saga.db"), 3, undo_migration_4,
+                    {"INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms) VALUES"
+                     " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10)"});
     saga::sqlite::store s(at(dir.file("saga.db")));
-    CHECK(s.schema_version() == 4);
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     s.begin();
     auto p = parked("o-1", "p-2", 20);
     p.sender = "payments";
@@ -732,20 +808,14 @@ TEST_SUITE("sqlite_store") {
   // letters and parked events written in the old layout, then reopened.
   TEST_CASE("a schema 2 database migrates: dead letters get a count and their last rejection") {
     temp_dir dir;
-    {
-      saga::sqlite::store s(at(dir.file("saga.db")));
-      auto& db = s.database();
-      undo_migration_3(db);
-      db.exec(
-          "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms) VALUES"
-          " ('e-1', 'urn:shop', 'order.placed', 'o-1', 'old reason', '{\"a\":1}', 100),"
-          " ('e-2', 'urn:shop', 'order.placed', 'o-2', 'old reason', '{\"a\":2}', 200)");
-      db.exec(
-          "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms) VALUES"
-          " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10),"
-          " ('order_lifecycle', 'o-2', 'p-2', 'urn:shop', 'payment.succeeded', '{}', 20)");
-      CHECK(db.execAndGet("PRAGMA user_version").getInt() == 2);
-    }
+    old_schema_file(
+        dir.file("saga.db"), 2, undo_migration_3,
+        {"INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms) VALUES"
+         " ('e-1', 'urn:shop', 'order.placed', 'o-1', 'old reason', '{\"a\":1}', 100),"
+         " ('e-2', 'urn:shop', 'order.placed', 'o-2', 'old reason', '{\"a\":2}', 200)",
+         "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms) VALUES"
+         " ('order_lifecycle', 'o-1', 'p-1', 'urn:shop', 'payment.succeeded', '{}', 10),"
+         " ('order_lifecycle', 'o-2', 'p-2', 'urn:shop', 'payment.succeeded', '{}', 20)"});
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     auto& db = s.database();
@@ -841,6 +911,40 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.prune_dead_letters(0, 0, 10) == 3);
   }
 
+  TEST_CASE("dead letters beyond keep_max are pruned per sender and the limit holds for all senders") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    auto from = [&](const std::string& sender, int i, std::int64_t at_ms) {
+      auto d = dead_letter((sender.empty() ? "plain" : sender) + "-" + std::to_string(i), "{}", at_ms);
+      d.sender = sender;
+      return s.add_dead_letter(d);
+    };
+    for (int i = 0; i < 6; ++i) from("flood", i, 1000 + i);
+    for (int i = 0; i < 3; ++i) from("orders", i, 2000 + i);
+    for (int i = 0; i < 2; ++i) from("", i, 100 + i);  // the oldest of all, but within their cap
+    from("flood", 0, 9000);                            // rejected again: its age is its last rejection
+
+    // Two kept per sender: flood-1 .. flood-4 and orders-0 go, three rows per call.
+    CHECK(s.prune_dead_letters(0, 2, 3) == 3);
+    CHECK(s.prune_dead_letters(0, 2, 3) == 2);
+    CHECK(s.prune_dead_letters(0, 2, 3) == 0);
+    CHECK(dead_letter_ids(db) ==
+          std::vector<std::string>{"flood-0", "flood-5", "orders-1", "orders-2", "plain-0", "plain-1"});
+    CHECK(sender_counts(db) == std::vector<std::string>{":0/2", "flood:0/2", "orders:0/2"});
+    CHECK(db.execAndGet("SELECT value FROM meta WHERE key = 'dead_letter_rows'").getInt64() == 6);
+
+    // Expired rows go first and share the limit with the cap: plain-0 and plain-1 are past the
+    // retention, then one of the rows beyond a cap of one.
+    CHECK(s.prune_dead_letters(1000, 1, 3) == 3);
+    CHECK(s.prune_dead_letters(1000, 1, 3) == 1);
+    CHECK(s.prune_dead_letters(1000, 1, 3) == 0);
+    CHECK(dead_letter_ids(db) == std::vector<std::string>{"flood-0", "orders-2"});
+    CHECK(s.prune_dead_letters(0, 0, 0) == 0);  // a limit of zero deletes nothing
+    CHECK(s.prune_dead_letters(0, 0, 10) == 2);
+    CHECK(sender_counts(db).empty());
+  }
+
   TEST_CASE("a savepoint undoes one event's writes and keeps the rest of the transaction") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
@@ -930,6 +1034,58 @@ TEST_SUITE("sqlite_store") {
     s.database().exec("DELETE FROM parked WHERE key = 'o-2'");
     CHECK(s.count_parked_total() == 1);
     CHECK(s.count_parked_total() == count_rows(s.database(), "parked"));
+  }
+
+  TEST_CASE("count_parked_by_sender counts each sender's parked events as they come and go") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    auto from = [](const std::string& sender, const std::string& key, const std::string& id) {
+      auto p = parked(key, id, 10);
+      p.sender = sender;
+      return p;
+    };
+    CHECK(s.count_parked_by_sender("payments") == 0);
+    const auto a = s.park(from("payments", "o-1", "a"));
+    s.park(from("payments", "o-2", "b"));
+    s.park(from("orders", "o-1", "c"));
+    s.park(from("", "o-3", "d"));
+    CHECK(s.count_parked_by_sender("payments") == 2);
+    CHECK(s.count_parked_by_sender("orders") == 1);
+    CHECK(s.count_parked_by_sender("") == 1);
+    CHECK(s.count_parked_total() == 4);
+    s.remove_parked(a);
+    CHECK(s.count_parked_by_sender("payments") == 1);
+
+    // Rolled back with the transaction or with a savepoint: the counts go with the rows.
+    s.begin();
+    s.park(from("payments", "o-4", "e"));
+    s.park(from("newcomer", "o-4", "f"));
+    CHECK(s.count_parked_by_sender("payments") == 2);
+    CHECK(s.count_parked_by_sender("newcomer") == 1);
+    s.rollback();
+    CHECK(s.count_parked_by_sender("payments") == 1);
+    CHECK(s.count_parked_by_sender("newcomer") == 0);
+    s.begin();
+    s.savepoint();
+    s.park(from("orders", "o-5", "g"));
+    s.rollback_to_savepoint();
+    s.commit();
+    CHECK(s.count_parked_by_sender("orders") == 1);
+
+    // Rows deleted behind the store's back are counted out too.
+    db.exec("DELETE FROM parked WHERE key = 'o-3'");
+    CHECK(s.count_parked_by_sender("") == 0);
+
+    // A sender keeps its row while it holds parked events or dead letters, and loses it after.
+    auto d = dead_letter("e-1", "{}", 100);
+    d.sender = "orders";
+    s.add_dead_letter(d);
+    CHECK(sender_counts(db) == std::vector<std::string>{"orders:1/1", "payments:1/0"});
+    db.exec("DELETE FROM parked");
+    CHECK(sender_counts(db) == std::vector<std::string>{"orders:0/1"});
+    CHECK(s.prune_dead_letters(1000, 100, 10) == 1);
+    CHECK(sender_counts(db).empty());
   }
 
   TEST_CASE("prune deletes the outbox only as a prefix of the log and at most limit rows of each table") {
@@ -1089,6 +1245,8 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.due_timers(rows * 2, 10, {"order_lifecycle"}).size() == 1);
     CHECK(vm_steps(db) < bound);
     CHECK(s.count_parked_total() == rows);
+    CHECK(vm_steps(db) < bound);
+    CHECK(s.count_parked_by_sender("") == rows);
     CHECK(vm_steps(db) < bound);
     CHECK(s.due_timers_elsewhere(rows * 2, {"order_lifecycle"}).size() == 1);  // counts retired's 5,000
     CHECK(vm_steps(db) > bound);  // the meter does see a walk over thousands of rows

@@ -197,6 +197,44 @@ ALTER TABLE parked ADD COLUMN sender TEXT NOT NULL DEFAULT '';
 ALTER TABLE dead_letters ADD COLUMN sender TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 4;
 )sql"},
+    // Schema 5 (issue 13): the parked and dead-letter caps hold per sender key, so one client
+    // cannot use up the room of the others. sender_rows keeps each sender's counts, maintained
+    // by triggers like meta's totals (schema 3), and loses a sender's row once it holds nothing
+    // (so it is as large as the set of senders holding something); dead letters are pruned per
+    // sender through dead_letters_by_sender. A row's sender is written once, never updated.
+    {5, R"sql(
+CREATE TABLE sender_rows (
+  sender TEXT PRIMARY KEY NOT NULL,
+  parked INTEGER NOT NULL DEFAULT 0,
+  dead_letters INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO sender_rows (sender, parked) SELECT sender, count(*) FROM parked GROUP BY sender;
+-- WHERE true: an upsert's SELECT needs a WHERE clause for SQLite to parse ON CONFLICT.
+INSERT INTO sender_rows (sender, dead_letters)
+  SELECT sender, count(*) FROM dead_letters WHERE true GROUP BY sender
+  ON CONFLICT (sender) DO UPDATE SET dead_letters = excluded.dead_letters;
+CREATE INDEX dead_letters_by_sender ON dead_letters (sender, last_ms, id);
+
+CREATE TRIGGER sender_rows_emptied AFTER UPDATE ON sender_rows
+WHEN new.parked = 0 AND new.dead_letters = 0 BEGIN
+  DELETE FROM sender_rows WHERE sender = new.sender;
+END;
+CREATE TRIGGER parked_by_sender_in AFTER INSERT ON parked BEGIN
+  INSERT INTO sender_rows (sender, parked) VALUES (new.sender, 1)
+    ON CONFLICT (sender) DO UPDATE SET parked = parked + 1;
+END;
+CREATE TRIGGER parked_by_sender_out AFTER DELETE ON parked BEGIN
+  UPDATE sender_rows SET parked = parked - 1 WHERE sender = old.sender;
+END;
+CREATE TRIGGER dead_letters_by_sender_in AFTER INSERT ON dead_letters BEGIN
+  INSERT INTO sender_rows (sender, dead_letters) VALUES (new.sender, 1)
+    ON CONFLICT (sender) DO UPDATE SET dead_letters = dead_letters + 1;
+END;
+CREATE TRIGGER dead_letters_by_sender_out AFTER DELETE ON dead_letters BEGIN
+  UPDATE sender_rows SET dead_letters = dead_letters - 1 WHERE sender = old.sender;
+END;
+PRAGMA user_version = 5;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -215,8 +253,8 @@ enum q : std::size_t {
   q_find_dead_letter,
   q_count_dead_letter,
   q_expired_dead_letters,
-  q_dead_letter_rows,
-  q_oldest_dead_letters,
+  q_senders_over,
+  q_oldest_dead_letters_of,
   q_savepoint,
   q_release_savepoint,
   q_rollback_to_savepoint,
@@ -230,6 +268,7 @@ enum q : std::size_t {
   q_parked_of,
   q_count_parked,
   q_parked_rows,
+  q_parked_of_sender,
   q_remove_parked,
   q_orphaned_parked,
   q_load_definition,
@@ -292,10 +331,13 @@ constexpr const char* sql_of[] = {
     // q_expired_dead_letters
     "DELETE FROM dead_letters WHERE id IN"
     " (SELECT id FROM dead_letters WHERE last_ms < ? ORDER BY last_ms, id LIMIT ?)",
-    // q_dead_letter_rows: kept by triggers (schema 3)
-    "SELECT value FROM meta WHERE key = 'dead_letter_rows'",
-    // q_oldest_dead_letters
-    "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters ORDER BY last_ms, id LIMIT ?)",
+    // q_senders_over: the senders holding more than keep_max, the largest first; sender_rows
+    // (schema 5) has a row only for a sender that holds something.
+    "SELECT sender, dead_letters FROM sender_rows WHERE dead_letters > ?"
+    " ORDER BY dead_letters DESC, sender LIMIT ?",
+    // q_oldest_dead_letters_of: through dead_letters_by_sender
+    "DELETE FROM dead_letters WHERE id IN"
+    " (SELECT id FROM dead_letters WHERE sender = ? ORDER BY last_ms, id LIMIT ?)",
     // q_savepoint, q_release_savepoint, q_rollback_to_savepoint
     "SAVEPOINT saga_event",
     "RELEASE saga_event",
@@ -331,6 +373,8 @@ constexpr const char* sql_of[] = {
     "SELECT count(*) FROM parked WHERE definition = ? AND key = ?",
     // q_parked_rows: kept by triggers (schema 3)
     "SELECT value FROM meta WHERE key = 'parked_rows'",
+    // q_parked_of_sender: kept by triggers (schema 5)
+    "SELECT parked FROM sender_rows WHERE sender = ?",
     // q_remove_parked
     "DELETE FROM parked WHERE id = ?",
     // q_orphaned_parked
@@ -813,17 +857,23 @@ std::int64_t store::prune_dead_letters(std::int64_t before_ms, std::int64_t keep
         use u(prepared(q_expired_dead_letters));
         removed += u.integer(1, before_ms).limit(2, limit).exec();
       }
-      const auto left = limit - static_cast<std::size_t>(removed);
+      auto left = limit - static_cast<std::size_t>(removed);
       if (left == 0) return;
-      std::int64_t rows = 0;
+      const std::int64_t keep = std::max<std::int64_t>(keep_max, 0);
+      std::vector<std::pair<std::string, std::int64_t>> over;  // read before deleting from it
       {
-        use u(prepared(q_dead_letter_rows));
-        if (u.step()) rows = u.integer(0);
+        use u(prepared(q_senders_over));
+        u.integer(1, keep).limit(2, left);
+        while (u.step()) over.emplace_back(u.string(0), u.integer(1));
       }
-      const std::int64_t excess = rows - std::max<std::int64_t>(keep_max, 0);
-      if (excess <= 0) return;
-      use u(prepared(q_oldest_dead_letters));
-      removed += u.limit(1, std::min(left, static_cast<std::size_t>(excess))).exec();
+      for (const auto& [sender, rows] : over) {
+        if (left == 0) break;
+        use u(prepared(q_oldest_dead_letters_of));
+        const auto n =
+            u.text(1, sender).limit(2, std::min(left, static_cast<std::size_t>(rows - keep))).exec();
+        removed += n;
+        left -= static_cast<std::size_t>(n);
+      }
     });
     return removed;
   });
@@ -947,6 +997,14 @@ std::int64_t store::count_parked(std::string_view definition, std::string_view k
 std::int64_t store::count_parked_total() {
   return guarded("count_parked_total", [&]() -> std::int64_t {
     use u(prepared(q_parked_rows));
+    return u.step() ? u.integer(0) : 0;
+  });
+}
+
+std::int64_t store::count_parked_by_sender(std::string_view sender) {
+  return guarded("count_parked_by_sender", [&]() -> std::int64_t {
+    use u(prepared(q_parked_of_sender));
+    u.text(1, sender);
     return u.step() ? u.integer(0) : 0;
   });
 }

@@ -143,8 +143,11 @@ class store {
   // instead (count + 1, last_ms and reason of the new one) — a resent event is one dead letter.
   // Inputs without an id (unparsed) are each their own row. Returns the row's id.
   virtual std::int64_t add_dead_letter(const dead_letter_record& r) = 0;
-  // Deletes dead letters whose last rejection is before `before_ms`, then the oldest beyond
-  // `keep_max` rows; at most `limit` rows per call (the caller loops). Returns rows deleted.
+  // Deletes dead letters whose last rejection is before `before_ms`, then, for each sender
+  // (dead_letter_record::sender; every row without one is one more sender, "") holding more than
+  // `keep_max` rows, its oldest by last rejection: one client key flooding the dead letters
+  // pushes out only its own. At most `limit` rows in all per call (the caller loops), in one
+  // transaction. Returns rows deleted.
   virtual std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max,
                                           std::size_t limit) = 0;
 
@@ -175,7 +178,10 @@ class store {
   virtual std::int64_t park(const parked_record& r) = 0;
   virtual std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) = 0;
   virtual std::int64_t count_parked(std::string_view definition, std::string_view key) = 0;
-  virtual std::int64_t count_parked_total() = 0;  // of every saga: the global parking cap
+  virtual std::int64_t count_parked_total() = 0;  // of every saga and sender
+  // Parked events of every saga that came from `sender` (parked_record::sender; "" counts those
+  // without one): the parking cap per client key.
+  virtual std::int64_t count_parked_by_sender(std::string_view sender) = 0;
   virtual void remove_parked(std::int64_t id) = 0;
   // Parked events of sagas that do not exist, parked before `before_ms`.
   virtual std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) = 0;
@@ -261,6 +267,9 @@ class store_wrapper : public store {
     return target_.count_parked(d, k);
   }
   std::int64_t count_parked_total() override { return target_.count_parked_total(); }
+  std::int64_t count_parked_by_sender(std::string_view s) override {
+    return target_.count_parked_by_sender(s);
+  }
   void remove_parked(std::int64_t id) override { target_.remove_parked(id); }
   std::vector<parked_record> orphaned_parked(std::int64_t before, std::size_t limit) override {
     return target_.orphaned_parked(before, limit);

@@ -15,11 +15,13 @@
 // read-only store never migrates and refuses a database it cannot read.
 //
 // Schema 3 keeps two row counts in the meta table, maintained by triggers whatever writes the
-// rows (dead letters and parked events: their caps are checked without counting the table), and
-// indexes every bounded housekeeping query (dead letters by (source, event_id) and by last_ms,
-// inbox by received_ms, timers by (definition, due_ms), instances by (definition, state,
+// rows (dead letters and parked events: counted without counting the table), and indexes every
+// bounded housekeeping query (dead letters by (source, event_id) and by last_ms, inbox by
+// received_ms, timers by (definition, due_ms), instances by (definition, state,
 // state_since_ms)), so that each call of prune, prune_dead_letters, purge_finished and due_timers
-// does work in proportion to its limit, not to the size of the tables.
+// does work in proportion to its limit, not to the size of the tables. Schema 5 keeps the same
+// two counts per sender key in sender_rows (a row per sender that holds something), which the
+// caps per key read, and indexes dead letters by (sender, last_ms).
 //
 // Under synchronous = FULL, mark_published outside a transaction commits its marks at NORMAL
 // (a lost mark is only a second publication) and restores FULL before it returns. If FULL
@@ -73,7 +75,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 4;
+  static constexpr int current_schema = 5;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -126,6 +128,7 @@ class store final : public saga::store {
   std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) override;
   std::int64_t count_parked(std::string_view definition, std::string_view key) override;
   std::int64_t count_parked_total() override;
+  std::int64_t count_parked_by_sender(std::string_view sender) override;
   void remove_parked(std::int64_t id) override;
   std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) override;
 
@@ -146,7 +149,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 50;
+  static constexpr std::size_t statement_count = 51;
 
   void migrate(bool read_only);
   void register_commit_hook();
