@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <map>
 #include <memory>
 #include <optional>
@@ -43,6 +44,10 @@ enum class ack_outcome { none, transitioned, parked, ignored };
 
 std::string_view to_string(ack_status s);
 std::string_view to_string(ack_outcome o);
+// By name ("rejected", "transitioned"), so that test frameworks (doctest's CHECK(a == b)) and
+// logs print them readably; an ack prints as its wire JSON (below).
+std::ostream& operator<<(std::ostream& out, ack_status s);
+std::ostream& operator<<(std::ostream& out, ack_outcome o);
 
 // The answer to one incoming event (wire protocol v1's ack).
 struct ack {
@@ -61,6 +66,7 @@ struct ack {
 nlohmann::json to_json(const ack& a);
 // to_json(a).dump(), byte for byte, written directly (an ack is stored and sent for every event).
 std::string encode_ack(const ack& a);
+std::ostream& operator<<(std::ostream& out, const ack& a);  // encode_ack(a)
 ack ack_from_json(const nlohmann::json& j);
 
 // Input that failed to decode; it is rejected and kept as a dead letter.
@@ -80,10 +86,12 @@ struct engine_options {
   // Source of follow-on events; empty means "urn:saga:<definition>".
   std::string source;
   saga::limits limits;
+  // park_total_limit and dead_letter_max hold per sender key (event::sender), so that one client
+  // key cannot use up the room of the others; events without a sender share one pool.
   std::size_t park_limit = 64;                                      // parked events per saga
-  std::int64_t park_total_limit = 100'000;                          // parked events of all sagas together
+  std::int64_t park_total_limit = 100'000;                          // parked events of all sagas, per key
   std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;  // by last rejection
-  std::int64_t dead_letter_max = 100'000;                           // rows kept, newest first
+  std::int64_t dead_letter_max = 100'000;                           // rows kept per key, newest first
   std::int64_t finished_retention_ms = 0;            // finished sagas (and their history) kept; 0: forever
   std::int64_t park_expiry_ms = 24LL * 3600 * 1000;  // for sagas that never start
   std::function<void(log_level, std::string_view)> log;  // optional

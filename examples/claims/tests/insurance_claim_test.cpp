@@ -13,6 +13,7 @@
 
 #include "saga/graph.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/testing/doctest.hpp"
 #include "saga/testing/scenario.hpp"
 
 using namespace std::chrono_literals;

@@ -14,13 +14,17 @@
 //
 // Like a testing policy in Boost.SML, `start_in()` puts a saga straight into
 // a state to test one transition. expect_* throw std::runtime_error with a
-// message saying what differed, so they work under any test framework.
+// message that starts with the caller's file and line (std::source_location)
+// and says what differed, so they work under any test framework and a failure
+// points at the check, not at the test case. Acks, statuses and outcomes
+// print by name (operator<< in saga/engine.hpp), also in doctest's messages.
 // Not thread-safe.
 
 #include <chrono>
 #include <filesystem>
 #include <initializer_list>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <vector>
 
@@ -69,10 +73,12 @@ class scenario {
   std::int64_t parked_count() const;
   std::vector<event> outbox() const;  // every follow-on event so far, in sequence order
 
-  scenario& expect_state(std::string_view s);
-  scenario& expect_emitted(const std::vector<std::string>& types);
-  scenario& expect_timers(const std::vector<std::string>& names);
-  scenario& expect_outcome(ack_outcome o);
+  scenario& expect_state(std::string_view s, std::source_location where = std::source_location::current());
+  scenario& expect_emitted(const std::vector<std::string>& types,
+                           std::source_location where = std::source_location::current());
+  scenario& expect_timers(const std::vector<std::string>& names,
+                          std::source_location where = std::source_location::current());
+  scenario& expect_outcome(ack_outcome o, std::source_location where = std::source_location::current());
 
   saga::engine& engine() { return *engine_; }
   saga::manual_clock& clock() { return clock_; }
@@ -81,6 +87,8 @@ class scenario {
   const std::string& definition_name() const { return definition_; }
 
  private:
+  [[noreturn]] void fail(const std::source_location& where, const std::string& what) const;
+
   std::filesystem::path dir_;
   std::string key_;
   std::string definition_;

@@ -155,31 +155,37 @@ std::vector<event> scenario::outbox() const {
   return out;
 }
 
-scenario& scenario::expect_state(std::string_view s) {
-  if (state() != s)
-    throw std::runtime_error("expected state '" + std::string(s) + "', saga is in '" + state() + "'");
+scenario& scenario::expect_state(std::string_view s, std::source_location where) {
+  if (state() != s) fail(where, "expected state '" + std::string(s) + "', saga is in '" + state() + "'");
   return *this;
 }
 
-scenario& scenario::expect_emitted(const std::vector<std::string>& types) {
+scenario& scenario::expect_emitted(const std::vector<std::string>& types, std::source_location where) {
   if (emitted_types() != types)
-    throw std::runtime_error("expected emitted " + join(types) + ", got " + join(emitted_types()));
+    fail(where, "expected emitted " + join(types) + ", got " + join(emitted_types()));
   return *this;
 }
 
-scenario& scenario::expect_timers(const std::vector<std::string>& names) {
+scenario& scenario::expect_timers(const std::vector<std::string>& names, std::source_location where) {
   auto want = names;
   std::sort(want.begin(), want.end());
   if (armed_timers() != want)
-    throw std::runtime_error("expected armed timers " + join(want) + ", got " + join(armed_timers()));
+    fail(where, "expected armed timers " + join(want) + ", got " + join(armed_timers()));
   return *this;
 }
 
-scenario& scenario::expect_outcome(ack_outcome o) {
+scenario& scenario::expect_outcome(ack_outcome o, std::source_location where) {
   if (last_ack_.outcome != o)
-    throw std::runtime_error("expected outcome '" + std::string(to_string(o)) + "', got '" +
-                             std::string(to_string(last_ack_.outcome)) + "' (" + last_ack_.reason + ")");
+    fail(where, "expected outcome '" + std::string(to_string(o)) + "', got '" +
+                    std::string(to_string(last_ack_.outcome)) + "' (" +
+                    std::string(to_string(last_ack_.status)) +
+                    (last_ack_.reason.empty() ? "" : ": " + last_ack_.reason) + ")");
   return *this;
+}
+
+void scenario::fail(const std::source_location& where, const std::string& what) const {
+  throw std::runtime_error(std::string(where.file_name()) + ":" + std::to_string(where.line()) + ": " +
+                           definition_ + "/" + key_ + ": " + what);
 }
 
 }  // namespace saga::testing
