@@ -44,7 +44,8 @@ void add_store_options(CLI::App& app, options& o, duration_texts& d) {
       ->check(duration("--park-expiry"))
       ->capture_default_str();
   app.add_option("--park-total-limit", o.park_total_limit,
-                 "parked events of all sagas together; more are rejected")
+                 "parked events of all sagas per client key (CURVE); events without a key share one pool; "
+                 "more are rejected")
       ->envname("SAGA_PARK_TOTAL_LIMIT")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
       ->capture_default_str();
@@ -53,7 +54,9 @@ void add_store_options(CLI::App& app, options& o, duration_texts& d) {
       ->envname("SAGA_DEAD_LETTER_RETENTION")
       ->check(duration("--dead-letter-retention"))
       ->capture_default_str();
-  app.add_option("--dead-letter-max", o.dead_letter_max, "dead letters kept at most (the oldest go first)")
+  app.add_option("--dead-letter-max", o.dead_letter_max,
+                 "dead letters kept at most per client key (CURVE; events without a key share one pool); the "
+                 "oldest go first")
       ->envname("SAGA_DEAD_LETTER_MAX")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1'000'000'000}))
       ->capture_default_str();

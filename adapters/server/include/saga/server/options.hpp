@@ -50,10 +50,10 @@ struct options {
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;
   std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;
   std::size_t park_limit = 64;
-  std::int64_t park_total_limit = 100'000;
+  std::int64_t park_total_limit = 100'000;  // parked events of all sagas, per CURVE key (one pool without)
   std::int64_t park_expiry_ms = 24LL * 3600 * 1000;
   std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;
-  std::int64_t dead_letter_max = 100'000;
+  std::int64_t dead_letter_max = 100'000;  // dead letters kept, per CURVE key (one pool without)
   std::int64_t finished_retention_ms = 0;  // 0: finished sagas are kept
   std::size_t peer_credit = 10'000;        // requests of one connection read and not yet acked
   int storage_retries = 3;                 // retries of a whole batch before bisecting it
