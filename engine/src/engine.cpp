@@ -502,6 +502,8 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
     dl.source = bad->source;
     dl.payload = truncate(bad->raw, dl.truncated);
     dl.sender = bad->sender;
+    dl.type = bad->type;
+    dl.subject = bad->subject;
   }
   dl.last_ms = dl.created_ms;
   b.writing = true;
@@ -719,7 +721,11 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
         invalid_input bad{
             p.payload,
             "parked event of saga '" + d.name() + "/" + rec.key + "' no longer decodes: " + decoded.error,
-            p.event_id, p.source, p.sender};
+            p.event_id,
+            p.source,
+            p.sender,
+            p.type,
+            rec.key};
         reject(nullptr, &bad, bad.reason, b);
         continue;
       }

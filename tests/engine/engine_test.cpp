@@ -248,7 +248,8 @@ TEST_SUITE("engine") {
     batch.emplace_back(ev("x1", "order.placed", "X", {}));  // replaced below: no amount
     std::get<saga::event>(batch.back()).data = {{"currency", "EUR"}};
     batch.emplace_back(ev("u1", "no.such.type", "A"));
-    batch.emplace_back(saga::invalid_input{"{not json", "event: not valid JSON at byte 2", "", "", ""});
+    batch.emplace_back(
+        saga::invalid_input{"{not json", "event: not valid JSON at byte 2", "", "", "", "", ""});
     batch.emplace_back(ev("a2", "payment.succeeded", "A"));
     const auto acks = eng.handle_batch(std::span<const saga::inbound>(batch));
     REQUIRE(acks.size() == 5);

@@ -545,7 +545,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (d)
           pending.emplace_back(std::move(*d.event));
         else
-          pending.emplace_back(saga::invalid_input{raw, d.error, d.id, d.source, ""});
+          pending.emplace_back(saga::invalid_input{raw, d.error, d.id, d.source, "", "", ""});
         break;
       }
       case 7: {

@@ -203,6 +203,10 @@ TEST_SUITE("security") {
     SQLite::Database db(s.dir.file("saga.db"), SQLite::OPEN_READONLY);
     CHECK(db.execAndGet("SELECT group_concat(sender, ',') FROM (SELECT sender FROM dead_letters ORDER BY id)")
               .getString() == "payments,orders");
+    // The dead letters name what was refused, for sagactl dead-letters.
+    CHECK(db.execAndGet("SELECT group_concat(type || ' ' || subject, ',') FROM (SELECT * FROM dead_letters "
+                        "ORDER BY id)")
+              .getString() == "order.placed o-1,order.placed o-2");
 
     // Within its grants the same key is served, and the history names it.
     CHECK(orders.send(order_placed("o-3")).status == saga::ack_status::accepted);

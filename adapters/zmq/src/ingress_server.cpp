@@ -113,6 +113,8 @@ saga::inbound ingress_server::decode_request(std::vector<::zmq::message_t>& fram
       bad.reason = std::move(*refused);
       bad.id = r.event->id;
       bad.source = r.event->source;
+      bad.type = r.event->type;
+      bad.subject = r.event->subject;
       return bad;
     }
   }

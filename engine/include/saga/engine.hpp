@@ -76,6 +76,8 @@ struct invalid_input {
   std::string id;      // what could be read of it
   std::string source;
   std::string sender;  // as event::sender
+  std::string type;    // when known (an event refused by its key's grants): kept on the dead letter
+  std::string subject;
 };
 
 using inbound = std::variant<event, invalid_input>;
