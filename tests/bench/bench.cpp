@@ -691,13 +691,15 @@ struct e2e_result {
   std::string notes;
 };
 
-// `curve`: with CURVE on (sagad, client and subscriber), on a database of its own.
+// `curve`: with CURVE on (sagad, client and subscriber). `fresh_db`: on a new database (else
+// e2e-<sync>.db, which the latency measurement reads afterwards).
 e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                              double budget, const curve_setup* curve = nullptr) {
+                              double budget, const curve_setup* curve = nullptr, bool fresh_db = false) {
   ::zmq::context_t ctx(1);
-  static int curve_runs = 0;
+  static int runs = 0;  // the curve measurement's runs each start on a fresh database
   const std::string db =
-      curve ? dir.file("e2e-curve-" + std::to_string(curve_runs++) + ".db") : dir.file("e2e-" + sync + ".db");
+      fresh_db ? dir.file("e2e-" + std::string(curve ? "curve-" : "plain-") + std::to_string(runs++) + ".db")
+               : dir.file("e2e-" + sync + ".db");
   sagad d(cfg, dir, db, sync, true, curve ? curve->sagad_args : std::vector<std::string>{});
   follower f(ctx, d.ep(), {}, 0, 10s, curve ? curve->client : saga::zmq::curve_client{});
   saga::zmq::client_options co;
@@ -964,8 +966,8 @@ void measure_curve(const config& cfg, const saga::test::temp_dir& dir) {
   const int reps = cfg.quick ? 1 : 3;
   std::vector<double> plain, curved;
   for (int i = 0; i < reps; ++i) {
-    plain.push_back(run_e2e_throughput(cfg, dir, "FULL", cfg.seconds, nullptr).rate);
-    const auto c = run_e2e_throughput(cfg, dir, "FULL", cfg.seconds, &curve);
+    plain.push_back(run_e2e_throughput(cfg, dir, "FULL", cfg.seconds, nullptr, true).rate);
+    const auto c = run_e2e_throughput(cfg, dir, "FULL", cfg.seconds, &curve, true);
     curved.push_back(c.rate);
     if (c.notes.find("ONLY") != std::string::npos || c.notes.find("NOT") != std::string::npos)
       throw std::runtime_error("e2e with CURVE: " + c.notes);
