@@ -292,8 +292,9 @@ TEST_SUITE("security") {
     replay.send(::zmq::str_buffer(""), ::zmq::send_flags::sndmore);
     replay.send(::zmq::str_buffer(R"({"from":1})"));
     CHECK(s.logged("key 'orders' lacks the subscriber role (needed for saga.replay)"));
-    ::zmq::message_t answer;
-    CHECK_FALSE(replay.recv(answer, ::zmq::recv_flags::dontwait));
+    // The refusal is logged; an answer, had the key been let in, would have come by now.
+    ::zmq::pollitem_t item{replay.handle(), 0, ZMQ_POLLIN, 0};
+    CHECK(::zmq::poll(&item, 1, 500ms) == 0);
   }
 
   TEST_CASE("SIGHUP after removing a key: its next connection fails and other sessions go on") {

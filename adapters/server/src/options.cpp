@@ -95,8 +95,8 @@ void add_socket_options(CLI::App& app, options& o) {
       ->check(CLI::Range(1, 65536))
       ->capture_default_str();
   app.add_option("--peer-credit", o.peer_credit,
-                 "requests of one connection read and not yet acked; beyond it its requests are dropped "
-                 "unanswered until it reads its acks")
+                 "requests of one connection (with CURVE: of all connections of one client key) read and "
+                 "not yet acked; beyond it their requests are dropped unanswered until acks are read")
       ->envname("SAGA_PEER_CREDIT")
       ->check(CLI::Range(1, 10'000'000))
       ->capture_default_str();

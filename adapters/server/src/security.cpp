@@ -1,5 +1,7 @@
 #include "security.hpp"
 
+#include <signal.h>
+
 #include <spdlog/spdlog.h>
 
 #include <utility>
@@ -76,6 +78,7 @@ security::security(::zmq::context_t& ctx, const options& o) : keys_path_(o.autho
   zap_ = std::make_unique<saga::zmq::zap_handler>(
       ctx, std::move(keys), [](std::string_view line) { spdlog::warn("{}", line); },
       [this] { reload_if_requested(); });
+  zap_ready_.store(zap_.get());
   handshakes_ = std::make_unique<saga::zmq::handshake_log>(
       ctx, [](std::string_view line) { spdlog::warn("{}", line); });
 }
@@ -112,11 +115,24 @@ void security::request_reload() {
 }
 
 void security::reload_if_requested() {
-  if (!reload_requested.exchange(false)) return;
+  // SIGHUP is blocked in every thread (stop_on_signals): taken here, on the ZAP handler's thread,
+  // so that it never interrupts a ZeroMQ call elsewhere (EINTR there would stop the loop).
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  const timespec now{};
+  const bool signalled = ::sigtimedwait(&hup, nullptr, &now) == SIGHUP;
+  if (!reload_requested.exchange(false) && !signalled) return;
+  // The handler's thread runs this from its first pass, maybe before zap_ is assigned.
+  saga::zmq::zap_handler* zap = zap_ready_.load();
+  if (zap == nullptr) {
+    reload_requested.store(true);  // again on the next pass
+    return;
+  }
   try {
     auto keys = saga::zmq::authorized_keys::load(keys_path_);
     spdlog::info("reloaded {}: {} client keys ({} names)", keys_path_, keys.keys(), keys.names());
-    zap_->replace(std::move(keys));
+    zap->replace(std::move(keys));
   } catch (const std::exception& e) {
     spdlog::error("reloading the authorized keys failed, the previous ones stay in force: {}", e.what());
   }

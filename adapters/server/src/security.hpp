@@ -7,6 +7,7 @@
 // Thread-safety: construct and destroy on the server's thread; request_reload() is
 // async-signal-safe (an atomic store); the reload itself happens on the ZAP handler's thread.
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -62,6 +63,7 @@ class security {
   std::string curve_note_;                // "CURVE on: ..."
   std::vector<std::string> start_notes_;  // warnings
   std::unique_ptr<saga::zmq::zap_handler> zap_;
+  std::atomic<saga::zmq::zap_handler*> zap_ready_{nullptr};  // zap_, once constructed
   std::unique_ptr<saga::zmq::handshake_log> handshakes_;
 };
 

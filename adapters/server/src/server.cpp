@@ -65,10 +65,6 @@ extern "C" void on_stop_signal(int) {
   stop_requested.store(true);
 }
 
-extern "C" void on_reload_signal(int) {
-  security::request_reload();
-}
-
 }  // namespace
 
 server::server(options o) : options_(std::move(o)) {}
@@ -239,10 +235,13 @@ const std::atomic<bool>& stop_on_signals() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  struct sigaction hup {};
-  hup.sa_handler = on_reload_signal;
-  sigemptyset(&hup.sa_mask);
-  sigaction(SIGHUP, &hup, nullptr);
+  // SIGHUP (reload the authorized keys) is blocked in this thread and so in every thread started
+  // from here on; the ZAP handler's thread takes it with sigtimedwait (security.cpp). A handler
+  // would interrupt whichever thread's ZeroMQ call it landed in.
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
   return stop_requested;
 }
 

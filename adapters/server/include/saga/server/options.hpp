@@ -55,7 +55,7 @@ struct options {
   std::int64_t dead_letter_retention_ms = 30LL * 24 * 3600 * 1000;
   std::int64_t dead_letter_max = 100'000;  // dead letters kept, per CURVE key (one pool without)
   std::int64_t finished_retention_ms = 0;  // 0: finished sagas are kept
-  std::size_t peer_credit = 10'000;        // requests of one connection read and not yet acked
+  std::size_t peer_credit = 10'000;        // requests not yet acked, per connection (CURVE: per key)
   int storage_retries = 3;                 // retries of a whole batch before bisecting it
   std::int64_t storage_backoff_ms = 50;    // first pause; doubles up to 5 s
   std::string log_level = "info";          // trace, debug, info, warn, error (log_to_stderr)
