@@ -664,6 +664,7 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
   rec.version += 1;
   if (out.state != rec.state) rec.state_since_ms = b.now_ms;
   rec.state = std::move(out.state);
+  rec.finished = d.graph().is_terminal(rec.state);
   rec.data = out.data.dump();
   rec.fingerprint = d.graph().fingerprint;
   rec.updated_ms = b.now_ms;

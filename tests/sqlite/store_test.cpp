@@ -76,8 +76,17 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 6 back to 5: the index of finished sagas and finished_ms dropped, instances_by_state back.
+void undo_migration_6(SQLite::Database& db) {
+  db.exec("DROP INDEX instances_finished");
+  db.exec("ALTER TABLE instances DROP COLUMN finished_ms");
+  db.exec("CREATE INDEX instances_by_state ON instances (definition, state, state_since_ms)");
+  db.exec("PRAGMA user_version = 5");
+}
+
 // Schema 5 back to 4: the counts per sender, their triggers and the index by sender dropped.
 void undo_migration_5(SQLite::Database& db) {
+  undo_migration_6(db);
   for (const char* trigger : {"sender_rows_emptied", "parked_by_sender_in", "parked_by_sender_out",
                               "dead_letters_by_sender_in", "dead_letters_by_sender_out"})
     db.exec(std::string("DROP TRIGGER ") + trigger);
@@ -192,7 +201,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 5);
+    CHECK(s.schema_version() == 6);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
@@ -301,7 +310,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (5)";
+    const std::string expected = "database schema version 99 is newer than this build supports (6)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -727,6 +736,70 @@ TEST_SUITE("sqlite_store") {
     CHECK(count_rows(host, "after_store") == 1);
   }
 
+  // Schema 6 on a schema 5 file: a saga in a terminal state of its stored graph is finished since
+  // it entered that state; the others are not, and their transitions write no index entry.
+  TEST_CASE("a schema 5 database migrates: sagas in a terminal state become finished sagas to purge") {
+    temp_dir dir;
+    old_schema_file(
+        dir.file("saga.db"), 5, undo_migration_6,
+        {"INSERT INTO definitions (name, fingerprint, graph, registered_ms) VALUES ('order_lifecycle', 'f',"
+         " '{\"states\":[\"placed\",\"done\",\"cancelled\"],\"terminal\":[\"done\",\"cancelled\"]}', 1)",
+         "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id, "
+         "created_ms,"
+         " updated_ms, state_since_ms) VALUES"
+         " ('order_lifecycle', 'o-1', 'done', '{}', 3, 'f', 'c1', 10, 50, 50),"
+         " ('order_lifecycle', 'o-2', 'placed', '{}', 1, 'f', 'c2', 10, 60, 60),"
+         " ('order_lifecycle', 'o-3', 'cancelled', '{}', 2, 'f', 'c3', 10, 70, 70),"
+         " ('other', 'o-4', 'done', '{}', 2, 'f', 'c4', 10, 80, 80)"});
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    auto& db = s.database();
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'instances_by_state'").getInt() ==
+          0);
+    CHECK(db.execAndGet("SELECT group_concat(key || ':' || coalesce(finished_ms, '-'), ' ') FROM"
+                        " (SELECT key, finished_ms FROM instances ORDER BY key)")
+              .getString() == "o-1:50 o-2:- o-3:70 o-4:-");
+    CHECK(s.load_instance("order_lifecycle", "o-1")->finished);
+    CHECK_FALSE(s.load_instance("order_lifecycle", "o-2")->finished);
+    // 'other' has no stored graph: its 'done' is not known to be terminal.
+    CHECK_FALSE(s.load_instance("other", "o-4")->finished);
+    CHECK(s.purge_finished("order_lifecycle", {"done", "cancelled", "placed"}, 65, 10) == 1);
+    CHECK_FALSE(s.load_instance("order_lifecycle", "o-1"));
+    CHECK(s.load_instance("order_lifecycle", "o-2"));
+    CHECK(s.load_instance("order_lifecycle", "o-3"));
+  }
+
+  // The purge walks the partial index: the plan names it, and a saga saved unfinished again (an
+  // operator moved it on) leaves the index.
+  TEST_CASE("finished sagas are found through instances_finished and an unfinished save takes a saga out") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    SQLite::Statement plan(
+        db,
+        "EXPLAIN QUERY PLAN SELECT key FROM instances WHERE definition = 'd' AND state = 's'"
+        " AND finished_ms IS NOT NULL AND finished_ms < 5 ORDER BY finished_ms LIMIT 3");
+    std::string detail;
+    while (plan.executeStep()) detail += plan.getColumn(3).getString() + ";";
+    CAPTURE(detail);
+    CHECK(detail.find("INDEX instances_finished (definition=? AND state=?") != std::string::npos);
+
+    auto done = instance("o-1", "done", 1);
+    done.state_since_ms = 100;
+    done.finished = true;
+    s.save_instance(done);
+    CHECK(db.execAndGet("SELECT finished_ms FROM instances WHERE key = 'o-1'").getInt64() == 100);
+    CHECK(
+        db.execAndGet("SELECT count(*) FROM instances INDEXED BY instances_finished"
+                      " WHERE definition = 'order_lifecycle' AND state = 'done' AND finished_ms IS NOT NULL")
+            .getInt() == 1);
+    auto reopened = instance("o-1", "placed", 2);
+    reopened.state_since_ms = 200;
+    s.save_instance(reopened);
+    CHECK(db.execAndGet("SELECT finished_ms IS NULL FROM instances WHERE key = 'o-1'").getInt() == 1);
+    CHECK(s.purge_finished("order_lifecycle", {"done", "placed"}, 1000, 10) == 0);
+  }
+
   // Schema 5 on a schema 4 file: the counts per sender start from the rows that were there.
   TEST_CASE("a schema 4 database migrates: parked events and dead letters are counted per sender") {
     temp_dir dir;
@@ -820,7 +893,7 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     auto& db = s.database();
     for (const char* index :
-         {"dead_letters_by_event", "dead_letters_by_last", "timers_due_by_definition", "instances_by_state",
+         {"dead_letters_by_event", "dead_letters_by_last", "timers_due_by_definition", "instances_finished",
           "inbox_by_received", "dead_letters_counted_in", "parked_counted_out"}) {
       CAPTURE(index);
       CHECK(db.execAndGet(std::string("SELECT count(*) FROM sqlite_master WHERE name = '") + index + "'")
@@ -1132,6 +1205,7 @@ TEST_SUITE("sqlite_store") {
       auto r = instance(key, state);
       r.definition = definition;
       r.state_since_ms = since;
+      r.finished = state != "placed";  // what the engine sets: the terminal states
       s.save_instance(r);
       saga::history_record h;
       h.definition = definition;
@@ -1220,7 +1294,8 @@ TEST_SUITE("sqlite_store") {
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
             std::to_string(rows) +
             ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"
-            " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i FROM n");
+            " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i, CASE WHEN i % 2 = 0 THEN NULL ELSE i END "
+            "FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
             std::to_string(rows) + ") INSERT INTO timers SELECT 'retired', 'k-' || i, 't', i, 1 FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +

@@ -116,10 +116,11 @@ constexpr const char* sql_of[] = {
     "   WHERE d.name = i.definition AND s.value = i.state)"
     " ORDER BY i.definition, i.key LIMIT ?1",
     // q_finished_in_state: the store's purge_finished selection, one state at a time (through
-    // instances_by_state).
+    // instances_finished).
     "SELECT count(*), coalesce(sum((SELECT count(*) FROM history AS h"
     "   WHERE h.definition = i.definition AND h.key = i.key)), 0)"
-    " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.state_since_ms < ?3",
+    " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.finished_ms IS NOT NULL"
+    " AND i.finished_ms < ?3",
     // q_counts_by_state
     "SELECT definition, state, count(*) FROM instances GROUP BY definition, state ORDER BY definition, state",
     // q_definitions

@@ -95,6 +95,7 @@ scenario& scenario::start_in(std::string_view state, nlohmann::json data) {
   r.fingerprint = d->graph().fingerprint;
   r.correlation_id = "scenario-start";
   r.created_ms = r.updated_ms = r.state_since_ms = clock_.now_ms();
+  r.finished = d->graph().is_terminal(state);
   store_->begin();
   store_->save_instance(r);
   store_->commit();

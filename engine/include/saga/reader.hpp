@@ -149,7 +149,8 @@ class reader {
   // Sagas whose state the stored graph of their definition does not have, or whose definition
   // is not registered; ordered by (definition, key).
   virtual std::vector<saga_summary> orphaned_sagas(std::size_t limit) = 0;
-  // Sagas of `definition` in one of `states` since before `before_ms`.
+  // Finished sagas of `definition` in one of `states` since before `before_ms` (what
+  // store::purge_finished would remove).
   virtual finished_count count_finished(std::string_view definition, const std::vector<std::string>& states,
                                         std::int64_t before_ms) = 0;
   // Per (definition, state), ordered by both; states without sagas are not listed.

@@ -37,6 +37,9 @@ struct instance_record {
   std::int64_t created_ms = 0;
   std::int64_t updated_ms = 0;
   std::int64_t state_since_ms = 0;  // when it entered its current state
+  // In a terminal state of its definition (the engine sets it on every save): a store keeps
+  // finished sagas findable for purge_finished without indexing every transition.
+  bool finished = false;
 };
 
 struct history_record {
@@ -208,9 +211,10 @@ class store {
   virtual std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms,
                              std::size_t limit) = 0;
 
-  // Finished sagas: instances of `definition` in one of `states` (its terminal states) since
-  // before `before_ms`, with their history, timers and parked events; at most `limit` sagas per
-  // call. Inbox rows (the dedup window) and outbox rows (the log) stay. Returns sagas removed.
+  // Finished sagas: instances of `definition` last saved with `finished` set, in one of `states`
+  // (its terminal states), since before `before_ms`, with their history, timers and parked
+  // events; at most `limit` sagas per call. Inbox rows (the dedup window) and outbox rows (the log) stay.
+  // Returns sagas removed.
   virtual std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
                                       std::int64_t before_ms, std::size_t limit) = 0;
 };

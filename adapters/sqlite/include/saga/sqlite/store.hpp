@@ -17,11 +17,13 @@
 // Schema 3 keeps two row counts in the meta table, maintained by triggers whatever writes the
 // rows (dead letters and parked events: counted without counting the table), and indexes every
 // bounded housekeeping query (dead letters by (source, event_id) and by last_ms, inbox by
-// received_ms, timers by (definition, due_ms), instances by (definition, state,
-// state_since_ms)), so that each call of prune, prune_dead_letters, purge_finished and due_timers
-// does work in proportion to its limit, not to the size of the tables. Schema 5 keeps the same
-// two counts per sender key in sender_rows (a row per sender that holds something), which the
-// caps per key read, and indexes dead letters by (sender, last_ms).
+// received_ms, timers by (definition, due_ms), finished sagas by (definition, state,
+// finished_ms) since schema 6), so that each call of prune, prune_dead_letters, purge_finished and
+// due_timers does work in proportion to its limit, not to the size of the tables. Schema 5 keeps
+// the same two counts per sender key in sender_rows (a row per sender that holds something),
+// which the caps per key read, and indexes dead letters by (sender, last_ms). Schema 6 indexes
+// only finished sagas (a partial index on finished_ms, set from instance_record::finished), so a
+// transition between unfinished states writes no index entry.
 //
 // Under synchronous = FULL, mark_published outside a transaction commits its marks at NORMAL
 // (a lost mark is only a second publication) and restores FULL before it returns. If FULL
@@ -75,7 +77,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 5;
+  static constexpr int current_schema = 6;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
