@@ -2,6 +2,8 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <exception>
 #include <utility>
@@ -17,6 +19,7 @@ namespace {
 
 using namespace std::chrono_literals;
 constexpr auto poll_interval = 100ms;  // how soon a stop is noticed
+constexpr int replay_nice = 10;
 
 }  // namespace
 
@@ -48,6 +51,9 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Replay is bulk work for a client catching up; acks wait on the loop thread. This thread
+  // yields the CPU to the loop when they compete (Linux: nice is per thread).
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), replay_nice);
 
   std::unique_ptr<saga::sqlite::store> store;
   std::unique_ptr<saga::zmq::replay_server> server;
@@ -60,6 +66,7 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
     try {
       saga::zmq::replay_options ro;
       ro.curve_secret_key = curve_secret_key_;
+      ro.io_affinity = 2;  // the context's second I/O thread (server.cpp)
       server = std::make_unique<saga::zmq::replay_server>(ctx_, endpoint, *store, ro);
       if (on_bound_) on_bound_(server->socket());
     } catch (const std::exception& e) {

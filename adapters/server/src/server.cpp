@@ -134,19 +134,23 @@ void server::run(const std::atomic<bool>& stop) {
   }
 
   // Sockets before definitions: a taken port refuses the start before anything is logged.
-  ::zmq::context_t ctx(1);
+  // Two I/O threads: the first carries ingress (events in, acks out) and publication, the second
+  // replay, so that a client replaying a long log does not queue acks behind its traffic.
+  ::zmq::context_t ctx(2);
   const security guard(ctx, o);  // keys, grants and the ZAP handler before any socket binds
   std::unique_ptr<saga::zmq::publisher> pub;
   std::unique_ptr<saga::zmq::ingress_server> ingress;
   try {
     saga::zmq::publisher_options po;
     po.curve_secret_key = guard.secret_key();
+    po.io_affinity = 1;
     pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish, po);
     saga::zmq::ingress_options io;
     io.batch_max = o.batch_max;
     io.peer_credit = o.peer_credit;
     io.warn = [](std::string_view m) { spdlog::warn("{}", m); };
     io.curve_secret_key = guard.secret_key();
+    io.io_affinity = 1;
     io.authorize = guard.authorize();
     ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
     guard.watch(pub->socket(), "events");

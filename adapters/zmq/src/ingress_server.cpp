@@ -56,6 +56,7 @@ ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoin
   // A full pipe refuses the ack (EAGAIN) instead of dropping it silently: it is queued.
   socket_.set(::zmq::sockopt::router_mandatory, 1);
   socket_.set(::zmq::sockopt::linger, options_.linger_ms);
+  socket_.set(::zmq::sockopt::affinity, options_.io_affinity);
   apply(socket_, curve_server{options_.curve_secret_key, std::string(zap_domain_ingress)});
   try {
     socket_.bind(endpoint);

@@ -19,6 +19,7 @@ publisher::publisher(::zmq::context_t& ctx, const std::string& endpoint, publish
     : socket_(ctx, ::zmq::socket_type::pub) {
   socket_.set(::zmq::sockopt::sndhwm, options.send_hwm);
   socket_.set(::zmq::sockopt::linger, options.linger_ms);
+  socket_.set(::zmq::sockopt::affinity, options.io_affinity);
   apply(socket_, curve_server{options.curve_secret_key, std::string(zap_domain_events)});
   try {
     socket_.bind(endpoint);

@@ -94,6 +94,7 @@ replay_server::replay_server(::zmq::context_t& ctx, const std::string& endpoint,
     : socket_(ctx, ::zmq::socket_type::router), store_(store) {
   socket_.set(::zmq::sockopt::maxmsgsize, options.max_request_bytes);
   socket_.set(::zmq::sockopt::linger, options.linger_ms);
+  socket_.set(::zmq::sockopt::affinity, options.io_affinity);
   apply(socket_, curve_server{options.curve_secret_key, std::string(zap_domain_replay)});
   try {
     socket_.bind(endpoint);

@@ -55,11 +55,14 @@ struct ingress_options {
   std::size_t batch_max = 1024;                      // requests per read_batch()
   std::int64_t max_message_bytes = 4 * 1024 * 1024;  // ZMQ_MAXMSGSIZE
   int receive_hwm = 128;                             // ZMQ_RCVHWM: requests queued per connection
-  int send_hwm = 1000;                               // ZMQ_SNDHWM: acks queued in libzmq per connection
-  int send_buffer_bytes = 0;                         // ZMQ_SNDBUF; 0: the OS default (tests shrink it)
-  std::size_t peer_credit = 10'000;                  // a peer's (CURVE: a key's) requests not yet delivered
-  saga::limits limits;                               // the codec's limits
-  int linger_ms = 1000;                              // ZMQ_LINGER: acks still queued at close
+  // ZMQ_AFFINITY: the context's I/O threads (bit i: thread i) that carry this socket's
+  // connections; 0: any. sagad keeps replay's bulk traffic off the thread that carries acks.
+  std::uint64_t io_affinity = 0;
+  int send_hwm = 1000;               // ZMQ_SNDHWM: acks queued in libzmq per connection
+  int send_buffer_bytes = 0;         // ZMQ_SNDBUF; 0: the OS default (tests shrink it)
+  std::size_t peer_credit = 10'000;  // a peer's (CURVE: a key's) requests not yet delivered
+  saga::limits limits;               // the codec's limits
+  int linger_ms = 1000;              // ZMQ_LINGER: acks still queued at close
   // CURVE (docs/security.md): the server's secret key (40 Z85 characters); empty: plaintext.
   // Handshakes are then authorised by the context's zap_handler under this socket's ZAP domain.
   std::string curve_secret_key;

@@ -36,6 +36,9 @@ namespace saga::zmq {
 struct publisher_options {
   int send_hwm = 10'000;  // ZMQ_SNDHWM: messages queued per subscriber before dropping
   int linger_ms = 0;      // ZMQ_LINGER: don't hold shutdown for slow subscribers
+  // ZMQ_AFFINITY: the context's I/O threads (bit i: thread i) that carry this socket's
+  // connections; 0: any. sagad keeps replay's bulk traffic off the thread that carries acks.
+  std::uint64_t io_affinity = 0;
   // CURVE (docs/security.md): the server's secret key (40 Z85 characters); empty: plaintext.
   // Handshakes are then authorised by the context's zap_handler under this socket's ZAP domain.
   std::string curve_secret_key;

@@ -31,6 +31,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include <zmq.hpp>
@@ -44,6 +45,9 @@ inline constexpr std::size_t replay_limit_cap = 1000;
 struct replay_options {
   std::int64_t max_request_bytes = 64 * 1024;  // ZMQ_MAXMSGSIZE: a bigger request drops the peer
   int linger_ms = 0;                           // ZMQ_LINGER
+  // ZMQ_AFFINITY: the context's I/O threads (bit i: thread i) that carry this socket's
+  // connections; 0: any. sagad keeps replay's bulk traffic off the thread that carries acks.
+  std::uint64_t io_affinity = 0;
   // CURVE (docs/security.md): the server's secret key (40 Z85 characters); empty: plaintext.
   // Handshakes are then authorised by the context's zap_handler under this socket's ZAP domain.
   std::string curve_secret_key;
