@@ -11,7 +11,7 @@ namespace {
 
 namespace dsl = saga::dsl;
 using dsl::none;
-using dsl::Row;
+using dsl::row;
 
 // ---- saga data ----------------------------------------------------------------
 
@@ -156,24 +156,23 @@ struct lockout_machine : dsl::machine<lockout_machine, account_data> {
   static constexpr std::string_view name = "account_lockout";
   using initial_state = fresh;
 
+  // consumes and starts come from the table; no state is terminal (open and locked each have
+  // a way out).
   // clang-format off
   using transition_table = boost::mpl::vector<
     //   source  event            target  action                                                       guard
-    Row< fresh,  login_failed,    open,   dsl::actions<keep_account, open_window>,                     none >,
-    Row< fresh,  login_succeeded, open,   keep_account,                                                none >,
-    Row< open,   login_failed,    none,   open_window,                                                 dsl::not_<failure_window_open> >,
-    Row< open,   login_failed,    none,   count_failure,                                               dsl::all_of<failure_window_open, dsl::not_<third_failure_in_window>> >,
-    Row< open,   login_failed,    locked, lock,                                                        third_failure_in_window >,
-    Row< open,   login_succeeded, none,   reset_failures,                                              none >,
-    Row< locked, unlock,          open,   dsl::actions<reset_failures, dsl::emit<"account.unlocked">>, none >,
-    Row< locked, login_failed,    none,   ignore_while_locked,                                         none >,
-    Row< locked, login_succeeded, none,   ignore_while_locked,                                         none >
+    row< fresh,  login_failed,    open,   dsl::actions<keep_account, open_window> >,
+    row< fresh,  login_succeeded, open,   keep_account >,
+    row< open,   login_failed,    none,   open_window,                                                 dsl::not_<failure_window_open> >,
+    row< open,   login_failed,    none,   count_failure,                                               dsl::all_of<failure_window_open, dsl::not_<third_failure_in_window>> >,
+    row< open,   login_failed,    locked, lock,                                                        third_failure_in_window >,
+    row< open,   login_succeeded, none,   reset_failures >,
+    row< locked, unlock,          open,   dsl::actions<reset_failures, dsl::emit<"account.unlocked">> >,
+    row< locked, login_failed,    none,   ignore_while_locked >,
+    row< locked, login_succeeded, none,   ignore_while_locked >
   >;
   // clang-format on
 
-  using consumes = dsl::types<login_failed, login_succeeded, unlock>;
-  using starts = dsl::types<login_failed, login_succeeded>;
-  using terminal = dsl::types<>;  // none: open and locked each have a way out
   // The operator's abort unlocks the account early (or just resets the count).
   using abort_state = open;
   using abort_actions = dsl::actions<dsl::disarm<unlock>, unlock_early, reset_failures>;

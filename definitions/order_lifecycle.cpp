@@ -10,7 +10,7 @@ namespace {
 
 namespace dsl = saga::dsl;
 using dsl::none;
-using dsl::Row;
+using dsl::row;
 
 // ---- saga data ----------------------------------------------------------------
 
@@ -119,49 +119,54 @@ struct refund_request {
 using request_refund =
     dsl::actions<next_refund_attempt, dsl::emit<"payment.refund.requested", refund_request>>;
 
+// The multi-action cells, named: a row reads as what happens.
+using take_order =
+    dsl::actions<keep_order, dsl::emit<"payment.requested">, dsl::arm<payment_timeout, dsl::minutes(15)>>;
+using reserve_inventory =
+    dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"inventory.reservation.requested">>;
+using cancel_unpaid = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"order.cancelled">>;
+using request_shipment =
+    dsl::actions<dsl::emit<"shipment.requested">, dsl::arm<shipment_deadline, dsl::hours(48)>>;
+using cancel_before_shipment =
+    dsl::actions<dsl::disarm<shipment_deadline>, request_refund, dsl::emit<"inventory.release.requested">>;
+using ship = dsl::actions<dsl::disarm<shipment_deadline>, dsl::emit<"order.shipped">>;
+using cancel_refused = dsl::emit<"order.cancel.rejected">;
+
 // ---- the machine -------------------------------------------------------------
 
 struct order_machine : dsl::machine<order_machine, order_data> {
   static constexpr std::string_view name = "order_lifecycle";
   using initial_state = fresh;
 
+  // consumes, starts and terminal come from the table: every row's event; the events of the
+  // rows from `new`; the states no row leaves (done, cancelled, needs_attention).
   // clang-format off
   using transition_table = boost::mpl::vector<
-    //   source             event                  target             action                                                                          guard
-    Row< fresh,             order_placed,          placed,            dsl::actions<keep_order, dsl::emit<"payment.requested">,
-                                                                                   dsl::arm<payment_timeout, dsl::minutes(15)>>,                      none >,
-    Row< placed,            payment_succeeded,     paid,              dsl::actions<dsl::disarm<payment_timeout>,
-                                                                                   dsl::emit<"inventory.reservation.requested">>,                     none >,
-    Row< placed,            payment_failed,        cancelled,         dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"order.cancelled">>,      none >,
-    Row< placed,            payment_timeout,       cancelled,         dsl::emit<"order.cancelled">,                                                   none >,
-    Row< placed,            cancel_requested,      cancelled,         dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"order.cancelled">>,      none >,
-    Row< paid,              inventory_reserved,    awaiting_shipment, dsl::actions<dsl::emit<"shipment.requested">,
-                                                                                   dsl::arm<shipment_deadline, dsl::hours(48)>>,                      none >,
-    Row< paid,              inventory_unavailable, refunding,         request_refund,                                                                 none >,
-    Row< paid,              cancel_requested,      refunding,         request_refund,                                                                 none >,
-    Row< awaiting_shipment, cancel_requested,      refunding,         dsl::actions<dsl::disarm<shipment_deadline>, request_refund,
-                                                                                   dsl::emit<"inventory.release.requested">>,                         none >,
-    Row< awaiting_shipment, shipment_deadline,     awaiting_shipment, dsl::emit<"order.shipment.overdue">,                                            none >,
-    Row< awaiting_shipment, shipment_dispatched,   shipped,           dsl::actions<dsl::disarm<shipment_deadline>, dsl::emit<"order.shipped">>,      none >,
-    Row< shipped,           delivery_started,      delivering,        dsl::emit<"order.out_for_delivery">,                                            none >,
-    Row< delivering,        delivery_confirmed,    done,              dsl::emit<"order.completed">,                                                   none >,
-    Row< delivering,        delivery_failed,       refunding,         request_refund,                                                                 none >,
-    Row< refunding,         inventory_reserved,    refunding,         dsl::emit<"inventory.release.requested">,                                       none >,
-    Row< refunding,         payment_refunded,      cancelled,         dsl::emit<"order.cancelled">,                                                   none >,
-    Row< refunding,         refund_failed,         refunding,         request_refund,                                                                 refund_attempts_left >,
-    Row< refunding,         refund_failed,         needs_attention,   dsl::emit<"order.needs_attention">,                       dsl::not_<refund_attempts_left> >,
-    Row< shipped,           cancel_requested,      none,              dsl::emit<"order.cancel.rejected">,                                             none >,
-    Row< delivering,        cancel_requested,      none,              dsl::emit<"order.cancel.rejected">,                                             none >,
-    Row< done,              cancel_requested,      none,              dsl::emit<"order.cancel.rejected">,                                             none >
+    //   source             event                  target             action                                   guard
+    row< fresh,             order_placed,          placed,            take_order >,
+    row< placed,            payment_succeeded,     paid,              reserve_inventory >,
+    row< placed,            payment_failed,        cancelled,         cancel_unpaid >,
+    row< placed,            payment_timeout,       cancelled,         dsl::emit<"order.cancelled"> >,
+    row< placed,            cancel_requested,      cancelled,         cancel_unpaid >,
+    row< paid,              inventory_reserved,    awaiting_shipment, request_shipment >,
+    row< paid,              inventory_unavailable, refunding,         request_refund >,
+    row< paid,              cancel_requested,      refunding,         request_refund >,
+    row< awaiting_shipment, cancel_requested,      refunding,         cancel_before_shipment >,
+    row< awaiting_shipment, shipment_deadline,     awaiting_shipment, dsl::emit<"order.shipment.overdue"> >,
+    row< awaiting_shipment, shipment_dispatched,   shipped,           ship >,
+    row< shipped,           delivery_started,      delivering,        dsl::emit<"order.out_for_delivery"> >,
+    row< delivering,        delivery_confirmed,    done,              dsl::emit<"order.completed"> >,
+    row< delivering,        delivery_failed,       refunding,         request_refund >,
+    row< refunding,         inventory_reserved,    refunding,         dsl::emit<"inventory.release.requested"> >,
+    row< refunding,         payment_refunded,      cancelled,         dsl::emit<"order.cancelled"> >,
+    row< refunding,         refund_failed,         refunding,         request_refund,                          refund_attempts_left >,
+    row< refunding,         refund_failed,         needs_attention,   dsl::emit<"order.needs_attention">,     dsl::not_<refund_attempts_left> >,
+    row< shipped,           cancel_requested,      none,              cancel_refused >,
+    row< delivering,        cancel_requested,      none,              cancel_refused >,
+    row< done,              cancel_requested,      none,              cancel_refused >
   >;
   // clang-format on
 
-  using consumes =
-      dsl::types<order_placed, payment_succeeded, payment_failed, payment_timeout, cancel_requested,
-                 inventory_reserved, inventory_unavailable, shipment_dispatched, delivery_started,
-                 delivery_confirmed, delivery_failed, payment_refunded, refund_failed, shipment_deadline>;
-  using starts = dsl::types<order_placed>;
-  using terminal = dsl::types<done, cancelled, needs_attention>;
   using abort_state = cancelled;
   using abort_actions = dsl::actions<dsl::disarm<payment_timeout>, dsl::disarm<shipment_deadline>,
                                      dsl::emit<"order.cancelled">>;

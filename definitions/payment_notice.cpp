@@ -12,7 +12,7 @@ namespace {
 
 namespace dsl = saga::dsl;
 using dsl::none;
-using dsl::Row;
+using dsl::row;
 
 // ---- saga data ----------------------------------------------------------------
 
@@ -89,21 +89,19 @@ struct notice_machine : dsl::machine<notice_machine, notice_data> {
   static constexpr std::string_view name = "payment_notice";
   using initial_state = fresh;
 
+  // consumes, starts and terminal come from the table (paid and lapsed: no row leaves them).
   // clang-format off
   using transition_table = boost::mpl::vector<
-    //   source            event           target            action                                                                     guard
-    Row< fresh,            notice_created, awaiting_payment, dsl::actions<keep_notice, dsl::arm_at<due_date, at_due>>,                  none >,
-    Row< awaiting_payment, premium_paid,   paid,             dsl::actions<dsl::disarm<due_date>, dsl::emit<"payment_notice.settled">>,  none >,
-    Row< awaiting_payment, due_date,       overdue,          dsl::actions<dsl::emit<"payment_notice.reminder.requested">,
-                                                                          dsl::arm<grace, grace_period>>,                               none >,
-    Row< overdue,          premium_paid,   paid,             dsl::actions<dsl::disarm<grace>, dsl::emit<"payment_notice.settled">>,     none >,
-    Row< overdue,          grace,          lapsed,           dsl::emit<"policy.lapse.requested">,                                       none >
+    //   source            event           target            action
+    row< fresh,            notice_created, awaiting_payment, dsl::actions<keep_notice, dsl::arm_at<due_date, at_due>> >,
+    row< awaiting_payment, premium_paid,   paid,             dsl::actions<dsl::disarm<due_date>, dsl::emit<"payment_notice.settled">> >,
+    row< awaiting_payment, due_date,       overdue,          dsl::actions<dsl::emit<"payment_notice.reminder.requested">,
+                                                                          dsl::arm<grace, grace_period>> >,
+    row< overdue,          premium_paid,   paid,             dsl::actions<dsl::disarm<grace>, dsl::emit<"payment_notice.settled">> >,
+    row< overdue,          grace,          lapsed,           dsl::emit<"policy.lapse.requested"> >
   >;
   // clang-format on
 
-  using consumes = dsl::types<notice_created, premium_paid, due_date, grace>;
-  using starts = dsl::types<notice_created>;
-  using terminal = dsl::types<paid, lapsed>;
   // No abort state, deliberately: saga.operator.abort is rejected for this
   // definition ("definition 'payment_notice' has no abort state"). None of the
   // states fits: `lapsed` would claim a lapse that was never requested, `paid`

@@ -58,6 +58,15 @@ std::string compute_fingerprint(const graph& g) {
   return buf;
 }
 
+std::vector<std::string> without_way_out(const graph& g) {
+  std::vector<std::string> out;
+  for (const auto& s : g.states)
+    if (std::none_of(g.rows.begin(), g.rows.end(),
+                     [&](const graph_row& r) { return r.source == s && !r.internal; }))
+      out.push_back(s);
+  return out;
+}
+
 std::vector<std::string> reachable_from(const graph& g, std::string_view from) {
   std::vector<std::string> seen;
   std::deque<std::string> todo{std::string(from)};

@@ -300,7 +300,10 @@ TEST_SUITE("order_lifecycle") {
     for (const char* st : {"placed", "paid", "awaiting_shipment", "shipped", "delivering", "done",
                            "cancelled", "refunding", "needs_attention"})
       CHECK(g.has_state(st));
-    CHECK(g.terminal == std::vector<std::string>{"done", "cancelled", "needs_attention"});
+    // Derived from the table: the states no row leaves, in the order the table first names them.
+    CHECK(g.terminal == std::vector<std::string>{"cancelled", "done", "needs_attention"});
+    CHECK(g.starts == std::vector<std::string>{"order.placed"});
+    CHECK(g.consumes.size() == 14);
     CHECK(g.timers == std::vector<std::string>{"payment_timeout", "shipment_deadline"});
     CHECK(saga::check_graph(g).empty());
     CHECK(g.fingerprint.size() == 16);

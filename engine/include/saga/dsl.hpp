@@ -8,15 +8,23 @@
 // A workflow is a front-end derived from dsl::machine<Self, Data> with
 //   - static constexpr std::string_view name;       the definition's name
 //   - using initial_state = dsl::state<"new">;      the pseudo-state of a new saga
-//   - using transition_table = boost::mpl::vector<dsl::Row<...>, ...>;
-//   - using consumes = dsl::types<E...>;            event types taken
-//   - using starts = dsl::types<E...>;              those that create a saga
-//   - using terminal = dsl::types<S...>;            states no transition leaves
+//   - using transition_table = boost::mpl::vector<dsl::row<...>, ...>;
+//     rows are row<source, event, target, action = none, guard = none>
+//   - optionally (each derived from the table when left out, and checked
+//     against it when given):
+//     using consumes = dsl::types<E...>;            event types taken (every row's event)
+//     using starts = dsl::types<E...>;              those that create a saga (rows from
+//                                                   initial_state)
+//     using terminal = dsl::types<S...>;            states no transition leaves
 //   - optionally: using abort_state = S; using abort_actions = A;
 //                 using attention_state = S; using resolution_targets = dsl::types<S...>;
 //   - optionally: nlohmann::json carried(const Data&) — what follow-on events carry on.
 // Actions only record intents (emit, arm, disarm) and update the saga data;
 // guards read the saga data and the event. Both carry a name for the graph.
+//
+// Mistakes in a table are compile errors with one line that names the row
+// (counted from 1) or the type, before Boost.MSM sees the table: see
+// saga::dsl::mistake below and docs/dsl.md "When it does not compile".
 
 #include <algorithm>
 #include <array>
@@ -29,6 +37,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 
 #include <boost/mpl/for_each.hpp>
 #include <boost/mpl/vector.hpp>
@@ -53,6 +62,11 @@ struct fixed_string {
 
 using boost::msm::front::none;
 using boost::msm::front::Row;
+
+// A row of a transition table: source state, event, target state (none: an
+// internal transition), and optionally an action and a guard.
+template <class Source, class Event, class Target, class Action = none, class Guard = none>
+using row = Row<Source, Event, Target, Action, Guard>;
 
 template <class... T>
 struct types {};
@@ -117,6 +131,11 @@ struct machine : boost::msm::front::state_machine_def<Self> {
   // an action reaches the engine, which rejects that event alone.
   using no_message_queue = int;
   using no_exception_thrown = int;
+
+  // Inside a machine `row` is dsl::row (it hides the basic front-end's state_machine_def::row,
+  // which takes member-function pointers).
+  template <class Source, class Event, class Target, class Action = none, class Guard = none>
+  using row = saga::dsl::row<Source, Event, Target, Action, Guard>;
 
   context<Data>* ctx = nullptr;
 
@@ -344,6 +363,263 @@ struct state_restorer {
 
 }  // namespace detail
 
+// ---- compile-time checks ---------------------------------------------------
+
+// Each mistake a table can hold is one of these: instantiating it fails one
+// static_assert, whose line says what is wrong, right after the line that
+// names the mistake with the row (counted from 1) and the type at fault, e.g.
+//   In instantiation of 'struct saga::dsl::mistake::row_event_must_be_an_event<2, paid>':
+//   error: static assertion failed: dsl: the event column of this row holds no event type
+//          (swapped with the target?)
+// and the table goes no further (Boost.MSM never sees it: no cascade of errors).
+namespace mistake {
+template <class...>
+inline constexpr bool reported = false;
+
+template <class Event>
+struct event_has_data_fields_but_no_from_json : std::false_type {
+  static_assert(reported<Event>,
+                "dsl: this event type has data fields but no from_json(const nlohmann::json&, Event&) "
+                "found by ADL: its data would be silently dropped");
+};
+template <std::size_t Row, class Entry>
+struct table_entry_must_be_a_row : std::false_type {
+  static_assert(reported<Entry>,
+                "dsl: a transition_table entry is not a dsl::row<source, event, target, ...>");
+};
+template <std::size_t Row, class Got>
+struct row_source_must_be_a_state : std::false_type {
+  static_assert(reported<Got>, "dsl: the source column of this row holds no state (dsl::state<\"name\">)");
+};
+template <std::size_t Row, class Got>
+struct row_event_must_be_an_event : std::false_type {
+  static_assert(reported<Got>,
+                "dsl: the event column of this row holds no event type (swapped with the target?)");
+};
+template <std::size_t Row, class Got>
+struct row_target_must_be_a_state_or_none : std::false_type {
+  static_assert(reported<Got>, "dsl: the target column of this row holds neither a state nor none");
+};
+template <std::size_t Row, class Action>
+struct row_action_must_be_callable_as_void_of_event_fsm_source_target : std::false_type {
+  static_assert(reported<Action>,
+                "dsl: this row's action cannot be called as void operator()(const Event&, Fsm&, Source&, "
+                "Target&) const");
+};
+template <std::size_t Row, class Guard>
+struct row_guard_must_be_callable_as_bool_of_event_fsm_source_target : std::false_type {
+  static_assert(reported<Guard>,
+                "dsl: this row's guard cannot be called as bool operator()(const Event&, Fsm&, Source&, "
+                "Target&) const");
+};
+template <class Event>
+struct consumes_lists_an_event_no_row_takes : std::false_type {
+  static_assert(reported<Event>, "dsl: `consumes` lists an event type that no row of the table takes");
+};
+template <class Event>
+struct starts_lists_an_event_no_row_from_the_initial_state_takes : std::false_type {
+  static_assert(reported<Event>,
+                "dsl: `starts` lists an event type that no row leaving the initial state takes");
+};
+}  // namespace mistake
+
+namespace detail {
+
+template <class T>
+concept dsl_event = requires {
+  { T::type } -> std::convertible_to<std::string_view>;
+};
+template <class T>
+concept dsl_state = !dsl_event<T> && requires {
+  { T::name } -> std::convertible_to<std::string_view>;
+};
+template <class E>
+concept reads_json = requires(const nlohmann::json& j, E& e) {
+  from_json(j, e);
+};
+
+template <class T, class... L>
+constexpr bool one_of = (std::is_same_v<T, L> || ...);
+
+// Type lists: concatenation, and appending what is not there yet.
+template <class... L>
+struct concat;
+template <class... A>
+struct concat<types<A...>> {
+  using type = types<A...>;
+};
+template <class... A, class... B, class... Rest>
+struct concat<types<A...>, types<B...>, Rest...> : concat<types<A..., B...>, Rest...> {};
+
+template <class List, class... T>
+struct unique;
+template <class... Seen>
+struct unique<types<Seen...>> {
+  using type = types<Seen...>;
+};
+template <class... Seen, class T, class... Rest>
+struct unique<types<Seen...>, T, Rest...>
+    : unique<std::conditional_t<one_of<T, Seen...>, types<Seen...>, types<Seen..., T>>, Rest...> {};
+
+// The rows of a transition table (an mpl::vector, padded with mpl::na).
+template <class Table>
+struct rows_of;
+template <template <class...> class V, class... R>
+struct rows_of<V<R...>> {
+  using type =
+      typename concat<types<>,
+                      std::conditional_t<std::is_same_v<R, boost::mpl::na>, types<>, types<R>>...>::type;
+};
+
+template <class T>
+struct is_row : std::false_type {};
+template <class S, class E, class T, class A, class G>
+struct is_row<Row<S, E, T, A, G>> : std::true_type {};
+
+// The events of the rows (all of them, or those leaving `From`), in table order, once each.
+template <class Rows, class From = void>
+struct events_of;
+template <class List>
+struct unique_list;
+template <class... E>
+struct unique_list<types<E...>> : unique<types<>, E...> {};
+template <class From, class... R>
+struct events_of<types<R...>, From> {
+  using type = typename unique_list<typename concat<
+      types<>, std::conditional_t<std::is_void_v<From> || std::is_same_v<typename R::Source, From>,
+                                  types<typename R::Evt>, types<>>...>::type>::type;
+};
+
+template <class A, class E, class F, class S, class T>
+struct action_callable : std::bool_constant<std::is_invocable_v<A, const E&, F&, S&, T&>> {};
+template <class E, class F, class S, class T>
+struct action_callable<none, E, F, S, T> : std::true_type {};
+template <class E, class F, class S, class T>
+struct action_callable<boost::mpl::na, E, F, S, T> : std::true_type {};
+template <class... A, class E, class F, class S, class T>
+struct action_callable<boost::msm::front::ActionSequence_<boost::mpl::vector<A...>>, E, F, S, T>
+    : std::bool_constant<(action_callable<A, E, F, S, T>::value && ...)> {};
+
+template <class G, class E, class F, class S, class T>
+struct guard_callable : std::bool_constant<std::is_invocable_r_v<bool, G, const E&, F&, S&, T&>> {};
+template <class E, class F, class S, class T>
+struct guard_callable<none, E, F, S, T> : std::true_type {};
+
+template <class Front, std::size_t N, class R>
+constexpr bool row_ok() {
+  if constexpr (!is_row<R>::value) {
+    return mistake::table_entry_must_be_a_row<N, R>::value;
+  } else {
+    using S = typename R::Source;
+    using E = typename R::Evt;
+    using T = typename R::Target;
+    using A = typename R::Action;
+    using G = typename R::Guard;
+    if constexpr (!dsl_state<S>) {
+      return mistake::row_source_must_be_a_state<N, S>::value;
+    } else if constexpr (!dsl_event<E>) {
+      return mistake::row_event_must_be_an_event<N, E>::value;
+    } else if constexpr (!std::is_same_v<T, none> && !dsl_state<T>) {
+      return mistake::row_target_must_be_a_state_or_none<N, T>::value;
+    } else {
+      using To = std::conditional_t<std::is_same_v<T, none>, S, T>;  // MSM's internal rows
+      if constexpr (!action_callable<A, E, Front, S, To>::value) {
+        return mistake::row_action_must_be_callable_as_void_of_event_fsm_source_target<N, A>::value;
+      } else if constexpr (!guard_callable<G, E, Front, S, To>::value) {
+        return mistake::row_guard_must_be_callable_as_bool_of_event_fsm_source_target<N, G>::value;
+      } else {
+        return true;
+      }
+    }
+  }
+}
+
+template <class E>
+constexpr bool event_ok() {
+  if constexpr (!std::is_empty_v<E> && !reads_json<E>) {
+    return mistake::event_has_data_fields_but_no_from_json<E>::value;
+  } else {
+    return true;
+  }
+}
+
+template <class E, class... Taken>
+constexpr bool consumed_ok() {
+  if constexpr (!one_of<E, Taken...>) {
+    return mistake::consumes_lists_an_event_no_row_takes<E>::value;
+  } else {
+    return true;
+  }
+}
+
+template <class E, class... Taken>
+constexpr bool started_ok() {
+  if constexpr (!one_of<E, Taken...>) {
+    return mistake::starts_lists_an_event_no_row_from_the_initial_state_takes<E>::value;
+  } else {
+    return true;
+  }
+}
+
+template <class Front>
+using table_rows = typename rows_of<typename Front::transition_table>::type;
+
+template <class Front, class Rows = table_rows<Front>>
+struct table_check;
+template <class Front, class... R>
+struct table_check<Front, types<R...>> {
+  template <std::size_t... I>
+  static constexpr bool rows(std::index_sequence<I...>) {
+    return (row_ok<Front, I + 1, R>() && ...);
+  }
+  static constexpr bool value = rows(std::index_sequence_for<R...>{});
+};
+
+// What the definition consumes and what starts a saga: declared, or derived from the table.
+template <class Front>
+struct consumed {
+  using type = typename events_of<table_rows<Front>>::type;
+};
+template <class Front>
+requires requires {
+  typename Front::consumes;
+}
+struct consumed<Front> {
+  using type = typename Front::consumes;
+};
+template <class Front>
+struct started {
+  using type = typename events_of<table_rows<Front>, typename Front::initial_state>::type;
+};
+template <class Front>
+requires requires {
+  typename Front::starts;
+}
+struct started<Front> {
+  using type = typename Front::starts;
+};
+
+template <class Front, class Taken = typename events_of<table_rows<Front>>::type,
+          class Starting = typename events_of<table_rows<Front>, typename Front::initial_state>::type,
+          class Consumed = typename consumed<Front>::type, class Started = typename started<Front>::type>
+struct lists_check;
+template <class Front, class... Taken, class... Starting, class... Consumed, class... Started>
+struct lists_check<Front, types<Taken...>, types<Starting...>, types<Consumed...>, types<Started...>> {
+  static constexpr bool value = (event_ok<Taken>() && ...) && (consumed_ok<Consumed, Taken...>() && ...) &&
+                                (started_ok<Started, Starting...>() && ...);
+};
+
+// The whole table, checked in that order; a table that fails never reaches Boost.MSM.
+template <class Front>
+constexpr bool checked() {
+  if constexpr (!table_check<Front>::value)
+    return false;
+  else
+    return lists_check<Front>::value;
+}
+
+}  // namespace detail
+
 // ---- reading event data ----------------------------------------------------
 
 // data[key] as an int64 (amounts are integers in minor units). Throws
@@ -399,9 +675,12 @@ class definition final : public saga::definition {
     boost::mpl::for_each<typename Front::transition_table, boost::msm::wrap<boost::mpl::placeholders::_1>>(
         detail::row_collector{&graph_, &timers});
     graph_.timers.assign(timers.begin(), timers.end());
-    graph_.consumes = detail::type_names<typename Front::consumes>::event_types();
-    graph_.starts = detail::type_names<typename Front::starts>::event_types();
-    graph_.terminal = detail::type_names<typename Front::terminal>::state_names();
+    graph_.consumes = detail::type_names<typename detail::consumed<Front>::type>::event_types();
+    graph_.starts = detail::type_names<typename detail::started<Front>::type>::event_types();
+    if constexpr (requires { typename Front::terminal; })
+      graph_.terminal = detail::type_names<typename Front::terminal>::state_names();
+    else
+      graph_.terminal = saga::without_way_out(graph_);
     if constexpr (requires { typename Front::abort_state; })
       graph_.abort_state = std::string(Front::abort_state::name);
     if constexpr (requires { typename Front::resolution_targets; })
@@ -418,7 +697,7 @@ class definition final : public saga::definition {
           if (names_.size() <= static_cast<std::size_t>(id)) names_.resize(id + 1);
           names_[id] = std::string(S::name);
         });
-    register_handlers(typename Front::consumes{});
+    register_handlers(typename detail::consumed<Front>::type{});
   }
 
   const saga::graph& graph() const override { return graph_; }
@@ -511,9 +790,14 @@ class definition final : public saga::definition {
 };
 
 // The factory a definition's .cpp file exposes through its plain header.
+// (A table that fails detail::checked() has already been reported; Boost.MSM
+// never sees it, so the error is the one line that names the mistake.)
 template <class Front>
 std::shared_ptr<const saga::definition> make_definition() {
-  return std::make_shared<const definition<Front>>();
+  if constexpr (detail::checked<Front>())
+    return std::make_shared<const definition<Front>>();
+  else
+    return nullptr;
 }
 
 }  // namespace saga::dsl

@@ -1,0 +1,98 @@
+// The DSL's compile-time checks (issue 14, item 1): compiled once per MISTAKE_* macro by
+// tests/dsl/CMakeLists.txt, each build must fail with the one line of saga::dsl::mistake that
+// names the row or type, and never reach Boost.MSM's back-end. With no macro the file is a
+// correct two-row workflow and compiles (the control: a failure is the mistake, not the setup).
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "saga/dsl.hpp"
+
+namespace dsl = saga::dsl;
+
+namespace {
+
+struct claim_data {
+  std::int64_t amount = 0;
+};
+void to_json(nlohmann::json& j, const claim_data& d) {
+  j = {{"amount", d.amount}};
+}
+void from_json(const nlohmann::json& j, claim_data& d) {
+  d.amount = j.value("amount", std::int64_t{0});
+}
+
+// An event whose data the actions read: it needs from_json.
+struct claim_filed : dsl::event<"claim.filed"> {
+  std::int64_t amount = 0;
+};
+#ifndef MISTAKE_NO_FROM_JSON
+void from_json(const nlohmann::json& j, claim_filed& e) {
+  e.amount = dsl::integer_field(j, "amount");
+}
+#endif
+struct claim_approved : dsl::event<"claim.approved"> {};
+struct claim_withdrawn : dsl::event<"claim.withdrawn"> {};
+
+using fresh = dsl::state<"new">;
+using open_claim = dsl::state<"open">;
+using closed = dsl::state<"closed">;
+
+struct record {
+  static constexpr std::string_view name = "record";
+  template <class F, class S, class T>
+  void operator()(const claim_filed& e, F& fsm, S&, T&) const {
+    fsm.data().amount = e.amount;
+  }
+};
+
+// Forgets the fsm, source and target parameters.
+struct record_wrongly {
+  static constexpr std::string_view name = "record_wrongly";
+  void operator()(const claim_filed&) const {}
+};
+
+// Answers with a string, not a bool.
+struct approvable {
+  static constexpr std::string_view name = "approvable";
+  template <class E, class F, class S, class T>
+  std::string_view operator()(const E&, F&, S&, T&) const {
+    return "yes";
+  }
+};
+
+struct claim_machine : dsl::machine<claim_machine, claim_data> {
+  static constexpr std::string_view name = "claim";
+  using initial_state = fresh;
+
+  using transition_table = boost::mpl::vector<
+#if defined(MISTAKE_SWAPPED_EVENT_AND_TARGET)
+      dsl::row<fresh, open_claim, claim_filed, record>,
+#elif defined(MISTAKE_ACTION_SIGNATURE)
+      dsl::row<fresh, claim_filed, open_claim, record_wrongly>,
+#else
+      dsl::row<fresh, claim_filed, open_claim, record>,
+#endif
+#if defined(MISTAKE_GUARD_SIGNATURE)
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">, approvable>
+#else
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">>
+#endif
+      >;
+
+#if defined(MISTAKE_CONSUMES_UNUSED)
+  using consumes = dsl::types<claim_filed, claim_approved, claim_withdrawn>;
+#endif
+#if defined(MISTAKE_STARTS_NOT_FROM_INITIAL)
+  using starts = dsl::types<claim_approved>;
+#endif
+};
+
+}  // namespace
+
+std::shared_ptr<const saga::definition> claim_definition() {
+  return dsl::make_definition<claim_machine>();
+}
