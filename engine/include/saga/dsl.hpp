@@ -658,6 +658,34 @@ inline std::string optional_string_field(const nlohmann::json& data, const char*
   return it->get<std::string>();
 }
 
+namespace detail {
+
+// A rejection reason from nlohmann-json's exception: what was read, and the library's message
+// without its "[json.exception.…]" tag:
+//   "[json.exception.type_error.302] type must be number, but is string"
+//   -> "data: type must be number, but is string"
+// A build that defines JSON_DIAGNOSTICS=1 everywhere (saga included) gets the field's JSON
+// pointer in the message, and the reason names it: "data 'amount': type must be …".
+inline std::string json_reason(std::string_view where, const nlohmann::json::exception& e) {
+  std::string_view m = e.what();
+  if (const auto tag = m.find("] "); m.starts_with("[json.exception.") && tag != std::string_view::npos)
+    m.remove_prefix(tag + 2);
+  std::string out(where);
+  if (m.starts_with("(/")) {
+    if (const auto end = m.find(") "); end != std::string_view::npos) {
+      out += " '";
+      out += m.substr(2, end - 2);
+      out += "'";
+      m.remove_prefix(end + 2);
+    }
+  }
+  out += ": ";
+  out += m;
+  return out;
+}
+
+}  // namespace detail
+
 // ---- the definition --------------------------------------------------------
 
 template <class Front>
@@ -710,7 +738,12 @@ class definition final : public saga::definition {
     detail_context ctx;
     backend m;
     prepare(m, ctx, in);
-    const auto handled = h->second(m, in.incoming);
+    boost::msm::back::HandledEnum handled;
+    try {
+      handled = h->second(m, in.incoming);  // decodes the event's data, runs guards and actions
+    } catch (const nlohmann::json::exception& e) {
+      throw std::invalid_argument(detail::json_reason("data", e));
+    }
     return finish(m, ctx, handled == boost::msm::back::HANDLED_TRUE);
   }
 
@@ -761,7 +794,13 @@ class definition final : public saga::definition {
   }
 
   void prepare(backend& m, detail_context& ctx, const saga::dispatch_input& in) const {
-    if (in.data != nullptr) ctx.data = in.data->get<data_type>();
+    if (in.data != nullptr) {
+      try {
+        ctx.data = in.data->get<data_type>();
+      } catch (const nlohmann::json::exception& e) {
+        throw std::invalid_argument(detail::json_reason("saga data", e));
+      }
+    }
     ctx.incoming = &in.incoming;
     ctx.now_ms = in.now_ms;
     m.ctx = &ctx;

@@ -1,0 +1,121 @@
+// Reading event data with nlohmann-json's own helpers (issue 14, item 5): whatever a
+// definition calls — get, at, value — a field of the wrong JSON type rejects that event alone,
+// with a reason that says it was the event's data (or the saga's stored data) and what was
+// wrong; nlohmann-json's message names the field only for at() on a missing key (the dsl
+// helpers always name it: docs/dsl.md). The machine reads its data the way docs/dsl.md says not
+// to, on purpose.
+
+#include <cstdint>
+#include <string>
+
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include "saga/dsl.hpp"
+#include "saga/engine.hpp"
+#include "saga/sqlite/store.hpp"
+#include "support/temp_dir.hpp"
+
+namespace {
+
+namespace dsl = saga::dsl;
+
+struct tally_data {
+  std::int64_t total = 0;
+  std::string note;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(tally_data, total, note)
+
+// from_json with at() and get<>(): no dsl helper.
+struct counted : dsl::event<"tally.counted"> {
+  std::int64_t amount = 0;
+  std::string sku;
+};
+void from_json(const nlohmann::json& j, counted& e) {
+  e.amount = j.at("amount").get<std::int64_t>();
+  e.sku = j.at("line").at("sku").get<std::string>();
+}
+
+using fresh = dsl::state<"new">;
+using counting = dsl::state<"counting">;
+
+// An action that reads the raw event data with value().
+struct add_up {
+  static constexpr std::string_view name = "add_up";
+  template <class F, class S, class T>
+  void operator()(const counted& e, F& fsm, S&, T&) const {
+    fsm.data().total += e.amount;
+    fsm.data().note = fsm.incoming().data.value("note", std::string());
+  }
+};
+
+struct tally : dsl::machine<tally, tally_data> {
+  static constexpr std::string_view name = "tally";
+  using initial_state = fresh;
+  // clang-format off
+  using transition_table = boost::mpl::vector<
+    row< fresh,    counted, counting, add_up >,
+    row< counting, counted, dsl::none, add_up >
+  >;
+  // clang-format on
+};
+
+struct rig {
+  saga::test::temp_dir dir;
+  saga::manual_clock clock;
+  saga::sqlite::store store{saga::sqlite::options{dir.file("saga.db")}};
+  saga::engine engine{store, clock};
+  int n = 0;
+  rig() { engine.add(dsl::make_definition<tally>()); }
+
+  saga::ack send(nlohmann::json data) {
+    saga::event e;
+    e.id = "e-" + std::to_string(++n);
+    e.source = "urn:test";
+    e.type = "tally.counted";
+    e.subject = "t-1";
+    e.data = std::move(data);
+    return engine.handle(e);
+  }
+};
+
+const std::string prefix = "definition 'tally' could not apply 'tally.counted': ";
+
+}  // namespace
+
+TEST_SUITE("dsl_data") {
+  TEST_CASE("a wrong JSON type read with get or at or value rejects that event and says it was the data") {
+    rig r;
+    auto a = r.send({{"amount", "12"}, {"line", {{"sku", "A-1"}}}});
+    CHECK(a.status == saga::ack_status::rejected);
+    CHECK(a.reason == prefix + "data: type must be number, but is string");
+
+    a = r.send({{"amount", 12}, {"line", {{"sku", 7}}}});
+    CHECK(a.reason == prefix + "data: type must be string, but is number");
+
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"note", false}});
+    CHECK(a.reason == prefix + "data: type must be string, but is boolean");
+
+    a = r.send({{"amount", 12}});
+    CHECK(a.status == saga::ack_status::rejected);
+    CHECK(a.reason == prefix + "data: key 'line' not found");
+
+    // None of them moved the saga; a good event still does, and the next one is added up.
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"note", "first"}});
+    CHECK(a.status == saga::ack_status::accepted);
+    a = r.send({{"amount", 30}, {"line", {{"sku", "A-2"}}}});
+    CHECK(a.status == saga::ack_status::accepted);
+    const auto inst = r.store.load_instance("tally", "t-1");
+    REQUIRE(inst);
+    CHECK(nlohmann::json::parse(inst->data)["total"] == 42);
+  }
+
+  TEST_CASE("stored saga data of the wrong JSON type rejects the event and says it was the saga data") {
+    rig r;
+    REQUIRE(r.send({{"amount", 1}, {"line", {{"sku", "A-1"}}}}).status == saga::ack_status::accepted);
+    r.store.database().exec("UPDATE instances SET data = '{\"total\":\"many\"}'");
+    const auto a = r.send({{"amount", 2}, {"line", {{"sku", "A-1"}}}});
+    CHECK(a.status == saga::ack_status::rejected);
+    CHECK(a.reason == prefix + "saga data: type must be number, but is string");
+  }
+}
