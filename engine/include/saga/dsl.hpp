@@ -543,22 +543,13 @@ constexpr bool event_ok() {
   }
 }
 
-template <class E, class... Taken>
-constexpr bool consumed_ok() {
-  if constexpr (!one_of<E, Taken...>) {
-    return mistake::consumes_lists_an_event_no_row_takes<E>::value;
-  } else {
+// E is among the types the table uses that way, or Mistake<E> is reported.
+template <template <class> class Mistake, class E, class... Taken>
+constexpr bool among() {
+  if constexpr (!one_of<E, Taken...>)
+    return Mistake<E>::value;
+  else
     return true;
-  }
-}
-
-template <class E, class... Taken>
-constexpr bool started_ok() {
-  if constexpr (!one_of<E, Taken...>) {
-    return mistake::starts_lists_an_event_no_row_from_the_initial_state_takes<E>::value;
-  } else {
-    return true;
-  }
 }
 
 template <class Front>
@@ -605,8 +596,11 @@ template <class Front, class Taken = typename events_of<table_rows<Front>>::type
 struct lists_check;
 template <class Front, class... Taken, class... Starting, class... Consumed, class... Started>
 struct lists_check<Front, types<Taken...>, types<Starting...>, types<Consumed...>, types<Started...>> {
-  static constexpr bool value = (event_ok<Taken>() && ...) && (consumed_ok<Consumed, Taken...>() && ...) &&
-                                (started_ok<Started, Starting...>() && ...);
+  static constexpr bool value =
+      (event_ok<Taken>() && ...) &&
+      (among<mistake::consumes_lists_an_event_no_row_takes, Consumed, Taken...>() && ...) &&
+      (among<mistake::starts_lists_an_event_no_row_from_the_initial_state_takes, Started, Starting...>() &&
+       ...);
 };
 
 // The whole table, checked in that order; a table that fails never reaches Boost.MSM.
