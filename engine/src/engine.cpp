@@ -256,8 +256,10 @@ registration engine::add(std::shared_ptr<const definition> d) {
       log(log_level::warn, "definition '" + g.name + "': " + std::to_string(report.orphaned.size()) +
                                " instance(s) in a state it no longer has (left untouched): " + keys);
     }
-    if (!stored || stored->fingerprint != g.fingerprint)
-      store_.save_definition({g.name, g.fingerprint, to_json(g).dump(), clock_.now_ms()});
+    // Also when only what the graph records changed (a newer build records more, e.g. produces).
+    const std::string graph_text = to_json(g).dump();
+    if (!stored || stored->fingerprint != g.fingerprint || stored->graph != graph_text)
+      store_.save_definition({g.name, g.fingerprint, graph_text, clock_.now_ms()});
     if (own) store_.commit();
   } catch (...) {
     if (own) store_.rollback();

@@ -148,6 +148,7 @@ nlohmann::json to_json(const graph& g) {
           {"consumes", g.consumes},
           {"starts", g.starts},
           {"timers", g.timers},
+          {"produces", g.produces},
           {"abort_state", g.abort_state},
           {"attention_state", g.attention_state},
           {"resolution_targets", g.resolution_targets},
@@ -166,6 +167,7 @@ graph graph_from_json(const nlohmann::json& j) {
   g.consumes = j.value("consumes", std::vector<std::string>{});
   g.starts = j.value("starts", std::vector<std::string>{});
   g.timers = j.value("timers", std::vector<std::string>{});
+  g.produces = j.value("produces", std::vector<std::string>{});
   g.abort_state = j.value("abort_state", "");
   g.attention_state = j.value("attention_state", "");
   g.resolution_targets = j.value("resolution_targets", std::vector<std::string>{});

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <zmq.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -376,6 +377,30 @@ TEST_SUITE("sagactl") {
     CHECK(d["definitions"][1]["instances"] == 4);
     CHECK(d["orphaned"].empty());
     CHECK(f.ctl({"definitions"}).code == 0);
+  }
+
+  TEST_CASE("definitions NAME shows the event contract: what it consumes and starts with and produces") {
+    filled f;
+    const auto shown = f.ctl({"definitions", "payment_notice"});
+    REQUIRE(shown.code == 0);
+    CHECK(shown.out.find("consumes     payment_notice.created, premium.paid, saga.timer.due_date, "
+                         "saga.timer.grace\n") != std::string::npos);
+    CHECK(shown.out.find("starts       payment_notice.created\n") != std::string::npos);
+    CHECK(shown.out.find("produces     payment_notice.reminder.requested, payment_notice.settled, "
+                         "policy.lapse.requested\n") != std::string::npos);
+    CHECK(shown.out.find("terminal     paid, lapsed\n") != std::string::npos);
+
+    // The order's abort actions emit too: order.cancelled is produced by rows and by the abort.
+    const json order = f.ctl({"definitions", "order_lifecycle", "--json"}).json();
+    const auto produces = order["produces"].get<std::vector<std::string>>();
+    CHECK(produces.size() == 12);
+    CHECK(std::is_sorted(produces.begin(), produces.end()));
+    CHECK(std::find(produces.begin(), produces.end(), "payment.refund.requested") != produces.end());
+    CHECK(order["starts"] == json::array({"order.placed"}));
+
+    const auto missing = f.ctl({"definitions", "nope"});
+    CHECK(missing.code == 1);
+    CHECK(missing.err.find("no definition 'nope' is registered in") != std::string::npos);
   }
 
   TEST_CASE("definitions names instances whose state the stored graph no longer has") {

@@ -21,6 +21,9 @@ std::string sender_cell(const nlohmann::json& sender);
 // The document `--json` prints: indented, one trailing newline, on stdout.
 void print_json(const nlohmann::json& j);
 
+// "a, b, c" (empty for none).
+std::string joined(const std::vector<std::string>& names);
+
 // 1d2h, 15m, 3m20s, 850ms; negative values get a leading '-'.
 std::string human_duration(std::int64_t ms);
 

@@ -262,6 +262,9 @@ struct namer {
   static void timers(std::set<std::string>& out) {
     if constexpr (requires { T::timer_name; }) out.insert(std::string(T::timer_name));
   }
+  static void emits(std::set<std::string>& out) {
+    if constexpr (requires { T::emits; }) out.insert(std::string(T::emits));
+  }
 };
 
 template <>
@@ -269,6 +272,7 @@ struct namer<none> {
   static std::string action() { return {}; }
   static std::string guard() { return {}; }
   static void timers(std::set<std::string>&) {}
+  static void emits(std::set<std::string>&) {}
 };
 
 // mpl::vector<A...> pads its arguments with mpl::na.
@@ -289,6 +293,7 @@ struct namer<boost::msm::front::ActionSequence_<boost::mpl::vector<A...>>> {
     return s;
   }
   static void timers(std::set<std::string>& out) { (namer<A>::timers(out), ...); }
+  static void emits(std::set<std::string>& out) { (namer<A>::emits(out), ...); }
 };
 
 template <class... G>
@@ -321,6 +326,7 @@ struct type_names<types<T...>> {
 struct row_collector {
   saga::graph* g;
   std::set<std::string>* timers;
+  std::set<std::string>* emits;
 
   void add_state(std::string_view s) const {
     if (std::find(g->states.begin(), g->states.end(), s) == g->states.end()) g->states.emplace_back(s);
@@ -342,6 +348,7 @@ struct row_collector {
     add_state(r.source);
     add_state(r.target);
     namer<A>::timers(*timers);
+    namer<A>::emits(*emits);
     g->rows.push_back(std::move(r));
   }
 };
@@ -693,10 +700,13 @@ class definition final : public saga::definition {
     graph_.name = std::string(Front::name);
     graph_.initial = std::string(Front::initial_state::name);
     graph_.states.push_back(graph_.initial);
-    std::set<std::string> timers;
+    std::set<std::string> timers, emits;
     boost::mpl::for_each<typename Front::transition_table, boost::msm::wrap<boost::mpl::placeholders::_1>>(
-        detail::row_collector{&graph_, &timers});
+        detail::row_collector{&graph_, &timers, &emits});
+    if constexpr (requires { typename Front::abort_actions; })
+      detail::namer<typename Front::abort_actions>::emits(emits);
     graph_.timers.assign(timers.begin(), timers.end());
+    graph_.produces.assign(emits.begin(), emits.end());
     graph_.consumes = detail::type_names<typename detail::consumed<Front>::type>::event_types();
     graph_.starts = detail::type_names<typename detail::started<Front>::type>::event_types();
     if constexpr (requires { typename Front::terminal; })

@@ -35,6 +35,7 @@ struct graph {
   std::vector<std::string> consumes;            // event types the definition takes
   std::vector<std::string> starts;              // of those, the ones that create a saga
   std::vector<std::string> timers;              // names of the timers its actions arm
+  std::vector<std::string> produces;            // event types its actions emit (sorted)
   std::string abort_state;                      // target of saga.operator.abort
   std::string attention_state;                  // the state saga.operator.resolve leaves
   std::vector<std::string> resolution_targets;  // targets of saga.operator.resolve

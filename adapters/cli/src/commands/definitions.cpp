@@ -1,7 +1,13 @@
 // sagactl definitions: registered definitions with their instances and due timers, due timers
 // of definitions not registered, and instances in a state their stored graph no longer has.
+// sagactl definitions NAME: one definition's event contract, from its stored graph.
 
 #include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "saga/graph.hpp"
 
 #include "catalog.hpp"
 #include "command.hpp"
@@ -31,11 +37,35 @@ void print_definitions(const nlohmann::json& d) {
   }
 }
 
+// What other services code against: the types it takes and those it emits.
+void print_contract(const saga::graph& gr) {
+  const auto list = [](const std::vector<std::string>& v) {
+    return v.empty() ? std::string("-") : joined(v);
+  };
+  std::cout << "definition   " << gr.name << '\n'
+            << "fingerprint  " << gr.fingerprint << '\n'
+            << "consumes     " << list(gr.consumes) << '\n'
+            << "starts       " << list(gr.starts) << '\n'
+            << "produces     " << list(gr.produces) << '\n'
+            << "terminal     " << list(gr.terminal) << '\n'
+            << "timers       " << list(gr.timers) << '\n';
+}
+
 }  // namespace
 
-run_fn definitions(CLI::App&) {
-  return [](const globals& g) {
+run_fn definitions(CLI::App& cmd) {
+  auto name = std::make_shared<std::string>();
+  cmd.add_option("definition", *name,
+                 "show this definition's contract instead: the event types it consumes (and which of them "
+                 "start a saga) and produces, its terminal states and timers");
+  return [name](const globals& g) {
     catalog c(g.db);
+    if (!name->empty()) {
+      const auto gr = c.stored_graph(*name);
+      if (!gr) throw failure(not_found, "no definition '" + *name + "' is registered in " + g.db);
+      g.as_json ? print_json(saga::to_json(*gr)) : print_contract(*gr);
+      return 0;
+    }
     const auto d = c.definitions(wall_clock_ms());
     g.as_json ? print_json(d) : print_definitions(d);
     return 0;

@@ -31,12 +31,6 @@ struct graph_options {
   std::vector<std::string> plugins;
 };
 
-std::string joined(const std::vector<std::string>& names) {
-  std::string out;
-  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
-  return out;
-}
-
 // The graph of `name` compiled into the plugin libraries. failure(usage) when a
 // library is refused, failure(not_found) when none of them has the name.
 saga::graph from_plugins(const std::vector<std::string>& paths, const std::string& name) {
