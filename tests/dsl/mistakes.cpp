@@ -78,8 +78,10 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
 #endif
 #if defined(MISTAKE_GUARD_SIGNATURE)
       dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">, approvable>
+#elif defined(MISTAKE_GUARD_SIGNATURE_INSIDE_NOT)
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">, dsl::not_<approvable> >
 #else
-      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">>
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed"> >
 #endif
       >;
 

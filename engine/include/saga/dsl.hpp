@@ -511,6 +511,11 @@ template <class G, class E, class F, class S, class T>
 struct guard_callable : std::bool_constant<std::is_invocable_r_v<bool, G, const E&, F&, S&, T&>> {};
 template <class E, class F, class S, class T>
 struct guard_callable<none, E, F, S, T> : std::true_type {};
+template <class... G, class E, class F, class S, class T>
+struct guard_callable<all_of<G...>, E, F, S, T>
+    : std::bool_constant<(guard_callable<G, E, F, S, T>::value && ...)> {};
+template <class G, class E, class F, class S, class T>
+struct guard_callable<not_<G>, E, F, S, T> : guard_callable<G, E, F, S, T> {};
 
 template <class Front, std::size_t N, class R>
 constexpr bool row_ok() {
