@@ -58,12 +58,20 @@ std::string compute_fingerprint(const graph& g) {
   return buf;
 }
 
+namespace {
+
+// Some row takes state `s` to another state (internal rows and self-transitions stay).
+bool has_way_out(const graph& g, std::string_view s) {
+  return std::any_of(g.rows.begin(), g.rows.end(),
+                     [&](const graph_row& r) { return r.source == s && !r.internal && r.target != s; });
+}
+
+}  // namespace
+
 std::vector<std::string> without_way_out(const graph& g) {
   std::vector<std::string> out;
   for (const auto& s : g.states)
-    if (std::none_of(g.rows.begin(), g.rows.end(),
-                     [&](const graph_row& r) { return r.source == s && !r.internal; }))
-      out.push_back(s);
+    if (!has_way_out(g, s)) out.push_back(s);
   return out;
 }
 
@@ -90,9 +98,7 @@ std::vector<std::string> check_graph(const graph& g) {
   for (const auto& s : g.states)
     if (s != g.initial && !contains(reachable, s)) problems.push_back("unreachable state '" + s + "'");
   for (const auto& s : g.states) {
-    const bool leaves = std::any_of(g.rows.begin(), g.rows.end(), [&](const graph_row& r) {
-      return r.source == s && !r.internal && r.target != s;
-    });
+    const bool leaves = has_way_out(g, s);
     if (g.is_terminal(s) && leaves) problems.push_back("terminal state '" + s + "' has a transition out");
     if (!g.is_terminal(s) && !leaves)
       problems.push_back("state '" + s + "' is not terminal and has no way out");

@@ -113,7 +113,7 @@ struct with_dead_end : dsl::machine<with_dead_end, counter_data> {
 };
 
 // v2's table through dsl::row, with nothing but the table: `a` is left by two events, `b` by
-// one; `c` has only an internal row (it stays terminal).
+// one; `c` has only an internal row and a self-transition (neither leaves: it is terminal).
 struct derived : dsl::machine<derived, counter_data> {
   static constexpr std::string_view name = "test_derived";
   using initial_state = fresh;
@@ -123,7 +123,8 @@ struct derived : dsl::machine<derived, counter_data> {
     row< a,     next,   b >,
     row< a,     jump,   c, step >,
     row< b,     finish, c >,
-    row< c,     finish, none, step >
+    row< c,     finish, none, step >,
+    row< c,     next,   c >
   >;
   // clang-format on
 };

@@ -670,21 +670,13 @@ namespace detail {
 // without its "[json.exception.…]" tag:
 //   "[json.exception.type_error.302] type must be number, but is string"
 //   -> "data: type must be number, but is string"
-// A build that defines JSON_DIAGNOSTICS=1 everywhere (saga included) gets the field's JSON
-// pointer in the message, and the reason names it: "data 'amount': type must be …".
+// (A build that defines JSON_DIAGNOSTICS=1 everywhere, saga included, gets the field's JSON
+// pointer at the start of the message: "data: (/amount) type must be …".)
 inline std::string json_reason(std::string_view where, const nlohmann::json::exception& e) {
   std::string_view m = e.what();
   if (const auto tag = m.find("] "); m.starts_with("[json.exception.") && tag != std::string_view::npos)
     m.remove_prefix(tag + 2);
   std::string out(where);
-  if (m.starts_with("(/")) {
-    if (const auto end = m.find(") "); end != std::string_view::npos) {
-      out += " '";
-      out += m.substr(2, end - 2);
-      out += "'";
-      m.remove_prefix(end + 2);
-    }
-  }
   out += ": ";
   out += m;
   return out;

@@ -72,8 +72,9 @@ graph graph_from_json(const nlohmann::json& j);
 // States reachable from `from` through table rows (from itself included only
 // when a cycle leads back to it).
 std::vector<std::string> reachable_from(const graph& g, std::string_view from);
-// The states of g.states that no row leaves (internal rows stay), in that order: a
-// definition's terminal states when it does not list them.
+// The states of g.states that no row takes to another state (internal rows and
+// self-transitions stay), in that order: a definition's terminal states when it does not list
+// them, and what check_graph expects of a declared list.
 std::vector<std::string> without_way_out(const graph& g);
 
 // Problems found at registration, each naming what is wrong:
