@@ -159,7 +159,7 @@ struct lockout_machine : dsl::machine<lockout_machine, account_data> {
   // consumes and starts come from the table; no state is terminal (open and locked each have
   // a way out).
   // clang-format off
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
     //   source  event            target  action                                                       guard
     row< fresh,  login_failed,    open,   dsl::actions<keep_account, open_window> >,
     row< fresh,  login_succeeded, open,   keep_account >,

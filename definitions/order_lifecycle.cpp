@@ -141,7 +141,7 @@ struct order_machine : dsl::machine<order_machine, order_data> {
   // consumes, starts and terminal come from the table: every row's event; the events of the
   // rows from `new`; the states no row leaves (done, cancelled, needs_attention).
   // clang-format off
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
     //   source             event                  target             action                                   guard
     row< fresh,             order_placed,          placed,            take_order >,
     row< placed,            payment_succeeded,     paid,              reserve_inventory >,

@@ -91,7 +91,7 @@ struct notice_machine : dsl::machine<notice_machine, notice_data> {
 
   // consumes, starts and terminal come from the table (paid and lapsed: no row leaves them).
   // clang-format off
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
     //   source            event           target            action
     row< fresh,            notice_created, awaiting_payment, dsl::actions<keep_notice, dsl::arm_at<due_date, at_due>> >,
     row< awaiting_payment, premium_paid,   paid,             dsl::actions<dsl::disarm<due_date>, dsl::emit<"payment_notice.settled">> >,

@@ -233,7 +233,7 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
   using initial_state = fresh;
 
   // clang-format off
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
     //   source     event             target           action                                                                    guard
     Row< fresh,     claim_filed,      assessing,       dsl::actions<keep_claim, dsl::emit<"claim.assessment.requested">,
                                                                     dsl::arm<escalation, escalation_after>>,                 none >,

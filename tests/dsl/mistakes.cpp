@@ -68,7 +68,7 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
   static constexpr std::string_view name = "claim";
   using initial_state = fresh;
 
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
 #if defined(MISTAKE_SWAPPED_EVENT_AND_TARGET)
       dsl::row<fresh, open_claim, claim_filed, record>,
 #elif defined(MISTAKE_ACTION_SIGNATURE)

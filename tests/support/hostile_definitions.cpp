@@ -78,7 +78,7 @@ struct throw_machine : dsl::machine<throw_machine, hostile_data> {
   using initial_state = fresh;
 
   // clang-format off
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
     //   source  event         target  action             guard
     Row< fresh,  throw_start,  open,   keep_key,          none >,
     Row< open,   throw_int,    none,   action_throws_int, none >,
@@ -98,7 +98,7 @@ struct timer_machine : dsl::machine<timer_machine, hostile_data> {
   using initial_state = fresh;
 
   // clang-format off
-  using transition_table = boost::mpl::vector<
+  using transition_table = dsl::table<
     //   source  event         target  action                                       guard
     Row< fresh,  timer_start,  armed,  dsl::actions<keep_key, dsl::arm<boom, 1000>>, none >,
     Row< armed,  boom,         done,   action_throws_int,                           none >,

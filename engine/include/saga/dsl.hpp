@@ -8,7 +8,7 @@
 // A workflow is a front-end derived from dsl::machine<Self, Data> with
 //   - static constexpr std::string_view name;       the definition's name
 //   - using initial_state = dsl::state<"new">;      the pseudo-state of a new saga
-//   - using transition_table = boost::mpl::vector<dsl::row<...>, ...>;
+//   - using transition_table = dsl::table<row<...>, ...>;
 //     rows are row<source, event, target, action = none, guard = none>
 //   - optionally (each derived from the table when left out, and checked
 //     against it when given):
@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -41,7 +42,6 @@
 
 #include <boost/mpl/for_each.hpp>
 #include <boost/mpl/vector.hpp>
-#include <boost/msm/back/state_machine.hpp>
 #include <boost/msm/front/functor_row.hpp>
 #include <boost/msm/front/state_machine_def.hpp>
 #include <nlohmann/json.hpp>
@@ -70,6 +70,13 @@ using row = Row<Source, Event, Target, Action, Guard>;
 
 template <class... T>
 struct types {};
+
+// A transition table: rows in a variadic list, as many as the workflow needs. (A
+// boost::mpl::vector of rows works too, but stops at 20 rows unless every translation unit
+// raises BOOST_MPL_LIMIT_VECTOR_SIZE with BOOST_MPL_CFG_NO_PREPROCESSED_HEADERS, which costs
+// each of them about 1.7 s of compile time.)
+template <class... Rows>
+using table = types<Rows...>;
 
 constexpr std::int64_t seconds(std::int64_t n) {
   return n * 1000;
@@ -127,10 +134,6 @@ struct context {
 template <class Self, class Data>
 struct machine : boost::msm::front::state_machine_def<Self> {
   using data_type = Data;
-  // No MSM message queue and no try/catch in the back-end: an exception from
-  // an action reaches the engine, which rejects that event alone.
-  using no_message_queue = int;
-  using no_exception_thrown = int;
 
   // Inside a machine `row` is dsl::row (it hides the basic front-end's state_machine_def::row,
   // which takes member-function pointers).
@@ -157,12 +160,47 @@ struct machine : boost::msm::front::state_machine_def<Self> {
     else
       return nlohmann::json(ctx->data);
   }
-
-  // MSM asserts by default; the engine decides what an event no row takes
-  // means (parked or ignored), so here it is simply not handled.
-  template <class Fsm, class Event>
-  void no_transition(Event const&, Fsm&, int) {}
 };
+
+// ---- compiled helpers ------------------------------------------------------
+// What does not depend on a workflow's types lives in saga_engine (engine/src/dsl_support.cpp),
+// so that each definition's translation unit passes names instead of compiling the code.
+namespace detail {
+
+std::string label(std::string_view what, std::string_view name);  // what + name
+std::string arm_label(std::string_view timer, std::int64_t delay_ms);
+std::string arm_at_label(std::string_view timer, std::string_view due);
+
+// Builds a definition's graph from the names its table passes, row by row.
+class graph_builder {
+ public:
+  graph_builder(std::string_view name, std::string_view initial);
+  // Starts a row (target empty: an internal row); action() and guard() add to its cells.
+  void row(std::string_view source, std::string_view event, std::string_view target);
+  void action(std::string_view name);  // one part of the row's action (joined with ", ")
+  void guard(std::string_view text);   // appended to the row's guard expression
+  void timer(std::string_view name);
+  void emits(std::string_view type);
+  void consumes(std::span<const std::string_view> types);
+  void starts(std::span<const std::string_view> types);
+  void terminal(std::span<const std::string_view> states);  // else derived: without_way_out
+  void abort_state(std::string_view state);
+  void attention_state(std::string_view state);
+  void resolution_targets(std::span<const std::string_view> states);
+  saga::graph finish() &&;  // timers, produces, terminal and fingerprint
+
+ private:
+  void add_state(std::string_view s);
+  saga::graph g_;
+  std::set<std::string> timers_, emits_;
+  bool terminal_declared_ = false;
+};
+
+// The graph's own string for `state`; throws std::invalid_argument when the graph has none.
+std::string_view known_state(const saga::graph& g, std::string_view state);
+[[noreturn]] void not_consumed(const saga::graph& g, std::string_view type);
+
+}  // namespace detail
 
 // ---- actions -------------------------------------------------------------
 
@@ -181,7 +219,7 @@ struct carry {
 template <fixed_string Type, class Build = carry>
 struct emit {
   static constexpr std::string_view emits = Type.view();
-  static std::string name() { return "emit " + std::string(Type.view()); }
+  static std::string name() { return detail::label("emit ", Type.view()); }
   template <class Event, class Fsm, class Source, class Target>
   void operator()(const Event& e, Fsm& fsm, Source&, Target&) const {
     fsm.emit(Type.view(), Build{}(fsm, e));
@@ -192,9 +230,7 @@ struct emit {
 template <class Timer, std::int64_t DelayMs>
 struct arm {
   static constexpr std::string_view timer_name = Timer::name;
-  static std::string name() {
-    return "arm " + std::string(Timer::name) + " (" + saga::format_duration(DelayMs) + ")";
-  }
+  static std::string name() { return detail::arm_label(Timer::name, DelayMs); }
   template <class Event, class Fsm, class Source, class Target>
   void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
     fsm.arm(Timer::name, fsm.now_ms() + DelayMs);
@@ -205,7 +241,7 @@ struct arm {
 template <class Timer, class Due>
 struct arm_at {
   static constexpr std::string_view timer_name = Timer::name;
-  static std::string name() { return "arm " + std::string(Timer::name) + " at " + std::string(Due::name); }
+  static std::string name() { return detail::arm_at_label(Timer::name, Due::name); }
   template <class Event, class Fsm, class Source, class Target>
   void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
     fsm.arm(Timer::name, Due{}(std::as_const(fsm.data())));
@@ -214,7 +250,7 @@ struct arm_at {
 
 template <class Timer>
 struct disarm {
-  static std::string name() { return "disarm " + std::string(Timer::name); }
+  static std::string name() { return detail::label("disarm ", Timer::name); }
   template <class Event, class Fsm, class Source, class Target>
   void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
     fsm.disarm(Timer::name);
@@ -243,130 +279,155 @@ struct not_ {
 
 namespace detail {
 
+// Passes an action's or guard's name to the builder: a static `name`, a string or a function
+// returning one.
 template <class T>
-std::string plain_name() {
+void name_of(graph_builder& b, void (graph_builder::*add)(std::string_view)) {
   if constexpr (requires { T::name(); })
-    return std::string(T::name());
+    (b.*add)(T::name());
   else if constexpr (requires { T::name; })
-    return std::string(T::name);
-  else {
+    (b.*add)(T::name);
+  else
     static_assert(sizeof(T) == 0, "every action and guard needs a static `name`");
-    return {};
-  }
 }
 
+// What a row's action and guard cells tell the graph: the action's name (each part of a
+// multi-action cell), the timers it arms, the events it emits; the guard's expression.
 template <class T>
 struct namer {
-  static std::string action() { return plain_name<T>(); }
-  static std::string guard() { return plain_name<T>(); }
-  static void timers(std::set<std::string>& out) {
-    if constexpr (requires { T::timer_name; }) out.insert(std::string(T::timer_name));
+  static void action(graph_builder& b) {
+    name_of<T>(b, &graph_builder::action);
+    if constexpr (requires { T::timer_name; }) b.timer(T::timer_name);
+    emits(b);
   }
-  static void emits(std::set<std::string>& out) {
-    if constexpr (requires { T::emits; }) out.insert(std::string(T::emits));
+  static void emits(graph_builder& b) {
+    if constexpr (requires { T::emits; }) b.emits(T::emits);
   }
+  static void guard(graph_builder& b) { name_of<T>(b, &graph_builder::guard); }
 };
 
 template <>
 struct namer<none> {
-  static std::string action() { return {}; }
-  static std::string guard() { return {}; }
-  static void timers(std::set<std::string>&) {}
-  static void emits(std::set<std::string>&) {}
+  static void action(graph_builder&) {}
+  static void emits(graph_builder&) {}
+  static void guard(graph_builder&) {}
 };
 
 // mpl::vector<A...> pads its arguments with mpl::na.
 template <>
 struct namer<boost::mpl::na> : namer<none> {};
 
-inline void join(std::string& s, std::string_view sep, const std::string& part) {
-  if (part.empty()) return;
-  if (!s.empty()) s += sep;
-  s += part;
-}
-
 template <class... A>
 struct namer<boost::msm::front::ActionSequence_<boost::mpl::vector<A...>>> {
-  static std::string action() {
-    std::string s;
-    (join(s, ", ", namer<A>::action()), ...);
-    return s;
-  }
-  static void timers(std::set<std::string>& out) { (namer<A>::timers(out), ...); }
-  static void emits(std::set<std::string>& out) { (namer<A>::emits(out), ...); }
+  static void action(graph_builder& b) { (namer<A>::action(b), ...); }
+  static void emits(graph_builder& b) { (namer<A>::emits(b), ...); }
 };
 
-template <class... G>
-struct namer<all_of<G...>> {
-  static std::string guard() {
-    std::string s;
-    (join(s, " && ", namer<G>::guard()), ...);
-    return s;
+template <class G, class... More>
+struct namer<all_of<G, More...>> {
+  static void guard(graph_builder& b) {
+    namer<G>::guard(b);
+    ((b.guard(" && "), namer<More>::guard(b)), ...);
   }
 };
 
 template <class G>
 struct namer<not_<G>> {
-  static std::string guard() {
-    std::string s = "!";  // not "!" + guard(): GCC 12 at -O3 warns a false -Wrestrict on that
-    s += namer<G>::guard();
-    return s;
+  static void guard(graph_builder& b) {
+    b.guard("!");
+    namer<G>::guard(b);
   }
 };
 
-template <class T>
-struct type_names;
+// Passes a table's rows to the graph builder.
+template <class... R>
+void collect(graph_builder& b, types<R...>) {
+  (collect(b, types<R>{}), ...);
+}
+template <class S, class E, class T, class A, class G>
+void collect(graph_builder& b, types<Row<S, E, T, A, G>>) {
+  if constexpr (std::is_same_v<T, none>)
+    b.row(S::name, E::type, {});
+  else
+    b.row(S::name, E::type, T::name);
+  namer<A>::action(b);
+  namer<G>::guard(b);
+}
+
+// The event types or state names of a dsl::types list.
+template <class List>
+constexpr std::array<std::string_view, 0> event_types{};
 template <class... T>
-struct type_names<types<T...>> {
-  static std::vector<std::string> event_types() { return {std::string(T::type)...}; }
-  static std::vector<std::string> state_names() { return {std::string(T::name)...}; }
+constexpr std::array<std::string_view, sizeof...(T)> event_types<types<T...>>{T::type...};
+template <class List>
+constexpr std::array<std::string_view, 0> state_names{};
+template <class... T>
+constexpr std::array<std::string_view, sizeof...(T)> state_names<types<T...>>{T::name...};
+
+// ---- running a table -------------------------------------------------------
+// The DSL runs a Boost.MSM front-end table itself, with Boost.MSM's semantics for a flat
+// machine: of the rows that leave the active state on the event, the last one in the table
+// is tried first; a row fires when it has no guard or its guard says yes; an external row
+// calls the source's on_exit, the action, the target's on_entry; a row whose target is `none`
+// is internal (guard and action only, the state stays). Why not msm::back::state_machine:
+// docs/dsl.md "Compile cost" (it was two thirds of a definition's compile time).
+
+// The rows that take event E, last row first.
+template <class E, class Rows, class Out = types<>>
+struct taking;
+template <class E, class Out>
+struct taking<E, types<>, Out> {
+  using type = Out;
+};
+template <class E, class R, class... Rest, class... Out>
+struct taking<E, types<R, Rest...>, types<Out...>>
+    : taking<E, types<Rest...>,
+             std::conditional_t<std::is_same_v<typename R::Evt, E>, types<R, Out...>, types<Out...>>> {};
+
+template <class Guard, class E, class Fsm, class S, class T>
+bool allows(const E& e, Fsm& fsm, S& source, T& target) {
+  if constexpr (std::is_same_v<Guard, none>)
+    return true;
+  else
+    return Guard{}(e, fsm, source, target);
+}
+
+template <class Action, class E, class Fsm, class S, class T>
+void perform(const E& e, Fsm& fsm, S& source, T& target) {
+  if constexpr (!std::is_same_v<Action, none>) Action{}(e, fsm, source, target);
+}
+
+// Fires the row if the machine is in its source state and its guard allows; `state` is the
+// active state's name. (Matched as Row<S, E, T, A, G>: MSM's internal rows say Target = S.)
+template <class R, class E, class Fsm>
+struct row_runner;
+template <class S, class Ev, class T, class A, class G, class E, class Fsm>
+struct row_runner<Row<S, Ev, T, A, G>, E, Fsm> {
+  static bool fire(Fsm& fsm, std::string_view& state, const E& e);
 };
 
-// Collects the rows of a transition table (mpl::for_each with msm::wrap).
-struct row_collector {
-  saga::graph* g;
-  std::set<std::string>* timers;
-  std::set<std::string>* emits;
+template <class S, class Ev, class T, class A, class G, class E, class Fsm>
+bool row_runner<Row<S, Ev, T, A, G>, E, Fsm>::fire(Fsm& fsm, std::string_view& state, const E& e) {
+  if (state != S::name) return false;
+  S source;
+  if constexpr (std::is_same_v<T, none>) {
+    if (!allows<G>(e, fsm, source, source)) return false;
+    perform<A>(e, fsm, source, source);
+  } else {
+    T target;
+    if (!allows<G>(e, fsm, source, target)) return false;
+    source.on_exit(e, fsm);
+    perform<A>(e, fsm, source, target);
+    target.on_entry(e, fsm);
+    state = T::name;
+  }
+  return true;
+}
 
-  void add_state(std::string_view s) const {
-    if (std::find(g->states.begin(), g->states.end(), s) == g->states.end()) g->states.emplace_back(s);
-  }
-
-  template <class S, class E, class T, class A, class G>
-  void operator()(boost::msm::wrap<Row<S, E, T, A, G>>) const {
-    constexpr bool internal = std::is_same_v<T, none>;
-    saga::graph_row r;
-    r.source = std::string(S::name);
-    r.event = std::string(E::type);
-    if constexpr (internal)
-      r.target = r.source;
-    else
-      r.target = std::string(T::name);
-    r.action = namer<A>::action();
-    r.guard = namer<G>::guard();
-    r.internal = internal;
-    add_state(r.source);
-    add_state(r.target);
-    namer<A>::timers(*timers);
-    namer<A>::emits(*emits);
-    g->rows.push_back(std::move(r));
-  }
-};
-
-// Writes the active state id through MSM's own serialize() entry point: the
-// back-end hands its state array to the archive (DESIGN.md: set_states does not
-// move a top-level machine out of its initial state).
-struct state_restorer {
-  int id;
-  template <class T>
-  state_restorer& operator&(T&) {
-    return *this;
-  }
-  state_restorer& operator&(int (&states)[1]) {
-    states[0] = id;
-    return *this;
-  }
-};
+template <class Fsm, class E, class... R>
+bool take(Fsm& fsm, std::string_view& state, const E& e, types<R...>) {
+  return (row_runner<R, E, Fsm>::fire(fsm, state, e) || ...);
+}
 
 }  // namespace detail
 
@@ -468,7 +529,7 @@ template <class... Seen, class T, class... Rest>
 struct unique<types<Seen...>, T, Rest...>
     : unique<std::conditional_t<one_of<T, Seen...>, types<Seen...>, types<Seen..., T>>, Rest...> {};
 
-// The rows of a transition table (an mpl::vector, padded with mpl::na).
+// The rows of a transition table (a dsl::table, or an mpl::vector padded with mpl::na).
 template <class Table>
 struct rows_of;
 template <template <class...> class V, class... R>
@@ -632,37 +693,15 @@ constexpr bool checked() {
 // std::invalid_argument naming the field when it is missing, not an integer
 // (1.9, 1e300), or outside int64 (2^63): a definition must reject such a value,
 // never wrap or truncate it.
-inline std::int64_t integer_field(const nlohmann::json& data, const char* key) {
-  const auto it = data.find(key);
-  if (it == data.end() || it->is_null())
-    throw std::invalid_argument(std::string("data '") + key + "': missing");
-  if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-    throw std::invalid_argument(std::string("data '") + key +
-                                "': out of range (at most 9223372036854775807)");
-  if (!it->is_number_integer())
-    throw std::invalid_argument(std::string("data '") + key + "': must be an integer (minor units)");
-  return it->get<std::int64_t>();
-}
+std::int64_t integer_field(const nlohmann::json& data, const char* key);
 
 // data[key] as a string. Throws std::invalid_argument naming the field when it
 // is missing (or null) or of another JSON type.
-inline std::string string_field(const nlohmann::json& data, const char* key) {
-  const auto it = data.find(key);
-  if (it == data.end() || it->is_null())
-    throw std::invalid_argument(std::string("data '") + key + "': missing");
-  if (!it->is_string()) throw std::invalid_argument(std::string("data '") + key + "': must be a string");
-  return it->get<std::string>();
-}
+std::string string_field(const nlohmann::json& data, const char* key);
 
 // data[key] as a string, or `fallback` when it is absent or null; any other
 // JSON type throws std::invalid_argument naming the field.
-inline std::string optional_string_field(const nlohmann::json& data, const char* key,
-                                         std::string fallback = {}) {
-  const auto it = data.find(key);
-  if (it == data.end() || it->is_null()) return fallback;
-  if (!it->is_string()) throw std::invalid_argument(std::string("data '") + key + "': must be a string");
-  return it->get<std::string>();
-}
+std::string optional_string_field(const nlohmann::json& data, const char* key, std::string fallback = {});
 
 namespace detail {
 
@@ -672,15 +711,7 @@ namespace detail {
 //   -> "data: type must be number, but is string"
 // (A build that defines JSON_DIAGNOSTICS=1 everywhere, saga included, gets the field's JSON
 // pointer at the start of the message: "data: (/amount) type must be …".)
-inline std::string json_reason(std::string_view where, const nlohmann::json::exception& e) {
-  std::string_view m = e.what();
-  if (const auto tag = m.find("] "); m.starts_with("[json.exception.") && tag != std::string_view::npos)
-    m.remove_prefix(tag + 2);
-  std::string out(where);
-  out += ": ";
-  out += m;
-  return out;
-}
+std::string json_reason(std::string_view where, const nlohmann::json::exception& e);
 
 }  // namespace detail
 
@@ -688,89 +719,65 @@ inline std::string json_reason(std::string_view where, const nlohmann::json::exc
 
 template <class Front>
 class definition final : public saga::definition {
-  using backend = boost::msm::back::state_machine<Front>;
   using data_type = typename Front::data_type;
-  using handler = boost::msm::back::HandledEnum (*)(backend&, const saga::event&);
+  using handler = bool (*)(Front&, std::string_view&, const saga::event&);
 
  public:
-  definition() {
-    graph_.name = std::string(Front::name);
-    graph_.initial = std::string(Front::initial_state::name);
-    graph_.states.push_back(graph_.initial);
-    std::set<std::string> timers, emits;
-    boost::mpl::for_each<typename Front::transition_table, boost::msm::wrap<boost::mpl::placeholders::_1>>(
-        detail::row_collector{&graph_, &timers, &emits});
-    if constexpr (requires { typename Front::abort_actions; })
-      detail::namer<typename Front::abort_actions>::emits(emits);
-    graph_.timers.assign(timers.begin(), timers.end());
-    graph_.produces.assign(emits.begin(), emits.end());
-    graph_.consumes = detail::type_names<typename detail::consumed<Front>::type>::event_types();
-    graph_.starts = detail::type_names<typename detail::started<Front>::type>::event_types();
-    if constexpr (requires { typename Front::terminal; })
-      graph_.terminal = detail::type_names<typename Front::terminal>::state_names();
-    else
-      graph_.terminal = saga::without_way_out(graph_);
-    if constexpr (requires { typename Front::abort_state; })
-      graph_.abort_state = std::string(Front::abort_state::name);
-    if constexpr (requires { typename Front::resolution_targets; })
-      graph_.resolution_targets = detail::type_names<typename Front::resolution_targets>::state_names();
-    if constexpr (requires { typename Front::attention_state; })
-      graph_.attention_state = std::string(Front::attention_state::name);
-    graph_.fingerprint = saga::compute_fingerprint(graph_);
-
-    using state_list = typename boost::msm::back::generate_state_set<typename backend::stt>::type;
-    boost::mpl::for_each<state_list, boost::msm::wrap<boost::mpl::placeholders::_1>>(
-        [this]<class S>(boost::msm::wrap<S>) {
-          constexpr int id = boost::msm::back::get_state_id<typename backend::stt, S>::type::value;
-          state_ids_.emplace(std::string(S::name), id);
-          if (names_.size() <= static_cast<std::size_t>(id)) names_.resize(id + 1);
-          names_[id] = std::string(S::name);
-        });
-    register_handlers(typename detail::consumed<Front>::type{});
-  }
+  definition() : graph_(make_graph()) { register_handlers(typename detail::consumed<Front>::type{}); }
 
   const saga::graph& graph() const override { return graph_; }
 
+  static saga::graph make_graph() {
+    detail::graph_builder b(Front::name, Front::initial_state::name);
+    detail::collect(b, detail::table_rows<Front>{});
+    if constexpr (requires { typename Front::abort_actions; })
+      detail::namer<typename Front::abort_actions>::emits(b);
+    b.consumes(detail::event_types<typename detail::consumed<Front>::type>);
+    b.starts(detail::event_types<typename detail::started<Front>::type>);
+    if constexpr (requires { typename Front::terminal; })
+      b.terminal(detail::state_names<typename Front::terminal>);
+    if constexpr (requires { typename Front::abort_state; }) b.abort_state(Front::abort_state::name);
+    if constexpr (requires { typename Front::resolution_targets; })
+      b.resolution_targets(detail::state_names<typename Front::resolution_targets>);
+    if constexpr (requires { typename Front::attention_state; })
+      b.attention_state(Front::attention_state::name);
+    return std::move(b).finish();
+  }
+
   saga::dispatch_output dispatch(const saga::dispatch_input& in) const override {
     auto h = handlers_.find(in.incoming.type);
-    if (h == handlers_.end())
-      throw std::invalid_argument("definition '" + graph_.name + "' does not consume type '" +
-                                  in.incoming.type + "'");
+    if (h == handlers_.end()) detail::not_consumed(graph_, in.incoming.type);
     detail_context ctx;
-    backend m;
-    prepare(m, ctx, in);
-    boost::msm::back::HandledEnum handled;
+    Front m;
+    std::string_view state = prepare(m, ctx, in);
+    bool handled;
     try {
-      handled = h->second(m, in.incoming);  // decodes the event's data, runs guards and actions
+      handled = h->second(m, state, in.incoming);  // decodes the event's data, runs guards and actions
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument(detail::json_reason("data", e));
     }
-    return finish(m, ctx, handled == boost::msm::back::HANDLED_TRUE);
+    return finish(ctx, state, handled);
   }
 
   saga::dispatch_output abort(const saga::dispatch_input& in) const {
     detail_context ctx;
-    backend m;
+    Front m;
     prepare(m, ctx, in);
     if constexpr (requires { typename Front::abort_actions; }) {
       typename Front::abort_state target;
       operator_event e;
-      typename Front::abort_actions{}(e, static_cast<Front&>(m), target, target);
+      typename Front::abort_actions{}(e, m, target, target);
     }
-    auto out = finish(m, ctx, true);
-    out.state = graph_.abort_state;
-    return out;
+    return finish(ctx, graph_.abort_state, true);
   }
 
   saga::dispatch_output operator_action(const saga::dispatch_input& in, std::string_view action,
                                         std::string_view to) const override {
     if (action == "abort") return abort(in);
     detail_context ctx;
-    backend m;
+    Front m;
     prepare(m, ctx, in);
-    auto out = finish(m, ctx, true);
-    out.state = std::string(to);
-    return out;
+    return finish(ctx, to, true);
   }
 
  private:
@@ -785,16 +792,17 @@ class definition final : public saga::definition {
   }
 
   template <class E>
-  static boost::msm::back::HandledEnum handle(backend& m, const saga::event& in) {
-    if constexpr (requires(const nlohmann::json& j, E& e) { from_json(j, e); }) {
-      E e = in.data.get<E>();
-      return m.process_event(e);
-    } else {
-      return m.process_event(E{});
-    }
+  static bool handle(Front& m, std::string_view& state, const saga::event& in) {
+    using rows = typename detail::taking<E, detail::table_rows<Front>>::type;
+    if constexpr (requires(const nlohmann::json& j, E& e) { from_json(j, e); })
+      return detail::take(m, state, in.data.get<E>(), rows{});
+    else
+      return detail::take(m, state, E{}, rows{});
   }
 
-  void prepare(backend& m, detail_context& ctx, const saga::dispatch_input& in) const {
+  // Loads the saga data into the context and returns the active state's name (the graph's
+  // own string, which outlives the dispatch).
+  std::string_view prepare(Front& m, detail_context& ctx, const saga::dispatch_input& in) const {
     if (in.data != nullptr) {
       try {
         ctx.data = in.data->get<data_type>();
@@ -805,27 +813,19 @@ class definition final : public saga::definition {
     ctx.incoming = &in.incoming;
     ctx.now_ms = in.now_ms;
     m.ctx = &ctx;
-    m.start();
-    auto id = state_ids_.find(in.state);
-    if (id == state_ids_.end())
-      throw std::invalid_argument("definition '" + graph_.name + "' has no state '" + std::string(in.state) +
-                                  "'");
-    detail::state_restorer r{id->second};
-    m.serialize(r, 0);
+    return detail::known_state(graph_, in.state);
   }
 
-  saga::dispatch_output finish(backend& m, detail_context& ctx, bool handled) const {
+  static saga::dispatch_output finish(detail_context& ctx, std::string_view state, bool handled) {
     saga::dispatch_output out;
     out.handled = handled;
-    out.state = names_.at(static_cast<std::size_t>(m.current_state()[0]));
+    out.state = std::string(state);
     out.data = nlohmann::json(ctx.data);
     out.intents = std::move(ctx.out);
     return out;
   }
 
   saga::graph graph_;
-  std::map<std::string, int, std::less<>> state_ids_;
-  std::vector<std::string> names_;
   std::map<std::string, handler, std::less<>> handlers_;
 };
 
