@@ -7,6 +7,7 @@ WERROR ?= OFF
 BUILD_TYPE ?= RelWithDebInfo
 CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
+COMPILE_COST_ARGS ?=
 
 .PHONY: all deps configure build test demo bench torture fuzz test-asan clean format
 
@@ -29,8 +30,10 @@ demo: build
 	./scripts/demo.sh $(BUILD)
 
 # The performance table (docs/performance.md); BENCH_ARGS="--json out.json" to keep the figures.
+# Then what each definition costs to compile (docs/dsl.md "Compile cost"), COMPILE_COST_ARGS likewise.
 bench: build
 	$(BUILD)/tests/bench/saga-bench $(BENCH_ARGS)
+	$(BUILD)/tests/bench/saga-compile-cost $(COMPILE_COST_ARGS)
 
 # The full reliability runs (docs/reliability.md): about 10 min of crash torture (1,000
 # counted kills, 20 hits of each fault point) and the I/O-fault sweep up to the 64th call.

@@ -5,11 +5,13 @@
 //
 // process: posix_spawn with an argv (no shell), stdin from /dev/null, stdout
 // and stderr to files; wait_for() returns the exit status or "still running";
-// the destructor kills a child still running with SIGKILL and reaps it.
+// the destructor kills a child still running with SIGKILL and reaps it; usage() is the ended
+// child's rusage (peak memory, CPU time).
 
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -123,7 +125,7 @@ class process {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (status_.running()) {
       int st = 0;
-      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      const pid_t r = ::wait4(pid_, &st, WNOHANG, &usage_);
       if (r == pid_) {
         if (WIFEXITED(st))
           status_ = {exit_status::kind::exited, WEXITSTATUS(st)};
@@ -145,6 +147,9 @@ class process {
     return wait_for(std::chrono::seconds(10));
   }
 
+  // What the child used (ru_maxrss: its peak resident set, KiB), once it has ended.
+  const struct rusage& usage() const { return usage_; }
+
   std::string out() const { return read_text(stdout_path_); }
   std::string err() const { return read_text(stderr_path_); }
   const std::string& name() const { return argv_[0]; }
@@ -154,6 +159,7 @@ class process {
   std::string stdout_path_, stderr_path_;
   pid_t pid_ = -1;
   exit_status status_;
+  struct rusage usage_ {};
 };
 
 // sagad's three endpoints.
