@@ -723,7 +723,7 @@ class definition final : public saga::definition {
   using handler = bool (*)(Front&, std::string_view&, const saga::event&);
 
  public:
-  definition() : graph_(make_graph()) { register_handlers(typename detail::consumed<Front>::type{}); }
+  definition() : graph_(make_graph()) {}
 
   const saga::graph& graph() const override { return graph_; }
 
@@ -745,14 +745,15 @@ class definition final : public saga::definition {
   }
 
   saga::dispatch_output dispatch(const saga::dispatch_input& in) const override {
-    auto h = handlers_.find(in.incoming.type);
-    if (h == handlers_.end()) detail::not_consumed(graph_, in.incoming.type);
+    const auto h = std::find_if(handlers.begin(), handlers.end(),
+                                [&](const handler_entry& e) { return e.type == in.incoming.type; });
+    if (h == handlers.end()) detail::not_consumed(graph_, in.incoming.type);
     detail_context ctx;
     Front m;
     std::string_view state = prepare(m, ctx, in);
     bool handled;
     try {
-      handled = h->second(m, state, in.incoming);  // decodes the event's data, runs guards and actions
+      handled = h->run(m, state, in.incoming);  // decodes the event's data, runs guards and actions
     } catch (const nlohmann::json::exception& e) {
       throw std::invalid_argument(detail::json_reason("data", e));
     }
@@ -785,11 +786,6 @@ class definition final : public saga::definition {
   struct operator_event {
     static constexpr std::string_view type = "saga.operator";
   };
-
-  template <class... E>
-  void register_handlers(types<E...>) {
-    (handlers_.emplace(std::string(E::type), &handle<E>), ...);
-  }
 
   template <class E>
   static bool handle(Front& m, std::string_view& state, const saga::event& in) {
@@ -825,8 +821,18 @@ class definition final : public saga::definition {
     return out;
   }
 
+  // Each consumed event type's handler: a constant table, searched in order (a dozen types).
+  struct handler_entry {
+    std::string_view type;
+    handler run;
+  };
+  template <class... E>
+  static constexpr std::array<handler_entry, sizeof...(E)> handlers_of(types<E...>) {
+    return {handler_entry{E::type, &handle<E>}...};
+  }
+  static constexpr auto handlers = handlers_of(typename detail::consumed<Front>::type{});
+
   saga::graph graph_;
-  std::map<std::string, handler, std::less<>> handlers_;
 };
 
 // The factory a definition's .cpp file exposes through its plain header.

@@ -44,13 +44,15 @@ struct figures {
   double peak_mb = 0;  // median peak resident memory
 };
 
-// Lines of the file that start a table row (`row<`), the table's size.
+// Lines of the file that start a table row (`row<`, or Boost.MSM's `Row<`), the table's size.
 int rows_in(const std::string& path) {
   std::ifstream in(path);
   int n = 0;
   for (std::string line; std::getline(in, line);) {
     const auto first = line.find_first_not_of(' ');
-    if (first != std::string::npos && line.compare(first, 4, "row<") == 0) ++n;
+    if (first != std::string::npos &&
+        (line.compare(first, 4, "row<") == 0 || line.compare(first, 4, "Row<") == 0))
+      ++n;
   }
   return n;
 }
