@@ -370,7 +370,7 @@ constexpr std::array<std::string_view, sizeof...(T)> state_names<types<T...>>{T:
 // is tried first; a row fires when it has no guard or its guard says yes; an external row
 // calls the source's on_exit, the action, the target's on_entry; a row whose target is `none`
 // is internal (guard and action only, the state stays). Why not msm::back::state_machine:
-// docs/dsl.md "Compile cost" (it was two thirds of a definition's compile time).
+// docs/dsl.md "Compile cost" (it was more than half of a definition's compile time).
 
 // The rows that take event E, last row first.
 template <class E, class Rows, class Out = types<>>
