@@ -32,6 +32,11 @@ using login_succeeded = dsl::event<"auth.login.succeeded">;
 
 using unlock = dsl::timer<"unlock">;
 
+// ---- events it emits (dsl::emit<E>: a typo in a name does not compile) ----------
+
+using account_locked = dsl::event<"account.locked">;
+using account_unlocked = dsl::event<"account.unlocked">;
+
 // ---- states -------------------------------------------------------------------
 
 using fresh = dsl::state<"new">;
@@ -138,7 +143,7 @@ struct lock_notice {
 };
 
 using lock =
-    dsl::actions<record_lock, dsl::emit<"account.locked", lock_notice>, dsl::arm<unlock, lock_duration>>;
+    dsl::actions<record_lock, dsl::emit<account_locked, lock_notice>, dsl::arm<unlock, lock_duration>>;
 
 // The operator's abort: back to open with the count reset; an account that was
 // locked is unlocked early (account.unlocked), one that was open stays quiet.
@@ -167,7 +172,7 @@ struct lockout_machine : dsl::machine<lockout_machine, account_data> {
     row< open,   login_failed,    none,   count_failure,                                               dsl::all_of<failure_window_open, dsl::not_<third_failure_in_window>> >,
     row< open,   login_failed,    locked, lock,                                                        third_failure_in_window >,
     row< open,   login_succeeded, none,   reset_failures >,
-    row< locked, unlock,          open,   dsl::actions<reset_failures, dsl::emit<"account.unlocked">> >,
+    row< locked, unlock,          open,   dsl::actions<reset_failures, dsl::emit<account_unlocked>> >,
     row< locked, login_failed,    none,   ignore_while_locked >,
     row< locked, login_succeeded, none,   ignore_while_locked >
   >;

@@ -28,8 +28,32 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(order_data, order_id, amount, cu
 
 // ---- events -------------------------------------------------------------------
 
+// What order.placed carries and every follow-on event of the order carries on (DESIGN.md "Event
+// data"), as the JSON Schema the AsyncAPI contract shows (sagactl definitions --asyncapi); a
+// refund request adds refund_id and attempt.
+constexpr std::string_view order_schema = R"({
+  "type": "object", "required": ["amount", "currency"],
+  "properties": {
+    "order_id": {"type": "string"},
+    "amount": {"type": "integer", "description": "minor units"},
+    "currency": {"type": "string"},
+    "customer_id": {"type": "string"},
+    "items": {"type": "array", "items": {"type": "object",
+              "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}}}}}})";
+constexpr std::string_view refund_schema = R"({
+  "type": "object", "required": ["amount", "currency", "refund_id", "attempt"],
+  "properties": {
+    "order_id": {"type": "string"},
+    "amount": {"type": "integer", "description": "minor units"},
+    "currency": {"type": "string"},
+    "customer_id": {"type": "string"},
+    "items": {"type": "array"},
+    "refund_id": {"type": "string", "description": "the same on every attempt"},
+    "attempt": {"type": "integer", "minimum": 1}}})";
+
 // order.placed carries the order; the saga keeps it and carries it on.
 struct order_placed : dsl::event<"order.placed"> {
+  static constexpr std::string_view schema = order_schema;
   order_data order;
 };
 void from_json(const nlohmann::json& j, order_placed& e) {
@@ -56,6 +80,29 @@ using refund_failed = dsl::event<"payment.refund.failed">;
 
 using payment_timeout = dsl::timer<"payment_timeout">;
 using shipment_deadline = dsl::timer<"shipment_deadline">;
+
+// ---- events it emits (dsl::emit<E>: a typo in a name does not compile) ----------
+// Each carries the order on; a refund request adds refund_id and attempt.
+
+template <dsl::fixed_string Type>
+struct order_event : dsl::event<Type> {
+  static constexpr std::string_view schema = order_schema;
+};
+
+struct payment_refund_requested : dsl::event<"payment.refund.requested"> {
+  static constexpr std::string_view schema = refund_schema;
+};
+using payment_requested = order_event<"payment.requested">;
+using inventory_reservation_requested = order_event<"inventory.reservation.requested">;
+using inventory_release_requested = order_event<"inventory.release.requested">;
+using shipment_requested = order_event<"shipment.requested">;
+using order_shipped = order_event<"order.shipped">;
+using order_shipment_overdue = order_event<"order.shipment.overdue">;
+using order_out_for_delivery = order_event<"order.out_for_delivery">;
+using order_completed = order_event<"order.completed">;
+using order_cancelled = order_event<"order.cancelled">;
+using order_cancel_rejected = order_event<"order.cancel.rejected">;
+using order_needs_attention = order_event<"order.needs_attention">;
 
 // ---- states -------------------------------------------------------------------
 
@@ -116,21 +163,20 @@ struct refund_request {
   }
 };
 
-using request_refund =
-    dsl::actions<next_refund_attempt, dsl::emit<"payment.refund.requested", refund_request>>;
+using request_refund = dsl::actions<next_refund_attempt, dsl::emit<payment_refund_requested, refund_request>>;
 
 // The multi-action cells, named: a row reads as what happens.
 using take_order =
-    dsl::actions<keep_order, dsl::emit<"payment.requested">, dsl::arm<payment_timeout, dsl::minutes(15)>>;
+    dsl::actions<keep_order, dsl::emit<payment_requested>, dsl::arm<payment_timeout, dsl::minutes(15)>>;
 using reserve_inventory =
-    dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"inventory.reservation.requested">>;
-using cancel_unpaid = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"order.cancelled">>;
+    dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<inventory_reservation_requested>>;
+using cancel_unpaid = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<order_cancelled>>;
 using request_shipment =
-    dsl::actions<dsl::emit<"shipment.requested">, dsl::arm<shipment_deadline, dsl::hours(48)>>;
+    dsl::actions<dsl::emit<shipment_requested>, dsl::arm<shipment_deadline, dsl::hours(48)>>;
 using cancel_before_shipment =
-    dsl::actions<dsl::disarm<shipment_deadline>, request_refund, dsl::emit<"inventory.release.requested">>;
-using ship = dsl::actions<dsl::disarm<shipment_deadline>, dsl::emit<"order.shipped">>;
-using cancel_refused = dsl::emit<"order.cancel.rejected">;
+    dsl::actions<dsl::disarm<shipment_deadline>, request_refund, dsl::emit<inventory_release_requested>>;
+using ship = dsl::actions<dsl::disarm<shipment_deadline>, dsl::emit<order_shipped>>;
+using cancel_refused = dsl::emit<order_cancel_rejected>;
 
 // ---- the machine -------------------------------------------------------------
 
@@ -146,21 +192,21 @@ struct order_machine : dsl::machine<order_machine, order_data> {
     row< fresh,             order_placed,          placed,            take_order >,
     row< placed,            payment_succeeded,     paid,              reserve_inventory >,
     row< placed,            payment_failed,        cancelled,         cancel_unpaid >,
-    row< placed,            payment_timeout,       cancelled,         dsl::emit<"order.cancelled"> >,
+    row< placed,            payment_timeout,       cancelled,         dsl::emit<order_cancelled> >,
     row< placed,            cancel_requested,      cancelled,         cancel_unpaid >,
     row< paid,              inventory_reserved,    awaiting_shipment, request_shipment >,
     row< paid,              inventory_unavailable, refunding,         request_refund >,
     row< paid,              cancel_requested,      refunding,         request_refund >,
     row< awaiting_shipment, cancel_requested,      refunding,         cancel_before_shipment >,
-    row< awaiting_shipment, shipment_deadline,     awaiting_shipment, dsl::emit<"order.shipment.overdue"> >,
+    row< awaiting_shipment, shipment_deadline,     awaiting_shipment, dsl::emit<order_shipment_overdue> >,
     row< awaiting_shipment, shipment_dispatched,   shipped,           ship >,
-    row< shipped,           delivery_started,      delivering,        dsl::emit<"order.out_for_delivery"> >,
-    row< delivering,        delivery_confirmed,    done,              dsl::emit<"order.completed"> >,
+    row< shipped,           delivery_started,      delivering,        dsl::emit<order_out_for_delivery> >,
+    row< delivering,        delivery_confirmed,    done,              dsl::emit<order_completed> >,
     row< delivering,        delivery_failed,       refunding,         request_refund >,
-    row< refunding,         inventory_reserved,    refunding,         dsl::emit<"inventory.release.requested"> >,
-    row< refunding,         payment_refunded,      cancelled,         dsl::emit<"order.cancelled"> >,
+    row< refunding,         inventory_reserved,    refunding,         dsl::emit<inventory_release_requested> >,
+    row< refunding,         payment_refunded,      cancelled,         dsl::emit<order_cancelled> >,
     row< refunding,         refund_failed,         refunding,         request_refund,                          refund_attempts_left >,
-    row< refunding,         refund_failed,         needs_attention,   dsl::emit<"order.needs_attention">,     dsl::not_<refund_attempts_left> >,
+    row< refunding,         refund_failed,         needs_attention,   dsl::emit<order_needs_attention>,       dsl::not_<refund_attempts_left> >,
     row< shipped,           cancel_requested,      none,              cancel_refused >,
     row< delivering,        cancel_requested,      none,              cancel_refused >,
     row< done,              cancel_requested,      none,              cancel_refused >
@@ -168,8 +214,8 @@ struct order_machine : dsl::machine<order_machine, order_data> {
   // clang-format on
 
   using abort_state = cancelled;
-  using abort_actions = dsl::actions<dsl::disarm<payment_timeout>, dsl::disarm<shipment_deadline>,
-                                     dsl::emit<"order.cancelled">>;
+  using abort_actions =
+      dsl::actions<dsl::disarm<payment_timeout>, dsl::disarm<shipment_deadline>, dsl::emit<order_cancelled>>;
   using attention_state = needs_attention;
   using resolution_targets = dsl::types<cancelled, done>;
 

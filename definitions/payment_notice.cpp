@@ -52,6 +52,12 @@ using premium_paid = dsl::event<"premium.paid">;
 using due_date = dsl::timer<"due_date">;
 using grace = dsl::timer<"grace">;
 
+// ---- events it emits (dsl::emit<E>: a typo in a name does not compile) ----------
+
+using payment_notice_settled = dsl::event<"payment_notice.settled">;
+using payment_notice_reminder_requested = dsl::event<"payment_notice.reminder.requested">;
+using policy_lapse_requested = dsl::event<"policy.lapse.requested">;
+
 // ---- states -------------------------------------------------------------------
 
 using fresh = dsl::state<"new">;
@@ -94,11 +100,11 @@ struct notice_machine : dsl::machine<notice_machine, notice_data> {
   using transition_table = dsl::table<
     //   source            event           target            action
     row< fresh,            notice_created, awaiting_payment, dsl::actions<keep_notice, dsl::arm_at<due_date, at_due>> >,
-    row< awaiting_payment, premium_paid,   paid,             dsl::actions<dsl::disarm<due_date>, dsl::emit<"payment_notice.settled">> >,
-    row< awaiting_payment, due_date,       overdue,          dsl::actions<dsl::emit<"payment_notice.reminder.requested">,
+    row< awaiting_payment, premium_paid,   paid,             dsl::actions<dsl::disarm<due_date>, dsl::emit<payment_notice_settled>> >,
+    row< awaiting_payment, due_date,       overdue,          dsl::actions<dsl::emit<payment_notice_reminder_requested>,
                                                                           dsl::arm<grace, grace_period>> >,
-    row< overdue,          premium_paid,   paid,             dsl::actions<dsl::disarm<grace>, dsl::emit<"payment_notice.settled">> >,
-    row< overdue,          grace,          lapsed,           dsl::emit<"policy.lapse.requested"> >
+    row< overdue,          premium_paid,   paid,             dsl::actions<dsl::disarm<grace>, dsl::emit<payment_notice_settled>> >,
+    row< overdue,          grace,          lapsed,           dsl::emit<policy_lapse_requested> >
   >;
   // clang-format on
 

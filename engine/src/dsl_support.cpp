@@ -132,6 +132,14 @@ void graph_builder::emits(std::string_view type) {
   emits_.emplace(type);
 }
 
+void graph_builder::schema(std::string_view type, std::string_view json_schema) {
+  auto parsed = nlohmann::json::parse(json_schema, nullptr, false);
+  if (!parsed.is_object())
+    throw std::invalid_argument("definition '" + g_.name + "': the schema of event type '" +
+                                std::string(type) + "' is not a JSON object");
+  g_.schemas.insert_or_assign(std::string(type), std::move(parsed));
+}
+
 void graph_builder::consumes(std::span<const std::string_view> types) {
   g_.consumes = strings(types);
 }

@@ -158,7 +158,8 @@ nlohmann::json to_json(const graph& g) {
           {"abort_state", g.abort_state},
           {"attention_state", g.attention_state},
           {"resolution_targets", g.resolution_targets},
-          {"fingerprint", g.fingerprint}};
+          {"fingerprint", g.fingerprint},
+          {"schemas", g.schemas}};
 }
 
 graph graph_from_json(const nlohmann::json& j) {
@@ -178,6 +179,8 @@ graph graph_from_json(const nlohmann::json& j) {
   g.attention_state = j.value("attention_state", "");
   g.resolution_targets = j.value("resolution_targets", std::vector<std::string>{});
   g.fingerprint = j.value("fingerprint", "");
+  if (const auto it = j.find("schemas"); it != j.end() && it->is_object())
+    for (const auto& [type, schema] : it->items()) g.schemas.emplace(type, schema);
   return g;
 }
 

@@ -78,6 +78,16 @@ using payout_succeeded = dsl::event<"claim.payout.succeeded">;
 
 using escalation = dsl::timer<"escalation">;
 
+// ---- events it emits (dsl::emit<E>: a typo in a name does not compile) ----------
+
+using claim_payout_requested = dsl::event<"claim.payout.requested">;
+using claim_withdrawn_confirmed = dsl::event<"claim.withdrawn.confirmed">;
+using claim_assessment_requested = dsl::event<"claim.assessment.requested">;
+using claim_rejected = dsl::event<"claim.rejected">;
+using claim_escalated = dsl::event<"claim.escalated">;
+using claim_closed = dsl::event<"claim.closed">;
+using claim_needs_attention = dsl::event<"claim.needs_attention">;
+
 // ---- states -------------------------------------------------------------------
 
 using fresh = dsl::state<"new">;
@@ -222,9 +232,9 @@ struct withdrawal_notice {
   }
 };
 
-using request_payout = dsl::actions<next_payout_attempt, dsl::emit<"claim.payout.requested", payout_request>>;
+using request_payout = dsl::actions<next_payout_attempt, dsl::emit<claim_payout_requested, payout_request>>;
 using confirm_withdrawal =
-    dsl::actions<dsl::disarm<escalation>, dsl::emit<"claim.withdrawn.confirmed", withdrawal_notice>>;
+    dsl::actions<dsl::disarm<escalation>, dsl::emit<claim_withdrawn_confirmed, withdrawal_notice>>;
 
 // ---- the machine -------------------------------------------------------------
 
@@ -235,17 +245,17 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
   // clang-format off
   using transition_table = dsl::table<
     //   source     event             target           action                                                                    guard
-    Row< fresh,     claim_filed,      assessing,       dsl::actions<keep_claim, dsl::emit<"claim.assessment.requested">,
+    Row< fresh,     claim_filed,      assessing,       dsl::actions<keep_claim, dsl::emit<claim_assessment_requested>,
                                                                     dsl::arm<escalation, escalation_after>>,                 none >,
     Row< assessing, claim_assessed,   paying,          dsl::actions<dsl::disarm<escalation>, keep_assessment, request_payout>, decision_approved >,
     Row< assessing, claim_assessed,   rejected,        dsl::actions<dsl::disarm<escalation>, keep_assessment,
-                                                                    dsl::emit<"claim.rejected", rejection_notice>>,           decision_rejected >,
-    Row< assessing, escalation,       none,            dsl::emit<"claim.escalated">,                                            none >,
+                                                                    dsl::emit<claim_rejected, rejection_notice>>,             decision_rejected >,
+    Row< assessing, escalation,       none,            dsl::emit<claim_escalated>,                                              none >,
     Row< assessing, claim_withdrawn,  withdrawn,       confirm_withdrawal,                                                      none >,
-    Row< paying,    payout_succeeded, paid,            dsl::emit<"claim.closed", closing_notice>,                               none >,
+    Row< paying,    payout_succeeded, paid,            dsl::emit<claim_closed, closing_notice>,                                 none >,
     Row< paying,    payout_failed,    none,            dsl::actions<record_payout_failure, request_payout>,                     payout_attempts_left >,
     Row< paying,    payout_failed,    needs_attention, dsl::actions<record_payout_failure,
-                                                                    dsl::emit<"claim.needs_attention", attention_notice>>,    dsl::not_<payout_attempts_left> >
+                                                                    dsl::emit<claim_needs_attention, attention_notice>>,      dsl::not_<payout_attempts_left> >
   >;
   // clang-format on
 

@@ -64,6 +64,8 @@ struct approvable {
   }
 };
 
+using claim_closed = dsl::event<"claim.closed">;
+
 struct claim_machine : dsl::machine<claim_machine, claim_data> {
   static constexpr std::string_view name = "claim";
   using initial_state = fresh;
@@ -77,11 +79,13 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
       dsl::row<fresh, claim_filed, open_claim, record>,
 #endif
 #if defined(MISTAKE_GUARD_SIGNATURE)
-      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">, approvable>
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<claim_closed>, approvable>
 #elif defined(MISTAKE_GUARD_SIGNATURE_INSIDE_NOT)
-      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed">, dsl::not_<approvable> >
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<claim_closed>, dsl::not_<approvable> >
+#elif defined(MISTAKE_EMIT_NOT_AN_EVENT)
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<closed> >
 #else
-      dsl::row<open_claim, claim_approved, closed, dsl::emit<"claim.closed"> >
+      dsl::row<open_claim, claim_approved, closed, dsl::emit<claim_closed> >
 #endif
       >;
 

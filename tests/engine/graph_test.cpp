@@ -46,6 +46,8 @@ struct step {
   }
 };
 
+using t_finished = dsl::event<"t.finished">;
+
 struct v1 : dsl::machine<v1, counter_data> {
   static constexpr std::string_view name = "test_flow";
   using initial_state = fresh;
@@ -53,7 +55,7 @@ struct v1 : dsl::machine<v1, counter_data> {
   using transition_table = boost::mpl::vector<
     Row< fresh, start,  a, step,                      none >,
     Row< a,     next,   b, step,                      none >,
-    Row< b,     finish, c, dsl::actions<step, dsl::emit<"t.finished">>, none >
+    Row< b,     finish, c, dsl::actions<step, dsl::emit<t_finished>>, none >
   >;
   // clang-format on
   using consumes = dsl::types<start, next, finish>;
@@ -70,7 +72,7 @@ struct v2 : dsl::machine<v2, counter_data> {
     Row< a,     jump,   c, step,                      none >,
     Row< fresh, start,  a, step,                      none >,
     Row< a,     next,   b, step,                      none >,
-    Row< b,     finish, c, dsl::actions<step, dsl::emit<"t.finished">>, none >
+    Row< b,     finish, c, dsl::actions<step, dsl::emit<t_finished>>, none >
   >;
   // clang-format on
   using consumes = dsl::types<start, next, finish, jump>;

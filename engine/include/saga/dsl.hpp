@@ -99,7 +99,10 @@ struct state : boost::msm::front::state<> {
 };
 
 // An event type without fields of its own; derive from it to add fields and
-// give the derived type a nlohmann-json from_json().
+// give the derived type a nlohmann-json from_json(). The same types name what a
+// definition emits (dsl::emit<E>). A type may declare the JSON Schema of its
+// data, which the definition's AsyncAPI document carries:
+//   static constexpr std::string_view schema = R"({"type": "object", ...})";
 template <fixed_string Type>
 struct event {
   static constexpr std::string_view type = Type.view();
@@ -181,6 +184,9 @@ class graph_builder {
   void guard(std::string_view text);   // appended to the row's guard expression
   void timer(std::string_view name);
   void emits(std::string_view type);
+  // The JSON Schema of an event type's data, as the type declares it (static schema); throws
+  // std::invalid_argument naming the type when the text is not a JSON object.
+  void schema(std::string_view type, std::string_view json_schema);
   void consumes(std::span<const std::string_view> types);
   void starts(std::span<const std::string_view> types);
   void terminal(std::span<const std::string_view> states);  // else derived: without_way_out
@@ -215,14 +221,22 @@ struct carry {
   }
 };
 
-// Records a follow-on event of type `Type`, its data built by `Build`.
-template <fixed_string Type, class Build = carry>
+// Records a follow-on event of type `Out` (an event type declared once, as the events the table
+// takes are: using claim_closed = dsl::event<"claim.closed">), its data built by `Build`. A typo
+// in the name is a compile error, and the definition lists what it produces (graph().produces,
+// with Out::schema when Out declares one).
+template <class Out, class Build = carry>
 struct emit {
-  static constexpr std::string_view emits = Type.view();
-  static std::string name() { return detail::label("emit ", Type.view()); }
+  static_assert(
+      requires { std::string_view(Out::type); },
+      "dsl: emit<E> takes an event type, declared once: using claim_closed = "
+      "dsl::event<\"claim.closed\">; ... dsl::emit<claim_closed>");
+  using event_type = Out;
+  static constexpr std::string_view emits = Out::type;
+  static std::string name() { return detail::label("emit ", Out::type); }
   template <class Event, class Fsm, class Source, class Target>
   void operator()(const Event& e, Fsm& fsm, Source&, Target&) const {
-    fsm.emit(Type.view(), Build{}(fsm, e));
+    fsm.emit(Out::type, Build{}(fsm, e));
   }
 };
 
@@ -291,6 +305,16 @@ void name_of(graph_builder& b, void (graph_builder::*add)(std::string_view)) {
     static_assert(sizeof(T) == 0, "every action and guard needs a static `name`");
 }
 
+// An event type's declared data schema, for the graph (AsyncAPI payloads).
+template <class E>
+void schema_of(graph_builder& b) {
+  if constexpr (requires { std::string_view(E::schema); }) b.schema(E::type, E::schema);
+}
+template <class... E>
+void schemas_of(graph_builder& b, types<E...>) {
+  (schema_of<E>(b), ...);
+}
+
 // What a row's action and guard cells tell the graph: the action's name (each part of a
 // multi-action cell), the timers it arms, the events it emits; the guard's expression.
 template <class T>
@@ -301,7 +325,10 @@ struct namer {
     emits(b);
   }
   static void emits(graph_builder& b) {
-    if constexpr (requires { T::emits; }) b.emits(T::emits);
+    if constexpr (requires { T::emits; }) {
+      b.emits(T::emits);
+      schema_of<typename T::event_type>(b);
+    }
   }
   static void guard(graph_builder& b) { name_of<T>(b, &graph_builder::guard); }
 };
@@ -733,6 +760,7 @@ class definition final : public saga::definition {
     if constexpr (requires { typename Front::abort_actions; })
       detail::namer<typename Front::abort_actions>::emits(b);
     b.consumes(detail::event_types<typename detail::consumed<Front>::type>);
+    detail::schemas_of(b, typename detail::consumed<Front>::type{});
     b.starts(detail::event_types<typename detail::started<Front>::type>);
     if constexpr (requires { typename Front::terminal; })
       b.terminal(detail::state_names<typename Front::terminal>);

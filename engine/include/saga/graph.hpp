@@ -4,6 +4,7 @@
 // compile time (saga/dsl.hpp), stored in the database at registration, read
 // back by sagactl. Plain values and pure functions: thread-safe.
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,19 +28,20 @@ struct graph_row {
 // A definition's metadata, extracted from its transition table at compile
 // time (never written a second time by hand).
 struct graph {
-  std::string name;                             // the definition's name
-  std::vector<std::string> states;              // table order, initial first
-  std::string initial;                          // the pseudo-state a new saga starts in
-  std::vector<std::string> terminal;            // states no transition leaves
-  std::vector<graph_row> rows;                  // table order
-  std::vector<std::string> consumes;            // event types the definition takes
-  std::vector<std::string> starts;              // of those, the ones that create a saga
-  std::vector<std::string> timers;              // names of the timers its actions arm
-  std::vector<std::string> produces;            // event types its actions emit (sorted)
-  std::string abort_state;                      // target of saga.operator.abort
-  std::string attention_state;                  // the state saga.operator.resolve leaves
-  std::vector<std::string> resolution_targets;  // targets of saga.operator.resolve
-  std::string fingerprint;                      // hash of name, states and rows
+  std::string name;                               // the definition's name
+  std::vector<std::string> states;                // table order, initial first
+  std::string initial;                            // the pseudo-state a new saga starts in
+  std::vector<std::string> terminal;              // states no transition leaves
+  std::vector<graph_row> rows;                    // table order
+  std::vector<std::string> consumes;              // event types the definition takes
+  std::vector<std::string> starts;                // of those, the ones that create a saga
+  std::vector<std::string> timers;                // names of the timers its actions arm
+  std::vector<std::string> produces;              // event types its actions emit (sorted)
+  std::string abort_state;                        // target of saga.operator.abort
+  std::string attention_state;                    // the state saga.operator.resolve leaves
+  std::vector<std::string> resolution_targets;    // targets of saga.operator.resolve
+  std::string fingerprint;                        // hash of name, states and rows
+  std::map<std::string, nlohmann::json> schemas;  // event type -> JSON Schema of its data, where declared
 
   bool has_state(std::string_view s) const;
   bool is_terminal(std::string_view s) const;
@@ -66,6 +68,11 @@ std::string compute_fingerprint(const graph& g);  // 16 hex digits, FNV-1a over 
 // whose reserved characters become entity codes (#35; for '#').
 std::string to_dot(const graph& g, const graph_overlay* overlay = nullptr);
 std::string to_mermaid(const graph& g, const graph_overlay* overlay = nullptr);
+// The definition's event contract as an AsyncAPI 3.0 document: one channel per event type it
+// consumes (receive) or produces (send), timers and operator events left out; each message is
+// the CloudEvents envelope with the type's data schema where the graph has one
+// (sagactl definitions --asyncapi NAME; docs/cli.md).
+nlohmann::json to_asyncapi(const graph& g);
 nlohmann::json to_json(const graph& g);
 graph graph_from_json(const nlohmann::json& j);
 

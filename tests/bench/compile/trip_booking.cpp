@@ -55,6 +55,18 @@ using car_released = dsl::event<"car.released">;
 using booking_timeout = dsl::timer<"booking_timeout">;
 using payment_timeout = dsl::timer<"payment_timeout">;
 
+using flight_booking_requested = dsl::event<"flight.booking.requested">;
+using hotel_booking_requested = dsl::event<"hotel.booking.requested">;
+using car_booking_requested = dsl::event<"car.booking.requested">;
+using payment_requested = dsl::event<"payment.requested">;
+using trip_confirmed = dsl::event<"trip.confirmed">;
+using car_release_requested = dsl::event<"car.release.requested">;
+using hotel_release_requested = dsl::event<"hotel.release.requested">;
+using flight_release_requested = dsl::event<"flight.release.requested">;
+using trip_over_budget = dsl::event<"trip.over_budget">;
+using trip_cancel_rejected = dsl::event<"trip.cancel.rejected">;
+using trip_cancelled = dsl::event<"trip.cancelled">;
+
 using fresh = dsl::state<"new">;
 using booking_flight = dsl::state<"booking_flight">;
 using booking_hotel = dsl::state<"booking_hotel">;
@@ -107,19 +119,19 @@ struct count_payment {
 };
 
 using start_booking =
-    dsl::actions<keep_trip, dsl::emit<"flight.booking.requested">, dsl::arm<booking_timeout, dsl::hours(2)>>;
-using book_hotel = dsl::actions<add_price, dsl::emit<"hotel.booking.requested">>;
-using book_car = dsl::emit<"car.booking.requested">;
+    dsl::actions<keep_trip, dsl::emit<flight_booking_requested>, dsl::arm<booking_timeout, dsl::hours(2)>>;
+using book_hotel = dsl::actions<add_price, dsl::emit<hotel_booking_requested>>;
+using book_car = dsl::emit<car_booking_requested>;
 using request_payment =
-    dsl::actions<dsl::disarm<booking_timeout>, count_payment, dsl::emit<"payment.requested">,
+    dsl::actions<dsl::disarm<booking_timeout>, count_payment, dsl::emit<payment_requested>,
                  dsl::arm<payment_timeout, dsl::minutes(15)>>;
-using retry_payment = dsl::actions<count_payment, dsl::emit<"payment.requested">>;
-using confirm = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"trip.confirmed">>;
-using release_car = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<"car.release.requested">>;
-using release_hotel = dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<"hotel.release.requested">>;
-using release_flight = dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<"flight.release.requested">>;
-using over_budget = dsl::actions<dsl::emit<"trip.over_budget">, dsl::emit<"flight.release.requested">>;
-using refuse_cancel = dsl::emit<"trip.cancel.rejected">;
+using retry_payment = dsl::actions<count_payment, dsl::emit<payment_requested>>;
+using confirm = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<trip_confirmed>>;
+using release_car = dsl::actions<dsl::disarm<payment_timeout>, dsl::emit<car_release_requested>>;
+using release_hotel = dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<hotel_release_requested>>;
+using release_flight = dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<flight_release_requested>>;
+using over_budget = dsl::actions<dsl::emit<trip_over_budget>, dsl::emit<flight_release_requested>>;
+using refuse_cancel = dsl::emit<trip_cancel_rejected>;
 
 struct trip_machine : dsl::machine<trip_machine, trip_data> {
   static constexpr std::string_view name = "trip_booking";
@@ -131,31 +143,31 @@ struct trip_machine : dsl::machine<trip_machine, trip_data> {
     row< fresh,            trip_requested,     booking_flight,   start_booking >,
     row< booking_flight,   flight_booked,      booking_hotel,    book_hotel,                          within_budget >,
     row< booking_flight,   flight_booked,      releasing_flight, over_budget,                         dsl::not_<within_budget> >,
-    row< booking_flight,   flight_unavailable, cancelled,        dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<"trip.cancelled">> >,
-    row< booking_flight,   booking_timeout,    releasing_flight, dsl::emit<"flight.release.requested"> >,
+    row< booking_flight,   flight_unavailable, cancelled,        dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<trip_cancelled>> >,
+    row< booking_flight,   booking_timeout,    releasing_flight, dsl::emit<flight_release_requested> >,
     row< booking_flight,   cancel_requested,   releasing_flight, release_flight >,
     row< booking_hotel,    hotel_booked,       booking_car,      book_car >,
     row< booking_hotel,    hotel_unavailable,  releasing_flight, release_flight >,
-    row< booking_hotel,    booking_timeout,    releasing_hotel,  dsl::emit<"hotel.release.requested"> >,
+    row< booking_hotel,    booking_timeout,    releasing_hotel,  dsl::emit<hotel_release_requested> >,
     row< booking_hotel,    cancel_requested,   releasing_hotel,  release_hotel >,
     row< booking_car,      car_booked,         paying,           request_payment >,
     row< booking_car,      car_unavailable,    releasing_hotel,  release_hotel >,
-    row< booking_car,      booking_timeout,    releasing_car,    dsl::emit<"car.release.requested"> >,
-    row< booking_car,      cancel_requested,   releasing_car,    dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<"car.release.requested">> >,
+    row< booking_car,      booking_timeout,    releasing_car,    dsl::emit<car_release_requested> >,
+    row< booking_car,      cancel_requested,   releasing_car,    dsl::actions<dsl::disarm<booking_timeout>, dsl::emit<car_release_requested>> >,
     row< paying,           payment_succeeded,  confirmed,        confirm >,
     row< paying,           payment_failed,     paying,           retry_payment,                       payment_attempts_left >,
     row< paying,           payment_failed,     releasing_car,    release_car,                         dsl::not_<payment_attempts_left> >,
-    row< paying,           payment_timeout,    releasing_car,    dsl::emit<"car.release.requested"> >,
+    row< paying,           payment_timeout,    releasing_car,    dsl::emit<car_release_requested> >,
     row< paying,           cancel_requested,   releasing_car,    release_car >,
     row< confirmed,        cancel_requested,   none,             refuse_cancel >,
-    row< releasing_car,    car_released,       releasing_hotel,  dsl::emit<"hotel.release.requested"> >,
-    row< releasing_car,    car_booked,         releasing_car,    dsl::emit<"car.release.requested"> >,
+    row< releasing_car,    car_released,       releasing_hotel,  dsl::emit<hotel_release_requested> >,
+    row< releasing_car,    car_booked,         releasing_car,    dsl::emit<car_release_requested> >,
     row< releasing_car,    cancel_requested,   none,             refuse_cancel >,
-    row< releasing_hotel,  hotel_released,     releasing_flight, dsl::emit<"flight.release.requested"> >,
-    row< releasing_hotel,  hotel_booked,       releasing_hotel,  dsl::emit<"hotel.release.requested"> >,
+    row< releasing_hotel,  hotel_released,     releasing_flight, dsl::emit<flight_release_requested> >,
+    row< releasing_hotel,  hotel_booked,       releasing_hotel,  dsl::emit<hotel_release_requested> >,
     row< releasing_hotel,  cancel_requested,   none,             refuse_cancel >,
-    row< releasing_flight, flight_released,    cancelled,        dsl::emit<"trip.cancelled"> >,
-    row< releasing_flight, flight_booked,      releasing_flight, dsl::emit<"flight.release.requested"> >,
+    row< releasing_flight, flight_released,    cancelled,        dsl::emit<trip_cancelled> >,
+    row< releasing_flight, flight_booked,      releasing_flight, dsl::emit<flight_release_requested> >,
     row< releasing_flight, cancel_requested,   none,             refuse_cancel >,
     row< cancelled,        cancel_requested,   none,             refuse_cancel >
   >;
@@ -163,7 +175,7 @@ struct trip_machine : dsl::machine<trip_machine, trip_data> {
 
   using abort_state = cancelled;
   using abort_actions =
-      dsl::actions<dsl::disarm<booking_timeout>, dsl::disarm<payment_timeout>, dsl::emit<"trip.cancelled">>;
+      dsl::actions<dsl::disarm<booking_timeout>, dsl::disarm<payment_timeout>, dsl::emit<trip_cancelled>>;
   using attention_state = needs_attention;
   using resolution_targets = dsl::types<cancelled, confirmed>;
 };
