@@ -13,8 +13,10 @@ packages=(
   doctest-dev nlohmann-json3-dev libcli11-dev
   graphviz
   clang libclang-rt-14-dev
-  python3 python3-zmq
+  python3 python3-zmq python3-jsonschema
 )
+# npm fetches the AsyncAPI JSON Schema below; a node install that brings its own npm is kept.
+if ! command -v npm >/dev/null; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -23,14 +25,25 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if ((${#missing[@]} == 0)); then
-  echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}"
 sudo_cmd=()
 if ((EUID != 0)); then sudo_cmd=(sudo); fi
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+else
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The AsyncAPI 3.0 JSON Schema that `sagactl definitions --asyncapi` documents are checked
+# against (tests/cli: the contract test), from the npm registry's @asyncapi/specs (pinned).
+asyncapi_specs=@asyncapi/specs@6.11.1
+asyncapi_schema=/usr/local/share/saga-test/asyncapi-3.0.0.json
+if [[ ! -s $asyncapi_schema ]]; then
+  echo "install-deps: fetching the AsyncAPI 3.0 schema ($asyncapi_specs)"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && npm pack --silent "$asyncapi_specs" >/dev/null && tar xzf ./*.tgz)
+  "${sudo_cmd[@]}" install -D -m 0644 "$work/package/schemas/3.0.0-without-\$id.json" "$asyncapi_schema"
+fi

@@ -403,6 +403,55 @@ TEST_SUITE("sagactl") {
     CHECK(missing.err.find("no definition 'nope' is registered in") != std::string::npos);
   }
 
+  TEST_CASE("definitions NAME --asyncapi writes the event contract as an AsyncAPI 3.0 document") {
+    filled f;
+    const auto out = f.ctl({"definitions", "order_lifecycle", "--asyncapi"});
+    REQUIRE(out.code == 0);
+    const json doc = out.json();
+    CHECK(doc["asyncapi"] == "3.0.0");
+    CHECK(doc["info"]["title"] == "order_lifecycle");
+    const json order = f.ctl({"definitions", "order_lifecycle", "--json"}).json();
+    CHECK(doc["info"]["version"] == order["fingerprint"]);
+    // A channel per event type on the wire: 12 consumed (the two timers are internal), 12 produced.
+    CHECK(doc["channels"].size() == 24);
+    CHECK(doc["operations"].size() == 24);
+    CHECK(doc["channels"]["order_placed"]["address"] == "order.placed");
+    CHECK(doc["operations"]["receive_order_placed"]["action"] == "receive");
+    CHECK(
+        doc["operations"]["receive_order_placed"]["summary"].get<std::string>().starts_with("Starts a saga"));
+    CHECK(doc["operations"]["send_payment_refund_requested"]["action"] == "send");
+    CHECK_FALSE(doc["channels"].contains("saga_timer_payment_timeout"));
+    // Each message is the CloudEvents envelope; data as the event type declares it.
+    const auto& placed = doc["components"]["messages"]["order_placed"]["payload"];
+    CHECK(placed["properties"]["type"]["const"] == "order.placed");
+    CHECK(placed["properties"]["data"]["required"] == json::array({"amount", "currency"}));
+    const auto& refund = doc["components"]["messages"]["payment_refund_requested"]["payload"];
+    CHECK(refund["properties"]["data"]["properties"].contains("refund_id"));
+    const auto& undeclared = doc["components"]["messages"]["payment_succeeded"]["payload"];
+    CHECK(undeclared["properties"]["data"] == json{{"type", "object"}});
+
+    // The AsyncAPI 3.0 JSON Schema accepts it (scripts/install-deps.sh installs the schema) and
+    // refuses the document with an operation broken.
+    const std::string good = f.dir.file("order.asyncapi.json"), bad = f.dir.file("broken.asyncapi.json");
+    std::ofstream(good) << doc.dump();
+    json broken = doc;
+    broken["operations"]["receive_order_placed"]["action"] = "publish";  // AsyncAPI 2's word
+    std::ofstream(bad) << broken.dump();
+    const std::vector<std::string> check = {PYTHON3_PATH, ASYNCAPI_CHECK, ASYNCAPI_SCHEMA};
+    auto with = [&](const std::string& file) {
+      auto argv = check;
+      argv.push_back(file);
+      return saga::cli_test::run(argv, f.dir.path());
+    };
+    const auto valid = with(good);
+    INFO(valid.out << valid.err);
+    CHECK(valid.code == 0);
+    CHECK(valid.out == "valid\n");
+    const auto invalid = with(bad);
+    CHECK(invalid.code == 1);
+    CHECK(invalid.out.find("operations/receive_order_placed") != std::string::npos);
+  }
+
   TEST_CASE("definitions names instances whose state the stored graph no longer has") {
     filled f;
     {

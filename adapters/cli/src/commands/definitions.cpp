@@ -1,6 +1,7 @@
 // sagactl definitions: registered definitions with their instances and due timers, due timers
 // of definitions not registered, and instances in a state their stored graph no longer has.
-// sagactl definitions NAME: one definition's event contract, from its stored graph.
+// sagactl definitions NAME: one definition's event contract, from its stored graph (--asyncapi: as
+// an AsyncAPI 3.0 document).
 
 #include <iostream>
 #include <memory>
@@ -55,15 +56,24 @@ void print_contract(const saga::graph& gr) {
 
 run_fn definitions(CLI::App& cmd) {
   auto name = std::make_shared<std::string>();
-  cmd.add_option("definition", *name,
-                 "show this definition's contract instead: the event types it consumes (and which of them "
-                 "start a saga) and produces, its terminal states and timers");
-  return [name](const globals& g) {
+  auto asyncapi = std::make_shared<bool>(false);
+  auto* named = cmd.add_option("definition", *name,
+                               "show this definition's contract instead: the event types it consumes (and "
+                               "which of them start a saga) and produces, its terminal states and timers");
+  cmd.add_flag("--asyncapi", *asyncapi,
+               "print the definition's event contract as an AsyncAPI 3.0 document (JSON): a channel per "
+               "event type it receives or sends, each message the CloudEvents envelope with the data "
+               "schema its event type declares")
+      ->needs(named);
+  return [name, asyncapi](const globals& g) {
     catalog c(g.db);
     if (!name->empty()) {
       const auto gr = c.stored_graph(*name);
       if (!gr) throw failure(not_found, "no definition '" + *name + "' is registered in " + g.db);
-      g.as_json ? print_json(saga::to_json(*gr)) : print_contract(*gr);
+      if (*asyncapi)
+        print_json(saga::to_asyncapi(*gr));
+      else
+        g.as_json ? print_json(saga::to_json(*gr)) : print_contract(*gr);
       return 0;
     }
     const auto d = c.definitions(wall_clock_ms());
