@@ -47,22 +47,18 @@ struct act {
   }
 };
 
-struct first_allowed {
-  static constexpr std::string_view name = "first_allowed";
+// A guard that logs itself and answers with one of the switches.
+template <dsl::fixed_string Name, bool switches::*Allowed>
+struct allowed {
+  static constexpr std::string_view name = Name.view();
   template <class E, class F, class S, class T>
   bool operator()(const E&, F& fsm, S&, T&) const {
-    calls.push_back("guard first");
-    return fsm.data().allow_first;
+    calls.push_back("guard " + std::string(Name.view()));
+    return fsm.data().*Allowed;
   }
 };
-struct second_allowed {
-  static constexpr std::string_view name = "second_allowed";
-  template <class E, class F, class S, class T>
-  bool operator()(const E&, F& fsm, S&, T&) const {
-    calls.push_back("guard second");
-    return fsm.data().allow_second;
-  }
-};
+using first_allowed = allowed<"first", &switches::allow_first>;
+using second_allowed = allowed<"second", &switches::allow_second>;
 
 using go = dsl::event<"t.go">;
 using poke = dsl::event<"t.poke">;
