@@ -116,8 +116,25 @@ void graph_builder::row(std::string_view source, std::string_view event, std::st
 void graph_builder::action(std::string_view name) {
   auto& cell = g_.rows.back().action;
   if (name.empty()) return;
-  if (!cell.empty()) cell += ", ";
+  if (!cell.empty() && !cell.ends_with('(') && !cell.ends_with(' ')) cell += ", ";
   cell += name;
+}
+
+// A retry row's action reads "retry (Again) at most N times after 30s, ×2 each, then Then".
+void graph_builder::retry(std::string_view timer_type, int retries, std::int64_t first_ms, int factor) {
+  auto& r = g_.rows.back();
+  r.retry_timer = timer_type;
+  timer(timer_type.substr(std::string_view("saga.timer.").size()));
+  r.action = "retry (";
+  retry_budget_ = ") at most " + std::to_string(retries) + (retries == 1 ? " time" : " times") + " after " +
+                  saga::format_duration(first_ms);
+  if (factor > 1) retry_budget_ += ", x" + std::to_string(factor) + " each";
+}
+
+void graph_builder::retry_then(bool then) {
+  auto& cell = g_.rows.back().action;
+  cell += retry_budget_;
+  if (then) cell += ", then ";
 }
 
 void graph_builder::guard(std::string_view text) {
@@ -171,6 +188,36 @@ saga::graph graph_builder::finish() && {
   if (!terminal_declared_) g_.terminal = saga::without_way_out(g_);
   g_.fingerprint = saga::compute_fingerprint(g_);
   return std::move(g_);
+}
+
+void forget_retries(std::map<std::string, int, std::less<>>& retries, saga::intents& out,
+                    std::string_view state) {
+  const std::string prefix = "retry." + std::string(state) + ".";
+  for (auto it = retries.lower_bound(prefix); it != retries.end() && it->first.starts_with(prefix);) {
+    out.timers.push_back({it->first, false, 0});
+    it = retries.erase(it);
+  }
+}
+
+constexpr std::string_view retries_key = "saga.retries";
+
+nlohmann::json stored_data(nlohmann::json data, const std::map<std::string, int, std::less<>>& retries) {
+  if (retries.empty()) return data;
+  if (!data.is_object())
+    throw std::logic_error("dsl::retry keeps its count in the saga data, which must then be a JSON object");
+  auto& kept = data[std::string(retries_key)] = nlohmann::json::object();
+  for (const auto& [timer, spent] : retries) kept[timer] = spent;
+  return data;
+}
+
+std::map<std::string, int, std::less<>> retries_of(const nlohmann::json& stored) {
+  std::map<std::string, int, std::less<>> out;
+  if (!stored.is_object()) return out;
+  const auto it = stored.find(retries_key);
+  if (it == stored.end() || !it->is_object()) return out;
+  for (const auto& [timer, spent] : it->items())
+    if (spent.is_number_integer()) out.emplace(timer, spent.get<int>());
+  return out;
 }
 
 std::string_view known_state(const saga::graph& g, std::string_view state) {

@@ -106,8 +106,8 @@ std::vector<std::string> check_graph(const graph& g) {
   for (const auto& t : g.terminal)
     if (!g.has_state(t)) problems.push_back("terminal state '" + t + "' is not in the table");
   for (const auto& t : g.consumes) {
-    const bool used =
-        std::any_of(g.rows.begin(), g.rows.end(), [&](const graph_row& r) { return r.event == t; });
+    const bool used = std::any_of(g.rows.begin(), g.rows.end(),
+                                  [&](const graph_row& r) { return r.event == t || r.retry_timer == t; });
     if (!used) problems.push_back("consumed event type '" + t + "' is used by no row");
   }
   for (const auto& r : g.rows)
@@ -139,13 +139,15 @@ std::vector<std::string> diff_graphs(const graph& before, const graph& after) {
 
 nlohmann::json to_json(const graph& g) {
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& r : g.rows)
+  for (const auto& r : g.rows) {
     rows.push_back({{"source", r.source},
                     {"event", r.event},
                     {"target", r.target},
                     {"action", r.action},
                     {"guard", r.guard},
                     {"internal", r.internal}});
+    if (!r.retry_timer.empty()) rows.back()["retry_timer"] = r.retry_timer;
+  }
   return {{"name", g.name},
           {"states", g.states},
           {"initial", g.initial},
@@ -170,7 +172,8 @@ graph graph_from_json(const nlohmann::json& j) {
   g.terminal = j.value("terminal", std::vector<std::string>{});
   for (const auto& r : j.value("rows", nlohmann::json::array()))
     g.rows.push_back({r.value("source", ""), r.value("event", ""), r.value("target", ""),
-                      r.value("action", ""), r.value("guard", ""), r.value("internal", false)});
+                      r.value("action", ""), r.value("guard", ""), r.value("internal", false),
+                      r.value("retry_timer", "")});
   g.consumes = j.value("consumes", std::vector<std::string>{});
   g.starts = j.value("starts", std::vector<std::string>{});
   g.timers = j.value("timers", std::vector<std::string>{});

@@ -125,11 +125,22 @@ struct timer {
   static constexpr std::string_view type{storage_.data(), storage_.size() - 1};
 };
 
+namespace detail {
+// Drops the retries of `state` ("retry.<state>.<event>") and disarms their timers (compiled).
+void forget_retries(std::map<std::string, int, std::less<>>& retries, saga::intents& out,
+                    std::string_view state);
+// The saga data as stored: `data`, plus the retries spent under "saga.retries" when there are any.
+nlohmann::json stored_data(nlohmann::json data, const std::map<std::string, int, std::less<>>& retries);
+// The retries spent, from stored saga data ({} when it has none).
+std::map<std::string, int, std::less<>> retries_of(const nlohmann::json& stored);
+}  // namespace detail
+
 // The per-dispatch context an engine hands to the machine.
 template <class Data>
 struct context {
   Data data{};
   saga::intents out;
+  std::map<std::string, int, std::less<>> retries;  // dsl::retry: tries spent, by retry timer name
   const saga::event* incoming = nullptr;
   std::int64_t now_ms = 0;
 };
@@ -157,6 +168,15 @@ struct machine : boost::msm::front::state_machine_def<Self> {
     ctx->out.timers.push_back({std::string(timer_name), true, due_ms});
   }
   void disarm(std::string_view timer_name) { ctx->out.timers.push_back({std::string(timer_name), false, 0}); }
+  // dsl::retry's count of tries spent (kept with the saga data); leaving a state forgets its
+  // retries and disarms their timers.
+  int& retries_spent(std::string_view retry_timer) {
+    auto it = ctx->retries.find(retry_timer);
+    return it != ctx->retries.end() ? it->second : ctx->retries[std::string(retry_timer)];
+  }
+  void left(std::string_view state) {
+    if (!ctx->retries.empty()) detail::forget_retries(ctx->retries, ctx->out, state);
+  }
   nlohmann::json carried_data() const {
     if constexpr (requires(const Self& s, const Data& d) { s.carried(d); })
       return static_cast<const Self*>(this)->carried(ctx->data);
@@ -183,6 +203,10 @@ class graph_builder {
   void action(std::string_view name);  // one part of the row's action (joined with ", ")
   void guard(std::string_view text);   // appended to the row's guard expression
   void timer(std::string_view name);
+  // A retry row (dsl::retry): its timer's event type, the budget and backoff; the parts of
+  // Again follow, then retry_then(), then the parts of Then.
+  void retry(std::string_view timer_type, int retries, std::int64_t first_ms, int factor);
+  void retry_then(bool then);
   void emits(std::string_view type);
   // The JSON Schema of an event type's data, as the type declares it (static schema); throws
   // std::invalid_argument naming the type when the text is not a JSON object.
@@ -199,6 +223,7 @@ class graph_builder {
   void add_state(std::string_view s);
   saga::graph g_;
   std::set<std::string> timers_, emits_;
+  std::string retry_budget_;
   bool terminal_declared_ = false;
 };
 
@@ -269,6 +294,34 @@ struct disarm {
   void operator()(const Event&, Fsm& fsm, Source&, Target&) const {
     fsm.disarm(Timer::name);
   }
+};
+
+// ---- retries -------------------------------------------------------------
+
+// Exponential backoff: the first wait, then each next one Factor times longer.
+template <std::int64_t FirstMs, int Factor = 2>
+struct backoff {
+  static_assert(FirstMs > 0 && Factor >= 1, "dsl: backoff<first_ms, factor> needs first_ms > 0, factor >= 1");
+  static constexpr std::int64_t first_ms = FirstMs;
+  static constexpr int factor = Factor;
+  static constexpr std::int64_t after(int tries_spent) {  // the wait before try tries_spent + 1
+    std::int64_t ms = FirstMs;
+    for (int i = 1; i < tries_spent; ++i) ms *= Factor;
+    return ms;
+  }
+};
+
+// The action of a retry row, row<S, Failed, GaveUp, dsl::retry<Again, Retries, Backoff, Then>>:
+// when Failed arrives in S and fewer than Retries tries are spent, the saga stays in S, waits the
+// backoff (a durable timer, "retry.<S>.<Failed's type>") and then runs Again; when they are spent
+// it moves to GaveUp and runs Then. Leaving S any other way forgets the count and the timer.
+template <class Again, int Retries, class Backoff, class Then = none>
+struct retry {
+  static_assert(Retries >= 1, "dsl: retry<Again, Retries, ...> needs Retries >= 1");
+  using again = Again;
+  using then = Then;
+  using wait = Backoff;
+  static constexpr int retries = Retries;
 };
 
 // ---- guards --------------------------------------------------------------
@@ -366,6 +419,65 @@ struct namer<not_<G>> {
   }
 };
 
+// ---- retry rows ------------------------------------------------------------
+// A row whose action is dsl::retry is one row of the table and one edge of the graph, and the
+// runner takes it as three rows (expanded<R>):
+//   S --Failed [tries left]--> (stays)  count a try, arm the retry timer after the backoff
+//   S --Failed [none left]---> GaveUp   Then
+//   S --retry timer----------> (stays)  Again
+
+// The retry's timer: "retry.<S>.<Failed's type>", firing as "saga.timer.retry.<S>.<type>".
+template <class S, class Failed>
+struct retry_timer {
+ private:
+  static constexpr std::string_view prefix = "saga.timer.retry.";
+  static constexpr std::size_t size = prefix.size() + S::name.size() + 1 + Failed::type.size();
+  static constexpr auto storage_ = [] {
+    std::array<char, size + 1> a{};
+    auto out = std::copy(prefix.begin(), prefix.end(), a.begin());
+    out = std::copy(S::name.begin(), S::name.end(), out);
+    *out++ = '.';
+    std::copy(Failed::type.begin(), Failed::type.end(), out);
+    return a;
+  }();
+
+ public:
+  static constexpr std::string_view type{storage_.data(), size};
+  static constexpr std::string_view name = type.substr(std::string_view("saga.timer.").size());
+};
+
+template <class Timer, int Retries>
+struct retries_left {
+  template <class E, class F, class S, class T>
+  bool operator()(const E&, F& fsm, S&, T&) const {
+    return fsm.retries_spent(Timer::name) < Retries;
+  }
+};
+
+template <class Timer, class Backoff>
+struct retry_wait {
+  template <class E, class F, class S, class T>
+  void operator()(const E&, F& fsm, S&, T&) const {
+    const int spent = ++fsm.retries_spent(Timer::name);
+    fsm.arm(Timer::name, fsm.now_ms() + Backoff::after(spent));
+  }
+};
+
+template <class R>
+struct expanded {
+  using type = types<R>;
+};
+template <class S, class E, class T, class Again, int N, class B, class Then, class G>
+struct expanded<Row<S, E, T, retry<Again, N, B, Then>, G>> {
+  static_assert(std::is_same_v<G, none>, "dsl: a retry row takes no guard");
+  static_assert(!std::is_same_v<T, none> && !std::is_same_v<T, S>,
+                "dsl: a retry row's target is the state the saga moves to once the retries are spent: "
+                "another state");
+  using timer = retry_timer<S, E>;
+  using type = types<Row<S, E, none, retry_wait<timer, B>, retries_left<timer, N>>,
+                     Row<S, E, T, Then, not_<retries_left<timer, N>>>, Row<S, timer, none, Again, none>>;
+};
+
 // Passes a table's rows to the graph builder.
 template <class... R>
 void collect(graph_builder& b, types<R...>) {
@@ -379,6 +491,14 @@ void collect(graph_builder& b, types<Row<S, E, T, A, G>>) {
     b.row(S::name, E::type, T::name);
   namer<A>::action(b);
   namer<G>::guard(b);
+}
+template <class S, class E, class T, class Again, int N, class B, class Then, class G>
+void collect(graph_builder& b, types<Row<S, E, T, retry<Again, N, B, Then>, G>>) {
+  b.row(S::name, E::type, T::name);
+  b.retry(retry_timer<S, E>::type, N, B::first_ms, B::factor);
+  namer<Again>::action(b);
+  b.retry_then(!std::is_same_v<Then, none>);
+  namer<Then>::action(b);
 }
 
 // The event types or state names of a dsl::types list.
@@ -447,6 +567,7 @@ bool row_runner<Row<S, Ev, T, A, G>, E, Fsm>::fire(Fsm& fsm, std::string_view& s
     perform<A>(e, fsm, source, target);
     target.on_entry(e, fsm);
     state = T::name;
+    if constexpr (!std::is_same_v<S, T>) fsm.left(S::name);
   }
   return true;
 }
@@ -556,7 +677,8 @@ template <class... Seen, class T, class... Rest>
 struct unique<types<Seen...>, T, Rest...>
     : unique<std::conditional_t<one_of<T, Seen...>, types<Seen...>, types<Seen..., T>>, Rest...> {};
 
-// The rows of a transition table (a dsl::table, or an mpl::vector padded with mpl::na).
+// The rows of a transition table as written (a dsl::table, or an mpl::vector padded with
+// mpl::na), and as the runner takes them (retry rows expanded).
 template <class Table>
 struct rows_of;
 template <template <class...> class V, class... R>
@@ -565,6 +687,17 @@ struct rows_of<V<R...>> {
       typename concat<types<>,
                       std::conditional_t<std::is_same_v<R, boost::mpl::na>, types<>, types<R>>...>::type;
 };
+template <class Rows>
+struct expand_all;
+template <class... R>
+struct expand_all<types<R...>> {
+  using type = typename concat<types<>, typename expanded<R>::type...>::type;
+};
+
+template <class R>
+struct is_retry_row : std::false_type {};
+template <class S, class E, class T, class Again, int N, class B, class Then, class G>
+struct is_retry_row<Row<S, E, T, retry<Again, N, B, Then>, G>> : std::true_type {};
 
 template <class T>
 struct is_row : std::false_type {};
@@ -606,8 +739,18 @@ template <class G, class E, class F, class S, class T>
 struct guard_callable<not_<G>, E, F, S, T> : guard_callable<G, E, F, S, T> {};
 
 template <class Front, std::size_t N, class R>
+constexpr bool row_ok();
+// A retry row is right when each row it expands into is (an error names the retry row).
+template <class Front, std::size_t N, class... R>
+constexpr bool rows_ok(types<R...>) {
+  return (row_ok<Front, N, R>() && ...);
+}
+
+template <class Front, std::size_t N, class R>
 constexpr bool row_ok() {
-  if constexpr (!is_row<R>::value) {
+  if constexpr (is_retry_row<R>::value) {
+    return rows_ok<Front, N>(typename expanded<R>::type{});
+  } else if constexpr (!is_row<R>::value) {
     return mistake::table_entry_must_be_a_row<N, R>::value;
   } else {
     using S = typename R::Source;
@@ -653,9 +796,11 @@ constexpr bool among() {
 }
 
 template <class Front>
-using table_rows = typename rows_of<typename Front::transition_table>::type;
+using declared_rows = typename rows_of<typename Front::transition_table>::type;
+template <class Front>
+using table_rows = typename expand_all<declared_rows<Front>>::type;
 
-template <class Front, class Rows = table_rows<Front>>
+template <class Front, class Rows = declared_rows<Front>>
 struct table_check;
 template <class Front, class... R>
 struct table_check<Front, types<R...>> {
@@ -756,7 +901,7 @@ class definition final : public saga::definition {
 
   static saga::graph make_graph() {
     detail::graph_builder b(Front::name, Front::initial_state::name);
-    detail::collect(b, detail::table_rows<Front>{});
+    detail::collect(b, detail::declared_rows<Front>{});
     if constexpr (requires { typename Front::abort_actions; })
       detail::namer<typename Front::abort_actions>::emits(b);
     b.consumes(detail::event_types<typename detail::consumed<Front>::type>);
@@ -830,6 +975,7 @@ class definition final : public saga::definition {
     if (in.data != nullptr) {
       try {
         ctx.data = in.data->get<data_type>();
+        ctx.retries = detail::retries_of(*in.data);
       } catch (const nlohmann::json::exception& e) {
         throw std::invalid_argument(detail::json_reason("saga data", e));
       }
@@ -844,7 +990,7 @@ class definition final : public saga::definition {
     saga::dispatch_output out;
     out.handled = handled;
     out.state = std::string(state);
-    out.data = nlohmann::json(ctx.data);
+    out.data = detail::stored_data(nlohmann::json(ctx.data), ctx.retries);
     out.intents = std::move(ctx.out);
     return out;
   }

@@ -16,11 +16,13 @@ namespace saga {
 // One row of the transition table, by name.
 struct graph_row {
   std::string source;
-  std::string event;      // the event type ("payment.succeeded", "saga.timer.payment_timeout")
-  std::string target;     // equals source for internal transitions
-  std::string action;     // empty when none
-  std::string guard;      // empty when none
-  bool internal = false;  // no state change (MSM's Row<S, E, none, ...>)
+  std::string event;        // the event type ("payment.succeeded", "saga.timer.payment_timeout")
+  std::string target;       // equals source for internal transitions
+  std::string action;       // empty when none
+  std::string guard;        // empty when none
+  bool internal = false;    // no state change (MSM's Row<S, E, none, ...>)
+  std::string retry_timer;  // dsl::retry: the event type of the retry's timer, which this row also
+                            // takes (its action says the budget); empty for other rows
 
   bool operator==(const graph_row&) const = default;
 };
