@@ -3,6 +3,7 @@
 
 #include "saga/definitions/order_lifecycle.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include <doctest/doctest.h>
@@ -234,23 +235,40 @@ TEST_SUITE("order_lifecycle") {
     s.when(s.make("payment.refunded")).expect_state("cancelled").expect_emitted({"order.cancelled"});
   }
 
-  TEST_CASE("refunding: a failed refund is retried with the same refund_id twice then needs attention") {
+  TEST_CASE(
+      "refunding: a failed refund is retried with the same refund_id after 5 s and 10 s then needs "
+      "attention") {
     scenario s(saga::definitions::order_lifecycle(), "o-1");
     walk_to(s, "paid");
     s.given({s.make("inventory.unavailable")});
+    // The retry waits on a durable timer: nothing goes out with the failure itself.
     s.when(s.make("payment.refund.failed"))
         .expect_state("refunding")
-        .expect_emitted({"payment.refund.requested"});
+        .expect_emitted({})
+        .expect_timers({"retry.refunding.payment.refund.failed"});
+    s.advance(std::chrono::milliseconds(4999)).expect_emitted({});
+    s.advance(std::chrono::milliseconds(1)).expect_emitted({"payment.refund.requested"});
     CHECK(s.emitted().front().data.at("attempt") == 2);
     CHECK(s.emitted().front().data.at("refund_id") == "o-1:refund");
-    s.when(s.make("payment.refund.failed"))
-        .expect_state("refunding")
-        .expect_emitted({"payment.refund.requested"});
+    s.when(s.make("payment.refund.failed")).expect_state("refunding").expect_emitted({});
+    s.advance(std::chrono::seconds(10)).expect_emitted({"payment.refund.requested"});
     CHECK(s.emitted().front().data.at("attempt") == 3);
     CHECK(s.emitted().front().data.at("refund_id") == "o-1:refund");
     s.when(s.make("payment.refund.failed"))
         .expect_state("needs_attention")
-        .expect_emitted({"order.needs_attention"});
+        .expect_emitted({"order.needs_attention"})
+        .expect_timers({});
+  }
+
+  TEST_CASE("refunding: the refund arriving while a retry waits ends the wait") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    walk_to(s, "paid");
+    s.given({s.make("inventory.unavailable"), s.make("payment.refund.failed")});
+    s.when(s.make("payment.refunded"))
+        .expect_state("cancelled")
+        .expect_emitted({"order.cancelled"})
+        .expect_timers({});
+    s.advance(std::chrono::minutes(1)).expect_emitted({});
   }
 
   TEST_CASE("shipped and delivering and done answer order.cancel.rejected and stay where they are") {
@@ -303,8 +321,16 @@ TEST_SUITE("order_lifecycle") {
     // Derived from the table: the states no row leaves, in the order the table first names them.
     CHECK(g.terminal == std::vector<std::string>{"cancelled", "done", "needs_attention"});
     CHECK(g.starts == std::vector<std::string>{"order.placed"});
-    CHECK(g.consumes.size() == 14);
-    CHECK(g.timers == std::vector<std::string>{"payment_timeout", "shipment_deadline"});
+    CHECK(g.consumes.size() == 15);  // 12 events, 2 timers, the refund retry's timer
+    CHECK(g.timers == std::vector<std::string>{"payment_timeout", "retry.refunding.payment.refund.failed",
+                                               "shipment_deadline"});
+    // The refund's retry is one row that says its budget.
+    const auto retry = std::find_if(g.rows.begin(), g.rows.end(),
+                                    [](const saga::graph_row& r) { return !r.retry_timer.empty(); });
+    REQUIRE(retry != g.rows.end());
+    CHECK(retry->target == "needs_attention");
+    CHECK(retry->action.find("at most 2 times after 5s, x2 each, then emit order.needs_attention") !=
+          std::string::npos);
     CHECK(saga::check_graph(g).empty());
     CHECK(g.fingerprint.size() == 16);
   }

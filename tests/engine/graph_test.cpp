@@ -274,8 +274,9 @@ TEST_SUITE("graph") {
     const auto mermaid = saga::to_mermaid(d->graph());
     CHECK(mermaid.rfind("stateDiagram-v2", 0) == 0);
     CHECK(mermaid.find("[*] --> placed : order.placed") != std::string::npos);
-    CHECK(mermaid.find("refunding --> needs_attention : payment.refund.failed [!refund_attempts_left]") !=
-          std::string::npos);
+    CHECK(mermaid.find("refunding --> needs_attention : payment.refund.failed / retry (next_refund_attempt, "
+                       "emit payment.refund.requested) at most 2 times after 5s, x2 each, then emit "
+                       "order.needs_attention") != std::string::npos);
   }
 
   TEST_CASE("one renderer: labels on one DOT line and Mermaid with actions and step numbers") {
