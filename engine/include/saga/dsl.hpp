@@ -1,8 +1,8 @@
 #pragma once
 // saga/dsl.hpp — the DSL for writing workflows as Boost.MSM tables.
 //
-// Include this header only from a definition's .cpp file: Boost.MSM's
-// templates are heavy, and the rest of the program sees a definition through
+// Include this header only from a definition's .cpp file: its templates are
+// heavy, and the rest of the program sees a definition through
 // the plain saga::definition interface (see docs/dsl.md for a walk-through).
 //
 // A workflow is a front-end derived from dsl::machine<Self, Data> with
@@ -19,11 +19,13 @@
 //   - optionally: using abort_state = S; using abort_actions = A;
 //                 using attention_state = S; using resolution_targets = dsl::types<S...>;
 //   - optionally: nlohmann::json carried(const Data&) — what follow-on events carry on.
-// Actions only record intents (emit, arm, disarm) and update the saga data;
-// guards read the saga data and the event. Both carry a name for the graph.
+// Actions only record intents (emit<E>, arm, disarm) and update the saga data;
+// guards read the saga data and the event. Both carry a name for the graph. A
+// row's action may be dsl::retry<Again, N, dsl::backoff<...>, Then> (try again
+// after a durable wait, then give up: docs/dsl.md "Retries").
 //
 // Mistakes in a table are compile errors with one line that names the row
-// (counted from 1) or the type, before Boost.MSM sees the table: see
+// (counted from 1) or the type, before the table is instantiated: see
 // saga::dsl::mistake below and docs/dsl.md "When it does not compile".
 
 #include <algorithm>
@@ -587,7 +589,7 @@ bool take(Fsm& fsm, std::string_view& state, const E& e, types<R...>) {
 //   In instantiation of 'struct saga::dsl::mistake::row_event_must_be_an_event<2, paid>':
 //   error: static assertion failed: dsl: the event column of this row holds no event type
 //          (swapped with the target?)
-// and the table goes no further (Boost.MSM never sees it: no cascade of errors).
+// and the table goes no further (nothing instantiates it: no cascade of errors).
 namespace mistake {
 template <class...>
 inline constexpr bool reported = false;
@@ -848,7 +850,7 @@ struct lists_check<Front, types<Taken...>, types<Starting...>, types<Consumed...
        ...);
 };
 
-// The whole table, checked in that order; a table that fails never reaches Boost.MSM.
+// The whole table, checked in that order; a table that fails is never instantiated.
 template <class Front>
 constexpr bool checked() {
   if constexpr (!table_check<Front>::value)
@@ -1010,8 +1012,8 @@ class definition final : public saga::definition {
 };
 
 // The factory a definition's .cpp file exposes through its plain header.
-// (A table that fails detail::checked() has already been reported; Boost.MSM
-// never sees it, so the error is the one line that names the mistake.)
+// (A table that fails detail::checked() has already been reported; nothing
+// instantiates it, so the error is the one line that names the mistake.)
 template <class Front>
 std::shared_ptr<const saga::definition> make_definition() {
   if constexpr (detail::checked<Front>())
