@@ -52,6 +52,7 @@ struct job_machine : dsl::machine<job_machine, job_data> {
     row< working, job_done,    done >
   >;
   // clang-format on
+  using abort_state = abandoned;
 };
 
 constexpr const char* retry_timer = "retry.working.job.failed";
@@ -92,6 +93,16 @@ TEST_SUITE("dsl_retry") {
     s.when(s.make("job.done")).expect_state("done").expect_timers({});
     CHECK_FALSE(s.data().contains("saga.retries"));
     s.advance(1h).expect_emitted({});
+  }
+
+  TEST_CASE("an operator's abort while a retry waits disarms the timer and forgets the count") {
+    saga::testing::scenario s(dsl::make_definition<job_machine>());
+    s.when(s.make("job.started"));
+    s.when(s.make("job.failed")).expect_timers({retry_timer});
+    s.when(s.make_operator("abort", {{"reason", "stuck"}, {"operator", "ops"}}))
+        .expect_state("abandoned")
+        .expect_timers({});
+    CHECK_FALSE(s.data().contains("saga.retries"));
   }
 
   TEST_CASE("the count survives the saga's reload: it is stored with the saga data") {

@@ -938,12 +938,13 @@ class definition final : public saga::definition {
   saga::dispatch_output abort(const saga::dispatch_input& in) const {
     detail_context ctx;
     Front m;
-    prepare(m, ctx, in);
+    const auto state = prepare(m, ctx, in);
     if constexpr (requires { typename Front::abort_actions; }) {
       typename Front::abort_state target;
       operator_event e;
       typename Front::abort_actions{}(e, m, target, target);
     }
+    if (state != graph_.abort_state) m.left(state);  // forgets the state's retries
     return finish(ctx, graph_.abort_state, true);
   }
 
@@ -952,7 +953,8 @@ class definition final : public saga::definition {
     if (action == "abort") return abort(in);
     detail_context ctx;
     Front m;
-    prepare(m, ctx, in);
+    const auto state = prepare(m, ctx, in);
+    if (state != to) m.left(state);
     return finish(ctx, to, true);
   }
 
