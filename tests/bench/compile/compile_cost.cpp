@@ -8,6 +8,7 @@
 //   saga-compile-cost --json out.json       also write the figures
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <set>
