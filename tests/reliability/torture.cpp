@@ -463,6 +463,40 @@ struct figures {
   std::size_t chunk_size = 0;
 };
 
+// One saga's follow-on events as the outbox holds them.
+struct saga_outbox {
+  std::multiset<std::string> types;
+  std::vector<int> attempts;         // `attempt` of each payment.refund.requested
+  std::set<std::string> refund_ids;  // `refund_id` of each
+};
+
+// One saga's outbox against its path: the path's follow-on events, plus up to retries_at_most
+// retried refund requests (attempts 2, 3, ... after the path's own), all with one refund_id.
+void check_saga_outbox(const std::string& key, const path_spec& p, saga_outbox got, violations& v) {
+  std::sort(got.attempts.begin(), got.attempts.end());
+  const int retried = static_cast<int>(got.attempts.size()) - static_cast<int>(p.refund_attempts.size());
+  auto want_attempts = p.refund_attempts;
+  for (int i = 0; i < retried && i < p.retries_at_most; ++i) {
+    want_attempts.push_back(static_cast<int>(p.refund_attempts.size()) + i + 1);
+    if (const auto it = got.types.find("payment.refund.requested"); it != got.types.end())
+      got.types.erase(it);
+  }
+  if (got.types != p.follow_ons) {
+    std::string g, w;
+    for (const auto& t : got.types) g += " " + t;
+    for (const auto& t : p.follow_ons) w += " " + t;
+    v.add("saga " + key + " (" + p.name + ") emitted [" + g + " ] expected [" + w + " ]");
+  }
+  if (got.attempts != want_attempts) {
+    std::string g, w;
+    for (int x : got.attempts) g += " " + std::to_string(x);
+    for (int x : want_attempts) w += " " + std::to_string(x);
+    v.add("saga " + key + " (" + p.name + ") refund attempts [" + g + " ] expected [" + w + " ]");
+  }
+  if (!p.refund_attempts.empty() && (got.refund_ids.size() != 1 || got.refund_ids.begin()->empty()))
+    v.add("saga " + key + " refund requests carry " + std::to_string(got.refund_ids.size()) + " refund_ids");
+}
+
 void final_checks(const std::string& db_path, const scenario& sc, const follower& fol, figures& f,
                   violations& v) {
   auto db = open_ro(db_path);
@@ -550,9 +584,7 @@ void final_checks(const std::string& db_path, const scenario& sc, const follower
     SQLite::Statement q(db,
                         "SELECT sequence, event_id, type, definition, key, payload, published_ms FROM outbox "
                         "ORDER BY sequence");
-    std::map<std::string, std::multiset<std::string>> types;
-    std::map<std::string, std::vector<int>> attempts;
-    std::map<std::string, std::set<std::string>> refund_ids;
+    std::map<std::string, saga_outbox> outboxes;
     std::set<std::string> ids;
     std::int64_t expect_seq = 1;
     std::size_t unpublished = 0;
@@ -576,7 +608,8 @@ void final_checks(const std::string& db_path, const scenario& sc, const follower
         v.add("outbox row " + std::to_string(seq) + " of an unknown saga " + def + "/" + key);
         continue;
       }
-      types[key].insert(type);
+      auto& mine = outboxes[key];
+      mine.types.insert(type);
       const json e = json::parse(payload, nullptr, false);
       if (!e.is_object() || e.value("subject", "") != key || e.value("type", "") != type ||
           e.value("id", "") != id)
@@ -584,42 +617,15 @@ void final_checks(const std::string& db_path, const scenario& sc, const follower
               " payload does not match its row: " + tail_of(payload, 200));
       if (type == "payment.refund.requested" && e.is_object() && e.contains("data")) {
         const auto& d = e["data"];
-        attempts[key].push_back(
+        mine.attempts.push_back(
             d.contains("attempt") && d["attempt"].is_number_integer() ? d["attempt"].get<int>() : -1);
-        refund_ids[key].insert(d.contains("refund_id") && d["refund_id"].is_string()
+        mine.refund_ids.insert(d.contains("refund_id") && d["refund_id"].is_string()
                                    ? d["refund_id"].get<std::string>()
                                    : std::string());
       }
     }
     if (unpublished) v.add(std::to_string(unpublished) + " outbox rows not published at the end");
-    for (const auto& s : sc.sagas) {
-      const auto& p = ps[s.path];
-      auto got = types[s.key];
-      // The retries that went out: attempts 2.. in order, each a refund request beyond the path's.
-      auto a = attempts[s.key];
-      std::sort(a.begin(), a.end());
-      const int retried = static_cast<int>(a.size()) - static_cast<int>(p.refund_attempts.size());
-      auto want_attempts = p.refund_attempts;
-      for (int i = 0; i < retried && i < p.retries_at_most; ++i) {
-        want_attempts.push_back(static_cast<int>(p.refund_attempts.size()) + i + 1);
-        if (const auto it = got.find("payment.refund.requested"); it != got.end()) got.erase(it);
-      }
-      if (got != p.follow_ons) {
-        std::string g, w;
-        for (const auto& t : got) g += " " + t;
-        for (const auto& t : p.follow_ons) w += " " + t;
-        v.add("saga " + s.key + " (" + p.name + ") emitted [" + g + " ] expected [" + w + " ]");
-      }
-      if (a != want_attempts) {
-        std::string g, w;
-        for (int x : a) g += " " + std::to_string(x);
-        for (int x : want_attempts) w += " " + std::to_string(x);
-        v.add("saga " + s.key + " (" + p.name + ") refund attempts [" + g + " ] expected [" + w + " ]");
-      }
-      const auto& r = refund_ids[s.key];
-      if (!p.refund_attempts.empty() && (r.size() != 1 || r.begin()->empty()))
-        v.add("saga " + s.key + " refund requests carry " + std::to_string(r.size()) + " refund_ids");
-    }
+    for (const auto& s : sc.sagas) check_saga_outbox(s.key, ps[s.path], outboxes[s.key], v);
   }
 
   // The subscriber: 1..max, each once, payloads as in the outbox.
