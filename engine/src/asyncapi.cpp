@@ -10,7 +10,6 @@
 namespace saga {
 namespace {
 
-constexpr std::string_view timer_prefix = "saga.timer.";
 constexpr std::string_view content_type = "application/cloudevents+json";
 
 // AsyncAPI's map keys (channels, operations, messages) allow [A-Za-z0-9_-] only: "order.placed"
@@ -80,7 +79,7 @@ struct contract {
 nlohmann::json to_asyncapi(const graph& g) {
   contract c;
   for (const auto& type : g.consumes) {
-    if (type.starts_with(timer_prefix)) continue;
+    if (type.starts_with(timer_event_prefix)) continue;
     c.add(g, type, false,
           g.starts_with(type) ? "Starts a saga of " + g.name + " (keyed by subject), or moves one"
                               : "Moves the " + g.name + " saga its subject names");

@@ -121,10 +121,10 @@ void graph_builder::action(std::string_view name) {
 }
 
 // A retry row's action reads "retry (Again) at most N times after 30s, ×2 each, then Then".
-void graph_builder::retry(std::string_view timer_type, int retries, std::int64_t first_ms, int factor) {
+void graph_builder::retry(std::string_view timer_name, int retries, std::int64_t first_ms, int factor) {
   auto& r = g_.rows.back();
-  r.retry_timer = timer_type;
-  timer(timer_type.substr(std::string_view("saga.timer.").size()));
+  r.retry_timer = std::string(saga::timer_event_prefix) + std::string(timer_name);
+  timer(timer_name);
   r.action = "retry (";
   retry_budget_ = ") at most " + std::to_string(retries) + (retries == 1 ? " time" : " times") + " after " +
                   saga::format_duration(first_ms);
@@ -215,8 +215,12 @@ std::map<std::string, int, std::less<>> retries_of(const nlohmann::json& stored)
   if (!stored.is_object()) return out;
   const auto it = stored.find(retries_key);
   if (it == stored.end() || !it->is_object()) return out;
-  for (const auto& [timer, spent] : it->items())
-    if (spent.is_number_integer()) out.emplace(timer, spent.get<int>());
+  // Written by stored_data only; anything else (a hand-edited row) is skipped, never narrowed.
+  for (const auto& [timer, spent] : it->items()) {
+    if (!spent.is_number_integer()) continue;
+    const auto n = spent.get<std::int64_t>();  // an unsigned beyond int64 reads negative
+    if (n >= 0 && n <= INT_MAX) out.emplace(timer, static_cast<int>(n));
+  }
   return out;
 }
 

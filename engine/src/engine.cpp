@@ -12,7 +12,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::string_view timer_prefix = "saga.timer.";
+constexpr std::string_view timer_prefix = timer_event_prefix;
 constexpr std::string_view operator_prefix = "saga.operator.";
 constexpr std::size_t dead_letter_payload_max = 64 * 1024;
 

@@ -114,6 +114,16 @@ TEST_SUITE("dsl_retry") {
     // Written as sagad would find it after a restart: two tries spent, waiting.
     s.start_in("working", {{"requests", 3}, {"saga.retries", {{retry_timer, 2}}}});
     s.when(s.make("job.failed")).expect_state("abandoned").expect_emitted({"job.abandoned"});
+
+    // A stored count that is not a small non-negative integer is not read (never narrowed): the
+    // retries start again.
+    for (const nlohmann::json& bad : {nlohmann::json(-1), nlohmann::json(1e300), nlohmann::json("2"),
+                                      nlohmann::json(std::uint64_t{1} << 40)}) {
+      CAPTURE(bad.dump());
+      s.start_in("working", {{"requests", 3}, {"saga.retries", {{retry_timer, bad}}}});
+      s.when(s.make("job.failed")).expect_state("working").expect_timers({retry_timer});
+      CHECK(s.data()["saga.retries"][retry_timer] == 1);
+    }
   }
 
   TEST_CASE("the graph shows a retry row as one edge that says its budget and takes its timer") {

@@ -32,6 +32,7 @@
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <set>
@@ -110,17 +111,24 @@ struct event {
   static constexpr std::string_view type = Type.view();
 };
 
-// The internal event a timer fires: type "saga.timer.<name>".
+namespace detail {
+// Compile-time strings one after another (N characters in all), NUL-terminated: the storage of a
+// string_view built from names.
+template <std::size_t N>
+constexpr std::array<char, N + 1> joined_chars(std::initializer_list<std::string_view> parts) {
+  std::array<char, N + 1> a{};
+  auto out = a.begin();
+  for (const auto part : parts) out = std::copy(part.begin(), part.end(), out);
+  return a;
+}
+}  // namespace detail
+
+// The internal event a timer fires: type "saga.timer.<name>" (saga::timer_event_prefix).
 template <fixed_string Name>
 struct timer {
  private:
-  static constexpr auto storage_ = [] {
-    constexpr std::string_view prefix = "saga.timer.";
-    std::array<char, prefix.size() + Name.size + 1> a{};
-    std::copy(prefix.begin(), prefix.end(), a.begin());
-    std::copy_n(Name.value, Name.size, a.begin() + prefix.size());
-    return a;
-  }();
+  static constexpr auto storage_ =
+      detail::joined_chars<timer_event_prefix.size() + Name.size>({timer_event_prefix, Name.view()});
 
  public:
   static constexpr std::string_view name = Name.view();
@@ -207,7 +215,7 @@ class graph_builder {
   void timer(std::string_view name);
   // A retry row (dsl::retry): its timer's event type, the budget and backoff; the parts of
   // Again follow, then retry_then(), then the parts of Then.
-  void retry(std::string_view timer_type, int retries, std::int64_t first_ms, int factor);
+  void retry(std::string_view timer_name, int retries, std::int64_t first_ms, int factor);
   void retry_then(bool then);
   void emits(std::string_view type);
   // The JSON Schema of an event type's data, as the type declares it (static schema); throws
@@ -432,20 +440,14 @@ struct namer<not_<G>> {
 template <class S, class Failed>
 struct retry_timer {
  private:
-  static constexpr std::string_view prefix = "saga.timer.retry.";
-  static constexpr std::size_t size = prefix.size() + S::name.size() + 1 + Failed::type.size();
-  static constexpr auto storage_ = [] {
-    std::array<char, size + 1> a{};
-    auto out = std::copy(prefix.begin(), prefix.end(), a.begin());
-    out = std::copy(S::name.begin(), S::name.end(), out);
-    *out++ = '.';
-    std::copy(Failed::type.begin(), Failed::type.end(), out);
-    return a;
-  }();
+  static constexpr std::string_view word = "retry.", dot = ".";
+  static constexpr auto storage_ =
+      joined_chars<timer_event_prefix.size() + word.size() + S::name.size() + dot.size() +
+                   Failed::type.size()>({timer_event_prefix, word, S::name, dot, Failed::type});
 
  public:
-  static constexpr std::string_view type{storage_.data(), size};
-  static constexpr std::string_view name = type.substr(std::string_view("saga.timer.").size());
+  static constexpr std::string_view type{storage_.data(), storage_.size() - 1};
+  static constexpr std::string_view name = type.substr(timer_event_prefix.size());
 };
 
 template <class Timer, int Retries>
@@ -497,7 +499,7 @@ void collect(graph_builder& b, types<Row<S, E, T, A, G>>) {
 template <class S, class E, class T, class Again, int N, class B, class Then, class G>
 void collect(graph_builder& b, types<Row<S, E, T, retry<Again, N, B, Then>, G>>) {
   b.row(S::name, E::type, T::name);
-  b.retry(retry_timer<S, E>::type, N, B::first_ms, B::factor);
+  b.retry(retry_timer<S, E>::name, N, B::first_ms, B::factor);
   namer<Again>::action(b);
   b.retry_then(!std::is_same_v<Then, none>);
   namer<Then>::action(b);

@@ -14,6 +14,9 @@
 namespace saga {
 
 // One row of the transition table, by name.
+// The type of the internal event a timer fires: this prefix, then the timer's name.
+inline constexpr std::string_view timer_event_prefix = "saga.timer.";
+
 struct graph_row {
   std::string source;
   std::string event;        // the event type ("payment.succeeded", "saga.timer.payment_timeout")
