@@ -3,6 +3,8 @@
 // cost": building the graph inline cost a 30-row workflow about 2.4 s of its compile).
 #include <algorithm>
 #include <climits>
+#include <optional>
+#include <vector>
 
 #include "saga/dsl.hpp"
 
@@ -74,13 +76,141 @@ std::string arm_at_label(std::string_view timer, std::string_view due) {
   return s;
 }
 
-std::string json_reason(std::string_view where, const nlohmann::json::exception& e) {
-  std::string_view m = e.what();
+namespace {
+
+// nlohmann-json's message without its "[json.exception.type_error.302] " tag.
+std::string_view untagged(std::string_view m) {
   if (const auto tag = m.find("] "); m.starts_with("[json.exception.") && tag != std::string_view::npos)
     m.remove_prefix(tag + 2);
+  return m;
+}
+
+// What a failed read found and a value of the type it wanted, from nlohmann-json's message:
+// "type must be number, but is string" -> string, 0; "cannot use at() with string" -> string, {}.
+struct misread {
+  std::string_view found;
+  nlohmann::json wanted;
+};
+
+nlohmann::json value_of_type(std::string_view type) {
+  if (type == "number") return 0;
+  if (type == "string") return "";
+  if (type == "boolean") return false;
+  if (type == "array") return nlohmann::json::array();
+  if (type == "object") return nlohmann::json::object();
+  return nullptr;
+}
+
+std::optional<misread> misread_of(std::string_view m) {
+  static constexpr std::string_view must = "type must be ", but = ", but is ";
+  if (m.starts_with(must)) {
+    const auto b = m.find(but);
+    if (b == std::string_view::npos) return std::nullopt;
+    return misread{m.substr(b + but.size()), value_of_type(m.substr(must.size(), b - must.size()))};
+  }
+  static constexpr std::array<std::pair<std::string_view, bool>, 4> uses{{
+      {"cannot use at() with ", false},
+      {"cannot use value() with ", false},
+      {"cannot use operator[] with a string argument with ", false},
+      {"cannot use operator[] with a numeric argument with ", true},
+  }};
+  for (const auto& [use, array] : uses)
+    if (m.starts_with(use))
+      return misread{m.substr(use.size()), array ? nlohmann::json::array() : nlohmann::json::object()};
+  return std::nullopt;
+}
+
+// Every node of `doc` of JSON type `type`, with its path ("line.sku", "lines[2]"), in document
+// order; at most `limit` of them, and the walk stops after `budget` nodes.
+struct node_at {
+  nlohmann::json* node;
+  std::string path;
+};
+
+void nodes_of_type(nlohmann::json& j, std::string_view type, std::string& path, std::vector<node_at>& out,
+                   std::size_t limit, std::size_t& budget) {
+  if (out.size() >= limit || budget == 0) return;
+  --budget;
+  if (j.type_name() == type) out.push_back({&j, path});
+  const auto size = path.size();
+  if (j.is_object()) {
+    for (auto& [key, value] : j.items()) {
+      if (size != 0) path += '.';
+      path += key;
+      nodes_of_type(value, type, path, out, limit, budget);
+      path.resize(size);
+    }
+  } else if (j.is_array()) {
+    for (std::size_t i = 0; i < j.size(); ++i) {
+      path += '[' + std::to_string(i) + ']';
+      nodes_of_type(j[i], type, path, out, limit, budget);
+      path.resize(size);
+    }
+  }
+}
+
+// What `rerun` throws now (empty when it succeeds).
+std::string outcome(const std::function<void()>& rerun) {
+  try {
+    rerun();
+    return {};
+  } catch (const nlohmann::json::exception& e) {
+    return std::string(untagged(e.what()));
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "(not a std::exception)";
+  }
+}
+
+// The path of the node the failed read was about, found by giving candidate nodes (those of
+// the type the read found) the type it wanted, one at a time, and reading again: the node whose
+// change moves the read past its error is the field. A change that only makes an earlier,
+// successful read of that node fail ("type must be string, but is number" after a string was
+// replaced by 0) does not count. Bounded: the error path of a large event costs at most
+// max_reruns more reads.
+std::optional<std::string> misread_field(std::string_view message, nlohmann::json& scratch,
+                                         const std::function<void()>& rerun) {
+  constexpr std::size_t max_reruns = 16;
+  constexpr std::size_t max_nodes = 100000;
+  auto what = misread_of(message);
+  if (!what) return std::nullopt;
+  std::vector<node_at> candidates;
+  std::string path;
+  std::size_t budget = max_nodes;
+  nodes_of_type(scratch, what->found, path, candidates, max_reruns, budget);
+  const std::string own_failure = std::string("but is ") + what->wanted.type_name();
+  const std::string own_use = std::string("with ") + what->wanted.type_name();
+  for (auto& c : candidates) {
+    nlohmann::json substitute = what->wanted;
+    c.node->swap(substitute);
+    const auto now = outcome(rerun);
+    c.node->swap(substitute);
+    if (now == message || now.ends_with(own_failure) || now.ends_with(own_use)) continue;
+    return std::move(c.path);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string json_reason(std::string_view where, const nlohmann::json::exception& e) {
   std::string out(where);
   out += ": ";
-  out += m;
+  out += untagged(e.what());
+  return out;
+}
+
+std::string json_reason(std::string_view where, const nlohmann::json::exception& e, nlohmann::json& scratch,
+                        const std::function<void()>& rerun) {
+  const std::string_view message = untagged(e.what());
+  const auto field = misread_field(message, scratch, rerun);
+  if (!field || field->empty()) return json_reason(where, e);
+  std::string out(where);
+  out += " '";
+  out += *field;
+  out += "': ";
+  out += message;
   return out;
 }
 

@@ -1,12 +1,12 @@
 // Reading event data with nlohmann-json's own helpers (issue 14, item 5): whatever a
-// definition calls — get, at, value — a field of the wrong JSON type rejects that event alone,
-// with a reason that says it was the event's data (or the saga's stored data) and what was
-// wrong; nlohmann-json's message names the field only for at() on a missing key (the dsl
-// helpers always name it: docs/dsl.md). The machine reads its data the way docs/dsl.md says not
-// to, on purpose.
+// definition calls — get, at, value, in from_json or in an action — a field of the wrong JSON
+// type rejects that event alone, with a reason that names the field and says it was the event's
+// data (or the saga's stored data). The machine reads its data the way docs/dsl.md says not to,
+// on purpose.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -30,10 +30,15 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(tally_data, total, note)
 struct counted : dsl::event<"tally.counted"> {
   std::int64_t amount = 0;
   std::string sku;
+  std::vector<std::string> tags;
+  std::int64_t level = 0;
 };
 void from_json(const nlohmann::json& j, counted& e) {
   e.amount = j.at("amount").get<std::int64_t>();
   e.sku = j.at("line").at("sku").get<std::string>();
+  e.tags = j.value("tags", std::vector<std::string>{});
+  // A read of JSON that is not the event's: no field of the data is to blame.
+  e.level = nlohmann::json::parse(j.value("meta", std::string("{}"))).value("level", std::int64_t{0});
 }
 
 using fresh = dsl::state<"new">;
@@ -84,18 +89,38 @@ const std::string prefix = "definition 'tally' could not apply 'tally.counted': 
 }  // namespace
 
 TEST_SUITE("dsl_data") {
-  TEST_CASE("a wrong JSON type read with get or at or value rejects that event and says it was the data") {
+  TEST_CASE("a wrong JSON type read with get or at or value rejects that event and names the field") {
     rig r;
     auto a = r.send({{"amount", "12"}, {"line", {{"sku", "A-1"}}}});
     CHECK(a.status == saga::ack_status::rejected);
+    CHECK(a.reason == prefix + "data 'amount': type must be number, but is string");
+
+    // A number read as a string, with another number (amount) read before it.
+    a = r.send({{"amount", 12}, {"line", {{"sku", 7}}}});
+    CHECK(a.reason == prefix + "data 'line.sku': type must be string, but is number");
+
+    a = r.send({{"amount", 12}, {"line", "A-1"}});
+    CHECK(a.reason == prefix + "data 'line': cannot use at() with string");
+
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"tags", {"red", 3, "blue"}}});
+    CHECK(a.reason == prefix + "data 'tags[1]': type must be string, but is number");
+
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"tags", {{"red", true}}}});
+    CHECK(a.reason == prefix + "data 'tags': type must be array, but is object");
+
+    // value() in the action, after from_json read two strings and a number successfully.
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"note", false}});
+    CHECK(a.reason == prefix + "data 'note': type must be string, but is boolean");
+
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"note", nullptr}});
+    CHECK(a.reason == prefix + "data 'note': type must be string, but is null");
+
+    // The wrong type is in JSON the definition made itself, not in a field of the data: no field
+    // is named (and none falsely: the strings the data has were read fine).
+    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"meta", R"({"level": "high"})"}});
     CHECK(a.reason == prefix + "data: type must be number, but is string");
 
-    a = r.send({{"amount", 12}, {"line", {{"sku", 7}}}});
-    CHECK(a.reason == prefix + "data: type must be string, but is number");
-
-    a = r.send({{"amount", 12}, {"line", {{"sku", "A-1"}}}, {"note", false}});
-    CHECK(a.reason == prefix + "data: type must be string, but is boolean");
-
+    // A missing key, which nlohmann-json names.
     a = r.send({{"amount", 12}});
     CHECK(a.status == saga::ack_status::rejected);
     CHECK(a.reason == prefix + "data: key 'line' not found");
@@ -116,6 +141,6 @@ TEST_SUITE("dsl_data") {
     r.store.database().exec("UPDATE instances SET data = '{\"total\":\"many\"}'");
     const auto a = r.send({{"amount", 2}, {"line", {{"sku", "A-1"}}}});
     CHECK(a.status == saga::ack_status::rejected);
-    CHECK(a.reason == prefix + "saga data: type must be number, but is string");
+    CHECK(a.reason == prefix + "saga data 'total': type must be number, but is string");
   }
 }

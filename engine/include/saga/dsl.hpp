@@ -32,6 +32,7 @@
 #include <array>
 #include <climits>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <map>
 #include <memory>
@@ -885,9 +886,14 @@ namespace detail {
 // without its "[json.exception.…]" tag:
 //   "[json.exception.type_error.302] type must be number, but is string"
 //   -> "data: type must be number, but is string"
-// (A build that defines JSON_DIAGNOSTICS=1 everywhere, saga included, gets the field's JSON
-// pointer at the start of the message: "data: (/amount) type must be …".)
 std::string json_reason(std::string_view where, const nlohmann::json::exception& e);
+
+// The same, naming the field when it can be found: `scratch` is a copy of the JSON that was
+// read, and `rerun` reads `scratch` again the same way (it must have no effect but throwing).
+// The field is the node whose type, changed to the one the read wanted, moves the read past
+// this error: "data 'line.sku': type must be string, but is number". At most 16 more reads.
+std::string json_reason(std::string_view where, const nlohmann::json::exception& e, nlohmann::json& scratch,
+                        const std::function<void()>& rerun);
 
 }  // namespace detail
 
@@ -926,13 +932,17 @@ class definition final : public saga::definition {
                                 [&](const handler_entry& e) { return e.type == in.incoming.type; });
     if (h == handlers.end()) detail::not_consumed(graph_, in.incoming.type);
     detail_context ctx;
-    Front m;
-    std::string_view state = prepare(m, ctx, in);
+    std::string_view state;
     bool handled;
     try {
-      handled = h->run(m, state, in.incoming);  // decodes the event's data, runs guards and actions
+      handled = run(*h, in, in.incoming, ctx, state);
     } catch (const nlohmann::json::exception& e) {
-      throw std::invalid_argument(detail::json_reason("data", e));
+      saga::event probe = in.incoming;
+      throw std::invalid_argument(detail::json_reason("data", e, probe.data, [&] {
+        detail_context again;
+        std::string_view s;
+        run(*h, in, probe, again, s);
+      }));
     }
     return finish(ctx, state, handled);
   }
@@ -983,7 +993,11 @@ class definition final : public saga::definition {
         ctx.data = in.data->get<data_type>();
         ctx.retries = detail::retries_of(*in.data);
       } catch (const nlohmann::json::exception& e) {
-        throw std::invalid_argument(detail::json_reason("saga data", e));
+        nlohmann::json probe = *in.data;
+        throw std::invalid_argument(detail::json_reason("saga data", e, probe, [&] {
+          (void)probe.get<data_type>();
+          (void)detail::retries_of(probe);
+        }));
       }
     }
     ctx.incoming = &in.incoming;
@@ -1006,6 +1020,16 @@ class definition final : public saga::definition {
     std::string_view type;
     handler run;
   };
+
+  // Decodes the event's data, runs guards and actions; the outcome is in `ctx` and `state`.
+  bool run(const handler_entry& h, const saga::dispatch_input& in, const saga::event& incoming,
+           detail_context& ctx, std::string_view& state) const {
+    Front m;
+    state = prepare(m, ctx, in);
+    ctx.incoming = &incoming;
+    return h.run(m, state, incoming);
+  }
+
   template <class... E>
   static constexpr std::array<handler_entry, sizeof...(E)> handlers_of(types<E...>) {
     return {handler_entry{E::type, &handle<E>}...};
