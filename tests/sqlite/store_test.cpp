@@ -1,6 +1,7 @@
 // Tests of saga::sqlite::store against real database files in a temporary folder.
 
 #include "saga/sqlite/store.hpp"
+#include "saga/sqlite/reader.hpp"
 
 #include <sqlite3.h>
 
@@ -76,8 +77,17 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 7 back to 6: the history chain dropped, history_by_saga back.
+void undo_migration_7(SQLite::Database& db) {
+  db.exec("ALTER TABLE history DROP COLUMN previous");
+  db.exec("ALTER TABLE instances DROP COLUMN last_history");
+  db.exec("CREATE INDEX history_by_saga ON history (definition, key, id)");
+  db.exec("PRAGMA user_version = 6");
+}
+
 // Schema 6 back to 5: the index of finished sagas and finished_ms dropped, instances_by_state back.
 void undo_migration_6(SQLite::Database& db) {
+  undo_migration_7(db);
   db.exec("DROP INDEX instances_finished");
   db.exec("ALTER TABLE instances DROP COLUMN finished_ms");
   db.exec("CREATE INDEX instances_by_state ON instances (definition, state, state_since_ms)");
@@ -201,7 +211,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 6);
+    CHECK(s.schema_version() == 7);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
@@ -310,7 +320,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (6)";
+    const std::string expected = "database schema version 99 is newer than this build supports (7)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -767,6 +777,87 @@ TEST_SUITE("sqlite_store") {
     CHECK_FALSE(s.load_instance("order_lifecycle", "o-1"));
     CHECK(s.load_instance("order_lifecycle", "o-2"));
     CHECK(s.load_instance("order_lifecycle", "o-3"));
+  }
+
+  // Schema 7 on a schema 6 file: each saga's history becomes a chain from its instance, in the
+  // order the rows were written, and the index by saga is gone; reading, counting and purging a
+  // saga's history go through the chain, and new rows extend it.
+  TEST_CASE("a schema 6 database migrates: each saga's history is chained from its instance") {
+    temp_dir dir;
+    auto h = [](const std::string& key, const std::string& event_id, std::int64_t version) {
+      saga::history_record r;
+      r.definition = "order_lifecycle";
+      r.key = key;
+      r.version = version;
+      r.event_id = event_id;
+      r.event_source = "urn:shop";
+      r.event_type = "payment.succeeded";
+      r.event_time = "2026-12-04T00:00:00Z";
+      r.event_data = "{}";
+      r.from_state = "placed";
+      r.to_state = "paid";
+      r.outcome = "transitioned";
+      r.recorded_ms = 100 + version;
+      return r;
+    };
+    {
+      saga::sqlite::store s(at(dir.file("saga.db")));
+      s.begin();
+      // Interleaved, as sagas' events arrive; o-3 has history but no instance row.
+      for (const char* key : {"o-1", "o-2"}) s.save_instance(instance(key, "placed"));
+      s.append_history(h("o-1", "a1", 1));
+      s.append_history(h("o-2", "b1", 1));
+      s.append_history(h("o-3", "c1", 1));
+      s.append_history(h("o-1", "a2", 2));
+      s.append_history(h("o-2", "b2", 2));
+      s.append_history(h("o-1", "a3", 3));
+      s.commit();
+      undo_migration_7(s.database());  // the layout and rows schema 6 wrote
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    auto& db = s.database();
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'history_by_saga'").getInt() == 0);
+    saga::sqlite::reader r(db);
+    auto ids = [&](const std::string& key) {
+      std::string out;
+      for (const auto& row : r.history("order_lifecycle", key)) out += row.event_id + " ";
+      return out;
+    };
+    CHECK(ids("o-1") == "a1 a2 a3 ");
+    CHECK(ids("o-2") == "b1 b2 ");
+    CHECK(ids("o-3").empty());  // no instance: not reachable, as the release never wrote such rows
+
+    // New rows extend the chain.
+    s.begin();
+    s.append_history(h("o-2", "b3", 3));
+    s.commit();
+    CHECK(ids("o-2") == "b1 b2 b3 ");
+
+    // One saga's history is read without walking the others' (5,000 rows of other sagas).
+    db.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)"
+        " INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
+        " event_data, from_state, to_state, outcome, recorded_ms) SELECT 'order_lifecycle', 'x-' || i, 1,"
+        " 'x' || i, 's', 't', 'now', '{}', 'a', 'b', 'transitioned', i FROM n");
+    vm_steps(db);
+    CHECK(r.history("order_lifecycle", "o-2").size() == 3);
+    CHECK(r.follow_on_events("order_lifecycle", "o-2").empty());
+    CHECK(vm_steps(db) < 500);
+    db.exec("DELETE FROM history WHERE key LIKE 'x-%'");
+
+    // Counting and purging a finished saga go through the chain and touch no other saga's rows.
+    auto done = instance("o-1", "done", 4);
+    done.finished = true;
+    done.state_since_ms = 50;
+    s.save_instance(done);
+    const auto counted = r.count_finished("order_lifecycle", {"done"}, 60);
+    CHECK(counted.sagas == 1);
+    CHECK(counted.history == 3);
+    CHECK(s.purge_finished("order_lifecycle", {"done"}, 60, 10) == 1);
+    CHECK(ids("o-2") == "b1 b2 b3 ");
+    CHECK(count_rows(db, "history") == 4);  // o-2's three and o-3's one
+    CHECK(db.execAndGet("SELECT count(*) FROM history WHERE key = 'o-1'").getInt() == 0);
   }
 
   // The purge walks the partial index: the plan names it, and a saga saved unfinished again (an
@@ -1291,11 +1382,11 @@ TEST_SUITE("sqlite_store") {
             std::to_string(rows) +
             ") INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
             " SELECT 'o-' || i, 't', 'd', 'k', '{}', i, i FROM n");
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
-            std::to_string(rows) +
-            ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"
-            " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i, CASE WHEN i % 2 = 0 THEN NULL ELSE i END "
-            "FROM n");
+    db.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
+        ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"
+        " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i, CASE WHEN i % 2 = 0 THEN NULL ELSE i END, NULL "
+        "FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
             std::to_string(rows) + ") INSERT INTO timers SELECT 'retired', 'k-' || i, 't', i, 1 FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +

@@ -79,21 +79,23 @@ constexpr const char* sql_of[] = {
     // q_instance
     "SELECT definition, key, state, data, version, fingerprint, correlation_id, created_ms, updated_ms,"
     " state_since_ms FROM instances WHERE definition = ?1 AND key = ?2",
-    // q_history
-    "SELECT definition, key, version, event_id, event_source, event_type, event_time, event_data, from_state,"
+    // q_history: the saga's chain of history rows (schema 7)
+    "WITH RECURSIVE " SAGA_HISTORY
+    " SELECT definition, key, version, event_id, event_source, event_type, event_time, event_data, "
+    "from_state,"
     " to_state, outcome, recorded_ms, outbox_first, outbox_last, sender"
-    " FROM history WHERE definition = ?1 AND key = ?2 ORDER BY id",
+    " FROM history WHERE id IN (SELECT id FROM chain) ORDER BY id",
     // q_timers_of
     "SELECT definition, key, name, due_ms, generation FROM timers"
     " WHERE definition = ?1 AND key = ?2 AND due_ms IS NOT NULL ORDER BY due_ms, name",
     // q_parked_of
     "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
     " WHERE definition = ?1 AND key = ?2 ORDER BY id",
-    // q_follow_on: through the saga's history (indexed by saga): each transition names the
-    // outbox rows it wrote.
-    "SELECT " OUTBOX_COLUMNS
+    // q_follow_on: through the saga's history (its chain): each transition names the outbox rows
+    // it wrote.
+    "WITH RECURSIVE " SAGA_HISTORY " SELECT " OUTBOX_COLUMNS
     " FROM history AS h JOIN outbox AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
-    " WHERE h.definition = ?1 AND h.key = ?2 AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
+    " WHERE h.id IN (SELECT id FROM chain) AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
     // q_sagas: terminal states come from the stored graph (definitions.graph, JSON), so the
     // unfinished filter needs no list of states spliced into the SQL.
     "SELECT " SAGA_SUMMARY_COLUMNS
@@ -117,8 +119,9 @@ constexpr const char* sql_of[] = {
     " ORDER BY i.definition, i.key LIMIT ?1",
     // q_finished_in_state: the store's purge_finished selection, one state at a time (through
     // instances_finished).
-    "SELECT count(*), coalesce(sum((SELECT count(*) FROM history AS h"
-    "   WHERE h.definition = i.definition AND h.key = i.key)), 0)"
+    "SELECT count(*), coalesce(sum((WITH RECURSIVE chain(id) AS (SELECT i.last_history"
+    "   WHERE i.last_history IS NOT NULL UNION ALL SELECT h.previous FROM history AS h JOIN chain"
+    "   ON h.id = chain.id WHERE h.previous IS NOT NULL) SELECT count(*) FROM chain)), 0)"
     " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.finished_ms IS NOT NULL"
     " AND i.finished_ms < ?3",
     // q_counts_by_state

@@ -77,7 +77,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 6;
+  static constexpr int current_schema = 7;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -151,7 +151,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 51;
+  static constexpr std::size_t statement_count = 52;
 
   void migrate(bool read_only);
   void register_commit_hook();
