@@ -288,6 +288,12 @@ TEST_SUITE("sqlite_reader") {
     CHECK(r.armed_timers(t0 + 15 * minute, 100).size() == 1);  // exclusive
     CHECK(r.armed_timers(std::nullopt, 1).size() == 1);
     CHECK(r.armed_timers(std::nullopt, 0).empty());
+    // Merged across definitions (each read through its own index), then cut to the limit.
+    const auto two = r.armed_timers(std::nullopt, 2);
+    REQUIRE(two.size() == 2);
+    CHECK(two[0].definition == "legacy");
+    CHECK(two[1].key == "o-1");
+    CHECK(two[1].name == "payment_timeout");
   }
 
   TEST_CASE("outbox rows by sequence range and unpublished only") {

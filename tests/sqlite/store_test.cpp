@@ -82,6 +82,7 @@ void undo_migration_7(SQLite::Database& db) {
   db.exec("ALTER TABLE history DROP COLUMN previous");
   db.exec("ALTER TABLE instances DROP COLUMN last_history");
   db.exec("CREATE INDEX history_by_saga ON history (definition, key, id)");
+  db.exec("CREATE INDEX timers_due ON timers (due_ms) WHERE due_ms IS NOT NULL");
   db.exec("PRAGMA user_version = 6");
 }
 
@@ -817,7 +818,8 @@ TEST_SUITE("sqlite_store") {
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     auto& db = s.database();
-    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'history_by_saga'").getInt() == 0);
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name IN ('history_by_saga', 'timers_due')")
+              .getInt() == 0);
     saga::sqlite::reader r(db);
     auto ids = [&](const std::string& key) {
       std::string out;

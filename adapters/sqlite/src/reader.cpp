@@ -36,8 +36,9 @@ enum q : std::size_t {
   q_counts_by_state,
   q_definitions,
   q_definition,
-  q_armed_timers,
-  q_due_counts,
+  q_timer_definitions,
+  q_armed_timers_of,
+  q_due_count_of,
   q_outbox,
   q_last_published,
   q_dead_letters,
@@ -130,12 +131,20 @@ constexpr const char* sql_of[] = {
     "SELECT name, fingerprint, graph, registered_ms FROM definitions ORDER BY name",
     // q_definition
     "SELECT name, fingerprint, graph, registered_ms FROM definitions WHERE name = ?1",
-    // q_armed_timers
+    // q_timer_definitions: the definitions with armed timers, one seek of timers_due_by_definition
+    // each (schema 7 has no index of all timers by due time: each armed timer would write it)
+    "WITH RECURSIVE d(name) AS ("
+    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL)"
+    " UNION ALL"
+    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL AND definition > d.name)"
+    " FROM d WHERE d.name IS NOT NULL)"
+    " SELECT name FROM d WHERE name IS NOT NULL",
+    // q_armed_timers_of: one definition's, soonest first, through timers_due_by_definition
     "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE due_ms IS NOT NULL AND (?1 IS NULL OR due_ms < ?1)"
-    " ORDER BY due_ms, definition, key, name LIMIT ?2",
-    // q_due_counts
-    "SELECT definition, count(*) FROM timers WHERE due_ms <= ?1 GROUP BY definition ORDER BY definition",
+    " WHERE definition = ?1 AND due_ms IS NOT NULL AND (?2 IS NULL OR due_ms < ?2)"
+    " ORDER BY due_ms, key, name LIMIT ?3",
+    // q_due_count_of
+    "SELECT count(*) FROM timers WHERE definition = ?1 AND due_ms IS NOT NULL AND due_ms <= ?2",
     // q_outbox
     "SELECT " OUTBOX_COLUMNS
     " FROM outbox AS o WHERE o.sequence >= ?1 AND (?2 IS NULL OR o.sequence <= ?2)"
@@ -481,22 +490,41 @@ std::optional<definition_record> reader::definition(std::string_view name) {
   });
 }
 
+std::vector<std::string> reader::timer_definitions() {
+  use u(prepared(q_timer_definitions));
+  std::vector<std::string> out;
+  while (u.step()) out.push_back(u.string(0));
+  return out;
+}
+
+// The soonest `limit` of each definition's armed timers, merged: at most limit x definitions
+// rows read, whatever the number of timers.
 std::vector<timer_record> reader::armed_timers(std::optional<std::int64_t> due_before_ms, std::size_t limit) {
   return guarded("armed_timers", [&] {
-    use u(prepared(q_armed_timers));
-    u.optional_integer(1, due_before_ms).limit(2, limit);
+    reader_snapshot snapshot(*this);
     std::vector<timer_record> out;
-    while (u.step()) out.push_back(timer_of(u));
+    for (const auto& definition : timer_definitions()) {
+      use u(prepared(q_armed_timers_of));
+      u.text(1, definition).optional_integer(2, due_before_ms).limit(3, limit);
+      while (u.step()) out.push_back(timer_of(u));
+    }
+    const auto order = [](const timer_record& t) { return std::tie(t.due_ms, t.definition, t.key, t.name); };
+    std::sort(out.begin(), out.end(), [&](const auto& a, const auto& b) { return order(a) < order(b); });
+    if (out.size() > limit) out.resize(limit);
     return out;
   });
 }
 
 std::vector<std::pair<std::string, std::int64_t>> reader::due_timer_counts(std::int64_t now_ms) {
   return guarded("due_timer_counts", [&] {
-    use u(prepared(q_due_counts));
-    u.integer(1, now_ms);
+    reader_snapshot snapshot(*this);
     std::vector<std::pair<std::string, std::int64_t>> out;
-    while (u.step()) out.emplace_back(u.string(0), u.integer(1));
+    for (const auto& definition : timer_definitions()) {
+      use u(prepared(q_due_count_of));
+      u.text(1, definition).integer(2, now_ms);
+      u.step();
+      if (const auto n = u.integer(0); n > 0) out.emplace_back(definition, n);
+    }
     return out;
   });
 }

@@ -256,7 +256,9 @@ PRAGMA user_version = 6;
     // 1.33 x as fast without it (docs/performance.md). Each history row now names the saga's
     // previous row and the instance its newest, so the rows of one saga are found from its
     // instance, one rowid lookup each (sagactl show, purge). A history row of a saga that has no
-    // instance row (none is written so) is kept but found only by scans.
+    // instance row (none is written so) is kept but found only by scans. timers_due (all timers
+    // by due time) goes too: every arm and disarm wrote it, and only sagactl's timer listing
+    // read it, which now merges the definitions' own (timers_due_by_definition).
     {7, R"sql(
 ALTER TABLE history ADD COLUMN previous INTEGER;
 ALTER TABLE instances ADD COLUMN last_history INTEGER;
@@ -265,6 +267,7 @@ UPDATE history SET previous = (SELECT max(p.id) FROM history AS p
 UPDATE instances SET last_history = (SELECT max(h.id) FROM history AS h
   WHERE h.definition = instances.definition AND h.key = instances.key);
 DROP INDEX history_by_saga;
+DROP INDEX timers_due;
 PRAGMA user_version = 7;
 )sql"},
 };

@@ -95,9 +95,10 @@ class reader final : public saga::reader {
                                                   std::int64_t interval_ms) override;
 
  private:
-  static constexpr std::size_t statement_count = 23;  // the list lives in reader.cpp
+  static constexpr std::size_t statement_count = 24;  // the list lives in reader.cpp
 
   void check_schema();
+  std::vector<std::string> timer_definitions();  // the definitions with armed timers
   SQLite::Statement& prepared(std::size_t which);
 
   std::unique_ptr<SQLite::Database> owned_;  // set by the path constructor only
