@@ -121,15 +121,19 @@ std::optional<misread> misread_of(std::string_view m) {
 }
 
 // Every node of `doc` of JSON type `type`, with its path ("line.sku", "lines[2]"), in document
-// order; at most `limit` of them, and the walk stops after `budget` nodes.
+// order; at most `limit` of them, and the walk stops after `budget` nodes and does not go below
+// max_depth levels (events that came through the codec are at most 64 deep; a host's own may be
+// anything, and this recursion must not be what overflows the stack).
 struct node_at {
   nlohmann::json* node;
   std::string path;
 };
 
+constexpr int max_depth = 64;
+
 void nodes_of_type(nlohmann::json& j, std::string_view type, std::string& path, std::vector<node_at>& out,
-                   std::size_t limit, std::size_t& budget) {
-  if (out.size() >= limit || budget == 0) return;
+                   std::size_t limit, std::size_t& budget, int depth = 0) {
+  if (out.size() >= limit || budget == 0 || depth > max_depth) return;
   --budget;
   if (j.type_name() == type) out.push_back({&j, path});
   const auto size = path.size();
@@ -137,13 +141,13 @@ void nodes_of_type(nlohmann::json& j, std::string_view type, std::string& path, 
     for (auto& [key, value] : j.items()) {
       if (size != 0) path += '.';
       path += key;
-      nodes_of_type(value, type, path, out, limit, budget);
+      nodes_of_type(value, type, path, out, limit, budget, depth + 1);
       path.resize(size);
     }
   } else if (j.is_array()) {
     for (std::size_t i = 0; i < j.size(); ++i) {
       path += '[' + std::to_string(i) + ']';
-      nodes_of_type(j[i], type, path, out, limit, budget);
+      nodes_of_type(j[i], type, path, out, limit, budget, depth + 1);
       path.resize(size);
     }
   }

@@ -67,6 +67,25 @@ saga::inbox_record inbox(const std::string& event_id, std::int64_t received_ms =
                             received_ms};
 }
 
+// One history row of `key`: the event `event_id`, with `outcome` (a transition from new to placed).
+saga::history_record history_row(const std::string& key, const std::string& event_id,
+                                 const std::string& outcome = "transitioned", std::int64_t version = 1) {
+  saga::history_record r;
+  r.definition = "order_lifecycle";
+  r.key = key;
+  r.version = version;
+  r.event_id = event_id;
+  r.event_source = "urn:shop";
+  r.event_type = "order.placed";
+  r.event_time = "2026-11-27T00:00:00Z";
+  r.event_data = "{}";
+  r.from_state = "new";
+  r.to_state = outcome == "transitioned" ? "placed" : "new";
+  r.outcome = outcome;
+  r.recorded_ms = 1000;
+  return r;
+}
+
 saga::parked_record parked(const std::string& key, const std::string& event_id, std::int64_t at_ms) {
   return saga::parked_record{
       0, "order_lifecycle", key, event_id, "urn:shop", "payment.succeeded", "{}", at_ms, ""};
@@ -230,21 +249,8 @@ TEST_SUITE("sqlite_store") {
   // by undoing migration 2 (columns dropped, index back), then reopened.
   TEST_CASE("a schema 1 database migrates: history rows name the outbox rows they caused") {
     temp_dir dir;
-    auto h = [](const std::string& key, const std::string& event_id, const std::string& outcome) {
-      saga::history_record r;
-      r.definition = "order_lifecycle";
-      r.key = key;
-      r.version = 1;
-      r.event_id = event_id;
-      r.event_source = "urn:shop";
-      r.event_type = "order.placed";
-      r.event_time = "2026-11-27T00:00:00Z";
-      r.event_data = "{}";
-      r.from_state = "new";
-      r.to_state = outcome == "transitioned" ? "placed" : "new";
-      r.outcome = outcome;
-      r.recorded_ms = 1000;
-      return r;
+    const auto h = [](const std::string& key, const std::string& event_id, const std::string& outcome) {
+      return history_row(key, event_id, outcome);
     };
     auto caused = [](const std::string& id, const std::string& key, const std::string& cause) {
       auto r = outbox(id, key);
@@ -785,21 +791,8 @@ TEST_SUITE("sqlite_store") {
   // saga's history go through the chain, and new rows extend it.
   TEST_CASE("a schema 6 database migrates: each saga's history is chained from its instance") {
     temp_dir dir;
-    auto h = [](const std::string& key, const std::string& event_id, std::int64_t version) {
-      saga::history_record r;
-      r.definition = "order_lifecycle";
-      r.key = key;
-      r.version = version;
-      r.event_id = event_id;
-      r.event_source = "urn:shop";
-      r.event_type = "payment.succeeded";
-      r.event_time = "2026-12-04T00:00:00Z";
-      r.event_data = "{}";
-      r.from_state = "placed";
-      r.to_state = "paid";
-      r.outcome = "transitioned";
-      r.recorded_ms = 100 + version;
-      return r;
+    const auto h = [](const std::string& key, const std::string& event_id, std::int64_t version) {
+      return history_row(key, event_id, "transitioned", version);
     };
     {
       saga::sqlite::store s(at(dir.file("saga.db")));

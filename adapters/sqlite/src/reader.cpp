@@ -133,12 +133,7 @@ constexpr const char* sql_of[] = {
     "SELECT name, fingerprint, graph, registered_ms FROM definitions WHERE name = ?1",
     // q_timer_definitions: the definitions with armed timers, one seek of timers_due_by_definition
     // each (schema 7 has no index of all timers by due time: each armed timer would write it)
-    "WITH RECURSIVE d(name) AS ("
-    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL)"
-    " UNION ALL"
-    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL AND definition > d.name)"
-    " FROM d WHERE d.name IS NOT NULL)"
-    " SELECT name FROM d WHERE name IS NOT NULL",
+    SAGA_TIMER_DEFINITIONS,
     // q_armed_timers_of: one definition's, soonest first, through timers_due_by_definition
     "SELECT definition, key, name, due_ms, generation FROM timers"
     " WHERE definition = ?1 AND due_ms IS NOT NULL AND (?2 IS NULL OR due_ms < ?2)"

@@ -26,6 +26,16 @@
   " UNION ALL SELECT h.previous FROM history AS h JOIN chain ON h.id = chain.id WHERE h.previous IS NOT " \
   "NULL)"
 
+// The definitions that have armed timers, in name order, one seek of timers_due_by_definition
+// each (a skip scan: the number of definitions, not of timers).
+#define SAGA_TIMER_DEFINITIONS                                                                    \
+  "WITH RECURSIVE d(name) AS ("                                                                   \
+  " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL)"                         \
+  " UNION ALL"                                                                                    \
+  " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL AND definition > d.name)" \
+  " FROM d WHERE d.name IS NOT NULL)"                                                             \
+  " SELECT name FROM d WHERE name IS NOT NULL"
+
 namespace saga::sqlite::detail {
 
 // Runs an operation and turns whatever SQLite(Cpp) throws into a store_error naming it.

@@ -393,12 +393,7 @@ constexpr const char* sql_of[] = {
     "SELECT definition, key, name, due_ms, generation FROM timers"
     " WHERE definition = ? AND due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, key, name LIMIT ?",
     // q_timer_definitions: the definitions with armed timers, one index seek each
-    "WITH RECURSIVE d(name) AS ("
-    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL)"
-    " UNION ALL"
-    " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL AND definition > d.name)"
-    " FROM d WHERE d.name IS NOT NULL)"
-    " SELECT name FROM d WHERE name IS NOT NULL",
+    SAGA_TIMER_DEFINITIONS,
     // q_count_due_of
     "SELECT count(*) FROM timers WHERE definition = ? AND due_ms IS NOT NULL AND due_ms <= ?",
     // q_timers_of
