@@ -82,9 +82,8 @@ constexpr const char* sql_of[] = {
     " state_since_ms FROM instances WHERE definition = ?1 AND key = ?2",
     // q_history: the saga's chain of history rows (schema 7)
     "WITH RECURSIVE " SAGA_HISTORY
-    " SELECT definition, key, version, event_id, event_source, event_type, event_time, event_data, "
-    "from_state,"
-    " to_state, outcome, recorded_ms, outbox_first, outbox_last, sender"
+    " SELECT definition, key, version, event_id, event_source, event_type, event_time,"
+    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender"
     " FROM history WHERE id IN (SELECT id FROM chain) ORDER BY id",
     // q_timers_of
     "SELECT definition, key, name, due_ms, generation FROM timers"
