@@ -355,9 +355,10 @@ constexpr const char* sql_of[] = {
     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
     " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender, previous)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2)) RETURNING id",
-    // q_link_history
-    "UPDATE instances SET last_history = ?3 WHERE definition = ?1 AND key = ?2",
+    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2))",
+    // q_link_history: right after q_append_history on this connection (history has no trigger
+    // that would insert elsewhere first), so last_insert_rowid() is that row's id
+    "UPDATE instances SET last_history = last_insert_rowid() WHERE definition = ?1 AND key = ?2",
     // q_append_outbox
     "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
@@ -844,10 +845,9 @@ void store::append_history(const history_record& r) {
     u.text(5, r.event_source).text(6, r.event_type).text(7, r.event_time).text(8, r.event_data);
     u.text(9, r.from_state).text(10, r.to_state).text(11, r.outcome).integer(12, r.recorded_ms);
     u.optional_integer(13, r.outbox_first).optional_integer(14, r.outbox_last).text(15, r.sender);
-    u.step();
-    const std::int64_t id = u.integer(0);
+    u.exec();
     use link(prepared(q_link_history));
-    link.text(1, r.definition).text(2, r.key).integer(3, id).exec();
+    link.text(1, r.definition).text(2, r.key).exec();
   });
 }
 
