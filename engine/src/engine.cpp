@@ -291,7 +291,7 @@ void engine::subscribe(std::string type_prefix, subscriber fn) {
   subscribers_.emplace_back(std::move(type_prefix), std::move(fn));
 }
 
-void engine::on_commit(std::function<void()> fn) {
+void engine::on_commit(commit_listener fn) {
   commit_listeners_.push_back(std::move(fn));
 }
 
@@ -455,7 +455,7 @@ void engine::deliver(std::vector<published_event>& emitted) {
   }
   for (const auto& fn : commit_listeners_) {
     try {
-      fn();
+      fn(emitted);
     } catch (...) {
       log(log_level::error, "commit listener failed: " + reason_of_current_exception());
     }
@@ -693,6 +693,8 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
     o.payload = encode_event(p.event);
     o.created_ms = b.now_ms;
     p.sequence = store_.append_outbox(o);
+    o.sequence = p.sequence;
+    p.record = std::move(o);
     if (!first) first = p.sequence;
     last = p.sequence;
     b.emitted.push_back(std::move(p));

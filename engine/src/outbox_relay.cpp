@@ -7,33 +7,55 @@ namespace saga {
 outbox_relay::outbox_relay(store& s, publisher& p, const clock& c, relay_options o)
     : store_(s), publisher_(p), clock_(c), options_(o) {}
 
+std::size_t outbox_relay::publish_rows(std::span<const outbox_record> rows) {
+  // Whatever happens below, the next publish() reads the outbox first: until the marks are
+  // written, rows up to the new last_published_ may be unmarked.
+  caught_up_ = false;
+  std::size_t done = 0;
+  try {
+    for (const auto& r : rows) {
+      publisher_.publish(r);
+      ++done;
+    }
+  } catch (...) {
+    if (done > 0) {
+      store_.mark_published(rows.front().sequence, rows[done - 1].sequence, clock_.now_ms());
+      last_published_ = std::max(last_published_, rows[done - 1].sequence);
+    }
+    throw;
+  }
+  store_.mark_published(rows.front().sequence, rows.back().sequence, clock_.now_ms());
+  last_published_ = std::max(last_published_, rows.back().sequence);
+  return done;
+}
+
 std::size_t outbox_relay::drain() {
   if (last_published_ < 0) last_published_ = store_.last_published_sequence();
   std::size_t total = 0;
   for (;;) {
-    // Rows below the last published sequence can still be unpublished when
-    // another process published past them; read from the start of the
-    // unpublished rows, not from last_published_.
+    // Rows below the last published sequence can still be unpublished when another process
+    // published past them; read from the start of the unpublished rows, not from last_published_.
     auto rows = store_.unpublished(0, options_.chunk);
-    if (rows.empty()) return total;
-    std::size_t done = 0;
-    try {
-      for (const auto& r : rows) {
-        publisher_.publish(r);
-        ++done;
-      }
-    } catch (...) {
-      if (done > 0) {
-        store_.mark_published(rows.front().sequence, rows[done - 1].sequence, clock_.now_ms());
-        last_published_ = std::max(last_published_, rows[done - 1].sequence);
-      }
-      throw;
-    }
-    store_.mark_published(rows.front().sequence, rows.back().sequence, clock_.now_ms());
-    last_published_ = std::max(last_published_, rows.back().sequence);
-    total += done;
-    if (rows.size() < options_.chunk) return total;
+    if (rows.empty()) break;
+    total += publish_rows(rows);
+    if (rows.size() < options_.chunk) break;
   }
+  caught_up_ = true;
+  return total;
+}
+
+std::size_t outbox_relay::publish(std::span<const outbox_record> committed) {
+  if (committed.empty()) return 0;
+  // From memory only when these rows are exactly what follows the last published one: a gap
+  // is another process's commit (or rows published meanwhile by a drain), which the outbox
+  // has and memory does not.
+  const bool follows = caught_up_ && committed.front().sequence == last_published_ + 1 &&
+                       committed.back().sequence - committed.front().sequence + 1 ==
+                           static_cast<std::int64_t>(committed.size());
+  if (!follows) return drain();
+  const std::size_t n = publish_rows(committed);
+  caught_up_ = true;
+  return n;
 }
 
 std::int64_t outbox_relay::prune() {

@@ -749,6 +749,20 @@ class sagad {
     return -1;
   }
 
+  // CPU seconds (user + system) sagad has used so far, from /proc/<pid>/stat; -1 when unreadable.
+  double cpu_seconds() const {
+    std::ifstream in("/proc/" + std::to_string(proc_->pid()) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto paren = text.rfind(')');  // the command name may hold spaces
+    if (paren == std::string::npos) return -1;
+    std::istringstream fields(text.substr(paren + 2));
+    std::string field;
+    double ticks = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i)  // utime and stime are fields 14 and 15
+      if (i >= 14) ticks += std::stod(field);
+    return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+
  private:
   saga::test::endpoints ep_;
   std::unique_ptr<saga::test::process> proc_;
@@ -841,6 +855,7 @@ struct e2e_result {
   double rate = 0;
   std::size_t events = 0, resent = 0;
   double seconds = 0;
+  double cpu_us_per_event = 0;  // sagad's CPU time (all its threads) per event
   std::string notes;
   bool failed = false;  // follow-ons missing, or events that did not transition
 };
@@ -865,6 +880,7 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   const std::size_t chunk = cfg.quick ? 1024 : 12288;
   std::size_t sent = 0;
   std::size_t rejected = 0, resent = 0;
+  const double cpu_before = d.cpu_seconds();
   const auto start = steady::now();
   while (seconds_of(steady::now() - start) < budget) {
     const auto events = s.take(chunk);  // about 1 µs an event: small against the round trip
@@ -878,14 +894,16 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   const auto acked = steady::now();
   const bool all = f.wait_received(static_cast<std::int64_t>(sent), 60s);
   const auto end = steady::now();
+  const double cpu = d.cpu_seconds() - cpu_before;
   f.stop();
   e2e_result r;
   r.events = sent;
+  r.cpu_us_per_event = sent ? cpu * 1e6 / static_cast<double>(sent) : 0;
   r.resent = resent;
   r.seconds = seconds_of(end - start);
   r.rate = static_cast<double>(sent) / r.seconds;
-  r.notes = "window 1000; all acked after " + fixed(seconds_of(acked - start), 2) +
-            " s, every follow-on in " + fixed(r.seconds, 2) + " s";
+  r.notes = "window 1000; sagad CPU " + fixed(r.cpu_us_per_event, 1) + " µs/event; all acked after " +
+            fixed(seconds_of(acked - start), 2) + " s, every follow-on in " + fixed(r.seconds, 2) + " s";
   r.failed = !all || rejected > 0;
   if (!all)
     r.notes += "; ONLY " + std::to_string(f.received()) + " of " + std::to_string(sent) + " follow-ons";
@@ -1250,11 +1268,12 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   // meets cold caches and a cold page cache; then the repetitions, the first on the database
   // the latency measurement with a replaying client reads afterwards.
   run_e2e_throughput(cfg, dir, sync, std::min(cfg.seconds, 1.0), nullptr, true);
-  spread rates;
+  spread rates, cpu;
   e2e_result t;
   for (int i = 0; i < repetitions(cfg); ++i) {
     auto run = run_e2e_throughput(cfg, dir, sync, cfg.seconds, nullptr, i > 0);
     rates.add(run.rate);
+    cpu.add(run.cpu_us_per_event);
     if (i == 0 || run.failed) t = std::move(run);  // the notes shown: the first run's, or a failed run's
   }
   row r;
@@ -1262,10 +1281,14 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   r.sync = sync;
   r.rate = rates.median();
   set_ratios(r, sync, 1024);
-  r.notes = rates.describe() + " after a warm-up; first run: " + t.notes +
+  r.notes = rates.describe() + " after a warm-up; sagad CPU " + fixed(cpu.median(), 1) +
+            " µs/event (median); first run: " + t.notes +
             (r.ratio ? " (ratios: to the floors at batch 1024)" : "");
-  r.extra = {
-      {"runs", rates.runs}, {"events", t.events}, {"seconds", t.seconds}, {"acked_after_resend", t.resent}};
+  r.extra = {{"runs", rates.runs},
+             {"events", t.events},
+             {"seconds", t.seconds},
+             {"acked_after_resend", t.resent},
+             {"sagad_cpu_us_per_event", cpu.median()}};
   add_row(r);
   return rates.median();
 }

@@ -213,7 +213,7 @@ TEST_SUITE("isolation") {
       "in-process subscribers and commit listeners that throw never make a committed batch look failed") {
     fixture f;
     f.engine.subscribe("", [](const saga::published_event&) { throw 42; });
-    f.engine.on_commit([] { throw std::runtime_error("listener"); });
+    f.engine.on_commit([](std::span<const saga::published_event>) { throw std::runtime_error("listener"); });
     const auto a = f.engine.handle(placed("o-1"));
     CHECK(a.status == ack_status::accepted);
     CHECK(f.state("o-1") == "placed");

@@ -25,7 +25,9 @@ loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& in
           engine, ingress, fault, stats_,
           committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
       ticker_(engine, relay, pub, clock, stats_, ticker::options{}) {
-  engine.on_commit([this] { committed_ = true; });
+  engine.on_commit([this](std::span<const saga::published_event> rows) {
+    for (const auto& p : rows) committed_.push_back(p.record);
+  });
 }
 
 void loop::run(const std::atomic<bool>& stop) {
@@ -34,13 +36,15 @@ void loop::run(const std::atomic<bool>& stop) {
     if (!wait_for_work()) continue;
     const auto now = steady::now();
     if (!committer_.busy() && ingress_ready_) pump_ingress();
-    if (committer_.busy() && committer_.step(now)) publish_committed();
+    if (committer_.busy()) committer_.step(now);
+    publish_committed();  // also what the last pass's timers committed
     ingress_.flush();
     ticker_.run(now);
     summarize(now);
   }
-  if (committer_.busy() && committer_.step(steady::now(), true)) publish_committed();
+  if (committer_.busy()) committer_.step(steady::now(), true);
   ingress_.flush();
+  committed_.clear();  // the drain below publishes them
   try {
     relay_.drain();
   } catch (const std::exception& e) {
@@ -75,17 +79,18 @@ void loop::pump_ingress() {
   if (ingress_.read_batch() > 0) committer_.take();
 }
 
-// The publisher: what the last commit wrote goes out now. A store error
-// (marking rows published) loses nothing: the rows stay unpublished and the
-// tick's drain publishes them again.
+// The publisher: what the last commits wrote goes out now, from memory (the
+// relay reads the outbox instead when rows before them are unpublished). A
+// store error (marking rows published) loses nothing: the rows stay
+// unpublished and the tick's drain publishes them again.
 void loop::publish_committed() {
-  if (!committed_) return;
-  committed_ = false;
+  if (committed_.empty()) return;
   try {
-    relay_.drain();
+    relay_.publish(committed_);
   } catch (const saga::store_error& e) {
     spdlog::error("publishing: {} (retried on the next tick)", e.what());
   }
+  committed_.clear();
 }
 
 void loop::summarize(steady::time_point now) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 #include "committer.hpp"
 #include "fault_points.hpp"
@@ -47,7 +48,7 @@ class loop {
   loop_stats stats_;
   committer committer_;
   ticker ticker_;
-  bool committed_ = false;
+  std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
   bool ingress_ready_ = false;
   steady::time_point next_summary_;
   std::uint64_t dropped_reported_ = 0;

@@ -103,6 +103,7 @@ struct engine_options {
 struct published_event {
   std::int64_t sequence = 0;
   saga::event event;
+  outbox_record record;  // the outbox row it was committed as (record.sequence == sequence)
 };
 
 // What registering a definition found.
@@ -190,8 +191,11 @@ class engine {
   // with `type_prefix`, after its commit, in outbox order.
   void subscribe(std::string type_prefix, subscriber fn);
 
-  // Called after every commit that wrote outbox rows (the relay's wake-up).
-  void on_commit(std::function<void()> fn);
+  // Called after every commit that wrote outbox rows, with those rows in sequence order (the
+  // relay's wake-up: outbox_relay::publish hands them to the publisher without reading them
+  // back). A listener that throws is logged and does not fail the committed batch.
+  using commit_listener = std::function<void(std::span<const published_event>)>;
+  void on_commit(commit_listener fn);
 
  private:
   struct batch_state;
@@ -235,7 +239,7 @@ class engine {
   std::vector<std::string> names_;                  // of the registered definitions
   std::set<std::string, std::less<>> own_sources_;  // of its follow-on and timer events
   std::vector<std::pair<std::string, subscriber>> subscribers_;
-  std::vector<std::function<void()>> commit_listeners_;
+  std::vector<commit_listener> commit_listeners_;
 };
 
 }  // namespace saga

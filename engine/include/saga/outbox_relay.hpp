@@ -8,6 +8,14 @@
 // restart (at-least-once; subscribers deduplicate by sequence). On start,
 // drain() publishes whatever was committed but not yet published.
 //
+// publish(rows) is the after-commit path (engine::on_commit gives the rows):
+// when every row before them is known to be published (the last drain found
+// nothing more, and nothing failed since) and they follow the last published
+// sequence without a gap, they go out from memory — the outbox is not read
+// back; otherwise (another process committed in between, a publish failed)
+// it falls back to drain(). Either way the rows are marked published after
+// the publisher took them, as drain() does.
+//
 // prune() deletes published rows older than the retention (a prefix of the
 // log only: replay never meets a hole) and inbox rows older than the dedup
 // window, in bounded chunks. Sequences are never reused (AUTOINCREMENT).
@@ -17,6 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "saga/clock.hpp"
 #include "saga/publisher.hpp"
@@ -38,6 +47,11 @@ class outbox_relay {
   // or the publisher threw, after marking what was published before.
   std::size_t drain();
 
+  // Publishes `committed` — rows just committed, in sequence order — from memory when nothing
+  // before them is unpublished, else drain()s; returns how many rows were published. Throws
+  // as drain() does.
+  std::size_t publish(std::span<const outbox_record> committed);
+
   // Deletes what retention and the dedup window allow, at most options.chunk
   // rows of each table in one transaction; returns rows deleted (call again,
   // e.g. on the next tick, while it returns more than zero).
@@ -52,6 +66,12 @@ class outbox_relay {
   const clock& clock_;
   relay_options options_;
   std::int64_t last_published_ = -1;  // -1: not read from the store yet
+  // Every committed row up to last_published_ is published: the last drain() read the outbox
+  // to its end and nothing failed since (publish() may then skip reading the outbox).
+  bool caught_up_ = false;
+
+  // Hands rows[0..) to the publisher and marks them; on a failure marks what went out.
+  std::size_t publish_rows(std::span<const outbox_record> rows);
 };
 
 }  // namespace saga
