@@ -33,6 +33,14 @@ class recording_publisher : public saga::publisher {
 
 using saga::test::placed;
 
+saga::event paid(const std::string& order) {
+  saga::event e = placed(order);
+  e.id = "paid-" + order;
+  e.type = "payment.succeeded";
+  e.data = nlohmann::json::object();
+  return e;
+}
+
 // Counts how often the relay reads the outbox.
 class counting_store : public saga::store_wrapper {
  public:
@@ -44,24 +52,27 @@ class counting_store : public saga::store_wrapper {
   int reads = 0;
 };
 
-// The rows each commit of `eng` wrote, as engine::on_commit gives them.
-struct committed_rows {
-  explicit committed_rows(saga::engine& eng) {
+// An engine with the order workflow, a relay (reading the outbox through a counting store) that
+// has drained once, and the rows each commit wrote, as engine::on_commit gives them.
+struct after_commit {
+  after_commit() {
+    eng.add(saga::definitions::order_lifecycle());
     eng.on_commit([this](std::span<const saga::published_event> rows) {
-      for (const auto& p : rows) last.push_back(p.record);
+      for (const auto& p : rows) committed.push_back(p.record);
     });
+    relay.drain();
   }
-  std::vector<saga::outbox_record> take() { return std::exchange(last, {}); }
-  std::vector<saga::outbox_record> last;
-};
+  std::vector<saga::outbox_record> take() { return std::exchange(committed, {}); }
 
-saga::event paid(const std::string& order) {
-  saga::event e = placed(order);
-  e.id = "paid-" + order;
-  e.type = "payment.succeeded";
-  e.data = nlohmann::json::object();
-  return e;
-}
+  saga::test::temp_dir dir;
+  saga::manual_clock clock;
+  saga::sqlite::store st{saga::sqlite::options{dir.file("saga.db")}};
+  saga::engine eng{st, clock};
+  counting_store counted{st};
+  recording_publisher pub;
+  saga::outbox_relay relay{counted, pub, clock};
+  std::vector<saga::outbox_record> committed;
+};
 
 }  // namespace
 
@@ -106,73 +117,49 @@ TEST_SUITE("outbox_relay") {
   }
 
   TEST_CASE("publish hands just-committed rows over from memory and does not read the outbox back") {
-    saga::test::temp_dir dir;
-    saga::manual_clock clock;
-    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    committed_rows rows(eng);
-    counting_store counted(st);
-    recording_publisher pub;
-    saga::outbox_relay relay(counted, pub, clock);
-    CHECK(relay.drain() == 0);
-    CHECK(counted.reads == 1);
-    eng.handle(placed("o1"));
-    eng.handle(paid("o1"));
-    auto batch = rows.take();
-    REQUIRE(batch.size() == 2);
-    CHECK(batch.front().type == "payment.requested");
-    CHECK(batch.front().payload.find(batch.front().event_id) != std::string::npos);
-    CHECK(relay.publish(batch) == 2);
-    CHECK(counted.reads == 1);  // not read back
-    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2});
-    CHECK(st.unpublished(0, 100).empty());  // marked
-    CHECK(st.last_published_sequence() == 2);
+    after_commit f;
+    CHECK(f.counted.reads == 1);  // the first drain
+    f.eng.handle(placed("o1"));
+    f.eng.handle(paid("o1"));
+    const auto rows = f.take();
+    REQUIRE(rows.size() == 2);
+    CHECK(rows.front().type == "payment.requested");
+    CHECK(rows.front().payload.find(rows.front().event_id) != std::string::npos);
+    CHECK(f.relay.publish(rows) == 2);
+    CHECK(f.counted.reads == 1);  // not read back
+    CHECK(f.pub.sequences == std::vector<std::int64_t>{1, 2});
+    CHECK(f.st.unpublished(0, 100).empty());  // marked
+    CHECK(f.st.last_published_sequence() == 2);
   }
 
   TEST_CASE("publish reads the outbox when another process committed rows before the ones in hand") {
-    saga::test::temp_dir dir;
-    saga::manual_clock clock;
-    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    committed_rows rows(eng);
-    recording_publisher pub;
-    saga::outbox_relay relay(st, pub, clock);
-    relay.drain();
+    after_commit f;
     {
-      saga::sqlite::store other_connection(saga::sqlite::options{dir.file("saga.db")});
-      saga::engine other(other_connection, clock);
+      saga::sqlite::store other_connection(saga::sqlite::options{f.dir.file("saga.db")});
+      saga::engine other(other_connection, f.clock);
       other.add(saga::definitions::order_lifecycle());
       other.handle(placed("elsewhere"));  // sequence 1, which this process never saw
     }
-    eng.handle(placed("here"));
-    CHECK(relay.publish(rows.take()) == 2);
-    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2});  // in sequence order, none skipped
-    CHECK(st.unpublished(0, 100).empty());
+    f.eng.handle(placed("here"));
+    CHECK(f.relay.publish(f.take()) == 2);
+    CHECK(f.counted.reads > 1);
+    CHECK(f.pub.sequences == std::vector<std::int64_t>{1, 2});  // in sequence order, none skipped
+    CHECK(f.st.unpublished(0, 100).empty());
   }
 
   TEST_CASE("after a failed publish the next one reads the outbox first and keeps the order") {
-    saga::test::temp_dir dir;
-    saga::manual_clock clock;
-    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    committed_rows rows(eng);
-    recording_publisher pub;
-    saga::outbox_relay relay(st, pub, clock);
-    relay.drain();
-    eng.handle(placed("o1"));
-    eng.handle(placed("o2"));
-    pub.fail_at = 2;
-    CHECK_THROWS_AS(relay.publish(rows.take()), std::runtime_error);
-    CHECK(pub.sequences == std::vector<std::int64_t>{1});
-    CHECK(st.last_published_sequence() == 1);
-    pub.fail_at = 0;
-    eng.handle(placed("o3"));
-    CHECK(relay.publish(rows.take()) == 2);
-    CHECK(pub.sequences == std::vector<std::int64_t>{1, 2, 3});
-    CHECK(st.unpublished(0, 100).empty());
+    after_commit f;
+    f.eng.handle(placed("o1"));
+    f.eng.handle(placed("o2"));
+    f.pub.fail_at = 2;
+    CHECK_THROWS_AS(f.relay.publish(f.take()), std::runtime_error);
+    CHECK(f.pub.sequences == std::vector<std::int64_t>{1});
+    CHECK(f.st.last_published_sequence() == 1);
+    f.pub.fail_at = 0;
+    f.eng.handle(placed("o3"));
+    CHECK(f.relay.publish(f.take()) == 2);
+    CHECK(f.pub.sequences == std::vector<std::int64_t>{1, 2, 3});
+    CHECK(f.st.unpublished(0, 100).empty());
   }
 
   TEST_CASE("a new relay publishes what was committed but not published before a restart") {
