@@ -32,9 +32,13 @@
 
 #include "saga/codec.hpp"
 #include "saga/definitions/catalog.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
+#include "saga/engine.hpp"
 #include "saga/server/server.hpp"
+#include "saga/sqlite/store.hpp"
 #include "saga/store.hpp"
 #include "saga/zmq/client.hpp"
+#include "saga/zmq/publisher.hpp"
 #include "saga/zmq/subscriber.hpp"
 #include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
@@ -440,6 +444,58 @@ TEST_SUITE("daemon_library") {
                         "SELECT state FROM instances WHERE definition = 'payment_notice' AND key = 'n-1'");
     REQUIRE(q.executeStep());
     CHECK(q.getColumn(0).getString() == "awaiting_payment");  // not fired by a daemon that does not run it
+  }
+
+  // sagad publishes what its own commits wrote from memory; rows another process (a host
+  // service embedding the engine) commits into the same database come in between and must go
+  // out on the wire in sequence order with them (read here from a raw SUB socket, which does
+  // not fill gaps through replay as saga::zmq::subscriber would), none twice, none lost.
+  TEST_CASE("rows another process commits beside the daemon go out in sequence order with its own") {
+    temp_dir dir;
+    auto o = base_options(dir);
+    daemon_thread d(o);
+    zmq::context_t ctx;
+    zmq::socket_t sub(ctx, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::subscribe, "");
+    sub.set(zmq::sockopt::rcvtimeo, 100);
+    sub.connect(d.ep().publish);
+    std::vector<std::int64_t> wire;  // sequences in the order they were published
+    bool heard = false;              // a heartbeat came: the subscription is in place
+    auto receive = [&] {
+      std::vector<zmq::message_t> frames;
+      while (zmq::recv_multipart(sub, std::back_inserter(frames))) {
+        REQUIRE(frames.size() == 3);
+        if (frames[0].to_string_view() == saga::zmq::heartbeat_type)
+          heard = true;
+        else
+          wire.push_back(std::stoll(frames[1].to_string()));
+        frames.clear();
+      }
+    };
+    const auto deadline = steady::now() + 20s;
+    while (!heard && steady::now() < deadline) receive();
+    REQUIRE(heard);
+
+    saga::sqlite::store host_store(saga::sqlite::options{o.db});
+    saga::system_clock clock;
+    saga::engine host(host_store, clock);
+    host.add(saga::definitions::order_lifecycle());
+    saga::zmq::client c(ctx, d.ep().ingress);
+    for (int round = 0; round < 6; ++round) {
+      const std::string r = std::to_string(round);
+      for (int i = 0; i < 3; ++i)
+        REQUIRE(host.handle(saga::test::placed("host-" + r + "-" + std::to_string(i))).status ==
+                saga::ack_status::accepted);
+      std::vector<saga::event> v;
+      for (int i = 0; i < 3; ++i) v.push_back(saga::test::placed("sagad-" + r + "-" + std::to_string(i)));
+      for (const auto& a : c.send_all(v)) REQUIRE(a.status == saga::ack_status::accepted);
+    }
+    const std::int64_t last = scalar(o.db, "SELECT max(sequence) FROM outbox");
+    REQUIRE(last == 36);  // one follow-on per order.placed
+    while ((wire.empty() || wire.back() < last) && steady::now() < deadline) receive();
+    check_consecutive(wire, 1, last);
+    CHECK(eventually(
+        10s, [&] { return scalar(o.db, "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; }));
   }
 
   // Moved from the sagad process tests (tests/daemon/daemon_test.cpp), where the retention was
