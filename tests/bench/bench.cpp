@@ -1353,11 +1353,13 @@ latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir&
   q.measurement = "e2e latency " + std::to_string(percent) + "%" + suffix;
   q.sync = sync;
   q.rate = l.rate;
-  q.notes = "paced at " + std::to_string(percent) + "% of the peak; medians of " +
-            std::to_string(ack_p99.runs.size()) + " runs (ack p99 " + ack_p99.range(2) + " ms): p50 " +
-            fixed(l.p50, 2) + " ms, p99 " + fixed(l.p99, 2) + " ms, p99.9 " + fixed(l.p999, 2) + " ms, max " +
-            fixed(l.max, 2) + " ms; acks p50 " + fixed(l.ack_p50, 2) + " ms, p99 " + fixed(l.ack_p99, 2) +
-            " ms, p99.9 " + fixed(l.ack_p999, 2) + " ms (" + std::to_string(l.sent) + " events" +
+  const std::string runs = ack_p99.runs.size() < 2 ? "1 run"
+                                                   : "medians of " + std::to_string(ack_p99.runs.size()) +
+                                                         " runs (ack p99 " + ack_p99.range(2) + " ms)";
+  q.notes = "paced at " + std::to_string(percent) + "% of the peak; " + runs + ": p50 " + fixed(l.p50, 2) +
+            " ms, p99 " + fixed(l.p99, 2) + " ms, p99.9 " + fixed(l.p999, 2) + " ms, max " + fixed(l.max, 2) +
+            " ms; acks p50 " + fixed(l.ack_p50, 2) + " ms, p99 " + fixed(l.ack_p99, 2) + " ms, p99.9 " +
+            fixed(l.ack_p999, 2) + " ms (" + std::to_string(l.sent) + " events" +
             (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") + ")";
   q.extra = {{"p50_ms", l.p50},           {"p99_ms", l.p99},         {"p999_ms", l.p999},
              {"max_ms", l.max},           {"ack_p50_ms", l.ack_p50}, {"ack_p99_ms", l.ack_p99},
