@@ -119,9 +119,9 @@ constexpr const char* sql_of[] = {
     " ORDER BY i.definition, i.key LIMIT ?1",
     // q_finished_in_state: the store's purge_finished selection, one state at a time (through
     // instances_finished).
-    "SELECT count(*), coalesce(sum((WITH RECURSIVE chain(id) AS (SELECT i.last_history"
-    "   WHERE i.last_history IS NOT NULL UNION ALL SELECT h.previous FROM history AS h JOIN chain"
-    "   ON h.id = chain.id WHERE h.previous IS NOT NULL) SELECT count(*) FROM chain)), 0)"
+    "SELECT count(*), coalesce(sum((WITH RECURSIVE "
+    SAGA_HISTORY_FROM(" SELECT i.last_history WHERE i.last_history IS NOT NULL")
+    " SELECT count(*) FROM chain)), 0)"
     " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.finished_ms IS NOT NULL"
     " AND i.finished_ms < ?3",
     // q_counts_by_state

@@ -18,15 +18,20 @@
 #include "saga/store.hpp"
 
 // The rowids of one saga's history (schema 7: each history row names the saga's previous row,
-// the instance its newest): a recursive CTE `chain(id)`, the saga named by ?1 (definition) and
-// ?2 (key); one rowid lookup per row, no index by saga. Used after WITH RECURSIVE.
-#define SAGA_HISTORY                                                   \
-  "chain(id) AS ("                                                     \
-  " SELECT last_history FROM instances"                                \
-  " WHERE definition = ?1 AND key = ?2 AND last_history IS NOT NULL"   \
+// the instance its newest): a recursive CTE `chain(id)` starting from the SELECT `newest` (the
+// saga's newest history rowid, or no row), one rowid lookup per row, no index by saga. Used
+// after WITH RECURSIVE.
+#define SAGA_HISTORY_FROM(newest)                                      \
+  "chain(id) AS (" newest                                              \
   " UNION ALL"                                                         \
   " SELECT h.previous FROM history AS h JOIN chain ON h.id = chain.id" \
   " WHERE h.previous IS NOT NULL)"
+
+// SAGA_HISTORY_FROM for the saga named by ?1 (definition) and ?2 (key).
+#define SAGA_HISTORY                        \
+  SAGA_HISTORY_FROM(                        \
+      " SELECT last_history FROM instances" \
+      " WHERE definition = ?1 AND key = ?2 AND last_history IS NOT NULL")
 
 // The definitions that have armed timers, in name order, one seek of timers_due_by_definition
 // each (a skip scan: the number of definitions, not of timers).
