@@ -361,7 +361,15 @@ TEST_SUITE("engine bounds") {
   TEST_CASE("timers of a definition that is not registered neither block nor fill the batch") {
     fixture f;
     f.store.begin();
-    for (int i = 0; i < 1100; ++i) f.store.arm_timer("ghost", "g-" + std::to_string(i), "t", 1);
+    for (int i = 0; i < 1100; ++i) {
+      saga::instance_record ghost;
+      ghost.definition = "ghost";
+      ghost.key = "g-" + std::to_string(i);
+      ghost.state = "waiting";
+      ghost.data = "{}";
+      f.store.save_instance(ghost);
+      f.store.arm_timer("ghost", ghost.key, "t", 1);
+    }
     f.store.commit();
     f.engine.handle(placed("o-1"));
     f.clock.advance(std::chrono::minutes(16));

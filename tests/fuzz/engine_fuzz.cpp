@@ -423,13 +423,13 @@ void check_store(rig& r, bool after_prune) {
     }
   }
   {
-    SQLite::Statement q(
-        db,
-        "SELECT t.definition, t.key, t.name FROM timers t WHERE t.due_ms IS NOT NULL AND NOT EXISTS "
-        "(SELECT 1 FROM instances i WHERE i.definition = t.definition AND i.key = t.key)");
+    // A saga's timers are in its row (schema 8): its next_due_ms is their soonest armed one's.
+    SQLite::Statement q(db,
+                        "SELECT definition, key FROM instances AS i WHERE next_due_ms IS NOT"
+                        " (SELECT min(j.value ->> 0) FROM json_each(i.timers) AS j)");
     if (q.executeStep())
-      fail("armed timer " + q.getColumn(0).getString() + "/" + q.getColumn(1).getString() + "/" +
-           q.getColumn(2).getString() + " without its saga");
+      fail("saga " + q.getColumn(0).getString() + "/" + q.getColumn(1).getString() +
+           ": next_due_ms is not its soonest armed timer's due time");
   }
   if (const auto n = scalar(db,
                             "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM parked GROUP BY "

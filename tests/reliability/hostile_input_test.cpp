@@ -833,7 +833,7 @@ TEST_SUITE("hostile input") {
     accepted.push_back(second[0]);
     d.stop();
     // The 1 s timer falls due while sagad is down (sagad reads the system clock: wait until then).
-    const auto due_ms = query_int(d.db, "SELECT max(due_ms) FROM timers WHERE key = ?", "tmr-2");
+    const auto due_ms = query_int(d.db, "SELECT max(next_due_ms) FROM instances WHERE key = ?", "tmr-2");
     REQUIRE(due_ms > 0);
     while (std::chrono::duration_cast<std::chrono::milliseconds>(
                std::chrono::system_clock::now().time_since_epoch())

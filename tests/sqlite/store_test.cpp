@@ -51,6 +51,14 @@ saga::instance_record instance(const std::string& key, const std::string& state,
   return r;
 }
 
+// A saga of `definition` in state "placed", saved: what its timers need (schema 8 keeps them in
+// the instance row).
+void saga_of(saga::sqlite::store& s, const std::string& definition, const std::string& key) {
+  auto r = instance(key, "placed");
+  r.definition = definition;
+  s.save_instance(r);
+}
+
 saga::outbox_record outbox(const std::string& event_id, const std::string& key = "o-1") {
   saga::outbox_record r;
   r.event_id = event_id;
@@ -96,8 +104,25 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 8 back to 7: the timers table back, filled from the instance rows; their columns and
+// instances_due dropped.
+void undo_migration_8(SQLite::Database& db) {
+  db.exec(
+      "CREATE TABLE timers (definition TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, due_ms INTEGER,"
+      " generation INTEGER NOT NULL, PRIMARY KEY (definition, key, name)) WITHOUT ROWID");
+  db.exec("CREATE INDEX timers_due_by_definition ON timers (definition, due_ms) WHERE due_ms IS NOT NULL");
+  db.exec(
+      "INSERT INTO timers SELECT i.definition, i.key, j.key, j.value ->> 0, j.value ->> 1"
+      " FROM instances AS i, json_each(i.timers) AS j");
+  db.exec("DROP INDEX instances_due");
+  db.exec("ALTER TABLE instances DROP COLUMN timers");
+  db.exec("ALTER TABLE instances DROP COLUMN next_due_ms");
+  db.exec("PRAGMA user_version = 7");
+}
+
 // Schema 7 back to 6: the history chain dropped, history_by_saga back.
 void undo_migration_7(SQLite::Database& db) {
+  undo_migration_8(db);
   db.exec("ALTER TABLE history DROP COLUMN previous");
   db.exec("ALTER TABLE instances DROP COLUMN last_history");
   db.exec("CREATE INDEX history_by_saga ON history (definition, key, id)");
@@ -231,10 +256,10 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 7);
+    CHECK(s.schema_version() == 8);
 
     auto& db = s.database();
-    for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "timers", "parked",
+    for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "parked",
                               "definitions", "meta", "sender_rows"}) {
       CAPTURE(table);
       CHECK(db.tableExists(table));
@@ -327,7 +352,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (7)";
+    const std::string expected = "database schema version 99 is newer than this build supports (8)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -458,6 +483,8 @@ TEST_SUITE("sqlite_store") {
   TEST_CASE("timers count their generation across disarming and re-arming") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
+    saga_of(s, "order_lifecycle", "o-1");
+    saga_of(s, "order_lifecycle", "o-2");
     CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 500) == 1);
     CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 700) == 2);
     auto mine = s.timers_of("order_lifecycle", "o-1");
@@ -484,6 +511,36 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.due_timers(299, 10, {"order_lifecycle"}).empty());
     CHECK(s.due_timers(900, 10, {"order_lifecycle"}).size() == 3);
     CHECK(s.timers_of("order_lifecycle", "o-1").size() == 2);
+
+    // A saga's timers are kept in its instance row: one with no row cannot have any.
+    const auto refused = error_of([&] { s.arm_timer("order_lifecycle", "o-9", "payment_timeout", 1); });
+    CHECK(refused.find("arm_timer") != std::string::npos);
+    CHECK(refused.find("order_lifecycle/o-9") != std::string::npos);
+    s.disarm_timer("order_lifecycle", "o-9", "payment_timeout");  // nothing to disarm: harmless
+    CHECK(s.timers_of("order_lifecycle", "o-9").empty());
+  }
+
+  // A timer whose name needs quoting in a JSON path (schema 8 keeps them in a JSON object) is
+  // armed, listed, disarmed and re-armed like any other, and leaves its neighbours alone.
+  TEST_CASE("timer names are data: quotes and dots and brackets in a name") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    saga_of(s, "order_lifecycle", "o-1");
+    const std::string odd = R"(a"b.c[0]\)";
+    CHECK(s.arm_timer("order_lifecycle", "o-1", odd, 500) == 1);
+    CHECK(s.arm_timer("order_lifecycle", "o-1", "plain", 400) == 1);
+    auto mine = s.timers_of("order_lifecycle", "o-1");
+    REQUIRE(mine.size() == 2);
+    CHECK(mine[0].name == odd);
+    CHECK(mine[1].name == "plain");
+    s.disarm_timer("order_lifecycle", "o-1", odd);
+    REQUIRE(s.timers_of("order_lifecycle", "o-1").size() == 1);
+    CHECK(s.due_timers(1000, 10, {"order_lifecycle"}).at(0).name == "plain");
+    CHECK(s.arm_timer("order_lifecycle", "o-1", odd, 300) == 2);
+    const auto due = s.due_timers(1000, 10, {"order_lifecycle"});
+    REQUIRE(due.size() == 2);
+    CHECK(due[0].name == odd);
+    CHECK(due[0].due_ms == 300);
   }
 
   TEST_CASE("parked events come back in arrival order and orphans are those without a saga") {
@@ -855,6 +912,47 @@ TEST_SUITE("sqlite_store") {
     CHECK(db.execAndGet("SELECT count(*) FROM history WHERE key = 'o-1'").getInt() == 0);
   }
 
+  // Schema 8 on a schema 7 file: each saga's timers move into its instance row with their due
+  // times and generations (a disarmed one too: re-arming continues its count); a timer of a saga
+  // without an instance row has nothing to fire into and is not carried over; the table is gone.
+  TEST_CASE("a schema 7 database migrates: each saga's timers move into its instance row") {
+    temp_dir dir;
+    old_schema_file(
+        dir.file("saga.db"), 7, undo_migration_8,
+        {"INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
+         " created_ms, updated_ms, state_since_ms) VALUES"
+         " ('order_lifecycle', 'o-1', 'placed', '{}', 1, 'f', 'c1', 10, 10, 10),"
+         " ('order_lifecycle', 'o-2', 'placed', '{}', 1, 'f', 'c2', 10, 10, 10),"
+         " ('payment_notice', 'p-1', 'waiting', '{}', 1, 'f', 'c3', 10, 10, 10)",
+         "INSERT INTO timers (definition, key, name, due_ms, generation) VALUES"
+         " ('order_lifecycle', 'o-1', 'payment_timeout', 500, 3),"
+         " ('order_lifecycle', 'o-1', 'shipment_deadline', NULL, 2),"
+         " ('order_lifecycle', 'o-2', 'payment_timeout', NULL, 1),"
+         " ('payment_notice', 'p-1', 'reminder', 200, 1),"
+         " ('order_lifecycle', 'gone', 'payment_timeout', 100, 1)"});
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    auto& db = s.database();
+    CHECK_FALSE(db.tableExists("timers"));
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'instances_due'").getInt() == 1);
+    const auto o1 = s.timers_of("order_lifecycle", "o-1");
+    REQUIRE(o1.size() == 1);
+    CHECK(o1[0].name == "payment_timeout");
+    CHECK(o1[0].due_ms == 500);
+    CHECK(o1[0].generation == 3);
+    CHECK(s.timers_of("order_lifecycle", "o-2").empty());
+    const auto due = s.due_timers(1000, 10, {"order_lifecycle", "payment_notice"});
+    REQUIRE(due.size() == 2);
+    CHECK(due[0].key == "p-1");
+    CHECK(due[1].key == "o-1");
+    CHECK(s.due_timers_elsewhere(1000, {"payment_notice"}) ==
+          std::vector<std::pair<std::string, std::int64_t>>{{"order_lifecycle", 1}});
+    // Disarmed timers kept their generation.
+    CHECK(s.arm_timer("order_lifecycle", "o-1", "shipment_deadline", 700) == 3);
+    CHECK(s.arm_timer("order_lifecycle", "o-2", "payment_timeout", 700) == 2);
+    CHECK(db.execAndGet("SELECT count(*) FROM instances WHERE key = 'gone'").getInt() == 0);
+  }
+
   // The purge walks the partial index: the plan names it, and a saga saved unfinished again (an
   // operator moved it on) leaves the index.
   TEST_CASE("finished sagas are found through instances_finished and an unfinished save takes a saga out") {
@@ -979,7 +1077,7 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
     auto& db = s.database();
     for (const char* index :
-         {"dead_letters_by_event", "dead_letters_by_last", "timers_due_by_definition", "instances_finished",
+         {"dead_letters_by_event", "dead_letters_by_last", "instances_due", "instances_finished",
           "inbox_by_received", "dead_letters_counted_in", "parked_counted_out"}) {
       CAPTURE(index);
       CHECK(db.execAndGet(std::string("SELECT count(*) FROM sqlite_master WHERE name = '") + index + "'")
@@ -1142,8 +1240,18 @@ TEST_SUITE("sqlite_store") {
       "due_timers returns only the named definitions' timers and others neither block nor crowd them out") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
+    for (const auto& [definition, key] :
+         std::vector<std::pair<std::string, std::string>>{{"order_lifecycle", "o-1"},
+                                                          {"payment_notice", "p-1"},
+                                                          {"order_lifecycle", "o-2"},
+                                                          {"other_retired", "x"},
+                                                          {"other_retired", "y"}})
+      saga_of(s, definition, key);
     // Five timers of a definition this sagad does not run, all due before ours.
-    for (int i = 0; i < 5; ++i) s.arm_timer("retired", "r-" + std::to_string(i), "t", 100 + i);
+    for (int i = 0; i < 5; ++i) {
+      saga_of(s, "retired", "r-" + std::to_string(i));
+      s.arm_timer("retired", "r-" + std::to_string(i), "t", 100 + i);
+    }
     s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 500);
     s.arm_timer("payment_notice", "p-1", "reminder", 400);
     s.arm_timer("order_lifecycle", "o-2", "payment_timeout", 2000);  // not due yet
@@ -1380,10 +1488,12 @@ TEST_SUITE("sqlite_store") {
     db.exec(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
         ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"
-        " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i, CASE WHEN i % 2 = 0 THEN NULL ELSE i END, NULL "
-        "FROM n");
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
-            std::to_string(rows) + ") INSERT INTO timers SELECT 'retired', 'k-' || i, 't', i, 1 FROM n");
+        " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i, CASE WHEN i % 2 = 0 THEN NULL ELSE i END, NULL,"
+        " NULL, NULL FROM n");
+    db.exec(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
+        ") INSERT INTO instances SELECT 'retired', 'k-' || i, 'placed', '{}', 1, 'fp', 'c', i, i, i, NULL,"
+        " NULL, json_object('t', json_array(i, 1)), i FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
             std::to_string(rows) +
             ") INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms)"

@@ -49,11 +49,10 @@ enum q : std::size_t {
 };
 
 // The columns of a saga_summary, then its armed timers and parked events.
-#define SAGA_SUMMARY_COLUMNS                                                               \
-  "i.definition, i.key, i.state, i.version, i.fingerprint, i.created_ms, i.updated_ms,"    \
-  " i.state_since_ms,"                                                                     \
-  " (SELECT count(*) FROM timers AS t WHERE t.definition = i.definition AND t.key = i.key" \
-  "   AND t.due_ms IS NOT NULL),"                                                          \
+#define SAGA_SUMMARY_COLUMNS                                                            \
+  "i.definition, i.key, i.state, i.version, i.fingerprint, i.created_ms, i.updated_ms," \
+  " i.state_since_ms,"                                                                  \
+  " (SELECT count(*) FROM json_each(i.timers) AS j WHERE j.value ->> 0 IS NOT NULL),"   \
   " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)"
 
 #define OUTBOX_COLUMNS \
@@ -86,8 +85,7 @@ constexpr const char* sql_of[] = {
     " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender"
     " FROM history WHERE id IN (SELECT id FROM chain) ORDER BY id",
     // q_timers_of
-    "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE definition = ?1 AND key = ?2 AND due_ms IS NOT NULL ORDER BY due_ms, name",
+    SAGA_TIMERS_OF_SAGA " ORDER BY 4, 3",
     // q_parked_of
     "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
     " WHERE definition = ?1 AND key = ?2 ORDER BY id",
@@ -130,15 +128,12 @@ constexpr const char* sql_of[] = {
     "SELECT name, fingerprint, graph, registered_ms FROM definitions ORDER BY name",
     // q_definition
     "SELECT name, fingerprint, graph, registered_ms FROM definitions WHERE name = ?1",
-    // q_timer_definitions: the definitions with armed timers, one seek of timers_due_by_definition
-    // each (schema 7 has no index of all timers by due time: each armed timer would write it)
+    // q_timer_definitions: the definitions with armed timers, one seek of instances_due each
     SAGA_TIMER_DEFINITIONS,
-    // q_armed_timers_of: one definition's, soonest first, through timers_due_by_definition
-    "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE definition = ?1 AND due_ms IS NOT NULL AND (?2 IS NULL OR due_ms < ?2)"
-    " ORDER BY due_ms, key, name LIMIT ?3",
+    // q_armed_timers_of: one definition's, soonest first, through instances_due
+    SAGA_ARMED_TIMERS_OF("(?2 IS NULL OR next_due_ms < ?2)", "(?2 IS NULL OR due < ?2)"),
     // q_due_count_of
-    "SELECT count(*) FROM timers WHERE definition = ?1 AND due_ms IS NOT NULL AND due_ms <= ?2",
+    SAGA_DUE_TIMER_COUNT_OF,
     // q_outbox
     "SELECT " OUTBOX_COLUMNS
     " FROM outbox AS o WHERE o.sequence >= ?1 AND (?2 IS NULL OR o.sequence <= ?2)"
@@ -159,7 +154,8 @@ constexpr const char* sql_of[] = {
     " (SELECT count(*) FROM outbox WHERE published_ms IS NULL),"
     " (SELECT min(created_ms) FROM outbox WHERE published_ms IS NULL),"
     " (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM parked),"
-    " (SELECT count(*) FROM timers WHERE due_ms IS NOT NULL)",
+    " (SELECT count(*) FROM instances AS i, json_each(i.timers) AS j"
+    "  WHERE i.next_due_ms IS NOT NULL AND j.value ->> 0 IS NOT NULL)",
     // q_received: through inbox_by_received
     "SELECT (received_ms - ?1) / ?3, count(*) FROM inbox WHERE received_ms >= ?1 AND received_ms < ?2"
     " GROUP BY 1",

@@ -33,15 +33,45 @@
       " SELECT last_history FROM instances" \
       " WHERE definition = ?1 AND key = ?2 AND last_history IS NOT NULL")
 
-// The definitions that have armed timers, in name order, one seek of timers_due_by_definition
-// each (a skip scan: the number of definitions, not of timers).
-#define SAGA_TIMER_DEFINITIONS                                                                    \
-  "WITH RECURSIVE d(name) AS ("                                                                   \
-  " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL)"                         \
-  " UNION ALL"                                                                                    \
-  " SELECT (SELECT min(definition) FROM timers WHERE due_ms IS NOT NULL AND definition > d.name)" \
-  " FROM d WHERE d.name IS NOT NULL)"                                                             \
+// Timers (schema 8) live in their saga's instance row: `timers` is a JSON object, name ->
+// [due_ms or null when disarmed, generation], and `next_due_ms` the soonest armed one's due
+// time (NULL when none is armed), indexed by instances_due (definition, next_due_ms).
+
+// The definitions that have armed timers, in name order, one seek of instances_due each (a skip
+// scan: the number of definitions, not of sagas).
+#define SAGA_TIMER_DEFINITIONS                                                    \
+  "WITH RECURSIVE d(name) AS ("                                                   \
+  " SELECT (SELECT min(definition) FROM instances WHERE next_due_ms IS NOT NULL)" \
+  " UNION ALL"                                                                    \
+  " SELECT (SELECT min(definition) FROM instances WHERE next_due_ms IS NOT NULL"  \
+  "   AND definition > d.name)"                                                   \
+  " FROM d WHERE d.name IS NOT NULL)"                                             \
   " SELECT name FROM d WHERE name IS NOT NULL"
+
+// The armed timers of definition ?1, soonest first, at most ?3, within a bound on their due time
+// given twice: as a condition on the sagas' next_due_ms (`saga_bound`) and on the timers' `due`
+// (`timer_bound`). Columns: definition, key, name, due_ms, generation. The ?3 sagas with the
+// soonest next_due_ms within the bound hold the ?3 soonest timers (each has one within the
+// bound, and every timer of a saga after them is due no sooner than their own soonest), so the
+// work is in proportion to the limit, not to the number of sagas.
+#define SAGA_ARMED_TIMERS_OF(saga_bound, timer_bound)                                             \
+  "SELECT definition, key, name, due, generation FROM ("                                          \
+  " SELECT i.definition, i.key, j.key AS name, j.value ->> 0 AS due, j.value ->> 1 AS generation" \
+  " FROM (SELECT definition, key, timers FROM instances"                                          \
+  "       WHERE definition = ?1 AND next_due_ms IS NOT NULL AND " saga_bound                      \
+  "       ORDER BY next_due_ms LIMIT ?3) AS i, json_each(i.timers) AS j)"                         \
+  " WHERE due IS NOT NULL AND " timer_bound " ORDER BY due, key, name LIMIT ?3"
+
+// How many of definition ?1's timers are due at ?2.
+#define SAGA_DUE_TIMER_COUNT_OF                                                    \
+  "SELECT count(*) FROM instances AS i, json_each(i.timers) AS j"                  \
+  " WHERE i.definition = ?1 AND i.next_due_ms IS NOT NULL AND i.next_due_ms <= ?2" \
+  " AND j.value ->> 0 <= ?2"
+
+// The armed timers of the saga ?1 (definition), ?2 (key): columns as SAGA_ARMED_TIMERS_OF.
+#define SAGA_TIMERS_OF_SAGA                                                              \
+  "SELECT i.definition, i.key, j.key, j.value ->> 0, j.value ->> 1 FROM instances AS i," \
+  " json_each(i.timers) AS j WHERE i.definition = ?1 AND i.key = ?2 AND j.value ->> 0 IS NOT NULL"
 
 namespace saga::sqlite::detail {
 

@@ -17,6 +17,8 @@
 #include <tuple>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "statement_use.hpp"
 
 namespace saga::sqlite {
@@ -270,6 +272,23 @@ DROP INDEX history_by_saga;
 DROP INDEX timers_due;
 PRAGMA user_version = 7;
 )sql"},
+    // Schema 8 (issue 15): a saga's timers live in its instance row (statement_use.hpp), not in a
+    // table of their own: arming and disarming rewrote a row of `timers` (one more randomly placed
+    // page in every commit, and in the checkpoint, at a million sagas) and its index entry; the
+    // instance's page is in the commit anyway. instances_due replaces timers_due_by_definition.
+    // A timer row whose saga has no instance row (the engine never arms one so) has nothing to
+    // fire into and is not carried over.
+    {8, R"sql(
+ALTER TABLE instances ADD COLUMN timers TEXT;
+ALTER TABLE instances ADD COLUMN next_due_ms INTEGER;
+UPDATE instances SET (timers, next_due_ms) = (
+  SELECT json_group_object(t.name, json_array(t.due_ms, t.generation)), min(t.due_ms)
+  FROM timers AS t WHERE t.definition = instances.definition AND t.key = instances.key)
+WHERE EXISTS (SELECT 1 FROM timers AS t WHERE t.definition = instances.definition AND t.key = instances.key);
+CREATE INDEX instances_due ON instances (definition, next_due_ms) WHERE next_due_ms IS NOT NULL;
+DROP TABLE timers;
+PRAGMA user_version = 8;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -294,8 +313,8 @@ enum q : std::size_t {
   q_savepoint,
   q_release_savepoint,
   q_rollback_to_savepoint,
-  q_arm_timer,
-  q_disarm_timer,
+  q_saga_timers,
+  q_set_timers,
   q_due_timers_of,
   q_timer_definitions,
   q_count_due_of,
@@ -321,7 +340,6 @@ enum q : std::size_t {
   q_prune_inbox,
   q_finished,
   q_purge_history,
-  q_purge_timers,
   q_purge_parked,
   q_purge_instance,
   q_user_version,
@@ -384,22 +402,18 @@ constexpr const char* sql_of[] = {
     "SAVEPOINT saga_event",
     "RELEASE saga_event",
     "ROLLBACK TO saga_event",
-    // q_arm_timer
-    "INSERT INTO timers (definition, key, name, due_ms, generation) VALUES (?, ?, ?, ?, 1)"
-    " ON CONFLICT (definition, key, name) DO UPDATE SET due_ms = excluded.due_ms,"
-    " generation = generation + 1 RETURNING generation",
-    // q_disarm_timer
-    "UPDATE timers SET due_ms = NULL WHERE definition = ? AND key = ? AND name = ?",
-    // q_due_timers_of: one definition's, through timers_due_by_definition
-    "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE definition = ? AND due_ms IS NOT NULL AND due_ms <= ? ORDER BY due_ms, key, name LIMIT ?",
+    // q_saga_timers: the saga's timers (statement_use.hpp); no row when it has no instance
+    "SELECT timers FROM instances WHERE definition = ? AND key = ?",
+    // q_set_timers
+    "UPDATE instances SET timers = ?, next_due_ms = ? WHERE definition = ? AND key = ?",
+    // q_due_timers_of: one definition's, through instances_due
+    SAGA_ARMED_TIMERS_OF("next_due_ms <= ?2", "due <= ?2"),
     // q_timer_definitions: the definitions with armed timers, one index seek each
     SAGA_TIMER_DEFINITIONS,
     // q_count_due_of
-    "SELECT count(*) FROM timers WHERE definition = ? AND due_ms IS NOT NULL AND due_ms <= ?",
+    SAGA_DUE_TIMER_COUNT_OF,
     // q_timers_of
-    "SELECT definition, key, name, due_ms, generation FROM timers"
-    " WHERE definition = ? AND key = ? AND due_ms IS NOT NULL ORDER BY name",
+    SAGA_TIMERS_OF_SAGA " ORDER BY 3",
     // q_park
     "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms, sender)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -454,9 +468,8 @@ constexpr const char* sql_of[] = {
     // q_finished: through instances_finished, one state at a time
     "SELECT key FROM instances WHERE definition = ? AND state = ? AND finished_ms IS NOT NULL"
     " AND finished_ms < ? ORDER BY finished_ms LIMIT ?",
-    // q_purge_history, q_purge_timers, q_purge_parked, q_purge_instance
+    // q_purge_history, q_purge_parked, q_purge_instance (the timers are in the instance row)
     "WITH RECURSIVE " SAGA_HISTORY " DELETE FROM history WHERE id IN (SELECT id FROM chain)",
-    "DELETE FROM timers WHERE definition = ? AND key = ?",
     "DELETE FROM parked WHERE definition = ? AND key = ?",
     "DELETE FROM instances WHERE definition = ? AND key = ?",
     // q_user_version
@@ -923,20 +936,80 @@ std::int64_t store::prune_dead_letters(std::int64_t before_ms, std::int64_t keep
 // ---------------------------------------------------------------------------------------------
 // Timers
 
+// A saga's timers as its instance row keeps them (schema 8): a JSON object, name -> [due_ms or
+// null when disarmed, generation]. Read, changed and written back whole: a saga has a handful.
+namespace {
+
+class saga_timers {
+ public:
+  // The saga's timers; nullopt when it has no instance row.
+  static std::optional<saga_timers> of(SQLite::Statement& select, std::string_view definition,
+                                       std::string_view key) {
+    use u(select);
+    u.text(1, definition).text(2, key);
+    if (!u.step()) return std::nullopt;
+    saga_timers t;
+    if (!u.is_null(0)) t.slots_ = nlohmann::json::parse(u.string(0));
+    return t;
+  }
+
+  // Arms `name` for `due_ms`; its generation, one more than the last.
+  std::int64_t arm(std::string_view name, std::int64_t due_ms) {
+    auto& slot = slots_[std::string(name)];
+    const std::int64_t generation = (slot.is_array() ? slot.at(1).get<std::int64_t>() : 0) + 1;
+    slot = nlohmann::json::array({due_ms, generation});
+    return generation;
+  }
+  // Disarms `name`, keeping its generation; false when it was not armed (nothing to write).
+  bool disarm(std::string_view name) {
+    const auto it = slots_.find(std::string(name));
+    if (it == slots_.end() || it->at(0).is_null()) return false;
+    (*it)[0] = nullptr;
+    return true;
+  }
+
+  // Writes them back with the soonest armed due time (NULL when none is armed).
+  void write(SQLite::Statement& update, std::string_view definition, std::string_view key) const {
+    std::optional<std::int64_t> soonest;
+    for (const auto& slot : slots_) {
+      if (slot.at(0).is_null()) continue;
+      const auto due = slot.at(0).get<std::int64_t>();
+      if (!soonest || due < *soonest) soonest = due;
+    }
+    const auto text = slots_.dump();
+    use u(update);
+    u.text(1, text).optional_integer(2, soonest).text(3, definition).text(4, key).exec();
+  }
+
+ private:
+  nlohmann::json slots_ = nlohmann::json::object();
+};
+
+}  // namespace
+
 std::int64_t store::arm_timer(std::string_view definition, std::string_view key, std::string_view name,
                               std::int64_t due_ms) {
   return guarded("arm_timer", [&] {
-    use u(prepared(q_arm_timer));
-    u.text(1, definition).text(2, key).text(3, name).integer(4, due_ms);
-    u.step();
-    return u.integer(0);
+    std::int64_t generation = 0;
+    atomically([&] {
+      auto timers = saga_timers::of(prepared(q_saga_timers), definition, key);
+      if (!timers)
+        throw store_error("arm_timer: saga '" + std::string(definition) + "/" + std::string(key) +
+                          "' has no instance row (a timer is kept in its saga's row)");
+      generation = timers->arm(name, due_ms);
+      timers->write(prepared(q_set_timers), definition, key);
+    });
+    return generation;
   });
 }
 
+// Disarming a timer that is not armed, or of a saga without an instance row, writes nothing.
 void store::disarm_timer(std::string_view definition, std::string_view key, std::string_view name) {
   guarded("disarm_timer", [&] {
-    use u(prepared(q_disarm_timer));
-    u.text(1, definition).text(2, key).text(3, name).exec();
+    atomically([&] {
+      auto timers = saga_timers::of(prepared(q_saga_timers), definition, key);
+      if (timers && timers->disarm(name)) timers->write(prepared(q_set_timers), definition, key);
+    });
   });
 }
 
@@ -1223,7 +1296,7 @@ std::int64_t store::purge_finished(std::string_view definition, const std::vecto
         while (u.step()) keys.push_back(u.string(0));
       }
       for (const auto& key : keys) {
-        for (const q which : {q_purge_history, q_purge_timers, q_purge_parked, q_purge_instance}) {
+        for (const q which : {q_purge_history, q_purge_parked, q_purge_instance}) {
           use u(prepared(which));
           u.text(1, definition).text(2, key).exec();
         }

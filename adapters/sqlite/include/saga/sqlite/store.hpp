@@ -23,7 +23,10 @@
 // the same two counts per sender key in sender_rows (a row per sender that holds something),
 // which the caps per key read, and indexes dead letters by (sender, last_ms). Schema 6 indexes
 // only finished sagas (a partial index on finished_ms, set from instance_record::finished), so a
-// transition between unfinished states writes no index entry.
+// transition between unfinished states writes no index entry. Schema 8 keeps a saga's timers in
+// its instance row (indexed by the soonest due time, instances_due): arm_timer and disarm_timer
+// write no page the saga's transition does not write anyway, and arming a timer of a saga that
+// has no instance row is refused (store_error).
 //
 // Under synchronous = FULL, mark_published outside a transaction commits its marks at NORMAL
 // (a lost mark is only a second publication) and restores FULL before it returns. If FULL
@@ -77,7 +80,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 7;
+  static constexpr int current_schema = 8;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -151,7 +154,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 52;
+  static constexpr std::size_t statement_count = 51;
 
   void migrate(bool read_only);
   void register_commit_hook();
