@@ -44,3 +44,4 @@ endfunction()
 
 saga_reliability_test(hostile_input_tests hostile_input_test.cpp)
 saga_reliability_test(readers_under_load_tests readers_under_load_test.cpp)
+saga_reliability_test(service_manager_tests service_manager_test.cpp)

@@ -5,8 +5,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
+#include <utility>
 
 #include "saga/server/options.hpp"
 
@@ -17,13 +20,23 @@ namespace {
 class faulty_store final : public saga::store_wrapper {
  public:
   faulty_store(saga::store& s, fault_points& f) : store_wrapper(s), fault_(f) {}
+  void insert_inbox(const saga::inbox_record& r) override {
+    store_wrapper::insert_inbox(r);
+    received_ = true;
+  }
   void commit() override {
+    if (std::exchange(received_, false)) fault_.at("stall_commit");
     fault_.at("before_commit");
     store_wrapper::commit();
+  }
+  void rollback() noexcept override {
+    received_ = false;
+    store_wrapper::rollback();
   }
 
  private:
   fault_points& fault_;
+  bool received_ = false;  // the transaction wrote an inbox row: it holds events received
 };
 
 class faulty_publisher final : public saga::publisher {
@@ -52,12 +65,19 @@ fault_points::fault_points() : rng_(std::random_device{}()) {
   } catch (const std::exception&) {
     throw startup_error("SAGA_FAULT: '" + s + "' is not <point>:<probability>");
   }
-  if (point_ != "before_commit" && point_ != "after_commit" && point_ != "after_publish")
+  if (point_ != "before_commit" && point_ != "after_commit" && point_ != "after_publish" &&
+      point_ != "stall_commit")
     throw startup_error("SAGA_FAULT: unknown point '" + point_ + "'");
 }
 
 void fault_points::at(std::string_view point) {
   if (point_.empty() || point != point_) return;
+  if (point_ == "stall_commit") {  // the number is the stall's length in seconds
+    if (!started_ || stalled_) return;
+    stalled_ = true;
+    std::this_thread::sleep_for(std::chrono::duration<double>(probability_));
+    return;
+  }
   if (std::uniform_real_distribution<double>(0, 1)(rng_) >= probability_) return;
   std::fprintf(stderr, "fault injected: %s\n", point_.c_str());
   std::fflush(stderr);

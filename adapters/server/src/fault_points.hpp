@@ -6,7 +6,10 @@
 // with SIGKILL at that point with that probability. Points: before_commit
 // (after a batch's writes, before its commit), after_commit (before the
 // acks), after_publish (a row handed to the PUB socket, not yet marked
-// published). An unknown point refuses the start (startup_error).
+// published). An unknown point refuses the start (startup_error). One point
+// stalls instead of killing: SAGA_FAULT=stall_commit:<seconds> makes the first
+// commit of received events after the server started (started()) wait that
+// long first, the loop blocked as by a hung disk (the watchdog test).
 //
 // Installed build: the class is empty, at() and wrap() compile to nothing and
 // SAGA_FAULT is not read: sagad has no fault hook code.
@@ -35,6 +38,8 @@ class fault_points {
   fault_points& operator=(const fault_points&) = delete;
 
   void at(std::string_view point);
+  // Start-up is over: stall points may fire from now on.
+  void started() { started_ = true; }
   // The store (publisher) with the before_commit (after_publish) point.
   saga::store& wrap(saga::store& s);
   saga::publisher& wrap(saga::publisher& p);
@@ -42,6 +47,8 @@ class fault_points {
  private:
   std::string point_;
   double probability_ = 0;
+  bool started_ = false;
+  bool stalled_ = false;  // stall points fire once
   std::mt19937_64 rng_;
   std::unique_ptr<saga::store> store_;
   std::unique_ptr<saga::publisher> publisher_;
@@ -52,6 +59,7 @@ class fault_points {
 class fault_points {
  public:
   void at(std::string_view) {}
+  void started() {}
   saga::store& wrap(saga::store& s) { return s; }
   saga::publisher& wrap(saga::publisher& p) { return p; }
 };

@@ -17,14 +17,15 @@ constexpr auto ack_retry_interval = 10ms;
 
 loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress,
            saga::outbox_relay& relay, saga::zmq::publisher& pub, const saga::clock& clock,
-           fault_points& fault)
+           fault_points& fault, service_manager& manager)
     : options_(o),
       ingress_(ingress),
       relay_(relay),
       committer_(
           engine, ingress, fault, stats_,
           committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
-      ticker_(engine, relay, pub, clock, stats_, ticker::options{}) {
+      ticker_(engine, relay, pub, clock, stats_, ticker::options{}),
+      manager_(manager) {
   engine.on_commit([this](std::span<const saga::published_event> rows) {
     for (const auto& p : rows) committed_.push_back(p.record);
   });
@@ -41,7 +42,9 @@ void loop::run(const std::atomic<bool>& stop) {
     ingress_.flush();
     ticker_.run(now);
     summarize(now);
+    manager_.keep_alive(now);
   }
+  manager_.stopping("stopping: settling the batch in hand and publishing what is committed");
   if (committer_.busy()) committer_.step(steady::now(), true);
   ingress_.flush();
   committed_.clear();  // the drain below publishes them
@@ -58,7 +61,7 @@ void loop::run(const std::atomic<bool>& stop) {
 // Polls the ingress (not while a batch is in hand: nothing new is read until
 // it is settled) until the next thing due; false on a signal.
 bool loop::wait_for_work() {
-  auto until = ticker_.due();
+  auto until = std::min(ticker_.due(), manager_.keep_alive_due());
   if (committer_.busy()) until = std::min(until, committer_.next_attempt());
   if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
   const auto wait =
@@ -99,7 +102,9 @@ void loop::summarize(steady::time_point now) {
   dropped_reported_ = ingress_.dropped_requests();
   stats_.refused = ingress_.refused_by_grants() - refused_reported_;
   refused_reported_ = ingress_.refused_by_grants();
-  spdlog::info("last minute: {}", stats_.summary());
+  const auto summary = stats_.summary();
+  spdlog::info("last minute: {}", summary);
+  manager_.status("last minute: " + summary);
   stats_ = {};
   next_summary_ += 60s;
   if (next_summary_ <= now) next_summary_ = now + 60s;

@@ -2,8 +2,9 @@
 // loop — the server's loop thread: each pass waits for ingress (unless a
 // batch is in hand) or for the next thing due, then runs the named parts in
 // order: the ingress pump (pump_ingress), the committer (committer.hpp), the
-// publisher (publish_committed), the ticker (ticker.hpp) and the minute
-// summary. Replay runs beside it on its own thread (replay_thread.hpp).
+// publisher (publish_committed), the ticker (ticker.hpp), the minute
+// summary and the service manager's watchdog keep-alive (service_manager.hpp).
+// Replay runs beside it on its own thread (replay_thread.hpp).
 //
 // Thread-safety: constructed and run on the loop thread only.
 
@@ -21,6 +22,7 @@
 #include "saga/server/options.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
+#include "service_manager.hpp"
 #include "ticker.hpp"
 
 namespace saga::server {
@@ -28,10 +30,11 @@ namespace saga::server {
 class loop {
  public:
   loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
-       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault);
+       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault, service_manager& manager);
 
-  // Runs until `stop`; then one last attempt at the batch in hand (unacked if
-  // it fails: clients resend to the next server) and publishes what is committed.
+  // Runs until `stop`; then tells the service manager it is stopping, makes one
+  // last attempt at the batch in hand (unacked if it fails: clients resend to the
+  // next server) and publishes what is committed.
   void run(const std::atomic<bool>& stop);
 
  private:
@@ -48,6 +51,7 @@ class loop {
   loop_stats stats_;
   committer committer_;
   ticker ticker_;
+  service_manager& manager_;
   std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
   bool ingress_ready_ = false;
   steady::time_point next_summary_;

@@ -158,6 +158,12 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
       ->envname("SAGA_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
+  app.add_option("--log-format", o.log_format,
+                 "text or json (one object a line) on stderr, journal (systemd's, with priorities), or "
+                 "auto: journal when stderr is connected to it, else text")
+      ->envname("SAGA_LOG_FORMAT")
+      ->check(CLI::IsMember({"auto", "text", "json", "journal"}))
+      ->capture_default_str();
   add_definition_options(app, o);
   try {
     app.parse(argc, argv);

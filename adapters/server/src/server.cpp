@@ -7,7 +7,6 @@
 #include <set>
 #include <utility>
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "database_lock.hpp"
@@ -22,6 +21,7 @@
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
 #include "security.hpp"
+#include "service_manager.hpp"
 
 namespace saga::server {
 namespace {
@@ -200,12 +200,19 @@ void server::run(const std::atomic<bool>& stop) {
                published_at_start);
   guard.log_start();
   if (o.on_ready) o.on_ready(bound);
+  service_manager manager;
+  manager.ready("serving: ingress " + ingress->endpoint() + ", events " + pub->endpoint() + ", replay " +
+                replay.endpoint() + "; published " + std::to_string(published_at_start) +
+                " pending at start");
+  fault.started();
+  if (manager.watchdog())
+    spdlog::info("watchdog: keep-alive every {} ms", manager.watchdog()->count() / 2000);
 
-  loop(o, engine, *ingress, relay, *pub, clock, fault).run(stop);
+  loop(o, engine, *ingress, relay, *pub, clock, fault, manager).run(stop);
 }
 
 int server::main() {
-  log_to_stderr(options_);
+  start_logging(options_);
   try {
     load_plugins();
     if (options_.list_definitions) {
@@ -223,14 +230,6 @@ int server::main() {
     spdlog::critical("{} failed: {}", options_.name, e.what());
   }
   return 1;
-}
-
-void log_to_stderr(const options& o) {
-  auto logger = spdlog::get(o.name);
-  if (!logger) logger = spdlog::stderr_color_mt(o.name);
-  spdlog::set_default_logger(logger);
-  spdlog::set_level(spdlog::level::from_str(o.log_level));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
 }
 
 const std::atomic<bool>& stop_on_signals() {

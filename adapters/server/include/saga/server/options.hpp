@@ -58,7 +58,8 @@ struct options {
   std::size_t peer_credit = 10'000;        // requests not yet acked, per connection (CURVE: per key)
   int storage_retries = 3;                 // retries of a whole batch before bisecting it
   std::int64_t storage_backoff_ms = 50;    // first pause; doubles up to 5 s
-  std::string log_level = "info";          // trace, debug, info, warn, error (log_to_stderr)
+  std::string log_level = "info";          // trace, debug, info, warn, error (start_logging)
+  std::string log_format = "auto";         // auto, text, json, journal (start_logging)
   // The definitions to run, by name, whatever their source (the program's
   // own, added with server::add, or a plugin's); empty: every one.
   std::vector<std::string> definitions;

@@ -89,9 +89,14 @@ class server {
   std::vector<offered> offered_;
 };
 
-// Logs to stderr as sagad does ("<time> <level> <message>"), through spdlog's
-// default logger named options::name, at options::log_level.
-void log_to_stderr(const options& o);
+// Logs as sagad does, through spdlog's default logger named options::name, at
+// options::log_level, in options::log_format: "text" on stderr ("<time> <level>
+// <message>"), "json" on stderr (one object a line: time, level, logger,
+// message), "journal" (systemd's journal, the level as its priority) or "auto":
+// the journal when stderr is connected to it (stderr_is_journal()), else text.
+void start_logging(const options& o);
+// Whether stderr is the journal's stream: $JOURNAL_STREAM names its device and inode (systemd.exec(5)).
+bool stderr_is_journal();
 
 // Installs SIGTERM and SIGINT handlers that set the returned flag (once per
 // process; later calls return the same flag).
