@@ -12,7 +12,7 @@ packages=(
   libspdlog-dev libfmt-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   graphviz
-  libsystemd-dev
+  libsystemd-dev libcpp-httplib-dev python3-prometheus-client
   clang libclang-rt-14-dev
   python3 python3-zmq python3-jsonschema
 )

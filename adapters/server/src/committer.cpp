@@ -23,8 +23,8 @@ std::string describe(const saga::inbound& in) {
 }  // namespace
 
 committer::committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault,
-                     loop_stats& stats, options o)
-    : engine_(engine), ingress_(ingress), fault_(fault), stats_(stats), options_(o) {}
+                     loop_stats& stats, sagad_metrics& metrics, options o)
+    : engine_(engine), ingress_(ingress), fault_(fault), stats_(stats), metrics_(metrics), options_(o) {}
 
 void committer::take() {
   const std::size_t n = ingress_.pending().size();
@@ -35,11 +35,14 @@ void committer::take() {
   bisecting_ = false;
   backoff_ = options_.backoff;
   next_attempt_ = steady::time_point{};
+  taken_at_ = steady::now();
 }
 
 void committer::commit(const range& r) {
   const auto inputs = ingress_.pending().subspan(r.first, r.count);
+  const auto started = steady::now();
   const auto acks = engine_.handle_batch(inputs);
+  metrics_.commit_seconds.observe(std::chrono::duration<double>(steady::now() - started).count());
   if (acks.size() != r.count)
     throw std::logic_error("engine returned " + std::to_string(acks.size()) + " acks for " +
                            std::to_string(r.count) + " inputs");
@@ -65,6 +68,8 @@ bool committer::step(steady::time_point now, bool force) {
     } catch (const saga::store_error& e) {
       error = e.what();
       ++stats_.commit_failures;
+      metrics_.failed_commits.add();
+      metrics_.last_commit_ok.store(false, std::memory_order_relaxed);
     }
 
     if (!bisecting_) {
@@ -99,17 +104,23 @@ bool committer::step(steady::time_point now, bool force) {
       return false;
     }
     ++stats_.set_aside;
+    metrics_.set_aside.add();
     spdlog::warn("{} set aside as a dead letter, rejected: storage: {}", describe(input), error);
     todo_.pop_front();
   }
 
   std::vector<saga::ack> acks;
   acks.reserve(acks_.size());
-  for (auto& a : acks_) {
-    stats_.count(*a);
-    acks.push_back(std::move(*a));
+  for (std::size_t i = 0; i < acks_.size(); ++i) {
+    const auto* e = std::get_if<saga::event>(&inputs[i]);
+    stats_.count(*acks_[i]);
+    metrics_.count_event(e ? std::string_view(e->type) : std::string_view(), *acks_[i]);
+    acks.push_back(std::move(*acks_[i]));
   }
   ingress_.ack(acks);
+  metrics_.last_commit_ok.store(true, std::memory_order_relaxed);
+  metrics_.batch_size.observe(static_cast<double>(acks.size()));
+  metrics_.ack_latency_seconds.observe(std::chrono::duration<double>(steady::now() - taken_at_).count());
   acks_.clear();
   ++stats_.batches;
   spdlog::debug("batch of {} committed and acked", acks.size());

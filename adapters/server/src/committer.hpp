@@ -28,6 +28,7 @@
 
 #include "fault_points.hpp"
 #include "loop_stats.hpp"
+#include "metrics.hpp"
 #include "saga/engine.hpp"
 #include "saga/zmq/ingress_server.hpp"
 
@@ -43,7 +44,7 @@ class committer {
   };
 
   committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault, loop_stats& stats,
-            options o);
+            sagad_metrics& metrics, options o);
 
   // A batch is in hand (read from the ingress, not yet acked).
   bool busy() const { return !todo_.empty(); }
@@ -68,7 +69,9 @@ class committer {
   saga::zmq::ingress_server& ingress_;
   fault_points& fault_;
   loop_stats& stats_;
+  sagad_metrics& metrics_;
   options options_;
+  steady::time_point taken_at_{};  // when the batch in hand was read off the ingress
 
   std::deque<range> todo_;                      // not yet committed, in order
   std::vector<std::optional<saga::ack>> acks_;  // per input of the batch

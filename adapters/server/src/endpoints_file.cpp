@@ -24,12 +24,12 @@ endpoints_file::~endpoints_file() {
 
 void endpoints_file::write(const endpoints& ep) {
   if (path_.empty()) return;
-  const std::string text = nlohmann::json{{"ingress", ep.ingress},
-                                          {"publish", ep.publish},
-                                          {"replay", ep.replay},
-                                          {"pid", static_cast<long long>(::getpid())}}
-                               .dump() +
-                           "\n";
+  nlohmann::json j{{"ingress", ep.ingress},
+                   {"publish", ep.publish},
+                   {"replay", ep.replay},
+                   {"pid", static_cast<long long>(::getpid())}};
+  if (!ep.metrics.empty()) j["metrics"] = ep.metrics;
+  const std::string text = j.dump() + "\n";
   const auto fail = [&](const std::string& what, int err) {
     throw startup_error("--endpoints-file " + path_ + ": " + what + ": " + std::strerror(err));
   };

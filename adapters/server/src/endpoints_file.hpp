@@ -7,6 +7,8 @@
 //   {"ingress":"tcp://127.0.0.1:41233","publish":"tcp://127.0.0.1:41235",
 //    "replay":"tcp://127.0.0.1:41237","pid":1234}
 //
+// and "metrics":"http://127.0.0.1:9464" when --metrics is on.
+//
 // Written once all three sockets are bound, atomically: to a temporary file
 // beside it, then renamed over it, so that a reader sees the whole object or
 // no file. A file left at the path by an earlier run (a crash) is removed when

@@ -17,17 +17,23 @@ constexpr auto ack_retry_interval = 10ms;
 
 loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress,
            saga::outbox_relay& relay, saga::zmq::publisher& pub, const saga::clock& clock,
-           fault_points& fault, service_manager& manager)
+           fault_points& fault, service_manager& manager, sagad_metrics& metrics)
     : options_(o),
       ingress_(ingress),
       relay_(relay),
+      metrics_(metrics),
       committer_(
-          engine, ingress, fault, stats_,
+          engine, ingress, fault, stats_, metrics,
           committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
-      ticker_(engine, relay, pub, clock, stats_, ticker::options{}),
+      ticker_(engine, relay, pub, clock, stats_, metrics, ticker::options{}),
       manager_(manager) {
   engine.on_commit([this](std::span<const saga::published_event> rows) {
     for (const auto& p : rows) committed_.push_back(p.record);
+    if (rows.empty()) return;
+    metrics_.last_committed_sequence.store(rows.back().record.sequence, std::memory_order_relaxed);
+    std::int64_t none = 0;  // the oldest unpublished row's commit time, when there was none
+    metrics_.unpublished_since_ms.compare_exchange_strong(none, rows.front().record.created_ms,
+                                                          std::memory_order_relaxed);
   });
 }
 
@@ -42,6 +48,7 @@ void loop::run(const std::atomic<bool>& stop) {
     ingress_.flush();
     ticker_.run(now);
     summarize(now);
+    update_metrics();
     manager_.keep_alive(now);
   }
   manager_.stopping("stopping: settling the batch in hand and publishing what is committed");
@@ -94,6 +101,25 @@ void loop::publish_committed() {
     spdlog::error("publishing: {} (retried on the next tick)", e.what());
   }
   committed_.clear();
+}
+
+// What the loop knows that the metrics show: its last pass (/healthz), the publication sequence
+// and the ingress's own counters.
+void loop::update_metrics() {
+  metrics_.loop_pass_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count(),
+                              std::memory_order_relaxed);
+  const auto published = relay_.last_published();
+  if (published >= 0) {
+    metrics_.last_published_sequence.store(published, std::memory_order_relaxed);
+    if (published >= metrics_.last_committed_sequence.load(std::memory_order_relaxed)) {
+      metrics_.last_committed_sequence.store(published, std::memory_order_relaxed);  // committed elsewhere
+      metrics_.unpublished_since_ms.store(0, std::memory_order_relaxed);
+    }
+  }
+  metrics_.dropped_requests.raise_to(ingress_.dropped_requests());
+  metrics_.refused_by_grants.raise_to(ingress_.refused_by_grants());
 }
 
 void loop::summarize(steady::time_point now) {

@@ -16,6 +16,7 @@
 #include "committer.hpp"
 #include "fault_points.hpp"
 #include "loop_stats.hpp"
+#include "metrics.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
@@ -30,7 +31,8 @@ namespace saga::server {
 class loop {
  public:
   loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
-       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault, service_manager& manager);
+       saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault, service_manager& manager,
+       sagad_metrics& metrics);
 
   // Runs until `stop`; then tells the service manager it is stopping, makes one
   // last attempt at the batch in hand (unacked if it fails: clients resend to the
@@ -44,11 +46,13 @@ class loop {
   void pump_ingress();
   void publish_committed();
   void summarize(steady::time_point now);
+  void update_metrics();
 
   const options& options_;
   saga::zmq::ingress_server& ingress_;
   saga::outbox_relay& relay_;
   loop_stats stats_;
+  sagad_metrics& metrics_;
   committer committer_;
   ticker ticker_;
   service_manager& manager_;

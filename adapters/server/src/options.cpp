@@ -18,7 +18,8 @@ CLI::Validator duration(const std::string& what) {
 
 // Durations are read as text and converted once parsing succeeded.
 struct duration_texts {
-  std::string retention, dedup, park_expiry, dead_letter_retention, retention_finished = "off";
+  std::string retention, dedup, park_expiry, dead_letter_retention, retention_finished = "off",
+                                                                    metrics_refresh = "30s";
 };
 
 void add_store_options(CLI::App& app, options& o, duration_texts& d) {
@@ -71,6 +72,12 @@ void add_store_options(CLI::App& app, options& o, duration_texts& d) {
           },
           "DURATION|off"))
       ->capture_default_str();
+  app.add_option("--metrics-refresh", d.metrics_refresh,
+                 "the database gauges of /metrics (sagas by state, parked, dead letters, timers, row counts: "
+                 "they count the tables) are read at most this often")
+      ->envname("SAGA_METRICS_REFRESH")
+      ->check(duration("--metrics-refresh"))
+      ->capture_default_str();
 }
 
 void add_socket_options(CLI::App& app, options& o) {
@@ -113,6 +120,11 @@ void add_security_options(CLI::App& app, options& o) {
                  "roles=operator,subscriber; re-read on SIGHUP")
       ->envname("SAGA_AUTHORIZED_KEYS")
       ->check(CLI::ExistingFile);
+  app.add_option(
+         "--metrics", o.metrics,
+         "HOST:PORT serving /metrics (Prometheus) and /healthz over HTTP, e.g. 127.0.0.1:9464 (port 0: "
+         "the kernel chooses, see --endpoints-file); loopback only unless --insecure; default: off")
+      ->envname("SAGA_METRICS");
   app.add_flag("--insecure", o.insecure,
                "without --curve-secret, bind endpoints that are not loopback or ipc:// anyway, in plaintext "
                "and unauthenticated (logged at every start)")
@@ -177,6 +189,7 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
   o.park_expiry_ms = *saga::parse_duration(d.park_expiry);
   o.dead_letter_retention_ms = *saga::parse_duration(d.dead_letter_retention);
   o.finished_retention_ms = d.retention_finished == "off" ? 0 : *saga::parse_duration(d.retention_finished);
+  o.metrics_refresh_ms = *saga::parse_duration(d.metrics_refresh);
   return {std::move(o), 0};
 }
 

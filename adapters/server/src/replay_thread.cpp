@@ -24,8 +24,12 @@ constexpr int replay_nice = 10;
 }  // namespace
 
 replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
-                             std::string curve_secret_key, std::function<void(::zmq::socket_t&)> on_bound)
-    : ctx_(ctx), curve_secret_key_(std::move(curve_secret_key)), on_bound_(std::move(on_bound)) {
+                             std::string curve_secret_key, std::function<void(::zmq::socket_t&)> on_bound,
+                             counter* requests)
+    : ctx_(ctx),
+      curve_secret_key_(std::move(curve_secret_key)),
+      on_bound_(std::move(on_bound)),
+      requests_(requests) {
   std::promise<std::string> ready;
   auto bound = ready.get_future();
   thread_ = std::thread(&replay_thread::serve, this, std::move(endpoint), std::move(store_options),
@@ -80,7 +84,7 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
 
   while (!stop_.load()) {
     try {
-      server->poll_once(poll_interval);
+      if (server->poll_once(poll_interval) && requests_) requests_->add();
     } catch (const ::zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       spdlog::critical("replay: {}; replay is no longer served", e.what());

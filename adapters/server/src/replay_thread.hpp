@@ -20,6 +20,7 @@
 
 #include <zmq.hpp>
 
+#include "metrics.hpp"
 #include "saga/sqlite/store.hpp"
 
 namespace saga::server {
@@ -28,8 +29,10 @@ class replay_thread {
  public:
   // curve_secret_key: the server's CURVE secret key (docs/security.md); empty: plaintext.
   // on_bound, when given, is called with the socket on the replay thread once it is bound.
+  // requests, when given, counts the requests answered.
   replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
-                std::string curve_secret_key = {}, std::function<void(::zmq::socket_t&)> on_bound = {});
+                std::string curve_secret_key = {}, std::function<void(::zmq::socket_t&)> on_bound = {},
+                counter* requests = nullptr);
   ~replay_thread();
   replay_thread(const replay_thread&) = delete;
   replay_thread& operator=(const replay_thread&) = delete;
@@ -43,6 +46,7 @@ class replay_thread {
   ::zmq::context_t& ctx_;
   std::string curve_secret_key_;
   std::function<void(::zmq::socket_t&)> on_bound_;
+  counter* requests_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::string endpoint_;

@@ -12,12 +12,14 @@
 #include "database_lock.hpp"
 #include "endpoints_file.hpp"
 #include "fault_points.hpp"
+#include "http_endpoint.hpp"
 #include "loop.hpp"
 #include "replay_thread.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/server/plugin.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/version.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
 #include "security.hpp"
@@ -158,12 +160,24 @@ void server::run(const std::atomic<bool>& stop) {
   } catch (const std::exception& e) {
     throw startup_error(e.what());
   }
+  std::vector<std::string> consumed;  // the event types the metrics count by name
+  for (const auto& d : to_run)
+    consumed.insert(consumed.end(), d.definition->graph().consumes.begin(),
+                    d.definition->graph().consumes.end());
+  sagad_metrics metrics(consumed);
   auto ro = so;
   ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
-  replay_thread replay(ctx, o.replay, ro, guard.secret_key(),
-                       [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); });
+  replay_thread replay(
+      ctx, o.replay, ro, guard.secret_key(), [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); },
+      &metrics.replay_requests);
+  std::unique_ptr<http_endpoint> http;
+  if (!o.metrics.empty())
+    http = std::make_unique<http_endpoint>(
+        http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms), o.db,
+                                SAGA_VERSION},
+        metrics);
   // Where the sockets are, for whoever started this server: clients may connect from now on.
-  const endpoints bound{ingress->endpoint(), pub->endpoint(), replay.endpoint()};
+  const endpoints bound{ingress->endpoint(), pub->endpoint(), replay.endpoint(), http ? http->url() : ""};
   bound_file.write(bound);
 
   saga::system_clock system_clock;
@@ -208,7 +222,8 @@ void server::run(const std::atomic<bool>& stop) {
   if (manager.watchdog())
     spdlog::info("watchdog: keep-alive every {} ms", manager.watchdog()->count() / 2000);
 
-  loop(o, engine, *ingress, relay, *pub, clock, fault, manager).run(stop);
+  if (http) spdlog::info("metrics: {}/metrics, {}/healthz", http->url(), http->url());
+  loop(o, engine, *ingress, relay, *pub, clock, fault, manager, metrics).run(stop);
 }
 
 int server::main() {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "loop_stats.hpp"
+#include "metrics.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
@@ -43,7 +44,7 @@ class ticker {
   };
 
   ticker(saga::engine& engine, saga::outbox_relay& relay, saga::zmq::publisher& pub, const saga::clock& clock,
-         loop_stats& stats, options o);
+         loop_stats& stats, sagad_metrics& metrics, options o);
 
   // When run() has work next: the next second, or now while timers are behind.
   steady::time_point due() const;
@@ -58,6 +59,7 @@ class ticker {
 
   saga::engine& engine_;
   saga::outbox_relay& relay_;
+  sagad_metrics& metrics_;
   saga::zmq::publisher& pub_;
   const saga::clock& clock_;
   loop_stats& stats_;

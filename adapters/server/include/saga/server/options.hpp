@@ -25,6 +25,7 @@ namespace saga::server {
 // The endpoints actually bound (a port 0 or "*" resolved).
 struct endpoints {
   std::string ingress, publish, replay;
+  std::string metrics;  // "http://HOST:PORT" of --metrics; empty when off
 };
 
 struct options {
@@ -60,6 +61,10 @@ struct options {
   std::int64_t storage_backoff_ms = 50;    // first pause; doubles up to 5 s
   std::string log_level = "info";          // trace, debug, info, warn, error (start_logging)
   std::string log_format = "auto";         // auto, text, json, journal (start_logging)
+  // --metrics: HOST:PORT serving /metrics and /healthz over HTTP (port 0: one the kernel
+  // chooses, in the endpoints file); empty: off. Loopback only unless `insecure`.
+  std::string metrics;
+  std::int64_t metrics_refresh_ms = 30'000;  // the database gauges are read at most this often
   // The definitions to run, by name, whatever their source (the program's
   // own, added with server::add, or a plugin's); empty: every one.
   std::vector<std::string> definitions;

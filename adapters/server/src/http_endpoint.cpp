@@ -1,0 +1,136 @@
+#include "http_endpoint.hpp"
+
+#include <httplib.h>
+
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "saga/server/options.hpp"
+#include "saga/sqlite/reader.hpp"
+
+namespace saga::server {
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// HOST:PORT (an IPv6 host in brackets), checked.
+std::pair<std::string, int> host_and_port(const std::string& address, bool insecure) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
+    throw startup_error("--metrics: '" + address + "' is not HOST:PORT");
+  std::string host = address.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = -1;
+  try {
+    std::size_t used = 0;
+    port = std::stoi(address.substr(colon + 1), &used);
+    if (used != address.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+  }
+  if (port < 0 || port > 65535) throw startup_error("--metrics: '" + address + "': the port is not 0-65535");
+  const bool loopback = host == "127.0.0.1" || host == "::1" || host == "localhost";
+  if (!loopback && !insecure)
+    throw startup_error("--metrics: " + host +
+                        " is not loopback: the metrics would be readable by anyone who reaches it (HTTP has "
+                        "no CURVE); bind 127.0.0.1, or say --insecure");
+  return {host, port};
+}
+
+// The database gauges, rendered.
+std::string database_gauges(saga::sqlite::reader& r) {
+  std::string out;
+  append_family(out, "saga_sagas", "gauge", "sagas by definition and state");
+  for (const auto& c : r.counts_by_state())
+    append_sample(out, "saga_sagas", {{"definition", c.definition}, {"state", c.state}},
+                  static_cast<double>(c.sagas));
+  const auto t = r.totals();
+  std::int64_t overdue = 0;
+  for (const auto& [definition, n] : r.due_timer_counts(unix_ms_now())) overdue += n;
+  const std::pair<const char*, std::pair<const char*, std::int64_t>> gauges[] = {
+      {"saga_parked_events", {"events parked until their saga can take them", t.parked}},
+      {"saga_dead_letters", {"rejected events kept with their reason", t.dead_letters}},
+      {"saga_armed_timers", {"armed timers", t.armed_timers}},
+      {"saga_overdue_timers", {"armed timers due now or earlier", overdue}},
+      {"saga_inbox_rows", {"inbox rows (deduplication window)", t.inbox}},
+      {"saga_outbox_rows", {"outbox rows (replay window)", t.outbox}},
+      {"saga_outbox_unpublished_rows", {"outbox rows not yet published", t.unpublished}},
+  };
+  for (const auto& [name, what] : gauges) {
+    append_family(out, name, "gauge", what.first);
+    append_sample(out, name, {}, static_cast<double>(what.second));
+  }
+  return out;
+}
+
+}  // namespace
+
+struct http_endpoint::impl {
+  settings s;
+  const sagad_metrics& metrics;
+  httplib::Server server;
+  std::thread thread;
+  std::mutex mutex;  // the cached gauges (httplib serves on a pool of threads)
+  std::optional<saga::sqlite::reader> reader;
+  std::string gauges;
+  steady::time_point gauges_at{};
+
+  impl(settings settings_, const sagad_metrics& m) : s(std::move(settings_)), metrics(m) {}
+
+  std::string cached_gauges() {
+    std::lock_guard lock(mutex);
+    const auto now = steady::now();
+    if (gauges_at != steady::time_point{} && now - gauges_at < s.refresh) return gauges;
+    try {
+      if (!reader) reader.emplace(s.db);
+      gauges = database_gauges(*reader);
+      gauges_at = now;
+    } catch (const std::exception& e) {
+      spdlog::warn("metrics: reading the database gauges: {} (the last ones are served)", e.what());
+      reader.reset();
+    }
+    return gauges;
+  }
+
+  void health(httplib::Response& res) const {
+    const auto age_ms = unix_ms_now() - metrics.loop_pass_ms.load(std::memory_order_relaxed);
+    std::string problem;
+    if (age_ms > 5000) problem = "the loop has not turned for " + std::to_string(age_ms / 1000) + " s";
+    if (!metrics.last_commit_ok.load(std::memory_order_relaxed))
+      problem += (problem.empty() ? "" : "; ") + std::string("the last commit attempt failed");
+    res.status = problem.empty() ? 200 : 503;
+    res.set_content(problem.empty() ? "ok\n" : problem + "\n", "text/plain; charset=utf-8");
+  }
+};
+
+http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
+    : impl_(std::make_unique<impl>(std::move(s), metrics)) {
+  auto& i = *impl_;
+  const auto [host, port] = host_and_port(i.s.address, i.s.insecure);
+  i.server.Get("/metrics", [&i](const httplib::Request&, httplib::Response& res) {
+    res.set_content(render(i.metrics, i.s.version) + i.cached_gauges(),
+                    "text/plain; version=0.0.4; charset=utf-8");
+  });
+  i.server.Get("/healthz", [&i](const httplib::Request&, httplib::Response& res) { i.health(res); });
+  const int bound =
+      port == 0 ? i.server.bind_to_any_port(host) : (i.server.bind_to_port(host, port) ? port : -1);
+  if (bound <= 0) throw startup_error("--metrics: cannot bind " + i.s.address);
+  url_ = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(bound);
+  i.thread = std::thread([&i] { i.server.listen_after_bind(); });
+}
+
+http_endpoint::~http_endpoint() {
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace saga::server
