@@ -102,6 +102,9 @@ sagad_metrics::sagad_metrics(const std::vector<std::string>& types)
   for (const auto& t : types) events[t];
   for (const char* t : {"other", "invalid", "saga.timer", "saga.operator"}) events[t];
   for (const auto c : classes) rejections[std::string(c)];
+  loop_pass_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();  // /healthz: the loop has not had its first pass yet
 }
 
 void sagad_metrics::count_event(std::string_view type, const saga::ack& a) {
