@@ -272,6 +272,15 @@ TEST_SUITE("metrics") {
     REQUIRE(health);
     CHECK(health->status == 200);
     CHECK(health->body == "ok\n");
+    // The port is this sagad's alone: a second one asking for it is refused (cpp-httplib would
+    // share it through SO_REUSEPORT and split the scrapes between the two).
+    const auto port = url.substr(url.rfind(':') + 1);
+    const auto second =
+        run(dir, {SAGAD_PATH, "--db", dir.file("other.db"), "--metrics", "127.0.0.1:" + port, "--ingress",
+                  "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
+    CHECK(second.status.code() == 1);
+    CHECK(second.err.find("--metrics: cannot bind 127.0.0.1:" + port) != std::string::npos);
+
     REQUIRE(d.proc->signal(SIGTERM));
     CHECK(d.proc->wait_for(30s).code() == 0);
   }

@@ -23,8 +23,8 @@ std::string describe(const saga::inbound& in) {
 }  // namespace
 
 committer::committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault,
-                     loop_stats& stats, sagad_metrics& metrics, options o)
-    : engine_(engine), ingress_(ingress), fault_(fault), stats_(stats), metrics_(metrics), options_(o) {}
+                     sagad_metrics& metrics, options o)
+    : engine_(engine), ingress_(ingress), fault_(fault), metrics_(metrics), options_(o) {}
 
 void committer::take() {
   const std::size_t n = ingress_.pending().size();
@@ -67,7 +67,6 @@ bool committer::step(steady::time_point now, bool force) {
       continue;
     } catch (const saga::store_error& e) {
       error = e.what();
-      ++stats_.commit_failures;
       metrics_.failed_commits.add();
       metrics_.last_commit_ok.store(false, std::memory_order_relaxed);
     }
@@ -103,7 +102,6 @@ bool committer::step(steady::time_point now, bool force) {
       wait(now);
       return false;
     }
-    ++stats_.set_aside;
     metrics_.set_aside.add();
     spdlog::warn("{} set aside as a dead letter, rejected: storage: {}", describe(input), error);
     todo_.pop_front();
@@ -113,7 +111,6 @@ bool committer::step(steady::time_point now, bool force) {
   acks.reserve(acks_.size());
   for (std::size_t i = 0; i < acks_.size(); ++i) {
     const auto* e = std::get_if<saga::event>(&inputs[i]);
-    stats_.count(*acks_[i]);
     metrics_.count_event(e ? std::string_view(e->type) : std::string_view(), *acks_[i]);
     acks.push_back(std::move(*acks_[i]));
   }
@@ -122,7 +119,6 @@ bool committer::step(steady::time_point now, bool force) {
   metrics_.batch_size.observe(static_cast<double>(acks.size()));
   metrics_.ack_latency_seconds.observe(std::chrono::duration<double>(steady::now() - taken_at_).count());
   acks_.clear();
-  ++stats_.batches;
   spdlog::debug("batch of {} committed and acked", acks.size());
   return true;
 }

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "fault_points.hpp"
-#include "loop_stats.hpp"
 #include "metrics.hpp"
 #include "saga/engine.hpp"
 #include "saga/zmq/ingress_server.hpp"
@@ -43,7 +42,7 @@ class committer {
     std::chrono::milliseconds max_backoff{5000};
   };
 
-  committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault, loop_stats& stats,
+  committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault,
             sagad_metrics& metrics, options o);
 
   // A batch is in hand (read from the ingress, not yet acked).
@@ -68,7 +67,6 @@ class committer {
   saga::engine& engine_;
   saga::zmq::ingress_server& ingress_;
   fault_points& fault_;
-  loop_stats& stats_;
   sagad_metrics& metrics_;
   options options_;
   steady::time_point taken_at_{};  // when the batch in hand was read off the ingress

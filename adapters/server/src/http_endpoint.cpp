@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -120,6 +122,13 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
                     "text/plain; version=0.0.4; charset=utf-8");
   });
   i.server.Get("/healthz", [&i](const httplib::Request&, httplib::Response& res) { i.health(res); });
+  // cpp-httplib sets SO_REUSEPORT by default, which lets a second process bind the same port and
+  // take a share of the scrapes (and lets port 0 resolve to a port another listener holds). Only
+  // SO_REUSEADDR: a restart may bind over connections in TIME_WAIT, nothing else shares the port.
+  i.server.set_socket_options([](int sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   const int bound =
       port == 0 ? i.server.bind_to_any_port(host) : (i.server.bind_to_port(host, port) ? port : -1);
   if (bound <= 0) throw startup_error("--metrics: cannot bind " + i.s.address);

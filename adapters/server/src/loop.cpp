@@ -23,9 +23,9 @@ loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& in
       relay_(relay),
       metrics_(metrics),
       committer_(
-          engine, ingress, fault, stats_, metrics,
+          engine, ingress, fault, metrics,
           committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
-      ticker_(engine, relay, pub, clock, stats_, metrics, ticker::options{}),
+      ticker_(engine, relay, pub, clock, metrics, ticker::options{}),
       manager_(manager) {
   engine.on_commit([this](std::span<const saga::published_event> rows) {
     for (const auto& p : rows) committed_.push_back(p.record);
@@ -60,9 +60,8 @@ void loop::run(const std::atomic<bool>& stop) {
   } catch (const std::exception& e) {
     spdlog::error("final publish: {} (published on the next start)", e.what());
   }
-  stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
-  stats_.refused = ingress_.refused_by_grants() - refused_reported_;
-  spdlog::info("{} stopped: {}", options_.name, stats_.summary());
+  update_metrics();
+  spdlog::info("{} stopped: {}", options_.name, summary_counts::of(metrics_).since(summarized_));
 }
 
 // Polls the ingress (not while a batch is in hand: nothing new is read until
@@ -124,14 +123,12 @@ void loop::update_metrics() {
 
 void loop::summarize(steady::time_point now) {
   if (now < next_summary_) return;
-  stats_.dropped = ingress_.dropped_requests() - dropped_reported_;
-  dropped_reported_ = ingress_.dropped_requests();
-  stats_.refused = ingress_.refused_by_grants() - refused_reported_;
-  refused_reported_ = ingress_.refused_by_grants();
-  const auto summary = stats_.summary();
+  update_metrics();
+  auto counts = summary_counts::of(metrics_);
+  const auto summary = counts.since(summarized_);
+  summarized_ = std::move(counts);
   spdlog::info("last minute: {}", summary);
   manager_.status("last minute: " + summary);
-  stats_ = {};
   next_summary_ += 60s;
   if (next_summary_ <= now) next_summary_ = now + 60s;
 }

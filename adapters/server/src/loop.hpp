@@ -15,7 +15,6 @@
 
 #include "committer.hpp"
 #include "fault_points.hpp"
-#include "loop_stats.hpp"
 #include "metrics.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"
@@ -51,7 +50,6 @@ class loop {
   const options& options_;
   saga::zmq::ingress_server& ingress_;
   saga::outbox_relay& relay_;
-  loop_stats stats_;
   sagad_metrics& metrics_;
   committer committer_;
   ticker ticker_;
@@ -59,8 +57,7 @@ class loop {
   std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
   bool ingress_ready_ = false;
   steady::time_point next_summary_;
-  std::uint64_t dropped_reported_ = 0;
-  std::uint64_t refused_reported_ = 0;
+  summary_counts summarized_;  // the counts at the last summary line
 };
 
 }  // namespace saga::server

@@ -117,6 +117,43 @@ void sagad_metrics::count_event(std::string_view type, const saga::ack& a) {
   if (a.status == saga::ack_status::rejected) rejections.find(rejection_class(a.reason))->second.add();
 }
 
+summary_counts summary_counts::of(const sagad_metrics& m) {
+  summary_counts c;
+  for (const auto& [type, acks] : m.events)
+    for (std::size_t s = 0; s < sagad_metrics::statuses; ++s)
+      for (std::size_t o = 0; o < sagad_metrics::outcomes; ++o)
+        if (const auto n = acks[s * sagad_metrics::outcomes + o].value(); n > 0) {
+          std::string key(saga::to_string(all_statuses[s]));
+          if (o != 0) key += "/" + std::string(saga::to_string(all_outcomes[o]));
+          c.acks[key] += n;
+        }
+  c.batches = m.batch_size.read().cumulative.back();
+  c.timers = m.timers_fired.value();
+  c.commit_failures = m.failed_commits.value();
+  c.set_aside = m.set_aside.value();
+  c.dropped = m.dropped_requests.value();
+  c.refused = m.refused_by_grants.value();
+  return c;
+}
+
+std::string summary_counts::since(const summary_counts& before) const {
+  std::uint64_t events = 0;
+  std::string parts;
+  for (const auto& [k, n] : acks) {
+    const auto it = before.acks.find(k);
+    const auto d = n - (it == before.acks.end() ? 0 : it->second);
+    if (d == 0) continue;
+    events += d;
+    parts += " " + k + "=" + std::to_string(d);
+  }
+  return std::to_string(events) + " events in " + std::to_string(batches - before.batches) + " batches" +
+         (parts.empty() ? "" : "," + parts) + "; timers fired " + std::to_string(timers - before.timers) +
+         "; failed commits " + std::to_string(commit_failures - before.commit_failures) + "; set aside " +
+         std::to_string(set_aside - before.set_aside) + "; dropped over credit " +
+         std::to_string(dropped - before.dropped) + "; refused by grants " +
+         std::to_string(refused - before.refused);
+}
+
 void append_family(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");

@@ -89,6 +89,17 @@ struct sagad_metrics {
   std::map<std::string, counter, std::less<>> rejections;
 };
 
+// The counts of sagad's summary line (each minute, and at the stop), read from the metrics: a
+// line tells the difference between two.
+struct summary_counts {
+  std::map<std::string, std::uint64_t> acks;  // "accepted/transitioned", "rejected", ...
+  std::uint64_t batches = 0, timers = 0, commit_failures = 0, set_aside = 0, dropped = 0, refused = 0;
+
+  static summary_counts of(const sagad_metrics& m);
+  // "N events in B batches, accepted/transitioned=…; timers fired …": what happened since `before`.
+  std::string since(const summary_counts& before) const;
+};
+
 // The exposition of `m` in Prometheus' text format 0.0.4 (the database gauges are appended by
 // the caller).
 std::string render(const sagad_metrics& m, std::string_view version);

@@ -11,14 +11,8 @@ namespace saga::server {
 using namespace std::chrono_literals;
 
 ticker::ticker(saga::engine& engine, saga::outbox_relay& relay, saga::zmq::publisher& pub,
-               const saga::clock& clock, loop_stats& stats, sagad_metrics& metrics, options o)
-    : engine_(engine),
-      relay_(relay),
-      metrics_(metrics),
-      pub_(pub),
-      clock_(clock),
-      stats_(stats),
-      options_(o) {
+               const saga::clock& clock, sagad_metrics& metrics, options o)
+    : engine_(engine), relay_(relay), metrics_(metrics), pub_(pub), clock_(clock), options_(o) {
   const auto now = steady::now();
   next_tick_ = now;
   next_unregistered_check_ = now;
@@ -66,7 +60,6 @@ void ticker::fire_timers() {
   const auto deadline = steady::now() + options_.timer_budget;
   for (;;) {
     const auto fired = engine_.fire_due_timers(clock_.now_ms(), options_.timer_batch);
-    stats_.timers += fired.size();
     metrics_.timers_fired.add(fired.size());
     for (const auto& f : fired)
       spdlog::debug("timer {} of {}/{} fired: {}", f.timer.name, f.timer.definition, f.timer.key,

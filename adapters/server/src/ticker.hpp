@@ -23,7 +23,6 @@
 #include <utility>
 #include <vector>
 
-#include "loop_stats.hpp"
 #include "metrics.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"
@@ -44,7 +43,7 @@ class ticker {
   };
 
   ticker(saga::engine& engine, saga::outbox_relay& relay, saga::zmq::publisher& pub, const saga::clock& clock,
-         loop_stats& stats, sagad_metrics& metrics, options o);
+         sagad_metrics& metrics, options o);
 
   // When run() has work next: the next second, or now while timers are behind.
   steady::time_point due() const;
@@ -62,7 +61,6 @@ class ticker {
   sagad_metrics& metrics_;
   saga::zmq::publisher& pub_;
   const saga::clock& clock_;
-  loop_stats& stats_;
   options options_;
 
   steady::time_point next_tick_;
