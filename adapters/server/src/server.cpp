@@ -196,9 +196,10 @@ void server::run(const std::atomic<bool>& stop) {
   } catch (const saga::store_error& e) {
     spdlog::error("publishing pending rows at start: {} (retried on the next tick)", e.what());
   }
+  spdlog::info("{}", version_line(o.name));
   spdlog::info("{}: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
-               version_line(o.name), o.db, o.synchronous, ingress->endpoint(), pub->endpoint(),
-               replay.endpoint(), published_at_start);
+               o.name, o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(),
+               published_at_start);
   guard.log_start();
   if (o.on_ready) o.on_ready(bound);
 
