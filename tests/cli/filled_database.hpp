@@ -18,6 +18,7 @@
 #include "saga/definitions/payment_notice.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 namespace saga::cli_test {
@@ -30,18 +31,11 @@ inline std::int64_t wall_ms() {
 
 inline saga::event ev(const std::string& type, const std::string& subject,
                       nlohmann::json data = nlohmann::json::object()) {
-  static int n = 0;
-  saga::event e;
-  e.id = "e-" + std::to_string(++n);
-  e.source = "urn:test";
-  e.type = type;
-  e.subject = subject;
-  e.data = std::move(data);
-  return e;
+  return saga::test::numbered_event("e", type, subject, std::move(data));
 }
 
 inline nlohmann::json order(const std::string& id) {
-  return {{"order_id", id}, {"amount", 1000}, {"currency", "EUR"}};
+  return saga::test::order_data(id, 1000);
 }
 
 // A database the engine filled (3 hours ago, then 10 minutes ago):

@@ -23,6 +23,7 @@
 #include "saga/engine.hpp"
 #include "saga/graph.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -33,18 +34,11 @@ constexpr std::int64_t t0 = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
 constexpr std::int64_t minute = 60'000;
 
 saga::event ev(const std::string& type, const std::string& subject, json data = json::object()) {
-  static int n = 0;
-  saga::event e;
-  e.id = "r-" + std::to_string(++n);
-  e.source = "urn:test";
-  e.type = type;
-  e.subject = subject;
-  e.data = std::move(data);
-  return e;
+  return saga::test::numbered_event("r", type, subject, std::move(data));
 }
 
 json order(const std::string& id) {
-  return {{"order_id", id}, {"amount", 10}, {"currency", "EUR"}};
+  return saga::test::order_data(id);
 }
 
 std::vector<std::string> keys(const std::vector<saga::saga_summary>& rows) {
