@@ -8,7 +8,8 @@
 #      --version says the build's version and revision, sagactl --help lists
 #      its subcommands;
 #   3. the man pages, the bash completion, the systemd unit (ExecStart the
-#      packaged sagad, its hardening under systemd-analyze's threshold), the
+#      packaged sagad, systemd-analyze verify silent on it, its hardening
+#      under systemd-analyze security's threshold), the
 #      CMake package and the computed dependencies are there;
 #   4. lintian reports no error (E:) on either package.
 #
@@ -105,6 +106,17 @@ file(STRINGS ${unit} exec_start REGEX "^ExecStart=")
 if(NOT exec_start STREQUAL "ExecStart=/usr/bin/sagad")
   fail("the unit's ${exec_start} is not the packaged sagad")
 endif()
+# systemd-analyze verify on a copy whose ExecStart is the unpacked sagad: it says nothing about a
+# unit it fully understands, and names an unknown key or a bad value (exit 0 even then).
+file(READ ${unit} unit_text)
+string(REPLACE "ExecStart=/usr/bin/sagad" "ExecStart=${root}/usr/bin/sagad" unit_text "${unit_text}")
+file(WRITE ${WORK_DIR}/verify/sagad.service "${unit_text}")
+execute_process(COMMAND ${SYSTEMD_ANALYZE} verify --man=no ${WORK_DIR}/verify/sagad.service
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0 OR NOT "${out}${err}" STREQUAL "")
+  fail("systemd-analyze verify (${rc}) has something to say about the unit:\n${out}${err}")
+endif()
+message(STATUS "systemd-analyze verify: ok")
 # docs/operations.md gives the score (1.2); a change that weakens the hardening fails here.
 step("systemd-analyze security --threshold=12" ${SYSTEMD_ANALYZE} security --offline=yes --threshold=12 ${unit})
 
