@@ -12,12 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli_support.hpp"
-#include "saga/clock.hpp"
 #include "saga/definitions/account_lockout.hpp"
 #include "saga/definitions/order_lifecycle.hpp"
 #include "saga/definitions/payment_notice.hpp"
-#include "saga/engine.hpp"
-#include "saga/sqlite/store.hpp"
+#include "support/filling_engine.hpp"
 #include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
@@ -50,30 +48,22 @@ struct filled {
   std::int64_t t0 = wall_ms() - 3 * 3600 * 1000;
 
   filled() {
-    saga::manual_clock clock(t0);
-    saga::sqlite::options o;
-    o.path = db;
-    saga::sqlite::store st(o);
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    eng.add(saga::definitions::payment_notice());
-    eng.add(saga::definitions::account_lockout());
-    auto ok = [&](const saga::event& e) {
-      const auto a = eng.handle(e);
-      REQUIRE_MESSAGE(a.ok(), a.reason);
-    };
-    ok(ev("order.placed", "o-1", order("o-1")));
-    ok(ev("order.placed", "o-2", order("o-2")));
-    ok(ev("payment.succeeded", "o-2"));
-    ok(ev("inventory.reserved", "o-2"));
-    ok(ev("delivery.started", "o-2"));  // parked: not yet shipped
-    ok(ev("order.placed", "o-3", order("o-3")));
-    ok(ev("payment.failed", "o-3"));
-    ok(ev("auth.login.failed", "o-1"));
-    CHECK_FALSE(eng.handle(ev("no.such.type", "o-9")).ok());  // a dead letter
-    clock.set(wall_ms() - 10 * 60 * 1000);
-    ok(ev("order.placed", "o-6", order("o-6")));
-    st.mark_published(1, 3, clock.now_ms());
+    saga::test::filling_engine f(db, t0);
+    f.engine.add(saga::definitions::order_lifecycle());
+    f.engine.add(saga::definitions::payment_notice());
+    f.engine.add(saga::definitions::account_lockout());
+    f.ok(ev("order.placed", "o-1", order("o-1")));
+    f.ok(ev("order.placed", "o-2", order("o-2")));
+    f.ok(ev("payment.succeeded", "o-2"));
+    f.ok(ev("inventory.reserved", "o-2"));
+    f.ok(ev("delivery.started", "o-2"));  // parked: not yet shipped
+    f.ok(ev("order.placed", "o-3", order("o-3")));
+    f.ok(ev("payment.failed", "o-3"));
+    f.ok(ev("auth.login.failed", "o-1"));
+    CHECK_FALSE(f.engine.handle(ev("no.such.type", "o-9")).ok());  // a dead letter
+    f.clock.set(wall_ms() - 10 * 60 * 1000);
+    f.ok(ev("order.placed", "o-6", order("o-6")));
+    f.store.mark_published(1, 3, f.clock.now_ms());
   }
 
   result ctl(std::vector<std::string> args,

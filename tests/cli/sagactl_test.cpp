@@ -30,6 +30,7 @@
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/zmq/curve.hpp"
+#include "support/filling_engine.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -112,20 +113,12 @@ struct finished_sagas {
   std::string db = dir.file("saga.db");
 
   finished_sagas() {
-    saga::manual_clock clock(wall_ms() - 3 * 3600 * 1000);
-    saga::sqlite::options o;
-    o.path = db;
-    saga::sqlite::store st(o);
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    eng.add(saga::definitions::account_lockout());
-    auto ok = [&](const saga::event& e) {
-      const auto a = eng.handle(e);
-      REQUIRE_MESSAGE(a.ok(), a.reason);
-    };
+    saga::test::filling_engine f(db, wall_ms() - 3 * 3600 * 1000);
+    f.engine.add(saga::definitions::order_lifecycle());
+    f.engine.add(saga::definitions::account_lockout());
     auto script = [&](const std::string& id, const std::vector<std::string>& types) {
-      ok(ev("order.placed", id, order(id)));
-      for (const auto& t : types) ok(ev(t, id));
+      f.ok(ev("order.placed", id, order(id)));
+      for (const auto& t : types) f.ok(ev(t, id));
     };
     script("f-done", {"payment.succeeded", "inventory.reserved", "shipment.dispatched", "delivery.started",
                       "delivery.confirmed"});
@@ -133,8 +126,8 @@ struct finished_sagas {
     script("f-attention", {"payment.succeeded", "order.cancel.requested", "payment.refund.failed",
                            "payment.refund.failed", "payment.refund.failed"});
     script("f-open", {});
-    ok(ev("auth.login.failed", "f-account"));
-    clock.set(wall_ms() - 10 * 60 * 1000);
+    f.ok(ev("auth.login.failed", "f-account"));
+    f.clock.set(wall_ms() - 10 * 60 * 1000);
     script("r-cancel", {"order.cancel.requested"});
   }
 
