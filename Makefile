@@ -1,6 +1,7 @@
 # The two commands of the README, and the builds around them.
 #   make test   install dependencies, configure, build, run every test
 #   make demo   run orders through the engine and show where they ended
+#   make package  the Debian packages saga and saga-dev, in $(BUILD) (docs/operations.md)
 BUILD ?= build
 JOBS ?= 2
 WERROR ?= OFF
@@ -9,7 +10,7 @@ CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 COMPILE_COST_ARGS ?=
 
-.PHONY: all deps configure build test demo bench torture fuzz test-asan clean format
+.PHONY: all deps configure build test demo package bench torture fuzz test-asan clean format
 
 all: build
 
@@ -28,6 +29,9 @@ test: build
 
 demo: build
 	./scripts/demo.sh $(BUILD)
+
+package: build
+	cd $(BUILD) && cpack
 
 # The performance table (docs/performance.md); BENCH_ARGS="--json out.json" to keep the figures.
 # Then what each definition costs to compile (docs/dsl.md "Compile cost"), COMPILE_COST_ARGS likewise.

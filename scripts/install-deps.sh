@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages this project builds, tests and demos with.
+# Installs the Debian 12 packages this project builds, tests, packages and demos with
+# (help2man: the man pages; dpkg-dev, file, lintian: `make package` and its test;
+# systemd: systemd-analyze scores the unit file in that test).
 # Idempotent: installs only what is missing and runs `apt-get update` only then.
 # Must run as root (or through sudo) on a fresh Debian 12 with git and make.
 set -euo pipefail
@@ -15,6 +17,7 @@ packages=(
   libsystemd-dev libcpp-httplib-dev python3-prometheus-client
   clang libclang-rt-14-dev
   python3 python3-zmq python3-jsonschema
+  help2man lintian dpkg-dev file systemd
 )
 # npm fetches the AsyncAPI JSON Schema below; a node install that brings its own npm is kept.
 if ! command -v npm >/dev/null; then packages+=(npm); fi

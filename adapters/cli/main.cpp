@@ -21,6 +21,7 @@
 
 #include "catalog.hpp"
 #include "command.hpp"
+#include "saga/server/build_info.hpp"
 
 namespace {
 
@@ -55,6 +56,8 @@ std::string first_line(std::string s) {
 int main(int argc, char** argv) {
   CLI::App app{"sagactl: see and operate sagas (reads the database; acts through sagad)"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", saga::server::version_line("sagactl"),
+                       "print the version and the git revision, and exit");
   // Subcommands created below inherit this: an option a subcommand does not know
   // (--db, --json) goes to the app, so both orders work.
   app.fallthrough();
@@ -71,7 +74,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::cerr << "sagactl: " << first_line(e.what()) << " (see sagactl --help)\n";
     return sagactl::usage;
   }

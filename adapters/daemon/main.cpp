@@ -2,7 +2,7 @@
 // (saga::definitions) and any --plugin libraries. Runs in the foreground,
 // logs to stderr, creates its database when missing. See docs/operations.md.
 //
-// Exit codes: 0 stopped by SIGTERM/SIGINT (or after --help, --list-definitions);
+// Exit codes: 0 stopped by SIGTERM/SIGINT (or after --help, --version, --list-definitions);
 // 1 could not start (a plugin refused, a definition provided twice, …) or failed; 2 bad options.
 //
 // The same file builds `sagad-test` (not installed): the server's test build

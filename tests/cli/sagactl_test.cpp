@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "cli/cli_support.hpp"
+#include "cli/filled_database.hpp"
 #include "saga/clock.hpp"
 #include "saga/codec.hpp"
 #include "saga/definitions/account_lockout.hpp"
@@ -29,85 +30,21 @@
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/zmq/curve.hpp"
+#include "support/filling_engine.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
 
 using nlohmann::json;
+using saga::cli_test::ev;
+using saga::cli_test::filled;
+using saga::cli_test::order;
 using saga::cli_test::result;
+using saga::cli_test::wall_ms;
 using namespace std::chrono_literals;
 
 const std::string sagactl = SAGACTL_PATH;
 const std::string sagad = SAGAD_PATH;
-
-std::int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-saga::event ev(const std::string& type, const std::string& subject, json data = json::object()) {
-  static int n = 0;
-  saga::event e;
-  e.id = "e-" + std::to_string(++n);
-  e.source = "urn:test";
-  e.type = type;
-  e.subject = subject;
-  e.data = std::move(data);
-  return e;
-}
-
-json order(const std::string& id) {
-  return {{"order_id", id}, {"amount", 1000}, {"currency", "EUR"}};
-}
-
-// A database the engine filled (3 hours ago, then 10 minutes ago):
-//   o-1 placed (payment_timeout armed) — also an account_lockout saga "o-1"
-//   o-2 awaiting_shipment (shipment_deadline armed, one parked delivery.started)
-//   o-3 cancelled (payment.failed)
-//   o-6 placed 10 minutes ago
-// one dead letter (a type nobody consumes), outbox rows 1..3 published.
-struct filled {
-  saga::test::temp_dir dir;
-  std::string db = dir.file("saga.db");
-  std::int64_t t0 = wall_ms() - 3 * 3600 * 1000;
-
-  filled() {
-    saga::manual_clock clock(t0);
-    saga::sqlite::options o;
-    o.path = db;
-    saga::sqlite::store st(o);
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    eng.add(saga::definitions::payment_notice());
-    eng.add(saga::definitions::account_lockout());
-    auto ok = [&](const saga::event& e) {
-      const auto a = eng.handle(e);
-      REQUIRE_MESSAGE(a.ok(), a.reason);
-    };
-    ok(ev("order.placed", "o-1", order("o-1")));
-    ok(ev("order.placed", "o-2", order("o-2")));
-    ok(ev("payment.succeeded", "o-2"));
-    ok(ev("inventory.reserved", "o-2"));
-    ok(ev("delivery.started", "o-2"));  // parked: not yet shipped
-    ok(ev("order.placed", "o-3", order("o-3")));
-    ok(ev("payment.failed", "o-3"));
-    ok(ev("auth.login.failed", "o-1"));
-    CHECK_FALSE(eng.handle(ev("no.such.type", "o-9")).ok());  // a dead letter
-    clock.set(wall_ms() - 10 * 60 * 1000);
-    ok(ev("order.placed", "o-6", order("o-6")));
-    st.mark_published(1, 3, clock.now_ms());
-  }
-
-  result ctl(std::vector<std::string> args, std::chrono::milliseconds timeout = 20s) const {
-    args.insert(args.begin(), {sagactl, "--db", db});
-    return saga::cli_test::run(args, dir.path(), timeout);
-  }
-  result raw(std::vector<std::string> args) const {
-    args.insert(args.begin(), sagactl);
-    return saga::cli_test::run(args, dir.path());
-  }
-};
 
 std::set<std::string> ids(const json& rows) {
   std::set<std::string> out;
@@ -176,20 +113,12 @@ struct finished_sagas {
   std::string db = dir.file("saga.db");
 
   finished_sagas() {
-    saga::manual_clock clock(wall_ms() - 3 * 3600 * 1000);
-    saga::sqlite::options o;
-    o.path = db;
-    saga::sqlite::store st(o);
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    eng.add(saga::definitions::account_lockout());
-    auto ok = [&](const saga::event& e) {
-      const auto a = eng.handle(e);
-      REQUIRE_MESSAGE(a.ok(), a.reason);
-    };
+    saga::test::filling_engine f(db, wall_ms() - 3 * 3600 * 1000);
+    f.engine.add(saga::definitions::order_lifecycle());
+    f.engine.add(saga::definitions::account_lockout());
     auto script = [&](const std::string& id, const std::vector<std::string>& types) {
-      ok(ev("order.placed", id, order(id)));
-      for (const auto& t : types) ok(ev(t, id));
+      f.ok(ev("order.placed", id, order(id)));
+      for (const auto& t : types) f.ok(ev(t, id));
     };
     script("f-done", {"payment.succeeded", "inventory.reserved", "shipment.dispatched", "delivery.started",
                       "delivery.confirmed"});
@@ -197,8 +126,8 @@ struct finished_sagas {
     script("f-attention", {"payment.succeeded", "order.cancel.requested", "payment.refund.failed",
                            "payment.refund.failed", "payment.refund.failed"});
     script("f-open", {});
-    ok(ev("auth.login.failed", "f-account"));
-    clock.set(wall_ms() - 10 * 60 * 1000);
+    f.ok(ev("auth.login.failed", "f-account"));
+    f.clock.set(wall_ms() - 10 * 60 * 1000);
     script("r-cancel", {"order.cancel.requested"});
   }
 

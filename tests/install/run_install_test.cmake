@@ -20,18 +20,8 @@ file(REMOVE_RECURSE ${WORK_DIR})
 set(prefix ${WORK_DIR}/prefix)
 string(TIMESTAMP started "%s")
 
-# Runs one step; on failure stops the test with what the step printed.
-function(step what)
-  string(TIMESTAMP t0 "%s")
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  string(TIMESTAMP t1 "%s")
-  math(EXPR secs "${t1} - ${t0}")
-  if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "install test: ${what} failed (${rc}) after ${secs} s:\n${out}\n${err}")
-  endif()
-  message(STATUS "${what}: ok (${secs} s)")
-  set(step_out "${out}" PARENT_SCOPE)
-endfunction()
+set(STEP_TEST "install test")
+include(${CMAKE_CURRENT_LIST_DIR}/../support/script_step.cmake)
 
 set(project_args -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
                  -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)

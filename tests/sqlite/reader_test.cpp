@@ -23,6 +23,8 @@
 #include "saga/engine.hpp"
 #include "saga/graph.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/filling_engine.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 namespace {
@@ -33,18 +35,11 @@ constexpr std::int64_t t0 = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
 constexpr std::int64_t minute = 60'000;
 
 saga::event ev(const std::string& type, const std::string& subject, json data = json::object()) {
-  static int n = 0;
-  saga::event e;
-  e.id = "r-" + std::to_string(++n);
-  e.source = "urn:test";
-  e.type = type;
-  e.subject = subject;
-  e.data = std::move(data);
-  return e;
+  return saga::test::numbered_event("r", type, subject, std::move(data));
 }
 
 json order(const std::string& id) {
-  return {{"order_id", id}, {"amount", 10}, {"currency", "EUR"}};
+  return saga::test::order_data(id);
 }
 
 std::vector<std::string> keys(const std::vector<saga::saga_summary>& rows) {
@@ -77,16 +72,9 @@ struct filled {
   std::string db = dir.file("saga.db");
 
   filled() {
-    saga::manual_clock clock(t0);
-    saga::sqlite::options o;
-    o.path = db;
-    saga::sqlite::store st(o);
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
-    auto ok = [&](const saga::event& e) {
-      const auto a = eng.handle(e);
-      REQUIRE_MESSAGE(a.ok(), a.reason);
-    };
+    saga::test::filling_engine f(db, t0);
+    auto& st = f.store;
+    f.engine.add(saga::definitions::order_lifecycle());
     saga::instance_record legacy;
     legacy.definition = "legacy";
     legacy.key = "o-1";
@@ -101,19 +89,19 @@ struct filled {
     st.arm_timer("legacy", "o-1", "reminder", t0 - minute);
     st.commit();
 
-    ok(ev("order.placed", "o-1", order("o-1")));
-    ok(ev("order.placed", "o-2", order("o-2")));
-    ok(ev("payment.succeeded", "o-2"));
-    ok(ev("inventory.reserved", "o-2"));
-    ok(ev("delivery.started", "o-2"));  // parked: not shipped yet
-    clock.set(t0 + minute);
-    ok(ev("order.placed", "o-3", order("o-3")));
-    ok(ev("payment.failed", "o-3"));
+    f.ok(ev("order.placed", "o-1", order("o-1")));
+    f.ok(ev("order.placed", "o-2", order("o-2")));
+    f.ok(ev("payment.succeeded", "o-2"));
+    f.ok(ev("inventory.reserved", "o-2"));
+    f.ok(ev("delivery.started", "o-2"));  // parked: not shipped yet
+    f.clock.set(t0 + minute);
+    f.ok(ev("order.placed", "o-3", order("o-3")));
+    f.ok(ev("payment.failed", "o-3"));
     const auto stray = ev("no.such.type", "o-9");
-    CHECK_FALSE(eng.handle(stray).ok());
-    CHECK_FALSE(eng.handle(stray).ok());  // counted, not copied
-    clock.set(t0 + 11 * minute);
-    ok(ev("order.placed", "o-4", order("o-4")));
+    CHECK_FALSE(f.engine.handle(stray).ok());
+    CHECK_FALSE(f.engine.handle(stray).ok());  // counted, not copied
+    f.clock.set(t0 + 11 * minute);
+    f.ok(ev("order.placed", "o-4", order("o-4")));
     st.mark_published(1, 3, t0 + 12 * minute);
   }
 };

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "saga/duration.hpp"
+#include "saga/server/build_info.hpp"
 
 namespace saga::server {
 namespace {
@@ -158,6 +159,7 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
                    saga::format_duration(o.dead_letter_retention_ms)};
 
   CLI::App app{about, name};
+  app.set_version_flag("--version", version_line(name), "print the version and the git revision, and exit");
   app.set_config("--config", "", "read options from this TOML/INI file (keys as the long options)");
   app.get_config_ptr()->envname("SAGA_CONFIG");
   app.add_option("--db", o.db, "SQLite database (created when missing)")
@@ -181,7 +183,7 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return {std::nullopt,
-            app.exit(e) == 0 ? 0 : 2};  // --help is not an error; every parse error is usage (2)
+            app.exit(e) == 0 ? 0 : 2};  // --help, --version are not errors; every parse error is usage (2)
   }
 
   o.retention_ms = *saga::parse_duration(d.retention);

@@ -17,6 +17,7 @@
 #include "replay_thread.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
+#include "saga/server/build_info.hpp"
 #include "saga/server/plugin.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/version.hpp"
@@ -209,6 +210,7 @@ void server::run(const std::atomic<bool>& stop) {
   } catch (const saga::store_error& e) {
     spdlog::error("publishing pending rows at start: {} (retried on the next tick)", e.what());
   }
+  spdlog::info("{}", version_line(o.name));
   spdlog::info("{}: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
                o.name, o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(),
                published_at_start);

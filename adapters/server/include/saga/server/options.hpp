@@ -92,7 +92,7 @@ class startup_error : public std::runtime_error {
 };
 
 // What parse_options found: the options to run with, or else the exit code
-// the program is to return now (0 after --help, 2 after bad options; the
+// the program is to return now (0 after --help or --version, 2 after bad options; the
 // help or the reason is already printed).
 struct parsed_options {
   std::optional<options> opts;
