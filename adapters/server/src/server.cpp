@@ -56,6 +56,79 @@ saga::engine_options engine_options_of(const options& o) {
   return eo;
 }
 
+saga::sqlite::options store_options_of(const options& o) {
+  saga::sqlite::options so;
+  so.path = o.db;
+  so.synchronous = o.synchronous;
+  return so;
+}
+
+std::unique_ptr<saga::sqlite::store> open_writer(const saga::sqlite::options& so) {
+  try {
+    return std::make_unique<saga::sqlite::store>(so);
+  } catch (const std::exception& e) {
+    throw startup_error(std::string("database ") + so.path + ": " + e.what());
+  }
+}
+
+// The publisher and the ingress, bound (startup_error when an endpoint cannot be).
+struct bound_sockets {
+  std::unique_ptr<saga::zmq::publisher> pub;
+  std::unique_ptr<saga::zmq::ingress_server> ingress;
+};
+
+bound_sockets bind_sockets(::zmq::context_t& ctx, const options& o, const security& guard) {
+  try {
+    bound_sockets b;
+    saga::zmq::publisher_options po;
+    po.curve_secret_key = guard.secret_key();
+    po.io_affinity = 1;
+    b.pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish, po);
+    saga::zmq::ingress_options io;
+    io.batch_max = o.batch_max;
+    io.peer_credit = o.peer_credit;
+    io.warn = [](std::string_view m) { spdlog::warn("{}", m); };
+    io.curve_secret_key = guard.secret_key();
+    io.io_affinity = 1;
+    io.authorize = guard.authorize();
+    b.ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
+    guard.watch(b.pub->socket(), "events");
+    guard.watch(b.ingress->socket(), "ingress");
+    return b;
+  } catch (const std::exception& e) {
+    throw startup_error(e.what());
+  }
+}
+
+// --metrics: the HTTP endpoint, or none when the option is off.
+std::unique_ptr<http_endpoint> start_metrics(const options& o, const sagad_metrics& metrics) {
+  if (o.metrics.empty()) return nullptr;
+  return std::make_unique<http_endpoint>(
+      http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms), o.db,
+                              SAGA_VERSION},
+      metrics);
+}
+
+void register_definition(saga::engine& engine, const std::shared_ptr<const saga::definition>& d,
+                         const std::string& source) {
+  try {
+    const auto r = engine.add(d);
+    spdlog::info("definition {} fingerprint {} ({})", r.name, r.fingerprint, source);
+  } catch (const std::exception& e) {
+    throw startup_error("definition " + d->name() + " (" + source + "): " + e.what());
+  }
+}
+
+// What was committed but not published when the server stopped; a failure is retried by the tick.
+std::size_t publish_pending(saga::outbox_relay& relay) {
+  try {
+    return relay.drain();
+  } catch (const saga::store_error& e) {
+    spdlog::error("publishing pending rows at start: {} (retried on the next tick)", e.what());
+    return 0;
+  }
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
   for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -125,42 +198,15 @@ void server::run(const std::atomic<bool>& stop) {
   database_lock lock(o.db);
   endpoints_file bound_file(o.endpoints_file);  // an earlier run's file is gone from here on
   fault_points fault;
-
-  saga::sqlite::options so;
-  so.path = o.db;
-  so.synchronous = o.synchronous;
-  std::unique_ptr<saga::sqlite::store> writer;
-  try {
-    writer = std::make_unique<saga::sqlite::store>(so);
-  } catch (const std::exception& e) {
-    throw startup_error(std::string("database ") + o.db + ": " + e.what());
-  }
+  const auto so = store_options_of(o);
+  const auto writer = open_writer(so);
 
   // Sockets before definitions: a taken port refuses the start before anything is logged.
   // Two I/O threads: the first carries ingress (events in, acks out) and publication, the second
   // replay, so that a client replaying a long log does not queue acks behind its traffic.
   ::zmq::context_t ctx(2);
   const security guard(ctx, o);  // keys, grants and the ZAP handler before any socket binds
-  std::unique_ptr<saga::zmq::publisher> pub;
-  std::unique_ptr<saga::zmq::ingress_server> ingress;
-  try {
-    saga::zmq::publisher_options po;
-    po.curve_secret_key = guard.secret_key();
-    po.io_affinity = 1;
-    pub = std::make_unique<saga::zmq::publisher>(ctx, o.publish, po);
-    saga::zmq::ingress_options io;
-    io.batch_max = o.batch_max;
-    io.peer_credit = o.peer_credit;
-    io.warn = [](std::string_view m) { spdlog::warn("{}", m); };
-    io.curve_secret_key = guard.secret_key();
-    io.io_affinity = 1;
-    io.authorize = guard.authorize();
-    ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
-    guard.watch(pub->socket(), "events");
-    guard.watch(ingress->socket(), "ingress");
-  } catch (const std::exception& e) {
-    throw startup_error(e.what());
-  }
+  const auto sockets = bind_sockets(ctx, o, guard);
   std::vector<std::string> consumed;  // the event types the metrics count by name
   for (const auto& d : to_run)
     consumed.insert(consumed.end(), d.definition->graph().consumes.begin(),
@@ -171,14 +217,10 @@ void server::run(const std::atomic<bool>& stop) {
   replay_thread replay(
       ctx, o.replay, ro, guard.secret_key(), [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); },
       &metrics.replay_requests);
-  std::unique_ptr<http_endpoint> http;
-  if (!o.metrics.empty())
-    http = std::make_unique<http_endpoint>(
-        http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms), o.db,
-                                SAGA_VERSION},
-        metrics);
+  const auto http = start_metrics(o, metrics);
   // Where the sockets are, for whoever started this server: clients may connect from now on.
-  const endpoints bound{ingress->endpoint(), pub->endpoint(), replay.endpoint(), http ? http->url() : ""};
+  const endpoints bound{sockets.ingress->endpoint(), sockets.pub->endpoint(), replay.endpoint(),
+                        http ? http->url() : ""};
   bound_file.write(bound);
 
   saga::system_clock system_clock;
@@ -190,42 +232,28 @@ void server::run(const std::atomic<bool>& stop) {
     engine_store = wrapped.get();
   }
   saga::engine engine(*engine_store, clock, engine_options_of(o));
-  for (const auto& d : to_run) {
-    try {
-      const auto r = engine.add(d.definition);
-      spdlog::info("definition {} fingerprint {} ({})", r.name, r.fingerprint, d.source);
-    } catch (const std::exception& e) {
-      throw startup_error("definition " + d.definition->name() + " (" + d.source + "): " + e.what());
-    }
-  }
+  for (const auto& d : to_run) register_definition(engine, d.definition, d.source);
 
   saga::relay_options rlo;
   rlo.retention_ms = o.retention_ms;
   rlo.dedup_window_ms = o.dedup_window_ms;
-  saga::outbox_relay relay(*writer, fault.wrap(*pub), clock, rlo);
-
-  std::size_t published_at_start = 0;  // what was committed but not published
-  try {
-    published_at_start = relay.drain();
-  } catch (const saga::store_error& e) {
-    spdlog::error("publishing pending rows at start: {} (retried on the next tick)", e.what());
-  }
+  saga::outbox_relay relay(*writer, fault.wrap(*sockets.pub), clock, rlo);
+  const auto published_at_start = publish_pending(relay);
+  const std::string where = "ingress " + bound.ingress + ", events " + bound.publish + ", replay " +
+                            bound.replay + "; published " + std::to_string(published_at_start) +
+                            " pending at start";
   spdlog::info("{}", version_line(o.name));
-  spdlog::info("{}: db {} (synchronous={}), ingress {}, events {}, replay {}; published {} pending at start",
-               o.name, o.db, o.synchronous, ingress->endpoint(), pub->endpoint(), replay.endpoint(),
-               published_at_start);
+  spdlog::info("{}: db {} (synchronous={}), {}", o.name, o.db, o.synchronous, where);
   guard.log_start();
   if (o.on_ready) o.on_ready(bound);
   service_manager manager;
-  manager.ready("serving: ingress " + ingress->endpoint() + ", events " + pub->endpoint() + ", replay " +
-                replay.endpoint() + "; published " + std::to_string(published_at_start) +
-                " pending at start");
+  manager.ready("serving: " + where);
   fault.started();
   if (manager.watchdog())
     spdlog::info("watchdog: keep-alive every {} ms", manager.watchdog()->count() / 2000);
-
   if (http) spdlog::info("metrics: {}/metrics, {}/healthz", http->url(), http->url());
-  loop(o, engine, *ingress, relay, *pub, clock, fault, manager, metrics).run(stop);
+
+  loop(o, engine, *sockets.ingress, relay, *sockets.pub, clock, fault, manager, metrics).run(stop);
 }
 
 int server::main() {
