@@ -100,7 +100,7 @@ sagad_metrics::sagad_metrics(const std::vector<std::string>& types)
       commit_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
       ack_latency_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}) {
   for (const auto& t : types) events[t];
-  for (const char* t : {"other", "invalid", "saga.timer", "saga.operator"}) events[t];
+  for (const char* t : {"other", "invalid", "saga.operator"}) events[t];
   for (const auto c : classes) rejections[std::string(c)];
   loop_pass_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                      std::chrono::system_clock::now().time_since_epoch())
@@ -109,7 +109,6 @@ sagad_metrics::sagad_metrics(const std::vector<std::string>& types)
 
 void sagad_metrics::count_event(std::string_view type, const saga::ack& a) {
   std::string_view key = type.empty() ? "invalid" : type;
-  if (type.starts_with("saga.timer.")) key = "saga.timer";
   if (type.starts_with("saga.operator.")) key = "saga.operator";
   auto it = events.find(key);
   if (it == events.end()) it = events.find(std::string_view("other"));
@@ -181,7 +180,7 @@ std::string render(const sagad_metrics& m, std::string_view version) {
   append_sample(out, "saga_build_info", {{"version", version}}, 1);
 
   append_family(out, "saga_events_total", "counter",
-                "events settled and acked, by type (of the running definitions; other, invalid, saga.timer, "
+                "events received and acked, by type (of the running definitions; other, invalid, "
                 "saga.operator), status and outcome");
   for (const auto& [type, acks] : m.events)
     for (std::size_t s = 0; s < sagad_metrics::statuses; ++s)

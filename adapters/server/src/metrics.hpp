@@ -61,7 +61,8 @@ struct sagad_metrics {
   // `types`: the event types the running definitions consume; others count as "other".
   explicit sagad_metrics(const std::vector<std::string>& types);
 
-  // One settled input: its type ("" for input that did not parse) and its ack.
+  // One input from the ingress, settled: its type ("" for input that did not parse) and its ack.
+  // (Timer firings are counted by timers_fired.)
   void count_event(std::string_view type, const saga::ack& a);
 
   histogram batch_size;
