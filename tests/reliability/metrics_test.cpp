@@ -230,6 +230,7 @@ TEST_SUITE("metrics") {
     for (const char* h : {"saga_batch_size", "saga_commit_duration_seconds", "saga_ack_latency_seconds"})
       check_histogram(e, h);
     CHECK(e.at("saga_failed_commits_total") == 0);
+    CHECK(e.at(R"(saga_ingress_peers{key="plaintext"})") == 1);  // the test's one client
     CHECK(e.at("saga_outbox_lag") == 0);
     CHECK(e.at("saga_outbox_last_published_sequence") == e.at("saga_outbox_last_committed_sequence"));
 

@@ -119,6 +119,10 @@ void loop::update_metrics() {
   }
   metrics_.dropped_requests.raise_to(ingress_.dropped_requests());
   metrics_.refused_by_grants.raise_to(ingress_.refused_by_grants());
+  if (const auto now = steady::now(); now >= next_peer_count_) {
+    metrics_.set_peers(ingress_.active_peers(60s));
+    next_peer_count_ = now + 1s;
+  }
 }
 
 void loop::summarize(steady::time_point now) {

@@ -57,7 +57,8 @@ class loop {
   std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
   bool ingress_ready_ = false;
   steady::time_point next_summary_;
-  summary_counts summarized_;  // the counts at the last summary line
+  summary_counts summarized_;             // the counts at the last summary line
+  steady::time_point next_peer_count_{};  // when update_metrics() counts the active peers again
 };
 
 }  // namespace saga::server

@@ -116,6 +116,16 @@ void sagad_metrics::count_event(std::string_view type, const saga::ack& a) {
   if (a.status == saga::ack_status::rejected) rejections.find(rejection_class(a.reason))->second.add();
 }
 
+void sagad_metrics::set_peers(std::map<std::string, std::size_t> by_key) {
+  std::lock_guard lock(peers_mutex_);
+  peers_ = std::move(by_key);
+}
+
+std::map<std::string, std::size_t> sagad_metrics::peers() const {
+  std::lock_guard lock(peers_mutex_);
+  return peers_;
+}
+
 summary_counts summary_counts::of(const sagad_metrics& m) {
   summary_counts c;
   for (const auto& [type, acks] : m.events)
@@ -210,6 +220,13 @@ std::string render(const sagad_metrics& m, std::string_view version) {
                  "requests of peers over their credit, dropped unanswered", m.dropped_requests);
   append_counter(out, "saga_refused_by_grants_total", "events outside their CURVE key's grants",
                  m.refused_by_grants);
+
+  append_family(out, "saga_ingress_peers", "gauge",
+                "ingress connections that sent a request in the last minute, by CURVE key name (plaintext: "
+                "without CURVE)");
+  for (const auto& [key, n] : m.peers())
+    append_sample(out, "saga_ingress_peers", {{"key", key.empty() ? std::string_view("plaintext") : key}},
+                  static_cast<double>(n));
 
   const auto committed = m.last_committed_sequence.load(std::memory_order_relaxed);
   const auto published = m.last_published_sequence.load(std::memory_order_relaxed);

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -88,6 +89,15 @@ struct sagad_metrics {
   using by_ack = std::array<counter, statuses * outcomes>;
   std::map<std::string, by_ack, std::less<>> events;  // fixed at construction
   std::map<std::string, counter, std::less<>> rejections;
+
+  // The ingress connections active in the last minute, by CURVE key name ("" for plaintext):
+  // set by the loop once a second, read by the HTTP thread.
+  void set_peers(std::map<std::string, std::size_t> by_key);
+  std::map<std::string, std::size_t> peers() const;
+
+ private:
+  mutable std::mutex peers_mutex_;
+  std::map<std::string, std::size_t> peers_;
 };
 
 // The counts of sagad's summary line (each minute, and at the stop), read from the metrics: a

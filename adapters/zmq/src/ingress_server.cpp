@@ -129,6 +129,7 @@ std::size_t ingress_server::read_batch() {
 
   std::size_t n = 0;
   std::size_t reads = 0;
+  const auto now = steady::now();
   std::vector<::zmq::message_t> frames;
   while (n < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
     frames.clear();
@@ -143,6 +144,9 @@ std::size_t ingress_server::read_batch() {
       p.holder =
           user_id != nullptr && *user_id != '\0' ? "key " + std::string(user_id) : "connection " + peer_id;
     }
+    seen_peer& seen = seen_[peer_id];
+    if (seen.last == steady::time_point{} && p.holder.starts_with("key ")) seen.key = p.holder.substr(4);
+    seen.last = now;
     std::size_t& held = held_[p.holder];
     if (held >= options_.peer_credit) {
       drop_request(peer_id, p);
@@ -238,6 +242,20 @@ void ingress_server::release(const peer& p, std::size_t n) {
   if (it == held_.end()) return;
   it->second -= std::min(n, it->second);
   if (it->second == 0) held_.erase(it);
+}
+
+std::map<std::string, std::size_t> ingress_server::active_peers(std::chrono::steady_clock::duration window) {
+  const auto since = steady::now() - window;
+  std::map<std::string, std::size_t> by_key;
+  for (auto it = seen_.begin(); it != seen_.end();) {
+    if (it->second.last < since) {
+      it = seen_.erase(it);
+      continue;
+    }
+    ++by_key[it->second.key];
+    ++it;
+  }
+  return by_key;
 }
 
 void ingress_server::forget_idle_peers() {

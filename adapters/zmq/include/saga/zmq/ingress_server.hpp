@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -109,6 +110,10 @@ class ingress_server {
   std::uint64_t dropped_requests() const { return dropped_; }
   // Events refused by options.authorize (each also rejected with its reason).
   std::uint64_t refused_by_grants() const { return refused_; }
+  // The connections that sent a request within `window`, by the name of their CURVE key ("" for
+  // plaintext connections); older ones are forgotten. A connection that only keeps its socket
+  // open is not seen.
+  std::map<std::string, std::size_t> active_peers(std::chrono::steady_clock::duration window);
 
   const std::string& endpoint() const { return endpoint_; }
   ::zmq::socket_t& socket() { return socket_; }  // for zmq::poll
@@ -148,6 +153,11 @@ class ingress_server {
   std::size_t queued_ = 0;
   std::uint64_t dropped_ = 0;
   std::uint64_t refused_ = 0;
+  struct seen_peer {
+    std::string key;  // its CURVE key's name; "" for plaintext
+    std::chrono::steady_clock::time_point last;
+  };
+  std::unordered_map<std::string, seen_peer> seen_;  // by routing id: active_peers()
 };
 
 }  // namespace saga::zmq
