@@ -1,5 +1,7 @@
 #include "saga/codec.hpp"
 
+#include "saga/trace.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -182,6 +184,24 @@ std::string read_string(const json& doc, const char* name, bool required, std::s
   return {};
 }
 
+// The attributes decode_event reads itself; every other one is an extension kept in
+// event::extensions (dataschema too: read, checked and kept the same way).
+bool known_attribute(std::string_view n) {
+  for (std::string_view k : {"specversion", "id", "source", "type", "subject", "time", "datacontenttype",
+                             "data", "causationid", "correlationid", "traceparent", "tracestate"})
+    if (n == k) return true;
+  return false;
+}
+
+// The trace context's own rules (saga/trace.hpp); empty when fine.
+std::string trace_problem(const std::string& traceparent, const std::string& tracestate) {
+  if (!traceparent.empty())
+    if (auto p = traceparent_problem(traceparent); !p.empty()) return "attribute 'traceparent': " + p;
+  if (tracestate.size() > tracestate_max)
+    return "attribute 'tracestate': longer than " + std::to_string(tracestate_max) + " characters";
+  return {};
+}
+
 int digits(std::string_view s, std::size_t pos, std::size_t n, bool& ok) {
   int v = 0;
   if (pos + n > s.size()) {
@@ -196,6 +216,25 @@ int digits(std::string_view s, std::size_t pos, std::size_t n, bool& ok) {
     v = v * 10 + (s[i] - '0');
   }
   return v;
+}
+
+// An event built in memory by the rules decode_event applies to the extensions it keeps, and
+// their encoded size within the event size limit (a decoded event's are within it already).
+std::string extensions_problem(const json& ext, const limits& lim) {
+  if (ext.is_null()) return {};
+  if (!ext.is_object()) return "event: extensions must be a JSON object";
+  for (const auto& [name, value] : ext.items()) {
+    const std::string attr = "attribute '" + printable(name, 64) + "': ";
+    if (!valid_extension_name(name)) return attr + "names must be lower-case letters and digits";
+    if (known_attribute(name)) return attr + "is not an extension";
+    if (!value.is_primitive() || value.is_null()) return attr + "must be a string, number or boolean";
+    if (value.is_string() && !valid_utf8(value.get_ref<const std::string&>()))
+      return attr + "must be valid UTF-8";
+  }
+  if (const auto size = ext.dump().size(); size > lim.max_event_bytes)
+    return "event: extensions of " + std::to_string(size) + " bytes exceed the limit of " +
+           std::to_string(lim.max_event_bytes) + " bytes";
+  return {};
 }
 
 }  // namespace
@@ -307,6 +346,11 @@ decode_result decode_event(std::string_view text, const limits& lim) {
     return fail("attribute 'datacontenttype': must be \"application/json\"");
   if (auto err = read_string(doc, "causationid", false, e.causationid); !err.empty()) return fail(err);
   if (auto err = read_string(doc, "correlationid", false, e.correlationid); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "traceparent", false, e.traceparent); !err.empty()) return fail(err);
+  if (auto err = read_string(doc, "tracestate", false, e.tracestate); !err.empty()) return fail(err);
+  if (auto err = trace_problem(e.traceparent, e.tracestate); !err.empty()) return fail(err);
+  if (auto it = doc.find("traceparent"); it != doc.end() && it->is_string() && e.traceparent.empty())
+    return fail("attribute 'traceparent': " + traceparent_problem(""));  // present, but empty
   std::string ignored;
   if (auto err = read_string(doc, "dataschema", false, ignored); !err.empty()) return fail(err);
   if (doc.contains("data_base64"))
@@ -321,6 +365,9 @@ decode_result decode_event(std::string_view text, const limits& lim) {
       return fail("attribute '" + printable(name, 64) + "': names must be lower-case letters and digits");
     if (value.is_object() || value.is_array())
       return fail("attribute '" + printable(name, 64) + "': must be a string, number or boolean");
+    if (known_attribute(name) || value.is_null()) continue;
+    if (!e.extensions.is_object()) e.extensions = json::object();
+    e.extensions[name] = value;
   }
   r.event = std::move(e);
   return r;
@@ -336,11 +383,15 @@ std::string validate_event(const event& e, const limits& lim) {
                              {"type", &e.type},
                              {"subject", &e.subject},
                              {"causationid", &e.causationid},
-                             {"correlationid", &e.correlationid}}) {
+                             {"correlationid", &e.correlationid},
+                             {"traceparent", &e.traceparent},
+                             {"tracestate", &e.tracestate}}) {
     if (has_control_char(*value))
       return std::string("attribute '") + name + "': must not contain control characters";
     if (!valid_utf8(*value)) return std::string("attribute '") + name + "': must be valid UTF-8";
   }
+  if (auto err = trace_problem(e.traceparent, e.tracestate); !err.empty()) return err;
+  if (auto err = extensions_problem(e.extensions, lim); !err.empty()) return err;
   if (!e.time.empty() && !parse_time(e.time)) return "attribute 'time': must be an RFC 3339 date-time";
   if (!e.data.is_object()) return "attribute 'data': must be a JSON object";
   // The envelope is the first level, as in decode_event: data sits at the second.
@@ -355,6 +406,10 @@ json event_to_json(const event& e) {
   j["datacontenttype"] = "application/json";
   if (!e.causationid.empty()) j["causationid"] = e.causationid;
   if (!e.correlationid.empty()) j["correlationid"] = e.correlationid;
+  if (!e.traceparent.empty()) j["traceparent"] = e.traceparent;
+  if (!e.tracestate.empty()) j["tracestate"] = e.tracestate;
+  if (e.extensions.is_object())
+    for (const auto& [name, value] : e.extensions.items()) j.emplace(name, value);
   j["data"] = e.data;
   return j;
 }
@@ -410,11 +465,15 @@ void append_json_string(std::string& out, std::string_view s) {
 }
 
 // The attributes in nlohmann's (sorted) key order, so the bytes equal event_to_json(e).dump().
+// An event with other extensions (rare: they come in from outside) is encoded through nlohmann,
+// which puts them in their place.
 std::string encode_event(const event& e) {
+  if (e.extensions.is_object() && !e.extensions.empty()) return event_to_json(e).dump();
   std::string data = e.data.dump();
   std::string out;
   out.reserve(data.size() + 160 + e.id.size() + e.source.size() + e.type.size() + e.subject.size() +
-              e.time.size() + e.causationid.size() + e.correlationid.size());
+              e.time.size() + e.causationid.size() + e.correlationid.size() + e.traceparent.size() +
+              e.tracestate.size());
   auto attr = [&](std::string_view name, std::string_view value) {
     out += out.empty() ? "{\"" : ",\"";
     out += name;
@@ -431,6 +490,8 @@ std::string encode_event(const event& e) {
   attr("specversion", "1.0");
   if (!e.subject.empty()) attr("subject", e.subject);
   if (!e.time.empty()) attr("time", e.time);
+  if (!e.traceparent.empty()) attr("traceparent", e.traceparent);
+  if (!e.tracestate.empty()) attr("tracestate", e.tracestate);
   attr("type", e.type);
   out += '}';
   return out;

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "saga/codec.hpp"
+#include "saga/trace.hpp"
 #include "saga/uuid.hpp"
 
 namespace saga {
@@ -60,6 +61,21 @@ std::string operator_field_problem(const json& data) {
       return std::string("data '") + field + "': must be a string";
   }
   return {};
+}
+
+// The trace context an event is handled in: its own, or else `fallback`'s trace with a new span
+// id (a timer firing or an operator action continues its saga's trace), or else a new trace. A
+// tracestate without a traceparent is dropped with it, as W3C Trace Context asks.
+trace_context trace_of(const event& e, const trace_context& fallback = {}) {
+  if (!e.traceparent.empty()) return {e.traceparent, e.tracestate};
+  if (!fallback.traceparent.empty()) return {child_traceparent(fallback.traceparent), fallback.tracestate};
+  return {new_traceparent(), {}};
+}
+
+// " (trace <id>)" for a log line about an event that has a trace id.
+std::string trace_note(std::string_view traceparent) {
+  const auto id = trace_id_of(traceparent);
+  return id.empty() ? std::string() : " (trace " + std::string(id) + ")";
 }
 
 }  // namespace
@@ -510,8 +526,8 @@ ack engine::reject(const event* e, const invalid_input* bad, std::string reason,
   dl.last_ms = dl.created_ms;
   b.writing = true;
   store_.add_dead_letter(dl);
-  log(log_level::debug,
-      "rejected " + (a.id.empty() ? std::string("(unparsed input)") : a.id) + ": " + a.reason);
+  log(log_level::debug, "rejected " + (a.id.empty() ? std::string("(unparsed input)") : a.id) +
+                            (e != nullptr ? trace_note(e->traceparent) : std::string()) + ": " + a.reason);
   return a;
 }
 
@@ -546,6 +562,9 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   const definition& d = *entry->def;
   const std::string& key = e.subject;
   auto inst = store_.load_instance(d.name(), key);
+  // Timer firings come with their saga's trace (fire_due_timers); an outside event without one
+  // starts a new trace here, which its history row, parking and follow-on events all share.
+  const trace_context trace = trace_of(e);
 
   ack a;
   a.id = e.id;
@@ -563,7 +582,7 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   };
 
   if (!inst && !d.graph().starts_with(e.type)) {
-    park(*entry, key, nullptr, e, b);
+    park(*entry, key, nullptr, e, trace, b);
     return answer(ack_outcome::parked, {});
   }
 
@@ -574,14 +593,14 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
 
   if (!out.handled) {
     if (parkable(*entry, state, e.type)) {
-      park(*entry, key, inst ? &*inst : nullptr, e, b);
+      park(*entry, key, inst ? &*inst : nullptr, e, trace, b);
       return answer(ack_outcome::parked, inst ? inst->state : std::string());
     }
-    if (inst) record_history(d, *inst, e, state, state, "ignored", b);
+    if (inst) record_history(d, *inst, e, trace, state, state, "ignored", b);
     return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
-  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, e, std::move(out), b);
+  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
   return answer(ack_outcome::transitioned, rec.state);
 }
@@ -592,7 +611,7 @@ bool engine::parkable(const definition_entry& entry, std::string_view state, std
 }
 
 void engine::park(const definition_entry& entry, const std::string& key, const instance_record* inst,
-                  const event& e, batch_state& b) {
+                  const event& e, const trace_context& trace, batch_state& b) {
   const definition& d = *entry.def;
   const auto count = store_.count_parked(d.name(), key);
   if (count >= static_cast<std::int64_t>(options_.park_limit))
@@ -614,18 +633,26 @@ void engine::park(const definition_entry& entry, const std::string& key, const i
   p.event_id = e.id;
   p.source = e.source;
   p.type = e.type;
-  p.payload = encode_event(e);
+  if (e.traceparent == trace.traceparent) {
+    p.payload = encode_event(e);
+  } else {  // the trace the engine started for it: the same one when the parked event applies
+    event traced = e;
+    traced.traceparent = trace.traceparent;
+    traced.tracestate = trace.tracestate;
+    p.payload = encode_event(traced);
+  }
   p.parked_ms = b.now_ms;
   p.sender = e.sender;
   b.writing = true;
   store_.park(p);
   ++held->second;
-  if (inst) record_history(d, *inst, e, inst->state, inst->state, "parked", b);
+  if (inst) record_history(d, *inst, e, trace, inst->state, inst->state, "parked", b);
 }
 
 void engine::record_history(const definition& d, const instance_record& inst, const event& e,
-                            const std::string& from, const std::string& to, std::string_view outcome,
-                            batch_state& b, std::optional<std::int64_t> outbox_first,
+                            const trace_context& trace, const std::string& from, const std::string& to,
+                            std::string_view outcome, batch_state& b,
+                            std::optional<std::int64_t> outbox_first,
                             std::optional<std::int64_t> outbox_last) {
   history_record h;
   h.definition = d.name();
@@ -643,13 +670,16 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   h.outbox_first = outbox_first;
   h.outbox_last = outbox_last;
   h.sender = e.sender;
+  h.traceparent = trace.traceparent;
+  h.tracestate = trace.tracestate;
+  if (e.extensions.is_object() && !e.extensions.empty()) h.extensions = e.extensions.dump();
   b.writing = true;
   store_.append_history(h);
 }
 
 instance_record engine::apply(const definition_entry& entry, const std::string& key,
-                              const instance_record* inst, const event& e, dispatch_output out,
-                              batch_state& b) {
+                              const instance_record* inst, const event& e, const trace_context& trace,
+                              dispatch_output out, batch_state& b) {
   const definition& d = *entry.def;
   instance_record rec;
   if (inst) {
@@ -685,6 +715,8 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
     p.event.data = std::move(em.data);
     p.event.causationid = e.id;
     p.event.correlationid = rec.correlation_id;
+    p.event.traceparent = child_traceparent(trace.traceparent);  // the same trace, a span of its own
+    p.event.tracestate = trace.tracestate;
     outbox_record o;
     o.event_id = p.event.id;
     o.type = p.event.type;
@@ -699,7 +731,7 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
     last = p.sequence;
     b.emitted.push_back(std::move(p));
   }
-  record_history(d, rec, e, from, rec.state, "transitioned", b, first, last);
+  record_history(d, rec, e, trace, from, rec.state, "transitioned", b, first, last);
   for (const auto& t : out.intents.timers) {
     if (t.arm)
       store_.arm_timer(d.name(), key, t.name, t.due_ms);
@@ -736,25 +768,26 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       }
       decoded.event->sender = p.sender;
       const event& e = *decoded.event;
+      const trace_context trace = trace_of(e);  // parked with one, but perhaps by an older version
       dispatch_output out;
       try {
         out = dispatch(d, rec.state, &data, e, b.now_ms);
       } catch (const event_rejected& ex) {
         // Its data never fitted the definition: out of the parking, into the dead letters.
         store_.remove_parked(p.id);
-        record_history(d, rec, e, rec.state, rec.state, "rejected", b);
+        record_history(d, rec, e, trace, rec.state, rec.state, "rejected", b);
         reject(&e, nullptr, ex.what(), b);
         continue;
       }
       if (out.handled) {
         store_.remove_parked(p.id);
-        rec = apply(entry, rec.key, &rec, e, std::move(out), b);
+        rec = apply(entry, rec.key, &rec, e, trace, std::move(out), b);
         progressed = true;
         break;
       }
       if (!parkable(entry, rec.state, e.type)) {
         store_.remove_parked(p.id);
-        record_history(d, rec, e, rec.state, rec.state, "ignored", b);
+        record_history(d, rec, e, trace, rec.state, rec.state, "ignored", b);
       }
     }
   }
@@ -815,7 +848,10 @@ ack engine::process_operator(const event& e, batch_state& b) {
     return reject(&e, nullptr, std::string("operator action failed: ") + ex.what(), b);
   }
   out.handled = true;
-  instance_record rec = apply(*entry, e.subject, &*inst, e, std::move(out), b);
+  // Without a trace of its own, the action continues the saga's.
+  const trace_context trace =
+      trace_of(e, e.traceparent.empty() ? store_.saga_trace(d.name(), e.subject) : trace_context{});
+  instance_record rec = apply(*entry, e.subject, &*inst, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
   ack a;
   a.id = e.id;
@@ -840,6 +876,10 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
         for (const auto& t : due) {
           const auto inst = store_.load_instance(t.definition, t.key);
           events.push_back(timer_event(t, inst ? inst->correlation_id : std::string()));
+          // A firing continues the trace of the saga's newest history row (docs/architecture.md).
+          const auto trace = trace_of(events.back(), store_.saga_trace(t.definition, t.key));
+          events.back().traceparent = trace.traceparent;
+          events.back().tracestate = trace.tracestate;
         }
         return due.size();
       },

@@ -29,6 +29,7 @@
 #include "saga/definitions/payment_notice.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/trace.hpp"
 #include "saga/zmq/curve.hpp"
 #include "support/filling_engine.hpp"
 #include "support/temp_dir.hpp"
@@ -255,6 +256,87 @@ TEST_SUITE("sagactl") {
     auto chosen = f.ctl({"show", "o-1", "--type", "account_lockout", "--json"});
     REQUIRE_MESSAGE(chosen.code == 0, chosen.err);
     CHECK(chosen.json()["type"] == "account_lockout");
+  }
+
+  // Two orders in one trace (o-7 with a tracestate and an extension attribute), one without a trace.
+  TEST_CASE("show prints each event's trace and list --trace finds the sagas of a trace") {
+    const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    saga::test::temp_dir dir;
+    const std::string db = dir.file("saga.db");
+    {
+      saga::manual_clock clock(wall_ms());
+      saga::sqlite::options o;
+      o.path = db;
+      saga::sqlite::store st(o);
+      saga::engine eng(st, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      auto ok = [&](saga::event e, const std::string& span) {
+        if (!span.empty()) e.traceparent = "00-" + trace + "-" + span + "-01";
+        const auto a = eng.handle(e);
+        REQUIRE_MESSAGE(a.ok(), a.reason);
+      };
+      auto placed = ev("order.placed", "o-7", order("o-7"));
+      placed.tracestate = "shop=t61rcWkgMzE";
+      placed.extensions = {{"region", "eu"}, {"priority", 2}};
+      ok(placed, "00f067aa0ba902b7");
+      ok(ev("payment.succeeded", "o-7"), "1111111111111111");
+      ok(ev("order.placed", "o-8", order("o-8")), "2222222222222222");
+      ok(ev("order.placed", "o-9", order("o-9")), "");
+    }
+    auto ctl = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {sagactl, "--db", db});
+      return saga::cli_test::run(args, dir.path());
+    };
+
+    auto r = ctl({"show", "o-7", "--json"});
+    REQUIRE_MESSAGE(r.code == 0, r.err);
+    const json h = r.json()["history"];
+    REQUIRE(h.size() == 2);
+    CHECK(h[0]["trace_id"] == trace);
+    CHECK(h[0]["traceparent"] == "00-" + trace + "-00f067aa0ba902b7-01");
+    CHECK(h[0]["tracestate"] == "shop=t61rcWkgMzE");
+    CHECK(h[0]["extensions"] == json{{"region", "eu"}, {"priority", 2}});
+    CHECK(h[1]["trace_id"] == trace);
+    CHECK(h[1]["tracestate"].is_null());
+    CHECK(h[1]["extensions"].is_null());
+
+    auto human = ctl({"show", "o-7"});
+    REQUIRE_MESSAGE(human.code == 0, human.err);
+    CHECK(human.out.find("TRACE ID") != std::string::npos);
+    CHECK(human.out.find(trace) != std::string::npos);
+    CHECK(human.out.find("shop=t61rcWkgMzE") != std::string::npos);
+    CHECK(human.out.find(R"({"priority":2,"region":"eu"})") != std::string::npos);
+
+    // An event without a trace got a new one, recorded like any other.
+    auto untraced = ctl({"show", "o-9", "--json"});
+    REQUIRE_MESSAGE(untraced.code == 0, untraced.err);
+    const std::string own = untraced.json()["history"][0]["trace_id"].get<std::string>();
+    CHECK(saga::valid_trace_id(own));
+    CHECK(own != trace);
+    auto plain = ctl({"show", "o-9"});
+    CHECK(plain.out.find("trace state and extensions") == std::string::npos);
+
+    auto listed = [&](std::vector<std::string> args) {
+      args.insert(args.begin(), {"list", "--json"});
+      auto l = ctl(args);
+      REQUIRE_MESSAGE(l.code == 0, l.err);
+      return ids(l.json());
+    };
+    CHECK(listed({"--trace", trace}) == std::set<std::string>{"o-7", "o-8"});
+    CHECK(listed({"--trace", own}) == std::set<std::string>{"o-9"});
+    CHECK(listed({"--trace", "0123456789abcdef0123456789abcdef"}).empty());
+    CHECK(listed({"--trace", trace, "--limit", "1"}) == std::set<std::string>{"o-7"});
+    // The search reads the newest --trace-scan history rows only: o-9's, then o-8's, ...
+    CHECK(listed({"--trace", trace, "--trace-scan", "1"}).empty());
+    CHECK(listed({"--trace", trace, "--trace-scan", "2"}) == std::set<std::string>{"o-8"});
+    auto human_list = ctl({"list", "--trace", trace});
+    CHECK(human_list.out.find("o-7") != std::string::npos);
+    for (const char* bad : {"4BF92F3577B34DA6A3CE929D0E0E4736", "00000000000000000000000000000000", "abc"}) {
+      CAPTURE(bad);
+      auto refused = ctl({"list", "--trace", bad});
+      CHECK(refused.code == 2);
+      CHECK(one_line(refused.err));
+    }
   }
 
   TEST_CASE("stats outbox dead-letters timers and definitions as JSON") {

@@ -5,11 +5,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include <doctest/doctest.h>
 
+#include "saga/codec.hpp"
+#include "saga/sqlite/reader.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/testing/scenario.hpp"
+#include "saga/trace.hpp"
 
 using namespace std::chrono_literals;
 using saga::ack_outcome;
@@ -359,6 +363,176 @@ TEST_SUITE("order_lifecycle") {
       CHECK(s.last_ack().status == ack_status::rejected);
       CHECK(s.last_ack().reason.find("data '" + field + "'") != std::string::npos);
       CHECK(s.state().empty());
+    }
+  }
+}
+
+// Trace context (the CloudEvents Distributed Tracing extension) along whole order paths. The
+// simulated services answer a follow-on event the way a traced service does: in its trace, from a
+// span of their own (child_traceparent of the request's traceparent), with its tracestate.
+namespace {
+
+const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+saga::event traced_order(scenario& s) {
+  auto e = s.make("order.placed", order_data());
+  e.traceparent = "00-" + trace + "-00f067aa0ba902b7-01";
+  e.tracestate = "shop=t61rcWkgMzE";
+  return e;
+}
+
+saga::event answer(scenario& s, const std::string& type, const saga::event& request) {
+  auto e = s.make(type);
+  e.traceparent = saga::child_traceparent(request.traceparent);
+  e.tracestate = request.tracestate;
+  return e;
+}
+
+std::string span_of(const std::string& traceparent) {
+  return traceparent.substr(36, 16);
+}
+
+std::vector<saga::history_record> history_of(scenario& s) {
+  saga::sqlite::reader r(s.store().database());
+  return r.history(s.definition_name(), s.key());
+}
+
+// Every follow-on event of the order is in `trace_id` with `tracestate`, each from a new span: one
+// neither another follow-on event nor an event the saga handled has; every history row is in the
+// trace too.
+void expect_all_in_trace(scenario& s, const std::string& trace_id, const std::string& tracestate,
+                         std::size_t follow_on) {
+  const auto out = s.outbox();
+  CHECK(out.size() == follow_on);
+  std::set<std::string> spans;
+  const auto history = history_of(s);
+  for (const auto& h : history) {
+    CAPTURE(h.event_type);
+    CHECK(saga::trace_id_of(h.traceparent) == trace_id);
+    spans.insert(span_of(h.traceparent));
+  }
+  for (const auto& e : out) {
+    CAPTURE(e.type);
+    CAPTURE(e.traceparent);
+    CHECK(saga::traceparent_problem(e.traceparent) == "");
+    CHECK(saga::trace_id_of(e.traceparent) == trace_id);
+    CHECK(e.tracestate == tracestate);
+    CHECK(spans.insert(span_of(e.traceparent)).second);  // a span id of its own
+  }
+  CHECK(spans.size() == history.size() + out.size());
+}
+
+}  // namespace
+
+TEST_SUITE("order_lifecycle trace") {
+  TEST_CASE("a trace sent with order.placed is on every follow-on event of the six steps") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    s.when(traced_order(s));
+    for (const char* type : {"payment.succeeded", "inventory.reserved", "shipment.dispatched",
+                             "delivery.started", "delivery.confirmed"})
+      s.when(answer(s, type, s.outbox().back())).expect_outcome(ack_outcome::transitioned);
+    CHECK(s.state() == "done");
+    expect_all_in_trace(s, trace, "shop=t61rcWkgMzE", 6);
+    // The history keeps each incoming event's trace context as it came.
+    const auto h = history_of(s);
+    REQUIRE(h.size() == 6);
+    CHECK(h[0].traceparent == traced_order(s).traceparent);
+    CHECK(h[0].tracestate == "shop=t61rcWkgMzE");
+  }
+
+  TEST_CASE("a trace sent with order.placed is on every follow-on event of a refund with a timed retry") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    s.when(traced_order(s));
+    s.when(answer(s, "payment.succeeded", s.outbox().back()));
+    s.when(answer(s, "inventory.unavailable", s.outbox().back())).expect_state("refunding");
+    s.when(answer(s, "payment.refund.failed", s.outbox().back())).expect_emitted({});
+    // The retry is a timer firing: it carries the saga's trace (its newest history row's).
+    s.advance(std::chrono::seconds(5)).expect_emitted({"payment.refund.requested"});
+    s.when(answer(s, "payment.refunded", s.outbox().back())).expect_state("cancelled");
+    expect_all_in_trace(s, trace, "shop=t61rcWkgMzE", 5);
+  }
+
+  TEST_CASE("the payment timeout and an operator's abort continue the saga's trace") {
+    scenario timed(saga::definitions::order_lifecycle(), "o-1");
+    timed.when(traced_order(timed));
+    timed.advance(std::chrono::minutes(16)).expect_emitted({"order.cancelled"});
+    expect_all_in_trace(timed, trace, "shop=t61rcWkgMzE", 2);
+
+    scenario aborted(saga::definitions::order_lifecycle(), "o-1");
+    aborted.when(traced_order(aborted));
+    auto abort = aborted.make_operator("abort", {{"reason", "customer called"}, {"operator", "tester"}});
+    REQUIRE(abort.traceparent.empty());
+    aborted.when(abort).expect_emitted({"order.cancelled"});
+    expect_all_in_trace(aborted, trace, "shop=t61rcWkgMzE", 2);
+  }
+
+  TEST_CASE("an event without a traceparent starts a new trace that its follow-on events carry") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    s.when(s.make("order.placed", order_data()));
+    const auto h = history_of(s);
+    REQUIRE(h.size() == 1);
+    CHECK(saga::traceparent_problem(h[0].traceparent) == "");
+    CHECK(h[0].traceparent.substr(53) == "01");
+    CHECK(h[0].tracestate.empty());
+    const std::string fresh(saga::trace_id_of(h[0].traceparent));
+    expect_all_in_trace(s, fresh, "", 1);
+
+    scenario other(saga::definitions::order_lifecycle(), "o-2");
+    other.when(other.make("order.placed", order_data("o-2")));
+    CHECK(saga::trace_id_of(history_of(other)[0].traceparent) != fresh);
+  }
+
+  TEST_CASE("a parked event keeps the trace it was given and its extensions until it applies") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    auto early = s.make("payment.succeeded");
+    early.extensions = {{"region", "eu"}, {"attempt2", 3}};
+    s.when(early).expect_outcome(ack_outcome::parked);
+    const auto parked = s.store().parked_of("order_lifecycle", "o-1");
+    REQUIRE(parked.size() == 1);
+    const auto stored = saga::decode_event(parked[0].payload);
+    REQUIRE(stored);
+    CHECK(saga::traceparent_problem(stored.event->traceparent) == "");
+    CHECK(stored.event->extensions == nlohmann::json{{"region", "eu"}, {"attempt2", 3}});
+
+    s.when(traced_order(s)).expect_state("paid");
+    const auto h = history_of(s);
+    REQUIRE(h.size() == 2);
+    CHECK(h[1].event_id == early.id);
+    CHECK(h[1].traceparent == stored.event->traceparent);
+    CHECK(nlohmann::json::parse(h[1].extensions) == nlohmann::json{{"region", "eu"}, {"attempt2", 3}});
+    CHECK(h[0].extensions.empty());
+    const auto out = s.outbox();
+    REQUIRE(out.size() == 2);
+    CHECK(saga::trace_id_of(out[0].traceparent) == trace);                                // payment.requested
+    CHECK(saga::trace_id_of(out[1].traceparent) == saga::trace_id_of(h[1].traceparent));  // the parked one's
+    CHECK(out[1].extensions.is_null());  // extensions stay with the event that brought them
+  }
+
+  TEST_CASE("extension attributes of an incoming event are kept in its history row") {
+    scenario s(saga::definitions::order_lifecycle(), "o-1");
+    auto placed = traced_order(s);
+    placed.extensions = {{"region", "eu"}, {"priority", 2}, {"express", true}};
+    s.when(placed).expect_state("placed");
+    const auto h = history_of(s);
+    REQUIRE(h.size() == 1);
+    CHECK(nlohmann::json::parse(h[0].extensions) == placed.extensions);
+  }
+
+  TEST_CASE("a malformed traceparent is rejected naming traceparent and starts nothing") {
+    for (const char* bad : {"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+                            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}) {
+      CAPTURE(bad);
+      scenario s(saga::definitions::order_lifecycle(), "o-1");
+      auto e = s.make("order.placed", order_data());
+      e.traceparent = bad;
+      s.when(e);
+      CHECK(s.last_ack().status == ack_status::rejected);
+      CHECK(s.last_ack().reason.rfind("attribute 'traceparent': ", 0) == 0);
+      CHECK(s.state().empty());
+      CHECK(s.outbox().empty());
     }
   }
 }

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,7 @@
 
 #include "saga/codec.hpp"
 #include "saga/event.hpp"
+#include "saga/trace.hpp"
 
 namespace {
 
@@ -69,6 +71,8 @@ saga::event full_event() {
   e.data = {{"order_id", "order-42"}, {"amount", 1250}, {"items", {{{"sku", "A-1"}, {"qty", 2}}}}};
   e.causationid = "evt-0";
   e.correlationid = "evt-root";
+  e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  e.tracestate = "rojo=00f067aa0ba902b7";
   return e;
 }
 
@@ -120,6 +124,8 @@ TEST_SUITE("codec") {
     CHECK(r.event->data == e.data);
     CHECK(r.event->causationid == e.causationid);
     CHECK(r.event->correlationid == e.correlationid);
+    CHECK(r.event->traceparent == e.traceparent);
+    CHECK(r.event->tracestate == e.tracestate);
   }
 
   TEST_CASE("encode_event writes the fixed attributes and the extensions") {
@@ -166,6 +172,8 @@ TEST_SUITE("codec") {
         e.time = b;
         e.causationid = b;
         e.correlationid = a;
+        e.traceparent = b;
+        e.tracestate = a;
         e.data = {{"k" + a, b}, {"n", 1.5}, {"list", {1, nullptr, true}}};
         CHECK(saga::encode_event(e) == saga::event_to_json(e).dump());
         ++compared;
@@ -211,14 +219,33 @@ TEST_SUITE("codec") {
     CHECK_MESSAGE(r, r.error);
   }
 
-  TEST_CASE("extension attributes with scalar values are accepted") {
+  TEST_CASE("extension attributes with scalar values are accepted and kept") {
     json doc = valid_doc();
-    doc["traceparent"] = "00-abc-def-01";
     doc["priority2"] = 5;
     doc["urgent"] = true;
+    doc["region"] = "eu";
     doc["dataschema"] = "urn:schema:order";
+    doc["gone"] = nullptr;
     auto r = decode(doc);
-    CHECK_MESSAGE(r, r.error);
+    REQUIRE_MESSAGE(r, r.error);
+    CHECK(r.event->extensions ==
+          json{{"priority2", 5}, {"urgent", true}, {"region", "eu"}, {"dataschema", "urn:schema:order"}});
+    // ... and encoded again with the event, in nlohmann's key order.
+    const std::string text = saga::encode_event(*r.event);
+    CHECK(text == saga::event_to_json(*r.event).dump());
+    CHECK(json::parse(text) == [&] {
+      json expected = doc;
+      expected.erase("gone");
+      return expected;
+    }());
+  }
+
+  TEST_CASE("an event without extensions keeps none") {
+    auto r = decode(valid_doc());
+    REQUIRE_MESSAGE(r, r.error);
+    CHECK((r.event->extensions.is_null() || r.event->extensions.empty()));
+    CHECK(r.event->traceparent.empty());
+    CHECK(r.event->tracestate.empty());
   }
 
   TEST_CASE("a string in data may hold escaped control characters and any unicode") {
@@ -529,6 +556,120 @@ TEST_SUITE("codec") {
     auto arr = decode(with("myext", json::array({1})));
     CHECK_FALSE(arr);
     CHECK(arr.error == "attribute 'myext': must be a string, number or boolean");
+  }
+
+  // --- trace context (CloudEvents Distributed Tracing extension) --------------------------
+
+  TEST_CASE("a valid traceparent and tracestate are kept as they came and encoded again") {
+    const std::string tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    json doc = with("traceparent", tp);
+    doc["tracestate"] = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE";
+    auto r = decode(doc);
+    REQUIRE_MESSAGE(r, r.error);
+    CHECK(r.event->traceparent == tp);
+    CHECK(r.event->tracestate == "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE");
+    CHECK((r.event->extensions.is_null() || r.event->extensions.empty()));  // not an "other" extension
+    const std::string text = saga::encode_event(*r.event);
+    CHECK(text == saga::event_to_json(*r.event).dump());
+    CHECK(json::parse(text) == doc);
+  }
+
+  TEST_CASE("a later traceparent version may carry more fields after a dash") {
+    for (const char* tp : {"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                           "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-what-comes-later"}) {
+      CAPTURE(tp);
+      auto r = decode(with("traceparent", tp));
+      CHECK_MESSAGE(r, r.error);
+    }
+  }
+
+  TEST_CASE("a malformed traceparent is rejected with a reason naming traceparent") {
+    const std::string shape =
+        "attribute 'traceparent': must be 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>, lower-case";
+    const std::pair<json, std::string> cases[] = {
+        {"00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", shape},    // trace id one short
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01", shape},    // parent id one short
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", shape},  // version 00 is exact
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-010", shape},
+        {"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", shape},  // upper case
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01", shape},
+        {"0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", shape},
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g", shape},  // not hex
+        {"00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01", shape},  // separators
+        {"", shape},
+        {"00-abc-def-01", shape},
+        {"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+         "attribute 'traceparent': version ff is not allowed"},
+        {"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+         "attribute 'traceparent': the trace id must not be all zeros"},
+        {"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+         "attribute 'traceparent': the parent id must not be all zeros"},
+        {42, "attribute 'traceparent': must be a string"},
+        {true, "attribute 'traceparent': must be a string"},
+        {json{{"a", 1}}, "attribute 'traceparent': must be a string"},
+        {json::array({"00"}), "attribute 'traceparent': must be a string"},
+    };
+    for (const auto& [value, reason] : cases) {
+      CAPTURE(value.dump());
+      auto r = decode(with("traceparent", value));
+      CHECK_FALSE(r);
+      CHECK(r.error == reason);
+    }
+  }
+
+  TEST_CASE("tracestate must be a string of at most 512 characters") {
+    CHECK(decode(with("tracestate", std::string(512, 'a'))));
+    auto over = decode(with("tracestate", std::string(513, 'a')));
+    CHECK_FALSE(over);
+    CHECK(over.error == "attribute 'tracestate': longer than 512 characters");
+    auto number = decode(with("tracestate", 7));
+    CHECK_FALSE(number);
+    CHECK(number.error == "attribute 'tracestate': must be a string");
+  }
+
+  TEST_CASE("validate_event applies the trace and extension rules to an event built in memory") {
+    saga::event e = minimal_event();
+    e.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    e.extensions = {{"region", "eu"}};
+    CHECK(saga::validate_event(e) == "");
+    e.traceparent = "00-00000000000000000000000000000000-00f067aa0ba902b7-01";
+    CHECK(saga::validate_event(e) == "attribute 'traceparent': the trace id must not be all zeros");
+    e.traceparent.clear();
+    e.tracestate = std::string(513, 'x');
+    CHECK(saga::validate_event(e) == "attribute 'tracestate': longer than 512 characters");
+    e.tracestate.clear();
+    e.extensions = {{"Region", "eu"}};
+    CHECK(saga::validate_event(e) == "attribute 'Region': names must be lower-case letters and digits");
+    e.extensions = {{"id", "x"}};
+    CHECK(saga::validate_event(e) == "attribute 'id': is not an extension");
+    e.extensions = {{"nested", {{"a", 1}}}};
+    CHECK(saga::validate_event(e) == "attribute 'nested': must be a string, number or boolean");
+    e.extensions = {{"big", std::string(70000, 'x')}};  // the event size limit bounds them
+    CHECK(saga::validate_event(e) == "event: extensions of 70010 bytes exceed the limit of 65536 bytes");
+  }
+
+  TEST_CASE("new and child traceparents are valid and keep the trace id with a new span id") {
+    const std::string root = saga::new_traceparent();
+    CHECK(saga::traceparent_problem(root) == "");
+    CHECK(root.substr(53) == "01");
+    std::set<std::string> spans{root.substr(36, 16)};
+    for (int i = 0; i < 100; ++i) {
+      const std::string child = saga::child_traceparent(root);
+      CHECK(saga::traceparent_problem(child) == "");
+      CHECK(saga::trace_id_of(child) == saga::trace_id_of(root));
+      CHECK(child.substr(53) == "01");
+      spans.insert(child.substr(36, 16));
+    }
+    CHECK(spans.size() == 101);
+    CHECK(saga::trace_id_of(saga::new_traceparent()) != saga::trace_id_of(root));
+    // Flags carry over from the parent; a later version's parent gets version 00 children.
+    const std::string later =
+        saga::child_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-x");
+    CHECK(later.substr(0, 36) == "00-4bf92f3577b34da6a3ce929d0e0e4736-");
+    CHECK(later.substr(52) == "-00");
+    CHECK(saga::valid_trace_id(saga::trace_id_of(root)));
+    CHECK_FALSE(saga::valid_trace_id("00000000000000000000000000000000"));
+    CHECK_FALSE(saga::valid_trace_id("4BF92F3577B34DA6A3CE929D0E0E4736"));
   }
 
   // --- bytes -----------------------------------------------------------------------------

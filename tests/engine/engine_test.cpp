@@ -237,6 +237,26 @@ TEST_SUITE("engine") {
     }
   }
 
+  TEST_CASE("the log line about a rejected event names its trace id") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store st(file_options(dir));
+    std::vector<std::string> logged;
+    saga::engine_options o;
+    o.log = [&](saga::log_level, std::string_view m) { logged.emplace_back(m); };
+    saga::engine eng(st, clock, o);
+    eng.add(saga::definitions::order_lifecycle());
+    auto traced = ev("t1", "no.such.type", "A");
+    traced.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    CHECK(eng.handle(traced).status == ack_status::rejected);
+    CHECK(eng.handle(ev("u1", "no.such.type", "A")).status == ack_status::rejected);
+    REQUIRE(logged.size() == 2);
+    CHECK(logged[0] ==
+          "rejected t1 (trace 4bf92f3577b34da6a3ce929d0e0e4736): attribute 'type': no definition consumes "
+          "'no.such.type'");
+    CHECK(logged[1] == "rejected u1: attribute 'type': no definition consumes 'no.such.type'");
+  }
+
   TEST_CASE("one invalid event inside a batch is rejected alone - the others commit") {
     saga::test::temp_dir dir;
     saga::manual_clock clock;

@@ -104,9 +104,17 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 9 back to 8: history's trace context and extensions dropped.
+void undo_migration_9(SQLite::Database& db) {
+  for (const char* column : {"traceparent", "tracestate", "extensions"})
+    db.exec(std::string("ALTER TABLE history DROP COLUMN ") + column);
+  db.exec("PRAGMA user_version = 8");
+}
+
 // Schema 8 back to 7: the timers table back, filled from the instance rows; their columns and
 // instances_due dropped.
 void undo_migration_8(SQLite::Database& db) {
+  undo_migration_9(db);
   db.exec(
       "CREATE TABLE timers (definition TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, due_ms INTEGER,"
       " generation INTEGER NOT NULL, PRIMARY KEY (definition, key, name)) WITHOUT ROWID");
@@ -256,7 +264,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 8);
+    CHECK(s.schema_version() == 9);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "parked",
@@ -352,7 +360,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (8)";
+    const std::string expected = "database schema version 99 is newer than this build supports (9)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -951,6 +959,48 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.arm_timer("order_lifecycle", "o-1", "shipment_deadline", 700) == 3);
     CHECK(s.arm_timer("order_lifecycle", "o-2", "payment_timeout", 700) == 2);
     CHECK(db.execAndGet("SELECT count(*) FROM instances WHERE key = 'gone'").getInt() == 0);
+  }
+
+  // Schema 9 on a schema 8 file: the history rows stay, with no trace context and no extensions
+  // (empty, as an event without them writes), and new rows keep theirs; the saga's trace is its
+  // newest row's.
+  TEST_CASE("a schema 8 database migrates: history rows gain an empty trace context and extensions") {
+    temp_dir dir;
+    {
+      saga::sqlite::store old(at(dir.file("saga.db")));
+      old.save_instance(instance("o-1", "placed", 1));
+      old.begin();
+      old.append_history(history_row("o-1", "a1"));
+      old.commit();
+      undo_migration_9(old.database());  // the layout and rows schema 8 wrote
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    saga::sqlite::reader r(s.database());
+    auto h = r.history("order_lifecycle", "o-1");
+    REQUIRE(h.size() == 1);
+    CHECK(h[0].event_id == "a1");
+    CHECK(h[0].traceparent.empty());
+    CHECK(h[0].tracestate.empty());
+    CHECK(h[0].extensions.empty());
+    CHECK(s.saga_trace("order_lifecycle", "o-1").traceparent.empty());
+
+    auto row = history_row("o-1", "a2", "transitioned", 2);
+    row.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    row.tracestate = "rojo=1";
+    row.extensions = R"({"region":"eu"})";
+    s.begin();
+    s.append_history(row);
+    s.commit();
+    h = r.history("order_lifecycle", "o-1");
+    REQUIRE(h.size() == 2);
+    CHECK(h[1].traceparent == row.traceparent);
+    CHECK(h[1].tracestate == "rojo=1");
+    CHECK(h[1].extensions == R"({"region":"eu"})");
+    const auto t = s.saga_trace("order_lifecycle", "o-1");
+    CHECK(t.traceparent == row.traceparent);
+    CHECK(t.tracestate == "rojo=1");
+    CHECK(s.saga_trace("order_lifecycle", "nope").traceparent.empty());
   }
 
   // The purge walks the partial index: the plan names it, and a saga saved unfinished again (an

@@ -9,6 +9,7 @@
 
 #include "saga/codec.hpp"
 #include "saga/sqlite/reader.hpp"
+#include "saga/trace.hpp"
 
 namespace sagactl {
 
@@ -66,6 +67,12 @@ json parse_or_string(const std::string& text) {
   return j;
 }
 
+// An absent value (stored as an empty string) is null in --json.
+json nullable(std::string_view text) {
+  if (text.empty()) return nullptr;
+  return std::string(text);
+}
+
 json time_or_null(const std::optional<std::int64_t>& ms) {
   if (!ms) return nullptr;
   return saga::format_time(*ms);
@@ -99,6 +106,8 @@ json catalog::list(const list_filter& f, std::int64_t now_ms) {
     }
     sf.created.from_ms = f.since_ms;
     sf.created.before_ms = f.until_ms;
+    sf.trace_id = f.trace_id;
+    sf.trace_scan = as_limit(f.trace_scan);
     sf.limit = as_limit(f.limit);
     json rows = json::array();
     for (const auto& s : reader_.sagas(sf)) {
@@ -148,16 +157,21 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
     out["definition_fingerprint"] = view->definition ? json(view->definition->fingerprint) : json(nullptr);
     json history = json::array();
     for (const auto& h : view->history) {
-      history.push_back({{"time", saga::format_time(h.recorded_ms)},
-                         {"event_time", h.event_time},
-                         {"event_type", h.event_type},
-                         {"event_id", h.event_id},
-                         {"event_source", h.event_source},
-                         {"from", h.from_state},
-                         {"to", h.to_state},
-                         {"outcome", h.outcome},
-                         {"version", h.version},
-                         {"sender", h.sender}});
+      history.push_back(
+          {{"time", saga::format_time(h.recorded_ms)},
+           {"event_time", h.event_time},
+           {"event_type", h.event_type},
+           {"event_id", h.event_id},
+           {"event_source", h.event_source},
+           {"from", h.from_state},
+           {"to", h.to_state},
+           {"outcome", h.outcome},
+           {"version", h.version},
+           {"sender", h.sender},
+           {"trace_id", nullable(saga::trace_id_of(h.traceparent))},
+           {"traceparent", nullable(h.traceparent)},
+           {"tracestate", nullable(h.tracestate)},
+           {"extensions", h.extensions.empty() ? json(nullptr) : parse_or_string(h.extensions)}});
     }
     out["history"] = std::move(history);
     json timers = json::array();

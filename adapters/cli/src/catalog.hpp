@@ -48,6 +48,8 @@ struct list_filter {
   std::optional<std::int64_t> stuck_for_ms;  // non-terminal sagas in their state at least this long
   std::optional<std::int64_t> since_ms;      // created at or after
   std::optional<std::int64_t> until_ms;      // created before
+  std::optional<std::string> trace_id;       // with a history row in this trace (32 hex digits)
+  std::int64_t trace_scan = 1'000'000;       // ... among the newest this many history rows
   std::int64_t limit = 1000;
 };
 

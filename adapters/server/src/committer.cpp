@@ -9,13 +9,18 @@
 #include <spdlog/spdlog.h>
 
 #include "saga/duration.hpp"
+#include "saga/trace.hpp"
 
 namespace saga::server {
 
 namespace {
 
 std::string describe(const saga::inbound& in) {
-  if (const auto* e = std::get_if<saga::event>(&in)) return "event " + e->id + " from " + e->source;
+  if (const auto* e = std::get_if<saga::event>(&in)) {
+    const auto trace = saga::trace_id_of(e->traceparent);
+    return "event " + e->id + " from " + e->source +
+           (trace.empty() ? "" : " (trace " + std::string(trace) + ")");
+  }
   const auto& bad = std::get<saga::invalid_input>(in);
   return "invalid input" + (bad.id.empty() ? std::string() : " " + bad.id);
 }

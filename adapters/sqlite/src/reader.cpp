@@ -82,8 +82,8 @@ constexpr const char* sql_of[] = {
     // q_history: the saga's chain of history rows (schema 7)
     "WITH RECURSIVE " SAGA_HISTORY
     " SELECT definition, key, version, event_id, event_source, event_type, event_time,"
-    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender"
-    " FROM history WHERE id IN (SELECT id FROM chain) ORDER BY id",
+    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender,"
+    " traceparent, tracestate, extensions FROM history WHERE id IN (SELECT id FROM chain) ORDER BY id",
     // q_timers_of
     SAGA_TIMERS_OF_SAGA " ORDER BY 4, 3",
     // q_parked_of
@@ -107,6 +107,11 @@ constexpr const char* sql_of[] = {
     " AND (?6 IS NULL OR i.updated_ms >= ?6) AND (?7 IS NULL OR i.updated_ms < ?7)"
     " AND (?8 IS NULL OR i.state_since_ms >= ?8) AND (?9 IS NULL OR i.state_since_ms < ?9)"
     " AND (?10 IS NULL OR (i.created_ms, i.definition, i.key) > (?10, ?11, ?12))"
+    // a trace's sagas: the newest ?15 history rows, newest first (rowid order is time order),
+    // read once into a temporary table for the whole query (no index by trace id: schema 9)
+    " AND (?14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"
+    "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT ?15) AS t"
+    "   WHERE substr(t.traceparent, 4, 32) = ?14))"
     " ORDER BY i.created_ms, i.definition, i.key LIMIT ?13",
     // q_orphans: instances whose state the stored graph of their definition does not have (or
     // whose definition is not registered at all).
@@ -354,6 +359,9 @@ std::vector<history_record> reader::history(std::string_view definition, std::st
       r.outbox_first = u.optional_integer(12);
       r.outbox_last = u.optional_integer(13);
       r.sender = u.string(14);
+      r.traceparent = u.string(15);
+      r.tracestate = u.string(16);
+      r.extensions = u.string(17);
       out.push_back(std::move(r));
     }
     return out;
@@ -417,7 +425,7 @@ std::vector<saga_summary> reader::sagas(const saga_filter& f) {
     } else {
       u.optional_integer(10, std::nullopt).optional_text(11, std::nullopt).optional_text(12, std::nullopt);
     }
-    u.limit(13, f.limit);
+    u.limit(13, f.limit).optional_text(14, f.trace_id).limit(15, f.trace_scan);
     std::vector<saga_summary> out;
     while (u.step()) out.push_back(summary_of(u));
     return out;

@@ -289,6 +289,17 @@ CREATE INDEX instances_due ON instances (definition, next_due_ms) WHERE next_due
 DROP TABLE timers;
 PRAGMA user_version = 8;
 )sql"},
+    // Schema 9 (issue 16): each history row keeps its event's trace context (the CloudEvents
+    // Distributed Tracing extension: as it came, or the trace the engine started) and its other
+    // extension attributes (JSON object text). No index by trace id: `sagactl list --trace` scans
+    // the newest history rows instead (docs/cli.md), so an event's write costs what it did, plus
+    // the bytes. Older rows have no trace ('').
+    {9, R"sql(
+ALTER TABLE history ADD COLUMN traceparent TEXT NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
+ALTER TABLE history ADD COLUMN extensions TEXT NOT NULL DEFAULT '';
+PRAGMA user_version = 9;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -303,6 +314,7 @@ enum q : std::size_t {
   q_save_instance,
   q_append_history,
   q_link_history,
+  q_saga_trace,
   q_append_outbox,
   q_add_dead_letter,
   q_find_dead_letter,
@@ -371,12 +383,16 @@ constexpr const char* sql_of[] = {
     " finished_ms = excluded.finished_ms",
     // q_append_history: linked to the saga's newest row (schema 7), then made the newest
     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
-    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender, previous)"
+    " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender, previous,"
+    " traceparent, tracestate, extensions)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2))",
+    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2), ?16, ?17, ?18)",
     // q_link_history: right after q_append_history on this connection (history has no trigger
     // that would insert elsewhere first), so last_insert_rowid() is that row's id
     "UPDATE instances SET last_history = last_insert_rowid() WHERE definition = ?1 AND key = ?2",
+    // q_saga_trace: the saga's newest history row, through the instance (schema 7's chain head)
+    "SELECT h.traceparent, h.tracestate FROM instances AS i JOIN history AS h ON h.id = i.last_history"
+    " WHERE i.definition = ?1 AND i.key = ?2",
     // q_append_outbox
     "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
     " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
@@ -858,9 +874,23 @@ void store::append_history(const history_record& r) {
     u.text(5, r.event_source).text(6, r.event_type).text(7, r.event_time).text(8, r.event_data);
     u.text(9, r.from_state).text(10, r.to_state).text(11, r.outcome).integer(12, r.recorded_ms);
     u.optional_integer(13, r.outbox_first).optional_integer(14, r.outbox_last).text(15, r.sender);
+    u.text(16, r.traceparent).text(17, r.tracestate).text(18, r.extensions);
     u.exec();
     use link(prepared(q_link_history));
     link.text(1, r.definition).text(2, r.key).exec();
+  });
+}
+
+trace_context store::saga_trace(std::string_view definition, std::string_view key) {
+  return guarded("saga_trace", [&] {
+    use u(prepared(q_saga_trace));
+    u.text(1, definition).text(2, key);
+    trace_context t;
+    if (u.step()) {
+      t.traceparent = u.string(0);
+      t.tracestate = u.string(1);
+    }
+    return t;
   });
 }
 

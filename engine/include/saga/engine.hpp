@@ -219,13 +219,15 @@ class engine {
                            const event& e, std::int64_t now_ms);
   bool parkable(const definition_entry& entry, std::string_view state, std::string_view type) const;
   void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
-            const event& e, batch_state& b);
+            const event& e, const trace_context& trace, batch_state& b);
   instance_record apply(const definition_entry& entry, const std::string& key, const instance_record* inst,
-                        const event& e, dispatch_output out, batch_state& b);
+                        const event& e, const trace_context& trace, dispatch_output out, batch_state& b);
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
+  // `trace`: the event's own trace context, or the one the engine gave it (trace_of).
   void record_history(const definition& d, const instance_record& inst, const event& e,
-                      const std::string& from, const std::string& to, std::string_view outcome,
-                      batch_state& b, std::optional<std::int64_t> outbox_first = std::nullopt,
+                      const trace_context& trace, const std::string& from, const std::string& to,
+                      std::string_view outcome, batch_state& b,
+                      std::optional<std::int64_t> outbox_first = std::nullopt,
                       std::optional<std::int64_t> outbox_last = std::nullopt);
   void deliver(std::vector<published_event>& emitted);
   void log(log_level l, std::string_view msg) const;

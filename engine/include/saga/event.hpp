@@ -22,6 +22,13 @@ struct event {
   nlohmann::json data = nlohmann::json::object();  // always a JSON object
   std::string causationid;                         // extension: id of the event that caused this one
   std::string correlationid;                       // extension: id of the event that started the saga
+  // Extensions of the CloudEvents Distributed Tracing extension (W3C Trace Context, saga/trace.hpp):
+  // `00-<trace id>-<parent id>-<flags>` and the vendors' state, kept as is; empty when absent.
+  std::string traceparent;
+  std::string tracestate;
+  // Every other extension attribute the event carries (and `dataschema`): a JSON object of
+  // name -> string, number or boolean, encoded with the event; null or empty when there are none.
+  nlohmann::json extensions;
   // Not part of the CloudEvent (never encoded): the name of the authenticated key the transport
   // received it with (a CURVE key's name in the authorized-keys file, docs/security.md); empty
   // for plaintext, the engine's own events and an embedding host. Recorded in the history.

@@ -62,6 +62,11 @@ struct saga_filter {
   time_range updated;                  // instance_record::updated_ms
   time_range state_since;              // instance_record::state_since_ms (when it entered its state)
   std::optional<saga_position> after;  // keyset paging: only sagas after this position
+  // Only sagas with a history row in this trace (its 32 hex digits), looked for among the newest
+  // `trace_scan` history rows of the database: there is no index by trace id (its write would
+  // cost every event), so the search is a bounded scan (docs/cli.md).
+  std::optional<std::string> trace_id;
+  std::size_t trace_scan = 1'000'000;
   std::size_t limit = 1000;
 };
 

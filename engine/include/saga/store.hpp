@@ -19,6 +19,8 @@
 #include <utility>
 #include <vector>
 
+#include "saga/trace.hpp"
+
 namespace saga {
 
 class store_error : public std::runtime_error {
@@ -59,6 +61,12 @@ struct history_record {
   // This is how a saga's follow-on events are found: the outbox has no index by saga.
   std::optional<std::int64_t> outbox_first, outbox_last;
   std::string sender;  // event::sender: the CURVE key's name the event came with; empty: none
+  // The event's trace context (schema 9): as it came, or the new trace the engine started for an
+  // event without one (docs/architecture.md); and its other extension attributes, JSON object
+  // text (empty when none).
+  std::string traceparent;
+  std::string tracestate;
+  std::string extensions;
 };
 
 struct outbox_record {
@@ -141,6 +149,9 @@ class store {
   virtual std::optional<instance_record> load_instance(std::string_view definition, std::string_view key) = 0;
   virtual void save_instance(const instance_record& r) = 0;
   virtual void append_history(const history_record& r) = 0;
+  // The trace context of the saga's newest history row (what a timer firing or an operator action
+  // without a trace of its own continues); empty when it has none or the saga does not exist.
+  virtual trace_context saga_trace(std::string_view definition, std::string_view key) = 0;
   virtual std::int64_t append_outbox(const outbox_record& r) = 0;  // returns the sequence
   // Adds a dead letter; when one with the same (source, event_id, payload) exists it is counted
   // instead (count + 1, last_ms and reason of the new one) — a resent event is one dead letter.
@@ -237,6 +248,9 @@ class store_wrapper : public store {
   }
   void save_instance(const instance_record& r) override { target_.save_instance(r); }
   void append_history(const history_record& r) override { target_.append_history(r); }
+  trace_context saga_trace(std::string_view d, std::string_view k) override {
+    return target_.saga_trace(d, k);
+  }
   std::int64_t append_outbox(const outbox_record& r) override { return target_.append_outbox(r); }
   std::int64_t add_dead_letter(const dead_letter_record& r) override { return target_.add_dead_letter(r); }
   std::int64_t prune_dead_letters(std::int64_t before, std::int64_t keep_max, std::size_t limit) override {

@@ -8,13 +8,15 @@
 #include "render.hpp"
 #include "saga/codec.hpp"
 #include "saga/duration.hpp"
+#include "saga/trace.hpp"
 
 namespace sagactl::commands {
 
 namespace {
 
 struct list_options {
-  std::string type, state, stuck_for, since, until;
+  std::string type, state, stuck_for, since, until, trace;
+  std::int64_t trace_scan = 1'000'000;
   std::int64_t limit = 1000;
 };
 
@@ -50,6 +52,17 @@ run_fn list(CLI::App& cmd) {
       ->check(duration_check());
   cmd.add_option("--since", o->since, "only sagas created at or after")->check(time_check());
   cmd.add_option("--until", o->until, "only sagas created before")->check(time_check());
+  cmd.add_option("--trace", o->trace, "only sagas with an event of this trace (its 32 hex digits)")
+      ->check(CLI::Validator(
+          [](std::string& s) -> std::string {
+            return saga::valid_trace_id(s)
+                       ? std::string()
+                       : "'" + s + "' is not a trace id (32 lower-case hex digits, not all 0)";
+          },
+          "TRACEID"));
+  cmd.add_option("--trace-scan", o->trace_scan, "--trace looks through the newest this many history rows")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40))
+      ->capture_default_str();
   cmd.add_option("--limit", o->limit, "at most this many")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40))
       ->capture_default_str();
@@ -60,6 +73,8 @@ run_fn list(CLI::App& cmd) {
     if (!o->stuck_for.empty()) f.stuck_for_ms = saga::parse_duration(o->stuck_for);
     f.since_ms = opt_time(o->since);
     f.until_ms = opt_time(o->until);
+    f.trace_id = opt_text(o->trace);
+    f.trace_scan = o->trace_scan;
     f.limit = o->limit;
     catalog c(g.db);
     const auto rows = c.list(f, wall_clock_ms());

@@ -33,10 +33,23 @@ void print_show(const nlohmann::json& s) {
 
   std::cout << "history\n";
   std::vector<std::vector<std::string>> t;
-  for (const auto& h : s["history"])
+  bool more = false;  // a row with a tracestate or extensions
+  for (const auto& h : s["history"]) {
     t.push_back({cell(h["time"]), cell(h["event_type"]), cell(h["event_id"]),
-                 cell(h["from"]) + " → " + cell(h["to"]), cell(h["outcome"]), sender_cell(h["sender"])});
-  print_table(std::cout, {"time", "event", "event id", "from → to", "outcome", "sent by"}, t);
+                 cell(h["from"]) + " → " + cell(h["to"]), cell(h["outcome"]), sender_cell(h["sender"]),
+                 h["trace_id"].is_null() ? "-" : cell(h["trace_id"])});
+    more = more || !h["tracestate"].is_null() || !h["extensions"].is_null();
+  }
+  print_table(std::cout, {"time", "event", "event id", "from → to", "outcome", "sent by", "trace id"}, t);
+  if (more) {
+    std::cout << "\ntrace state and extensions\n";
+    t.clear();
+    for (const auto& h : s["history"])
+      if (!h["tracestate"].is_null() || !h["extensions"].is_null())
+        t.push_back({cell(h["event_id"]), h["tracestate"].is_null() ? "-" : cell(h["tracestate"]),
+                     h["extensions"].is_null() ? "-" : h["extensions"].dump()});
+    print_table(std::cout, {"event id", "tracestate", "extensions"}, t);
+  }
 
   std::cout << "\ntimers\n";
   if (s["timers"].empty()) {

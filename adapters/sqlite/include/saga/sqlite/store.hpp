@@ -80,7 +80,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 8;
+  static constexpr int current_schema = 9;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -110,6 +110,7 @@ class store final : public saga::store {
   std::optional<instance_record> load_instance(std::string_view definition, std::string_view key) override;
   void save_instance(const instance_record& r) override;
   void append_history(const history_record& r) override;
+  trace_context saga_trace(std::string_view definition, std::string_view key) override;
   std::int64_t append_outbox(const outbox_record& r) override;
   std::int64_t add_dead_letter(const dead_letter_record& r) override;
   std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) override;
@@ -154,7 +155,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 51;
+  static constexpr std::size_t statement_count = 52;
 
   void migrate(bool read_only);
   void register_commit_hook();
