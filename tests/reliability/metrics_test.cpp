@@ -269,6 +269,10 @@ TEST_SUITE("metrics") {
       CHECK(py.status.code() == 0);
     }
 
+    // A request body is not read: one of 1 MiB is refused, and sagad serves on.
+    const auto big = http.Post("/metrics", std::string(1 << 20, 'x'), "text/plain");
+    REQUIRE(big);
+    CHECK(big->status == 413);
     const auto health = http.Get("/healthz");
     REQUIRE(health);
     CHECK(health->status == 200);

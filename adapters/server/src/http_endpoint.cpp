@@ -125,6 +125,10 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
   // cpp-httplib sets SO_REUSEPORT by default, which lets a second process bind the same port and
   // take a share of the scrapes (and lets port 0 resolve to a port another listener holds). Only
   // SO_REUSEADDR: a restart may bind over connections in TIME_WAIT, nothing else shares the port.
+  // Requests carry nothing we read: a body of more than 1 KiB is refused (413) before it is
+  // held, and a client that stalls is cut after 5 s, so no client grows memory or holds a thread.
+  i.server.set_payload_max_length(1024);
+  i.server.set_read_timeout(std::chrono::seconds(5));
   i.server.set_socket_options([](int sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
