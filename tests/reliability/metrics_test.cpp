@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -24,6 +25,7 @@
 #include <zmq.hpp>
 
 #include "saga/zmq/client.hpp"
+#include "saga/zmq/curve.hpp"
 #include "support/order_events.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
@@ -286,6 +288,58 @@ TEST_SUITE("metrics") {
     CHECK(second.status.code() == 1);
     CHECK(second.err.find("--metrics: cannot bind 127.0.0.1:" + port) != std::string::npos);
 
+    REQUIRE(d.proc->signal(SIGTERM));
+    CHECK(d.proc->wait_for(30s).code() == 0);
+  }
+
+  // With CURVE, the connections active in the last minute are counted by their key's name.
+  TEST_CASE("metrics count the active ingress connections by CURVE key name") {
+    saga::test::temp_dir dir;
+    const auto server = saga::zmq::generate_curve_key_pair();
+    saga::zmq::write_key_files(dir.file("sagad"), server);
+    {
+      std::ofstream grants(dir.file("authorized_keys"));
+      for (const std::string name : {"alice", "bob"}) {
+        saga::zmq::write_key_files(dir.file(name), saga::zmq::generate_curve_key_pair());
+        grants << dir.file(name + ".key") << " " << name << " sources=* types=* roles=operator\n";
+      }
+    }
+    auto d = saga::test::start_daemon(
+        {SAGAD_PATH, "--db", dir.file("saga.db"), "--metrics", "127.0.0.1:0", "--curve-secret",
+         dir.file("sagad.key_secret"), "--authorized-keys", dir.file("authorized_keys")},
+        saga::test::endpoints::any_loopback(), dir.file("endpoints.json"), dir.file("sagad.out"),
+        dir.file("sagad.err"));
+    REQUIRE_MESSAGE(d, d.error);
+    INFO("sagad stderr: " << d.proc->err());
+    const std::string url = json::parse(std::ifstream(dir.file("endpoints.json"))).at("metrics");
+
+    // alice on one connection, bob on two: one event each.
+    std::vector<std::unique_ptr<::zmq::context_t>> contexts;  // one each, as separate services have
+    std::vector<std::unique_ptr<saga::zmq::client>> clients;
+    int n = 0;
+    for (const std::string name : {"alice", "bob", "bob"}) {
+      auto& ctx = *contexts.emplace_back(std::make_unique<::zmq::context_t>(1));
+      saga::zmq::client_options co;
+      co.timeout = 10s;
+      co.curve = {server.public_key, saga::zmq::read_key_file(dir.file(name + ".key_secret"), true)};
+      clients.push_back(std::make_unique<saga::zmq::client>(ctx, d.ep.ingress, co));
+      CHECK(clients.back()->send(saga::test::placed("k-" + std::to_string(n++))).status ==
+            saga::ack_status::accepted);
+    }
+    // The loop counts them once a second.
+    httplib::Client http(url);
+    exposition e;
+    for (int tries = 0; tries < 50; ++tries) {
+      const auto res = http.Get("/metrics");
+      REQUIRE(res);
+      e = parse(res->body);
+      if (e.at(R"(saga_ingress_peers{key="bob"})") == 2) break;
+      std::this_thread::sleep_for(100ms);
+    }
+    CHECK(e.errors.empty());
+    CHECK(e.at(R"(saga_ingress_peers{key="alice"})") == 1);
+    CHECK(e.at(R"(saga_ingress_peers{key="bob"})") == 2);
+    CHECK(std::isnan(e.at(R"(saga_ingress_peers{key="plaintext"})")));
     REQUIRE(d.proc->signal(SIGTERM));
     CHECK(d.proc->wait_for(30s).code() == 0);
   }

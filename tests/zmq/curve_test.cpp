@@ -189,6 +189,25 @@ TEST_CASE("authorized keys: grants and rollovers and errors naming the line") {
   CHECK_THROWS_WITH(authorized_keys::parse("nokey.key a\n", dir.file("k")), doctest::Contains("nokey.key"));
 }
 
+// A key file's path can itself be 40 Z85 characters ("/tmp/…/bob.key" often is): the file is
+// read, not its name taken for a key.
+TEST_CASE("authorized keys: a key file whose path is 40 Z85 characters is read as a file") {
+  saga::test::temp_dir dir;
+  const std::string stem = "0123456789abcdefghij0123456789abcdef";  // + ".key": 40 characters
+  const auto bob = saga::zmq::generate_curve_key_pair();
+  saga::zmq::write_key_files(dir.file(stem), bob);
+  const std::string word = stem + ".key";
+  REQUIRE(saga::zmq::valid_z85_key(word));
+  const auto keys = authorized_keys::parse(word + " bob sources=*\n", dir.file("authorized_keys"));
+  REQUIRE(keys.by_key(bob.public_key) != nullptr);
+  CHECK(keys.by_key(bob.public_key)->name == "bob");
+  CHECK(keys.by_key(word) == nullptr);
+  // Without such a file the same word is a key.
+  CHECK(
+      authorized_keys::parse(word + " bob sources=*\n", dir.file("elsewhere/authorized_keys")).by_key(word) !=
+      nullptr);
+}
+
 TEST_CASE("CURVE handshakes: only listed keys get through and carry their name as User-Id") {
   ::zmq::context_t ctx(1);
   const auto server = saga::zmq::generate_curve_key_pair();

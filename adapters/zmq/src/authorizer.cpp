@@ -55,14 +55,13 @@ bool same_grants(const grant& a, const grant& b) {
 std::pair<std::string, grant> parse_line(const std::vector<std::string>& words,
                                          const std::filesystem::path& base) {
   if (words.size() < 2) throw std::runtime_error("expected '<public key or key file> <name> [grants]'");
-  std::string key;
-  if (valid_z85_key(words[0])) {
-    key = words[0];
-  } else {
-    const auto path =
-        std::filesystem::path(words[0]).is_absolute() ? std::filesystem::path(words[0]) : base / words[0];
-    key = read_key_file(path.string(), false).public_key;
-  }
+  // A file that exists wins: a path can be 40 Z85 characters too ("/tmp/…/bob.key").
+  const auto path =
+      std::filesystem::path(words[0]).is_absolute() ? std::filesystem::path(words[0]) : base / words[0];
+  std::error_code ignored;
+  const std::string key = valid_z85_key(words[0]) && !std::filesystem::exists(path, ignored)
+                              ? words[0]
+                              : read_key_file(path.string(), false).public_key;
   grant g;
   g.name = words[1];
   for (std::size_t i = 2; i < words.size(); ++i) {
