@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "saga/codec.hpp"
+#include "saga/trace.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/curve.hpp"
 #include "saga/zmq/subscriber.hpp"
@@ -97,6 +98,9 @@ saga::event answer(const saga::event& request, const std::string& service, const
                                  .count());
   e.data = request.data;  // carry the order on
   e.causationid = request.id;
+  // As a traced service answers: in the request's trace, from a span of its own.
+  if (!request.traceparent.empty()) e.traceparent = saga::child_traceparent(request.traceparent);
+  e.tracestate = request.tracestate;
   return e;
 }
 
@@ -230,6 +234,7 @@ int main(int argc, char** argv) {
       e.source = "urn:sim:shop";
       e.type = "order.placed";
       e.subject = s.prefix + std::to_string(i);
+      e.traceparent = saga::new_traceparent();  // the shop starts a trace per order
       e.data = {{"order_id", e.subject},
                 {"amount", 1000 + i},
                 {"currency", "EUR"},

@@ -36,6 +36,7 @@
 #include <zmq_addon.hpp>
 
 #include "saga/codec.hpp"
+#include "saga/trace.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/curve.hpp"
 #include "saga/zmq/subscriber.hpp"
@@ -229,6 +230,44 @@ std::int64_t scalar(const std::string& path, const std::string& sql) {
   return q.getColumn(0).getInt64();
 }
 
+// Trace context (issue 16): the shop (saga-sim orders) starts a trace with each order.placed and
+// the simulated services answer in the trace of the request; so every history row of an order,
+// and every follow-on event of it a subscriber received, whichever path it took (six steps,
+// refunds, retries), carries the trace id of its order.placed, each follow-on event from a span
+// of its own.
+void check_traces(const std::string& path, const std::vector<std::string>& received, int orders) {
+  auto db = open_ro(path);
+  std::map<std::string, std::string> trace_of;  // order -> its order.placed's trace id
+  SQLite::Statement placed(db,
+                           "SELECT key, traceparent FROM history WHERE definition = 'order_lifecycle' AND "
+                           "event_type = 'order.placed'");
+  while (placed.executeStep())
+    trace_of[placed.getColumn(0).getString()] =
+        std::string(saga::trace_id_of(placed.getColumn(1).getString()));
+  CHECK(trace_of.size() == static_cast<std::size_t>(orders));
+  SQLite::Statement rows(
+      db, "SELECT key, event_type, traceparent FROM history WHERE definition = 'order_lifecycle'");
+  int checked = 0;
+  while (rows.executeStep()) {
+    CAPTURE(rows.getColumn(0).getString());
+    CAPTURE(rows.getColumn(1).getString());
+    CHECK(saga::trace_id_of(rows.getColumn(2).getString()) == trace_of[rows.getColumn(0).getString()]);
+    ++checked;
+  }
+  CHECK(checked > 4 * orders);
+  std::set<std::string> spans;
+  for (const auto& payload : received) {
+    const auto e = json::parse(payload);
+    CAPTURE(payload);
+    REQUIRE(e.contains("traceparent"));
+    const std::string traceparent = e.at("traceparent");
+    CHECK(saga::traceparent_problem(traceparent).empty());
+    CHECK(saga::trace_id_of(traceparent) == trace_of[e.at("subject").get<std::string>()]);
+    CHECK(spans.insert(traceparent.substr(36, 16)).second);
+  }
+  CHECK(spans.size() == received.size());
+}
+
 // key -> state of every order saga.
 std::map<std::string, std::string> order_states(const std::string& path) {
   auto db = open_ro(path);
@@ -370,6 +409,7 @@ class follower {
           sub.poll(100ms, [&](const saga::zmq::delivery& d) {
             std::lock_guard lock(mutex_);
             seqs_.push_back(d.sequence);
+            payloads_.push_back(d.payload);
           });
           last_.store(sub.last_sequence());
         } catch (const saga::zmq::subscriber_error& e) {
@@ -397,6 +437,11 @@ class follower {
     std::lock_guard lock(mutex_);
     return errors_;
   }
+  // The CloudEvents delivered, in delivery order.
+  std::vector<std::string> payloads() const {
+    std::lock_guard lock(mutex_);
+    return payloads_;
+  }
   // Waits until it has seen `seq`.
   bool reaches(std::int64_t seq, std::chrono::milliseconds timeout) {
     return eventually(timeout, [&] { return last() >= seq; });
@@ -408,6 +453,7 @@ class follower {
   mutable std::mutex mutex_;
   std::vector<std::int64_t> seqs_;
   std::vector<std::string> errors_;
+  std::vector<std::string> payloads_;
   std::thread thread_;
 };
 
@@ -649,6 +695,7 @@ TEST_SUITE("sagad") {
     CHECK(seen.reaches(n, 10s));
     seen.stop();
     check_gapless(seen.sequences(), n);
+    check_traces(d.db(), seen.payloads(), orders);
 
     const auto st = d.stop();
     INFO("sagad stderr: " << d.proc().err());
