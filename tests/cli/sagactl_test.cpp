@@ -674,6 +674,24 @@ TEST_SUITE("sagactl") {
     CHECK_MESSAGE(human.code == 0, human.err);
     CHECK(human.out.find("accepted transitioned: order_lifecycle/o-101 is placed") != std::string::npos);
     CHECK(ctl({"send", "--type", "order.placed", "--subject", "o-x", "--data", "[1]"}).code == 2);
+    // send in a trace: its follow-on event carries the trace id, from a span of its own
+    const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    auto traced = ctl({"send", "--type", "order.placed", "--subject", "o-102", "--traceparent", parent,
+                       "--tracestate", "shop=1", "--data", R"({"amount": 5, "currency": "EUR"})"});
+    REQUIRE_MESSAGE(traced.code == 0, traced.err);
+    const json in_trace = read({"show", "o-102"}).json();
+    CHECK(in_trace["history"][0]["traceparent"] == parent);
+    CHECK(in_trace["history"][0]["tracestate"] == "shop=1");
+    REQUIRE(in_trace["outbox"].size() == 1);
+    SQLite::Database sql(db, SQLite::OPEN_READONLY);
+    const auto follow_on =
+        json::parse(sql.execAndGet("SELECT payload FROM outbox WHERE key = 'o-102'").getString());
+    CHECK(saga::trace_id_of(follow_on["traceparent"].get<std::string>()) ==
+          "4bf92f3577b34da6a3ce929d0e0e4736");
+    CHECK(follow_on["traceparent"] != parent);
+    auto bad_trace = ctl({"send", "--type", "order.placed", "--subject", "o-103", "--traceparent", "00-xyz"});
+    CHECK(bad_trace.code == 2);
+    CHECK(bad_trace.err.find("traceparent") != std::string::npos);
 
     // abort: cancelled, recorded in history, order.cancelled in the outbox
     auto ab = ctl({"abort", "o-100", "--reason", "customer called", "--operator", "alice"});

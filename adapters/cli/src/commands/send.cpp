@@ -15,7 +15,7 @@ namespace sagactl::commands {
 namespace {
 
 struct send_options {
-  std::string type, subject, data = "{}", source = "urn:saga:sagactl";
+  std::string type, subject, data = "{}", source = "urn:saga:sagactl", traceparent, tracestate;
   send_settings settings;
 };
 
@@ -40,6 +40,10 @@ run_fn send(CLI::App& cmd) {
   cmd.add_option("--subject", o->subject, "the saga's id")->required();
   cmd.add_option("--data", o->data, "JSON object, or @FILE")->capture_default_str();
   cmd.add_option("--source", o->source, "the event source")->capture_default_str();
+  cmd.add_option("--traceparent", o->traceparent,
+                 "W3C trace context to send in (00-<trace id>-<span id>-<flags>); default: sagad starts "
+                 "a new trace");
+  cmd.add_option("--tracestate", o->tracestate, "W3C tracestate to send with --traceparent");
   add_send_options(cmd, o->settings);
   return [o](const globals& g) {
     saga::event e;
@@ -49,6 +53,8 @@ run_fn send(CLI::App& cmd) {
     e.subject = o->subject;
     e.time = saga::format_time(wall_clock_ms());
     e.data = read_data(o->data);
+    e.traceparent = o->traceparent;
+    e.tracestate = o->tracestate;
     return report_ack(send_event(e, o->settings), g.as_json);
   };
 }
