@@ -25,7 +25,7 @@ echo "sagad running on $dir/saga.db ($ingress, $publish, $replay); log: $dir/sag
 
 for service in payment warehouse courier; do
   "$build/examples/saga-sim" "${endpoints[@]}" --seed 7 --fail-rate 0.1 --refund-fail-rate 0.3 \
-    --decisions "$dir/$service.jsonl" --position "$dir/$service.position" "$service" 2>"$dir/$service.log" &
+    --decisions "$dir/$service.jsonl" --db "$dir/$service.db" "$service" 2>"$dir/$service.log" &
   pids+=($!)
 done
 

@@ -10,7 +10,7 @@ packages=(
   build-essential cmake pkg-config ccache git
   libboost1.81-dev
   libsqlite3-dev libsqlitecpp-dev sqlite3
-  libzmq3-dev cppzmq-dev
+  libzmq3-dev cppzmq-dev libsodium-dev
   libspdlog-dev libfmt-dev
   doctest-dev nlohmann-json3-dev libcli11-dev
   graphviz

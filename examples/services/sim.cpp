@@ -5,15 +5,20 @@
 //   saga-sim courier   answers shipment.requested with dispatch, start and delivery
 //   saga-sim orders    places --count orders and exits
 //
-// Each service follows sagad's published events with the subscriber library
-// (catching up through replay), decides with its failure rate, waits its
-// delay, and sends the next events with the client library. Decisions are a
-// pure function of (seed, service, the request's id), so a request seen again
-// after a restart gets the same answer, and answers carry ids derived from the
-// request's id, so a resend is a duplicate. Every decision is logged as one
-// JSON line (to --decisions, or stdout), which is what the end-to-end test
-// computes each order's expected end state from. With --server-key and --key
-// (a sagad with CURVE, docs/security.md) every socket uses CURVE.
+// Each service follows sagad's published events with the durable subscriber
+// (saga::zmq::durable_subscriber: every event recorded in the service's own
+// database, --db, before it is handled; catching up through replay), decides
+// with its failure rate, waits its delay, and sends the next events with the
+// client library. Each decision is a row of the database's `decisions` table,
+// written in the same transaction as the event's record, so a service killed
+// at any point has either handled an event (recorded, decided, answered) or
+// not at all. Decisions are a pure function of (seed, service, the request's
+// id), so a request handled again after a crash before the commit gets the
+// same answer, and answers carry ids derived from the request's id, so a
+// resend is a duplicate. Every decision is also logged as one JSON line (to
+// --decisions, or stdout), which is what the end-to-end test computes each
+// order's expected end state from. With --server-key and --key (a sagad with
+// CURVE, docs/security.md) every socket uses CURVE.
 
 #include <atomic>
 #include <cerrno>
@@ -32,7 +37,9 @@
 #include "saga/trace.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/curve.hpp"
-#include "saga/zmq/subscriber.hpp"
+#include "saga/zmq/durable_subscriber.hpp"
+
+#include <SQLiteCpp/Statement.h>
 
 namespace {
 
@@ -45,7 +52,7 @@ struct settings {
   std::string ingress = "tcp://127.0.0.1:5570";
   std::string publish = "tcp://127.0.0.1:5571";
   std::string replay = "tcp://127.0.0.1:5572";
-  std::string position;   // subscriber position file
+  std::string db;         // the service's database (durable subscriber); empty: <service>.db
   std::string decisions;  // JSON lines; empty: stdout
   double fail_rate = 0.1;
   double refund_fail_rate = 0.2;
@@ -104,39 +111,53 @@ saga::event answer(const saga::event& request, const std::string& service, const
   return e;
 }
 
+using decide_fn = std::function<std::vector<std::pair<std::string, std::string>>(const saga::event&)>;
+
+// The service's own table of decisions, next to the durable subscriber's record of events.
+void create_decisions(SQLite::Database& db) {
+  db.exec(
+      "CREATE TABLE IF NOT EXISTS decisions (request_id TEXT NOT NULL, decision TEXT NOT NULL, "
+      "service TEXT NOT NULL, order_id TEXT NOT NULL, request TEXT NOT NULL, sends TEXT NOT NULL, "
+      "PRIMARY KEY (request_id, decision)) WITHOUT ROWID");
+}
+
 // Follows published events and answers those `decide` cares about.
-int serve(const settings& s, const std::string& service,
-          const std::function<std::vector<std::pair<std::string, std::string>>(const saga::event&)>& decide) {
+int serve(const settings& s, const std::string& service, const decide_fn& decide) {
   zmq::context_t ctx(1);
-  saga::zmq::subscriber_options so;
-  so.position_file = s.position;
-  so.curve = curve_of(s);
-  saga::zmq::subscriber sub(ctx, s.publish, s.replay, so);
   saga::zmq::client_options co;
   co.max_tries = 1000000;  // a service keeps trying while sagad restarts
-  co.curve = so.curve;
+  co.curve = curve_of(s);
   saga::zmq::client client(ctx, s.ingress, co);
   decision_log log(s.decisions);
-  std::cerr << "saga-sim " << service << ": following " << s.publish << ", answering to " << s.ingress
-            << "\n";
-  // Answers are sent, and acked, inside the callback: the subscriber saves its
-  // position only after the callback returned, so a service killed before an
-  // answer was acked sees the request again after its restart (and its answer,
-  // with the same id, is then a duplicate if it had been recorded after all).
-  while (!stop_requested.load()) {
-    try {
-      sub.poll(std::chrono::milliseconds(200), [&](const saga::zmq::delivery& d) {
-        auto decoded = saga::decode_event(d.payload);
-        if (!decoded) return;
+  saga::zmq::durable_options o;
+  o.database = s.db.empty() ? service + ".db" : s.db;
+  o.curve = co.curve;
+  // Answers are sent, and acked, inside the handler, before the transaction that records the
+  // request commits: a service killed before then handles the request again after its restart
+  // (and its answer, with the same id, is then a duplicate if sagad had recorded it after all).
+  saga::zmq::durable_subscriber sub(
+      ctx, s.publish, s.replay, o,
+      [&](SQLite::Database& db, const saga::zmq::delivery&, const saga::event& e) {
         std::vector<saga::event> out;
-        for (const auto& [decision, type] : decide(*decoded.event)) {
+        SQLite::Statement insert(db,
+                                 "INSERT OR REPLACE INTO decisions VALUES "
+                                 "(?1, ?2, ?3, ?4, ?5, ?6)");
+        for (const auto& [decision, type] : decide(e)) {
+          insert.reset();
+          insert.bind(1, e.id);
+          insert.bind(2, decision);
+          insert.bind(3, service);
+          insert.bind(4, e.subject);
+          insert.bind(5, e.type);
+          insert.bind(6, type);
+          insert.exec();
           log.write({{"service", service},
-                     {"order", decoded.event->subject},
-                     {"request", decoded.event->type},
-                     {"request_id", decoded.event->id},
+                     {"order", e.subject},
+                     {"request", e.type},
+                     {"request_id", e.id},
                      {"decision", decision},
                      {"sends", type}});
-          out.push_back(answer(*decoded.event, service, type, static_cast<int>(out.size())));
+          out.push_back(answer(e, service, type, static_cast<int>(out.size())));
         }
         if (out.empty()) return;
         if (s.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(s.delay_ms));
@@ -144,6 +165,12 @@ int serve(const settings& s, const std::string& service,
           if (a.status == saga::ack_status::rejected)
             std::cerr << "saga-sim " << service << ": rejected: " << a.reason << "\n";
       });
+  create_decisions(sub.database());
+  std::cerr << "saga-sim " << service << ": following " << s.publish << ", answering to " << s.ingress
+            << ", recording in " << o.database << " (from sequence " << sub.position() + 1 << ")\n";
+  while (!stop_requested.load()) {
+    try {
+      sub.poll(std::chrono::milliseconds(200));
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) throw;  // a signal: the loop condition decides
     }
@@ -161,7 +188,8 @@ int main(int argc, char** argv) {
   app.add_option("--ingress", s.ingress, "sagad's ingress endpoint")->capture_default_str();
   app.add_option("--publish", s.publish, "sagad's events endpoint")->capture_default_str();
   app.add_option("--replay", s.replay, "sagad's replay endpoint")->capture_default_str();
-  app.add_option("--position", s.position, "file keeping the last event sequence handled");
+  app.add_option("--db", s.db,
+                 "the service's database: events received and decisions taken (default <service>.db)");
   app.add_option("--decisions", s.decisions, "append decisions here as JSON lines (default stdout)");
   app.add_option("--fail-rate", s.fail_rate, "share of requests answered with a failure")
       ->check(CLI::Range(0.0, 1.0))

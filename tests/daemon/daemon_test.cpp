@@ -585,7 +585,7 @@ TEST_SUITE("sagad") {
     auto sim = [&](const std::string& service) {
       return std::make_unique<process>(
           with({SAGA_SIM_PATH, "--ingress", ep.ingress, "--publish", ep.publish, "--replay", ep.replay,
-                "--position", dir.file(service + ".pos"), "--decisions", dir.file(service + ".jsonl"),
+                "--db", dir.file(service + ".db"), "--decisions", dir.file(service + ".jsonl"),
                 "--fail-rate", "0.2", "--refund-fail-rate", "0.3", "--seed", "42", service},
                dir.client_options()),
           dir.file(service + ".out"), dir.file(service + ".err"));

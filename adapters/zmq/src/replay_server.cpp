@@ -11,6 +11,7 @@
 #include <zmq_addon.hpp>
 #include "saga/zmq/authorizer.hpp"
 #include "saga/zmq/curve.hpp"
+#include "saga/zmq/digest.hpp"
 
 namespace saga::zmq {
 
@@ -48,11 +49,47 @@ field read_count(const json& req, const char* name, bool required) {
   return {std::nullopt, std::string("\"") + name + "\" must be an integer"};
 }
 
+// The first sequence still retained when the log's last published sequence is `last` (see the
+// header); a request from below it (when it is above 1) meets pruned rows.
+std::int64_t first_kept(saga::store& store, std::int64_t last) {
+  const std::int64_t first = store.first_retained_sequence();
+  // Sequences start at 1 and have no gaps, so rows before `first` existed (and were pruned)
+  // exactly when first > 1; an empty outbox after publishing means everything up to `last` was
+  // pruned.
+  return first > 0 ? first : last + 1;
+}
+
+// {"digest":{"from":A,"to":B}}: the range digest of the published events A..B (digest.hpp).
+std::vector<std::string> answer_digest(saga::store& store, const json& range) {
+  const auto request = read_digest_request(range);
+  if (!request.problem.empty()) return {error_reply("bad_request", request.problem)};
+  try {
+    // Rows first, then `last` and the retention check, as for a fetch.
+    digest_builder digest(request.from, request.to);
+    for (std::int64_t next = request.from; next <= request.to;) {
+      const auto rows = store.published_range(next, replay_limit_cap);
+      for (const auto& r : rows) {
+        if (r.sequence > request.to) break;
+        digest.add(r.sequence, r.event_id, r.type, r.payload);
+      }
+      if (rows.size() < replay_limit_cap || rows.back().sequence >= request.to) break;
+      next = rows.back().sequence + 1;
+    }
+    const std::int64_t last = store.last_published_sequence();
+    const std::int64_t first = first_kept(store, last);
+    if (request.from < first && first > 1) return {json{{"error", "pruned"}, {"first", first}}.dump()};
+    return {digest_reply_body(digest.finish(), last)};
+  } catch (const std::exception& e) {
+    return {error_reply("internal", e.what())};
+  }
+}
+
 // The reply frames after the envelope, for one request body.
 std::vector<std::string> answer(saga::store& store, std::string_view body) {
   json req = json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (req.is_discarded()) return {error_reply("bad_request", "request is not JSON")};
   if (!req.is_object()) return {error_reply("bad_request", "request is not a JSON object")};
+  if (const auto it = req.find("digest"); it != req.end()) return answer_digest(store, *it);
   field from = read_count(req, "from", true);
   if (!from.value) return {error_reply("bad_request", from.problem)};
   field limit = read_count(req, "limit", false);
@@ -66,13 +103,8 @@ std::vector<std::string> answer(saga::store& store, std::string_view body) {
     std::vector<outbox_record> rows;
     if (n > 0) rows = store.published_range(*from.value, n);
     const std::int64_t last = store.last_published_sequence();
-    const std::int64_t first = store.first_retained_sequence();
-    // Sequences start at 1 and have no gaps, so rows before `first` existed
-    // (and were pruned) exactly when first > 1; an empty outbox after
-    // publishing means everything up to `last` was pruned.
-    const std::int64_t first_kept = first > 0 ? first : last + 1;
-    if (*from.value < first_kept && first_kept > 1)
-      return {json{{"error", "pruned"}, {"first", first_kept}}.dump()};
+    const std::int64_t first = first_kept(store, last);
+    if (*from.value < first && first > 1) return {json{{"error", "pruned"}, {"first", first}}.dump()};
 
     std::vector<std::string> out;
     out.reserve(1 + 2 * rows.size());

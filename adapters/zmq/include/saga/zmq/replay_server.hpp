@@ -18,6 +18,10 @@
 //     of a JSON object with valid fields.
 //   * `[{"error":"internal","reason":…}]` when the store failed (the server
 //     keeps serving).
+// A digest request `{"digest":{"from":A,"to":B}}` (B - A < digest_range_cap) is answered
+// `[{"digest":{"from":A,"to":B,"count":c,"sha256":H},"last":L}]`, the range digest
+// (saga/zmq/digest.hpp) of the published events A..B, or "pruned" as above when A is below the
+// first retained sequence.
 //
 // The store is read outside of any transaction: give the server its own
 // connection (a saga::sqlite::store on the same file). Rows are read first, the
