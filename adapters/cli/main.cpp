@@ -43,6 +43,8 @@ const sagactl::command command_table[] = {
     {"backup",       "a consistent copy of the live database (SQLite online backup)",          sagactl::commands::backup},
     {"purge",        "remove finished sagas older than a cutoff, with their history",          sagactl::commands::purge},
     {"keygen",       "a CURVE key pair: NAME.key (public) and NAME.key_secret (mode 0600)",    sagactl::commands::keygen},
+    {"reconcile",    "compare sagad's log with a subscriber's, or a sender's list with sagad's", sagactl::commands::reconcile},
+    {"audit",        "one saga's trail: each event in with its ack, each event out with its sequence", sagactl::commands::audit},
 };
 // clang-format on
 

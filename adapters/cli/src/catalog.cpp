@@ -124,20 +124,83 @@ json catalog::list(const list_filter& f, std::int64_t now_ms) {
   });
 }
 
+std::string catalog::definition_of(const std::string& id, const std::string& type) {
+  std::vector<std::string> found = reader_.definitions_of(id);
+  if (!type.empty()) std::erase_if(found, [&](const std::string& d) { return d != type; });
+  if (found.empty())
+    throw failure(not_found,
+                  "no saga with id '" + id + "'" + (type.empty() ? "" : " of type '" + type + "'"));
+  if (found.size() > 1) {
+    std::string names;
+    for (const auto& n : found) names += (names.empty() ? "" : ", ") + n;
+    throw failure(usage, "several definitions have a saga '" + id + "' (" + names + "): pass --type");
+  }
+  return found.front();
+}
+
+json catalog::inbound(const std::string& source, const std::string& id) {
+  return reading(path_, [&] {
+    const auto r = reader_.inbound(source, id);
+    json out = {{"source", source}, {"id", id}};
+    if (r.inbox) {
+      const json ack = parse_or_string(r.inbox->ack);
+      out["status"] = ack.is_object() ? ack.value("status", "accepted") : "accepted";
+      out["ack"] = ack;
+      out["received"] = saga::format_time(r.inbox->received_ms);
+    } else if (r.dead_letter) {
+      out["status"] = "rejected";
+      out["reason"] = r.dead_letter->reason;
+      out["dead_letter"] = r.dead_letter->id;
+      out["received"] = saga::format_time(r.dead_letter->last_ms);
+    } else {
+      out["status"] = "not_received";
+      out["inbox_since"] = r.oldest_inbox_ms > 0 ? json(saga::format_time(r.oldest_inbox_ms)) : json(nullptr);
+    }
+    return out;
+  });
+}
+
+json catalog::audit(const std::string& id, const std::string& type) {
+  return reading(path_, [&] {
+    saga::reader_snapshot snapshot(reader_);
+    const auto view = saga::read_saga(reader_, definition_of(id, type), id);
+    if (!view) throw failure(not_found, "no saga with id '" + id + "'");
+    json incoming = json::array();
+    for (const auto& h : view->history) {
+      const auto r = reader_.inbound(h.event_source, h.event_id);
+      incoming.push_back(
+          {{"time", saga::format_time(h.recorded_ms)},
+           {"event_id", h.event_id},
+           {"event_source", h.event_source},
+           {"event_type", h.event_type},
+           {"sender", nullable(h.sender)},
+           {"trace_id", nullable(saga::trace_id_of(h.traceparent))},
+           {"from", h.from_state},
+           {"to", h.to_state},
+           {"outcome", h.outcome},
+           {"ack", r.inbox ? parse_or_string(r.inbox->ack) : json(nullptr)},
+           {"follow_on",
+            h.outbox_first ? json{{"from", *h.outbox_first}, {"to", *h.outbox_last}} : json(nullptr)}});
+    }
+    json follow_on = json::array();
+    for (const auto& o : view->follow_on)
+      follow_on.push_back({{"sequence", o.sequence},
+                           {"event_id", o.event_id},
+                           {"type", o.type},
+                           {"created", saga::format_time(o.created_ms)},
+                           {"published", time_or_null(o.published_ms)}});
+    return json{{"type", view->instance.definition},
+                {"id", view->instance.key},
+                {"state", view->instance.state},
+                {"incoming", std::move(incoming)},
+                {"follow_on", std::move(follow_on)}};
+  });
+}
+
 json catalog::show(const std::string& id, const std::string& type, std::int64_t now_ms) {
   return reading(path_, [&] {
     saga::reader_snapshot snapshot(reader_);
-    std::vector<std::string> found = reader_.definitions_of(id);
-    if (!type.empty()) std::erase_if(found, [&](const std::string& d) { return d != type; });
-    if (found.empty())
-      throw failure(not_found,
-                    "no saga with id '" + id + "'" + (type.empty() ? "" : " of type '" + type + "'"));
-    if (found.size() > 1) {
-      std::string names;
-      for (const auto& n : found) names += (names.empty() ? "" : ", ") + n;
-      throw failure(usage, "several definitions have a saga '" + id + "' (" + names + "): pass --type");
-    }
-    const auto view = saga::read_saga(reader_, found.front(), id);
+    const auto view = saga::read_saga(reader_, definition_of(id, type), id);
     if (!view) throw failure(not_found, "no saga with id '" + id + "'");
     const auto& i = view->instance;
 

@@ -30,7 +30,14 @@
 
 namespace sagactl {
 
-enum exit_code : int { ok = 0, not_found = 1, usage = 2, database = 3, unreachable_or_rejected = 4 };
+enum exit_code : int {
+  ok = 0,
+  not_found = 1,
+  usage = 2,
+  database = 3,
+  unreachable_or_rejected = 4,
+  differences_found = 5  // sagactl reconcile
+};
 
 // An error that ends the program with `code` and one line on stderr.
 class failure : public std::runtime_error {
@@ -87,6 +94,12 @@ class catalog {
     bool truncated = false;
   };
   stored_dead_letter dead_letter(std::int64_t id);
+  // What became of the incoming event (source, id): {"status": "accepted" | "rejected" |
+  // "not_received", ...} with its ack, its dead letter's reason, or the inbox's oldest row
+  // (before it, "not_received" may be "pruned from the dedup window").
+  nlohmann::json inbound(const std::string& source, const std::string& id);
+  // One saga's trail: each incoming event with its ack, each follow-on event with its sequence.
+  nlohmann::json audit(const std::string& id, const std::string& type);
   // The highest published sequence (0 when nothing was published).
   std::int64_t last_published();
 
@@ -107,6 +120,10 @@ class catalog {
   purge_count count_finished(const finished_states& f, std::int64_t before_ms);
 
  private:
+  // The definition of the saga `id` (only `type` unless empty); failure(not_found) or, when
+  // several have one, failure(usage).
+  std::string definition_of(const std::string& id, const std::string& type);
+
   std::string path_;
   std::unique_ptr<saga::reader> owned_;  // set by the path constructor only
   saga::reader& reader_;

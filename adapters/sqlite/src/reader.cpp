@@ -45,6 +45,9 @@ enum q : std::size_t {
   q_dead_letter,
   q_totals,
   q_received,
+  q_inbox_row,
+  q_dead_letter_of_event,
+  q_oldest_inbox,
   q_count_
 };
 
@@ -164,6 +167,15 @@ constexpr const char* sql_of[] = {
     // q_received: through inbox_by_received
     "SELECT (received_ms - ?1) / ?3, count(*) FROM inbox WHERE received_ms >= ?1 AND received_ms < ?2"
     " GROUP BY 1",
+    // q_inbox_row: the inbox's primary key
+    "SELECT definition, key, ack, received_ms FROM inbox WHERE source = ?1 AND event_id = ?2",
+    // q_dead_letter_of_event: through dead_letters_by_event
+    "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms, "
+    "sender"
+    " FROM dead_letters WHERE source = ?1 AND event_id = ?2 AND event_id <> '' ORDER BY last_ms DESC, id DESC"
+    " LIMIT 1",
+    // q_oldest_inbox: through inbox_by_received
+    "SELECT coalesce(min(received_ms), 0) FROM inbox",
 };
 static_assert(std::size(sql_of) == q_count_);
 
@@ -565,6 +577,29 @@ std::optional<dead_letter_record> reader::dead_letter(std::int64_t id) {
     u.integer(1, id);
     if (!u.step()) return std::nullopt;
     return dead_letter_of(u);
+  });
+}
+
+inbound_record reader::inbound(std::string_view source, std::string_view event_id) {
+  return guarded("inbound", [&] {
+    reader_snapshot snapshot(*this);
+    inbound_record r;
+    {
+      use u(prepared(q_inbox_row));
+      u.text(1, source).text(2, event_id);
+      if (u.step())
+        r.inbox = inbox_record{std::string(source), std::string(event_id), u.string(0),
+                               u.string(1),         u.string(2),           u.integer(3)};
+    }
+    {
+      use u(prepared(q_dead_letter_of_event));
+      u.text(1, source).text(2, event_id);
+      if (u.step()) r.dead_letter = dead_letter_of(u);
+    }
+    use u(prepared(q_oldest_inbox));
+    u.step();
+    r.oldest_inbox_ms = u.integer(0);
+    return r;
   });
 }
 

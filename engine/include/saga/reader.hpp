@@ -127,6 +127,16 @@ struct finished_count {
   std::int64_t history = 0;  // their history rows
 };
 
+// What became of one incoming event, found by its (source, id): the inbox row it left (with the
+// ack it got) while the dedup window keeps it, and its dead letter if it was rejected (the
+// newest, when several share the id). Neither: never received, or received before
+// `oldest_inbox_ms` (the inbox's oldest row; 0 when the inbox is empty) and pruned since.
+struct inbound_record {
+  std::optional<inbox_record> inbox;
+  std::optional<dead_letter_record> dead_letter;
+  std::int64_t oldest_inbox_ms = 0;
+};
+
 class reader {
  public:
   virtual ~reader() = default;
@@ -180,6 +190,8 @@ class reader {
   // Dead letters with an id after `after_id`, by id.
   virtual std::vector<dead_letter_record> dead_letters(std::int64_t after_id, std::size_t limit) = 0;
   virtual std::optional<dead_letter_record> dead_letter(std::int64_t id) = 0;
+  // One incoming event's fate (sagactl reconcile --sent, sagactl audit).
+  virtual inbound_record inbound(std::string_view source, std::string_view event_id) = 0;
 
   virtual store_totals totals() = 0;
   // Inbox rows (events handled, duplicates excepted) received in [from_ms, before_ms), counted
@@ -235,6 +247,7 @@ class reader_wrapper : public reader {
     return target_.dead_letters(after, limit);
   }
   std::optional<dead_letter_record> dead_letter(std::int64_t id) override { return target_.dead_letter(id); }
+  inbound_record inbound(std::string_view s, std::string_view id) override { return target_.inbound(s, id); }
   store_totals totals() override { return target_.totals(); }
   std::vector<std::int64_t> received_per_interval(std::int64_t from, std::int64_t before,
                                                   std::int64_t interval) override {

@@ -89,13 +89,14 @@ class reader final : public saga::reader {
 
   std::vector<dead_letter_record> dead_letters(std::int64_t after_id, std::size_t limit) override;
   std::optional<dead_letter_record> dead_letter(std::int64_t id) override;
+  inbound_record inbound(std::string_view source, std::string_view event_id) override;
 
   store_totals totals() override;
   std::vector<std::int64_t> received_per_interval(std::int64_t from_ms, std::int64_t before_ms,
                                                   std::int64_t interval_ms) override;
 
  private:
-  static constexpr std::size_t statement_count = 24;  // the list lives in reader.cpp
+  static constexpr std::size_t statement_count = 27;  // the list lives in reader.cpp
 
   void check_schema();
   std::vector<std::string> timer_definitions();  // the definitions with armed timers
