@@ -113,7 +113,8 @@ saga::event answer(const saga::event& request, const std::string& service, const
 
 using decide_fn = std::function<std::vector<std::pair<std::string, std::string>>(const saga::event&)>;
 
-// The service's own table of decisions, next to the durable subscriber's record of events.
+// The service's own table of decisions, next to the durable subscriber's record of events. A plain
+// INSERT: a request decided twice (which the durable subscriber rules out) would stop the service.
 void create_decisions(SQLite::Database& db) {
   db.exec(
       "CREATE TABLE IF NOT EXISTS decisions (request_id TEXT NOT NULL, decision TEXT NOT NULL, "
@@ -140,7 +141,7 @@ int serve(const settings& s, const std::string& service, const decide_fn& decide
       [&](SQLite::Database& db, const saga::zmq::delivery&, const saga::event& e) {
         std::vector<saga::event> out;
         SQLite::Statement insert(db,
-                                 "INSERT OR REPLACE INTO decisions VALUES "
+                                 "INSERT INTO decisions VALUES "
                                  "(?1, ?2, ?3, ?4, ?5, ?6)");
         for (const auto& [decision, type] : decide(e)) {
           insert.reset();
