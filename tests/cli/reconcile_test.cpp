@@ -5,12 +5,14 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <zmq.hpp>
@@ -43,6 +45,7 @@ struct setup {
     REQUIRE_MESSAGE(daemon, daemon.error);
     saga::zmq::durable_options o;
     o.database = subscriber_db;
+    o.digest_endpoint = "tcp://127.0.0.1:*";  // for reconcile --subscriber
     subscriber = std::make_unique<saga::zmq::durable_subscriber>(
         ctx, daemon.ep.publish, daemon.ep.replay, o,
         [](SQLite::Database&, const saga::zmq::delivery&, const saga::event&) {});
@@ -155,6 +158,30 @@ TEST_SUITE("reconcile") {
     auto not_a_subscriber = s.ctl({"reconcile", "--replay", s.daemon.ep.replay, "--subscriber-db", s.db});
     CHECK(not_a_subscriber.code == 3);
     CHECK(not_a_subscriber.err.find("saga_received") != std::string::npos);
+    s.stop();
+  }
+
+  TEST_CASE("reconcile --subscriber asks a running durable subscriber's digest endpoint") {
+    saga::test::temp_dir dir;
+    setup s(dir);
+    s.place(0, 30);
+    std::atomic<bool> done{false};
+    std::thread polling([&] {
+      while (!done) s.subscriber->poll(20ms);
+    });
+    auto res =
+        s.ctl({"reconcile", "--replay", s.daemon.ep.replay, "--subscriber", s.subscriber->digest_endpoint()});
+    auto nobody = s.ctl({"reconcile", "--replay", s.daemon.ep.replay, "--subscriber", "tcp://127.0.0.1:1",
+                         "--timeout", "300ms"});
+    done = true;
+    polling.join();
+    CHECK_MESSAGE(res.code == 0, res.err);
+    const auto r = res.json();
+    CHECK(r["consistent"] == true);
+    CHECK(r["to"] == 30);
+    CHECK(r["subscriber"]["digest_requests"] == 1);
+    CHECK(nobody.code == 4);
+    CHECK(nobody.err.find("the subscriber unreachable at tcp://127.0.0.1:1") != std::string::npos);
     s.stop();
   }
 
