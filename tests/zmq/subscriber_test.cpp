@@ -408,6 +408,58 @@ struct durable {
 
 }  // namespace
 
+TEST_SUITE("subscriber of several sagad") {
+  // Two sagad of one cluster: A publishes the odd sequences, B the even ones, each from its own
+  // PUB socket, and each serves replay from the shared database. One subscriber given both
+  // endpoints sees 1..n once each, in order; replay goes on when one replay endpoint is down.
+  TEST_CASE("one sequence published from two sagad's sockets arrives once each in order") {
+    fixture f;
+    saga::sqlite::store b_db(saga::sqlite::options{f.dir.file("saga.db")});
+    saga::zmq::publisher b_pub(f.ctx, any_port);
+    saga::zmq::replay_server b_replay(f.ctx, any_port, b_db);
+    std::jthread b_serving([&](std::stop_token st) {
+      while (!st.stop_requested()) b_replay.poll_once(10ms);
+    });
+    CHECK(saga::zmq::split_endpoints(" a, b,,c ") == std::vector<std::string>{"a", "b", "c"});
+    auto sub = saga::zmq::subscriber(f.ctx, f.pub.endpoint() + "," + b_pub.endpoint(),
+                                     f.server.endpoint() + "," + b_replay.endpoint(), {});
+    collector c;
+    join(f, sub, c);
+    for (std::int64_t s = 2; s <= 40; s += 2) f.lossy.drop.insert(s);
+    f.publish(40);
+    for (const auto& r : f.relay_store.published_range(1, 40))
+      if (r.sequence % 2 == 0) b_pub.publish(r);
+    poll_until(sub, c, 40);
+    CHECK(c.sequences() == range(1, 40));
+    // Both publish everything again (a relay handing over): nothing twice.
+    for (const auto& r : f.relay_store.published_range(1, 40)) {
+      f.pub.publish(r);
+      b_pub.publish(r);
+    }
+    CHECK(sub.poll(200ms, c.fn()) == 0);
+    CHECK(c.sequences() == range(1, 40));
+  }
+
+  TEST_CASE("a replay endpoint that does not answer hands over to the next") {
+    fixture f(25);
+    // A ROUTER that takes requests and never answers: a sagad that hangs.
+    zmq::socket_t hung(f.ctx, zmq::socket_type::router);
+    hung.set(zmq::sockopt::linger, 0);
+    hung.bind(any_port);
+    const std::string hung_endpoint = hung.get(zmq::sockopt::last_endpoint);
+    saga::zmq::subscriber_options o;
+    o.replay_timeout = 300ms;
+    saga::zmq::subscriber sub(f.ctx, f.pub.endpoint(), hung_endpoint + "," + f.server.endpoint(), o);
+    collector c;
+    CHECK(sub.poll(10ms, c.fn()) == 25);
+    CHECK(c.sequences() == range(1, 25));
+    // With only the hung one, the error names it.
+    saga::zmq::subscriber alone(f.ctx, f.pub.endpoint(), hung_endpoint, o);
+    CHECK_THROWS_WITH_AS(alone.poll(10ms, c.fn()), doctest::Contains(hung_endpoint.c_str()),
+                         saga::zmq::subscriber_error);
+  }
+}
+
 TEST_SUITE("range digests") {
   TEST_CASE("a digest is SHA-256 over one line per event: sequence id type and the payload's SHA-256") {
     CHECK(saga::zmq::sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

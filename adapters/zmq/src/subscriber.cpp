@@ -42,6 +42,12 @@ constexpr milliseconds gap_retry{50};
 
 const std::string who = "saga::zmq::subscriber: ";
 
+// A replay endpoint that did not answer in time: the next one is asked.
+class replay_unanswered : public subscriber_error {
+ public:
+  using subscriber_error::subscriber_error;
+};
+
 std::optional<std::int64_t> parse_sequence(std::string_view s) {
   if (s.empty()) return std::nullopt;
   std::int64_t v = 0;
@@ -127,13 +133,28 @@ std::optional<std::int64_t> header_int(const json& h, const char* name) {
 
 }  // namespace
 
+std::vector<std::string> split_endpoints(std::string_view list) {
+  std::vector<std::string> out;
+  for (std::size_t start = 0; start <= list.size();) {
+    const auto end = std::min(list.find(',', start), list.size());
+    auto one = list.substr(start, end - start);
+    while (!one.empty() && one.front() == ' ') one.remove_prefix(1);
+    while (!one.empty() && one.back() == ' ') one.remove_suffix(1);
+    if (!one.empty()) out.emplace_back(one);
+    start = end + 1;
+  }
+  return out;
+}
+
 subscriber::subscriber(::zmq::context_t& ctx, std::string events_endpoint, std::string replay_endpoint,
                        subscriber_options options)
     : ctx_(ctx),
-      events_endpoint_(std::move(events_endpoint)),
-      replay_endpoint_(std::move(replay_endpoint)),
+      events_endpoints_(split_endpoints(events_endpoint)),
+      replay_endpoints_(split_endpoints(replay_endpoint)),
       options_(std::move(options)),
       sub_(ctx, ::zmq::socket_type::sub) {
+  if (events_endpoints_.empty()) throw subscriber_error(who + "no events endpoint given");
+  if (replay_endpoints_.empty()) throw subscriber_error(who + "no replay endpoint given");
   last_ = options_.position_file.empty() ? options_.start_after
                                          : read_position(options_.position_file, options_.start_after);
   sub_.set(::zmq::sockopt::linger, 0);
@@ -141,10 +162,12 @@ subscriber::subscriber(::zmq::context_t& ctx, std::string events_endpoint, std::
   sub_.set(::zmq::sockopt::rcvhwm, 10'000);
   sub_.set(::zmq::sockopt::subscribe, "");
   apply(sub_, options_.curve);
-  try {
-    sub_.connect(events_endpoint_);
-  } catch (const ::zmq::error_t& e) {
-    throw subscriber_error(who + "cannot connect to the events socket " + events_endpoint_ + ": " + e.what());
+  for (const auto& endpoint : events_endpoints_) {  // one SUB fair-queues them all
+    try {
+      sub_.connect(endpoint);
+    } catch (const ::zmq::error_t& e) {
+      throw subscriber_error(who + "cannot connect to the events socket " + endpoint + ": " + e.what());
+    }
   }
 }
 
@@ -248,25 +271,43 @@ std::size_t subscriber::flush_pending(const handler& fn) {
   return n;
 }
 
+// Asks the replay endpoints in turn, starting with the one that answered last: one that does not
+// answer within replay_timeout hands over to the next (what it delivered before stays delivered).
 std::size_t subscriber::catch_up(const handler& fn) {
+  std::size_t n = 0;
+  std::string unanswered;
+  for (std::size_t attempt = 0; attempt < replay_endpoints_.size(); ++attempt) {
+    const std::size_t which = (preferred_replay_ + attempt) % replay_endpoints_.size();
+    try {
+      n += catch_up_from(replay_endpoints_[which], fn);
+      preferred_replay_ = which;
+      return n;
+    } catch (const replay_unanswered& e) {
+      unanswered += (unanswered.empty() ? "" : "; ") + std::string(e.what());
+    }
+  }
+  throw subscriber_error(unanswered);
+}
+
+std::size_t subscriber::catch_up_from(const std::string& replay_endpoint, const handler& fn) {
   ::zmq::socket_t dealer(ctx_, ::zmq::socket_type::dealer);
   dealer.set(::zmq::sockopt::linger, 0);
   apply(dealer, options_.curve);
   try {
-    dealer.connect(replay_endpoint_);
+    dealer.connect(replay_endpoint);
   } catch (const ::zmq::error_t& e) {
-    throw subscriber_error(who + "cannot connect to the replay socket " + replay_endpoint_ + ": " + e.what());
+    throw subscriber_error(who + "cannot connect to the replay socket " + replay_endpoint + ": " + e.what());
   }
   std::size_t n = 0;
   for (;;) {
     const std::int64_t from = last_ + 1;
-    auto frames = fetch(dealer, from);
+    auto frames = fetch(dealer, replay_endpoint, from);
     const json h = json::parse(frames.front(), nullptr, /*allow_exceptions=*/false);
     if (!h.is_object())
-      throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint_ + ": " +
+      throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint + ": " +
                              excerpt(frames.front()));
     if (h.contains("error")) {
-      std::string what = who + "the replay socket " + replay_endpoint_ + " answered " +
+      std::string what = who + "the replay socket " + replay_endpoint + " answered " +
                          excerpt(frames.front()) + " to a request from sequence " + std::to_string(from);
       if (h["error"] == "pruned")
         what += ": the events wanted were pruned (the first retained is " +
@@ -276,15 +317,15 @@ std::size_t subscriber::catch_up(const handler& fn) {
     const auto count = header_int(h, "count");
     const auto last = header_int(h, "last");
     if (!count || !last || frames.size() != 1 + 2 * static_cast<std::size_t>(*count))
-      throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint_ +
-                             ": header " + excerpt(frames.front()) + " with " +
-                             std::to_string(frames.size() - 1) + " frames after it");
+      throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint + ": header " +
+                             excerpt(frames.front()) + " with " + std::to_string(frames.size() - 1) +
+                             " frames after it");
     bool hole = false;
     for (std::size_t i = 1; i + 1 < frames.size(); i += 2) {
       const auto seq = parse_sequence(frames[i]);
       if (!seq)
         throw subscriber_error(who + "malformed sequence in a reply from the replay socket " +
-                               replay_endpoint_ + ": " + excerpt(frames[i]));
+                               replay_endpoint + ": " + excerpt(frames[i]));
       if (*seq <= last_) continue;
       if (*seq != last_ + 1) {
         // Not published yet below it: deliver nothing past the hole.
@@ -302,25 +343,26 @@ std::size_t subscriber::catch_up(const handler& fn) {
   return n;
 }
 
-std::vector<std::string> subscriber::fetch(::zmq::socket_t& dealer, std::int64_t from) {
+std::vector<std::string> subscriber::fetch(::zmq::socket_t& dealer, const std::string& replay_endpoint,
+                                           std::int64_t from) {
   const std::string request = json{{"from", from}, {"limit", replay_limit_cap}}.dump();
   // An empty delimiter first, as a REQ socket sends it: the reply repeats it.
   const std::array<::zmq::const_buffer, 2> out = {::zmq::const_buffer(nullptr, 0), ::zmq::buffer(request)};
   const auto timeout_text = std::to_string(options_.replay_timeout.count()) + " ms";
   if (!::zmq::send_multipart(dealer, out, ::zmq::send_flags::dontwait))
-    throw subscriber_error(who + "cannot send a request to the replay socket " + replay_endpoint_);
+    throw subscriber_error(who + "cannot send a request to the replay socket " + replay_endpoint);
   ::zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
   ::zmq::poll(&item, 1, options_.replay_timeout);
   std::vector<::zmq::message_t> msgs;
   if ((item.revents & ZMQ_POLLIN) == 0 ||
       !::zmq::recv_multipart(dealer, std::back_inserter(msgs), ::zmq::recv_flags::dontwait))
-    throw subscriber_error(who + "no reply from the replay socket " + replay_endpoint_ + " within " +
-                           timeout_text + " (asked from sequence " + std::to_string(from) + ")");
+    throw replay_unanswered(who + "no reply from the replay socket " + replay_endpoint + " within " +
+                            timeout_text + " (asked from sequence " + std::to_string(from) + ")");
   std::vector<std::string> frames;
   frames.reserve(msgs.size());
   std::size_t first = (!msgs.empty() && msgs.front().size() == 0) ? 1 : 0;
   for (std::size_t i = first; i < msgs.size(); ++i) frames.push_back(msgs[i].to_string());
-  if (frames.empty()) throw subscriber_error(who + "empty reply from the replay socket " + replay_endpoint_);
+  if (frames.empty()) throw subscriber_error(who + "empty reply from the replay socket " + replay_endpoint);
   return frames;
 }
 

@@ -11,6 +11,11 @@
 // `position_file` when given (written after each poll() that delivered), so a
 // restarted subscriber resumes where it stopped.
 //
+// Several sagad on one database (a cluster) publish one sequence between them: give every
+// sagad's events endpoint, and every replay endpoint, separated by commas. The SUB socket
+// connects to all (what two of them both publish is delivered once); replay requests go to one
+// replay endpoint at a time, the next one when it does not answer within replay_timeout.
+//
 // Thread-safety: none; one thread.
 // Errors: subscriber_error when replay does not answer within replay_timeout,
 // answers with an error (e.g. {"error":"pruned","first":F}: the events
@@ -23,6 +28,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <zmq.hpp>
@@ -35,6 +41,9 @@ class subscriber_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// "a,b,c" -> {"a", "b", "c"} (blanks around each trimmed, empty ones dropped): an endpoint list.
+std::vector<std::string> split_endpoints(std::string_view list);
 
 struct subscriber_options {
   std::string position_file;               // empty: keep the position in memory only
@@ -71,13 +80,16 @@ class subscriber {
   std::size_t poll_messages(std::chrono::milliseconds timeout, const handler& fn);
   std::size_t on_live(std::vector<::zmq::message_t>& frames, const handler& fn);
   std::size_t catch_up(const handler& fn);
+  std::size_t catch_up_from(const std::string& replay_endpoint, const handler& fn);
   std::size_t flush_pending(const handler& fn);
   std::size_t handle(const delivery& d, const handler& fn);
-  std::vector<std::string> fetch(::zmq::socket_t& dealer, std::int64_t from);
+  std::vector<std::string> fetch(::zmq::socket_t& dealer, const std::string& replay_endpoint,
+                                 std::int64_t from);
 
   ::zmq::context_t& ctx_;
-  std::string events_endpoint_;
-  std::string replay_endpoint_;
+  std::vector<std::string> events_endpoints_;
+  std::vector<std::string> replay_endpoints_;
+  std::size_t preferred_replay_ = 0;  // the replay endpoint that answered last
   subscriber_options options_;
   ::zmq::socket_t sub_;
   std::int64_t last_ = 0;
