@@ -315,25 +315,48 @@ ack engine::handle(const event& e) {
   return handle_batch(std::span<const event>(&e, 1)).front();
 }
 
+// The sagas of a batch, locked in one order (store::lock_sagas) before it touches any of them.
+template <class Range, class KeyOf>
+void engine::lock_sagas(const Range& items, KeyOf&& key_of) {
+  std::vector<std::string> keys;
+  keys.reserve(items.size());
+  for (const auto& item : items)
+    if (const std::string* k = key_of(item)) keys.push_back(*k);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  if (!keys.empty()) store_.lock_sagas(keys);
+}
+
 std::vector<ack> engine::handle_batch(std::span<const event> events) {
-  return isolated([&] { return events.size(); },
-                  [&](std::size_t i, batch_state& b) { return process_external(events[i], b); },
-                  [&](std::size_t i, std::string reason, batch_state& b) {
-                    return reject(&events[i], nullptr, std::move(reason), b);
-                  });
+  return isolated(
+      [&] {
+        lock_sagas(events, [](const event& e) { return &e.subject; });
+        return events.size();
+      },
+      [&](std::size_t i, batch_state& b) { return process_external(events[i], b); },
+      [&](std::size_t i, std::string reason, batch_state& b) {
+        return reject(&events[i], nullptr, std::move(reason), b);
+      });
 }
 
 std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
-  return isolated([&] { return inputs.size(); },
-                  [&](std::size_t i, batch_state& b) {
-                    if (const auto* e = std::get_if<event>(&inputs[i])) return process_external(*e, b);
-                    const auto& bad = std::get<invalid_input>(inputs[i]);
-                    return reject(nullptr, &bad, bad.reason, b);
-                  },
-                  [&](std::size_t i, std::string reason, batch_state& b) {
-                    const auto* e = std::get_if<event>(&inputs[i]);
-                    return reject(e, e ? nullptr : &std::get<invalid_input>(inputs[i]), std::move(reason), b);
-                  });
+  return isolated(
+      [&] {
+        lock_sagas(inputs, [](const inbound& i) {
+          const auto* e = std::get_if<event>(&i);
+          return e != nullptr ? &e->subject : nullptr;
+        });
+        return inputs.size();
+      },
+      [&](std::size_t i, batch_state& b) {
+        if (const auto* e = std::get_if<event>(&inputs[i])) return process_external(*e, b);
+        const auto& bad = std::get<invalid_input>(inputs[i]);
+        return reject(nullptr, &bad, bad.reason, b);
+      },
+      [&](std::size_t i, std::string reason, batch_state& b) {
+        const auto* e = std::get_if<event>(&inputs[i]);
+        return reject(e, e ? nullptr : &std::get<invalid_input>(inputs[i]), std::move(reason), b);
+      });
 }
 
 ack engine::set_aside(const inbound& input, std::string reason) {
@@ -349,6 +372,7 @@ engine::joined engine::handle_in_transaction(std::span<const event> events) {
     throw std::logic_error("engine::handle_in_transaction: the host has not begun a transaction");
   batch_state b(clock_.now_ms());
   joined j;
+  lock_sagas(events, [](const event& e) { return &e.subject; });
   auto one = [&](std::size_t i, batch_state& bs) { return process_external(events[i], bs); };
   auto refuse = [&](std::size_t i, std::string reason, batch_state& bs) {
     return reject(&events[i], nullptr, std::move(reason), bs);
@@ -872,6 +896,7 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
   auto acks = isolated(
       [&] {
         due = store_.due_timers(now_ms, limit, names_);
+        lock_sagas(due, [](const timer_record& t) { return &t.key; });
         events.clear();
         for (const auto& t : due) {
           const auto inst = store_.load_instance(t.definition, t.key);

@@ -5,6 +5,7 @@
 #include "saga/engine.hpp"
 
 #include <map>
+#include <set>
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
@@ -482,6 +483,55 @@ TEST_SUITE("parking") {
     eng.handle(ev("p3", "payment.succeeded", "o-2"));
     auto a = eng.handle(ev("p4", "inventory.reserved", "o-2"));
     CHECK(a.saga_state == "shipped");
+  }
+
+  // Issue 17, several writers on one database: a batch locks its sagas (sorted, once each) before
+  // it reads any of them, so two writers serialise per saga and never deadlock.
+  TEST_CASE("a batch locks its sagas' keys sorted and once each before it reads them") {
+    class recording_store : public saga::store_wrapper {
+     public:
+      using store_wrapper::store_wrapper;
+      void lock_sagas(const std::vector<std::string>& keys) override {
+        calls.push_back("lock " + [&] {
+          std::string all;
+          for (const auto& k : keys) all += (all.empty() ? "" : ",") + k;
+          return all;
+        }());
+        store_wrapper::lock_sagas(keys);
+      }
+      std::optional<std::string> find_ack(std::string_view s, std::string_view id) override {
+        calls.push_back("find_ack");
+        return store_wrapper::find_ack(s, id);
+      }
+      std::vector<std::string> calls;
+    };
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store real(file_options(dir));
+    recording_store st(real);
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    const std::vector<saga::event> batch{ev("p-b", "order.placed", "o-b"), ev("p-a", "order.placed", "o-a"),
+                                         ev("q-b", "payment.succeeded", "o-b")};
+    eng.handle_batch(std::span<const saga::event>(batch));
+    REQUIRE(st.calls.size() == 4);
+    CHECK(st.calls.front() == "lock o-a,o-b");
+    CHECK(std::count(st.calls.begin(), st.calls.end(), "find_ack") == 3);
+    // Timers: the sagas of the due timers, in the transaction that fires them.
+    for (auto& e : happy("o-t")) {
+      eng.handle(e);
+      if (e.type == "inventory.reserved") break;
+    }
+    st.calls.clear();
+    clock.advance(std::chrono::hours(48));
+    const auto fired = eng.fire_due_timers(clock.now_ms());
+    REQUIRE(fired.size() >= 2);
+    std::set<std::string> keys;
+    for (const auto& f : fired) keys.insert(f.timer.key);
+    std::string expected = "lock";
+    for (const auto& k : keys) expected += (expected == "lock" ? " " : ",") + k;
+    REQUIRE_FALSE(st.calls.empty());
+    CHECK(st.calls.front() == expected);
   }
 
   TEST_CASE("a timer firing twice is a duplicate - a re-armed timer fires as a new event") {

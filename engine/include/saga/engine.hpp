@@ -205,6 +205,8 @@ class engine {
   auto transact(Body&& body) -> decltype(body(std::declval<batch_state&>()));
   template <class Prepare, class One, class Refuse>
   std::vector<ack> isolated(Prepare&& prepare, One&& one, Refuse&& refuse);
+  template <class Range, class KeyOf>
+  void lock_sagas(const Range& items, KeyOf&& key_of);
   template <class One, class Refuse>
   ack optimistic(batch_state& b, std::size_t i, One& one, Refuse& refuse);
   template <class One, class Refuse>

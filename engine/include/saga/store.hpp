@@ -141,6 +141,13 @@ class store {
   virtual void rollback() noexcept = 0;
   virtual bool in_transaction() const = 0;
 
+  // Per-saga locks for stores several writers share (several sagad on one database): inside a
+  // write transaction, before a batch reads or writes the sagas with these keys (of any
+  // definition), held until the transaction ends. `keys` come sorted and without repeats, and a
+  // store takes them in one order every writer shares, so that two batches never deadlock. A
+  // store with one writer at a time (SQLite: the write transaction is the lock) does nothing.
+  virtual void lock_sagas(const std::vector<std::string>& keys) = 0;
+
   // Inbox: the stored ack of (source, id), if seen.
   virtual std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) = 0;
   virtual void insert_inbox(const inbox_record& r) = 0;
@@ -239,6 +246,7 @@ class store_wrapper : public store {
   void commit() override { target_.commit(); }
   void rollback() noexcept override { target_.rollback(); }
   bool in_transaction() const override { return target_.in_transaction(); }
+  void lock_sagas(const std::vector<std::string>& keys) override { target_.lock_sagas(keys); }
   std::optional<std::string> find_ack(std::string_view s, std::string_view id) override {
     return target_.find_ack(s, id);
   }
