@@ -6,8 +6,10 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/records.hpp"
@@ -64,6 +66,22 @@ TEST_SUITE("postgres_store") {
     CHECK(sql.scalar("SELECT count(*) FROM schema_version") == "1");
     CHECK(sql.scalar("SELECT count(*) FROM meta") == "2");
     CHECK(sql.scalar("SELECT count(*) FROM marker") == "0");
+  }
+
+  // Several sagad will open one schema at the same moment (issue 17): the first creates it, the
+  // others wait for its migration under the advisory lock and find it done.
+  TEST_CASE("stores opening one new schema at the same time migrate it once") {
+    const auto schema = unique_schema("racing");
+    std::vector<std::string> errors(4);
+    {
+      std::vector<std::jthread> openers;
+      for (auto& error : errors)
+        openers.emplace_back([&] { error = error_of([&] { saga::postgres::store s(in_schema(schema)); }); });
+    }
+    CHECK(errors == std::vector<std::string>(4));
+    sql_session sql(postgres_conninfo(), schema);
+    CHECK(sql.scalar("SELECT count(*) FROM schema_version") == "1");
+    CHECK(sql.scalar("SELECT count(*) FROM meta") == "2");
   }
 
   TEST_CASE("two stores in two schemas of one database do not see each other's rows") {
@@ -163,9 +181,10 @@ TEST_SUITE("postgres_store") {
     saga::postgres::store s(o);
     s.save_instance(instance("o-1", "placed"));
     sql_session sql(postgres_conninfo(), schema);
-    CHECK(sql.scalar(
-              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
-              schema + "'") == "1");
+    const std::string its_session = "FROM pg_stat_activity WHERE application_name = '" + schema + "'";
+    CHECK(sql.scalar("SELECT count(pg_terminate_backend(pid)) " + its_session) == "1");
+    for (int i = 0; i < 500 && sql.scalar("SELECT count(*) " + its_session) != "0"; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     // The terminated connection is found out by the next call, which fails and names itself.
     CHECK_THROWS_WITH_AS(s.load_instance("order_lifecycle", "o-1"), doctest::Contains("load_instance: "),
                          saga::store_error);
