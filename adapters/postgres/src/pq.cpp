@@ -13,12 +13,20 @@ namespace saga::postgres::pq {
 
 namespace {
 
-// libpq's messages end with a newline (and may hold several lines): one line each.
+// libpq's messages end with a newline and may hold several lines, the later ones indented with a
+// tab: one line each, every run of white space one space.
 std::string one_line(const char* message) {
-  std::string s = message ? message : "";
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  return s;
+  std::string out;
+  for (const char* c = message ? message : ""; *c; ++c) {
+    const bool space = *c == '\n' || *c == '\t' || *c == ' ';
+    if (!space) {
+      out += *c;
+    } else if (!out.empty() && out.back() != ' ') {
+      out += ' ';
+    }
+  }
+  if (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
 }
 
 constexpr Oid oid_of(char type) {
