@@ -79,7 +79,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME saga-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
     "saga (= ${PROJECT_VERSION}), libboost1.81-dev, nlohmann-json3-dev, libfmt-dev, libsqlitecpp-dev, \
-libsqlite3-dev, cppzmq-dev, libspdlog-dev")
+libsqlite3-dev, cppzmq-dev, libspdlog-dev, libpq-dev")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
     "development files of the saga orchestration engine
 The engine, its SQLite store, the ZeroMQ wire protocol, the daemon's loop as a

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages this project builds, tests, packages and demos with
 # (help2man: the man pages; dpkg-dev, file, lintian: `make package` and its test;
-# systemd: systemd-analyze scores the unit file in that test).
+# systemd: systemd-analyze scores the unit file in that test; postgresql: the PostgreSQL store's
+# tests start a throw-away cluster of their own from its binaries, never the system one).
 # Idempotent: installs only what is missing and runs `apt-get update` only then.
 # Must run as root (or through sudo) on a fresh Debian 12 with git and make.
 set -euo pipefail
@@ -10,6 +11,7 @@ packages=(
   build-essential cmake pkg-config ccache git
   libboost1.81-dev
   libsqlite3-dev libsqlitecpp-dev sqlite3
+  libpq-dev postgresql
   libzmq3-dev cppzmq-dev libsodium-dev
   libspdlog-dev libfmt-dev
   doctest-dev nlohmann-json3-dev libcli11-dev

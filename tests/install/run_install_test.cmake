@@ -9,7 +9,8 @@
 #      embedded with a shipped definition, and claims_driver, which runs a
 #      claim under claimsd and under the installed `sagad --plugin libclaims.so`
 #      over ZeroMQ (client and subscriber libraries) and reads it with the
-#      installed sagactl (show, graph).
+#      installed sagactl (show, graph); and consumer_postgres, which links saga::postgres and
+#      reports that no server is there.
 #
 # Inputs (-D): BUILD_DIR, CLAIMS_DIR, CONSUMER_DIR, WORK_DIR, CXX_COMPILER,
 # LAUNCHER (ccache or empty). The projects are built in Release with the same
@@ -66,6 +67,13 @@ step("building the consumer" ${CMAKE_COMMAND} --build ${consumer} -j2)
 step("the consumer (engine embedded, order_lifecycle)" ${consumer}/consumer ${WORK_DIR}/consumer.db)
 if(NOT step_out MATCHES "state=placed")
   message(FATAL_ERROR "install test: the consumer printed no state=placed:\n${step_out}")
+endif()
+
+# No server is there: the store's connection error shows it linked libpq and ran.
+execute_process(COMMAND ${consumer}/consumer_postgres "host=${WORK_DIR}/no-such-socket-dir dbname=orders"
+                OUTPUT_VARIABLE pg_out ERROR_VARIABLE pg_out RESULT_VARIABLE pg_rc)
+if(NOT pg_rc EQUAL 1 OR NOT pg_out MATCHES "connect to PostgreSQL \\(host=[^ ]*/no-such-socket-dir port=")
+  message(FATAL_ERROR "install test: consumer_postgres (rc ${pg_rc}) did not report the missing server:\n${pg_out}")
 endif()
 
 step("claims_driver (claimsd and sagad --plugin over ZeroMQ, sagactl show and graph)"

@@ -1,0 +1,133 @@
+#pragma once
+// saga::postgres::store — the PostgreSQL implementation of the saga::store port (issue 17, item 1).
+//
+// One store is one libpq connection to one database, holding its tables in one PostgreSQL schema
+// (namespace), options::schema, so that the saga tables can share a user's database. The store
+// creates the schema when it is missing and migrates it (its version is in the table
+// <schema>.schema_version, migrated in one transaction under an advisory lock, so that two stores
+// opening the same schema at once migrate it once). A schema whose version is newer than
+// current_schema is refused (saga::store_error) rather than written with an older layout.
+//
+// Semantics are those of the port and of saga::sqlite::store, method by method (the same contract
+// test suite runs over both: tests/store/). Differences that a caller can see:
+//   * begin() opens a READ COMMITTED transaction. Several writers on one schema are not
+//     coordinated yet (per-saga serialisation and fencing are later items of issue 17).
+//   * Outbox sequences come from a counter row in <schema>.meta, updated in the writing
+//     transaction: a rolled-back transaction gives its sequences back, so the log has no gaps,
+//     at the price of serialising the transactions that append to the outbox.
+//   * Statements run as prepared statements with binary parameters and results; an error inside
+//     a transaction leaves it failed until rollback() (PostgreSQL's rule), and commit() of a
+//     failed transaction throws rather than reporting the implicit rollback as success.
+//   * A lost connection makes calls throw saga::store_error; the next begin() outside a
+//     transaction reconnects (and prepares the statements again).
+//
+// The header does not include libpq-fe.h: the connection lives behind a pointer.
+//
+// Thread-safety: none. One thread at a time uses a store, as the port says.
+//
+// Errors: every port method throws saga::store_error naming the operation and PostgreSQL's message,
+// for example "insert_inbox: duplicate key value violates unique constraint "inbox_pkey" (SQLSTATE
+// 23505)". The constructor throws saga::store_error when the server cannot be reached or the
+// schema cannot be migrated (naming the host, port and database, never a password), and
+// std::invalid_argument for bad options (a connection string libpq cannot parse, an empty or
+// too long schema name).
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "saga/store.hpp"
+
+namespace saga::postgres {
+
+struct options {
+  // A libpq connection string: a URI ("postgresql://user@host:5432/db?sslmode=require") or
+  // key=value pairs ("host=/run/postgresql dbname=orders"). Empty: libpq's defaults and the PG*
+  // environment variables.
+  std::string conninfo;
+  // The PostgreSQL schema holding the store's tables; created when missing. Any name of at most
+  // 63 bytes (it is always quoted).
+  std::string schema = "saga";
+};
+
+class store final : public saga::store {
+ public:
+  static constexpr int current_schema = 1;
+
+  explicit store(const options& opts);
+  ~store() override;
+
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // The version in <schema>.schema_version.
+  int schema_version();
+  const std::string& schema() const;
+
+  // saga::store
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+  bool in_transaction() const override;
+
+  std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) override;
+  void insert_inbox(const inbox_record& r) override;
+
+  std::optional<instance_record> load_instance(std::string_view definition, std::string_view key) override;
+  void save_instance(const instance_record& r) override;
+  void append_history(const history_record& r) override;
+  trace_context saga_trace(std::string_view definition, std::string_view key) override;
+  std::int64_t append_outbox(const outbox_record& r) override;
+  std::int64_t add_dead_letter(const dead_letter_record& r) override;
+  std::int64_t prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) override;
+
+  // A savepoint named saga_event. Outside a transaction each throws saga::store_error, and so do
+  // release_savepoint and rollback_to_savepoint when none is open (checked before PostgreSQL is
+  // asked, which would fail the whole transaction).
+  void savepoint() override;
+  void release_savepoint() override;
+  void rollback_to_savepoint() override;
+
+  std::int64_t arm_timer(std::string_view definition, std::string_view key, std::string_view name,
+                         std::int64_t due_ms) override;
+  void disarm_timer(std::string_view definition, std::string_view key, std::string_view name) override;
+  std::vector<timer_record> due_timers(std::int64_t now_ms, std::size_t limit,
+                                       const std::vector<std::string>& definitions) override;
+  std::vector<std::pair<std::string, std::int64_t>> due_timers_elsewhere(
+      std::int64_t now_ms, const std::vector<std::string>& definitions) override;
+  std::vector<timer_record> timers_of(std::string_view definition, std::string_view key) override;
+
+  std::int64_t park(const parked_record& r) override;
+  std::vector<parked_record> parked_of(std::string_view definition, std::string_view key) override;
+  std::int64_t count_parked(std::string_view definition, std::string_view key) override;
+  std::int64_t count_parked_total() override;
+  std::int64_t count_parked_by_sender(std::string_view sender) override;
+  void remove_parked(std::int64_t id) override;
+  std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) override;
+
+  std::optional<definition_record> load_definition(std::string_view name) override;
+  void save_definition(const definition_record& r) override;
+  std::vector<std::string> instances_outside(std::string_view definition,
+                                             const std::vector<std::string>& states) override;
+
+  std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) override;
+  void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
+                      std::int64_t published_ms) override;
+  std::int64_t last_published_sequence() override;
+  std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) override;
+  std::int64_t first_retained_sequence() override;
+  std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) override;
+  std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
+                              std::int64_t before_ms, std::size_t limit) override;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace saga::postgres

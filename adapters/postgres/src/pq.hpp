@@ -1,0 +1,100 @@
+#pragma once
+// Private to adapters/postgres: a thin RAII layer over libpq. A connection owns its PGconn, a
+// result its PGresult; params holds one call's parameters in libpq's binary format (a text or
+// bytea value is its bytes, an int8 eight bytes in network order). Every statement the store runs
+// is prepared once (PQprepare) and executed with binary parameters and binary results
+// (PQexecPrepared). Not installed.
+
+#include <libpq-fe.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace saga::postgres::pq {
+
+class result {
+ public:
+  explicit result(PGresult* r) : r_(r) {}
+
+  int rows() const { return PQntuples(r_.get()); }
+  bool is_null(int row, int column) const { return PQgetisnull(r_.get(), row, column) != 0; }
+  // text, bytea and jsonb-as-text columns: the bytes as they are
+  std::string text(int row, int column) const;
+  std::int64_t integer(int row, int column) const;  // int8
+  std::optional<std::int64_t> optional_integer(int row, int column) const;
+  bool boolean(int row, int column) const;
+  // Rows an INSERT, UPDATE or DELETE touched.
+  std::int64_t affected() const;
+  std::string_view command() const { return PQcmdStatus(r_.get()); }
+
+ private:
+  struct clear {
+    void operator()(PGresult* r) const noexcept { PQclear(r); }
+  };
+  std::unique_ptr<PGresult, clear> r_;
+};
+
+// One call's parameters, bound in the order of $1, $2, ... Values are referenced, not copied,
+// except integers (converted here): a bound string must outlive the call.
+class params {
+ public:
+  params& text(std::string_view value);
+  params& integer(std::int64_t value);
+  params& optional_integer(const std::optional<std::int64_t>& value);
+  params& boolean(bool value);
+  // A LIMIT: size_t clamped to int8.
+  params& limit(std::size_t value);
+
+  int count() const { return static_cast<int>(values_.size()); }
+  const char* const* values() const { return values_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  void add(const char* data, std::size_t size);
+
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+  std::deque<std::array<char, 8>> numbers_;  // a deque never moves what it holds
+};
+
+class connection {
+ public:
+  // Connects; throws std::invalid_argument for a connection string libpq cannot parse and
+  // saga::store_error (naming host, port and database) when the server cannot be reached.
+  explicit connection(const std::string& conninfo);
+
+  // Prepares `sql` as `name`; `types` gives each parameter's type by one letter: t text, i int8,
+  // b boolean, y bytea. Throws saga::store_error.
+  void prepare(const char* name, std::string_view types, const char* sql);
+  // Runs a prepared statement; throws saga::store_error("<operation>: <message>").
+  result run(const char* operation, const char* name, const params& p);
+  // Runs SQL text (several statements allowed, no parameters); throws like run().
+  result exec(const char* operation, const std::string& sql);
+
+  bool in_transaction() const;
+  bool broken() const { return PQstatus(conn_.get()) == CONNECTION_BAD; }
+  // Connects again with the same parameters; throws saga::store_error when it cannot.
+  void reset();
+  // An identifier quoted for SQL ("my schema" -> "\"my schema\"").
+  std::string quote_identifier(std::string_view name) const;
+
+ private:
+  result checked(PGresult* r, const char* operation) const;
+  std::string where() const;  // "host=... port=... dbname=..."
+
+  struct finish {
+    void operator()(PGconn* c) const noexcept { PQfinish(c); }
+  };
+  std::unique_ptr<PGconn, finish> conn_;
+};
+
+}  // namespace saga::postgres::pq

@@ -1,0 +1,19 @@
+#pragma once
+// Private to adapters/postgres: the store's tables and their migrations. Not installed.
+
+#include <string>
+
+#include "pq.hpp"
+
+namespace saga::postgres::detail {
+
+// The version recorded in the connection's schema (0 when it holds no schema_version table: new).
+// The connection's search_path must be that schema.
+int schema_version(pq::connection& c);
+
+// Creates the schema (its quoted name: `quoted`) when missing and brings its tables to
+// store::current_schema, in one transaction under an advisory lock; a newer version is refused
+// with saga::store_error naming `schema`.
+void migrate(pq::connection& c, const std::string& schema, const std::string& quoted);
+
+}  // namespace saga::postgres::detail

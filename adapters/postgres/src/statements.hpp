@@ -1,0 +1,227 @@
+#pragma once
+// Private to adapters/postgres: every statement the store runs, prepared once per connection.
+// Only parameters carry values; `types` names each parameter's type (pq::connection::prepare).
+// Not installed.
+
+#include <cstddef>
+#include <iterator>
+
+namespace saga::postgres::detail {
+
+enum q : std::size_t {
+  q_begin,
+  q_commit,
+  q_rollback,
+  q_savepoint,
+  q_release_savepoint,
+  q_rollback_to_savepoint,
+  q_find_ack,
+  q_insert_inbox,
+  q_load_instance,
+  q_save_instance,
+  q_append_history,
+  q_saga_trace,
+  q_append_outbox,
+  q_add_dead_letter,
+  q_find_dead_letter,
+  q_count_dead_letter,
+  q_expired_dead_letters,
+  q_senders_over,
+  q_oldest_dead_letters_of,
+  q_arm_timer,
+  q_disarm_timer,
+  q_due_timers_of,
+  q_timer_definitions,
+  q_count_due_of,
+  q_timers_of,
+  q_park,
+  q_parked_of,
+  q_count_parked,
+  q_count_parked_total,
+  q_count_parked_by_sender,
+  q_remove_parked,
+  q_orphaned_parked,
+  q_load_definition,
+  q_save_definition,
+  q_instance_states,
+  q_unpublished,
+  q_mark_published,
+  q_last_published,
+  q_published_range,
+  q_first_retained,
+  q_outbox_head,
+  q_prune_outbox,
+  q_prune_inbox,
+  q_finished,
+  q_purge_history,
+  q_purge_parked,
+  q_purge_instance,
+  q_count_
+};
+
+struct statement {
+  const char* name;  // the prepared statement's name on the connection
+  const char* types;
+  const char* sql;
+};
+
+// The soonest armed due time of the timers object `t` (NULL when none is armed): a disarmed
+// timer's due time is JSON null, which ->> turns into SQL NULL, which min() skips.
+#define SAGA_PG_NEXT_DUE(t) "(SELECT min((e.v ->> 0)::bigint) FROM jsonb_each(" t ") AS e(k, v))"
+
+// The columns of a parked row and of an outbox row, in the order read_parked and read_outbox read.
+#define SAGA_PG_PARKED "id, definition, key, event_id, source, type, payload, parked_ms, sender"
+#define SAGA_PG_OUTBOX "sequence, event_id, type, definition, key, payload, created_ms, published_ms"
+
+inline constexpr statement statements[] = {
+    {"saga_begin", "", "BEGIN"},
+    {"saga_commit", "", "COMMIT"},
+    {"saga_rollback", "", "ROLLBACK"},
+    {"saga_savepoint", "", "SAVEPOINT saga_event"},
+    {"saga_release_savepoint", "", "RELEASE SAVEPOINT saga_event"},
+    {"saga_rollback_to_savepoint", "", "ROLLBACK TO SAVEPOINT saga_event"},
+    {"saga_find_ack", "tt", "SELECT ack FROM inbox WHERE source = $1 AND event_id = $2"},
+    {"saga_insert_inbox", "ttttti",
+     "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms) VALUES ($1, $2, $3, $4, $5, "
+     "$6)"},
+    {"saga_load_instance", "tt",
+     "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms,"
+     " finished_ms FROM instances WHERE definition = $1 AND key = $2"},
+    // created_ms and correlation_id belong to the saga's first row
+    {"saga_save_instance", "ttttittiiii",
+     "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
+     " created_ms, updated_ms, state_since_ms, finished_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+     "$11)"
+     " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
+     " version = excluded.version, fingerprint = excluded.fingerprint, updated_ms = excluded.updated_ms,"
+     " state_since_ms = excluded.state_since_ms, finished_ms = excluded.finished_ms"},
+    {"saga_append_history", "ttittttttttiiitttt",
+     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
+     " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender,"
+     " traceparent, tracestate, extensions)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"},
+    // the newest history row of a saga that exists (as SQLite finds it from the instance row)
+    {"saga_saga_trace", "tt",
+     "SELECT h.traceparent, h.tracestate FROM history AS h WHERE h.definition = $1 AND h.key = $2"
+     " AND EXISTS (SELECT 1 FROM instances AS i WHERE i.definition = $1 AND i.key = $2)"
+     " ORDER BY h.id DESC LIMIT 1"},
+    // the sequence from the counter row, in the writing transaction: a rollback gives it back
+    {"saga_append_outbox", "tttttii",
+     "WITH s AS (UPDATE meta SET value = value + 1 WHERE key = 'outbox_sequence' RETURNING value)"
+     " INSERT INTO outbox (" SAGA_PG_OUTBOX ") SELECT s.value, $1, $2, $3, $4, $5, $6, $7 FROM s"
+     " RETURNING sequence"},
+    {"saga_add_dead_letter", "tttttyiibt",
+     "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, last_ms,"
+     " truncated, sender) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"},
+    // `event_id <> ''` lets the partial index serve it
+    {"saga_find_dead_letter", "tty",
+     "SELECT id FROM dead_letters WHERE source = $1 AND event_id = $2 AND event_id <> '' AND payload = $3"
+     " ORDER BY id LIMIT 1"},
+    {"saga_count_dead_letter", "iti",
+     "UPDATE dead_letters SET count = count + 1, last_ms = $1, reason = $2 WHERE id = $3"},
+    {"saga_expired_dead_letters", "ii",
+     "DELETE FROM dead_letters WHERE id IN"
+     " (SELECT id FROM dead_letters WHERE last_ms < $1 ORDER BY last_ms, id LIMIT $2)"},
+    // the senders holding more than $1, the largest first
+    {"saga_senders_over", "ii",
+     "SELECT sender, count(*) FROM dead_letters GROUP BY sender HAVING count(*) > $1"
+     " ORDER BY count(*) DESC, sender LIMIT $2"},
+    {"saga_oldest_dead_letters_of", "ti",
+     "DELETE FROM dead_letters WHERE id IN"
+     " (SELECT id FROM dead_letters WHERE sender = $1 ORDER BY last_ms, id LIMIT $2)"},
+    // Arms timer $3 of saga ($1, $2) for $4: one more than its last generation. No row: no saga.
+    {"saga_arm_timer", "ttti",
+     "WITH armed AS (SELECT coalesce(timers, '{}'::jsonb) || jsonb_build_object($3::text,"
+     "   jsonb_build_array($4::bigint, coalesce((timers -> $3::text ->> 1)::bigint, 0) + 1)) AS t"
+     "   FROM instances WHERE definition = $1 AND key = $2 FOR UPDATE)"
+     " UPDATE instances SET timers = armed.t, next_due_ms = " SAGA_PG_NEXT_DUE(
+         "armed.t") " FROM armed WHERE definition = $1 AND key = $2 RETURNING (armed.t -> $3::text ->> "
+                    "1)::bigint"},
+    // Disarms it, keeping its generation; writes nothing when it is not armed.
+    {"saga_disarm_timer", "ttt",
+     "WITH disarmed AS (SELECT jsonb_set(timers, ARRAY[$3::text, '0'], 'null'::jsonb) AS t"
+     "   FROM instances WHERE definition = $1 AND key = $2 AND timers -> $3::text ->> 0 IS NOT NULL FOR "
+     "UPDATE)"
+     " UPDATE instances SET timers = disarmed.t, next_due_ms = " SAGA_PG_NEXT_DUE(
+         "disarmed.t") " FROM disarmed WHERE definition = $1 AND key = $2"},
+    // Definition $1's armed timers due at $2, soonest first, at most $3: the $3 sagas with the
+    // soonest next_due_ms hold them (each has one due, and every timer of a later saga is due no
+    // sooner), so the work is in proportion to the limit.
+    {"saga_due_timers_of", "tii",
+     "SELECT i.definition, i.key, e.name, (e.v ->> 0)::bigint AS due, (e.v ->> 1)::bigint"
+     " FROM (SELECT definition, key, timers FROM instances WHERE definition = $1"
+     "       AND next_due_ms IS NOT NULL AND next_due_ms <= $2 ORDER BY next_due_ms LIMIT $3) AS i,"
+     " jsonb_each(i.timers) AS e(name, v) WHERE (e.v ->> 0)::bigint <= $2"
+     " ORDER BY due, i.key, e.name COLLATE \"C\" LIMIT $3"},
+    // the definitions with armed timers, one index seek each (a loose index scan)
+    {"saga_timer_definitions", "",
+     "WITH RECURSIVE d(name) AS ("
+     " SELECT (SELECT min(definition) FROM instances WHERE next_due_ms IS NOT NULL)"
+     " UNION ALL"
+     " SELECT (SELECT min(definition) FROM instances WHERE next_due_ms IS NOT NULL AND definition > d.name)"
+     " FROM d WHERE d.name IS NOT NULL)"
+     " SELECT name FROM d WHERE name IS NOT NULL"},
+    {"saga_count_due_of", "ti",
+     "SELECT count(*) FROM instances AS i, jsonb_each(i.timers) AS e(k, v)"
+     " WHERE i.definition = $1 AND i.next_due_ms IS NOT NULL AND i.next_due_ms <= $2"
+     " AND (e.v ->> 0)::bigint <= $2"},
+    {"saga_timers_of", "tt",
+     "SELECT i.definition, i.key, e.name, (e.v ->> 0)::bigint, (e.v ->> 1)::bigint"
+     " FROM instances AS i, jsonb_each(i.timers) AS e(name, v)"
+     " WHERE i.definition = $1 AND i.key = $2 AND e.v ->> 0 IS NOT NULL ORDER BY e.name COLLATE \"C\""},
+    {"saga_park", "ttttttit",
+     "INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms, sender)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"},
+    {"saga_parked_of", "tt",
+     "SELECT " SAGA_PG_PARKED " FROM parked WHERE definition = $1 AND key = $2 ORDER BY id"},
+    {"saga_count_parked", "tt", "SELECT count(*) FROM parked WHERE definition = $1 AND key = $2"},
+    {"saga_count_parked_total", "", "SELECT count(*) FROM parked"},
+    {"saga_count_parked_by_sender", "t", "SELECT count(*) FROM parked WHERE sender = $1"},
+    {"saga_remove_parked", "i", "DELETE FROM parked WHERE id = $1"},
+    {"saga_orphaned_parked", "ii",
+     "SELECT " SAGA_PG_PARKED " FROM parked AS p WHERE p.parked_ms < $1 AND NOT EXISTS"
+     " (SELECT 1 FROM instances AS i WHERE i.definition = p.definition AND i.key = p.key)"
+     " ORDER BY p.id LIMIT $2"},
+    {"saga_load_definition", "t",
+     "SELECT fingerprint, graph, registered_ms FROM definitions WHERE name = $1"},
+    {"saga_save_definition", "ttti",
+     "INSERT INTO definitions (name, fingerprint, graph, registered_ms) VALUES ($1, $2, $3, $4)"
+     " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
+     " registered_ms = excluded.registered_ms"},
+    // instances_outside filters in C++: the SQL does not depend on how many states it is given
+    {"saga_instance_states", "t", "SELECT key, state FROM instances WHERE definition = $1 ORDER BY key"},
+    {"saga_unpublished", "ii",
+     "SELECT " SAGA_PG_OUTBOX " FROM outbox WHERE published_ms IS NULL AND sequence > $1"
+     " ORDER BY sequence LIMIT $2"},
+    // last_published is only ever raised, and only to a sequence that exists
+    {"saga_mark_published", "iii",
+     "WITH marked AS (UPDATE outbox SET published_ms = $1 WHERE sequence BETWEEN $2 AND $3"
+     "   AND published_ms IS NULL RETURNING sequence)"
+     " UPDATE meta SET value = greatest(value, (SELECT max(sequence) FROM marked))"
+     " WHERE key = 'last_published' AND EXISTS (SELECT 1 FROM marked)"},
+    {"saga_last_published", "", "SELECT value FROM meta WHERE key = 'last_published'"},
+    {"saga_published_range", "ii",
+     "SELECT " SAGA_PG_OUTBOX " FROM outbox WHERE sequence >= $1 AND published_ms IS NOT NULL"
+     " ORDER BY sequence LIMIT $2"},
+    {"saga_first_retained", "", "SELECT coalesce(min(sequence), 0) FROM outbox"},
+    // the oldest rows, in log order (prune deletes only a prefix)
+    {"saga_outbox_head", "i", "SELECT sequence, published_ms FROM outbox ORDER BY sequence LIMIT $1"},
+    {"saga_prune_outbox", "ii", "DELETE FROM outbox WHERE sequence BETWEEN $1 AND $2"},
+    {"saga_prune_inbox", "ii",
+     "DELETE FROM inbox WHERE (source, event_id) IN"
+     " (SELECT source, event_id FROM inbox WHERE received_ms < $1 ORDER BY received_ms LIMIT $2)"},
+    // through instances_finished, one state at a time
+    {"saga_finished", "ttii",
+     "SELECT key FROM instances WHERE definition = $1 AND state = $2 AND finished_ms IS NOT NULL"
+     " AND finished_ms < $3 ORDER BY finished_ms LIMIT $4"},
+    {"saga_purge_history", "tt", "DELETE FROM history WHERE definition = $1 AND key = $2"},
+    {"saga_purge_parked", "tt", "DELETE FROM parked WHERE definition = $1 AND key = $2"},
+    {"saga_purge_instance", "tt", "DELETE FROM instances WHERE definition = $1 AND key = $2"},
+};
+static_assert(std::size(statements) == q_count_);
+
+#undef SAGA_PG_NEXT_DUE
+#undef SAGA_PG_PARKED
+#undef SAGA_PG_OUTBOX
+
+}  // namespace saga::postgres::detail

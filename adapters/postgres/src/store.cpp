@@ -1,0 +1,502 @@
+#include "saga/postgres/store.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+#include <tuple>
+#include <utility>
+
+#include "pq.hpp"
+#include "schema.hpp"
+#include "statements.hpp"
+
+namespace saga::postgres {
+
+using detail::q;
+
+namespace {
+
+timer_record read_timer(const pq::result& r, int row) {
+  return timer_record{r.text(row, 0), r.text(row, 1), r.text(row, 2), r.integer(row, 3), r.integer(row, 4)};
+}
+
+parked_record read_parked(const pq::result& r, int row) {
+  return parked_record{r.integer(row, 0), r.text(row, 1), r.text(row, 2),    r.text(row, 3), r.text(row, 4),
+                       r.text(row, 5),    r.text(row, 6), r.integer(row, 7), r.text(row, 8)};
+}
+
+outbox_record read_outbox(const pq::result& r, int row) {
+  outbox_record o;
+  o.sequence = r.integer(row, 0);
+  o.event_id = r.text(row, 1);
+  o.type = r.text(row, 2);
+  o.definition = r.text(row, 3);
+  o.key = r.text(row, 4);
+  o.payload = r.text(row, 5);
+  o.created_ms = r.integer(row, 6);
+  o.published_ms = r.optional_integer(row, 7);
+  return o;
+}
+
+std::vector<outbox_record> outbox_rows(const pq::result& r) {
+  std::vector<outbox_record> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(read_outbox(r, i));
+  return out;
+}
+
+std::vector<parked_record> parked_rows(const pq::result& r) {
+  std::vector<parked_record> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(read_parked(r, i));
+  return out;
+}
+
+std::vector<std::string> distinct(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  return names;
+}
+
+// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1): two long names would meet.
+constexpr std::size_t max_identifier = 63;
+
+pq::connection connect(const options& opts) {
+  if (opts.schema.empty()) throw std::invalid_argument("saga::postgres::options::schema is empty");
+  if (opts.schema.size() > max_identifier)
+    throw std::invalid_argument("saga::postgres::options::schema is longer than 63 bytes: \"" + opts.schema +
+                                "\"");
+  return pq::connection(opts.conninfo);
+}
+
+}  // namespace
+
+struct store::impl {
+  explicit impl(const options& opts) : conn(connect(opts)), schema(opts.schema) {
+    quoted = conn.quote_identifier(schema);
+    set_up();
+  }
+
+  // The search path, the schema's migration and the prepared statements: what a new connection
+  // (or one reconnected) needs before its first call.
+  void set_up() {
+    conn.exec("open", "SET search_path TO " + quoted);
+    detail::migrate(conn, schema, quoted);
+    for (const auto& s : detail::statements) conn.prepare(s.name, s.types, s.sql);
+  }
+
+  pq::result run(const char* operation, q which, const pq::params& p = {}) {
+    return conn.run(operation, detail::statements[which].name, p);
+  }
+
+  void require_transaction(const char* operation) const {
+    if (!conn.in_transaction()) throw store_error(std::string(operation) + ": no transaction is open");
+  }
+
+  void commit(const char* operation) {
+    savepoint_open = false;
+    const auto r = run(operation, detail::q_commit);
+    // COMMIT of a failed transaction rolls it back and says so only in its command tag.
+    if (r.command() != "COMMIT")
+      throw store_error(std::string(operation) + ": the transaction had failed and was rolled back");
+  }
+
+  void rollback() noexcept {
+    savepoint_open = false;
+    try {
+      run("rollback", detail::q_rollback);
+    } catch (...) {
+      // No transaction, or the connection is gone: either way the transaction is gone.
+    }
+  }
+
+  // Runs f in the caller's transaction, or in one of its own when there is none, so that a
+  // method writing several statements is one commit either way.
+  template <class F>
+  void atomically(const char* operation, F&& f) {
+    if (conn.in_transaction()) {
+      std::forward<F>(f)();
+      return;
+    }
+    run(operation, detail::q_begin);
+    try {
+      std::forward<F>(f)();
+      commit(operation);
+    } catch (...) {
+      rollback();
+      throw;
+    }
+  }
+
+  pq::connection conn;
+  std::string schema;
+  std::string quoted;
+  bool savepoint_open = false;
+};
+
+store::store(const options& opts) : impl_(std::make_unique<impl>(opts)) {}
+store::~store() = default;
+
+int store::schema_version() {
+  return detail::schema_version(impl_->conn);
+}
+const std::string& store::schema() const {
+  return impl_->schema;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transactions
+
+void store::begin() {
+  // A connection lost between transactions is made again here, where nothing is half done.
+  if (impl_->conn.broken() && !impl_->conn.in_transaction()) {
+    impl_->conn.reset();
+    impl_->set_up();
+  }
+  impl_->savepoint_open = false;
+  impl_->run("begin", detail::q_begin);
+}
+
+void store::commit() {
+  impl_->require_transaction("commit");
+  impl_->commit("commit");
+}
+
+void store::rollback() noexcept {
+  impl_->rollback();
+}
+
+bool store::in_transaction() const {
+  return impl_->conn.in_transaction();
+}
+
+void store::savepoint() {
+  impl_->require_transaction("savepoint");
+  impl_->run("savepoint", detail::q_savepoint);
+  impl_->savepoint_open = true;
+}
+
+void store::release_savepoint() {
+  impl_->require_transaction("release_savepoint");
+  if (!impl_->savepoint_open) throw store_error("release_savepoint: no savepoint is open");
+  impl_->savepoint_open = false;
+  impl_->run("release_savepoint", detail::q_release_savepoint);
+}
+
+void store::rollback_to_savepoint() {
+  impl_->require_transaction("rollback_to_savepoint");
+  if (!impl_->savepoint_open) throw store_error("rollback_to_savepoint: no savepoint is open");
+  impl_->savepoint_open = false;
+  impl_->run("rollback_to_savepoint", detail::q_rollback_to_savepoint);
+  impl_->run("rollback_to_savepoint", detail::q_release_savepoint);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inbox, instances, history, outbox
+
+std::optional<std::string> store::find_ack(std::string_view source, std::string_view event_id) {
+  const auto r = impl_->run("find_ack", detail::q_find_ack, pq::params().text(source).text(event_id));
+  if (r.rows() == 0) return std::nullopt;
+  return r.text(0, 0);
+}
+
+void store::insert_inbox(const inbox_record& r) {
+  impl_->run("insert_inbox", detail::q_insert_inbox,
+             pq::params()
+                 .text(r.source)
+                 .text(r.event_id)
+                 .text(r.definition)
+                 .text(r.key)
+                 .text(r.ack)
+                 .integer(r.received_ms));
+}
+
+std::optional<instance_record> store::load_instance(std::string_view definition, std::string_view key) {
+  const auto r =
+      impl_->run("load_instance", detail::q_load_instance, pq::params().text(definition).text(key));
+  if (r.rows() == 0) return std::nullopt;
+  instance_record i;
+  i.definition = definition;
+  i.key = key;
+  i.state = r.text(0, 0);
+  i.data = r.text(0, 1);
+  i.version = r.integer(0, 2);
+  i.fingerprint = r.text(0, 3);
+  i.correlation_id = r.text(0, 4);
+  i.created_ms = r.integer(0, 5);
+  i.updated_ms = r.integer(0, 6);
+  i.state_since_ms = r.integer(0, 7);
+  i.finished = !r.is_null(0, 8);
+  return i;
+}
+
+void store::save_instance(const instance_record& r) {
+  pq::params p;
+  p.text(r.definition).text(r.key).text(r.state).text(r.data).integer(r.version).text(r.fingerprint);
+  p.text(r.correlation_id).integer(r.created_ms).integer(r.updated_ms).integer(r.state_since_ms);
+  p.optional_integer(r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt);
+  impl_->run("save_instance", detail::q_save_instance, p);
+}
+
+void store::append_history(const history_record& r) {
+  pq::params p;
+  p.text(r.definition).text(r.key).integer(r.version).text(r.event_id).text(r.event_source);
+  p.text(r.event_type).text(r.event_time).text(r.event_data).text(r.from_state).text(r.to_state);
+  p.text(r.outcome).integer(r.recorded_ms).optional_integer(r.outbox_first).optional_integer(r.outbox_last);
+  p.text(r.sender).text(r.traceparent).text(r.tracestate).text(r.extensions);
+  impl_->run("append_history", detail::q_append_history, p);
+}
+
+trace_context store::saga_trace(std::string_view definition, std::string_view key) {
+  const auto r = impl_->run("saga_trace", detail::q_saga_trace, pq::params().text(definition).text(key));
+  if (r.rows() == 0) return {};
+  return trace_context{r.text(0, 0), r.text(0, 1)};
+}
+
+std::int64_t store::append_outbox(const outbox_record& r) {
+  pq::params p;
+  p.text(r.event_id).text(r.type).text(r.definition).text(r.key).text(r.payload).integer(r.created_ms);
+  p.optional_integer(r.published_ms);
+  return impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dead letters
+
+std::int64_t store::add_dead_letter(const dead_letter_record& r) {
+  // The rejection happened at last_ms when the caller says so, else at created_ms.
+  const std::int64_t at = r.last_ms != 0 ? r.last_ms : r.created_ms;
+  std::int64_t id = 0;
+  impl_->atomically("add_dead_letter", [&] {
+    if (!r.event_id.empty()) {
+      const auto found = impl_->run("add_dead_letter", detail::q_find_dead_letter,
+                                    pq::params().text(r.source).text(r.event_id).text(r.payload));
+      if (found.rows() > 0) {
+        id = found.integer(0, 0);
+        impl_->run("add_dead_letter", detail::q_count_dead_letter,
+                   pq::params().integer(at).text(r.reason).integer(id));
+        return;
+      }
+    }
+    pq::params p;
+    p.text(r.event_id).text(r.source).text(r.type).text(r.subject).text(r.reason).text(r.payload);
+    p.integer(r.created_ms).integer(at).boolean(r.truncated).text(r.sender);
+    id = impl_->run("add_dead_letter", detail::q_add_dead_letter, p).integer(0, 0);
+  });
+  return id;
+}
+
+std::int64_t store::prune_dead_letters(std::int64_t before_ms, std::int64_t keep_max, std::size_t limit) {
+  constexpr const char* op = "prune_dead_letters";
+  std::int64_t removed = 0;
+  impl_->atomically(op, [&] {
+    removed = impl_->run(op, detail::q_expired_dead_letters, pq::params().integer(before_ms).limit(limit))
+                  .affected();
+    auto left = limit - static_cast<std::size_t>(removed);
+    if (left == 0) return;
+    const std::int64_t keep = std::max<std::int64_t>(keep_max, 0);
+    const auto over = impl_->run(op, detail::q_senders_over, pq::params().integer(keep).limit(left));
+    for (int i = 0; i < over.rows() && left > 0; ++i) {
+      const auto excess = static_cast<std::size_t>(over.integer(i, 1) - keep);
+      const auto sender = over.text(i, 0);
+      const auto n = impl_
+                         ->run(op, detail::q_oldest_dead_letters_of,
+                               pq::params().text(sender).limit(std::min(left, excess)))
+                         .affected();
+      removed += n;
+      left -= static_cast<std::size_t>(n);
+    }
+  });
+  return removed;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers: in their saga's instance row (statements.hpp), changed by one UPDATE each.
+
+std::int64_t store::arm_timer(std::string_view definition, std::string_view key, std::string_view name,
+                              std::int64_t due_ms) {
+  const auto r = impl_->run("arm_timer", detail::q_arm_timer,
+                            pq::params().text(definition).text(key).text(name).integer(due_ms));
+  if (r.rows() == 0)
+    throw store_error("arm_timer: saga '" + std::string(definition) + "/" + std::string(key) +
+                      "' has no instance row (a timer is kept in its saga's row)");
+  return r.integer(0, 0);
+}
+
+// Disarming a timer that is not armed, or of a saga without an instance row, writes nothing.
+void store::disarm_timer(std::string_view definition, std::string_view key, std::string_view name) {
+  impl_->run("disarm_timer", detail::q_disarm_timer, pq::params().text(definition).text(key).text(name));
+}
+
+// Each definition's earliest `limit`, through its own part of instances_due, merged: a
+// definition whose timers nobody fires never fills or slows the batch.
+std::vector<timer_record> store::due_timers(std::int64_t now_ms, std::size_t limit,
+                                            const std::vector<std::string>& definitions) {
+  std::vector<timer_record> out;
+  if (limit == 0) return out;
+  for (const auto& definition : distinct(definitions)) {
+    const auto r = impl_->run("due_timers", detail::q_due_timers_of,
+                              pq::params().text(definition).integer(now_ms).limit(limit));
+    for (int i = 0; i < r.rows(); ++i) out.push_back(read_timer(r, i));
+  }
+  const auto earlier = [](const timer_record& a, const timer_record& b) {
+    return std::tie(a.due_ms, a.definition, a.key, a.name) < std::tie(b.due_ms, b.definition, b.key, b.name);
+  };
+  std::sort(out.begin(), out.end(), earlier);
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::int64_t>> store::due_timers_elsewhere(
+    std::int64_t now_ms, const std::vector<std::string>& definitions) {
+  const auto armed = impl_->run("due_timers_elsewhere", detail::q_timer_definitions);
+  const auto ours = distinct(definitions);
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  for (int i = 0; i < armed.rows(); ++i) {
+    const auto definition = armed.text(i, 0);
+    if (std::binary_search(ours.begin(), ours.end(), definition)) continue;
+    const auto r = impl_->run("due_timers_elsewhere", detail::q_count_due_of,
+                              pq::params().text(definition).integer(now_ms));
+    if (const auto due = r.integer(0, 0); due > 0) out.emplace_back(definition, due);
+  }
+  return out;
+}
+
+std::vector<timer_record> store::timers_of(std::string_view definition, std::string_view key) {
+  const auto r = impl_->run("timers_of", detail::q_timers_of, pq::params().text(definition).text(key));
+  std::vector<timer_record> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(read_timer(r, i));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parked events
+
+std::int64_t store::park(const parked_record& r) {
+  pq::params p;
+  p.text(r.definition).text(r.key).text(r.event_id).text(r.source).text(r.type).text(r.payload);
+  p.integer(r.parked_ms).text(r.sender);
+  return impl_->run("park", detail::q_park, p).integer(0, 0);
+}
+
+std::vector<parked_record> store::parked_of(std::string_view definition, std::string_view key) {
+  return parked_rows(impl_->run("parked_of", detail::q_parked_of, pq::params().text(definition).text(key)));
+}
+
+std::int64_t store::count_parked(std::string_view definition, std::string_view key) {
+  return impl_->run("count_parked", detail::q_count_parked, pq::params().text(definition).text(key))
+      .integer(0, 0);
+}
+
+std::int64_t store::count_parked_total() {
+  return impl_->run("count_parked_total", detail::q_count_parked_total).integer(0, 0);
+}
+
+std::int64_t store::count_parked_by_sender(std::string_view sender) {
+  return impl_->run("count_parked_by_sender", detail::q_count_parked_by_sender, pq::params().text(sender))
+      .integer(0, 0);
+}
+
+void store::remove_parked(std::int64_t id) {
+  impl_->run("remove_parked", detail::q_remove_parked, pq::params().integer(id));
+}
+
+std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::size_t limit) {
+  return parked_rows(
+      impl_->run("orphaned_parked", detail::q_orphaned_parked, pq::params().integer(before_ms).limit(limit)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definitions
+
+std::optional<definition_record> store::load_definition(std::string_view name) {
+  const auto r = impl_->run("load_definition", detail::q_load_definition, pq::params().text(name));
+  if (r.rows() == 0) return std::nullopt;
+  return definition_record{std::string(name), r.text(0, 0), r.text(0, 1), r.integer(0, 2)};
+}
+
+void store::save_definition(const definition_record& r) {
+  impl_->run("save_definition", detail::q_save_definition,
+             pq::params().text(r.name).text(r.fingerprint).text(r.graph).integer(r.registered_ms));
+}
+
+std::vector<std::string> store::instances_outside(std::string_view definition,
+                                                  const std::vector<std::string>& states) {
+  const auto r = impl_->run("instances_outside", detail::q_instance_states, pq::params().text(definition));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    if (std::find(states.begin(), states.end(), r.text(i, 1)) == states.end()) out.push_back(r.text(i, 0));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbox relay
+
+std::vector<outbox_record> store::unpublished(std::int64_t after_sequence, std::size_t limit) {
+  return outbox_rows(
+      impl_->run("unpublished", detail::q_unpublished, pq::params().integer(after_sequence).limit(limit)));
+}
+
+// One statement: the marks and last_published commit together, in or out of a transaction.
+void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence, std::int64_t published_ms) {
+  impl_->run("mark_published", detail::q_mark_published,
+             pq::params().integer(published_ms).integer(from_sequence).integer(to_sequence));
+}
+
+std::int64_t store::last_published_sequence() {
+  return impl_->run("last_published_sequence", detail::q_last_published).integer(0, 0);
+}
+
+std::vector<outbox_record> store::published_range(std::int64_t from_sequence, std::size_t limit) {
+  return outbox_rows(impl_->run("published_range", detail::q_published_range,
+                                pq::params().integer(from_sequence).limit(limit)));
+}
+
+std::int64_t store::first_retained_sequence() {
+  return impl_->run("first_retained_sequence", detail::q_first_retained).integer(0, 0);
+}
+
+// The outbox goes only as a prefix of the log: from its first row up to the first one that is
+// unpublished or was published at or after the cutoff, so first_retained_sequence() is exactly
+// where replay can start and no hole is ever left behind it.
+std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) {
+  std::int64_t removed = 0;
+  if (limit == 0) return removed;
+  impl_->atomically("prune", [&] {
+    const auto head = impl_->run("prune", detail::q_outbox_head, pq::params().limit(limit));
+    std::int64_t first = 0, last = 0;
+    for (int i = 0; i < head.rows(); ++i) {
+      if (head.is_null(i, 1) || head.integer(i, 1) >= outbox_before_ms) break;
+      if (first == 0) first = head.integer(i, 0);
+      last = head.integer(i, 0);
+    }
+    if (first != 0)
+      removed +=
+          impl_->run("prune", detail::q_prune_outbox, pq::params().integer(first).integer(last)).affected();
+    removed += impl_->run("prune", detail::q_prune_inbox, pq::params().integer(inbox_before_ms).limit(limit))
+                   .affected();
+  });
+  return removed;
+}
+
+std::int64_t store::purge_finished(std::string_view definition, const std::vector<std::string>& states,
+                                   std::int64_t before_ms, std::size_t limit) {
+  constexpr const char* op = "purge_finished";
+  std::int64_t removed = 0;
+  impl_->atomically(op, [&] {
+    std::vector<std::string> keys;
+    for (const auto& state : distinct(states)) {
+      if (keys.size() >= limit) break;
+      const auto r =
+          impl_->run(op, detail::q_finished,
+                     pq::params().text(definition).text(state).integer(before_ms).limit(limit - keys.size()));
+      for (int i = 0; i < r.rows(); ++i) keys.push_back(r.text(i, 0));
+    }
+    for (const auto& key : keys) {
+      for (const q which : {detail::q_purge_history, detail::q_purge_parked, detail::q_purge_instance})
+        impl_->run(op, which, pq::params().text(definition).text(key));
+      ++removed;
+    }
+  });
+  return removed;
+}
+
+}  // namespace saga::postgres

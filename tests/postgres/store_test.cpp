@@ -1,0 +1,197 @@
+// Tests of what is particular to saga::postgres::store: its schema (namespace) in a shared
+// database, its versioned migration, its connection and how failures read. The port's behaviour
+// is the contract suite's (tests/store/), which runs over this store too.
+
+#include "saga/postgres/store.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/records.hpp"
+#include "support/postgres.hpp"
+
+namespace {
+
+using namespace saga::test;
+
+saga::postgres::options in_schema(const std::string& schema) {
+  saga::postgres::options o;
+  o.conninfo = postgres_conninfo();
+  o.schema = schema;
+  return o;
+}
+
+// The tables of `schema`, by name.
+std::vector<std::string> tables_of(const std::string& schema) {
+  sql_session sql(postgres_conninfo(), "public");
+  return sql.column("SELECT table_name FROM information_schema.tables WHERE table_schema = '" + schema +
+                    "' ORDER BY table_name");
+}
+
+}  // namespace
+
+TEST_SUITE("postgres_store") {
+  TEST_CASE("a new store creates its tables in the named schema and records the schema version") {
+    const auto schema = unique_schema("created");
+    CHECK(tables_of(schema).empty());
+    saga::postgres::store s(in_schema(schema));
+    CHECK(s.schema() == schema);
+    CHECK(s.schema_version() == saga::postgres::store::current_schema);
+    CHECK(tables_of(schema) == std::vector<std::string>{"dead_letters", "definitions", "history", "inbox",
+                                                        "instances", "meta", "outbox", "parked",
+                                                        "schema_version"});
+    sql_session sql(postgres_conninfo(), schema);
+    CHECK(sql.scalar("SELECT version FROM schema_version") == "1");
+    // Nothing in the database's default schema.
+    CHECK(sql.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == "0");
+  }
+
+  TEST_CASE("reopening an existing schema keeps its rows and does not migrate again") {
+    const auto schema = unique_schema("reopened");
+    {
+      saga::postgres::store s(in_schema(schema));
+      s.save_instance(instance("o-1", "placed"));
+    }
+    sql_session sql(postgres_conninfo(), schema);
+    // A migration that ran again would fail on the existing tables or duplicate meta's rows.
+    sql.exec("CREATE TABLE marker (x integer)");
+    saga::postgres::store s(in_schema(schema));
+    CHECK(s.schema_version() == saga::postgres::store::current_schema);
+    CHECK(s.load_instance("order_lifecycle", "o-1"));
+    CHECK(sql.scalar("SELECT count(*) FROM schema_version") == "1");
+    CHECK(sql.scalar("SELECT count(*) FROM meta") == "2");
+    CHECK(sql.scalar("SELECT count(*) FROM marker") == "0");
+  }
+
+  // Several sagad will open one schema at the same moment (issue 17): the first creates it, the
+  // others wait for its migration under the advisory lock and find it done.
+  TEST_CASE("stores opening one new schema at the same time migrate it once") {
+    const auto schema = unique_schema("racing");
+    std::vector<std::string> errors(4);
+    {
+      std::vector<std::jthread> openers;
+      for (auto& error : errors)
+        openers.emplace_back([&] { error = error_of([&] { saga::postgres::store s(in_schema(schema)); }); });
+    }
+    CHECK(errors == std::vector<std::string>(4));
+    sql_session sql(postgres_conninfo(), schema);
+    CHECK(sql.scalar("SELECT count(*) FROM schema_version") == "1");
+    CHECK(sql.scalar("SELECT count(*) FROM meta") == "2");
+  }
+
+  TEST_CASE("two stores in two schemas of one database do not see each other's rows") {
+    saga::postgres::store a(in_schema(unique_schema("tenant_a")));
+    saga::postgres::store b(in_schema(unique_schema("tenant_b")));
+    a.begin();
+    a.save_instance(instance("o-1", "placed"));
+    a.insert_inbox(inbox("e-1"));
+    CHECK(a.append_outbox(outbox("out-a")) == 1);
+    a.commit();
+    CHECK_FALSE(b.load_instance("order_lifecycle", "o-1"));
+    CHECK_FALSE(b.find_ack("urn:shop", "e-1"));
+    CHECK(b.unpublished(0, 10).empty());
+    // Each has its own log: sequences start at 1 in both.
+    CHECK(b.append_outbox(outbox("out-b")) == 1);
+    CHECK(a.unpublished(0, 10).at(0).event_id == "out-a");
+  }
+
+  TEST_CASE("a schema name that needs quoting is a schema like any other") {
+    const std::string schema = unique_schema("Saga \"Q\"; DROP");
+    saga::postgres::store s(in_schema(schema));
+    s.save_instance(instance("o-1", "placed"));
+    CHECK(tables_of(schema).size() == 9);
+    CHECK(s.load_instance("order_lifecycle", "o-1"));
+  }
+
+  TEST_CASE("a schema with a newer version is refused with a clear message") {
+    const auto schema = unique_schema("newer");
+    { saga::postgres::store s(in_schema(schema)); }
+    sql_session sql(postgres_conninfo(), schema);
+    sql.exec("UPDATE schema_version SET version = 99");
+    const std::string expected = "schema \"" + schema + "\" version 99 is newer than this build supports (1)";
+    CHECK_THROWS_WITH_AS(saga::postgres::store{in_schema(schema)}, expected.c_str(), saga::store_error);
+    CHECK(sql.scalar("SELECT version FROM schema_version") == "99");  // refused, not touched
+  }
+
+  TEST_CASE("bad options are refused before connecting and name the problem") {
+    auto o = in_schema("");
+    CHECK_THROWS_WITH_AS(saga::postgres::store{o}, doctest::Contains("schema is empty"),
+                         std::invalid_argument);
+    o.schema = std::string(64, 's');
+    CHECK_THROWS_WITH_AS(saga::postgres::store{o}, doctest::Contains("longer than 63 bytes"),
+                         std::invalid_argument);
+    o.schema = "saga";
+    o.conninfo = "host=/tmp port";
+    const auto error = error_of([&] { saga::postgres::store{o}; });
+    CHECK(error.find("not a valid connection string") != std::string::npos);
+    CHECK(error.find("port") != std::string::npos);
+    o.conninfo = "postgresql://[::1";
+    CHECK_THROWS_AS(saga::postgres::store{o}, std::invalid_argument);
+  }
+
+  TEST_CASE("an unreachable server is a store_error naming where the store tried to connect") {
+    auto o = in_schema("saga");
+    o.conninfo = "host=127.0.0.1 port=1 dbname=orders connect_timeout=5";
+    const auto refused = error_of([&] { saga::postgres::store{o}; });
+    CAPTURE(refused);
+    CHECK(refused.rfind("connect to PostgreSQL (host=127.0.0.1 port=1 dbname=orders): ", 0) == 0);
+    CHECK(refused.find("refused") != std::string::npos);
+    CHECK_THROWS_AS(saga::postgres::store{o}, saga::store_error);
+
+    o.conninfo = "host=/nonexistent/socket/dir dbname=orders";
+    const auto missing = error_of([&] { saga::postgres::store{o}; });
+    CAPTURE(missing);
+    CHECK(missing.find("host=/nonexistent/socket/dir") != std::string::npos);
+    CHECK(missing.find("No such file or directory") != std::string::npos);
+
+    // A server that is there, a database that is not.
+    o.conninfo = postgres_conninfo() + " dbname=no_such_database";
+    const auto no_database = error_of([&] { saga::postgres::store{o}; });
+    CAPTURE(no_database);
+    CHECK(no_database.find("dbname=no_such_database") != std::string::npos);
+    CHECK(no_database.find("does not exist") != std::string::npos);
+  }
+
+  // PostgreSQL fails the whole transaction after an error; SQLite would commit the statements
+  // that worked. A commit must not report the implicit rollback as success.
+  TEST_CASE("commit of a transaction that failed throws and nothing of it is written") {
+    saga::postgres::store s(in_schema(unique_schema("failed")));
+    s.insert_inbox(inbox("e-1"));
+    s.begin();
+    s.append_outbox(outbox("x"));
+    CHECK_THROWS_AS(s.insert_inbox(inbox("e-1")), saga::store_error);
+    CHECK(s.in_transaction());
+    CHECK_THROWS_WITH_AS(s.commit(), "commit: the transaction had failed and was rolled back",
+                         saga::store_error);
+    CHECK_FALSE(s.in_transaction());
+    CHECK(s.unpublished(0, 10).empty());
+    // The sequence the failed transaction took is free again.
+    CHECK(s.append_outbox(outbox("y")) == 1);
+  }
+
+  TEST_CASE("a store whose connection was closed by the server reconnects at the next begin") {
+    const auto schema = unique_schema("reconnect");
+    auto o = in_schema(schema);
+    o.conninfo += " application_name=" + schema;  // how the server's session is found below
+    saga::postgres::store s(o);
+    s.save_instance(instance("o-1", "placed"));
+    sql_session sql(postgres_conninfo(), schema);
+    const std::string its_session = "FROM pg_stat_activity WHERE application_name = '" + schema + "'";
+    CHECK(sql.scalar("SELECT count(pg_terminate_backend(pid)) " + its_session) == "1");
+    for (int i = 0; i < 500 && sql.scalar("SELECT count(*) " + its_session) != "0"; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    // The terminated connection is found out by the next call, which fails and names itself.
+    CHECK_THROWS_WITH_AS(s.load_instance("order_lifecycle", "o-1"), doctest::Contains("load_instance: "),
+                         saga::store_error);
+    s.begin();
+    s.save_instance(instance("o-2", "placed"));
+    s.commit();
+    CHECK(s.load_instance("order_lifecycle", "o-1"));
+    CHECK(s.load_instance("order_lifecycle", "o-2"));
+  }
+}

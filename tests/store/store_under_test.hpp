@@ -1,0 +1,34 @@
+#pragma once
+// The store a contract test runs against (tests/store/store_contract_test.cpp), chosen by the
+// environment variable SAGA_TEST_STORE: "sqlite" (the default: a file in a temporary folder) or
+// "postgres" (a schema of its own in the test cluster, tests/support/postgres.hpp). Besides the
+// store it gives what a test checks beyond the port: SQL that both stores' tables answer alike,
+// run on a connection of its own, outside the store's transaction.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "saga/store.hpp"
+
+namespace saga::test {
+
+class store_under_test {
+ public:
+  virtual ~store_under_test() = default;
+
+  virtual saga::store& store() = 0;
+  // Closes the store and opens a new one on the same database (and schema).
+  virtual void reopen() = 0;
+
+  virtual void exec(const std::string& sql) = 0;
+  // The first column of each row, as text.
+  virtual std::vector<std::string> column(const std::string& sql) = 0;
+  std::string scalar(const std::string& sql);
+  // SELECT count(*) FROM `table` (a name from the test, never from data).
+  std::int64_t count(const std::string& table);
+};
+
+std::unique_ptr<store_under_test> make_store_under_test();
+
+}  // namespace saga::test
