@@ -15,6 +15,7 @@ enum q : std::size_t {
   q_savepoint,
   q_release_savepoint,
   q_rollback_to_savepoint,
+  q_lock_sagas,
   q_find_ack,
   q_insert_inbox,
   q_load_instance,
@@ -80,6 +81,14 @@ inline constexpr statement statements[] = {
     {"saga_savepoint", "", "SAVEPOINT saga_event"},
     {"saga_release_savepoint", "", "RELEASE SAVEPOINT saga_event"},
     {"saga_rollback_to_savepoint", "", "ROLLBACK TO SAVEPOINT saga_event"},
+    // Transaction-scoped advisory locks, one per saga key, in the order of their ids so that two
+    // writers never wait on each other in a cycle: the subquery sorts, and the outer query takes
+    // the locks row by row in that order. The first key is this schema (stores in other schemas
+    // never contend); the second, the key's hash: two keys sharing a hash share a lock, which
+    // serialises a little more and never less. $1: the keys as a JSON array of strings.
+    {"saga_lock_sagas", "t",
+     "SELECT count(pg_advisory_xact_lock(hashtext(current_schema()), s.h)) FROM"
+     " (SELECT DISTINCT hashtext(k) AS h FROM jsonb_array_elements_text($1::jsonb) AS k ORDER BY 1) AS s"},
     {"saga_find_ack", "tt", "SELECT ack FROM inbox WHERE source = $1 AND event_id = $2"},
     {"saga_insert_inbox", "ttttti",
      "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms) VALUES ($1, $2, $3, $4, $5, "

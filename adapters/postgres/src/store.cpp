@@ -1,5 +1,7 @@
 #include "saga/postgres/store.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <stdexcept>
 #include <tuple>
@@ -165,6 +167,15 @@ void store::rollback() noexcept {
 
 bool store::in_transaction() const {
   return impl_->conn.in_transaction();
+}
+
+void store::lock_sagas(const std::vector<std::string>& keys) {
+  impl_->require_transaction("lock_sagas");
+  if (keys.empty()) return;
+  // A subject that is not UTF-8 (the engine rejects its event after locking) locks its
+  // U+FFFD-replaced spelling: it must not make the batch throw.
+  const auto array = nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  impl_->run("lock_sagas", detail::q_lock_sagas, pq::params().text(array));
 }
 
 void store::savepoint() {

@@ -10,8 +10,9 @@
 //
 // Semantics are those of the port and of saga::sqlite::store, method by method (the same contract
 // test suite runs over both: tests/store/). Differences that a caller can see:
-//   * begin() opens a READ COMMITTED transaction. Several writers on one schema are not
-//     coordinated yet (per-saga serialisation and fencing are later items of issue 17).
+//   * begin() opens a READ COMMITTED transaction. Several writers on one schema serialise per
+//     saga through lock_sagas (transaction-scoped advisory locks, taken in one order); fencing a
+//     writer that stalled is a later item of issue 17.
 //   * Outbox sequences come from a counter row in <schema>.meta, updated in the writing
 //     transaction: a rolled-back transaction gives its sequences back, so the log has no gaps,
 //     at the price of serialising the transactions that append to the outbox.
@@ -74,6 +75,8 @@ class store final : public saga::store {
   void commit() override;
   void rollback() noexcept override;
   bool in_transaction() const override;
+  // pg_advisory_xact_lock per key, in one order all writers share (statements.hpp).
+  void lock_sagas(const std::vector<std::string>& keys) override;
 
   std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) override;
   void insert_inbox(const inbox_record& r) override;
