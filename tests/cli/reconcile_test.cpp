@@ -185,7 +185,7 @@ TEST_SUITE("reconcile") {
     s.stop();
   }
 
-  TEST_CASE("a range pruned at sagad is reported as uncheckable, not as missing") {
+  TEST_CASE("a range pruned at sagad is reported as uncheckable and not as missing") {
     saga::test::temp_dir dir;
     setup s(dir);
     s.place(0, 40);

@@ -750,8 +750,17 @@ TEST_SUITE("sagad") {
     const std::string position = "SELECT coalesce(max(sequence), 0) FROM saga_received";
     CHECK(eventually(
         20s, [&] { return scalar(dir.file("payment.db"), position) == last; }, 100ms));
+    // The last one started (its handlers are set) before it is asked to stop.
+    CHECK(eventually(
+        10s, [&] { return service->err().find("following") != std::string::npos; }, 20ms));
     service->signal(SIGTERM);
-    CHECK(service->wait_for(30s).code() == 0);
+    {
+      const auto st = service->wait_for(30s);
+      INFO("payment stderr: " << service->err());
+      CHECK(st.exited());
+      CHECK(st.signal() == 0);
+      CHECK(st.code() == 0);
+    }
 
     const auto sub = dir.file("payment.db");
     CHECK(scalar(sub, "SELECT count(*) FROM saga_received") == last);  // 1..last, each once

@@ -526,7 +526,7 @@ TEST_SUITE("range digests") {
 }
 
 TEST_SUITE("durable subscriber") {
-  TEST_CASE("each event is recorded with the handler's writes, and a duplicate reaches the handler once") {
+  TEST_CASE("each event is recorded with the handler's writes and a duplicate reaches the handler once") {
     fixture f(10);
     durable d(f);
     d.poll_until(10);
