@@ -896,7 +896,7 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
   auto acks = isolated(
       [&] {
         due = store_.due_timers(now_ms, limit, names_);
-        lock_sagas(due, [](const timer_record& t) { return &t.key; });
+        claim(due, now_ms);
         events.clear();
         for (const auto& t : due) {
           const auto inst = store_.load_instance(t.definition, t.key);
@@ -922,6 +922,26 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
   fired.reserve(due.size());
   for (std::size_t i = 0; i < due.size(); ++i) fired.push_back({due[i], std::move(acks[i])});
   return fired;
+}
+
+// Keeps the due timers this engine may fire now: their sagas locked without waiting (another
+// writer busy with a saga keeps its timers for a later round), and each still armed with the
+// generation and due time read (another writer may have fired it, and re-armed it, between the
+// read and the lock: disarming the new one would lose it).
+void engine::claim(std::vector<timer_record>& due, std::int64_t now_ms) {
+  if (due.empty()) return;
+  std::vector<std::string> keys;
+  for (const auto& t : due) keys.push_back(t.key);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  auto locked = store_.try_lock_sagas(keys);
+  std::sort(locked.begin(), locked.end());
+  std::erase_if(due, [&](const timer_record& t) {
+    if (!std::binary_search(locked.begin(), locked.end(), t.key)) return true;
+    for (const auto& now : store_.timers_of(t.definition, t.key))
+      if (now.name == t.name) return now.generation != t.generation || now.due_ms > now_ms;
+    return true;  // disarmed meanwhile
+  });
 }
 
 // A timer's firing: its id derives from the saga, the timer and its

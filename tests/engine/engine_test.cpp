@@ -499,6 +499,12 @@ TEST_SUITE("parking") {
         }());
         store_wrapper::lock_sagas(keys);
       }
+      std::vector<std::string> try_lock_sagas(const std::vector<std::string>& keys) override {
+        std::string all;
+        for (const auto& k : keys) all += (all.empty() ? "" : ",") + k;
+        calls.push_back("try_lock " + all);
+        return store_wrapper::try_lock_sagas(keys);
+      }
       std::optional<std::string> find_ack(std::string_view s, std::string_view id) override {
         calls.push_back("find_ack");
         return store_wrapper::find_ack(s, id);
@@ -517,7 +523,8 @@ TEST_SUITE("parking") {
     REQUIRE(st.calls.size() == 4);
     CHECK(st.calls.front() == "lock o-a,o-b");
     CHECK(std::count(st.calls.begin(), st.calls.end(), "find_ack") == 3);
-    // Timers: the sagas of the due timers, in the transaction that fires them.
+    // Timers: the sagas of the due timers, claimed without waiting in the transaction that fires
+    // them.
     for (auto& e : happy("o-t")) {
       eng.handle(e);
       if (e.type == "inventory.reserved") break;
@@ -528,10 +535,43 @@ TEST_SUITE("parking") {
     REQUIRE(fired.size() >= 2);
     std::set<std::string> keys;
     for (const auto& f : fired) keys.insert(f.timer.key);
-    std::string expected = "lock";
-    for (const auto& k : keys) expected += (expected == "lock" ? " " : ",") + k;
+    std::string expected = "try_lock";
+    for (const auto& k : keys) expected += (expected == "try_lock" ? " " : ",") + k;
     REQUIRE_FALSE(st.calls.empty());
     CHECK(st.calls.front() == expected);
+  }
+
+  // Another writer fired the timer and re-armed it between this engine's read of the due timers
+  // and its lock: the stale timer is not fired, and the re-armed one is not disarmed.
+  TEST_CASE("a due timer read before another writer re-armed it is left alone") {
+    class stale_read : public saga::store_wrapper {
+     public:
+      using store_wrapper::store_wrapper;
+      std::vector<saga::timer_record> due_timers(std::int64_t now, std::size_t limit,
+                                                 const std::vector<std::string>& defs) override {
+        auto due = store_wrapper::due_timers(now, limit, defs);
+        for (auto& t : due) --t.generation;  // what was due before the other writer's firing
+        return due;
+      }
+    };
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store real(file_options(dir));
+    stale_read st(real);
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    for (auto& e : happy("o-1")) {
+      eng.handle(e);
+      if (e.type == "inventory.reserved") break;
+    }
+    const auto armed = real.timers_of("order_lifecycle", "o-1");
+    REQUIRE(armed.size() == 1);
+    clock.advance(std::chrono::hours(48));
+    CHECK(eng.fire_due_timers(clock.now_ms()).empty());
+    const auto after = real.timers_of("order_lifecycle", "o-1");
+    REQUIRE(after.size() == 1);
+    CHECK(after[0].generation == armed[0].generation);
+    CHECK(after[0].due_ms == armed[0].due_ms);
   }
 
   TEST_CASE("a timer firing twice is a duplicate - a re-armed timer fires as a new event") {

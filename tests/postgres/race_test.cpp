@@ -38,9 +38,69 @@ saga::event login(int account, int n) {
   return e;
 }
 
+saga::event failed_login(int account, int n) {
+  saga::event e = login(account, n);
+  e.id = "f" + std::to_string(account) + "-" + std::to_string(n);
+  e.type = "auth.login.failed";
+  return e;
+}
+
 }  // namespace
 
 TEST_SUITE("postgres race") {
+  // Issue 17, item 3: timers armed by an engine that is gone fire once across the engines left,
+  // each claiming the due timers of sagas no other engine holds (store::try_lock_sagas).
+  TEST_CASE("timers armed by a departed engine fire exactly once across two engines firing at once") {
+    constexpr int accounts = 400;
+    saga::postgres::options o;
+    o.conninfo = saga::test::postgres_conninfo();
+    o.schema = saga::test::unique_schema("timers");
+    const std::int64_t start = 1'767'225'600'000;
+    {
+      saga::postgres::store store(o);
+      saga::manual_clock clock(start);
+      saga::engine engine(store, clock);
+      engine.add(saga::definitions::account_lockout());
+      std::vector<saga::event> failures;  // three failed logins lock an account for 30 minutes
+      for (int a = 0; a < accounts; ++a)
+        for (int n = 0; n < 3; ++n) failures.push_back(failed_login(a, n));
+      for (std::size_t i = 0; i < failures.size(); i += 100)
+        engine.handle_batch(std::span<const saga::event>(failures.data() + i,
+                                                         std::min<std::size_t>(100, failures.size() - i)));
+    }  // the engine that armed them is gone
+    std::atomic<int> accepted{0}, duplicates{0}, errors{0};
+    std::vector<std::thread> firing;
+    for (int t = 0; t < 2; ++t) {
+      firing.emplace_back([&] {
+        saga::postgres::store store(o);
+        saga::manual_clock clock(start + 31 * 60'000);
+        saga::engine engine(store, clock);
+        engine.add(saga::definitions::account_lockout());
+        for (int idle = 0; idle < 3;) {
+          try {
+            const auto fired = engine.fire_due_timers(clock.now_ms(), 16);
+            idle = fired.empty() ? idle + 1 : 0;
+            for (const auto& f : fired) {
+              if (f.ack.status == saga::ack_status::accepted) ++accepted;
+              if (f.ack.status == saga::ack_status::duplicate) ++duplicates;
+            }
+          } catch (const saga::store_error&) {
+            ++errors;
+          }
+        }
+      });
+    }
+    for (auto& th : firing) th.join();
+    CHECK(errors == 0);
+    CHECK(accepted == accounts);
+    CHECK(duplicates == 0);  // claimed, not fired twice and found a duplicate
+    saga::test::sql_session sql(o.conninfo, o.schema);
+    CHECK(sql.scalar("SELECT count(*) FROM outbox WHERE type = 'account.unlocked'") ==
+          std::to_string(accounts));
+    CHECK(sql.scalar("SELECT count(*) FROM instances WHERE state <> 'open'") == "0");
+    CHECK(sql.scalar("SELECT count(*) FROM instances WHERE next_due_ms IS NOT NULL") == "0");
+  }
+
   TEST_CASE("three engines on one schema given every event each apply each event once in order") {
     saga::postgres::options o;
     o.conninfo = saga::test::postgres_conninfo();

@@ -16,6 +16,7 @@ enum q : std::size_t {
   q_release_savepoint,
   q_rollback_to_savepoint,
   q_lock_sagas,
+  q_try_lock_sagas,
   q_find_ack,
   q_insert_inbox,
   q_load_instance,
@@ -89,6 +90,10 @@ inline constexpr statement statements[] = {
     {"saga_lock_sagas", "t",
      "SELECT count(pg_advisory_xact_lock(hashtext(current_schema()), s.h)) FROM"
      " (SELECT DISTINCT hashtext(k) AS h FROM jsonb_array_elements_text($1::jsonb) AS k ORDER BY 1) AS s"},
+    // The same locks without waiting: the keys whose lock was free (no order needed: nothing waits).
+    {"saga_try_lock_sagas", "t",
+     "SELECT k FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS a(k, n)"
+     " WHERE pg_try_advisory_xact_lock(hashtext(current_schema()), hashtext(k)) ORDER BY n"},
     {"saga_find_ack", "tt", "SELECT ack FROM inbox WHERE source = $1 AND event_id = $2"},
     {"saga_insert_inbox", "ttttti",
      "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms) VALUES ($1, $2, $3, $4, $5, "

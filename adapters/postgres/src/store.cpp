@@ -178,6 +178,16 @@ void store::lock_sagas(const std::vector<std::string>& keys) {
   impl_->run("lock_sagas", detail::q_lock_sagas, pq::params().text(array));
 }
 
+std::vector<std::string> store::try_lock_sagas(const std::vector<std::string>& keys) {
+  impl_->require_transaction("try_lock_sagas");
+  if (keys.empty()) return {};
+  const auto array = nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const auto r = impl_->run("try_lock_sagas", detail::q_try_lock_sagas, pq::params().text(array));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
+  return out;
+}
+
 void store::savepoint() {
   impl_->require_transaction("savepoint");
   impl_->run("savepoint", detail::q_savepoint);

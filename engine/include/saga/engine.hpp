@@ -207,6 +207,7 @@ class engine {
   std::vector<ack> isolated(Prepare&& prepare, One&& one, Refuse&& refuse);
   template <class Range, class KeyOf>
   void lock_sagas(const Range& items, KeyOf&& key_of);
+  void claim(std::vector<timer_record>& due, std::int64_t now_ms);
   template <class One, class Refuse>
   ack optimistic(batch_state& b, std::size_t i, One& one, Refuse& refuse);
   template <class One, class Refuse>

@@ -147,6 +147,10 @@ class store {
   // store takes them in one order every writer shares, so that two batches never deadlock. A
   // store with one writer at a time (SQLite: the write transaction is the lock) does nothing.
   virtual void lock_sagas(const std::vector<std::string>& keys) = 0;
+  // The same without waiting: locks what it can now and returns those keys (in `keys`' order). A
+  // key another writer holds is left out; the engine fires that saga's timers in a later round
+  // (claiming due timers, as FOR UPDATE SKIP LOCKED would). One writer: every key.
+  virtual std::vector<std::string> try_lock_sagas(const std::vector<std::string>& keys) = 0;
 
   // Inbox: the stored ack of (source, id), if seen.
   virtual std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) = 0;
@@ -247,6 +251,9 @@ class store_wrapper : public store {
   void rollback() noexcept override { target_.rollback(); }
   bool in_transaction() const override { return target_.in_transaction(); }
   void lock_sagas(const std::vector<std::string>& keys) override { target_.lock_sagas(keys); }
+  std::vector<std::string> try_lock_sagas(const std::vector<std::string>& keys) override {
+    return target_.try_lock_sagas(keys);
+  }
   std::optional<std::string> find_ack(std::string_view s, std::string_view id) override {
     return target_.find_ack(s, id);
   }

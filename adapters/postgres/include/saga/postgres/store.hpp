@@ -77,6 +77,7 @@ class store final : public saga::store {
   bool in_transaction() const override;
   // pg_advisory_xact_lock per key, in one order all writers share (statements.hpp).
   void lock_sagas(const std::vector<std::string>& keys) override;
+  std::vector<std::string> try_lock_sagas(const std::vector<std::string>& keys) override;
 
   std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) override;
   void insert_inbox(const inbox_record& r) override;

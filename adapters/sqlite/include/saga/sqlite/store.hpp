@@ -105,6 +105,7 @@ class store final : public saga::store {
   bool in_transaction() const override;
   // One writer at a time: the write transaction (BEGIN IMMEDIATE) is every saga's lock already.
   void lock_sagas(const std::vector<std::string>&) override {}
+  std::vector<std::string> try_lock_sagas(const std::vector<std::string>& keys) override { return keys; }
 
   std::optional<std::string> find_ack(std::string_view source, std::string_view event_id) override;
   void insert_inbox(const inbox_record& r) override;
