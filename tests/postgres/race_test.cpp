@@ -48,6 +48,46 @@ saga::event failed_login(int account, int n) {
 }  // namespace
 
 TEST_SUITE("postgres race") {
+  // Issue 17, item 2 ("Zombie"), at the store: a writer that stalls in the middle of a batch while
+  // holding a saga's lock loses its transaction after stall_timeout_ms; the writer waiting for
+  // the saga goes on, and the stalled writer's commit fails instead of overwriting what the
+  // other wrote. Its next transaction works (a new connection).
+  TEST_CASE("a writer stalled past stall_timeout commits nothing and the other writer goes on") {
+    saga::postgres::options o;
+    o.conninfo = saga::test::postgres_conninfo();
+    o.schema = saga::test::unique_schema("zombie");
+    o.stall_timeout_ms = 300;
+    saga::postgres::store zombie(o), other(o);
+    saga::instance_record r;
+    r.definition = "account_lockout";
+    r.key = "acct-z";
+    r.state = "open";
+    r.data = "{}";
+    r.version = 1;
+    r.fingerprint = "fp";
+    zombie.begin();
+    zombie.lock_sagas({"acct-z"});
+    zombie.save_instance(r);  // then it stalls (SIGSTOP, a long pause) holding the lock
+    std::thread waiting([&] {
+      other.begin();
+      other.lock_sagas({"acct-z"});  // waits until the server ends the stalled transaction
+      auto mine = r;
+      mine.state = "locked";
+      other.save_instance(mine);
+      other.commit();
+    });
+    waiting.join();  // returns only once the zombie's lock is gone
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    CHECK_THROWS_AS(zombie.commit(), saga::store_error);  // woken up: its commit does not land
+    zombie.rollback();
+    REQUIRE(other.load_instance("account_lockout", "acct-z"));
+    CHECK(other.load_instance("account_lockout", "acct-z")->state == "locked");
+    // The zombie's next transaction is on a new connection and sees the other's write.
+    zombie.begin();
+    CHECK(zombie.load_instance("account_lockout", "acct-z")->state == "locked");
+    zombie.rollback();
+  }
+
   // Issue 17, item 3: timers armed by an engine that is gone fire once across the engines left,
   // each claiming the due timers of sagas no other engine holds (store::try_lock_sagas).
   TEST_CASE("timers armed by a departed engine fire exactly once across two engines firing at once") {

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -71,7 +72,10 @@ pq::connection connect(const options& opts) {
 }  // namespace
 
 struct store::impl {
-  explicit impl(const options& opts) : conn(connect(opts)), schema(opts.schema) {
+  explicit impl(const options& opts)
+      : conn(connect(opts)), schema(opts.schema), stall_timeout_ms(opts.stall_timeout_ms) {
+    if (stall_timeout_ms < 0 || stall_timeout_ms > INT32_MAX)
+      throw std::invalid_argument("saga::postgres::options::stall_timeout_ms must be 0 to 2^31-1");
     quoted = conn.quote_identifier(schema);
     set_up();
   }
@@ -80,6 +84,7 @@ struct store::impl {
   // (or one reconnected) needs before its first call.
   void set_up() {
     conn.exec("open", "SET search_path TO " + quoted);
+    conn.exec("open", "SET idle_in_transaction_session_timeout = " + std::to_string(stall_timeout_ms));
     detail::migrate(conn, schema, quoted);
     for (const auto& s : detail::statements) conn.prepare(s.name, s.types, s.sql);
   }
@@ -129,6 +134,7 @@ struct store::impl {
 
   pq::connection conn;
   std::string schema;
+  std::int64_t stall_timeout_ms;
   std::string quoted;
   bool savepoint_open = false;
 };

@@ -54,6 +54,12 @@ struct options {
   // The PostgreSQL schema holding the store's tables; created when missing. Any name of at most
   // 63 bytes (it is always quoted).
   std::string schema = "saga";
+  // A transaction left idle this long (its writer stalled: SIGSTOP, a pause, a network cut) is
+  // ended by the server (idle_in_transaction_session_timeout): its saga locks go to the writers
+  // waiting for them, and the stalled writer's commit fails instead of landing on sagas another
+  // writer has moved on since. A healthy writer never idles in a transaction for more than the
+  // time between two statements of one batch. 0: never.
+  std::int64_t stall_timeout_ms = 10'000;
 };
 
 class store final : public saga::store {
