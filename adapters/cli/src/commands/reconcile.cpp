@@ -60,7 +60,9 @@ int outbound(const reconcile_options& o, const globals& g) {
   const auto timeout = std::chrono::milliseconds(*saga::parse_duration(o.timeout));
   const auto curve = curve_of(o.curve);
   auto sagad = remote_log(ctx, o.replay, curve, timeout, "sagad's replay");
-  auto subscriber = o.subscriber_db.empty() ? remote_log(ctx, o.subscriber, curve, timeout, "the subscriber")
+  // The durable subscriber's digest endpoint speaks plaintext (bind it to loopback): CURVE is
+  // sagad's.
+  auto subscriber = o.subscriber_db.empty() ? remote_log(ctx, o.subscriber, {}, timeout, "the subscriber")
                                             : subscriber_database(o.subscriber_db);
   compare_options co;
   co.from = o.from;
