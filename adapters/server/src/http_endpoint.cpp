@@ -90,6 +90,7 @@ struct http_endpoint::impl {
   std::string cached_gauges() {
     std::lock_guard lock(mutex);
     const auto now = steady::now();
+    if (s.db.empty()) return {};  // no reader for this store (PostgreSQL): the loop's metrics only
     if (gauges_at != steady::time_point{} && now - gauges_at < s.refresh) return gauges;
     try {
       if (!reader) reader.emplace(s.db);

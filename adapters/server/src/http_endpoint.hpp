@@ -26,7 +26,7 @@ class http_endpoint {
     std::string address;  // HOST:PORT; port 0: the kernel chooses
     bool insecure = false;
     std::chrono::milliseconds refresh{30'000};
-    std::string db;  // read-only connection for the database gauges
+    std::string db;  // read-only connection for the database gauges (a SQLite file; empty: none)
     std::string version;
   };
   // Binds and starts serving; startup_error when the address is malformed, not loopback without

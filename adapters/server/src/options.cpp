@@ -162,7 +162,12 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
   app.set_version_flag("--version", version_line(name), "print the version and the git revision, and exit");
   app.set_config("--config", "", "read options from this TOML/INI file (keys as the long options)");
   app.get_config_ptr()->envname("SAGA_CONFIG");
-  app.add_option("--db", o.db, "SQLite database (created when missing)")
+  app.add_option("--pg-schema", o.pg_schema,
+                 "with a PostgreSQL --db: the schema holding sagad's tables (created when missing)")
+      ->capture_default_str();
+  app.add_option("--db", o.db,
+                 "SQLite database file (created when missing), or a PostgreSQL URI postgresql://… "
+                 "(several sagad may share it: docs/postgres.md)")
       ->envname("SAGA_DB")
       ->capture_default_str();
   add_socket_options(app, o);

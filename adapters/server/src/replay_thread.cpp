@@ -23,17 +23,16 @@ constexpr int replay_nice = 10;
 
 }  // namespace
 
-replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
-                             std::string curve_secret_key, std::function<void(::zmq::socket_t&)> on_bound,
-                             counter* requests)
+replay_thread::replay_thread(::zmq::context_t& ctx, std::string endpoint,
+                             std::function<std::unique_ptr<saga::store>()> open, std::string curve_secret_key,
+                             std::function<void(::zmq::socket_t&)> on_bound, counter* requests)
     : ctx_(ctx),
       curve_secret_key_(std::move(curve_secret_key)),
       on_bound_(std::move(on_bound)),
       requests_(requests) {
   std::promise<std::string> ready;
   auto bound = ready.get_future();
-  thread_ = std::thread(&replay_thread::serve, this, std::move(endpoint), std::move(store_options),
-                        std::move(ready));
+  thread_ = std::thread(&replay_thread::serve, this, std::move(endpoint), std::move(open), std::move(ready));
   try {
     endpoint_ = bound.get();
   } catch (...) {
@@ -47,7 +46,7 @@ replay_thread::~replay_thread() {
   if (thread_.joinable()) thread_.join();
 }
 
-void replay_thread::serve(std::string endpoint, saga::sqlite::options store_options,
+void replay_thread::serve(std::string endpoint, std::function<std::unique_ptr<saga::store>()> open,
                           std::promise<std::string> ready) {
   sigset_t signals;
   sigemptyset(&signals);
@@ -59,14 +58,10 @@ void replay_thread::serve(std::string endpoint, saga::sqlite::options store_opti
   // yields the CPU to the loop when they compete (Linux: nice is per thread).
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), replay_nice);
 
-  std::unique_ptr<saga::sqlite::store> store;
+  std::unique_ptr<saga::store> store;
   std::unique_ptr<saga::zmq::replay_server> server;
   try {
-    try {
-      store = std::make_unique<saga::sqlite::store>(store_options);
-    } catch (const std::exception& e) {
-      throw startup_error("database " + store_options.path + " (replay connection): " + e.what());
-    }
+    store = open();  // startup_error naming the database
     try {
       saga::zmq::replay_options ro;
       ro.curve_secret_key = curve_secret_key_;

@@ -15,13 +15,14 @@
 #include <chrono>
 #include <functional>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include <zmq.hpp>
 
 #include "metrics.hpp"
-#include "saga/sqlite/store.hpp"
+#include "saga/store.hpp"
 
 namespace saga::server {
 
@@ -30,9 +31,10 @@ class replay_thread {
   // curve_secret_key: the server's CURVE secret key (docs/security.md); empty: plaintext.
   // on_bound, when given, is called with the socket on the replay thread once it is bound.
   // requests, when given, counts the requests answered.
-  replay_thread(::zmq::context_t& ctx, std::string endpoint, saga::sqlite::options store_options,
-                std::string curve_secret_key = {}, std::function<void(::zmq::socket_t&)> on_bound = {},
-                counter* requests = nullptr);
+  // `open`: a connection of the replay's own (opened on the replay thread).
+  replay_thread(::zmq::context_t& ctx, std::string endpoint,
+                std::function<std::unique_ptr<saga::store>()> open, std::string curve_secret_key = {},
+                std::function<void(::zmq::socket_t&)> on_bound = {}, counter* requests = nullptr);
   ~replay_thread();
   replay_thread(const replay_thread&) = delete;
   replay_thread& operator=(const replay_thread&) = delete;
@@ -41,7 +43,8 @@ class replay_thread {
   const std::string& endpoint() const { return endpoint_; }
 
  private:
-  void serve(std::string endpoint, saga::sqlite::options store_options, std::promise<std::string> ready);
+  void serve(std::string endpoint, std::function<std::unique_ptr<saga::store>()> open,
+             std::promise<std::string> ready);
 
   ::zmq::context_t& ctx_;
   std::string curve_secret_key_;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -19,12 +20,12 @@
 #include "saga/outbox_relay.hpp"
 #include "saga/server/build_info.hpp"
 #include "saga/server/plugin.hpp"
-#include "saga/sqlite/store.hpp"
 #include "saga/version.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
 #include "security.hpp"
 #include "service_manager.hpp"
+#include "store_factory.hpp"
 
 namespace saga::server {
 namespace {
@@ -54,21 +55,6 @@ saga::engine_options engine_options_of(const options& o) {
   eo.finished_retention_ms = o.finished_retention_ms;
   eo.log = [](saga::log_level l, std::string_view m) { spdlog::log(to_spdlog(l), "{}", m); };
   return eo;
-}
-
-saga::sqlite::options store_options_of(const options& o) {
-  saga::sqlite::options so;
-  so.path = o.db;
-  so.synchronous = o.synchronous;
-  return so;
-}
-
-std::unique_ptr<saga::sqlite::store> open_writer(const saga::sqlite::options& so) {
-  try {
-    return std::make_unique<saga::sqlite::store>(so);
-  } catch (const std::exception& e) {
-    throw startup_error(std::string("database ") + so.path + ": " + e.what());
-  }
 }
 
 // The publisher and the ingress, bound (startup_error when an endpoint cannot be).
@@ -104,8 +90,9 @@ bound_sockets bind_sockets(::zmq::context_t& ctx, const options& o, const securi
 std::unique_ptr<http_endpoint> start_metrics(const options& o, const sagad_metrics& metrics) {
   if (o.metrics.empty()) return nullptr;
   return std::make_unique<http_endpoint>(
-      http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms), o.db,
-                              SAGA_VERSION},
+      // The database gauges read SQLite through its reader; PostgreSQL has none yet.
+      http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms),
+                              is_postgres(o.db) ? std::string() : o.db, SAGA_VERSION},
       metrics);
 }
 
@@ -194,12 +181,13 @@ std::vector<server::listed> server::definitions() const {
 void server::run(const std::atomic<bool>& stop) {
   const auto& o = options_;
   const auto to_run = selected();
-  // First: the lock must outlive every SQLite connection below (database_lock.hpp).
-  database_lock lock(o.db);
+  // First: the lock must outlive every SQLite connection below (database_lock.hpp). Several
+  // sagad may share a PostgreSQL database: their batches lock their sagas (store::lock_sagas).
+  std::optional<database_lock> lock;
+  if (!is_postgres(o.db)) lock.emplace(o.db);
   endpoints_file bound_file(o.endpoints_file);  // an earlier run's file is gone from here on
   fault_points fault;
-  const auto so = store_options_of(o);
-  const auto writer = open_writer(so);
+  const auto writer = open_store(o, false);
 
   // Sockets before definitions: a taken port refuses the start before anything is logged.
   // Two I/O threads: the first carries ingress (events in, acks out) and publication, the second
@@ -212,11 +200,9 @@ void server::run(const std::atomic<bool>& stop) {
     consumed.insert(consumed.end(), d.definition->graph().consumes.begin(),
                     d.definition->graph().consumes.end());
   sagad_metrics metrics(consumed);
-  auto ro = so;
-  ro.background_checkpoint = false;  // it never writes: the writer's checkpointer does that
   replay_thread replay(
-      ctx, o.replay, ro, guard.secret_key(), [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); },
-      &metrics.replay_requests);
+      ctx, o.replay, [&o] { return open_store(o, true); }, guard.secret_key(),
+      [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); }, &metrics.replay_requests);
   const auto http = start_metrics(o, metrics);
   // Where the sockets are, for whoever started this server: clients may connect from now on.
   const endpoints bound{sockets.ingress->endpoint(), sockets.pub->endpoint(), replay.endpoint(),
@@ -243,7 +229,10 @@ void server::run(const std::atomic<bool>& stop) {
                             bound.replay + "; published " + std::to_string(published_at_start) +
                             " pending at start";
   spdlog::info("{}", version_line(o.name));
-  spdlog::info("{}: db {} (synchronous={}), {}", o.name, o.db, o.synchronous, where);
+  if (is_postgres(o.db))
+    spdlog::info("{}: db {} (PostgreSQL, schema {}), {}", o.name, describe_db(o.db), o.pg_schema, where);
+  else
+    spdlog::info("{}: db {} (synchronous={}), {}", o.name, o.db, o.synchronous, where);
   guard.log_start();
   if (o.on_ready) o.on_ready(bound);
   service_manager manager;

@@ -29,8 +29,9 @@ struct endpoints {
 };
 
 struct options {
-  std::string name = "sagad";  // the program's name in its log lines
-  std::string db = "saga.db";
+  std::string name = "sagad";      // the program's name in its log lines
+  std::string db = "saga.db";      // a SQLite file, or a PostgreSQL URI (postgresql://…)
+  std::string pg_schema = "saga";  // with a PostgreSQL --db: the schema holding the tables
   std::string ingress = "tcp://127.0.0.1:5570";
   std::string publish = "tcp://127.0.0.1:5571";
   std::string replay = "tcp://127.0.0.1:5572";

@@ -1,0 +1,41 @@
+#include "store_factory.hpp"
+
+#include <regex>
+
+#include "saga/postgres/store.hpp"
+#include "saga/server/server.hpp"
+#include "saga/sqlite/store.hpp"
+
+namespace saga::server {
+
+bool is_postgres(const std::string& db) {
+  return db.starts_with("postgresql://") || db.starts_with("postgres://");
+}
+
+std::string describe_db(const std::string& db) {
+  if (!is_postgres(db)) return db;
+  // scheme://user:password@host… -> scheme://user@host…
+  static const std::regex password(R"(^(postgres(?:ql)?://[^:@/]*):[^@/]*@)");
+  return std::regex_replace(db, password, "$1@", std::regex_constants::format_first_only);
+}
+
+std::unique_ptr<saga::store> open_store(const options& o, bool replay) {
+  try {
+    if (is_postgres(o.db)) {
+      saga::postgres::options po;
+      po.conninfo = o.db;
+      po.schema = o.pg_schema;
+      return std::make_unique<saga::postgres::store>(po);
+    }
+    saga::sqlite::options so;
+    so.path = o.db;
+    so.synchronous = o.synchronous;
+    so.background_checkpoint = !replay;  // a reader never writes: the writer's checkpointer does
+    return std::make_unique<saga::sqlite::store>(so);
+  } catch (const std::exception& e) {
+    throw startup_error("database " + describe_db(o.db) + (replay ? " (replay connection)" : "") + ": " +
+                        e.what());
+  }
+}
+
+}  // namespace saga::server
