@@ -129,3 +129,17 @@ TEST_SUITE("postgres sagad") {
     }
   }
 }
+
+TEST_SUITE("postgres sagad") {
+  TEST_CASE("sagad names an unreachable PostgreSQL database without its password and exits 1") {
+    saga::test::temp_dir dir;
+    saga::test::process p(
+        {SAGAD_PATH, "--db", "postgresql://saga:sekrit@127.0.0.1:1/orders", "--ingress", "tcp://127.0.0.1:*",
+         "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"},
+        dir.file("out"), dir.file("err"));
+    CHECK(p.wait_for(30s).code() == 1);
+    INFO("stderr: " << p.err());
+    CHECK(p.err().find("cannot start: database postgresql://saga@127.0.0.1:1/orders") != std::string::npos);
+    CHECK(p.err().find("sekrit") == std::string::npos);
+  }
+}
