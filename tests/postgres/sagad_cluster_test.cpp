@@ -43,16 +43,6 @@ std::string as_uri(const std::string& conninfo) {
   return "postgresql:///" + db + query;
 }
 
-saga::event paid(const std::string& order) {
-  saga::event e;
-  e.id = "paid-" + order;
-  e.source = "urn:test";
-  e.type = "payment.succeeded";
-  e.subject = order;
-  e.data = {{"order_id", order}, {"payment_id", "p-" + order}};
-  return e;
-}
-
 }  // namespace
 
 TEST_SUITE("postgres sagad") {
@@ -74,7 +64,7 @@ TEST_SUITE("postgres sagad") {
     for (int i = 0; i < orders; ++i) {
       const auto order = "o-" + std::to_string(i);
       events.push_back(saga::test::placed(order));
-      events.push_back(paid(order));
+      events.push_back(saga::test::paid(order));
     }
     std::vector<std::thread> clients;
     std::vector<std::vector<saga::ack>> acks(2);

@@ -130,16 +130,6 @@ ran run(const saga::test::temp_dir& dir, std::vector<std::string> argv) {
   return {status, saga::test::read_text(base + ".out"), saga::test::read_text(base + ".err")};
 }
 
-saga::event paid(const std::string& order) {
-  saga::event e;
-  e.id = "paid-" + order;
-  e.source = "urn:test";
-  e.type = "payment.succeeded";
-  e.subject = order;
-  e.data = {{"order_id", order}, {"payment_id", "p-" + order}};
-  return e;
-}
-
 saga::event unknown_type(int i) {
   saga::event e = saga::test::placed("x-" + std::to_string(i));
   e.id = "bogus-" + std::to_string(i);
@@ -197,7 +187,7 @@ TEST_SUITE("metrics") {
     std::vector<saga::event> placed, payments, rejected;
     for (int i = 0; i < orders; ++i) {
       placed.push_back(saga::test::placed("o-" + std::to_string(i)));
-      payments.push_back(paid("o-" + std::to_string(i)));
+      payments.push_back(saga::test::paid("o-" + std::to_string(i)));
     }
     for (int i = 0; i < bogus; ++i) rejected.push_back(unknown_type(i));
     {

@@ -26,6 +26,17 @@ inline saga::event placed(const std::string& order) {
   return e;
 }
 
+// payment.succeeded for `order` (id "paid-<order>", source "urn:test").
+inline saga::event paid(const std::string& order) {
+  saga::event e;
+  e.id = "paid-" + order;
+  e.source = "urn:test";
+  e.type = "payment.succeeded";
+  e.subject = order;
+  e.data = {{"order_id", order}, {"payment_id", "p-" + order}};
+  return e;
+}
+
 // An event of `type` for the saga `subject`, source "urn:test", with an id
 // no other event of the program has: "<prefix>-<n>".
 inline saga::event numbered_event(const std::string& prefix, const std::string& type,

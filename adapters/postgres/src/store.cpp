@@ -58,6 +58,13 @@ std::vector<std::string> distinct(std::vector<std::string> names) {
   return names;
 }
 
+// Saga keys as the JSON array the lock statements take. A subject that is not UTF-8 (the engine
+// rejects its event right after locking) locks its U+FFFD-replaced spelling: it must not make the
+// batch throw.
+std::string key_array(const std::vector<std::string>& keys) {
+  return nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 // PostgreSQL truncates longer identifiers (NAMEDATALEN - 1): two long names would meet.
 constexpr std::size_t max_identifier = 63;
 
@@ -178,17 +185,13 @@ bool store::in_transaction() const {
 void store::lock_sagas(const std::vector<std::string>& keys) {
   impl_->require_transaction("lock_sagas");
   if (keys.empty()) return;
-  // A subject that is not UTF-8 (the engine rejects its event after locking) locks its
-  // U+FFFD-replaced spelling: it must not make the batch throw.
-  const auto array = nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  impl_->run("lock_sagas", detail::q_lock_sagas, pq::params().text(array));
+  impl_->run("lock_sagas", detail::q_lock_sagas, pq::params().text(key_array(keys)));
 }
 
 std::vector<std::string> store::try_lock_sagas(const std::vector<std::string>& keys) {
   impl_->require_transaction("try_lock_sagas");
   if (keys.empty()) return {};
-  const auto array = nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  const auto r = impl_->run("try_lock_sagas", detail::q_try_lock_sagas, pq::params().text(array));
+  const auto r = impl_->run("try_lock_sagas", detail::q_try_lock_sagas, pq::params().text(key_array(keys)));
   std::vector<std::string> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
   return out;

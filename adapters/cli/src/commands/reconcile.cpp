@@ -84,6 +84,23 @@ std::string sent_problem(const json& line) {
   return {};
 }
 
+void print_inbound(const json& r, const std::string& sent) {
+  std::cout << r["lines"] << " lines: " << r["accepted"] << " accepted, " << r["rejected"].size()
+            << " rejected, " << r["not_received"].size() << " never received, " << r["invalid"].size()
+            << " invalid\n";
+  for (const auto& x : r["rejected"])
+    std::cout << "rejected      line " << x["line"] << "  " << cell(x["source"]) << " " << cell(x["id"])
+              << ": " << cell(x["reason"]) << "\n";
+  for (const auto& x : r["not_received"])
+    std::cout << "not received  line " << x["line"] << "  " << cell(x["source"]) << " " << cell(x["id"])
+              << (x["inbox_since"].is_null() ? std::string()
+                                             : " (or received before " + cell(x["inbox_since"]) +
+                                                   " and pruned from the inbox since)")
+              << "\n";
+  for (const auto& x : r["invalid"])
+    std::cerr << "sagactl reconcile: " << sent << ":" << x["line"] << ": " << cell(x["reason"]) << "\n";
+}
+
 int inbound(const reconcile_options& o, const globals& g) {
   std::ifstream in(o.sent);
   if (!in) throw failure(usage, "--sent: cannot read " + o.sent);
@@ -119,23 +136,7 @@ int inbound(const reconcile_options& o, const globals& g) {
                        {"invalid", invalid},
                        {"truncated", truncated},
                        {"consistent", not_received.empty() && rejected.empty() && !truncated}};
-  if (g.as_json) {
-    print_json(report);
-  } else {
-    std::cout << lines << " lines: " << accepted << " accepted, " << rejected.size() << " rejected, "
-              << not_received.size() << " never received, " << invalid.size() << " invalid\n";
-    for (const auto& r : rejected)
-      std::cout << "rejected      line " << r["line"] << "  " << cell(r["source"]) << " " << cell(r["id"])
-                << ": " << cell(r["reason"]) << "\n";
-    for (const auto& r : not_received)
-      std::cout << "not received  line " << r["line"] << "  " << cell(r["source"]) << " " << cell(r["id"])
-                << (r["inbox_since"].is_null() ? std::string()
-                                               : " (or received before " + cell(r["inbox_since"]) +
-                                                     " and pruned from the inbox since)")
-                << "\n";
-    for (const auto& r : invalid)
-      std::cerr << "sagactl reconcile: " << o.sent << ":" << r["line"] << ": " << cell(r["reason"]) << "\n";
-  }
+  g.as_json ? print_json(report) : print_inbound(report, o.sent);
   if (!report["consistent"].get<bool>()) return differences_found;
   return invalid.empty() ? 0 : int(usage);
 }
