@@ -316,6 +316,20 @@ void graph_builder::resolution_targets(std::span<const std::string_view> states)
   g_.resolution_targets = strings(states);
 }
 
+void graph_builder::version(std::int64_t v) {
+  g_.version = v;
+}
+
+void graph_builder::migration(std::int64_t from,
+                              std::span<const std::pair<std::string_view, std::string_view>> states,
+                              std::string_view data) {
+  saga::graph_migration m;
+  m.from = from;
+  for (const auto& [old_state, new_state] : states) m.states.emplace(old_state, new_state);
+  m.data = data;
+  g_.migrations.push_back(std::move(m));
+}
+
 saga::graph graph_builder::finish() && {
   g_.timers.assign(timers_.begin(), timers_.end());
   g_.produces.assign(emits_.begin(), emits_.end());

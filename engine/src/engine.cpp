@@ -212,6 +212,15 @@ struct engine::definition_entry {
   std::map<std::string, std::set<std::string, std::less<>>, std::less<>> parkable;
 };
 
+struct engine::family {
+  std::map<std::int64_t, const definition_entry*> versions;
+  const definition_entry* newest() const { return versions.rbegin()->second; }
+  const definition_entry* at(std::int64_t v) const {
+    auto it = versions.find(v);
+    return it == versions.end() ? nullptr : it->second;
+  }
+};
+
 engine::engine(store& s, const clock& c, engine_options options)
     : store_(s), clock_(c), options_(std::move(options)) {}
 
@@ -224,8 +233,10 @@ void engine::log(log_level l, std::string_view msg) const {
 registration engine::add(std::shared_ptr<const definition> d) {
   if (!d) throw std::invalid_argument("engine::add: null definition");
   const graph& g = d->graph();
-  if (by_name_.contains(g.name))
-    throw std::invalid_argument("definition '" + g.name + "' is already registered");
+  auto same_name = by_name_.find(g.name);
+  if (same_name != by_name_.end() && same_name->second->at(g.version) != nullptr)
+    throw std::invalid_argument("definition '" + g.name + "' version " + std::to_string(g.version) +
+                                " is already registered");
   auto problems = check_graph(g);
   if (!problems.empty()) {
     std::string all = "definition '" + g.name + "' is invalid: ";
@@ -234,9 +245,9 @@ registration engine::add(std::shared_ptr<const definition> d) {
   }
   for (const auto& t : g.consumes) {
     if (t.starts_with(timer_prefix)) continue;  // timers are routed by their row, not by type
-    if (auto it = by_type_.find(t); it != by_type_.end())
-      throw std::invalid_argument("event type '" + t + "' is consumed by both '" + it->second->def->name() +
-                                  "' and '" + g.name + "'");
+    if (auto it = by_type_.find(t); it != by_type_.end() && it->second->newest()->def->name() != g.name)
+      throw std::invalid_argument("event type '" + t + "' is consumed by both '" +
+                                  it->second->newest()->def->name() + "' and '" + g.name + "'");
   }
 
   auto entry = std::make_unique<definition_entry>();
@@ -252,11 +263,12 @@ registration engine::add(std::shared_ptr<const definition> d) {
   // Store the graph; report what changed since the stored version.
   registration report;
   report.name = g.name;
+  report.version = g.version;
   report.fingerprint = g.fingerprint;
   const bool own = !store_.in_transaction();
   if (own) store_.begin();
   try {
-    auto stored = store_.load_definition(g.name);
+    auto stored = store_.load_definition(g.name, g.version);
     if (stored && stored->fingerprint != g.fingerprint) {
       report.previous_fingerprint = stored->fingerprint;
       report.changes = diff_graphs(graph_from_json(json::parse(stored->graph)), g);
@@ -264,7 +276,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
                                g.fingerprint + "): " + std::to_string(report.changes.size()) + " change(s)");
       for (const auto& c : report.changes) log(log_level::warn, "  " + c);
     }
-    report.orphaned = store_.instances_outside(g.name, g.states);
+    report.orphaned = store_.instances_outside(g.name, g.version, g.states);
     if (!report.orphaned.empty()) {
       std::string keys;
       for (std::size_t i = 0; i < report.orphaned.size() && i < 20; ++i)
@@ -275,7 +287,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
     // Also when only what the graph records changed (a newer build records more, e.g. produces).
     const std::string graph_text = to_json(g).dump();
     if (!stored || stored->fingerprint != g.fingerprint || stored->graph != graph_text)
-      store_.save_definition({g.name, g.fingerprint, graph_text, clock_.now_ms()});
+      store_.save_definition({g.name, g.version, g.fingerprint, graph_text, clock_.now_ms()});
     if (own) store_.commit();
   } catch (...) {
     if (own) store_.rollback();
@@ -283,10 +295,14 @@ registration engine::add(std::shared_ptr<const definition> d) {
   }
 
   const definition_entry* raw = entry.get();
+  auto& fam = by_name_[g.name];
+  if (!fam) {
+    fam = std::make_unique<family>();
+    names_.push_back(g.name);
+  }
+  fam->versions[g.version] = raw;
   for (const auto& t : g.consumes)
-    if (!t.starts_with(timer_prefix)) by_type_[t] = raw;
-  by_name_[g.name] = raw;
-  names_.push_back(g.name);
+    if (!t.starts_with(timer_prefix)) by_type_[t] = fam.get();
   own_sources_.insert(raw->source);
   entries_.push_back(std::move(entry));
   return report;
@@ -294,7 +310,29 @@ registration engine::add(std::shared_ptr<const definition> d) {
 
 const definition* engine::find(std::string_view name) const {
   auto it = by_name_.find(name);
-  return it == by_name_.end() ? nullptr : it->second->def.get();
+  return it == by_name_.end() ? nullptr : it->second->newest()->def.get();
+}
+
+const definition* engine::find(std::string_view name, std::int64_t version) const {
+  auto it = by_name_.find(name);
+  const definition_entry* e = it == by_name_.end() ? nullptr : it->second->at(version);
+  return e == nullptr ? nullptr : e->def.get();
+}
+
+std::vector<unserved_version> engine::unserved_versions() {
+  std::vector<unserved_version> out;
+  const bool own = !store_.in_transaction();
+  if (own) store_.begin();
+  try {
+    for (const auto& [name, fam] : by_name_)
+      for (const auto& [version, sagas] : store_.running_versions(name))
+        if (fam->at(version) == nullptr) out.push_back({name, version, sagas});
+    if (own) store_.commit();
+  } catch (...) {
+    if (own) store_.rollback();
+    throw;
+  }
+  return out;
 }
 
 std::vector<std::shared_ptr<const definition>> engine::definitions() const {
@@ -568,7 +606,7 @@ dispatch_output engine::dispatch(const definition& d, std::string_view state, co
   }
 }
 
-ack engine::process(const event& e, const definition_entry* target, batch_state& b) {
+ack engine::process(const event& e, const family* target, batch_state& b) {
   if (auto stored = store_.find_ack(e.source, e.id)) {
     ack a = ack_from_json(json::parse(*stored));
     a.status = ack_status::duplicate;
@@ -576,16 +614,25 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   }
   if (e.type.starts_with(operator_prefix)) return process_operator(e, b);
 
-  const definition_entry* entry = target;
-  if (entry == nullptr) {
+  const family* fam = target;
+  if (fam == nullptr) {
     auto it = by_type_.find(e.type);
     if (it == by_type_.end())
       return reject(&e, nullptr, "attribute 'type': no definition consumes '" + e.type + "'", b);
-    entry = it->second;
+    fam = it->second;
   }
-  const definition& d = *entry->def;
   const std::string& key = e.subject;
-  auto inst = store_.load_instance(d.name(), key);
+  auto inst = store_.load_instance(fam->newest()->def->name(), key);
+  // A running saga stays on the version it started on; a new one starts on the newest.
+  const definition_entry* entry = inst ? fam->at(inst->definition_version) : fam->newest();
+  if (entry == nullptr)
+    return reject(&e, nullptr,
+                  "saga '" + inst->definition + "/" + key + "' runs on version " +
+                      std::to_string(inst->definition_version) +
+                      " of its definition, which this engine does not run (register that version, or "
+                      "migrate the saga: sagactl migrate)",
+                  b);
+  const definition& d = *entry->def;
   // Timer firings come with their saga's trace (fire_due_timers); an outside event without one
   // starts a new trace here, which its history row, parking and follow-on events all share.
   const trace_context trace = trace_of(e);
@@ -613,8 +660,11 @@ ack engine::process(const event& e, const definition_entry* target, batch_state&
   const std::string state = inst ? inst->state : d.graph().initial;
   json data;
   if (inst) data = json::parse(inst->data);
-  auto out = dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected: see isolated()
-
+  // Another version of the definition takes this type, the saga's does not.
+  const bool versions_differ = !d.graph().consumes_type(e.type) && !e.type.starts_with(timer_prefix);
+  auto out = versions_differ ? dispatch_output{}
+                             : dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected:
+                                                                                         // see isolated()
   if (!out.handled) {
     if (parkable(*entry, state, e.type)) {
       park(*entry, key, inst ? &*inst : nullptr, e, trace, b);
@@ -691,6 +741,7 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   h.to_state = to;
   h.outcome = std::string(outcome);
   h.recorded_ms = b.now_ms;
+  h.definition_version = d.graph().version;
   h.outbox_first = outbox_first;
   h.outbox_last = outbox_last;
   h.sender = e.sender;
@@ -703,7 +754,7 @@ void engine::record_history(const definition& d, const instance_record& inst, co
 
 instance_record engine::apply(const definition_entry& entry, const std::string& key,
                               const instance_record* inst, const event& e, const trace_context& trace,
-                              dispatch_output out, batch_state& b) {
+                              dispatch_output out, batch_state& b, std::string_view outcome) {
   const definition& d = *entry.def;
   instance_record rec;
   if (inst) {
@@ -723,6 +774,7 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
   rec.finished = d.graph().is_terminal(rec.state);
   rec.data = out.data.dump();
   rec.fingerprint = d.graph().fingerprint;
+  rec.definition_version = d.graph().version;
   rec.updated_ms = b.now_ms;
   b.writing = true;
   store_.save_instance(rec);
@@ -755,7 +807,7 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
     last = p.sequence;
     b.emitted.push_back(std::move(p));
   }
-  record_history(d, rec, e, trace, from, rec.state, "transitioned", b, first, last);
+  record_history(d, rec, e, trace, from, rec.state, outcome, b, first, last);
   for (const auto& t : out.intents.timers) {
     if (t.arm)
       store_.arm_timer(d.name(), key, t.name, t.due_ms);
@@ -819,28 +871,35 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
 
 ack engine::process_operator(const event& e, batch_state& b) {
   const std::string action(e.type.substr(operator_prefix.size()));
-  if (action != "abort" && action != "resolve")
+  if (action != "abort" && action != "resolve" && action != "migrate")
     return reject(&e, nullptr, "attribute 'type': unknown operator action '" + e.type + "'", b);
   if (auto problem = operator_field_problem(e.data); !problem.empty())
     return reject(&e, nullptr, std::move(problem), b);
 
   // Which saga: data.saga_type names the definition; without it the key must
   // belong to exactly one definition's saga.
-  const definition_entry* entry = nullptr;
+  const family* fam = nullptr;
   std::optional<instance_record> inst;
   const std::string wanted = e.data.value("saga_type", std::string());
-  for (const auto& candidate : entries_) {
-    if (!wanted.empty() && candidate->def->name() != wanted) continue;
-    if (auto found = store_.load_instance(candidate->def->name(), e.subject)) {
+  for (const auto& [name, candidate] : by_name_) {
+    if (!wanted.empty() && name != wanted) continue;
+    if (auto found = store_.load_instance(name, e.subject)) {
       if (inst)
         return reject(&e, nullptr,
                       "subject '" + e.subject + "' names sagas of several definitions; set data.saga_type",
                       b);
       inst = std::move(found);
-      entry = candidate.get();
+      fam = candidate.get();
     }
   }
   if (!inst) return reject(&e, nullptr, "no saga with id '" + e.subject + "'", b);
+  if (action == "migrate") return process_migrate(e, *fam, *inst, b);
+  const definition_entry* entry = fam->at(inst->definition_version);
+  if (entry == nullptr)
+    return reject(&e, nullptr,
+                  "saga runs on version " + std::to_string(inst->definition_version) +
+                      " of its definition, which this engine does not run",
+                  b);
   const definition& d = *entry->def;
   const graph& g = d.graph();
 
@@ -877,17 +936,74 @@ ack engine::process_operator(const event& e, batch_state& b) {
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(d.name(), e.subject) : trace_context{});
   instance_record rec = apply(*entry, e.subject, &*inst, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
+  return accepted(e, d.name(), ack_outcome::transitioned, rec.state, b);
+}
+
+// An operator's answer, kept in the inbox as the event's last write.
+ack engine::accepted(const event& e, const std::string& name, ack_outcome o, std::string state,
+                     batch_state& b) {
   ack a;
   a.id = e.id;
   a.source = e.source;
   a.status = ack_status::accepted;
-  a.outcome = ack_outcome::transitioned;
-  a.saga_type = d.name();
+  a.outcome = o;
+  a.saga_type = name;
   a.saga_id = e.subject;
-  a.saga_state = rec.state;
+  a.saga_state = std::move(state);
   b.writing = true;
-  store_.insert_inbox({e.source, e.id, d.name(), e.subject, encode_ack(a), b.now_ms});
+  store_.insert_inbox({e.source, e.id, name, e.subject, encode_ack(a), b.now_ms});
   return a;
+}
+
+// saga.operator.migrate: the saga moves onto data.version through that version's migration
+// (graph::migrated_state, definition::migrate); timers the new version does not name are disarmed.
+// A saga already on it is left alone (ignored), so that a migration run again moves nobody twice.
+ack engine::process_migrate(const event& e, const family& f, const instance_record& inst, batch_state& b) {
+  const auto v = e.data.find("version");
+  if (v == e.data.end() || !v->is_number_integer())
+    return reject(&e, nullptr, "data 'version': must be an integer (the version to migrate to)", b);
+  const std::int64_t to_version = v->get<std::int64_t>();
+  const definition_entry* entry = f.at(to_version);
+  const std::string& name = inst.definition;
+  if (entry == nullptr)
+    return reject(
+        &e, nullptr,
+        "data 'version': version " + std::to_string(to_version) + " of '" + name + "' is not registered", b);
+  if (inst.definition_version == to_version) return accepted(e, name, ack_outcome::ignored, inst.state, b);
+  const std::string from = std::to_string(inst.definition_version);
+  if (inst.definition_version > to_version)
+    return reject(&e, nullptr, "saga is on version " + from + ": migrations only go forward", b);
+  if (inst.finished)
+    return reject(&e, nullptr, "saga has finished (in '" + inst.state + "'): nothing to migrate", b);
+  const definition& d = *entry->def;
+  const graph& g = d.graph();
+  if (g.migration_from(inst.definition_version) == nullptr)
+    return reject(&e, nullptr,
+                  "version " + std::to_string(to_version) + " of '" + name +
+                      "' declares no migration from version " + from,
+                  b);
+  const std::string to = g.migrated_state(inst.definition_version, inst.state);
+  if (to.empty())
+    return reject(&e, nullptr,
+                  "state '" + inst.state + "' of version " + from + " has no mapping in version " +
+                      std::to_string(to_version) + "'s migration",
+                  b);
+  json data = json::parse(inst.data);
+  dispatch_output out;
+  try {
+    out = d.migrate({inst.state, &data, e, b.now_ms}, inst.definition_version, to);
+  } catch (const std::exception& ex) {
+    return reject(&e, nullptr, std::string("migration failed: ") + ex.what(), b);
+  }
+  out.handled = true;
+  for (const auto& t : store_.timers_of(name, e.subject))
+    if (std::find(g.timers.begin(), g.timers.end(), t.name) == g.timers.end())
+      out.intents.timers.push_back({t.name, false, 0});
+  const trace_context trace =
+      trace_of(e, e.traceparent.empty() ? store_.saga_trace(name, e.subject) : trace_context{});
+  instance_record rec = apply(*entry, e.subject, &inst, e, trace, std::move(out), b, "migrated");
+  retry_parked(*entry, rec, b);
+  return accepted(e, name, ack_outcome::transitioned, rec.state, b);
 }
 
 std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_t limit) {
@@ -911,7 +1027,7 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
       [&](std::size_t i, batch_state& b) {
         const auto& t = due[i];
         store_.disarm_timer(t.definition, t.key, t.name);  // before dispatch: an action may re-arm it
-        return process(events[i], by_name_.find(t.definition)->second, b);
+        return process(events[i], by_name_.find(t.definition)->second.get(), b);
       },
       [&](std::size_t i, std::string reason, batch_state& b) {
         // Disarmed, so that a firing that fails is kept once and not retried forever.
@@ -953,7 +1069,7 @@ event engine::timer_event(const timer_record& t, const std::string& started_by) 
   event e;
   e.id = "timer:" + t.definition + ":" + t.key + ":" + t.name + ":" + std::to_string(t.generation);
   if (!started_by.empty()) e.id += "@" + started_by;
-  e.source = by_name_.find(t.definition)->second->source;
+  e.source = by_name_.find(t.definition)->second->newest()->source;
   e.type = std::string(timer_prefix) + t.name;
   e.subject = t.key;
   e.time = format_time(t.due_ms);

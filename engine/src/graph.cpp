@@ -48,6 +48,7 @@ std::string compute_fingerprint(const graph& g) {
     h *= 0x100000001b3ULL;
   };
   mix(g.name);
+  if (g.version != 1) mix("version " + std::to_string(g.version));  // version 1 keeps its old prints
   for (const auto& s : g.states) mix(s);
   for (const auto& r : g.rows) mix(row_text(r));
   for (const auto& t : g.consumes) mix(t);
@@ -119,6 +120,18 @@ std::vector<std::string> check_graph(const graph& g) {
     problems.push_back("abort state '" + g.abort_state + "' is not in the table");
   for (const auto& t : g.resolution_targets)
     if (!g.has_state(t)) problems.push_back("resolution target '" + t + "' is not in the table");
+  if (g.version < 1) problems.push_back("version " + std::to_string(g.version) + " is not a positive number");
+  std::set<std::int64_t> seen;
+  for (const auto& m : g.migrations) {
+    const std::string which = "migration from version " + std::to_string(m.from);
+    if (m.from < 1 || m.from >= g.version)
+      problems.push_back(which + ": only an older version (1.." + std::to_string(g.version - 1) +
+                         ") can migrate to version " + std::to_string(g.version));
+    if (!seen.insert(m.from).second) problems.push_back(which + " is declared twice");
+    for (const auto& [from, to] : m.states)
+      if (!g.has_state(to))
+        problems.push_back(which + ": state '" + from + "' maps to '" + to + "', not in the table");
+  }
   return problems;
 }
 
@@ -137,6 +150,19 @@ std::vector<std::string> diff_graphs(const graph& before, const graph& after) {
   return out;
 }
 
+const graph_migration* graph::migration_from(std::int64_t v) const {
+  for (const auto& m : migrations)
+    if (m.from == v) return &m;
+  return nullptr;
+}
+
+std::string graph::migrated_state(std::int64_t from, std::string_view state) const {
+  const graph_migration* m = migration_from(from);
+  if (m == nullptr) return {};
+  if (auto it = m->states.find(std::string(state)); it != m->states.end()) return it->second;
+  return has_state(state) ? std::string(state) : std::string();
+}
+
 nlohmann::json to_json(const graph& g) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& r : g.rows) {
@@ -148,7 +174,12 @@ nlohmann::json to_json(const graph& g) {
                     {"internal", r.internal}});
     if (!r.retry_timer.empty()) rows.back()["retry_timer"] = r.retry_timer;
   }
+  nlohmann::json migrations = nlohmann::json::array();
+  for (const auto& m : g.migrations)
+    migrations.push_back({{"from", m.from}, {"states", m.states}, {"data", m.data}});
   return {{"name", g.name},
+          {"version", g.version},
+          {"migrations", migrations},
           {"states", g.states},
           {"initial", g.initial},
           {"terminal", g.terminal},
@@ -167,6 +198,10 @@ nlohmann::json to_json(const graph& g) {
 graph graph_from_json(const nlohmann::json& j) {
   graph g;
   g.name = j.value("name", "");
+  g.version = j.value("version", std::int64_t{1});
+  for (const auto& m : j.value("migrations", nlohmann::json::array()))
+    g.migrations.push_back({m.value("from", std::int64_t{0}),
+                            m.value("states", std::map<std::string, std::string>{}), m.value("data", "")});
   g.states = j.value("states", std::vector<std::string>{});
   g.initial = j.value("initial", "");
   g.terminal = j.value("terminal", std::vector<std::string>{});

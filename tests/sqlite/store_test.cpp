@@ -42,8 +42,22 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 10 back to 9: definitions keyed by name alone, the version columns dropped.
+void undo_migration_10(SQLite::Database& db) {
+  db.exec(
+      "CREATE TABLE definitions_9 (name TEXT PRIMARY KEY NOT NULL, fingerprint TEXT NOT NULL, graph TEXT NOT "
+      "NULL, registered_ms INTEGER NOT NULL) WITHOUT ROWID");
+  db.exec("INSERT INTO definitions_9 SELECT name, fingerprint, graph, registered_ms FROM definitions");
+  db.exec("DROP TABLE definitions");
+  db.exec("ALTER TABLE definitions_9 RENAME TO definitions");
+  db.exec("ALTER TABLE instances DROP COLUMN definition_version");
+  db.exec("ALTER TABLE history DROP COLUMN definition_version");
+  db.exec("PRAGMA user_version = 9");
+}
+
 // Schema 9 back to 8: history's trace context and extensions dropped.
 void undo_migration_9(SQLite::Database& db) {
+  undo_migration_10(db);
   for (const char* column : {"traceparent", "tracestate", "extensions"})
     db.exec(std::string("ALTER TABLE history DROP COLUMN ") + column);
   db.exec("PRAGMA user_version = 8");
@@ -180,7 +194,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 9);
+    CHECK(s.schema_version() == 10);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "parked",
@@ -245,7 +259,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (9)";
+    const std::string expected = "database schema version 99 is newer than this build supports (10)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -643,6 +657,36 @@ TEST_SUITE("sqlite_store") {
     CHECK(db.execAndGet("SELECT count(*) FROM instances WHERE key = 'gone'").getInt() == 0);
   }
 
+  // Schema 10 on a schema 9 file: definitions keyed by (name, version), everything before on 1.
+  TEST_CASE("a schema 9 database migrates: definitions, sagas and history rows are on version 1") {
+    temp_dir dir;
+    {
+      saga::sqlite::store old(at(dir.file("saga.db")));
+      old.save_definition({"order_lifecycle", 1, "f1", R"({"name":"order_lifecycle"})", 5});
+      old.save_instance(instance("o-1", "placed", 1));
+      old.begin();
+      old.append_history(history_row("o-1", "a1"));
+      old.commit();
+      undo_migration_10(old.database());  // the layout and rows schema 9 wrote
+      REQUIRE(old.database().execAndGet("PRAGMA user_version").getInt() == 9);
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    const auto d = s.load_definition("order_lifecycle", 1);
+    REQUIRE(d);
+    CHECK(d->fingerprint == "f1");
+    CHECK(d->registered_ms == 5);
+    CHECK_FALSE(s.load_definition("order_lifecycle", 2));
+    CHECK(s.load_instance("order_lifecycle", "o-1")->definition_version == 1);
+    CHECK(s.running_versions("order_lifecycle") ==
+          std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}});
+    CHECK(s.database().execAndGet("SELECT definition_version FROM history").getInt64() == 1);
+    // Version 2 stored beside version 1.
+    s.save_definition({"order_lifecycle", 2, "f2", R"({"name":"order_lifecycle"})", 6});
+    CHECK(s.load_definition("order_lifecycle", 1)->fingerprint == "f1");
+    CHECK(s.load_definition("order_lifecycle", 2)->fingerprint == "f2");
+  }
+
   // Schema 9 on a schema 8 file: the history rows stay, with no trace context and no extensions
   // (empty, as an event without them writes), and new rows keep theirs; the saga's trace is its
   // newest row's.
@@ -895,11 +939,11 @@ TEST_SUITE("sqlite_store") {
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
         ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"
         " ELSE 'completed' END, '{}', 1, 'fp', 'c', i, i, i, CASE WHEN i % 2 = 0 THEN NULL ELSE i END, NULL,"
-        " NULL, NULL FROM n");
+        " NULL, NULL, 1 FROM n");
     db.exec(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
         ") INSERT INTO instances SELECT 'retired', 'k-' || i, 'placed', '{}', 1, 'fp', 'c', i, i, i, NULL,"
-        " NULL, json_object('t', json_array(i, 1)), i FROM n");
+        " NULL, json_object('t', json_array(i, 1)), i, 1 FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
             std::to_string(rows) +
             ") INSERT INTO parked (definition, key, event_id, source, type, payload, parked_ms)"

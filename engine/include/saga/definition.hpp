@@ -69,6 +69,20 @@ class definition {
   // engine checks that the action is allowed before calling.
   virtual dispatch_output operator_action(const dispatch_input& in, std::string_view action,
                                           std::string_view to) const = 0;
+
+  // A saga of version `from` (in.state, in.data: as stored by that version) moves onto this
+  // definition's version in state `to` (graph().migrated_state). Returns its data as this version
+  // keeps it, and intents (timers to disarm). Throws std::exception, naming the field, when the
+  // data does not fit this version; the engine then refuses that saga alone. The default keeps
+  // the data as it is.
+  virtual dispatch_output migrate(const dispatch_input& in, std::int64_t from, std::string_view to) const {
+    (void)from;
+    dispatch_output out;
+    out.handled = true;
+    out.state = std::string(to);
+    out.data = in.data != nullptr ? *in.data : nlohmann::json::object();
+    return out;
+  }
 };
 
 }  // namespace saga

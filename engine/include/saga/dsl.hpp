@@ -228,6 +228,10 @@ class graph_builder {
   void abort_state(std::string_view state);
   void attention_state(std::string_view state);
   void resolution_targets(std::span<const std::string_view> states);
+  void version(std::int64_t v);
+  // A migration from version `from`: old state -> new state pairs, and the data transform's name.
+  void migration(std::int64_t from, std::span<const std::pair<std::string_view, std::string_view>> states,
+                 std::string_view data);
   saga::graph finish() &&;  // timers, produces, terminal and fingerprint
 
  private:
@@ -855,11 +859,16 @@ struct lists_check<Front, types<Taken...>, types<Starting...>, types<Consumed...
 
 // The whole table, checked in that order; a table that fails is never instantiated.
 template <class Front>
+constexpr bool migrations_ok();
+
+template <class Front>
 constexpr bool checked() {
   if constexpr (!table_check<Front>::value)
     return false;
+  else if constexpr (!lists_check<Front>::value)
+    return false;
   else
-    return lists_check<Front>::value;
+    return migrations_ok<Front>();
 }
 
 }  // namespace detail
@@ -897,6 +906,123 @@ std::string json_reason(std::string_view where, const nlohmann::json::exception&
 
 }  // namespace detail
 
+// ---- versions and migrations (docs/dsl.md, "Changing a workflow") ----------
+//
+//   struct order_v2 : dsl::machine<order_v2, order_data_v2> {
+//     static constexpr std::string_view name = "order_lifecycle";
+//     static constexpr std::int64_t version = 2;
+//     using migrations = dsl::types<dsl::migration<1, dsl::types<dsl::moves<"paid", charged>>,
+//     add_currency>>;
+//     ...
+//   };
+//
+// A saga on version 1 in state "paid" moves to `charged`; one in a state that version 2 also has
+// stays in it; any other state has no mapping and the saga is refused. `add_currency` (optional)
+// rewrites the old data, `void operator()(nlohmann::json& data) const`, with a static `name`;
+// the result must then read as version 2's data type.
+
+// A state of the old version (by name) and the state of this version it moves to.
+template <fixed_string Old, class New>
+struct moves {
+  static constexpr std::string_view from = Old.view();
+  using to = New;
+};
+
+template <std::int64_t From, class Moves = types<>, class Data = none>
+struct migration {
+  static constexpr std::int64_t from = From;
+  using moves = Moves;
+  using data = Data;
+};
+
+namespace mistake {
+template <class Entry>
+struct migrations_entry_must_be_a_migration : std::false_type {
+  static_assert(reported<Entry>,
+                "dsl: a `migrations` entry is not a dsl::migration<from_version, moves, data>");
+};
+template <class Entry>
+struct moves_entry_must_be_moves_to_a_state : std::false_type {
+  static_assert(
+      reported<Entry>,
+      "dsl: a migration's moves list holds something that is not dsl::moves<\"old state\", NewState>"
+      " (or its target holds no state)");
+};
+template <class Data>
+struct migration_data_must_be_callable_on_json : std::false_type {
+  static_assert(
+      reported<Data>,
+      "dsl: a migration's data transform cannot be called as void operator()(nlohmann::json&) const, "
+      "or has no static `name`");
+};
+}  // namespace mistake
+
+namespace detail {
+
+template <class M>
+struct is_moves : std::false_type {};
+template <fixed_string Old, class New>
+struct is_moves<moves<Old, New>> : std::bool_constant<dsl_state<New>> {};
+
+template <class X>
+constexpr bool moves_entry_ok() {
+  if constexpr (is_moves<X>::value)
+    return true;
+  else
+    return mistake::moves_entry_must_be_moves_to_a_state<X>::value;
+}
+
+template <class D>
+constexpr bool data_transform_ok() {
+  if constexpr (std::is_same_v<D, none>)
+    return true;
+  else
+    return std::is_invocable_v<const D&, nlohmann::json&> && requires {
+      D::name;
+    };
+}
+
+template <class M>
+constexpr bool migration_ok() {
+  if constexpr (!requires {
+                  M::from;
+                  typename M::moves;
+                  typename M::data;
+                }) {
+    return mistake::migrations_entry_must_be_a_migration<M>::value;
+  } else {
+    constexpr auto moves_ok = []<class... X>(types<X...>) { return (moves_entry_ok<X>() && ...); };
+    if constexpr (!moves_ok(typename M::moves{}))
+      return false;
+    else if constexpr (!data_transform_ok<typename M::data>())
+      return mistake::migration_data_must_be_callable_on_json<typename M::data>::value;
+    else
+      return true;
+  }
+}
+
+template <class Front>
+constexpr bool migrations_ok() {
+  if constexpr (requires { typename Front::migrations; })
+    return []<class... M>(types<M...>) { return (migration_ok<M>() && ...); }(typename Front::migrations{});
+  else
+    return true;
+}
+
+template <class M>
+void add_migration(graph_builder& b) {
+  constexpr auto pairs = []<class... X>(types<X...>) {
+    return std::array<std::pair<std::string_view, std::string_view>, sizeof...(X)>{
+        std::pair<std::string_view, std::string_view>{X::from, X::to::name}...};
+  }(typename M::moves{});
+  if constexpr (std::is_same_v<typename M::data, none>)
+    b.migration(M::from, pairs, {});
+  else
+    b.migration(M::from, pairs, M::data::name);
+}
+
+}  // namespace detail
+
 // ---- the definition --------------------------------------------------------
 
 template <class Front>
@@ -924,6 +1050,10 @@ class definition final : public saga::definition {
       b.resolution_targets(detail::state_names<typename Front::resolution_targets>);
     if constexpr (requires { typename Front::attention_state; })
       b.attention_state(Front::attention_state::name);
+    if constexpr (requires { Front::version; }) b.version(Front::version);
+    if constexpr (requires { typename Front::migrations; })
+      []<class... M>(detail::graph_builder& gb, types<M...>) { (detail::add_migration<M>(gb), ...); }(
+          b, typename Front::migrations{});
     return std::move(b).finish();
   }
 
@@ -960,6 +1090,22 @@ class definition final : public saga::definition {
     return finish(ctx, graph_.abort_state, true);
   }
 
+  saga::dispatch_output migrate(const saga::dispatch_input& in, std::int64_t from,
+                                std::string_view to) const override {
+    nlohmann::json old = in.data != nullptr ? *in.data : nlohmann::json::object();
+    if constexpr (requires { typename Front::migrations; })
+      []<class... M>(std::int64_t v, nlohmann::json& d, types<M...>) { (transform<M>(v, d), ...); }(
+          from, old, typename Front::migrations{});
+    saga::dispatch_input moved = in;
+    moved.data = &old;
+    moved.state = graph_.initial;  // prepare() reads the data; the old state need not be ours
+    detail_context ctx;
+    Front m;
+    prepare(m, ctx, moved);  // throws, naming the field, when the data does not fit this version
+    if (in.state != to) m.left(in.state);  // forgets the old state's retries, disarms their timers
+    return finish(ctx, detail::known_state(graph_, to), true);
+  }
+
   saga::dispatch_output operator_action(const saga::dispatch_input& in, std::string_view action,
                                         std::string_view to) const override {
     if (action == "abort") return abort(in);
@@ -975,6 +1121,12 @@ class definition final : public saga::definition {
   struct operator_event {
     static constexpr std::string_view type = "saga.operator";
   };
+
+  template <class M>
+  static void transform(std::int64_t from, nlohmann::json& data) {
+    if constexpr (!std::is_same_v<typename M::data, none>)
+      if (M::from == from) typename M::data{}(data);
+  }
 
   template <class E>
   static bool handle(Front& m, std::string_view& state, const saga::event& in) {

@@ -109,10 +109,20 @@ struct published_event {
 // What registering a definition found.
 struct registration {
   std::string name;
+  std::int64_t version = 1;
   std::string fingerprint;
   std::string previous_fingerprint;   // empty unless the stored one differs
   std::vector<std::string> changes;   // diff against the stored graph
   std::vector<std::string> orphaned;  // keys of instances in a state it no longer has
+};
+
+// Unfinished sagas of a registered definition on a version no registered definition provides
+// (engine::unserved_versions): their events are rejected until that version is registered again
+// or they are migrated.
+struct unserved_version {
+  std::string definition;
+  std::int64_t version = 0;
+  std::int64_t sagas = 0;
 };
 
 struct fired_timer {
@@ -133,9 +143,17 @@ class engine {
   // naming every problem), stores its graph and fingerprint, and reports a
   // changed fingerprint and instances whose state no longer exists through
   // the log. Call before events flow.
+  //
+  // Versions (docs/dsl.md, "Changing a workflow"): several versions of one name may be
+  // registered; a new saga starts on the newest, a running one stays on the version it started
+  // on until an operator migrates it (saga.operator.migrate).
   registration add(std::shared_ptr<const definition> d);
-  const definition* find(std::string_view name) const;
+  const definition* find(std::string_view name) const;  // the newest version
+  const definition* find(std::string_view name, std::int64_t version) const;
   std::vector<std::shared_ptr<const definition>> definitions() const;
+  // Per registered name: versions that unfinished sagas run on and no registered definition
+  // provides (sagad refuses to start on any unless --allow-orphans). Call after add().
+  std::vector<unserved_version> unserved_versions();
 
   // Handles events in one transaction (group commit); a bad event is rejected alone.
   ack handle(const event& e);
@@ -200,6 +218,7 @@ class engine {
  private:
   struct batch_state;
   struct definition_entry;
+  struct family;  // the registered versions of one name
 
   template <class Body>
   auto transact(Body&& body) -> decltype(body(std::declval<batch_state&>()));
@@ -215,8 +234,10 @@ class engine {
   event timer_event(const timer_record& t, const std::string& started_by) const;
   std::int64_t purge_finished_in_transaction(std::int64_t before_ms, std::size_t limit);
   ack process_external(const event& e, batch_state& b);
-  ack process(const event& e, const definition_entry* target, batch_state& b);
+  ack process(const event& e, const family* target, batch_state& b);
   ack process_operator(const event& e, batch_state& b);
+  ack process_migrate(const event& e, const family& f, const instance_record& inst, batch_state& b);
+  ack accepted(const event& e, const std::string& name, ack_outcome o, std::string state, batch_state& b);
   ack reject(const event* e, const invalid_input* bad, std::string reason, batch_state& b);
   dispatch_output dispatch(const definition& d, std::string_view state, const nlohmann::json* data,
                            const event& e, std::int64_t now_ms);
@@ -224,7 +245,8 @@ class engine {
   void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
             const event& e, const trace_context& trace, batch_state& b);
   instance_record apply(const definition_entry& entry, const std::string& key, const instance_record* inst,
-                        const event& e, const trace_context& trace, dispatch_output out, batch_state& b);
+                        const event& e, const trace_context& trace, dispatch_output out, batch_state& b,
+                        std::string_view outcome = "transitioned");
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   // `trace`: the event's own trace context, or the one the engine gave it (trace_of).
   void record_history(const definition& d, const instance_record& inst, const event& e,
@@ -239,10 +261,10 @@ class engine {
   const clock& clock_;
   engine_options options_;
   std::vector<std::unique_ptr<definition_entry>> entries_;
-  std::map<std::string, const definition_entry*, std::less<>> by_name_;
-  std::map<std::string, const definition_entry*, std::less<>> by_type_;
-  std::vector<std::string> names_;                  // of the registered definitions
-  std::set<std::string, std::less<>> own_sources_;  // of its follow-on and timer events
+  std::map<std::string, std::unique_ptr<family>, std::less<>> by_name_;
+  std::map<std::string, const family*, std::less<>> by_type_;  // consumed by some version
+  std::vector<std::string> names_;                             // of the registered definitions
+  std::set<std::string, std::less<>> own_sources_;             // of its follow-on and timer events
   std::vector<std::pair<std::string, subscriber>> subscribers_;
   std::vector<commit_listener> commit_listeners_;
 };

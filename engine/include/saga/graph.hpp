@@ -4,6 +4,7 @@
 // compile time (saga/dsl.hpp), stored in the database at registration, read
 // back by sagactl. Plain values and pure functions: thread-safe.
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -30,10 +31,24 @@ struct graph_row {
   bool operator==(const graph_row&) const = default;
 };
 
+// How sagas on an older version of a definition move onto this one (dsl: `migrations`; docs/dsl.md,
+// "Changing a workflow"). A state of version `from` moves to the state of the same name when this
+// version has one, else to its entry in `states`; a state with neither has no mapping, and such a
+// saga is refused. Timers this version does not name are disarmed; the others stay as armed.
+struct graph_migration {
+  std::int64_t from = 0;
+  std::map<std::string, std::string> states;  // old state -> new state, where the names differ
+  std::string data;                           // the data transform's name; empty: data kept as is
+
+  bool operator==(const graph_migration&) const = default;
+};
+
 // A definition's metadata, extracted from its transition table at compile
 // time (never written a second time by hand).
 struct graph {
   std::string name;                               // the definition's name
+  std::int64_t version = 1;                       // versions of one name run side by side
+  std::vector<graph_migration> migrations;        // from older versions, by `from`
   std::vector<std::string> states;                // table order, initial first
   std::string initial;                            // the pseudo-state a new saga starts in
   std::vector<std::string> terminal;              // states no transition leaves
@@ -49,6 +64,10 @@ struct graph {
   std::map<std::string, nlohmann::json> schemas;  // event type -> JSON Schema of its data, where declared
 
   bool has_state(std::string_view s) const;
+  const graph_migration* migration_from(std::int64_t version) const;  // null: none declared
+  // Where a saga in `state` of version `from` goes on this version: empty when no mapping
+  // (no migration from that version, or the state has neither a same-named state nor an entry).
+  std::string migrated_state(std::int64_t from, std::string_view state) const;
   bool is_terminal(std::string_view s) const;
   bool consumes_type(std::string_view type) const;
   bool starts_with(std::string_view type) const;
@@ -67,7 +86,8 @@ struct graph_overlay {
 };
 
 // Exports and the registration checks.
-std::string compute_fingerprint(const graph& g);  // 16 hex digits, FNV-1a over name, states, rows
+// 16 hex digits, FNV-1a over name, states, rows (and the version, from 2 on)
+std::string compute_fingerprint(const graph& g);
 // The one renderer (engine/src/graph_render.cpp). Each row's label is its event, [guard] and
 // / action; with an overlay, the saga's path on top. DOT for Graphviz; Mermaid stateDiagram-v2,
 // whose reserved characters become entity codes (#35; for '#').

@@ -62,6 +62,8 @@ struct saga_filter {
   time_range updated;                  // instance_record::updated_ms
   time_range state_since;              // instance_record::state_since_ms (when it entered its state)
   std::optional<saga_position> after;  // keyset paging: only sagas after this position
+  // Only sagas on a version of their definition other than this one (sagactl migrate's candidates).
+  std::optional<std::int64_t> not_on_version;
   // Only sagas with a history row in this trace (its 32 hex digits), looked for among the newest
   // `trace_scan` history rows of the database: there is no index by trace id (its write would
   // cost every event), so the search is a bounded scan (docs/cli.md).
@@ -82,6 +84,7 @@ struct saga_summary {
   std::int64_t state_since_ms = 0;
   std::int64_t armed_timers = 0;
   std::int64_t parked = 0;
+  std::int64_t definition_version = 1;  // the version of its definition it runs on
 
   saga_position position() const { return {created_ms, definition, key}; }
 };
@@ -93,7 +96,7 @@ struct saga_view {
   std::vector<timer_record> timers;             // armed, soonest first
   std::vector<parked_record> parked;            // in arrival order
   std::vector<outbox_record> follow_on;         // by sequence
-  std::optional<definition_record> definition;  // as registered now (absent: not registered)
+  std::optional<definition_record> definition;  // its version as registered (absent: not registered)
 };
 
 struct outbox_filter {
@@ -107,6 +110,7 @@ struct state_count {
   std::string definition;
   std::string state;
   std::int64_t sagas = 0;
+  std::int64_t definition_version = 1;
 };
 
 // Row counts of the store's tables (what sagactl stats shows).
@@ -168,12 +172,15 @@ class reader {
   // store::purge_finished would remove).
   virtual finished_count count_finished(std::string_view definition, const std::vector<std::string>& states,
                                         std::int64_t before_ms) = 0;
-  // Per (definition, state), ordered by both; states without sagas are not listed.
+  // Per (definition, definition version, state), ordered by the three; states without sagas are
+  // not listed.
   virtual std::vector<state_count> counts_by_state() = 0;
 
-  // Registered definitions, by name.
+  // Registered definitions, by name and version (each version of a name is a record of its own).
   virtual std::vector<definition_record> definitions() = 0;
-  virtual std::optional<definition_record> definition(std::string_view name) = 0;
+  // One version of a definition; without a version, its newest.
+  virtual std::optional<definition_record> definition(std::string_view name,
+                                                      std::optional<std::int64_t> version = std::nullopt) = 0;
 
   // Armed timers of every saga (registered definitions or not), due before `due_before_ms`
   // when given; ordered by (due_ms, definition, key, name).
@@ -234,7 +241,10 @@ class reader_wrapper : public reader {
   }
   std::vector<state_count> counts_by_state() override { return target_.counts_by_state(); }
   std::vector<definition_record> definitions() override { return target_.definitions(); }
-  std::optional<definition_record> definition(std::string_view n) override { return target_.definition(n); }
+  std::optional<definition_record> definition(std::string_view n,
+                                              std::optional<std::int64_t> v = std::nullopt) override {
+    return target_.definition(n, v);
+  }
   std::vector<timer_record> armed_timers(std::optional<std::int64_t> before, std::size_t limit) override {
     return target_.armed_timers(before, limit);
   }
@@ -281,7 +291,7 @@ inline std::optional<saga_view> read_saga(reader& r, std::string_view definition
   v.timers = r.timers(definition, key);
   v.parked = r.parked(definition, key);
   v.follow_on = r.follow_on_events(definition, key);
-  v.definition = r.definition(definition);
+  v.definition = r.definition(definition, v.instance.definition_version);
   return v;
 }
 
