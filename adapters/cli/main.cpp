@@ -44,6 +44,7 @@ const sagactl::command command_table[] = {
     {"purge",        "remove finished sagas older than a cutoff, with their history",          sagactl::commands::purge},
     {"keygen",       "a CURVE key pair: NAME.key (public) and NAME.key_secret (mode 0600)",    sagactl::commands::keygen},
     {"reconcile",    "compare sagad's log with a subscriber's, or a sender's list with sagad's", sagactl::commands::reconcile},
+    {"migrate",      "move a definition's running sagas onto a newer version (through sagad)",  sagactl::commands::migrate},
     {"audit",        "one saga's trail: each event in with its ack, each event out with its sequence", sagactl::commands::audit},
 };
 // clang-format on

@@ -218,6 +218,7 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
                 {"in_state", now_ms - i.state_since_ms}};
     // The fingerprint the registered definition has now, to show a stale one.
     out["definition_fingerprint"] = view->definition ? json(view->definition->fingerprint) : json(nullptr);
+    out["definition_version"] = i.definition_version;
     json history = json::array();
     for (const auto& h : view->history) {
       history.push_back(
@@ -230,6 +231,7 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
            {"to", h.to_state},
            {"outcome", h.outcome},
            {"version", h.version},
+           {"definition_version", h.definition_version},
            {"sender", h.sender},
            {"trace_id", nullable(saga::trace_id_of(h.traceparent))},
            {"traceparent", nullable(h.traceparent)},
@@ -273,7 +275,10 @@ json catalog::stats(std::int64_t now_ms) {
     saga::reader_snapshot snapshot(reader_);
     json out;
     json per_definition = json::object();
-    for (const auto& c : reader_.counts_by_state()) per_definition[c.definition][c.state] = c.sagas;
+    for (const auto& c : reader_.counts_by_state()) {  // summed over the definition's versions
+      auto& n = per_definition[c.definition][c.state];
+      n = n.is_null() ? c.sagas : n.get<std::int64_t>() + c.sagas;
+    }
     out["instances"] = std::move(per_definition);
     const auto t = reader_.totals();
     out["sagas"] = t.sagas;
@@ -363,19 +368,22 @@ json catalog::timers(std::optional<std::int64_t> due_before_ms, std::int64_t lim
 json catalog::definitions(std::int64_t now_ms) {
   return reading(path_, [&] {
     saga::reader_snapshot snapshot(reader_);
-    std::map<std::string, std::int64_t> instances, due;
-    for (const auto& c : reader_.counts_by_state()) instances[c.definition] += c.sagas;
+    std::map<std::string, std::int64_t> due;
+    std::map<std::pair<std::string, std::int64_t>, std::int64_t> instances;  // per version
+    for (const auto& c : reader_.counts_by_state())
+      instances[{c.definition, c.definition_version}] += c.sagas;
     for (const auto& [name, n] : reader_.due_timer_counts(now_ms)) due[name] = n;
     json defs = json::array();
     for (const auto& d : reader_.definitions()) {
       defs.push_back({{"name", d.name},
+                      {"version", d.version},
                       {"fingerprint", d.fingerprint},
                       {"registered", saga::format_time(d.registered_ms)},
                       {"states", state_count_of(d.graph)},
-                      {"instances", instances[d.name]},
-                      {"due_timers", due[d.name]}});
-      due.erase(d.name);
+                      {"instances", instances[{d.name, d.version}]},
+                      {"due_timers", due[d.name]}});  // per name: timers are a saga's, whatever its version
     }
+    for (const auto& d : reader_.definitions()) due.erase(d.name);
     // Due timers of definitions the definitions table does not have: no sagad runs them.
     json unregistered = json::array();
     for (const auto& [name, n] : due)
@@ -392,9 +400,24 @@ json catalog::definitions(std::int64_t now_ms) {
   });
 }
 
-std::optional<saga::graph> catalog::stored_graph(const std::string& name) {
+std::vector<saga::saga_summary> catalog::off_version(const std::string& definition, std::int64_t version,
+                                                     const std::optional<saga::saga_position>& after,
+                                                     std::size_t limit) {
+  return reading(path_, [&] {
+    saga::saga_filter f;
+    f.definition = definition;
+    f.unfinished_only = true;
+    f.not_on_version = version;
+    f.after = after;
+    f.limit = limit;
+    return reader_.sagas(f);
+  });
+}
+
+std::optional<saga::graph> catalog::stored_graph(const std::string& name,
+                                                 std::optional<std::int64_t> version) {
   return reading(path_, [&]() -> std::optional<saga::graph> {
-    const auto d = reader_.definition(name);
+    const auto d = reader_.definition(name, version);
     if (!d) return std::nullopt;
     return saga::graph_from_json(json::parse(d->graph));
   });

@@ -36,7 +36,7 @@ enum exit_code : int {
   usage = 2,
   database = 3,
   unreachable_or_rejected = 4,
-  differences_found = 5  // sagactl reconcile
+  differences_found = 5  // sagactl reconcile; sagactl migrate: sagas refused
 };
 
 // An error that ends the program with `code` and one line on stderr.
@@ -86,7 +86,9 @@ class catalog {
   nlohmann::json definitions(std::int64_t now_ms);
 
   // The stored graph of `name`, or nullopt when the database has no definition of that name.
-  std::optional<saga::graph> stored_graph(const std::string& name);
+  // One version of a definition's stored graph; without a version, the newest.
+  std::optional<saga::graph> stored_graph(const std::string& name,
+                                          std::optional<std::int64_t> version = std::nullopt);
   // A dead letter's stored payload and whether it was cut at the size limit;
   // failure(not_found) when no such id.
   struct stored_dead_letter {
@@ -100,6 +102,11 @@ class catalog {
   nlohmann::json inbound(const std::string& source, const std::string& id);
   // One saga's trail: each incoming event with its ack, each follow-on event with its sequence.
   nlohmann::json audit(const std::string& id, const std::string& type);
+  // One page of the unfinished sagas of `definition` on a version other than `version`, ordered
+  // by (created, definition, key), after `after` (sagactl migrate's candidates).
+  std::vector<saga::saga_summary> off_version(const std::string& definition, std::int64_t version,
+                                              const std::optional<saga::saga_position>& after,
+                                              std::size_t limit);
   // The highest published sequence (0 when nothing was published).
   std::int64_t last_published();
 

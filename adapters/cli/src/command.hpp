@@ -7,7 +7,7 @@
 // A run function prints its result on stdout (one JSON document with --json), progress on
 // stderr, and returns 0; any failure is thrown as sagactl::failure carrying its exit code
 // (docs/cli.md): 1 not found, 2 usage, 3 database, 4 sagad unreachable or event rejected,
-// 5 reconcile found differences.
+// 5 reconcile found differences, or migrate refused sagas.
 // Any other exception is reported by main as a database error (3).
 
 #include <cstdint>
@@ -56,6 +56,7 @@ run_fn backup(CLI::App& cmd);
 run_fn purge(CLI::App& cmd);
 run_fn keygen(CLI::App& cmd);
 run_fn reconcile(CLI::App& cmd);
+run_fn migrate(CLI::App& cmd);
 run_fn audit(CLI::App& cmd);
 }  // namespace commands
 

@@ -51,8 +51,13 @@ void add_send_options(CLI::App& cmd, send_settings& s) {
 }
 
 saga::ack send_event(const saga::event& e, const send_settings& s) {
-  if (auto problem = saga::validate_event(e); !problem.empty())
-    throw failure(usage, "invalid event: " + problem);
+  return send_events(std::span<const saga::event>(&e, 1), s).front();
+}
+
+std::vector<saga::ack> send_events(std::span<const saga::event> events, const send_settings& s) {
+  for (const auto& e : events)
+    if (auto problem = saga::validate_event(e); !problem.empty())
+      throw failure(usage, "invalid event: " + problem);
   ::zmq::context_t ctx(1);
   saga::zmq::client_options co;
   co.timeout = std::chrono::milliseconds(*saga::parse_duration(s.timeout));
@@ -67,7 +72,7 @@ saga::ack send_event(const saga::event& e, const send_settings& s) {
     throw failure(usage, "bad endpoint '" + s.endpoint + "': " + ex.what());
   }
   try {
-    return c->send(e);
+    return c->send_all(events);
   } catch (const saga::zmq::client_error&) {
     // A refused CURVE handshake looks exactly like this to a client: say where to look.
     const std::string hint = co.curve.enabled()
@@ -82,18 +87,14 @@ saga::ack send_event(const saga::event& e, const send_settings& s) {
   }
 }
 
-namespace {
-
-std::string default_operator() {
+std::string default_operator_name() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
   if (const char* u = std::getenv("LOGNAME"); u && *u) return u;
   return "unknown";
 }
 
-}  // namespace
-
 void add_operator_options(CLI::App& cmd, operator_request& r) {
-  r.operator_name = default_operator();
+  r.operator_name = default_operator_name();
   cmd.add_option("id", r.id, "the saga's id")->required();
   cmd.add_option("--reason", r.reason, "why (recorded in history)")->required();
   cmd.add_option("--operator", r.operator_name, "who (default $USER)")->capture_default_str();

@@ -6,7 +6,9 @@
 // when no ack came after the tries or the event was rejected (with sagad's reason).
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -39,6 +41,8 @@ struct send_settings {
 void add_send_options(CLI::App& cmd, send_settings& s);
 
 saga::ack send_event(const saga::event& e, const send_settings& s);
+// Several events on one connection, pipelined (saga::zmq::client::send_all); acks in their order.
+std::vector<saga::ack> send_events(std::span<const saga::event> events, const send_settings& s);
 
 // Prints the ack (the wire ack with `as_json`) and returns 0; a rejection is thrown as
 // failure(unreachable_or_rejected) with its reason.
@@ -50,6 +54,7 @@ struct operator_request {
   std::string id, reason, operator_name, type, to;
 };
 void add_operator_options(CLI::App& cmd, operator_request& r);
+std::string default_operator_name();  // $USER, else $LOGNAME, else "unknown"
 saga::event operator_event(const std::string& type, const operator_request& r, std::int64_t now_ms);
 
 }  // namespace sagactl

@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -51,9 +52,11 @@ std::pair<std::string, int> host_and_port(const std::string& address, bool insec
 std::string database_gauges(saga::sqlite::reader& r) {
   std::string out;
   append_family(out, "saga_sagas", "gauge", "sagas by definition and state");
-  for (const auto& c : r.counts_by_state())
-    append_sample(out, "saga_sagas", {{"definition", c.definition}, {"state", c.state}},
-                  static_cast<double>(c.sagas));
+  std::map<std::pair<std::string, std::string>, std::int64_t> sagas;  // over the definitions' versions
+  for (const auto& c : r.counts_by_state()) sagas[{c.definition, c.state}] += c.sagas;
+  for (const auto& [which, n] : sagas)
+    append_sample(out, "saga_sagas", {{"definition", which.first}, {"state", which.second}},
+                  static_cast<double>(n));
   const auto t = r.totals();
   std::int64_t overdue = 0;
   for (const auto& [definition, n] : r.due_timer_counts(unix_ms_now())) overdue += n;

@@ -143,6 +143,10 @@ void add_definition_options(CLI::App& app, options& o) {
                  "package); repeatable, in a config file: plugin = [\"a.so\", \"b.so\"]")
       ->envname("SAGA_PLUGINS")
       ->delimiter(',');
+  app.add_flag("--allow-orphans", o.allow_orphans,
+               "start even though unfinished sagas run on a definition version no registered definition "
+               "provides (sagad refuses by default, naming how many); their events are rejected, kept as "
+               "dead letters, until the sagas are migrated (sagactl migrate) or the version is registered");
   app.add_flag("--list-definitions", o.list_definitions,
                "print the definitions that would run (name, fingerprint, source: built-in or plugin path) "
                "and exit, opening no database and binding no socket");

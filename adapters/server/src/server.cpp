@@ -100,10 +100,27 @@ void register_definition(saga::engine& engine, const std::shared_ptr<const saga:
                          const std::string& source) {
   try {
     const auto r = engine.add(d);
-    spdlog::info("definition {} fingerprint {} ({})", r.name, r.fingerprint, source);
+    spdlog::info("definition {} version {} fingerprint {} ({})", r.name, r.version, r.fingerprint, source);
   } catch (const std::exception& e) {
     throw startup_error("definition " + d->name() + " (" + source + "): " + e.what());
   }
+}
+
+// Unfinished sagas on a definition version nothing registered provides: refused (startup_error, one
+// line) unless --allow-orphans, when they are logged and their events rejected until they are
+// migrated or their version is registered again.
+void check_versions(saga::engine& engine, bool allow_orphans) {
+  std::string found;
+  for (const auto& u : engine.unserved_versions())
+    found += (found.empty() ? "" : "; ") + u.definition + " version " + std::to_string(u.version) + ": " +
+             std::to_string(u.sagas) + " running saga(s)";
+  if (found.empty()) return;
+  const std::string what = "sagas run on definition versions that are not registered (" + found + ")";
+  if (!allow_orphans)
+    throw startup_error(what +
+                        "; register those versions too, migrate the sagas first (sagactl migrate), or start "
+                        "with --allow-orphans (their events are then rejected)");
+  spdlog::warn("{}; --allow-orphans: their events are rejected until they are migrated", what);
 }
 
 // What was committed but not published when the server stopped; a failure is retried by the tick.
@@ -147,20 +164,25 @@ void server::load_plugins() {
 
 std::vector<server::offered> server::selected() const {
   std::set<std::string> wanted(options_.definitions.begin(), options_.definitions.end());
-  std::map<std::string, std::string> source_of;  // name -> source, of the definitions to run
+  // (name, version) -> source, of the definitions to run; --definitions picks names (all versions)
+  std::map<std::pair<std::string, std::int64_t>, std::string> source_of;
+  std::set<std::string> names;
   std::vector<offered> out;
   for (const auto& o : offered_) {
     const auto& name = o.definition->name();
+    const auto version = o.definition->graph().version;
     if (!wanted.empty() && !wanted.contains(name)) continue;
-    if (const auto it = source_of.find(name); it != source_of.end())
-      throw startup_error("definition " + name + " is provided twice: by " + it->second + " and by " +
-                          o.source + " (leave one out, or pick one with --definitions)");
-    source_of.emplace(name, o.source);
+    if (const auto it = source_of.find({name, version}); it != source_of.end())
+      throw startup_error("definition " + name + " version " + std::to_string(version) +
+                          " is provided twice: by " + it->second + " and by " + o.source +
+                          " (leave one out, or pick one with --definitions)");
+    source_of.emplace(std::pair{name, version}, o.source);
+    names.insert(name);
     out.push_back(o);
   }
   std::vector<std::string> unknown;
   for (const auto& w : options_.definitions)
-    if (!source_of.contains(w)) unknown.push_back(w);
+    if (!names.contains(w)) unknown.push_back(w);
   if (!unknown.empty()) {
     std::set<std::string> known;
     for (const auto& o : offered_) known.insert(o.definition->name());
@@ -174,7 +196,8 @@ std::vector<server::offered> server::selected() const {
 std::vector<server::listed> server::definitions() const {
   std::vector<listed> out;
   for (const auto& o : selected())
-    out.push_back({o.definition->name(), o.definition->graph().fingerprint, o.source});
+    out.push_back(
+        {o.definition->name(), o.definition->graph().fingerprint, o.source, o.definition->graph().version});
   return out;
 }
 
@@ -219,6 +242,7 @@ void server::run(const std::atomic<bool>& stop) {
   }
   saga::engine engine(*engine_store, clock, engine_options_of(o));
   for (const auto& d : to_run) register_definition(engine, d.definition, d.source);
+  check_versions(engine, o.allow_orphans);
 
   saga::relay_options rlo;
   rlo.retention_ms = o.retention_ms;
@@ -251,7 +275,8 @@ int server::main() {
     load_plugins();
     if (options_.list_definitions) {
       for (const auto& d : definitions())
-        std::printf("%-24s %s  %s\n", d.name.c_str(), d.fingerprint.c_str(), d.source.c_str());
+        std::printf("%-24s %s v%lld  %s\n", d.name.c_str(), d.fingerprint.c_str(),
+                    static_cast<long long>(d.version), d.source.c_str());
       return 0;
     }
     run(stop_on_signals());

@@ -52,11 +52,12 @@ enum q : std::size_t {
 };
 
 // The columns of a saga_summary, then its armed timers and parked events.
-#define SAGA_SUMMARY_COLUMNS                                                            \
-  "i.definition, i.key, i.state, i.version, i.fingerprint, i.created_ms, i.updated_ms," \
-  " i.state_since_ms,"                                                                  \
-  " (SELECT count(*) FROM json_each(i.timers) AS j WHERE j.value ->> 0 IS NOT NULL),"   \
-  " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)"
+#define SAGA_SUMMARY_COLUMNS                                                                 \
+  "i.definition, i.key, i.state, i.version, i.fingerprint, i.created_ms, i.updated_ms,"      \
+  " i.state_since_ms,"                                                                       \
+  " (SELECT count(*) FROM json_each(i.timers) AS j WHERE j.value ->> 0 IS NOT NULL),"        \
+  " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)," \
+  " i.definition_version"
 
 #define OUTBOX_COLUMNS \
   "o.sequence, o.event_id, o.type, o.definition, o.key, o.payload, o.created_ms, o.published_ms"
@@ -81,12 +82,13 @@ constexpr const char* sql_of[] = {
     " ORDER BY name",
     // q_instance
     "SELECT definition, key, state, data, version, fingerprint, correlation_id, created_ms, updated_ms,"
-    " state_since_ms FROM instances WHERE definition = ?1 AND key = ?2",
+    " state_since_ms, definition_version FROM instances WHERE definition = ?1 AND key = ?2",
     // q_history: the saga's chain of history rows (schema 7)
     "WITH RECURSIVE " SAGA_HISTORY
     " SELECT definition, key, version, event_id, event_source, event_type, event_time,"
     " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender,"
-    " traceparent, tracestate, extensions FROM history WHERE id IN (SELECT id FROM chain) ORDER BY id",
+    " traceparent, tracestate, extensions, definition_version FROM history WHERE id IN (SELECT id FROM chain)"
+    " ORDER BY id",
     // q_timers_of
     SAGA_TIMERS_OF_SAGA " ORDER BY 4, 3",
     // q_parked_of
@@ -105,7 +107,7 @@ constexpr const char* sql_of[] = {
     " AND (?2 IS NULL OR i.state = ?2)"
     " AND (?3 = 0 OR NOT EXISTS"
     "   (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.terminal') AS term"
-    "    WHERE d.name = i.definition AND term.value = i.state))"
+    "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.value = i.state))"
     " AND (?4 IS NULL OR i.created_ms >= ?4) AND (?5 IS NULL OR i.created_ms < ?5)"
     " AND (?6 IS NULL OR i.updated_ms >= ?6) AND (?7 IS NULL OR i.updated_ms < ?7)"
     " AND (?8 IS NULL OR i.state_since_ms >= ?8) AND (?9 IS NULL OR i.state_since_ms < ?9)"
@@ -115,13 +117,14 @@ constexpr const char* sql_of[] = {
     " AND (?14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"
     "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT ?15) AS t"
     "   WHERE substr(t.traceparent, 4, 32) = ?14))"
+    " AND (?16 IS NULL OR i.definition_version <> ?16)"
     " ORDER BY i.created_ms, i.definition, i.key LIMIT ?13",
     // q_orphans: instances whose state the stored graph of their definition does not have (or
     // whose definition is not registered at all).
     "SELECT " SAGA_SUMMARY_COLUMNS
     " FROM instances AS i"
     " WHERE NOT EXISTS (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.states') AS s"
-    "   WHERE d.name = i.definition AND s.value = i.state)"
+    "   WHERE d.name = i.definition AND d.version = i.definition_version AND s.value = i.state)"
     " ORDER BY i.definition, i.key LIMIT ?1",
     // q_finished_in_state: the store's purge_finished selection, one state at a time (through
     // instances_finished).
@@ -131,11 +134,13 @@ constexpr const char* sql_of[] = {
     " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.finished_ms IS NOT NULL"
     " AND i.finished_ms < ?3",
     // q_counts_by_state
-    "SELECT definition, state, count(*) FROM instances GROUP BY definition, state ORDER BY definition, state",
+    "SELECT definition, state, count(*), definition_version FROM instances GROUP BY definition,"
+    " definition_version, state ORDER BY definition, definition_version, state",
     // q_definitions
-    "SELECT name, fingerprint, graph, registered_ms FROM definitions ORDER BY name",
-    // q_definition
-    "SELECT name, fingerprint, graph, registered_ms FROM definitions WHERE name = ?1",
+    "SELECT name, version, fingerprint, graph, registered_ms FROM definitions ORDER BY name, version",
+    // q_definition: one version, or the newest
+    "SELECT name, version, fingerprint, graph, registered_ms FROM definitions WHERE name = ?1"
+    " AND (?2 IS NULL OR version = ?2) ORDER BY version DESC LIMIT 1",
     // q_timer_definitions: the definitions with armed timers, one seek of instances_due each
     SAGA_TIMER_DEFINITIONS,
     // q_armed_timers_of: one definition's, soonest first, through instances_due
@@ -197,6 +202,7 @@ saga_summary summary_of(const use& u) {
   s.state_since_ms = u.integer(7);
   s.armed_timers = u.integer(8);
   s.parked = u.integer(9);
+  s.definition_version = u.integer(10);
   return s;
 }
 
@@ -218,7 +224,7 @@ outbox_record outbox_of(const use& u) {
 }
 
 definition_record definition_of(const use& u) {
-  return {u.string(0), u.string(1), u.string(2), u.integer(3)};
+  return {u.string(0), u.integer(1), u.string(2), u.string(3), u.integer(4)};
 }
 
 dead_letter_record dead_letter_of(const use& u) {
@@ -345,6 +351,7 @@ std::optional<instance_record> reader::instance(std::string_view definition, std
     r.created_ms = u.integer(7);
     r.updated_ms = u.integer(8);
     r.state_since_ms = u.integer(9);
+    r.definition_version = u.integer(10);
     return r;
   });
 }
@@ -374,6 +381,7 @@ std::vector<history_record> reader::history(std::string_view definition, std::st
       r.traceparent = u.string(15);
       r.tracestate = u.string(16);
       r.extensions = u.string(17);
+      r.definition_version = u.integer(18);
       out.push_back(std::move(r));
     }
     return out;
@@ -438,6 +446,7 @@ std::vector<saga_summary> reader::sagas(const saga_filter& f) {
       u.optional_integer(10, std::nullopt).optional_text(11, std::nullopt).optional_text(12, std::nullopt);
     }
     u.limit(13, f.limit).optional_text(14, f.trace_id).limit(15, f.trace_scan);
+    u.optional_integer(16, f.not_on_version);
     std::vector<saga_summary> out;
     while (u.step()) out.push_back(summary_of(u));
     return out;
@@ -474,7 +483,7 @@ std::vector<state_count> reader::counts_by_state() {
   return guarded("counts_by_state", [&] {
     use u(prepared(q_counts_by_state));
     std::vector<state_count> out;
-    while (u.step()) out.push_back({u.string(0), u.string(1), u.integer(2)});
+    while (u.step()) out.push_back({u.string(0), u.string(1), u.integer(2), u.integer(3)});
     return out;
   });
 }
@@ -491,10 +500,11 @@ std::vector<definition_record> reader::definitions() {
   });
 }
 
-std::optional<definition_record> reader::definition(std::string_view name) {
+std::optional<definition_record> reader::definition(std::string_view name,
+                                                    std::optional<std::int64_t> version) {
   return guarded("definition", [&]() -> std::optional<definition_record> {
     use u(prepared(q_definition));
-    u.text(1, name);
+    u.text(1, name).optional_integer(2, version);
     if (!u.step()) return std::nullopt;
     return definition_of(u);
   });

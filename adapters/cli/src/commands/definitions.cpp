@@ -5,6 +5,7 @@
 
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,11 +22,12 @@ namespace {
 void print_definitions(const nlohmann::json& d) {
   std::vector<std::vector<std::string>> t;
   for (const auto& r : d["definitions"])
-    t.push_back({cell(r["name"]), cell(r["fingerprint"]), cell(r["registered"]), cell(r["states"]),
-                 cell(r["instances"]), cell(r["due_timers"])});
+    t.push_back({cell(r["name"]), cell(r["version"]), cell(r["fingerprint"]), cell(r["registered"]),
+                 cell(r["states"]), cell(r["instances"]), cell(r["due_timers"])});
   for (const auto& r : d["unregistered_due_timers"])
-    t.push_back({cell(r["name"]), "(not registered)", "-", "-", "-", cell(r["due_timers"])});
-  print_table(std::cout, {"name", "fingerprint", "registered", "states", "instances", "due timers"}, t);
+    t.push_back({cell(r["name"]), "-", "(not registered)", "-", "-", "-", cell(r["due_timers"])});
+  print_table(std::cout,
+              {"name", "version", "fingerprint", "registered", "states", "instances", "due timers"}, t);
   std::cout << '\n';
   if (d["orphaned"].empty()) {
     std::cout << "no instance is in a state its stored definition lacks\n";
@@ -44,6 +46,7 @@ void print_contract(const saga::graph& gr) {
     return v.empty() ? std::string("-") : joined(v);
   };
   std::cout << "definition   " << gr.name << '\n'
+            << "version      " << gr.version << '\n'
             << "fingerprint  " << gr.fingerprint << '\n'
             << "consumes     " << list(gr.consumes) << '\n'
             << "starts       " << list(gr.starts) << '\n'
@@ -57,6 +60,7 @@ void print_contract(const saga::graph& gr) {
 run_fn definitions(CLI::App& cmd) {
   auto name = std::make_shared<std::string>();
   auto asyncapi = std::make_shared<bool>(false);
+  auto version = std::make_shared<std::optional<std::int64_t>>();
   auto* named = cmd.add_option("definition", *name,
                                "show this definition's contract instead: the event types it consumes (and "
                                "which of them start a saga) and produces, its terminal states and timers");
@@ -65,11 +69,17 @@ run_fn definitions(CLI::App& cmd) {
                "event type it receives or sends, each message the CloudEvents envelope with the data "
                "schema its event type declares")
       ->needs(named);
-  return [name, asyncapi](const globals& g) {
+  cmd.add_option("--definition-version", *version, "that version of the definition (default: its newest)")
+      ->check(CLI::PositiveNumber)
+      ->needs(named);
+  return [name, asyncapi, version](const globals& g) {
     catalog c(g.db);
     if (!name->empty()) {
-      const auto gr = c.stored_graph(*name);
-      if (!gr) throw failure(not_found, "no definition '" + *name + "' is registered in " + g.db);
+      const auto gr = c.stored_graph(*name, *version);
+      if (!gr)
+        throw failure(not_found, "no definition '" + *name + "'" +
+                                     (*version ? " version " + std::to_string(**version) : std::string()) +
+                                     " is registered in " + g.db);
       if (*asyncapi)
         print_json(saga::to_asyncapi(*gr));
       else

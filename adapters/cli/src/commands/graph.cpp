@@ -29,12 +29,15 @@ namespace {
 struct graph_options {
   std::string name, format = "dot", instance, output;
   std::vector<std::string> plugins;
+  std::optional<std::int64_t> version;
 };
 
 // The graph of `name` compiled into the plugin libraries. failure(usage) when a
 // library is refused, failure(not_found) when none of them has the name.
-saga::graph from_plugins(const std::vector<std::string>& paths, const std::string& name) {
+saga::graph from_plugins(const std::vector<std::string>& paths, const std::string& name,
+                         std::optional<std::int64_t> version) {
   std::vector<std::string> offered;
+  std::optional<saga::graph> newest;
   for (const auto& path : paths) {
     saga::server::plugin p;
     try {
@@ -43,10 +46,17 @@ saga::graph from_plugins(const std::vector<std::string>& paths, const std::strin
       throw failure(usage, e.what());
     }
     for (const auto& d : p.definitions) {
-      if (d->name() == name) return d->graph();
-      offered.push_back(d->name());
+      const auto& gr = d->graph();
+      if (d->name() == name && (!version || gr.version == *version) &&
+          (!newest || gr.version > newest->version))
+        newest = gr;
+      offered.push_back(d->name() + " v" + std::to_string(gr.version));
     }
   }
+  if (newest) return *newest;
+  if (version)
+    throw failure(not_found, "no version " + std::to_string(*version) + " of '" + name + "' in " +
+                                 joined(paths) + " (it has: " + joined(offered) + ")");
   throw failure(not_found,
                 "no definition '" + name + "' in " + joined(paths) + " (it has: " + joined(offered) + ")");
 }
@@ -61,6 +71,10 @@ run_fn graph(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--instance", o->instance, "draw this saga's path, current state and armed timers");
   cmd.add_option("--output", o->output, "write to this file instead of stdout");
+  cmd.add_option("--definition-version", o->version,
+                 "draw this version of the definition (default: the newest; with --instance, the version "
+                 "the saga runs on)")
+      ->check(CLI::PositiveNumber);
   cmd.add_option("--plugin", o->plugins,
                  "draw the definition compiled into this library (built with SAGA_PLUGIN; repeatable) "
                  "rather than the database's");
@@ -70,11 +84,19 @@ run_fn graph(CLI::App& cmd) {
       if (!db) db = std::make_unique<catalog>(g.db);
       return *db;
     };
+    std::optional<nlohmann::json> inst;
+    if (!o->instance.empty()) inst = database().show(o->instance, o->name, wall_clock_ms());
+    const auto version = o->version ? o->version
+                         : inst     ? inst->at("definition_version").get<std::int64_t>()
+                                    : o->version;
     std::optional<saga::graph> gr;
     if (!o->plugins.empty()) {
-      gr = from_plugins(o->plugins, o->name);
+      gr = from_plugins(o->plugins, o->name, version);
     } else {
-      if (std::filesystem::exists(g.db)) gr = database().stored_graph(o->name);
+      if (std::filesystem::exists(g.db)) gr = database().stored_graph(o->name, version);
+      if (!gr && version && *version != 1)
+        throw failure(not_found,
+                      "no version " + std::to_string(*version) + " of '" + o->name + "' in " + g.db);
       if (!gr) {
         if (auto shipped = saga::definitions::by_name(o->name)) gr = shipped->graph();
       }
@@ -85,8 +107,6 @@ run_fn graph(CLI::App& cmd) {
                                      "); a plugin's: --plugin LIB");
       }
     }
-    std::optional<nlohmann::json> inst;
-    if (!o->instance.empty()) inst = database().show(o->instance, o->name, wall_clock_ms());
     const nlohmann::json* ip = inst ? &*inst : nullptr;
     std::string out = o->format == "mermaid" ? graph_mermaid(*gr, ip) : graph_dot(*gr, ip);
     if (o->format == "svg") out = dot_to_svg(out);

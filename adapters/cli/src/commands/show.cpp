@@ -16,7 +16,8 @@ struct show_options {
 };
 
 void print_show(const nlohmann::json& s) {
-  std::cout << "saga         " << cell(s["type"]) << " / " << cell(s["id"]) << '\n'
+  std::cout << "saga         " << cell(s["type"]) << " / " << cell(s["id"]) << " (definition version "
+            << cell(s["definition_version"]) << ")\n"
             << "state        " << cell(s["state"]) << " (for "
             << human_duration(s["in_state"].get<std::int64_t>()) << ", since " << cell(s["state_since"])
             << ")\n"

@@ -73,6 +73,9 @@ struct options {
   std::vector<std::string> plugins;
   // server::main prints the definitions that would run and returns, touching no database or socket.
   bool list_definitions = false;
+  // Start although unfinished sagas run on a definition version no registered definition provides
+  // (engine::unserved_versions); their events are rejected until migrated.
+  bool allow_orphans = false;
 
   // Embedding and tests: wraps the store the engine writes through (fault
   // injection); called once, before the loop starts.

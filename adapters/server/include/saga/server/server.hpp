@@ -58,6 +58,7 @@ class server {
 
   struct listed {
     std::string name, fingerprint, source;
+    std::int64_t version = 1;
   };
   // The definitions run() would register, in the order offered. Throws
   // startup_error: a name of options::definitions that nothing provides, or

@@ -78,7 +78,8 @@ class reader final : public saga::reader {
   std::vector<state_count> counts_by_state() override;
 
   std::vector<definition_record> definitions() override;
-  std::optional<definition_record> definition(std::string_view name) override;
+  std::optional<definition_record> definition(std::string_view name,
+                                              std::optional<std::int64_t> version = std::nullopt) override;
 
   std::vector<timer_record> armed_timers(std::optional<std::int64_t> due_before_ms,
                                          std::size_t limit) override;
