@@ -42,8 +42,22 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 10 back to 9: definitions keyed by name alone, the version columns dropped.
+void undo_migration_10(SQLite::Database& db) {
+  db.exec(
+      "CREATE TABLE definitions_9 (name TEXT PRIMARY KEY NOT NULL, fingerprint TEXT NOT NULL, graph TEXT NOT "
+      "NULL, registered_ms INTEGER NOT NULL) WITHOUT ROWID");
+  db.exec("INSERT INTO definitions_9 SELECT name, fingerprint, graph, registered_ms FROM definitions");
+  db.exec("DROP TABLE definitions");
+  db.exec("ALTER TABLE definitions_9 RENAME TO definitions");
+  db.exec("ALTER TABLE instances DROP COLUMN definition_version");
+  db.exec("ALTER TABLE history DROP COLUMN definition_version");
+  db.exec("PRAGMA user_version = 9");
+}
+
 // Schema 9 back to 8: history's trace context and extensions dropped.
 void undo_migration_9(SQLite::Database& db) {
+  undo_migration_10(db);
   for (const char* column : {"traceparent", "tracestate", "extensions"})
     db.exec(std::string("ALTER TABLE history DROP COLUMN ") + column);
   db.exec("PRAGMA user_version = 8");
@@ -646,6 +660,34 @@ TEST_SUITE("sqlite_store") {
   // Schema 9 on a schema 8 file: the history rows stay, with no trace context and no extensions
   // (empty, as an event without them writes), and new rows keep theirs; the saga's trace is its
   // newest row's.
+  TEST_CASE("a schema 9 database migrates: definitions, sagas and history rows are on version 1") {
+    temp_dir dir;
+    {
+      saga::sqlite::store old(at(dir.file("saga.db")));
+      old.save_definition({"order_lifecycle", 1, "f1", R"({"name":"order_lifecycle"})", 5});
+      old.save_instance(instance("o-1", "placed", 1));
+      old.begin();
+      old.append_history(history_row("o-1", "a1"));
+      old.commit();
+      undo_migration_10(old.database());  // the layout and rows schema 9 wrote
+      REQUIRE(old.database().execAndGet("PRAGMA user_version").getInt() == 9);
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    const auto d = s.load_definition("order_lifecycle", 1);
+    REQUIRE(d);
+    CHECK(d->fingerprint == "f1");
+    CHECK(d->registered_ms == 5);
+    CHECK_FALSE(s.load_definition("order_lifecycle", 2));
+    CHECK(s.load_instance("order_lifecycle", "o-1")->definition_version == 1);
+    CHECK(s.running_versions("order_lifecycle") == std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}});
+    CHECK(s.database().execAndGet("SELECT definition_version FROM history").getInt64() == 1);
+    // Version 2 stored beside version 1.
+    s.save_definition({"order_lifecycle", 2, "f2", R"({"name":"order_lifecycle"})", 6});
+    CHECK(s.load_definition("order_lifecycle", 1)->fingerprint == "f1");
+    CHECK(s.load_definition("order_lifecycle", 2)->fingerprint == "f2");
+  }
+
   TEST_CASE("a schema 8 database migrates: history rows gain an empty trace context and extensions") {
     temp_dir dir;
     {

@@ -300,6 +300,25 @@ ALTER TABLE history ADD COLUMN tracestate TEXT NOT NULL DEFAULT '';
 ALTER TABLE history ADD COLUMN extensions TEXT NOT NULL DEFAULT '';
 PRAGMA user_version = 9;
 )sql"},
+    // Schema 10 (issue 18): definition versions side by side. A definition is stored per (name,
+    // version); each saga records the version it runs on (set when it starts, changed only by a
+    // migration) and each history row the version that handled it. Everything before is version 1.
+    {10, R"sql(
+CREATE TABLE definitions_v (
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  fingerprint TEXT NOT NULL,
+  graph TEXT NOT NULL,
+  registered_ms INTEGER NOT NULL,
+  PRIMARY KEY (name, version)
+) WITHOUT ROWID;
+INSERT INTO definitions_v SELECT name, 1, fingerprint, graph, registered_ms FROM definitions;
+DROP TABLE definitions;
+ALTER TABLE definitions_v RENAME TO definitions;
+ALTER TABLE instances ADD COLUMN definition_version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE history ADD COLUMN definition_version INTEGER NOT NULL DEFAULT 1;
+PRAGMA user_version = 10;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -341,6 +360,7 @@ enum q : std::size_t {
   q_load_definition,
   q_save_definition,
   q_instance_states,
+  q_running_versions,
   q_unpublished,
   q_mark_published,
   q_raise_last_published,
@@ -372,21 +392,22 @@ constexpr const char* sql_of[] = {
     "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms) VALUES (?, ?, ?, ?, ?, ?)",
     // q_load_instance
     "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms,"
-    " finished_ms FROM instances WHERE definition = ? AND key = ?",
+    " finished_ms, definition_version FROM instances WHERE definition = ? AND key = ?",
     // q_save_instance: created_ms and correlation_id belong to the saga's first row; finished_ms
     // is state_since_ms while the saga is in a terminal state, NULL otherwise.
     "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
-    " created_ms, updated_ms, state_since_ms, finished_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_ms, updated_ms, state_since_ms, finished_ms, definition_version)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
     " version = excluded.version, fingerprint = excluded.fingerprint,"
     " updated_ms = excluded.updated_ms, state_since_ms = excluded.state_since_ms,"
-    " finished_ms = excluded.finished_ms",
+    " finished_ms = excluded.finished_ms, definition_version = excluded.definition_version",
     // q_append_history: linked to the saga's newest row (schema 7), then made the newest
     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
     " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender, previous,"
-    " traceparent, tracestate, extensions)"
+    " traceparent, tracestate, extensions, definition_version)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2), ?16, ?17, ?18)",
+    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2), ?16, ?17, ?18, ?19)",
     // q_link_history: right after q_append_history on this connection (history has no trigger
     // that would insert elsewhere first), so last_insert_rowid() is that row's id
     "UPDATE instances SET last_history = last_insert_rowid() WHERE definition = ?1 AND key = ?2",
@@ -450,14 +471,17 @@ constexpr const char* sql_of[] = {
     " (SELECT 1 FROM instances AS i WHERE i.definition = p.definition AND i.key = p.key)"
     " ORDER BY p.id LIMIT ?",
     // q_load_definition
-    "SELECT fingerprint, graph, registered_ms FROM definitions WHERE name = ?",
+    "SELECT fingerprint, graph, registered_ms FROM definitions WHERE name = ? AND version = ?",
     // q_save_definition
-    "INSERT INTO definitions (name, fingerprint, graph, registered_ms) VALUES (?, ?, ?, ?)"
-    " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
+    "INSERT INTO definitions (name, version, fingerprint, graph, registered_ms) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (name, version) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
     " registered_ms = excluded.registered_ms",
     // q_instance_states: instances_outside filters in C++, so the SQL never depends on how many
     // states it is given.
-    "SELECT key, state FROM instances WHERE definition = ? ORDER BY key",
+    "SELECT key, state FROM instances WHERE definition = ? AND definition_version = ? ORDER BY key",
+    // q_running_versions: a scan of the definition's instances (at registration, once)
+    "SELECT definition_version, count(*) FROM instances WHERE definition = ? AND finished_ms IS NULL"
+    " GROUP BY definition_version ORDER BY definition_version",
     // q_unpublished
     "SELECT sequence, event_id, type, definition, key, payload, created_ms, published_ms FROM outbox"
     " WHERE published_ms IS NULL AND sequence > ? ORDER BY sequence LIMIT ?",
@@ -853,6 +877,7 @@ std::optional<instance_record> store::load_instance(std::string_view definition,
     r.updated_ms = u.integer(6);
     r.state_since_ms = u.integer(7);
     r.finished = !u.is_null(8);
+    r.definition_version = u.integer(9);
     return r;
   });
 }
@@ -863,7 +888,8 @@ void store::save_instance(const instance_record& r) {
     u.text(1, r.definition).text(2, r.key).text(3, r.state).text(4, r.data).integer(5, r.version);
     u.text(6, r.fingerprint).text(7, r.correlation_id).integer(8, r.created_ms);
     u.integer(9, r.updated_ms).integer(10, r.state_since_ms);
-    u.optional_integer(11, r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt).exec();
+    u.optional_integer(11, r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt);
+    u.integer(12, r.definition_version).exec();
   });
 }
 
@@ -875,7 +901,7 @@ void store::append_history(const history_record& r) {
     u.text(9, r.from_state).text(10, r.to_state).text(11, r.outcome).integer(12, r.recorded_ms);
     u.optional_integer(13, r.outbox_first).optional_integer(14, r.outbox_last).text(15, r.sender);
     u.text(16, r.traceparent).text(17, r.tracestate).text(18, r.extensions);
-    u.exec();
+    u.integer(19, r.definition_version).exec();
     use link(prepared(q_link_history));
     link.text(1, r.definition).text(2, r.key).exec();
   });
@@ -1173,27 +1199,38 @@ std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::s
 // ---------------------------------------------------------------------------------------------
 // Definitions
 
-std::optional<definition_record> store::load_definition(std::string_view name) {
+std::optional<definition_record> store::load_definition(std::string_view name, std::int64_t version) {
   return guarded("load_definition", [&]() -> std::optional<definition_record> {
     use u(prepared(q_load_definition));
-    u.text(1, name);
+    u.text(1, name).integer(2, version);
     if (!u.step()) return std::nullopt;
-    return definition_record{std::string(name), u.string(0), u.string(1), u.integer(2)};
+    return definition_record{std::string(name), version, u.string(0), u.string(1), u.integer(2)};
   });
 }
 
 void store::save_definition(const definition_record& r) {
   guarded("save_definition", [&] {
     use u(prepared(q_save_definition));
-    u.text(1, r.name).text(2, r.fingerprint).text(3, r.graph).integer(4, r.registered_ms).exec();
+    u.text(1, r.name).integer(2, r.version).text(3, r.fingerprint).text(4, r.graph);
+    u.integer(5, r.registered_ms).exec();
   });
 }
 
-std::vector<std::string> store::instances_outside(std::string_view definition,
+std::vector<std::pair<std::int64_t, std::int64_t>> store::running_versions(std::string_view definition) {
+  return guarded("running_versions", [&] {
+    use u(prepared(q_running_versions));
+    u.text(1, definition);
+    std::vector<std::pair<std::int64_t, std::int64_t>> out;
+    while (u.step()) out.emplace_back(u.integer(0), u.integer(1));
+    return out;
+  });
+}
+
+std::vector<std::string> store::instances_outside(std::string_view definition, std::int64_t version,
                                                   const std::vector<std::string>& states) {
   return guarded("instances_outside", [&] {
     use u(prepared(q_instance_states));
-    u.text(1, definition);
+    u.text(1, definition).integer(2, version);
     std::vector<std::string> out;
     while (u.step()) {
       const std::string state = u.string(1);

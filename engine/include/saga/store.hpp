@@ -35,6 +35,9 @@ struct instance_record {
   std::string data;  // saga data, JSON text
   std::int64_t version = 0;
   std::string fingerprint;     // of the definition the saga runs under
+  // The version of its definition the saga runs on (schema 11): set when it starts (the newest
+  // registered), changed only by a migration (docs/dsl.md, "Changing a workflow").
+  std::int64_t definition_version = 1;
   std::string correlation_id;  // id of the event that started it
   std::int64_t created_ms = 0;
   std::int64_t updated_ms = 0;
@@ -57,6 +60,7 @@ struct history_record {
   std::string to_state;
   std::string outcome;  // transitioned | ignored | ...
   std::int64_t recorded_ms = 0;
+  std::int64_t definition_version = 1;  // the definition version that handled it (schema 11)
   // The outbox sequences this transition wrote (first..last, contiguous); empty when none.
   // This is how a saga's follow-on events are found: the outbox has no index by saga.
   std::optional<std::int64_t> outbox_first, outbox_last;
@@ -126,6 +130,7 @@ struct parked_record {
 
 struct definition_record {
   std::string name;
+  std::int64_t version = 1;  // a definition's versions are stored side by side (schema 11)
   std::string fingerprint;
   std::string graph;  // JSON text of saga::graph
   std::int64_t registered_ms = 0;
@@ -211,12 +216,15 @@ class store {
   // Parked events of sagas that do not exist, parked before `before_ms`.
   virtual std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) = 0;
 
-  // Registered definitions.
-  virtual std::optional<definition_record> load_definition(std::string_view name) = 0;
+  // Registered definitions, one record per (name, version); saving replaces that version's.
+  virtual std::optional<definition_record> load_definition(std::string_view name, std::int64_t version) = 0;
   virtual void save_definition(const definition_record& r) = 0;
-  // Keys of instances of `definition` whose state is not in `states`.
-  virtual std::vector<std::string> instances_outside(std::string_view definition,
+  // Keys of instances of `definition` on `version` whose state is not in `states`.
+  virtual std::vector<std::string> instances_outside(std::string_view definition, std::int64_t version,
                                                      const std::vector<std::string>& states) = 0;
+  // Per version of `definition` that has unfinished instances (instance_record::finished unset):
+  // (version, how many), by version.
+  virtual std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(std::string_view definition) = 0;
 
   // Outbox relay.
   virtual std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) = 0;
@@ -307,12 +315,16 @@ class store_wrapper : public store {
   std::vector<parked_record> orphaned_parked(std::int64_t before, std::size_t limit) override {
     return target_.orphaned_parked(before, limit);
   }
-  std::optional<definition_record> load_definition(std::string_view n) override {
-    return target_.load_definition(n);
+  std::optional<definition_record> load_definition(std::string_view n, std::int64_t v) override {
+    return target_.load_definition(n, v);
   }
   void save_definition(const definition_record& r) override { target_.save_definition(r); }
-  std::vector<std::string> instances_outside(std::string_view d, const std::vector<std::string>& s) override {
-    return target_.instances_outside(d, s);
+  std::vector<std::string> instances_outside(std::string_view d, std::int64_t v,
+                                             const std::vector<std::string>& s) override {
+    return target_.instances_outside(d, v, s);
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(std::string_view d) override {
+    return target_.running_versions(d);
   }
   std::vector<outbox_record> unpublished(std::int64_t after, std::size_t limit) override {
     return target_.unpublished(after, limit);

@@ -80,7 +80,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 9;
+  static constexpr int current_schema = 10;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -141,10 +141,11 @@ class store final : public saga::store {
   void remove_parked(std::int64_t id) override;
   std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) override;
 
-  std::optional<definition_record> load_definition(std::string_view name) override;
+  std::optional<definition_record> load_definition(std::string_view name, std::int64_t version) override;
   void save_definition(const definition_record& r) override;
-  std::vector<std::string> instances_outside(std::string_view definition,
+  std::vector<std::string> instances_outside(std::string_view definition, std::int64_t version,
                                              const std::vector<std::string>& states) override;
+  std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(std::string_view definition) override;
 
   std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) override;
   void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
