@@ -46,7 +46,8 @@ TEST_SUITE("postgres_store") {
                                                         "instances", "meta", "outbox", "parked",
                                                         "schema_version"});
     sql_session sql(postgres_conninfo(), schema);
-    CHECK(sql.scalar("SELECT version FROM schema_version") == "1");
+    CHECK(sql.scalar("SELECT version FROM schema_version") ==
+          std::to_string(saga::postgres::store::current_schema));
     // Nothing in the database's default schema.
     CHECK(sql.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == "0");
   }
@@ -113,7 +114,8 @@ TEST_SUITE("postgres_store") {
     { saga::postgres::store s(in_schema(schema)); }
     sql_session sql(postgres_conninfo(), schema);
     sql.exec("UPDATE schema_version SET version = 99");
-    const std::string expected = "schema \"" + schema + "\" version 99 is newer than this build supports (1)";
+    const std::string expected = "schema \"" + schema + "\" version 99 is newer than this build supports (" +
+                                 std::to_string(saga::postgres::store::current_schema) + ")";
     CHECK_THROWS_WITH_AS(saga::postgres::store{in_schema(schema)}, expected.c_str(), saga::store_error);
     CHECK(sql.scalar("SELECT version FROM schema_version") == "99");  // refused, not touched
   }

@@ -55,7 +55,7 @@ TEST_SUITE("store_contract") {
       s.save_instance(instance("o-1", "placed"));
       s.insert_inbox(inbox("e-1"));
       CHECK(s.append_outbox(outbox("out-1")) == 1);
-      s.save_definition({"order_lifecycle", "fp1", R"({"states":[]})", 42});
+      s.save_definition({"order_lifecycle", 1, "fp1", R"({"states":[]})", 42});
       s.commit();
     }
     t->reopen();
@@ -70,11 +70,11 @@ TEST_SUITE("store_contract") {
     CHECK(s.find_ack("urn:shop", "e-1") == std::optional<std::string>(R"({"status":"accepted"})"));
     CHECK_FALSE(s.find_ack("urn:shop", "e-2"));
     CHECK_FALSE(s.find_ack("urn:other", "e-1"));
-    const auto def = s.load_definition("order_lifecycle");
+    const auto def = s.load_definition("order_lifecycle", 1);
     REQUIRE(def);
     CHECK(def->fingerprint == "fp1");
     CHECK(def->registered_ms == 42);
-    CHECK_FALSE(s.load_definition("payment_notice"));
+    CHECK_FALSE(s.load_definition("payment_notice", 1));
     CHECK(s.append_outbox(outbox("out-2")) == 2);
   }
 
@@ -328,10 +328,10 @@ TEST_SUITE("store_contract") {
     other.definition = "payment_notice";
     s.save_instance(other);
 
-    CHECK(s.instances_outside("order_lifecycle", {"placed", "done"}) == std::vector<std::string>{"b"});
-    CHECK(s.instances_outside("order_lifecycle", {}) == std::vector<std::string>{"B", "a", "b", "c"});
-    CHECK(s.instances_outside("order_lifecycle", {"placed", "done", "legacy_state"}).empty());
-    CHECK(s.instances_outside("account_lockout", {}).empty());
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done"}) == std::vector<std::string>{"b"});
+    CHECK(s.instances_outside("order_lifecycle", 1, {}) == std::vector<std::string>{"B", "a", "b", "c"});
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done", "legacy_state"}).empty());
+    CHECK(s.instances_outside("account_lockout", 1, {}).empty());
   }
 
   TEST_CASE("save_instance keeps the saga's creation time and correlation id") {
