@@ -7,9 +7,11 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "store/records.hpp"
@@ -33,6 +35,18 @@ std::vector<std::string> tables_of(const std::string& schema) {
                     "' ORDER BY table_name");
 }
 
+// Schema 2 back to 1: definitions keyed by name alone, the version columns dropped. Version 1's
+// rows are the ones schema 1 had; other versions could not have been written by it.
+void undo_migration_2(sql_session& sql) {
+  sql.exec("DELETE FROM definitions WHERE version <> 1");
+  sql.exec("ALTER TABLE definitions DROP CONSTRAINT definitions_pkey");
+  sql.exec("ALTER TABLE definitions DROP COLUMN version");
+  sql.exec("ALTER TABLE definitions ADD PRIMARY KEY (name)");
+  sql.exec("ALTER TABLE instances DROP COLUMN definition_version");
+  sql.exec("ALTER TABLE history DROP COLUMN definition_version");
+  sql.exec("UPDATE schema_version SET version = 1");
+}
+
 }  // namespace
 
 TEST_SUITE("postgres_store") {
@@ -46,7 +60,8 @@ TEST_SUITE("postgres_store") {
                                                         "instances", "meta", "outbox", "parked",
                                                         "schema_version"});
     sql_session sql(postgres_conninfo(), schema);
-    CHECK(sql.scalar("SELECT version FROM schema_version") == "1");
+    CHECK(sql.scalar("SELECT version FROM schema_version") ==
+          std::to_string(saga::postgres::store::current_schema));
     // Nothing in the database's default schema.
     CHECK(sql.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'") == "0");
   }
@@ -108,12 +123,58 @@ TEST_SUITE("postgres_store") {
     CHECK(s.load_instance("order_lifecycle", "o-1"));
   }
 
+  // Schema 2 on a schema 1 database: its definitions, sagas and history rows are on version 1.
+  TEST_CASE("a schema 1 database migrates: definitions and sagas and history rows are on version 1") {
+    const auto schema = unique_schema("schema_1");
+    {
+      saga::postgres::store old(in_schema(schema));
+      old.save_definition({"order_lifecycle", 1, "f1", R"({"name":"order_lifecycle"})", 5});
+      old.save_instance(instance("o-1", "placed", 1));
+      old.begin();
+      old.append_history(history_row("o-1", "a1"));
+      old.commit();
+    }
+    sql_session sql(postgres_conninfo(), schema);
+    undo_migration_2(sql);  // the layout and rows schema 1 wrote
+    REQUIRE(sql.scalar("SELECT version FROM schema_version") == "1");
+    REQUIRE(sql.scalar("SELECT count(*) FROM information_schema.columns WHERE table_schema = '" + schema +
+                       "' AND (column_name = 'definition_version' OR"
+                       " (table_name = 'definitions' AND column_name = 'version'))") == "0");
+
+    saga::postgres::store s(in_schema(schema));
+    CHECK(s.schema_version() == saga::postgres::store::current_schema);
+    CHECK(sql.scalar("SELECT count(*) FROM schema_version") == "1");
+    const auto d = s.load_definition("order_lifecycle", 1);
+    REQUIRE(d);
+    CHECK(d->version == 1);
+    CHECK(d->fingerprint == "f1");
+    CHECK(d->graph == R"({"name":"order_lifecycle"})");
+    CHECK(d->registered_ms == 5);
+    CHECK_FALSE(s.load_definition("order_lifecycle", 2));
+    const auto i = s.load_instance("order_lifecycle", "o-1");
+    REQUIRE(i);
+    CHECK(i->definition_version == 1);
+    CHECK(i->state == "placed");
+    CHECK(s.running_versions("order_lifecycle") ==
+          std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}});
+    CHECK(sql.scalar("SELECT definition_version FROM history") == "1");
+    // Version 2 stored beside version 1, and new rows carry their versions.
+    s.save_definition({"order_lifecycle", 2, "f2", R"({"name":"order_lifecycle"})", 6});
+    CHECK(s.load_definition("order_lifecycle", 1)->fingerprint == "f1");
+    CHECK(s.load_definition("order_lifecycle", 2)->fingerprint == "f2");
+    auto moved = instance("o-1", "paid", 2);
+    moved.definition_version = 2;
+    s.save_instance(moved);
+    CHECK(s.load_instance("order_lifecycle", "o-1")->definition_version == 2);
+  }
+
   TEST_CASE("a schema with a newer version is refused with a clear message") {
     const auto schema = unique_schema("newer");
     { saga::postgres::store s(in_schema(schema)); }
     sql_session sql(postgres_conninfo(), schema);
     sql.exec("UPDATE schema_version SET version = 99");
-    const std::string expected = "schema \"" + schema + "\" version 99 is newer than this build supports (1)";
+    const std::string expected = "schema \"" + schema + "\" version 99 is newer than this build supports (" +
+                                 std::to_string(saga::postgres::store::current_schema) + ")";
     CHECK_THROWS_WITH_AS(saga::postgres::store{in_schema(schema)}, expected.c_str(), saga::store_error);
     CHECK(sql.scalar("SELECT version FROM schema_version") == "99");  // refused, not touched
   }

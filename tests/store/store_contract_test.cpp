@@ -55,7 +55,7 @@ TEST_SUITE("store_contract") {
       s.save_instance(instance("o-1", "placed"));
       s.insert_inbox(inbox("e-1"));
       CHECK(s.append_outbox(outbox("out-1")) == 1);
-      s.save_definition({"order_lifecycle", "fp1", R"({"states":[]})", 42});
+      s.save_definition({"order_lifecycle", 1, "fp1", R"({"states":[]})", 42});
       s.commit();
     }
     t->reopen();
@@ -70,11 +70,11 @@ TEST_SUITE("store_contract") {
     CHECK(s.find_ack("urn:shop", "e-1") == std::optional<std::string>(R"({"status":"accepted"})"));
     CHECK_FALSE(s.find_ack("urn:shop", "e-2"));
     CHECK_FALSE(s.find_ack("urn:other", "e-1"));
-    const auto def = s.load_definition("order_lifecycle");
+    const auto def = s.load_definition("order_lifecycle", 1);
     REQUIRE(def);
     CHECK(def->fingerprint == "fp1");
     CHECK(def->registered_ms == 42);
-    CHECK_FALSE(s.load_definition("payment_notice"));
+    CHECK_FALSE(s.load_definition("payment_notice", 1));
     CHECK(s.append_outbox(outbox("out-2")) == 2);
   }
 
@@ -328,10 +328,68 @@ TEST_SUITE("store_contract") {
     other.definition = "payment_notice";
     s.save_instance(other);
 
-    CHECK(s.instances_outside("order_lifecycle", {"placed", "done"}) == std::vector<std::string>{"b"});
-    CHECK(s.instances_outside("order_lifecycle", {}) == std::vector<std::string>{"B", "a", "b", "c"});
-    CHECK(s.instances_outside("order_lifecycle", {"placed", "done", "legacy_state"}).empty());
-    CHECK(s.instances_outside("account_lockout", {}).empty());
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done"}) == std::vector<std::string>{"b"});
+    CHECK(s.instances_outside("order_lifecycle", 1, {}) == std::vector<std::string>{"B", "a", "b", "c"});
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done", "legacy_state"}).empty());
+    CHECK(s.instances_outside("account_lockout", 1, {}).empty());
+  }
+
+  // A version's states are checked against the sagas on that version only: a state that version 2
+  // dropped is not an orphan of version 1's sagas, which still have it.
+  TEST_CASE("instances_outside lists only the instances on the given definition version") {
+    auto t = make_store_under_test();
+    auto& s = t->store();
+    const auto on = [&](const std::string& key, const std::string& state, std::int64_t definition_version) {
+      auto r = instance(key, state);
+      r.definition_version = definition_version;
+      s.save_instance(r);
+    };
+    on("a", "placed", 1);
+    on("b", "legacy_state", 1);
+    on("c", "placed", 2);
+    on("d", "reviewing", 2);
+    on("e", "legacy_state", 3);
+
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed"}) == std::vector<std::string>{"b"});
+    CHECK(s.instances_outside("order_lifecycle", 2, {"placed"}) == std::vector<std::string>{"d"});
+    CHECK(s.instances_outside("order_lifecycle", 2, {}) == std::vector<std::string>{"c", "d"});
+    CHECK(s.instances_outside("order_lifecycle", 3, {}) == std::vector<std::string>{"e"});
+    CHECK(s.instances_outside("order_lifecycle", 4, {}).empty());
+    // A saga moved to another version (a migration) is listed under that one only.
+    on("b", "legacy_state", 2);
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed"}).empty());
+    CHECK(s.instances_outside("order_lifecycle", 2, {"placed"}) == std::vector<std::string>{"b", "d"});
+  }
+
+  TEST_CASE("running_versions counts each definition version's unfinished instances") {
+    auto t = make_store_under_test();
+    auto& s = t->store();
+    using counts = std::vector<std::pair<std::int64_t, std::int64_t>>;
+    CHECK(s.running_versions("order_lifecycle").empty());
+    const auto on = [&](const std::string& definition, const std::string& key,
+                        std::int64_t definition_version, bool finished) {
+      auto r = instance(key, finished ? "completed" : "placed");
+      r.definition = definition;
+      r.definition_version = definition_version;
+      r.finished = finished;
+      s.save_instance(r);
+    };
+    on("order_lifecycle", "o-1", 3, false);  // saved first, listed last: by version
+    on("order_lifecycle", "o-2", 1, false);
+    on("order_lifecycle", "o-3", 1, false);
+    on("order_lifecycle", "o-4", 1, true);  // finished: not counted
+    on("order_lifecycle", "o-5", 2, true);  // version 2 has finished sagas only: not listed
+    on("payment_notice", "p-1", 1, false);  // another definition's
+    on("payment_notice", "p-2", 2, false);
+    CHECK(s.running_versions("order_lifecycle") == counts{{1, 2}, {3, 1}});
+    CHECK(s.running_versions("payment_notice") == counts{{1, 1}, {2, 1}});
+    CHECK(s.running_versions("account_lockout").empty());
+
+    // A saga that finishes is no longer counted; one saved unfinished again (or migrated) is.
+    on("order_lifecycle", "o-1", 3, true);
+    on("order_lifecycle", "o-5", 2, false);
+    on("order_lifecycle", "o-2", 2, false);
+    CHECK(s.running_versions("order_lifecycle") == counts{{1, 1}, {2, 2}});
   }
 
   TEST_CASE("save_instance keeps the saga's creation time and correlation id") {
@@ -350,6 +408,81 @@ TEST_SUITE("store_contract") {
     CHECK(loaded->created_ms == 1000);
     CHECK(loaded->correlation_id == "evt-o-1");
     CHECK_FALSE(loaded->finished);
+  }
+
+  TEST_CASE("a definition's versions are stored side by side and each is loaded on its own") {
+    auto t = make_store_under_test();
+    auto& s = t->store();
+    s.save_definition({"order_lifecycle", 1, "fp1", R"({"v":1})", 10});
+    s.save_definition({"order_lifecycle", 2, "fp2", R"({"v":2})", 20});
+    s.save_definition({"payment_notice", 2, "fp-p", R"({"p":2})", 30});
+    const auto check = [&](std::int64_t version, const std::string& fingerprint, const std::string& graph,
+                           std::int64_t registered_ms) {
+      CAPTURE(version);
+      const auto d = s.load_definition("order_lifecycle", version);
+      REQUIRE(d);
+      CHECK(d->name == "order_lifecycle");
+      CHECK(d->version == version);
+      CHECK(d->fingerprint == fingerprint);
+      CHECK(d->graph == graph);
+      CHECK(d->registered_ms == registered_ms);
+    };
+    check(1, "fp1", R"({"v":1})", 10);
+    check(2, "fp2", R"({"v":2})", 20);
+    CHECK_FALSE(s.load_definition("order_lifecycle", 3));
+    CHECK_FALSE(s.load_definition("order_lifecycle", 0));
+    CHECK_FALSE(s.load_definition("payment_notice", 1));
+    CHECK(s.load_definition("payment_notice", 2)->fingerprint == "fp-p");
+
+    // Saving a version again replaces that version's record and leaves the other alone.
+    s.save_definition({"order_lifecycle", 2, "fp2b", R"({"v":"2b"})", 21});
+    check(2, "fp2b", R"({"v":"2b"})", 21);
+    check(1, "fp1", R"({"v":1})", 10);
+    s.save_definition({"order_lifecycle", 1, "fp1b", R"({"v":"1b"})", 11});
+    check(1, "fp1b", R"({"v":"1b"})", 11);
+    check(2, "fp2b", R"({"v":"2b"})", 21);
+    CHECK(t->count("definitions") == 3);
+  }
+
+  TEST_CASE("an instance's definition version is saved and loaded and an update changes it") {
+    auto t = make_store_under_test();
+    auto& s = t->store();
+    s.save_instance(instance("o-1", "placed", 1));
+    CHECK(s.load_instance("order_lifecycle", "o-1")->definition_version == 1);  // the default
+    auto newer = instance("o-2", "placed", 1);
+    newer.definition_version = 3;
+    s.save_instance(newer);
+    CHECK(s.load_instance("order_lifecycle", "o-2")->definition_version == 3);
+
+    // A migration moves o-1 to version 2; the next save of o-2 keeps its version 3.
+    auto migrated = instance("o-1", "paid", 2);
+    migrated.definition_version = 2;
+    s.save_instance(migrated);
+    newer = instance("o-2", "paid", 2);
+    newer.definition_version = 3;
+    s.save_instance(newer);
+    const auto loaded = s.load_instance("order_lifecycle", "o-1");
+    REQUIRE(loaded);
+    CHECK(loaded->definition_version == 2);
+    CHECK(loaded->state == "paid");
+    CHECK(s.load_instance("order_lifecycle", "o-2")->definition_version == 3);
+    t->reopen();
+    CHECK(t->store().load_instance("order_lifecycle", "o-1")->definition_version == 2);
+  }
+
+  // The port reads no history row back but saga_trace; the column is checked in SQL.
+  TEST_CASE("a history row records the definition version that handled its event") {
+    auto t = make_store_under_test();
+    auto& s = t->store();
+    s.save_instance(instance("o-1", "placed", 1));
+    auto v2 = history_row("o-1", "a2", "transitioned", 2);
+    v2.definition_version = 2;
+    s.begin();
+    s.append_history(history_row("o-1", "a1"));  // the default: version 1
+    s.append_history(v2);
+    s.commit();
+    CHECK(t->column("SELECT definition_version FROM history ORDER BY event_id") ==
+          std::vector<std::string>{"1", "2"});
   }
 
   TEST_CASE("a saga saved unfinished again is no longer a finished saga to purge") {

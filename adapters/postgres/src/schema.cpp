@@ -144,6 +144,18 @@ CREATE TABLE meta (
 );
 INSERT INTO meta (key, value) VALUES ('last_published', 0), ('outbox_sequence', 0);
 )sql"},
+    // Schema 2 (SQLite's schema 10, issue 18): definition versions side by side. A definition is
+    // stored per (name, version); each saga records the version it runs on (set when it starts,
+    // changed only by a migration) and each history row the version that handled it. Everything
+    // before is version 1.
+    {2, R"sql(
+ALTER TABLE definitions ADD COLUMN version bigint NOT NULL DEFAULT 1;
+ALTER TABLE definitions DROP CONSTRAINT definitions_pkey;
+ALTER TABLE definitions ADD PRIMARY KEY (name, version);
+ALTER TABLE definitions ALTER COLUMN version DROP DEFAULT;
+ALTER TABLE instances ADD COLUMN definition_version bigint NOT NULL DEFAULT 1;
+ALTER TABLE history ADD COLUMN definition_version bigint NOT NULL DEFAULT 1;
+)sql"},
 };
 
 // One key for every saga schema of a database: migrations are rare, and two stores opening the

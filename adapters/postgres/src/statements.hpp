@@ -46,6 +46,7 @@ enum q : std::size_t {
   q_load_definition,
   q_save_definition,
   q_instance_states,
+  q_running_versions,
   q_unpublished,
   q_mark_published,
   q_last_published,
@@ -100,20 +101,21 @@ inline constexpr statement statements[] = {
      "$6)"},
     {"saga_load_instance", "tt",
      "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms,"
-     " finished_ms FROM instances WHERE definition = $1 AND key = $2"},
+     " finished_ms, definition_version FROM instances WHERE definition = $1 AND key = $2"},
     // created_ms and correlation_id belong to the saga's first row
-    {"saga_save_instance", "ttttittiiii",
+    {"saga_save_instance", "ttttittiiiii",
      "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
-     " created_ms, updated_ms, state_since_ms, finished_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
-     "$11)"
+     " created_ms, updated_ms, state_since_ms, finished_ms, definition_version)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
      " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
      " version = excluded.version, fingerprint = excluded.fingerprint, updated_ms = excluded.updated_ms,"
-     " state_since_ms = excluded.state_since_ms, finished_ms = excluded.finished_ms"},
-    {"saga_append_history", "ttittttttttiiitttt",
+     " state_since_ms = excluded.state_since_ms, finished_ms = excluded.finished_ms,"
+     " definition_version = excluded.definition_version"},
+    {"saga_append_history", "ttittttttttiiitttti",
      "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
      " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender,"
-     " traceparent, tracestate, extensions)"
-     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"},
+     " traceparent, tracestate, extensions, definition_version)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"},
     // the newest history row of a saga that exists (as SQLite finds it from the instance row)
     {"saga_saga_trace", "tt",
      "SELECT h.traceparent, h.tracestate FROM history AS h WHERE h.definition = $1 AND h.key = $2"
@@ -196,14 +198,19 @@ inline constexpr statement statements[] = {
      "SELECT " SAGA_PG_PARKED " FROM parked AS p WHERE p.parked_ms < $1 AND NOT EXISTS"
      " (SELECT 1 FROM instances AS i WHERE i.definition = p.definition AND i.key = p.key)"
      " ORDER BY p.id LIMIT $2"},
-    {"saga_load_definition", "t",
-     "SELECT fingerprint, graph, registered_ms FROM definitions WHERE name = $1"},
-    {"saga_save_definition", "ttti",
-     "INSERT INTO definitions (name, fingerprint, graph, registered_ms) VALUES ($1, $2, $3, $4)"
-     " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
+    {"saga_load_definition", "ti",
+     "SELECT fingerprint, graph, registered_ms FROM definitions WHERE name = $1 AND version = $2"},
+    {"saga_save_definition", "titti",
+     "INSERT INTO definitions (name, version, fingerprint, graph, registered_ms) VALUES ($1, $2, $3, $4, $5)"
+     " ON CONFLICT (name, version) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
      " registered_ms = excluded.registered_ms"},
     // instances_outside filters in C++: the SQL does not depend on how many states it is given
-    {"saga_instance_states", "t", "SELECT key, state FROM instances WHERE definition = $1 ORDER BY key"},
+    {"saga_instance_states", "ti",
+     "SELECT key, state FROM instances WHERE definition = $1 AND definition_version = $2 ORDER BY key"},
+    // a scan of the definition's instances (at registration, once)
+    {"saga_running_versions", "t",
+     "SELECT definition_version, count(*) FROM instances WHERE definition = $1 AND finished_ms IS NULL"
+     " GROUP BY definition_version ORDER BY definition_version"},
     {"saga_unpublished", "ii",
      "SELECT " SAGA_PG_OUTBOX " FROM outbox WHERE published_ms IS NULL AND sequence > $1"
      " ORDER BY sequence LIMIT $2"},

@@ -254,6 +254,7 @@ std::optional<instance_record> store::load_instance(std::string_view definition,
   i.updated_ms = r.integer(0, 6);
   i.state_since_ms = r.integer(0, 7);
   i.finished = !r.is_null(0, 8);
+  i.definition_version = r.integer(0, 9);
   return i;
 }
 
@@ -262,6 +263,7 @@ void store::save_instance(const instance_record& r) {
   p.text(r.definition).text(r.key).text(r.state).text(r.data).integer(r.version).text(r.fingerprint);
   p.text(r.correlation_id).integer(r.created_ms).integer(r.updated_ms).integer(r.state_since_ms);
   p.optional_integer(r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt);
+  p.integer(r.definition_version);
   impl_->run("save_instance", detail::q_save_instance, p);
 }
 
@@ -270,7 +272,7 @@ void store::append_history(const history_record& r) {
   p.text(r.definition).text(r.key).integer(r.version).text(r.event_id).text(r.event_source);
   p.text(r.event_type).text(r.event_time).text(r.event_data).text(r.from_state).text(r.to_state);
   p.text(r.outcome).integer(r.recorded_ms).optional_integer(r.outbox_first).optional_integer(r.outbox_last);
-  p.text(r.sender).text(r.traceparent).text(r.tracestate).text(r.extensions);
+  p.text(r.sender).text(r.traceparent).text(r.tracestate).text(r.extensions).integer(r.definition_version);
   impl_->run("append_history", detail::q_append_history, p);
 }
 
@@ -436,20 +438,30 @@ std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::s
 // ---------------------------------------------------------------------------------------------
 // Definitions
 
-std::optional<definition_record> store::load_definition(std::string_view name) {
-  const auto r = impl_->run("load_definition", detail::q_load_definition, pq::params().text(name));
+std::optional<definition_record> store::load_definition(std::string_view name, std::int64_t version) {
+  const auto r =
+      impl_->run("load_definition", detail::q_load_definition, pq::params().text(name).integer(version));
   if (r.rows() == 0) return std::nullopt;
-  return definition_record{std::string(name), r.text(0, 0), r.text(0, 1), r.integer(0, 2)};
+  return definition_record{std::string(name), version, r.text(0, 0), r.text(0, 1), r.integer(0, 2)};
 }
 
 void store::save_definition(const definition_record& r) {
-  impl_->run("save_definition", detail::q_save_definition,
-             pq::params().text(r.name).text(r.fingerprint).text(r.graph).integer(r.registered_ms));
+  pq::params p;
+  p.text(r.name).integer(r.version).text(r.fingerprint).text(r.graph).integer(r.registered_ms);
+  impl_->run("save_definition", detail::q_save_definition, p);
 }
 
-std::vector<std::string> store::instances_outside(std::string_view definition,
+std::vector<std::pair<std::int64_t, std::int64_t>> store::running_versions(std::string_view definition) {
+  const auto r = impl_->run("running_versions", detail::q_running_versions, pq::params().text(definition));
+  std::vector<std::pair<std::int64_t, std::int64_t>> out;
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.integer(i, 0), r.integer(i, 1));
+  return out;
+}
+
+std::vector<std::string> store::instances_outside(std::string_view definition, std::int64_t version,
                                                   const std::vector<std::string>& states) {
-  const auto r = impl_->run("instances_outside", detail::q_instance_states, pq::params().text(definition));
+  const auto r = impl_->run("instances_outside", detail::q_instance_states,
+                            pq::params().text(definition).integer(version));
   std::vector<std::string> out;
   for (int i = 0; i < r.rows(); ++i) {
     if (std::find(states.begin(), states.end(), r.text(i, 1)) == states.end()) out.push_back(r.text(i, 0));

@@ -64,7 +64,7 @@ struct options {
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 1;
+  static constexpr int current_schema = 2;
 
   explicit store(const options& opts);
   ~store() override;
@@ -120,10 +120,11 @@ class store final : public saga::store {
   void remove_parked(std::int64_t id) override;
   std::vector<parked_record> orphaned_parked(std::int64_t before_ms, std::size_t limit) override;
 
-  std::optional<definition_record> load_definition(std::string_view name) override;
+  std::optional<definition_record> load_definition(std::string_view name, std::int64_t version) override;
   void save_definition(const definition_record& r) override;
-  std::vector<std::string> instances_outside(std::string_view definition,
+  std::vector<std::string> instances_outside(std::string_view definition, std::int64_t version,
                                              const std::vector<std::string>& states) override;
+  std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(std::string_view definition) override;
 
   std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) override;
   void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
