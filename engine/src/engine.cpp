@@ -845,6 +845,11 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       decoded.event->sender = p.sender;
       const event& e = *decoded.event;
       const trace_context trace = trace_of(e);  // parked with one, but perhaps by an older version
+      if (!d.graph().consumes_type(e.type)) {    // parked under a version that took it (migrated since)
+        store_.remove_parked(p.id);
+        record_history(d, rec, e, trace, rec.state, rec.state, "ignored", b);
+        continue;
+      }
       dispatch_output out;
       try {
         out = dispatch(d, rec.state, &data, e, b.now_ms);

@@ -66,6 +66,16 @@ struct approvable {
 
 using claim_closed = dsl::event<"claim.closed">;
 
+// Version 1's data, brought to this version's (dsl::migration's data transform).
+struct stamp_version {
+  static constexpr std::string_view name = "stamp_version";
+#if defined(MISTAKE_MIGRATION_DATA_SIGNATURE)
+  void operator()(nlohmann::json& data, int from_version) const { data["from"] = from_version; }
+#else
+  void operator()(nlohmann::json& data) const { data["from_v1"] = true; }
+#endif
+};
+
 struct claim_machine : dsl::machine<claim_machine, claim_data> {
   static constexpr std::string_view name = "claim";
   using initial_state = fresh;
@@ -94,6 +104,15 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
 #endif
 #if defined(MISTAKE_STARTS_NOT_FROM_INITIAL)
   using starts = dsl::types<claim_approved>;
+#endif
+
+  static constexpr std::int64_t version = 2;
+#if defined(MISTAKE_MIGRATIONS_ENTRY)
+  using migrations = dsl::types<closed>;
+#elif defined(MISTAKE_MOVES_TO_NOT_A_STATE)
+  using migrations = dsl::types<dsl::migration<1, dsl::types<dsl::moves<"archived", claim_closed>>, stamp_version>>;
+#else
+  using migrations = dsl::types<dsl::migration<1, dsl::types<dsl::moves<"archived", closed>>, stamp_version>>;
 #endif
 };
 

@@ -153,7 +153,7 @@ TEST_SUITE("definition versions") {
     CHECK(f.saga_of("o").state == "shipped");
   }
 
-  TEST_CASE("without the version a saga runs on, its events are rejected and unserved_versions counts it") {
+  TEST_CASE("without the version a saga runs on its events are rejected and unserved_versions counts it") {
     fixture f;
     f.drive("a", path_to("paid"));
     f.drive("b", path_to("shipped"));
@@ -176,7 +176,7 @@ TEST_SUITE("definition versions") {
     CHECK(f.saga_of("a").state == "packing");
   }
 
-  TEST_CASE("a migration moves the saga's state, data and timers, once, with a history row") {
+  TEST_CASE("a migration moves the saga's state and data and timers once with a history row") {
     fixture f;
     f.drive("o", path_to("awaiting_shipment"));
     const auto timers_before = f.store->timers_of("order_lifecycle", "o");
@@ -225,7 +225,7 @@ TEST_SUITE("definition versions") {
     CHECK(f.saga_of("o").state == "done");
   }
 
-  TEST_CASE("a state without a mapping, an unknown or older version and bad fields are refused, naming why") {
+  TEST_CASE("a state without a mapping or an unknown or older version or bad fields are refused naming why") {
     fixture f;
     f.drive("d", path_to("delivering"));
     f.drive("p", path_to("placed"));
@@ -254,7 +254,7 @@ TEST_SUITE("definition versions") {
   }
 
   TEST_CASE(
-      "registering a version twice is refused; a migration to a state the version lacks is a graph error") {
+      "registering a version twice is refused and a migration to a state the version lacks is a graph error") {
     fixture f;
     CHECK_THROWS_WITH_AS(f.engine->add(saga::definitions::order_lifecycle()),
                          "definition 'order_lifecycle' version 1 is already registered",
@@ -271,7 +271,7 @@ TEST_SUITE("definition versions") {
           problems.end());
   }
 
-  TEST_CASE("the graph keeps its version and migrations through JSON, and version 1 keeps its fingerprint") {
+  TEST_CASE("the graph keeps its version and migrations through JSON and version 1 keeps its fingerprint") {
     const auto g = order_v2()->graph();
     const auto back = saga::graph_from_json(saga::to_json(g));
     CHECK(back.version == 2);

@@ -139,11 +139,12 @@ TEST_SUITE("sagad_plugins") {
     const std::vector<refusal> cases = {
         {"a plugin's name that a built-in has",
          {"--plugin", good},
-         "sagad cannot start: definition account_lockout is provided twice: by built-in and by plugin " +
+         "sagad cannot start: definition account_lockout version 1 is provided twice: by built-in and by "
+         "plugin " +
              good},
         {"the same name from two plugins",
          {"--plugin", renamed, "--plugin", renamed, "--definitions", "plugin_lockout"},
-         "sagad cannot start: definition plugin_lockout is provided twice: by plugin " + renamed +
+         "sagad cannot start: definition plugin_lockout version 1 is provided twice: by plugin " + renamed +
              " and by plugin " + renamed},
         {"a definition the engine refuses beside a built-in",
          {"--plugin", renamed},
@@ -165,6 +166,66 @@ TEST_SUITE("sagad_plugins") {
       CHECK(lines.back().find(c.expected) != std::string::npos);
       MESSAGE(c.what << ": " << lines.back());
     }
+  }
+
+  TEST_CASE("sagad without the version running sagas are on refuses to start unless --allow-orphans") {
+    temp_dir dir;
+    const std::string v1 = SAGA_TEST_PLUGIN_RENAMED, v2 = SAGA_TEST_PLUGIN_RENAMED_V2;
+    const auto login_failed = [](const std::string& id, const std::string& account) {
+      return json{{"specversion", "1.0"},        {"id", id},           {"source", "urn:test:auth"},
+                  {"type", "auth.login.failed"}, {"subject", account}, {"data", json::object()}};
+    };
+    {  // two accounts' sagas on plugin_lockout version 1
+      process p(sagad_args(dir, {"--plugin", v1, "--definitions", "plugin_lockout"}), dir.file("v1.out"),
+                dir.file("v1.err"));
+      const auto ingress = ingress_of(p, 20s);
+      REQUIRE(!ingress.empty());
+      CHECK(roundtrip(ingress, login_failed("f-1", "acct-1")).at("status") == "accepted");
+      CHECK(roundtrip(ingress, login_failed("f-2", "acct-2")).at("status") == "accepted");
+      p.signal(SIGTERM);
+      CHECK(p.wait_for(10s).code() == 0);
+    }
+    const auto refused = run_to_end(dir, "v2-only", {"--plugin", v2, "--definitions", "plugin_lockout"});
+    INFO("stderr: " << refused.err);
+    CHECK(refused.status.code() == 1);
+    const auto lines = lines_of(refused.err);
+    REQUIRE(!lines.empty());
+    CHECK(
+        lines.back().find("sagas run on definition versions that are not registered (plugin_lockout version "
+                          "1: 2 running saga(s)); register those versions too, migrate the sagas first") !=
+        std::string::npos);
+    CHECK(lines.back().find("--allow-orphans") != std::string::npos);
+
+    {  // --allow-orphans: it runs; the old sagas' events are rejected, new sagas start on version 2
+      process p(sagad_args(dir, {"--plugin", v2, "--definitions", "plugin_lockout", "--allow-orphans"}),
+                dir.file("orphans.out"), dir.file("orphans.err"));
+      const auto ingress = ingress_of(p, 20s);
+      INFO("sagad stderr: " << p.err());
+      REQUIRE(!ingress.empty());
+      CHECK(p.err().find("--allow-orphans: their events are rejected") != std::string::npos);
+      const auto old = roundtrip(ingress, login_failed("f-3", "acct-1"));
+      CHECK(old.at("status") == "rejected");
+      CHECK(old.at("reason").get<std::string>().find("runs on version 1 of its definition") !=
+            std::string::npos);
+      CHECK(roundtrip(ingress, login_failed("f-4", "acct-3")).at("status") == "accepted");
+      p.signal(SIGTERM);
+      CHECK(p.wait_for(10s).code() == 0);
+    }
+    SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READONLY);
+    CHECK(db.execAndGet("SELECT definition_version FROM instances WHERE key = 'acct-3'").getInt() == 2);
+    CHECK(db.execAndGet("SELECT definition_version FROM instances WHERE key = 'acct-1'").getInt() == 1);
+
+    // Both versions: listed apart, and sagad starts.
+    const auto listed =
+        run_to_end(dir, "both",
+                   {"--plugin", v1, "--plugin", v2, "--definitions", "plugin_lockout", "--list-definitions"});
+    CHECK(listed.status.code() == 0);
+    const auto both = lines_of(listed.out);
+    REQUIRE(both.size() == 2);
+    CHECK(both[0].starts_with("plugin_lockout "));
+    CHECK(both[0].ends_with("  plugin " + v1));
+    CHECK(both[1].starts_with("plugin_lockout v2 "));
+    CHECK(both[1].ends_with("  plugin " + v2));
   }
 
   TEST_CASE("every bad plugin makes sagad exit 1 with one line before it opens its database") {

@@ -1,15 +1,20 @@
 # saga::server: plugin loading against real shared libraries built here.
-set(SAGA_TEST_PLUGINS good renamed throws static_throw null_definition no_entry wrong_version wrong_abi)
+set(SAGA_TEST_PLUGINS good renamed renamed_v2 throws static_throw null_definition no_entry wrong_version
+    wrong_abi)
 foreach(p IN LISTS SAGA_TEST_PLUGINS)
   set(src ${p})
   if(p STREQUAL "wrong_abi")
     set(src wrong_version)
+  elseif(p STREQUAL "renamed_v2")
+    set(src renamed)
   endif()
   add_library(saga_test_plugin_${p} MODULE ${CMAKE_CURRENT_SOURCE_DIR}/server/plugins/${src}.cpp)
   target_link_libraries(saga_test_plugin_${p} PRIVATE saga::definitions)
   set_target_properties(saga_test_plugin_${p} PROPERTIES CXX_VISIBILITY_PRESET hidden)
   if(p STREQUAL "wrong_abi")
     target_compile_definitions(saga_test_plugin_${p} PRIVATE WRONG_ABI)
+  elseif(p STREQUAL "renamed_v2")
+    target_compile_definitions(saga_test_plugin_${p} PRIVATE RENAMED_VERSION=2)
   endif()
 endforeach()
 

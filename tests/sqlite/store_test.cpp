@@ -658,7 +658,7 @@ TEST_SUITE("sqlite_store") {
   }
 
   // Schema 10 on a schema 9 file: definitions keyed by (name, version), everything before on 1.
-  TEST_CASE("a schema 9 database migrates: definitions, sagas and history rows are on version 1") {
+  TEST_CASE("a schema 9 database migrates: definitions and sagas and history rows are on version 1") {
     temp_dir dir;
     {
       saga::sqlite::store old(at(dir.file("saga.db")));
@@ -690,34 +690,6 @@ TEST_SUITE("sqlite_store") {
   // Schema 9 on a schema 8 file: the history rows stay, with no trace context and no extensions
   // (empty, as an event without them writes), and new rows keep theirs; the saga's trace is its
   // newest row's.
-  TEST_CASE("a schema 9 database migrates: definitions, sagas and history rows are on version 1") {
-    temp_dir dir;
-    {
-      saga::sqlite::store old(at(dir.file("saga.db")));
-      old.save_definition({"order_lifecycle", 1, "f1", R"({"name":"order_lifecycle"})", 5});
-      old.save_instance(instance("o-1", "placed", 1));
-      old.begin();
-      old.append_history(history_row("o-1", "a1"));
-      old.commit();
-      undo_migration_10(old.database());  // the layout and rows schema 9 wrote
-      REQUIRE(old.database().execAndGet("PRAGMA user_version").getInt() == 9);
-    }
-    saga::sqlite::store s(at(dir.file("saga.db")));
-    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    const auto d = s.load_definition("order_lifecycle", 1);
-    REQUIRE(d);
-    CHECK(d->fingerprint == "f1");
-    CHECK(d->registered_ms == 5);
-    CHECK_FALSE(s.load_definition("order_lifecycle", 2));
-    CHECK(s.load_instance("order_lifecycle", "o-1")->definition_version == 1);
-    CHECK(s.running_versions("order_lifecycle") == std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}});
-    CHECK(s.database().execAndGet("SELECT definition_version FROM history").getInt64() == 1);
-    // Version 2 stored beside version 1.
-    s.save_definition({"order_lifecycle", 2, "f2", R"({"name":"order_lifecycle"})", 6});
-    CHECK(s.load_definition("order_lifecycle", 1)->fingerprint == "f1");
-    CHECK(s.load_definition("order_lifecycle", 2)->fingerprint == "f2");
-  }
-
   TEST_CASE("a schema 8 database migrates: history rows gain an empty trace context and extensions") {
     temp_dir dir;
     {

@@ -147,9 +147,11 @@ void add_definition_options(CLI::App& app, options& o) {
                "start even though unfinished sagas run on a definition version no registered definition "
                "provides (sagad refuses by default, naming how many); their events are rejected, kept as "
                "dead letters, until the sagas are migrated (sagactl migrate) or the version is registered");
-  app.add_flag("--list-definitions", o.list_definitions,
-               "print the definitions that would run (name, fingerprint, source: built-in or plugin path) "
-               "and exit, opening no database and binding no socket");
+  app.add_flag(
+      "--list-definitions", o.list_definitions,
+      "print the definitions that would run (name, with its version from 2 on: \"name v2\"; fingerprint; "
+      "source: built-in or plugin path) "
+      "and exit, opening no database and binding no socket");
 }
 
 }  // namespace

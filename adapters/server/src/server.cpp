@@ -100,7 +100,8 @@ void register_definition(saga::engine& engine, const std::shared_ptr<const saga:
                          const std::string& source) {
   try {
     const auto r = engine.add(d);
-    spdlog::info("definition {} version {} fingerprint {} ({})", r.name, r.version, r.fingerprint, source);
+    spdlog::info("definition {}{} fingerprint {} ({})", r.name,
+                 r.version == 1 ? "" : " v" + std::to_string(r.version), r.fingerprint, source);
   } catch (const std::exception& e) {
     throw startup_error("definition " + d->name() + " (" + source + "): " + e.what());
   }
@@ -274,9 +275,10 @@ int server::main() {
   try {
     load_plugins();
     if (options_.list_definitions) {
-      for (const auto& d : definitions())
-        std::printf("%-24s %s v%lld  %s\n", d.name.c_str(), d.fingerprint.c_str(),
-                    static_cast<long long>(d.version), d.source.c_str());
+      for (const auto& d : definitions()) {  // a version after the first follows the name: "name v2"
+        const auto name = d.version == 1 ? d.name : d.name + " v" + std::to_string(d.version);
+        std::printf("%-24s %s  %s\n", name.c_str(), d.fingerprint.c_str(), d.source.c_str());
+      }
       return 0;
     }
     run(stop_on_signals());

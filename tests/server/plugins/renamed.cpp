@@ -13,9 +13,15 @@ class renamed final : public saga::definition {
   renamed(std::shared_ptr<const saga::definition> inner, std::string name) : inner_(std::move(inner)) {
     graph_ = inner_->graph();
     graph_.name = std::move(name);
+#ifdef RENAMED_VERSION  // saga_test_plugin_renamed_v2: version 2 of plugin_lockout, migrating from 1
+    graph_.version = RENAMED_VERSION;
+    graph_.migrations.push_back({1, {}, {}});
+#endif
     graph_.fingerprint = saga::compute_fingerprint(graph_);
   }
-  const saga::graph& graph() const override { return graph_; }
+  const saga::graph& graph() const override {
+    return graph_;
+  }
   saga::dispatch_output dispatch(const saga::dispatch_input& in) const override {
     return inner_->dispatch(in);
   }
