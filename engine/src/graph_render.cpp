@@ -113,7 +113,10 @@ std::string to_dot(const graph& g, const graph_overlay* o) {
 
   std::string out =
       "digraph " + dot_quote(g.name) + " {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n";
-  if (o != nullptr && !o->title.empty()) out += "  labelloc=t;\n  label=" + dot_quote(o->title) + ";\n";
+  if (o != nullptr && !o->title.empty())
+    out += "  labelloc=t;\n  label=" + dot_quote(o->title) + ";\n";
+  else if (g.version != 1)  // a version after the first says which it is
+    out += "  labelloc=t;\n  label=" + dot_quote(g.name + " v" + std::to_string(g.version)) + ";\n";
   for (const auto& s : g.states) out += dot_state(g, s, o, visited);
   for (const auto& r : g.rows) {
     std::string label = row_label(r, "\n");
@@ -144,7 +147,10 @@ std::string to_dot(const graph& g, const graph_overlay* o) {
 
 std::string to_mermaid(const graph& g, const graph_overlay* o) {
   auto taken = steps_of(o);
-  std::string out = "stateDiagram-v2\n";
+  std::string out;
+  if (g.version != 1)
+    out += "---\ntitle: " + mermaid_label(g.name + " v" + std::to_string(g.version)) + "\n---\n";
+  out += "stateDiagram-v2\n";
   for (const auto& s : g.states)
     if (s != g.initial) out += "  state \"" + mermaid_label(s) + "\" as " + mermaid_id(s) + "\n";
   const auto from_id = [&](const std::string& s) {

@@ -185,7 +185,16 @@ TEST_SUITE("sagactl migrate") {
     CHECK(show.json()["data"]["amount_minor"] == 10);
     auto graph = s.ctl({"graph", "order_lifecycle", "--instance", "delivering-0"});
     REQUIRE(graph.code == 0);
-    CHECK(graph.out.find("delivering") != std::string::npos);  // version 1's graph
+    CHECK(graph.out.find("label=\"order_lifecycle / delivering-0: delivering\"") !=
+          std::string::npos);  // v1's
+    graph = s.ctl({"graph", "order_lifecycle", "--instance", "awaiting_shipment-0"});
+    REQUIRE(graph.code == 0);
+    CHECK(graph.out.find("label=\"order_lifecycle v2 / awaiting_shipment-0: packing\"") != std::string::npos);
+    CHECK(graph.out.find("awaiting_shipment\"") == std::string::npos);  // no state of version 1 drawn
+    graph = s.ctl({"graph", "order_lifecycle", "--definition-version", "1"});
+    CHECK(graph.out.find("delivering") != std::string::npos);
+    graph = s.ctl({"graph", "order_lifecycle", "--definition-version", "3"});
+    CHECK(graph.code == 1);
     s.send({saga::test::numbered_event("e", "shipment.dispatched", "awaiting_shipment-0"),
             saga::test::numbered_event("e", "delivery.confirmed", "awaiting_shipment-0"),
             saga::test::numbered_event("e", "delivery.confirmed", "delivering-0"),

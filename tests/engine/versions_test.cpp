@@ -254,7 +254,8 @@ TEST_SUITE("definition versions") {
   }
 
   TEST_CASE(
-      "registering a version twice is refused and a migration to a state the version lacks is a graph error") {
+      "registering a version twice is refused and a migration to a state the version lacks is a graph "
+      "error") {
     fixture f;
     CHECK_THROWS_WITH_AS(f.engine->add(saga::definitions::order_lifecycle()),
                          "definition 'order_lifecycle' version 1 is already registered",
@@ -282,7 +283,10 @@ TEST_SUITE("definition versions") {
     CHECK(back.migrated_state(1, "paid") == "paid");
     CHECK(back.migrated_state(1, "delivering").empty());
     CHECK(back.migrated_state(5, "paid").empty());
+    CHECK(saga::to_dot(g).find("label=\"order_lifecycle v2\"") != std::string::npos);
+    CHECK(saga::to_mermaid(g).starts_with("---\ntitle: order_lifecycle v2\n---\nstateDiagram-v2\n"));
     auto v1 = saga::definitions::order_lifecycle()->graph();
+    CHECK(saga::to_dot(v1).find("labelloc") == std::string::npos);  // version 1 draws as it always did
     const auto print = v1.fingerprint;
     CHECK(saga::compute_fingerprint(v1) == print);
     v1.version = 3;

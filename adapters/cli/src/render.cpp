@@ -39,9 +39,12 @@ std::size_t display_width(const std::string& s) {
 saga::graph_overlay overlay_of(const saga::graph& g, const json& instance) {
   saga::graph_overlay o;
   o.current = instance.value("state", std::string());
-  o.title = g.name + " / " + instance.value("id", std::string()) + ": " + o.current;
+  o.title = g.name + (g.version == 1 ? "" : " v" + std::to_string(g.version)) + " / " +
+            instance.value("id", std::string()) + ": " + o.current;
   for (const auto& h : instance.at("history")) {
     if (h.value("outcome", std::string()) != "transitioned") continue;
+    // The moves made on the version drawn (a migrated saga's earlier ones are another graph's).
+    if (h.value("definition_version", std::int64_t{1}) != g.version) continue;
     o.transitions.push_back(
         {h.value("from", std::string()), h.value("event_type", std::string()), h.value("to", std::string())});
   }
