@@ -14,6 +14,7 @@
 #include "saga/engine.hpp"
 #include "saga/sqlite/reader.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 extern "C" const saga_plugin_v1* saga_plugin_entry_v1();  // examples/order_v2/order_lifecycle_v2.cpp
@@ -31,20 +32,14 @@ std::shared_ptr<const saga::definition> order_v2() {
   return out.front();
 }
 
-saga::event ev(const std::string& id, const std::string& type, const std::string& order) {
-  saga::event e;
-  e.id = id;
-  e.source = "urn:test";
-  e.type = type;
-  e.subject = order;
-  e.time = "2026-01-01T00:00:00Z";
-  e.data = json::object();
-  if (type == "order.placed") e.data = {{"order_id", order}, {"amount", 1250}, {"currency", "EUR"}};
-  return e;
+// order.placed (amount 10), or an event of `type` with an id of its own.
+saga::event ev(const std::string& type, const std::string& order) {
+  return type == "order.placed" ? saga::test::placed(order) : saga::test::numbered_event("e", type, order);
 }
 
 saga::event migrate(const std::string& id, const std::string& order, json version = 2) {
-  saga::event e = ev(id, "saga.operator.migrate", order);
+  saga::event e = ev("saga.operator.migrate", order);
+  e.id = id;
   e.source = "urn:saga:operator";
   e.data = {{"saga_type", "order_lifecycle"}, {"version", std::move(version)}, {"reason", "test"}};
   return e;
@@ -71,7 +66,6 @@ struct fixture {
   saga::manual_clock clock{1'700'000'000'000};
   std::unique_ptr<saga::sqlite::store> store;
   std::unique_ptr<saga::engine> engine;
-  int n = 0;
 
   fixture() { open({saga::definitions::order_lifecycle()}); }
 
@@ -85,7 +79,7 @@ struct fixture {
     for (const auto& d : defs) engine->add(d);
   }
   saga::ack send(const std::string& type, const std::string& order) {
-    return engine->handle(ev("e" + std::to_string(++n), type, order));
+    return engine->handle(ev(type, order));
   }
   void drive(const std::string& order, const std::vector<std::string>& types) {
     for (const auto& t : types) REQUIRE(send(t, order).outcome == ack_outcome::transitioned);
@@ -118,7 +112,7 @@ TEST_SUITE("definition versions") {
     f.drive("new", {"order.placed", "payment.succeeded", "inventory.reserved"});
     CHECK(f.saga_of("new").definition_version == 2);
     CHECK(f.saga_of("new").state == "packing");  // v2's name for awaiting_shipment
-    CHECK(json::parse(f.saga_of("new").data).at("amount_minor") == 1250);
+    CHECK(json::parse(f.saga_of("new").data).at("amount_minor") == 10);
 
     // Each v1 saga finishes on v1, through states v2 does not have (delivering).
     const std::map<std::string, std::vector<std::string>> rest = {
@@ -193,7 +187,7 @@ TEST_SUITE("definition versions") {
     CHECK(i.state == "packing");
     CHECK(i.fingerprint == order_v2()->graph().fingerprint);
     const auto data = json::parse(i.data);
-    CHECK(data.at("amount_minor") == 1250);
+    CHECK(data.at("amount_minor") == 10);
     CHECK_FALSE(data.contains("amount"));
     const auto timers_after = f.store->timers_of("order_lifecycle", "o");
     REQUIRE(timers_after.size() == 1);
