@@ -88,6 +88,51 @@ TEST_SUITE("postgres race") {
     zombie.rollback();
   }
 
+  // Issue 17 ("Out-of-order commit"): a transaction that wrote an outbox row and stays open holds
+  // the next sequence (the counter row in meta, docs/postgres.md); a thousand later transactions
+  // writing the outbox wait behind it rather than take sequences past it, and its rollback hands
+  // its sequence to the next one: the log stays 1..N without a gap, in commit order.
+  TEST_CASE(
+      "an open transaction holding an outbox sequence keeps later ones behind it and its rollback leaves no "
+      "gap") {
+    saga::postgres::options o;
+    o.conninfo = saga::test::postgres_conninfo();
+    o.schema = saga::test::unique_schema("order");
+    saga::postgres::store slow(o), others(o);
+    const auto row = [](const std::string& id) {
+      saga::outbox_record r;
+      r.event_id = id;
+      r.type = "t";
+      r.definition = "d";
+      r.key = id;
+      r.payload = "{}";
+      return r;
+    };
+    slow.begin();
+    CHECK(slow.append_outbox(row("slow")) == 1);
+    std::atomic<int> committed{0};
+    std::thread later([&] {
+      for (int i = 0; i < 1000; ++i) {
+        others.begin();
+        others.append_outbox(row("later-" + std::to_string(i)));
+        others.commit();
+        ++committed;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    CHECK(committed.load() == 0);  // nothing committed past the open transaction's sequence
+    slow.rollback();
+    later.join();
+    CHECK(committed.load() == 1000);
+    saga::test::sql_session sql(o.conninfo, o.schema);
+    CHECK(sql.scalar("SELECT count(*) FROM outbox") == "1000");
+    CHECK(sql.scalar("SELECT min(sequence) FROM outbox") == "1");
+    CHECK(sql.scalar("SELECT max(sequence) FROM outbox") == "1000");
+    CHECK(sql.scalar("SELECT count(*) FROM outbox WHERE event_id = 'slow'") == "0");
+    // In commit order: later-i got sequence i + 1.
+    CHECK(sql.scalar("SELECT count(*) FROM outbox WHERE event_id <> 'later-' || (sequence - 1)") == "0");
+  }
+
   // Issue 17, item 3: timers armed by an engine that is gone fire once across the engines left,
   // each claiming the due timers of sagas no other engine holds (store::try_lock_sagas).
   TEST_CASE("timers armed by a departed engine fire exactly once across two engines firing at once") {

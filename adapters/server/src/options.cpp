@@ -19,8 +19,8 @@ CLI::Validator duration(const std::string& what) {
 
 // Durations are read as text and converted once parsing succeeded.
 struct duration_texts {
-  std::string retention, dedup, park_expiry, dead_letter_retention, retention_finished = "off",
-                                                                    metrics_refresh = "30s";
+  std::string retention, dedup, park_expiry, dead_letter_retention,
+      retention_finished = "off", metrics_refresh = "30s", pg_stall_timeout = "10s";
 };
 
 void add_store_options(CLI::App& app, options& o, duration_texts& d) {
@@ -171,6 +171,12 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
   app.add_option("--pg-schema", o.pg_schema,
                  "with a PostgreSQL --db: the schema holding sagad's tables (created when missing)")
       ->capture_default_str();
+  app.add_option("--pg-stall-timeout", d.pg_stall_timeout,
+                 "with a PostgreSQL --db: a transaction of this sagad idle this long (sagad stopped, paused "
+                 "or cut off mid-batch) is ended by the server, releasing its sagas to the other sagad; its "
+                 "commit then fails and the batch is retried (idle_in_transaction_session_timeout)")
+      ->check(duration("--pg-stall-timeout"))
+      ->capture_default_str();
   app.add_option("--db", o.db,
                  "SQLite database file (created when missing), or a PostgreSQL URI postgresql://… "
                  "(several sagad may share it: docs/postgres.md)")
@@ -203,6 +209,7 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
   o.dead_letter_retention_ms = *saga::parse_duration(d.dead_letter_retention);
   o.finished_retention_ms = d.retention_finished == "off" ? 0 : *saga::parse_duration(d.retention_finished);
   o.metrics_refresh_ms = *saga::parse_duration(d.metrics_refresh);
+  o.pg_stall_timeout_ms = *saga::parse_duration(d.pg_stall_timeout);
   return {std::move(o), 0};
 }
 

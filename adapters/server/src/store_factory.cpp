@@ -25,6 +25,7 @@ std::unique_ptr<saga::store> open_store(const options& o, bool replay) {
       saga::postgres::options po;
       po.conninfo = o.db;
       po.schema = o.pg_schema;
+      po.stall_timeout_ms = o.pg_stall_timeout_ms;
       return std::make_unique<saga::postgres::store>(po);
     }
     saga::sqlite::options so;

@@ -29,9 +29,10 @@ struct endpoints {
 };
 
 struct options {
-  std::string name = "sagad";      // the program's name in its log lines
-  std::string db = "saga.db";      // a SQLite file, or a PostgreSQL URI (postgresql://…)
-  std::string pg_schema = "saga";  // with a PostgreSQL --db: the schema holding the tables
+  std::string name = "sagad";                 // the program's name in its log lines
+  std::string db = "saga.db";                 // a SQLite file, or a PostgreSQL URI (postgresql://…)
+  std::string pg_schema = "saga";             // with a PostgreSQL --db: the schema holding the tables
+  std::int64_t pg_stall_timeout_ms = 10'000;  // ... and saga::postgres::options::stall_timeout_ms
   std::string ingress = "tcp://127.0.0.1:5570";
   std::string publish = "tcp://127.0.0.1:5571";
   std::string replay = "tcp://127.0.0.1:5572";
