@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 #include <stdexcept>
+#include <type_traits>
 
 #include "saga/codec.hpp"
 #include "saga/trace.hpp"
@@ -51,6 +52,28 @@ std::string truncate(std::string s, bool& truncated) {
   while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // s[n]: first byte cut off
   s.resize(n);
   return s;
+}
+
+// f() in the store's open transaction, or in one of its own (committed, or rolled back when f
+// throws) when none is open: registration's reads and writes, before events flow or inside a
+// host's transaction.
+template <class F>
+auto within_transaction(store& s, F&& f) {
+  const bool own = !s.in_transaction();
+  if (own) s.begin();
+  try {
+    if constexpr (std::is_void_v<decltype(f())>) {
+      std::forward<F>(f)();
+      if (own) s.commit();
+    } else {
+      auto result = std::forward<F>(f)();
+      if (own) s.commit();
+      return result;
+    }
+  } catch (...) {
+    if (own) s.rollback();
+    throw;
+  }
 }
 
 // Operator actions' data fields are strings when present (DESIGN.md, "Operator actions").
@@ -265,9 +288,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
   report.name = g.name;
   report.version = g.version;
   report.fingerprint = g.fingerprint;
-  const bool own = !store_.in_transaction();
-  if (own) store_.begin();
-  try {
+  within_transaction(store_, [&] {
     auto stored = store_.load_definition(g.name, g.version);
     if (stored && stored->fingerprint != g.fingerprint) {
       report.previous_fingerprint = stored->fingerprint;
@@ -288,11 +309,7 @@ registration engine::add(std::shared_ptr<const definition> d) {
     const std::string graph_text = to_json(g).dump();
     if (!stored || stored->fingerprint != g.fingerprint || stored->graph != graph_text)
       store_.save_definition({g.name, g.version, g.fingerprint, graph_text, clock_.now_ms()});
-    if (own) store_.commit();
-  } catch (...) {
-    if (own) store_.rollback();
-    throw;
-  }
+  });
 
   const definition_entry* raw = entry.get();
   auto& fam = by_name_[g.name];
@@ -320,19 +337,13 @@ const definition* engine::find(std::string_view name, std::int64_t version) cons
 }
 
 std::vector<unserved_version> engine::unserved_versions() {
-  std::vector<unserved_version> out;
-  const bool own = !store_.in_transaction();
-  if (own) store_.begin();
-  try {
+  return within_transaction(store_, [&] {
+    std::vector<unserved_version> out;
     for (const auto& [name, fam] : by_name_)
       for (const auto& [version, sagas] : store_.running_versions(name))
         if (fam->at(version) == nullptr) out.push_back({name, version, sagas});
-    if (own) store_.commit();
-  } catch (...) {
-    if (own) store_.rollback();
-    throw;
-  }
-  return out;
+    return out;
+  });
 }
 
 std::vector<std::shared_ptr<const definition>> engine::definitions() const {
@@ -845,7 +856,7 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       decoded.event->sender = p.sender;
       const event& e = *decoded.event;
       const trace_context trace = trace_of(e);  // parked with one, but perhaps by an older version
-      if (!d.graph().consumes_type(e.type)) {    // parked under a version that took it (migrated since)
+      if (!d.graph().consumes_type(e.type)) {   // parked under a version that took it (migrated since)
         store_.remove_parked(p.id);
         record_history(d, rec, e, trace, rec.state, rec.state, "ignored", b);
         continue;
