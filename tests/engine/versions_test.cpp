@@ -57,6 +57,9 @@ std::vector<std::string> path_to(const std::string& state) {
         "delivery.started"}},
       {"refunding", {"order.placed", "payment.succeeded", "inventory.unavailable"}},
       {"cancelled", {"order.placed", "payment.failed"}},
+      {"needs_attention",
+       {"order.placed", "payment.succeeded", "inventory.unavailable", "payment.refund.failed",
+        "payment.refund.failed", "payment.refund.failed"}},
   };
   return paths.at(state);
 }
@@ -95,8 +98,9 @@ struct fixture {
   }
 };
 
-const std::vector<std::string> v1_states = {"placed",     "paid",      "awaiting_shipment", "shipped",
-                                            "delivering", "refunding", "cancelled"};
+const std::vector<std::string> v1_states = {"placed",    "paid",           "awaiting_shipment",
+                                            "shipped",   "delivering",     "refunding",
+                                            "cancelled", "needs_attention"};
 
 }  // namespace
 
@@ -124,10 +128,18 @@ TEST_SUITE("definition versions") {
         {"shipped", {"delivery.started", "delivery.confirmed"}},
         {"delivering", {"delivery.confirmed"}},
         {"refunding", {"payment.refunded"}},
-        {"cancelled", {}}};
+        {"cancelled", {}},
+        {"needs_attention", {}}};  // an operator resolves it (below)
     for (const auto& s : v1_states) {
       const std::string order = "v1-" + s;
+      CHECK(f.saga_of(order).state == s);
       f.drive(order, rest.at(s));
+      if (s == "needs_attention") {
+        auto resolve = ev("saga.operator.resolve", order);
+        resolve.source = "urn:saga:operator";
+        resolve.data = {{"to", "done"}, {"reason", "refunded by hand"}};
+        CHECK(f.engine->handle(resolve).saga_state == "done");
+      }
       const auto i = f.saga_of(order);
       CHECK(i.definition_version == 1);
       CHECK(i.finished);
