@@ -228,10 +228,8 @@ void server::run(const std::atomic<bool>& stop) {
       ctx, o.replay, [&o] { return open_store(o, true); }, guard.secret_key(),
       [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); }, &metrics.replay_requests);
   const auto http = start_metrics(o, metrics);
-  // Where the sockets are, for whoever started this server: clients may connect from now on.
   const endpoints bound{sockets.ingress->endpoint(), sockets.pub->endpoint(), replay.endpoint(),
                         http ? http->url() : ""};
-  bound_file.write(bound);
 
   saga::system_clock system_clock;
   const saga::clock& clock = o.clock ? *o.clock : system_clock;
@@ -244,6 +242,9 @@ void server::run(const std::atomic<bool>& stop) {
   saga::engine engine(*engine_store, clock, engine_options_of(o));
   for (const auto& d : to_run) register_definition(engine, d.definition, d.source);
   check_versions(engine, o.allow_orphans);
+  // Where the sockets are, for whoever started this server, once its definitions are registered
+  // (stored: sagactl finds them from now on): clients may connect.
+  bound_file.write(bound);
 
   saga::relay_options rlo;
   rlo.retention_ms = o.retention_ms;
