@@ -8,6 +8,8 @@
 #include <utility>
 
 #include "saga/codec.hpp"
+#include "saga/postgres/reader.hpp"
+#include "saga/server/options.hpp"
 #include "saga/sqlite/reader.hpp"
 #include "saga/trace.hpp"
 
@@ -44,7 +46,37 @@ failure schema_refusal(const std::string& path, const saga::sqlite::schema_error
                                std::to_string(known) + ": start sagad once to migrate it");
 }
 
-std::unique_ptr<saga::reader> open_reader(const std::string& path, int busy_timeout_ms) {
+// `message` with the password of the URI `db` (when it has one) left out: libpq may quote a part of
+// a URI it cannot parse.
+std::string without_password(std::string message, const std::string& db) {
+  const auto at = db.find('@');
+  const auto scheme = db.find("://");
+  if (at == std::string::npos || scheme == std::string::npos || at < scheme) return message;
+  const auto colon = db.find(':', scheme + 3);
+  if (colon == std::string::npos || colon > at || colon + 1 == at) return message;
+  const std::string password = db.substr(colon + 1, at - colon - 1);
+  for (auto p = message.find(password); p != std::string::npos; p = message.find(password, p + 3))
+    message.replace(p, password.size(), "***");
+  return message;
+}
+
+std::unique_ptr<saga::reader> open_postgres(const std::string& db, const std::string& pg_schema) {
+  const std::string name = saga::server::describe_db(db);
+  saga::postgres::options o;
+  o.conninfo = db;
+  o.schema = pg_schema;
+  try {
+    return std::make_unique<saga::postgres::reader>(o);
+  } catch (const saga::store_error& e) {
+    throw failure(database, "cannot read " + name + ": " + without_password(e.what(), db));
+  } catch (const std::invalid_argument& e) {
+    throw failure(usage, name + ": " + without_password(e.what(), db));
+  }
+}
+
+std::unique_ptr<saga::reader> open_reader(const std::string& path, const std::string& pg_schema,
+                                          int busy_timeout_ms) {
+  if (saga::server::is_postgres(path)) return open_postgres(path, pg_schema);
   std::error_code ec;
   if (path.empty() || !std::filesystem::is_regular_file(path, ec))
     throw failure(database, "no database at " + (path.empty() ? std::string("''") : path));
@@ -87,8 +119,10 @@ json state_count_of(const std::string& graph) {
 
 }  // namespace
 
-catalog::catalog(const std::string& path, int busy_timeout_ms)
-    : path_(path), owned_(open_reader(path, busy_timeout_ms)), reader_(*owned_) {}
+catalog::catalog(const std::string& db, const std::string& pg_schema, int busy_timeout_ms)
+    : path_(saga::server::describe_db(db)),
+      owned_(open_reader(db, pg_schema, busy_timeout_ms)),
+      reader_(*owned_) {}
 
 catalog::catalog(saga::reader& r, std::string name) : path_(std::move(name)), reader_(r) {}
 
