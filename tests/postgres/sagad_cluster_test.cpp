@@ -9,7 +9,6 @@
 #include <csignal>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,29 +26,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The test cluster's key=value connection string as the URI sagad's --db takes.
-std::string as_uri(const std::string& conninfo) {
-  std::istringstream in(conninfo);
-  std::string word, db = "postgres", query;
-  while (in >> word) {
-    const auto eq = word.find('=');
-    if (eq == std::string::npos) continue;
-    const auto key = word.substr(0, eq), value = word.substr(eq + 1);
-    if (key == "dbname")
-      db = value;
-    else
-      query += (query.empty() ? "?" : "&") + key + "=" + value;
-  }
-  return "postgresql:///" + db + query;
-}
-
 }  // namespace
 
 TEST_SUITE("postgres sagad") {
   TEST_CASE("two sagad on one PostgreSQL schema given every event apply each once and publish one log") {
     constexpr int orders = 200;
     saga::test::temp_dir dir;
-    const auto db = as_uri(saga::test::postgres_conninfo());
+    const auto db = saga::test::postgres_uri(saga::test::postgres_conninfo());
     const auto schema = saga::test::unique_schema("sagad");
     std::vector<saga::test::started_daemon> sagad;
     for (int i = 0; i < 2; ++i) {
