@@ -283,6 +283,13 @@ TEST_SUITE("postgres sagactl") {
       CHECK(r.err.find("password authentication failed") != std::string::npos);
     }
 
+    // A password given as a parameter of the URI is left out too.
+    const auto in_query =
+        b.on_postgres({"list"}, saga::test::postgres_uri(b.conninfo, role) + "&password=" + wrong);
+    CHECK(in_query.code == 3);
+    CHECK(in_query.err.find(wrong) == std::string::npos);
+    CHECK(in_query.err.find("password=***") != std::string::npos);
+
     // The right password, a role that may only SELECT: every reading command works.
     const auto ok = b.on_postgres({"list", "--json"}, good);
     REQUIRE_MESSAGE(ok.code == 0, ok.err);

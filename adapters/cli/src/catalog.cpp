@@ -46,18 +46,30 @@ failure schema_refusal(const std::string& path, const saga::sqlite::schema_error
                                std::to_string(known) + ": start sagad once to migrate it");
 }
 
-// `message` with the password of the URI `db` (when it has one) left out: libpq may quote a part of
-// a URI it cannot parse.
-std::string without_password(std::string message, const std::string& db) {
-  const auto at = db.find('@');
+// The password a URI carries (user:password@… or a password=… parameter); empty when none.
+std::string password_of(const std::string& db) {
   const auto scheme = db.find("://");
-  if (at == std::string::npos || scheme == std::string::npos || at < scheme) return message;
-  const auto colon = db.find(':', scheme + 3);
-  if (colon == std::string::npos || colon > at || colon + 1 == at) return message;
-  const std::string password = db.substr(colon + 1, at - colon - 1);
-  for (auto p = message.find(password); p != std::string::npos; p = message.find(password, p + 3))
-    message.replace(p, password.size(), "***");
-  return message;
+  if (scheme == std::string::npos) return {};
+  const auto end = db.find_first_of("/?", scheme + 3);
+  const auto at = db.rfind('@', end);
+  if (at != std::string::npos && at > scheme) {
+    const auto colon = db.find(':', scheme + 3);
+    if (colon < at) return db.substr(colon + 1, at - colon - 1);
+  }
+  for (auto p = db.find("password=", scheme); p != std::string::npos; p = db.find("password=", p + 1)) {
+    if (db[p - 1] != '?' && db[p - 1] != '&') continue;
+    const auto from = p + 9;
+    return db.substr(from, db.find('&', from) - from);
+  }
+  return {};
+}
+
+// A message from libpq about `db`, unless it holds the URI's password (libpq quotes the part of a
+// URI it cannot parse): then only that it was left out.
+std::string without_password(const std::string& message, const std::string& db) {
+  const auto password = password_of(db);
+  if (password.empty() || message.find(password) == std::string::npos) return message;
+  return "(libpq's message left out: it quotes the password)";
 }
 
 std::unique_ptr<saga::reader> open_postgres(const std::string& db, const std::string& pg_schema) {
