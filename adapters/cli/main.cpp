@@ -1,15 +1,17 @@
 // sagactl — see and operate sagas from the command line (docs/cli.md).
 //
-// Reading commands read through the engine's read port (saga::reader, here
-// saga::sqlite::reader on the file opened read-only: WAL readers never block
-// sagad); actions go through sagad's ingress as events, so every change is
-// made by the engine in its transaction and lands in the saga's history.
-// Two maintenance commands write to the database themselves: `backup` (a new
-// file) and `purge` (finished sagas, in bounded transactions).
+// Reading commands read through the engine's read port (saga::reader:
+// saga::sqlite::reader on the file opened read-only, WAL readers never blocking
+// sagad; or, for a --db postgresql://…, saga::postgres::reader in read-only
+// transactions); actions go through sagad's ingress as events, so every change
+// is made by the engine in its transaction and lands in the saga's history.
+// Two maintenance commands write to a SQLite database themselves: `backup` (a
+// new file) and `purge` (finished sagas, in bounded transactions); on
+// PostgreSQL they refuse (exit 2).
 //
 // Each subcommand is one file in src/commands/, named after it, dispatched
-// from the table below. Global options --db (or $SAGA_DB) and --json are
-// accepted before or after the subcommand. Exit codes: 0 ok; 1 not found;
+// from the table below. Global options --db (or $SAGA_DB), --pg-schema and
+// --json are accepted before or after the subcommand. Exit codes: 0 ok; 1 not found;
 // 2 usage (CLI11's parse errors included); 3 database error; 4 sagad
 // unreachable or event rejected. Every error is one line on stderr.
 
@@ -65,7 +67,12 @@ int main(int argc, char** argv) {
   // (--db, --json) goes to the app, so both orders work.
   app.fallthrough();
   sagactl::globals globals;
-  app.add_option("--db", globals.db, "the saga database")->envname("SAGA_DB")->capture_default_str();
+  app.add_option("--db", globals.db, "the saga database: a SQLite file, or a PostgreSQL URI postgresql://…")
+      ->envname("SAGA_DB")
+      ->capture_default_str();
+  app.add_option("--pg-schema", globals.pg_schema,
+                 "with a PostgreSQL --db: the schema holding sagad's tables")
+      ->capture_default_str();
   app.add_flag("--json", globals.as_json, "print one JSON document (tail: JSON lines)");
 
   std::vector<std::pair<CLI::App*, sagactl::run_fn>> runners;

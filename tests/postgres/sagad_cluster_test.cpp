@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <memory>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,28 +29,13 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The test cluster's key=value connection string as the URI sagad's --db takes.
-std::string as_uri(const std::string& conninfo) {
-  std::istringstream in(conninfo);
-  std::string word, db = "postgres", query;
-  while (in >> word) {
-    const auto eq = word.find('=');
-    if (eq == std::string::npos) continue;
-    const auto key = word.substr(0, eq), value = word.substr(eq + 1);
-    if (key == "dbname")
-      db = value;
-    else
-      query += (query.empty() ? "?" : "&") + key + "=" + value;
-  }
-  return "postgresql:///" + db + query;
-}
-
 // A sagad on `schema` (its endpoints in `ep`, its files named after `tag` in `dir`).
 saga::test::started_daemon start_on(const std::string& program, const std::string& schema,
                                     const saga::test::endpoints& ep, saga::test::temp_dir& dir,
                                     const std::string& tag, std::vector<std::string> extra = {}) {
   std::vector<std::string> argv{
-      program, "--db", as_uri(saga::test::postgres_conninfo()), "--pg-schema", schema, "--log-level", "warn"};
+      program,       "--db", saga::test::postgres_uri(saga::test::postgres_conninfo()), "--pg-schema", schema,
+      "--log-level", "warn"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return saga::test::start_daemon(argv, ep, dir.file(tag + ".json"), dir.file(tag + ".out"),
                                   dir.file(tag + ".err"));
@@ -74,7 +58,7 @@ TEST_SUITE("postgres sagad") {
   TEST_CASE("two sagad on one PostgreSQL schema given every event apply each once and publish one log") {
     constexpr int orders = 200;
     saga::test::temp_dir dir;
-    const auto db = as_uri(saga::test::postgres_conninfo());
+    const auto db = saga::test::postgres_uri(saga::test::postgres_conninfo());
     const auto schema = saga::test::unique_schema("sagad");
     std::vector<saga::test::started_daemon> sagad;
     for (int i = 0; i < 2; ++i) {

@@ -7,7 +7,9 @@
 #include <optional>
 #include <stdexcept>
 
+#include "saga/postgres/reader.hpp"
 #include "saga/postgres/store.hpp"
+#include "saga/sqlite/reader.hpp"
 #include "saga/sqlite/store.hpp"
 #include "support/postgres.hpp"
 #include "support/temp_dir.hpp"
@@ -37,6 +39,9 @@ class sqlite_under_test final : public store_under_test {
     o.path = dir_.file("saga.db");
     store_.emplace(o);
   }
+  std::unique_ptr<saga::reader> open_reader() override {
+    return std::make_unique<saga::sqlite::reader>(dir_.file("saga.db"));
+  }
   // On the store's own connection: SQLite has one writer, and the tests check between calls.
   void exec(const std::string& sql) override { store_->database().exec(sql); }
   std::vector<std::string> column(const std::string& sql) override {
@@ -64,6 +69,9 @@ class postgres_under_test final : public store_under_test {
   void reopen() override {
     store_.reset();
     store_.emplace(options_);
+  }
+  std::unique_ptr<saga::reader> open_reader() override {
+    return std::make_unique<saga::postgres::reader>(options_);
   }
   void exec(const std::string& sql) override { sql_->exec(sql); }
   std::vector<std::string> column(const std::string& sql) override { return sql_->column(sql); }

@@ -3,12 +3,14 @@
 // environment variable SAGA_TEST_STORE: "sqlite" (the default: a file in a temporary folder) or
 // "postgres" (a schema of its own in the test cluster, tests/support/postgres.hpp). Besides the
 // store it gives what a test checks beyond the port: SQL that both stores' tables answer alike,
-// run on a connection of its own, outside the store's transaction.
+// run on a connection of its own, outside the store's transaction; and a reader (the read port) of
+// the same database, for the reader contract tests (tests/store/reader_contract_test.cpp).
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "saga/reader.hpp"
 #include "saga/store.hpp"
 
 namespace saga::test {
@@ -20,6 +22,8 @@ class store_under_test {
   virtual saga::store& store() = 0;
   // Closes the store and opens a new one on the same database (and schema).
   virtual void reopen() = 0;
+  // A reader of the same database (and schema), on a connection of its own.
+  virtual std::unique_ptr<saga::reader> open_reader() = 0;
 
   virtual void exec(const std::string& sql) = 0;
   // The first column of each row, as text.

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <stdexcept>
 
 namespace saga::test {
@@ -36,6 +37,22 @@ std::string postgres_conninfo() {
         " is missing (run the tests through ctest, whose postgres_cluster fixture starts"
         " one, or `tests/support/pg_cluster.sh start FILE` and SAGA_TEST_POSTGRES=FILE)");
   return conninfo;
+}
+
+std::string postgres_uri(const std::string& conninfo, const std::string& user, const std::string& password) {
+  std::istringstream in(conninfo);
+  std::string word, db = "postgres", query;
+  while (in >> word) {
+    const auto eq = word.find('=');
+    if (eq == std::string::npos) continue;
+    const auto key = word.substr(0, eq), value = word.substr(eq + 1);
+    if (key == "dbname")
+      db = value;
+    else if (key != "user" || user.empty())
+      query += (query.empty() ? "?" : "&") + key + "=" + value;
+  }
+  const std::string who = user.empty() ? "" : user + (password.empty() ? "" : ":" + password) + "@";
+  return "postgresql://" + who + "/" + db + query;
 }
 
 std::string unique_schema(const std::string& prefix) {

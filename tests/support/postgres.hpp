@@ -14,6 +14,12 @@ namespace saga::test {
 // fixture writes into the build tree. Throws std::runtime_error saying how to get one.
 std::string postgres_conninfo();
 
+// A key=value connection string (the test cluster's) as the URI sagad's and sagactl's --db take:
+// postgresql://[user[:password]@]/dbname?host=…&port=…, the other keys as query parameters.
+// `user` and `password`, when given, replace the connection string's user.
+std::string postgres_uri(const std::string& conninfo, const std::string& user = "",
+                         const std::string& password = "");
+
 // "<prefix>_<pid>_<n>": unique per test process and call, so tests running at once never share
 // a schema.
 std::string unique_schema(const std::string& prefix);

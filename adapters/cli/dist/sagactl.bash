@@ -4,19 +4,18 @@
 # so they always match that binary. Definition names (list/show/abort/resolve
 # --type, purge --definition, definitions and graph NAME) and saga states
 # (list --state, resolve --to) come from the database that sagactl would read:
-# --db on the line, else $SAGA_DB, else saga.db. Names are those of
+# --db (and --pg-schema) on the line, else $SAGA_DB, else saga.db. Names are those of
 # `sagactl definitions --json`; states those of each definition's stored graph
 # (`sagactl definitions NAME --json`), of the --type on the line when there is
 # one. When the database cannot be read nothing is offered for them.
 # Plain bash: needs neither bash-completion's helpers nor jq.
 
-# The sagactl being completed, with the line's --db: prints what it prints.
+# The sagactl being completed, with the line's --db and --pg-schema: prints what it prints.
 _sagactl_run() {
-  if [[ -n $_sagactl_db ]]; then
-    "$_sagactl_cmd" --db "$_sagactl_db" "$@" 2>/dev/null
-  else
-    "$_sagactl_cmd" "$@" 2>/dev/null
-  fi
+  local global=()
+  [[ -n $_sagactl_db ]] && global+=(--db "$_sagactl_db")
+  [[ -n $_sagactl_schema ]] && global+=(--pg-schema "$_sagactl_schema")
+  "$_sagactl_cmd" "${global[@]}" "$@" 2>/dev/null
 }
 
 # The options --help lists, one a line: "--name" for a flag, "--name=" for an
@@ -47,18 +46,19 @@ _sagactl_states_of() {
 _sagactl_value() {
   case $1 in
     --db) _sagactl_db=$2 ;;
+    --pg-schema) _sagactl_schema=$2 ;;
     --type | --definition) type=$2 ;;
   esac
 }
 
 _sagactl() {
   local cur=${COMP_WORDS[COMP_CWORD]}
-  local _sagactl_cmd=${COMP_WORDS[0]} _sagactl_db=
+  local _sagactl_cmd=${COMP_WORDS[0]} _sagactl_db= _sagactl_schema=
   [[ $_sagactl_cmd == "~/"* ]] && _sagactl_cmd=$HOME/${_sagactl_cmd#"~/"}
   command -v -- "$_sagactl_cmd" >/dev/null 2>&1 || _sagactl_cmd=sagactl
   COMPREPLY=()
 
-  # Read the words before the cursor: the subcommand, --db, --type, positionals,
+  # Read the words before the cursor: the subcommand, --db, --pg-schema, --type, positionals,
   # and which option (if any) the current word is the value of.
   local top_opts sub_opts= sub= type= opt= word i positionals=0
   top_opts=$(_sagactl_options)

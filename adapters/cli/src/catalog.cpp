@@ -8,6 +8,8 @@
 #include <utility>
 
 #include "saga/codec.hpp"
+#include "saga/postgres/reader.hpp"
+#include "saga/server/options.hpp"
 #include "saga/sqlite/reader.hpp"
 #include "saga/trace.hpp"
 
@@ -44,7 +46,49 @@ failure schema_refusal(const std::string& path, const saga::sqlite::schema_error
                                std::to_string(known) + ": start sagad once to migrate it");
 }
 
-std::unique_ptr<saga::reader> open_reader(const std::string& path, int busy_timeout_ms) {
+// The password a URI carries (user:password@… or a password=… parameter); empty when none.
+std::string password_of(const std::string& db) {
+  const auto scheme = db.find("://");
+  if (scheme == std::string::npos) return {};
+  const auto end = db.find_first_of("/?", scheme + 3);
+  const auto at = db.rfind('@', end);
+  if (at != std::string::npos && at > scheme) {
+    const auto colon = db.find(':', scheme + 3);
+    if (colon < at) return db.substr(colon + 1, at - colon - 1);
+  }
+  for (auto p = db.find("password=", scheme); p != std::string::npos; p = db.find("password=", p + 1)) {
+    if (db[p - 1] != '?' && db[p - 1] != '&') continue;
+    const auto from = p + 9;
+    return db.substr(from, db.find('&', from) - from);
+  }
+  return {};
+}
+
+// A message from libpq about `db`, unless it holds the URI's password (libpq quotes the part of a
+// URI it cannot parse): then only that it was left out.
+std::string without_password(const std::string& message, const std::string& db) {
+  const auto password = password_of(db);
+  if (password.empty() || message.find(password) == std::string::npos) return message;
+  return "(libpq's message left out: it quotes the password)";
+}
+
+std::unique_ptr<saga::reader> open_postgres(const std::string& db, const std::string& pg_schema) {
+  const std::string name = saga::server::describe_db(db);
+  saga::postgres::options o;
+  o.conninfo = db;
+  o.schema = pg_schema;
+  try {
+    return std::make_unique<saga::postgres::reader>(o);
+  } catch (const saga::store_error& e) {
+    throw failure(database, "cannot read " + name + ": " + without_password(e.what(), db));
+  } catch (const std::invalid_argument& e) {
+    throw failure(usage, name + ": " + without_password(e.what(), db));
+  }
+}
+
+std::unique_ptr<saga::reader> open_reader(const std::string& path, const std::string& pg_schema,
+                                          int busy_timeout_ms) {
+  if (saga::server::is_postgres(path)) return open_postgres(path, pg_schema);
   std::error_code ec;
   if (path.empty() || !std::filesystem::is_regular_file(path, ec))
     throw failure(database, "no database at " + (path.empty() ? std::string("''") : path));
@@ -87,8 +131,10 @@ json state_count_of(const std::string& graph) {
 
 }  // namespace
 
-catalog::catalog(const std::string& path, int busy_timeout_ms)
-    : path_(path), owned_(open_reader(path, busy_timeout_ms)), reader_(*owned_) {}
+catalog::catalog(const std::string& db, const std::string& pg_schema, int busy_timeout_ms)
+    : path_(saga::server::describe_db(db)),
+      owned_(open_reader(db, pg_schema, busy_timeout_ms)),
+      reader_(*owned_) {}
 
 catalog::catalog(saga::reader& r, std::string name) : path_(std::move(name)), reader_(r) {}
 

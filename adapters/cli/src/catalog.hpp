@@ -3,10 +3,14 @@
 // read port (saga::reader), so that sagactl has no SQL of its own and any store with a reader
 // gets sagactl.
 //
-// catalog(path) opens the file through saga::sqlite::reader, read-only (never created, migrated
-// or written; in WAL mode, sagad's, a reader never blocks the writer and is never blocked by
-// it), and refuses a missing file or a schema other than the one this build knows. Every value
-// a user gives (type, state, id, times, limits) reaches the reader as data, never as SQL.
+// catalog(db) opens a SQLite file through saga::sqlite::reader, read-only (never created,
+// migrated or written; in WAL mode, sagad's, a reader never blocks the writer and is never
+// blocked by it), and refuses a missing file or a schema other than the one this build knows.
+// A PostgreSQL URI (postgresql://…, saga::server::is_postgres) is read through
+// saga::postgres::reader, in read-only transactions, from the schema `pg_schema`; it refuses a
+// schema without saga tables or of another version. Messages name the database without a
+// URI's password (saga::server::describe_db). Every value a user gives (type, state, id, times,
+// limits) reaches the reader as data, never as SQL.
 //
 // Results come back as JSON values already in the shape `--json` prints:
 // times as RFC 3339 strings, durations as integer milliseconds, absent values
@@ -63,8 +67,10 @@ struct list_filter {
 class catalog {
  public:
   // Throws failure(database) for a missing file, an unreadable one, or a schema
-  // version other than saga::sqlite::store::current_schema.
-  explicit catalog(const std::string& path, int busy_timeout_ms = 5000);
+  // version other than the store's current_schema; for a PostgreSQL URI, when the
+  // server cannot be reached or refuses the connection (failure(usage) for a URI
+  // libpq cannot parse).
+  explicit catalog(const std::string& db, const std::string& pg_schema = "saga", int busy_timeout_ms = 5000);
   // Over a reader the caller owns (another store's); `name` stands for it in messages.
   catalog(saga::reader& r, std::string name);
   ~catalog();

@@ -16,11 +16,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "saga/server/options.hpp"
+
 namespace sagactl {
 
 // The options every subcommand accepts (before or after its name).
 struct globals {
-  std::string db = "saga.db";
+  std::string db = "saga.db";  // a SQLite file, or a PostgreSQL URI (postgresql://…)
+  std::string pg_schema = saga::server::options{}.pg_schema;  // with a PostgreSQL --db; sagad's default
   bool as_json = false;
 };
 

@@ -94,6 +94,14 @@ params& params::text(std::string_view value) {
   return *this;
 }
 
+params& params::optional_text(const std::optional<std::string>& value) {
+  if (value) return text(*value);
+  values_.push_back(nullptr);
+  lengths_.push_back(0);
+  formats_.push_back(1);
+  return *this;
+}
+
 params& params::integer(std::int64_t value) {
   auto& bytes = numbers_.emplace_back();
   const std::uint64_t big = htobe64(static_cast<std::uint64_t>(value));

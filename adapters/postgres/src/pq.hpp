@@ -46,6 +46,7 @@ class result {
 class params {
  public:
   params& text(std::string_view value);
+  params& optional_text(const std::optional<std::string>& value);  // absent: NULL
   params& integer(std::int64_t value);
   params& optional_integer(const std::optional<std::int64_t>& value);
   params& boolean(bool value);

@@ -14,9 +14,11 @@ bool is_postgres(const std::string& db) {
 
 std::string describe_db(const std::string& db) {
   if (!is_postgres(db)) return db;
-  // scheme://user:password@host… -> scheme://user@host…
+  // scheme://user:password@host… -> scheme://user@host…; …?password=secret&… -> …?password=***&…
   static const std::regex password(R"(^(postgres(?:ql)?://[^:@/]*):[^@/]*@)");
-  return std::regex_replace(db, password, "$1@", std::regex_constants::format_first_only);
+  static const std::regex parameter(R"(([?&]password=)[^&]*)");
+  return std::regex_replace(std::regex_replace(db, password, "$1@", std::regex_constants::format_first_only),
+                            parameter, "$1***");
 }
 
 std::unique_ptr<saga::store> open_store(const options& o, bool replay) {

@@ -11,9 +11,7 @@
 
 namespace saga::server {
 
-bool is_postgres(const std::string& db);
-// --db for messages: a URI's password left out.
-std::string describe_db(const std::string& db);
+// is_postgres and describe_db: saga/server/options.hpp (sagactl uses them too).
 
 // Opens a connection of the store --db names; `replay`: a reader's connection (no background
 // checkpointer). Throws startup_error naming the database (without a password).

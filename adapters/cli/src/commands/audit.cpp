@@ -81,7 +81,7 @@ run_fn audit(CLI::App& cmd) {
   cmd.add_option("--subscriber-db", o->subscriber_db,
                  "a durable subscriber's database: whether it processed each follow-on event");
   return [o](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     auto trail = c.audit(o->saga, o->type);
     if (!o->subscriber_db.empty()) add_subscriber(trail, o->subscriber_db);
     g.as_json ? print_json(trail) : print_trail(trail, !o->subscriber_db.empty());

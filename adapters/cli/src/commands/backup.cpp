@@ -1,5 +1,6 @@
 // sagactl backup: a consistent copy of the live database (SQLite's online backup), into a new
 // file readable by its owner only, copied in steps so that sagad's WAL can be reset meanwhile.
+// SQLite only: on a PostgreSQL --db it refuses (exit 2), pg_dump is PostgreSQL's way.
 
 #include <SQLiteCpp/Backup.h>
 #include <SQLiteCpp/Database.h>
@@ -110,8 +111,13 @@ run_fn backup(CLI::App& cmd) {
       ->check(CLI::Range(1, 1 << 30))
       ->capture_default_str();
   return [o](const globals& g) {
+    if (saga::server::is_postgres(g.db))
+      throw failure(usage,
+                    "backup: not available on PostgreSQL (it copies a SQLite file's pages): "
+                    "back up the schema with pg_dump --schema " +
+                        g.pg_schema);
     {
-      catalog c(g.db);  // refuses a missing file or another schema before anything is created
+      catalog c(g.db, g.pg_schema);  // refuses a missing file or another schema before anything is created
     }
     const auto r = backup_to(g.db, o->file, o->pages_per_step, pause_between_steps_ms);
     if (g.as_json) {

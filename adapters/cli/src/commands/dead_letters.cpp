@@ -32,7 +32,7 @@ run_fn dead_letters(CLI::App& cmd) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   return [limit](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     const auto rows = c.dead_letters(*limit);
     g.as_json ? print_json(rows) : print_dead_letters(rows);
     return 0;

@@ -73,13 +73,13 @@ run_fn definitions(CLI::App& cmd) {
       ->check(CLI::PositiveNumber)
       ->needs(named);
   return [name, asyncapi, version](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     if (!name->empty()) {
       const auto gr = c.stored_graph(*name, *version);
       if (!gr)
         throw failure(not_found, "no definition '" + *name + "'" +
                                      (*version ? " version " + std::to_string(**version) : std::string()) +
-                                     " is registered in " + g.db);
+                                     " is registered in " + saga::server::describe_db(g.db));
       if (*asyncapi)
         print_json(saga::to_asyncapi(*gr));
       else

@@ -6,8 +6,8 @@
 // that a workflow can be drawn before it ever ran; otherwise the graph stored in
 // the database at registration (what the sagas ran with), and when the database
 // does not exist or does not hold the name, the shipped definition of that name
-// compiled into sagactl. The database is opened only to read what it holds:
-// never created.
+// compiled into sagactl. The database (a SQLite file or a PostgreSQL URI) is
+// opened only to read what it holds: never created.
 
 #include <filesystem>
 #include <fstream>
@@ -81,7 +81,7 @@ run_fn graph(CLI::App& cmd) {
   return [o](const globals& g) {
     std::unique_ptr<catalog> db;
     auto database = [&]() -> catalog& {
-      if (!db) db = std::make_unique<catalog>(g.db);
+      if (!db) db = std::make_unique<catalog>(g.db, g.pg_schema);
       return *db;
     };
     std::optional<nlohmann::json> inst;
@@ -93,18 +93,20 @@ run_fn graph(CLI::App& cmd) {
     if (!o->plugins.empty()) {
       gr = from_plugins(o->plugins, o->name, version);
     } else {
-      if (std::filesystem::exists(g.db)) gr = database().stored_graph(o->name, version);
+      // A PostgreSQL database is always asked (there is no file to look for).
+      const bool have_db = saga::server::is_postgres(g.db) || std::filesystem::exists(g.db);
+      const std::string db_name = saga::server::describe_db(g.db);
+      if (have_db) gr = database().stored_graph(o->name, version);
       if (!gr && version && *version != 1)
         throw failure(not_found,
-                      "no version " + std::to_string(*version) + " of '" + o->name + "' in " + g.db);
+                      "no version " + std::to_string(*version) + " of '" + o->name + "' in " + db_name);
       if (!gr) {
         if (auto shipped = saga::definitions::by_name(o->name)) gr = shipped->graph();
       }
       if (!gr) {
-        throw failure(not_found, "no definition '" + o->name + "' in " + g.db +
-                                     (std::filesystem::exists(g.db) ? "" : " (no such file)") +
-                                     " nor among the shipped ones (" + joined(saga::definitions::names()) +
-                                     "); a plugin's: --plugin LIB");
+        throw failure(not_found, "no definition '" + o->name + "' in " + db_name +
+                                     (have_db ? "" : " (no such file)") + " nor among the shipped ones (" +
+                                     joined(saga::definitions::names()) + "); a plugin's: --plugin LIB");
       }
     }
     const nlohmann::json* ip = inst ? &*inst : nullptr;

@@ -76,7 +76,7 @@ run_fn list(CLI::App& cmd) {
     f.trace_id = opt_text(o->trace);
     f.trace_scan = o->trace_scan;
     f.limit = o->limit;
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     const auto rows = c.list(f, wall_clock_ms());
     g.as_json ? print_json(rows) : print_list(rows);
     return 0;

@@ -130,11 +130,11 @@ void print_tally(const json& r) {
 }
 
 int run_migrate(const migrate_options& o, const globals& g) {
-  catalog c(g.db);
+  catalog c(g.db, g.pg_schema);
   const auto target = c.stored_graph(o.definition, o.to);
   if (!target)
     throw failure(not_found, "version " + std::to_string(o.to) + " of '" + o.definition +
-                                 "' is not registered in " + g.db +
+                                 "' is not registered in " + saga::server::describe_db(g.db) +
                                  " (start sagad with it first: its registration stores it)");
   tally t;
   std::optional<saga::saga_position> after;

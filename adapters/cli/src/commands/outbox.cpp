@@ -34,7 +34,7 @@ run_fn outbox(CLI::App& cmd) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   return [o](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     const auto rows = c.outbox(o->pending, o->from, o->limit);
     g.as_json ? print_json(rows) : print_outbox(rows);
     return 0;

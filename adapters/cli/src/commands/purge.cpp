@@ -6,6 +6,9 @@
 //
 // A saga in its definition's attention state (needs_attention) is terminal in the table but
 // waits for an operator's resolve: it is never purged.
+//
+// SQLite only: on a PostgreSQL --db it refuses (exit 2), --dry-run included; sagad's
+// --retention-finished purges there through the store.
 
 #include <sqlite3.h>
 
@@ -83,12 +86,16 @@ run_fn purge(CLI::App& cmd) {
       ->capture_default_str();
   return [o](const globals& g) {
     using nlohmann::json;
+    if (saga::server::is_postgres(g.db))
+      throw failure(usage,
+                    "purge: not available on PostgreSQL (it writes through a SQLite connection): "
+                    "sagad --retention-finished removes finished sagas there");
     const std::int64_t before_ms = wall_clock_ms() - *saga::parse_duration(o->older_than);
     std::vector<catalog::finished_states> targets;
     json per_definition = json::object();
     std::int64_t total = 0, history = 0, transactions = 0;
     {
-      catalog c(g.db);  // refuses a missing file or another schema before anything is written
+      catalog c(g.db, g.pg_schema);  // refuses a missing file or another schema before anything is written
       targets = c.purgeable(o->definition);
       if (o->dry_run) {
         for (const auto& f : targets) {

@@ -104,7 +104,7 @@ void print_inbound(const json& r, const std::string& sent) {
 int inbound(const reconcile_options& o, const globals& g) {
   std::ifstream in(o.sent);
   if (!in) throw failure(usage, "--sent: cannot read " + o.sent);
-  catalog c(g.db);
+  catalog c(g.db, g.pg_schema);
   json not_received = json::array(), rejected = json::array(), invalid = json::array();
   std::int64_t lines = 0, accepted = 0, listed = 0;
   bool truncated = false;

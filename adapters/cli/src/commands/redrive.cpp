@@ -23,7 +23,7 @@ run_fn redrive(CLI::App& cmd) {
     const std::string which = "dead letter " + std::to_string(o->id);
     catalog::stored_dead_letter letter;
     {
-      catalog c(g.db);
+      catalog c(g.db, g.pg_schema);
       letter = c.dead_letter(o->id);
     }
     if (letter.truncated)

@@ -92,7 +92,7 @@ run_fn show(CLI::App& cmd) {
   cmd.add_option("id", o->id, "the saga's id (its correlation key)")->required();
   cmd.add_option("--type", o->type, "the definition, when several have a saga with this id");
   return [o](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     const auto s = c.show(o->id, o->type, wall_clock_ms());
     g.as_json ? print_json(s) : print_show(s);
     return 0;

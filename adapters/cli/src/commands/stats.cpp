@@ -49,7 +49,7 @@ void print_stats(const nlohmann::json& s) {
 
 run_fn stats(CLI::App&) {
   return [](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     const auto s = c.stats(wall_clock_ms());
     g.as_json ? print_json(s) : print_stats(s);
     return 0;

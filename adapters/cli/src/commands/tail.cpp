@@ -53,7 +53,7 @@ run_fn tail(CLI::App& cmd) {
     if (o->from >= 0) {
       so.start_after = o->from > 0 ? o->from - 1 : 0;
     } else {
-      catalog c(g.db);  // the live position, from the database
+      catalog c(g.db, g.pg_schema);  // the live position, from the database
       so.start_after = c.last_published();
     }
     struct sigaction sa {};

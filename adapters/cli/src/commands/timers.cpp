@@ -35,7 +35,7 @@ run_fn timers(CLI::App& cmd) {
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
   return [o](const globals& g) {
-    catalog c(g.db);
+    catalog c(g.db, g.pg_schema);
     std::optional<std::int64_t> before;
     if (!o->due_before.empty()) before = saga::parse_time(o->due_before);
     const auto rows = c.timers(before, o->limit);

@@ -28,6 +28,13 @@ struct endpoints {
   std::string metrics;  // "http://HOST:PORT" of --metrics; empty when off
 };
 
+// Whether a --db names a PostgreSQL database (a URI postgresql://… or postgres://…) rather than a
+// SQLite file.
+bool is_postgres(const std::string& db);
+// --db for messages: a URI's password left out (postgresql://user:secret@host/db ->
+// postgresql://user@host/db).
+std::string describe_db(const std::string& db);
+
 struct options {
   std::string name = "sagad";                 // the program's name in its log lines
   std::string db = "saga.db";                 // a SQLite file, or a PostgreSQL URI (postgresql://…)
