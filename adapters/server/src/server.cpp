@@ -96,12 +96,14 @@ std::unique_ptr<http_endpoint> start_metrics(const options& o, const sagad_metri
       metrics);
 }
 
-void register_definition(saga::engine& engine, const std::shared_ptr<const saga::definition>& d,
-                         const std::string& source) {
+// Registers a definition; the line saying so is "definition NAME[ vN] fingerprint F (SOURCE)",
+// logged by the caller once the start can no longer fail (a refused start says one line).
+std::string register_definition(saga::engine& engine, const std::shared_ptr<const saga::definition>& d,
+                                const std::string& source) {
   try {
     const auto r = engine.add(d);
-    spdlog::info("definition {}{} fingerprint {} ({})", r.name,
-                 r.version == 1 ? "" : " v" + std::to_string(r.version), r.fingerprint, source);
+    return "definition " + r.name + (r.version == 1 ? "" : " v" + std::to_string(r.version)) +
+           " fingerprint " + r.fingerprint + " (" + source + ")";
   } catch (const std::exception& e) {
     throw startup_error("definition " + d->name() + " (" + source + "): " + e.what());
   }
@@ -240,11 +242,13 @@ void server::run(const std::atomic<bool>& stop) {
     engine_store = wrapped.get();
   }
   saga::engine engine(*engine_store, clock, engine_options_of(o));
-  for (const auto& d : to_run) register_definition(engine, d.definition, d.source);
+  std::vector<std::string> registered;
+  for (const auto& d : to_run) registered.push_back(register_definition(engine, d.definition, d.source));
   check_versions(engine, o.allow_orphans);
   // Where the sockets are, for whoever started this server, once its definitions are registered
   // (stored: sagactl finds them from now on): clients may connect.
   bound_file.write(bound);
+  for (const auto& line : registered) spdlog::info("{}", line);
 
   saga::relay_options rlo;
   rlo.retention_ms = o.retention_ms;
