@@ -10,12 +10,15 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <httplib.h>
+#include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
 #include "saga/zmq/client.hpp"
@@ -64,7 +67,8 @@ TEST_SUITE("postgres sagad") {
     for (int i = 0; i < 2; ++i) {
       const auto n = std::to_string(i);
       sagad.push_back(
-          saga::test::start_daemon({SAGAD_PATH, "--db", db, "--pg-schema", schema, "--log-level", "warn"},
+          saga::test::start_daemon({SAGAD_PATH, "--db", db, "--pg-schema", schema, "--log-level", "warn",
+                                    "--metrics", "127.0.0.1:0", "--metrics-refresh", "100ms"},
                                    saga::test::endpoints::any_loopback(), dir.file("endpoints" + n + ".json"),
                                    dir.file("sagad" + n + ".out"), dir.file("sagad" + n + ".err")));
       REQUIRE_MESSAGE(sagad.back(), sagad.back().error);
@@ -120,6 +124,20 @@ TEST_SUITE("postgres sagad") {
       if (!all_marked) std::this_thread::sleep_for(50ms);
     }
     CHECK(all_marked);
+
+    // Each sagad's /metrics reads the database gauges from PostgreSQL: the same counts from both.
+    for (int i = 0; i < 2; ++i) {
+      const std::string url =
+          nlohmann::json::parse(std::ifstream(dir.file("endpoints" + std::to_string(i) + ".json")))
+              .at("metrics");
+      httplib::Client http(url);
+      const auto res = http.Get("/metrics");
+      REQUIRE(res);
+      CHECK(res->status == 200);
+      CHECK(res->body.find("saga_sagas{definition=\"order_lifecycle\",state=\"paid\"} " +
+                           std::to_string(orders) + "\n") != std::string::npos);
+      CHECK(res->body.find("saga_outbox_rows " + std::to_string(last) + "\n") != std::string::npos);
+    }
 
     for (auto& d : sagad) {
       REQUIRE(d.proc->signal(SIGTERM));

@@ -11,8 +11,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "saga/reader.hpp"
 #include "saga/server/options.hpp"
-#include "saga/sqlite/reader.hpp"
 
 namespace saga::server {
 namespace {
@@ -49,7 +49,7 @@ std::pair<std::string, int> host_and_port(const std::string& address, bool insec
 }
 
 // The database gauges, rendered.
-std::string database_gauges(saga::sqlite::reader& r) {
+std::string database_gauges(saga::reader& r) {
   std::string out;
   append_family(out, "saga_sagas", "gauge", "sagas by definition and state");
   std::map<std::pair<std::string, std::string>, std::int64_t> sagas;  // over the definitions' versions
@@ -84,7 +84,7 @@ struct http_endpoint::impl {
   httplib::Server server;
   std::thread thread;
   std::mutex mutex;  // the cached gauges (httplib serves on a pool of threads)
-  std::optional<saga::sqlite::reader> reader;
+  std::unique_ptr<saga::reader> reader;
   std::string gauges;
   steady::time_point gauges_at{};
 
@@ -93,10 +93,10 @@ struct http_endpoint::impl {
   std::string cached_gauges() {
     std::lock_guard lock(mutex);
     const auto now = steady::now();
-    if (s.db.empty()) return {};  // no reader for this store (PostgreSQL): the loop's metrics only
+    if (!s.open_reader) return {};  // no database gauges: the loop's metrics only
     if (gauges_at != steady::time_point{} && now - gauges_at < s.refresh) return gauges;
     try {
-      if (!reader) reader.emplace(s.db);
+      if (!reader) reader = s.open_reader();
       gauges = database_gauges(*reader);
       gauges_at = now;
     } catch (const std::exception& e) {

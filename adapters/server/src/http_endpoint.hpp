@@ -13,10 +13,12 @@
 // Thread-safety: constructed and destroyed on the server's thread; serves on its own.
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "metrics.hpp"
+#include "saga/reader.hpp"
 
 namespace saga::server {
 
@@ -26,7 +28,8 @@ class http_endpoint {
     std::string address;  // HOST:PORT; port 0: the kernel chooses
     bool insecure = false;
     std::chrono::milliseconds refresh{30'000};
-    std::string db;  // read-only connection for the database gauges (a SQLite file; empty: none)
+    // Opens a read-only connection for the database gauges (either store); empty: none.
+    std::function<std::unique_ptr<saga::reader>()> open_reader;
     std::string version;
   };
   // Binds and starts serving; startup_error when the address is malformed, not loopback without

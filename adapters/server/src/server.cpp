@@ -90,9 +90,9 @@ bound_sockets bind_sockets(::zmq::context_t& ctx, const options& o, const securi
 std::unique_ptr<http_endpoint> start_metrics(const options& o, const sagad_metrics& metrics) {
   if (o.metrics.empty()) return nullptr;
   return std::make_unique<http_endpoint>(
-      // The database gauges read SQLite through its reader; PostgreSQL has none yet.
+      // The database gauges, through the read port of whichever store --db names.
       http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms),
-                              is_postgres(o.db) ? std::string() : o.db, SAGA_VERSION},
+                              [&o] { return open_reader(o); }, SAGA_VERSION},
       metrics);
 }
 

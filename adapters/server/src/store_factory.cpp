@@ -2,8 +2,10 @@
 
 #include <regex>
 
+#include "saga/postgres/reader.hpp"
 #include "saga/postgres/store.hpp"
 #include "saga/server/server.hpp"
+#include "saga/sqlite/reader.hpp"
 #include "saga/sqlite/store.hpp"
 
 namespace saga::server {
@@ -39,6 +41,16 @@ std::unique_ptr<saga::store> open_store(const options& o, bool replay) {
     throw startup_error("database " + describe_db(o.db) + (replay ? " (replay connection)" : "") + ": " +
                         e.what());
   }
+}
+
+std::unique_ptr<saga::reader> open_reader(const options& o) {
+  if (is_postgres(o.db)) {
+    saga::postgres::options po;
+    po.conninfo = o.db;
+    po.schema = o.pg_schema;
+    return std::make_unique<saga::postgres::reader>(po);
+  }
+  return std::make_unique<saga::sqlite::reader>(o.db);
 }
 
 }  // namespace saga::server

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "saga/reader.hpp"
 #include "saga/server/options.hpp"
 #include "saga/store.hpp"
 
@@ -16,5 +17,8 @@ namespace saga::server {
 // Opens a connection of the store --db names; `replay`: a reader's connection (no background
 // checkpointer). Throws startup_error naming the database (without a password).
 std::unique_ptr<saga::store> open_store(const options& o, bool replay);
+// A read-only connection (saga::reader) to the same database: the --metrics database gauges.
+// Throws saga::store_error (the caller keeps serving its last gauges and tries again later).
+std::unique_ptr<saga::reader> open_reader(const options& o);
 
 }  // namespace saga::server
