@@ -1,6 +1,7 @@
 # The two commands of the README, and the builds around them.
 #   make test   install dependencies, configure, build, run every test
 #   make demo   run orders through the engine and show where they ended
+#   make demo-cluster   the same on three sagad sharing one PostgreSQL
 #   make package  the Debian packages saga and saga-dev, in $(BUILD) (docs/operations.md)
 BUILD ?= build
 JOBS ?= 2
@@ -10,7 +11,7 @@ CTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 COMPILE_COST_ARGS ?=
 
-.PHONY: all deps configure build test demo package bench torture fuzz test-asan clean format
+.PHONY: all deps configure build test demo demo-cluster package bench torture fuzz test-asan clean format
 
 all: build
 
@@ -29,6 +30,10 @@ test: build
 
 demo: build
 	./scripts/demo.sh $(BUILD)
+
+# The demo on three sagad sharing one throw-away PostgreSQL, one of them killed and restarted.
+demo-cluster: build
+	./scripts/demo-cluster.sh $(BUILD)
 
 package: build
 	cd $(BUILD) && cpack
