@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "pq.hpp"
+#include "rows.hpp"
 #include "schema.hpp"
 #include "statements.hpp"
 
@@ -70,7 +71,10 @@ enum rq : std::size_t {
 #define SAGA_PG_SAGA_EXISTS(h) \
   " AND EXISTS (SELECT 1 FROM instances AS x WHERE x.definition = " h ".definition AND x.key = " h ".key)"
 
+using detail::outbox_rows;
+using detail::parked_rows;
 using detail::statement;
+using detail::timer_rows;
 
 // Statements the store runs too are taken from its list (statements.hpp), under names of their
 // own on this connection.
@@ -223,30 +227,6 @@ saga_summary summary_of(const pq::result& r, int row) {
 std::vector<saga_summary> summaries(const pq::result& r) {
   std::vector<saga_summary> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(summary_of(r, i));
-  return out;
-}
-
-std::vector<timer_record> timer_rows(const pq::result& r) {
-  std::vector<timer_record> out;
-  for (int i = 0; i < r.rows(); ++i)
-    out.push_back({r.text(i, 0), r.text(i, 1), r.text(i, 2), r.integer(i, 3), r.integer(i, 4)});
-  return out;
-}
-
-std::vector<outbox_record> outbox_rows(const pq::result& r) {
-  std::vector<outbox_record> out;
-  for (int i = 0; i < r.rows(); ++i) {
-    outbox_record o;
-    o.sequence = r.integer(i, 0);
-    o.event_id = r.text(i, 1);
-    o.type = r.text(i, 2);
-    o.definition = r.text(i, 3);
-    o.key = r.text(i, 4);
-    o.payload = r.text(i, 5);
-    o.created_ms = r.integer(i, 6);
-    o.published_ms = r.optional_integer(i, 7);
-    out.push_back(std::move(o));
-  }
   return out;
 }
 
@@ -471,12 +451,7 @@ std::vector<timer_record> reader::timers(std::string_view definition, std::strin
 
 std::vector<parked_record> reader::parked(std::string_view definition, std::string_view key) {
   if (!holdable(definition, key)) return {};
-  const auto r = impl_->run("parked", r_parked_of, pq::params().text(definition).text(key));
-  std::vector<parked_record> out;
-  for (int i = 0; i < r.rows(); ++i)
-    out.push_back(parked_record{r.integer(i, 0), r.text(i, 1), r.text(i, 2), r.text(i, 3), r.text(i, 4),
-                                r.text(i, 5), r.text(i, 6), r.integer(i, 7), r.text(i, 8)});
-  return out;
+  return parked_rows(impl_->run("parked", r_parked_of, pq::params().text(definition).text(key)));
 }
 
 std::vector<outbox_record> reader::follow_on_events(std::string_view definition, std::string_view key) {
