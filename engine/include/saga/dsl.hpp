@@ -911,8 +911,8 @@ std::string json_reason(std::string_view where, const nlohmann::json::exception&
 //   struct order_v2 : dsl::machine<order_v2, order_data_v2> {
 //     static constexpr std::string_view name = "order_lifecycle";
 //     static constexpr std::int64_t version = 2;
-//     using migrations = dsl::types<dsl::migration<1, dsl::types<dsl::moves<"paid", charged>>,
-//     add_currency>>;
+//     using migrations =
+//         dsl::types<dsl::migration<1, dsl::types<dsl::moves<"paid", charged>>, add_currency>>;
 //     ...
 //   };
 //
