@@ -13,7 +13,7 @@
 #      reports that no server is there.
 #
 # Inputs (-D): BUILD_DIR, CLAIMS_DIR, CONSUMER_DIR, WORK_DIR, CXX_COMPILER,
-# LAUNCHER (ccache or empty). The projects are built in Release with the same
+# LAUNCHER (the ccache program, or empty). The projects are built in Release with the same
 # compiler as this build (a plugin must match sagad's standard library), through
 # ccache when this build uses it: the prefix's path does not change between
 # runs, so a second run compiles nothing again.
