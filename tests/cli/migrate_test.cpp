@@ -215,9 +215,10 @@ TEST_SUITE("sagactl migrate") {
     s.stop();
     s.start({"--plugin", order_v2});
 
-    saga::test::process ctl({sagactl, "--db", s.db, "migrate", "--definition", "order_lifecycle", "--to", "2",
-                             "--endpoint", s.daemon.ep.ingress, "--batch", "50", "--tries", "1", "--timeout", "10s"},
-                            dir.file("migrate.out"), dir.file("migrate.err"));
+    saga::test::process ctl(
+        {sagactl, "--db", s.db, "migrate", "--definition", "order_lifecycle", "--to", "2", "--endpoint",
+         s.daemon.ep.ingress, "--batch", "50", "--tries", "1", "--timeout", "10s"},
+        dir.file("migrate.out"), dir.file("migrate.err"));
     // SIGKILL sagad once some sagas have moved and before all have.
     std::int64_t moved = 0;
     for (int i = 0; i < 12'000 && moved < 100 && ctl.running(); ++i) {  // a minute at most

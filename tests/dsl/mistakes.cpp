@@ -70,9 +70,13 @@ using claim_closed = dsl::event<"claim.closed">;
 struct stamp_version {
   static constexpr std::string_view name = "stamp_version";
 #if defined(MISTAKE_MIGRATION_DATA_SIGNATURE)
-  void operator()(nlohmann::json& data, int from_version) const { data["from"] = from_version; }
+  void operator()(nlohmann::json& data, int from_version) const {
+    data["from"] = from_version;
+  }
 #else
-  void operator()(nlohmann::json& data) const { data["from_v1"] = true; }
+  void operator()(nlohmann::json& data) const {
+    data["from_v1"] = true;
+  }
 #endif
 };
 
@@ -110,9 +114,11 @@ struct claim_machine : dsl::machine<claim_machine, claim_data> {
 #if defined(MISTAKE_MIGRATIONS_ENTRY)
   using migrations = dsl::types<closed>;
 #elif defined(MISTAKE_MOVES_TO_NOT_A_STATE)
-  using migrations = dsl::types<dsl::migration<1, dsl::types<dsl::moves<"archived", claim_closed>>, stamp_version>>;
+  using migrations =
+      dsl::types<dsl::migration<1, dsl::types<dsl::moves<"archived", claim_closed> >, stamp_version> >;
 #else
-  using migrations = dsl::types<dsl::migration<1, dsl::types<dsl::moves<"archived", closed>>, stamp_version>>;
+  using migrations =
+      dsl::types<dsl::migration<1, dsl::types<dsl::moves<"archived", closed> >, stamp_version> >;
 #endif
 };
 

@@ -295,21 +295,10 @@ bool absent_or_holdable(const std::optional<std::string>& s) {
   return !s || holdable(*s);
 }
 
-// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1), as the store says.
-constexpr std::size_t max_identifier = 63;
-
-pq::connection connect(const options& opts) {
-  if (opts.schema.empty()) throw std::invalid_argument("saga::postgres::options::schema is empty");
-  if (opts.schema.size() > max_identifier)
-    throw std::invalid_argument("saga::postgres::options::schema is longer than 63 bytes: \"" + opts.schema +
-                                "\"");
-  return pq::connection(opts.conninfo);
-}
-
 }  // namespace
 
 struct reader::impl {
-  explicit impl(const options& opts) : conn(connect(opts)), schema(opts.schema) {
+  explicit impl(const options& opts) : conn(detail::connect(opts)), schema(opts.schema) {
     conn.exec("open", "SET search_path TO " + conn.quote_identifier(schema));
     conn.exec("open", "SET default_transaction_read_only = on");
     check_schema();

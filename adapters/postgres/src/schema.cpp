@@ -1,12 +1,22 @@
 #include "schema.hpp"
 
 #include <iterator>
+#include <stdexcept>
 #include <string>
 
 #include "saga/postgres/store.hpp"
 #include "saga/store.hpp"
 
 namespace saga::postgres::detail {
+
+pq::connection connect(const options& opts) {
+  constexpr std::size_t max_identifier = 63;  // NAMEDATALEN - 1
+  if (opts.schema.empty()) throw std::invalid_argument("saga::postgres::options::schema is empty");
+  if (opts.schema.size() > max_identifier)
+    throw std::invalid_argument("saga::postgres::options::schema is longer than 63 bytes: \"" + opts.schema +
+                                "\"");
+  return pq::connection(opts.conninfo);
+}
 
 namespace {
 

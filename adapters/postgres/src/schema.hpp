@@ -5,7 +5,15 @@
 
 #include "pq.hpp"
 
+namespace saga::postgres {
+struct options;
+}
+
 namespace saga::postgres::detail {
+
+// A connection for `opts` (the store's or the reader's): std::invalid_argument when its schema
+// name is empty or longer than PostgreSQL keeps (63 bytes: two long names would meet).
+pq::connection connect(const options& opts);
 
 // The version recorded in the connection's schema (0 when it holds no schema_version table: new).
 // The connection's search_path must be that schema.

@@ -35,22 +35,11 @@ std::string key_array(const std::vector<std::string>& keys) {
   return nlohmann::json(keys).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-// PostgreSQL truncates longer identifiers (NAMEDATALEN - 1): two long names would meet.
-constexpr std::size_t max_identifier = 63;
-
-pq::connection connect(const options& opts) {
-  if (opts.schema.empty()) throw std::invalid_argument("saga::postgres::options::schema is empty");
-  if (opts.schema.size() > max_identifier)
-    throw std::invalid_argument("saga::postgres::options::schema is longer than 63 bytes: \"" + opts.schema +
-                                "\"");
-  return pq::connection(opts.conninfo);
-}
-
 }  // namespace
 
 struct store::impl {
   explicit impl(const options& opts)
-      : conn(connect(opts)), schema(opts.schema), stall_timeout_ms(opts.stall_timeout_ms) {
+      : conn(detail::connect(opts)), schema(opts.schema), stall_timeout_ms(opts.stall_timeout_ms) {
     if (stall_timeout_ms < 0 || stall_timeout_ms > INT32_MAX)
       throw std::invalid_argument("saga::postgres::options::stall_timeout_ms must be 0 to 2^31-1");
     quoted = conn.quote_identifier(schema);
