@@ -671,11 +671,12 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
   const std::string state = inst ? inst->state : d.graph().initial;
   json data;
   if (inst) data = json::parse(inst->data);
-  // Another version of the definition takes this type, the saga's does not.
-  const bool versions_differ = !d.graph().consumes_type(e.type) && !e.type.starts_with(timer_prefix);
-  auto out = versions_differ ? dispatch_output{}
-                             : dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);  // event_rejected:
-                                                                                         // see isolated()
+  // Another version of the definition takes this type, the saga's does not (looked up only when
+  // the name has several versions: one version takes every type routed to it).
+  const bool versions_differ =
+      fam->versions.size() > 1 && !e.type.starts_with(timer_prefix) && !d.graph().consumes_type(e.type);
+  // event_rejected from dispatch: see isolated()
+  auto out = versions_differ ? dispatch_output{} : dispatch(d, state, inst ? &data : nullptr, e, b.now_ms);
   if (!out.handled) {
     if (parkable(*entry, state, e.type)) {
       park(*entry, key, inst ? &*inst : nullptr, e, trace, b);
