@@ -500,6 +500,87 @@ TEST_SUITE("sqlite_store") {
     CHECK(host.tableExists("orders"));
   }
 
+  // Issue 15: in a transaction the store began, a saga's instance, timer and history-link changes
+  // are one row write, made at the commit (or before any statement that reads instances itself).
+  TEST_CASE("a transaction writes each changed saga row once and every read sees the changes first") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    SQLite::Database peek(dir.file("saga.db"), SQLite::OPEN_READONLY);
+    auto stored_instances = [&] { return count_rows(s.database(), "instances"); };
+
+    s.begin();
+    s.save_instance(instance("o-1", "placed"));
+    s.append_history(history_row("o-1", "e-1"));
+    CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 9000) == 1);
+    s.save_instance(instance("o-1", "paid", 2));
+    s.append_history(history_row("o-1", "e-2", "transitioned", 2));
+    CHECK(stored_instances() == 0);  // held: nothing written for the saga yet
+    CHECK(s.load_instance("order_lifecycle", "o-1")->state == "paid");
+    // A method that reads instances by SQL writes them first.
+    const auto timers = s.timers_of("order_lifecycle", "o-1");
+    REQUIRE(timers.size() == 1);
+    CHECK(timers[0].due_ms == 9000);
+    CHECK(stored_instances() == 1);
+    s.disarm_timer("order_lifecycle", "o-1", "payment_timeout");
+    s.commit();
+
+    SQLite::Statement row(
+        peek,
+        "SELECT i.state, i.version, i.next_due_ms IS NULL, i.created_ms, h.event_id, p.event_id"
+        " FROM instances AS i JOIN history AS h ON h.id = i.last_history"
+        " JOIN history AS p ON p.id = h.previous WHERE i.key = 'o-1'");
+    REQUIRE(row.executeStep());
+    CHECK(row.getColumn(0).getString() == "paid");
+    CHECK(row.getColumn(1).getInt64() == 2);
+    CHECK(row.getColumn(2).getInt() == 1);  // disarmed after the settle, written at the commit
+    CHECK(row.getColumn(3).getInt64() == 1000);
+    CHECK(row.getColumn(4).getString() == "e-2");  // the chain: newest e-2, then e-1
+    CHECK(row.getColumn(5).getString() == "e-1");
+  }
+
+  TEST_CASE("a rolled-back savepoint or transaction forgets the saga rows it changed") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    s.begin();
+    s.save_instance(instance("o-1", "placed"));
+    s.savepoint();
+    s.save_instance(instance("o-1", "paid", 2));
+    CHECK(s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 9000) == 1);
+    s.rollback_to_savepoint();
+    CHECK(s.load_instance("order_lifecycle", "o-1")->state == "placed");
+    CHECK(s.timers_of("order_lifecycle", "o-1").empty());
+    s.save_instance(instance("o-2", "placed"));
+    s.rollback();
+    CHECK_FALSE(s.load_instance("order_lifecycle", "o-1"));
+    CHECK_FALSE(s.load_instance("order_lifecycle", "o-2"));
+
+    s.begin();
+    s.save_instance(instance("o-1", "placed"));
+    s.commit();
+    CHECK(s.load_instance("order_lifecycle", "o-1")->state == "placed");
+    // Committed behind the store's back while it holds a change: refused, not lost silently.
+    s.begin();
+    s.save_instance(instance("o-1", "paid", 2));
+    CHECK_THROWS(s.database().exec("COMMIT"));
+    CHECK_FALSE(s.in_transaction());
+    CHECK(s.load_instance("order_lifecycle", "o-1")->state == "placed");
+  }
+
+  TEST_CASE("in the host's transaction every call writes its saga row at once") {
+    temp_dir dir;
+    SQLite::Database host(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    saga::sqlite::store s(host);
+    SQLite::Transaction t(host, SQLite::TransactionBehavior::IMMEDIATE);
+    s.save_instance(instance("o-1", "placed"));
+    CHECK(count_rows(host, "instances") == 1);
+    s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 9000);
+    CHECK(host.execAndGet("SELECT next_due_ms FROM instances").getInt64() == 9000);
+    // The host changes the row itself: the store reads it again rather than keeping it.
+    host.exec("UPDATE instances SET state = 'cancelled'");
+    CHECK(s.load_instance("order_lifecycle", "o-1")->state == "cancelled");
+    t.commit();
+  }
+
   TEST_CASE("the store removes its commit hook from a shared connection it no longer uses") {
     temp_dir dir;
     SQLite::Database host(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);

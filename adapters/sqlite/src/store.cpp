@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -332,7 +333,6 @@ enum q : std::size_t {
   q_load_instance,
   q_save_instance,
   q_append_history,
-  q_link_history,
   q_saga_trace,
   q_append_outbox,
   q_add_dead_letter,
@@ -344,8 +344,6 @@ enum q : std::size_t {
   q_savepoint,
   q_release_savepoint,
   q_rollback_to_savepoint,
-  q_saga_timers,
-  q_set_timers,
   q_due_timers_of,
   q_timer_definitions,
   q_count_due_of,
@@ -392,31 +390,31 @@ constexpr const char* sql_of[] = {
     "INSERT INTO inbox (source, event_id, definition, key, ack, received_ms) VALUES (?, ?, ?, ?, ?, ?)",
     // q_load_instance
     "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms,"
-    " finished_ms, definition_version FROM instances WHERE definition = ? AND key = ?",
-    // q_save_instance: created_ms and correlation_id belong to the saga's first row; finished_ms
-    // is state_since_ms while the saga is in a terminal state, NULL otherwise.
+    " finished_ms, definition_version, timers, next_due_ms, last_history FROM instances"
+    " WHERE definition = ? AND key = ?",
+    // q_save_instance: the whole row as the transaction left it (store::write_sagas), timers and
+    // history chain head included. created_ms and correlation_id belong to the saga's first row;
+    // finished_ms is state_since_ms while the saga is in a terminal state, NULL otherwise.
     "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
-    " created_ms, updated_ms, state_since_ms, finished_ms, definition_version)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_ms, updated_ms, state_since_ms, finished_ms, definition_version, timers, next_due_ms,"
+    " last_history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
     " version = excluded.version, fingerprint = excluded.fingerprint,"
     " updated_ms = excluded.updated_ms, state_since_ms = excluded.state_since_ms,"
-    " finished_ms = excluded.finished_ms, definition_version = excluded.definition_version",
-    // q_append_history: linked to the saga's newest row (schema 7), then made the newest
+    " finished_ms = excluded.finished_ms, definition_version = excluded.definition_version,"
+    " timers = excluded.timers, next_due_ms = excluded.next_due_ms, last_history = excluded.last_history",
+    // q_append_history: linked to the saga's newest row (schema 7, ?16), which the transaction
+    // remembers; the instance row takes the new one as its newest when it is written back
     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
     " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender, previous,"
     " traceparent, tracestate, extensions, definition_version)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15,"
-    " (SELECT last_history FROM instances WHERE definition = ?1 AND key = ?2), ?16, ?17, ?18, ?19)",
-    // q_link_history: right after q_append_history on this connection (history has no trigger
-    // that would insert elsewhere first), so last_insert_rowid() is that row's id
-    "UPDATE instances SET last_history = last_insert_rowid() WHERE definition = ?1 AND key = ?2",
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     // q_saga_trace: the saga's newest history row, through the instance (schema 7's chain head)
     "SELECT h.traceparent, h.tracestate FROM instances AS i JOIN history AS h ON h.id = i.last_history"
     " WHERE i.definition = ?1 AND i.key = ?2",
     // q_append_outbox
     "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING sequence",
+    " VALUES (?, ?, ?, ?, ?, ?, ?)",
     // q_add_dead_letter
     "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, count, last_ms,"
     " truncated, sender) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING id",
@@ -439,10 +437,6 @@ constexpr const char* sql_of[] = {
     "SAVEPOINT saga_event",
     "RELEASE saga_event",
     "ROLLBACK TO saga_event",
-    // q_saga_timers: the saga's timers (statement_use.hpp); no row when it has no instance
-    "SELECT timers FROM instances WHERE definition = ? AND key = ?",
-    // q_set_timers
-    "UPDATE instances SET timers = ?, next_due_ms = ? WHERE definition = ? AND key = ?",
     // q_due_timers_of: one definition's, through instances_due
     SAGA_ARMED_TIMERS_OF("next_due_ms <= ?2", "due <= ?2"),
     // q_timer_definitions: the definitions with armed timers, one index seek each
@@ -585,6 +579,133 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
+// The saga rows of the open transaction (store.hpp)
+
+namespace {
+
+// A saga's timers (schema 8): a JSON object, name -> [due_ms or null when disarmed, generation].
+nlohmann::json& timers_in(std::optional<nlohmann::json>& parsed, const std::optional<std::string>& stored) {
+  if (!parsed) parsed = stored ? nlohmann::json::parse(*stored) : nlohmann::json::object();
+  return *parsed;
+}
+
+// The soonest armed due time; nullopt when none is armed.
+std::optional<std::int64_t> soonest_due(const nlohmann::json& timers) {
+  std::optional<std::int64_t> soonest;
+  for (const auto& slot : timers) {
+    if (slot.at(0).is_null()) continue;
+    const auto due = slot.at(0).get<std::int64_t>();
+    if (!soonest || due < *soonest) soonest = due;
+  }
+  return soonest;
+}
+
+}  // namespace
+
+struct store::saga_row {
+  bool exists = false;   // the saga has an instance row: stored, or saved in this transaction
+  bool changed = false;  // not written back since it changed
+  instance_record rec;
+  std::optional<std::string> timers_text;    // the timers column as read or last written
+  std::optional<nlohmann::json> timers;      // parsed once changed; then it is the truth
+  std::optional<std::int64_t> next_due_ms;   // as read or last written
+  std::optional<std::int64_t> last_history;  // the head of the saga's history chain
+};
+
+class store::transaction_rows {
+ public:
+  saga_row* find(std::string_view definition, std::string_view key) {
+    const auto it = rows_.find(std::pair{definition, key});
+    return it == rows_.end() ? nullptr : &it->second;
+  }
+  saga_row& add(std::string_view definition, std::string_view key, saga_row r) {
+    return rows_.insert_or_assign({std::string(definition), std::string(key)}, std::move(r)).first->second;
+  }
+  // In (definition, key) order: the write-back walks the primary key forwards.
+  template <class F>
+  void each_changed(F&& f) {
+    for (auto& [saga, r] : rows_)
+      if (r.changed) f(saga.first, saga.second, r);
+  }
+  bool any_changed() const {
+    return std::any_of(rows_.begin(), rows_.end(), [](const auto& e) { return e.second.changed; });
+  }
+  void clear() noexcept {
+    rows_.clear();
+    parked_empty.reset();
+  }
+
+  // Whether the parked table is empty, once read in this transaction (parked_of); park() forgets.
+  std::optional<bool> parked_empty;
+
+ private:
+  struct by_saga {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::string_view>(a.first, a.second) <
+             std::pair<std::string_view, std::string_view>(b.first, b.second);
+    }
+  };
+  std::map<std::pair<std::string, std::string>, saga_row, by_saga> rows_;
+};
+
+store::saga_row& store::row_of(std::string_view definition, std::string_view key) {
+  if (saga_row* known = rows_->find(definition, key)) return *known;
+  saga_row r;
+  use u(prepared(q_load_instance));
+  u.text(1, definition).text(2, key);
+  if (u.step()) {
+    r.exists = true;
+    r.rec.definition = definition;
+    r.rec.key = key;
+    r.rec.state = u.string(0);
+    r.rec.data = u.string(1);
+    r.rec.version = u.integer(2);
+    r.rec.fingerprint = u.string(3);
+    r.rec.correlation_id = u.string(4);
+    r.rec.created_ms = u.integer(5);
+    r.rec.updated_ms = u.integer(6);
+    r.rec.state_since_ms = u.integer(7);
+    r.rec.finished = !u.is_null(8);
+    r.rec.definition_version = u.integer(9);
+    if (!u.is_null(10)) r.timers_text = u.string(10);
+    r.next_due_ms = u.optional_integer(11);
+    r.last_history = u.optional_integer(12);
+  }
+  return rows_->add(definition, key, std::move(r));
+}
+
+void store::write_sagas() {
+  rows_->each_changed([&](const std::string& definition, const std::string& key, saga_row& r) {
+    if (r.timers) {
+      r.timers_text = r.timers->dump();
+      r.next_due_ms = soonest_due(*r.timers);
+    }
+    const instance_record& rec = r.rec;
+    use u(prepared(q_save_instance));
+    u.text(1, definition).text(2, key).text(3, rec.state).text(4, rec.data).integer(5, rec.version);
+    u.text(6, rec.fingerprint).text(7, rec.correlation_id).integer(8, rec.created_ms);
+    u.integer(9, rec.updated_ms).integer(10, rec.state_since_ms);
+    u.optional_integer(11, rec.finished ? std::optional<std::int64_t>(rec.state_since_ms) : std::nullopt);
+    u.integer(12, rec.definition_version)
+        .optional_text(13, r.timers_text)
+        .optional_integer(14, r.next_due_ms);
+    u.optional_integer(15, r.last_history).exec();
+    r.changed = false;
+  });
+}
+
+void store::forget_sagas() noexcept {
+  rows_->clear();
+}
+
+void store::transaction_ended() noexcept {
+  rows_->clear();
+  own_transaction_ = false;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Background checkpoints
 //
 // In WAL mode every commit appends to the log, and the commit that makes the log exceed
@@ -659,6 +780,7 @@ class checkpointer {
 store::store(const options& opts)
     : owned_(open_database(opts)),
       db_(*owned_),
+      rows_(std::make_unique<transaction_rows>()),
       full_sync_(synchronous_pragma(opts.synchronous) == std::string_view("PRAGMA synchronous = FULL")) {
   guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
   register_commit_hook();
@@ -677,7 +799,7 @@ store::store(const options& opts)
   }
 }
 
-store::store(SQLite::Database& shared_db) : db_(shared_db) {
+store::store(SQLite::Database& shared_db) : db_(shared_db), rows_(std::make_unique<transaction_rows>()) {
   guarded("open shared connection", [&] { migrate(false); });
   register_commit_hook();
 }
@@ -686,6 +808,7 @@ store::~store() {
   // Only the shared connection outlives us, but a hook pointing at a dead store must go in
   // both cases.
   sqlite3_commit_hook(db_.getHandle(), nullptr, nullptr);
+  sqlite3_rollback_hook(db_.getHandle(), nullptr, nullptr);
   if (checkpointer_) {
     checkpointer_.reset();  // joins the thread, closes its connection
     sqlite3_wal_hook(db_.getHandle(), nullptr, nullptr);
@@ -706,13 +829,23 @@ int store::on_wal(void* self, sqlite3* db, const char*, int pages) noexcept {
   return SQLITE_OK;
 }
 
+// A commit while the store still holds a change it has not written would lose it: refused (the
+// engine never leaves one; only a host committing the shared connection mid-call could).
 int store::on_commit(void* self) noexcept {
-  ++static_cast<store*>(self)->commits_;
-  return 0;  // 0 lets the commit proceed
+  auto* s = static_cast<store*>(self);
+  if (s->rows_->any_changed()) return 1;  // non-zero turns the commit into a rollback
+  s->transaction_ended();
+  ++s->commits_;
+  return 0;
+}
+
+void store::on_rollback(void* self) noexcept {
+  static_cast<store*>(self)->transaction_ended();
 }
 
 void store::register_commit_hook() {
   sqlite3_commit_hook(db_.getHandle(), &store::on_commit, this);
+  sqlite3_rollback_hook(db_.getHandle(), &store::on_rollback, this);
 }
 
 SQLite::Statement& store::prepared(std::size_t which) {
@@ -766,14 +899,20 @@ void store::migrate(bool read_only) {
 
 void store::begin() {
   restore_full_sync("begin");
+  forget_sagas();
   guarded("begin", [&] { use(prepared(q_begin)).exec(); });
+  own_transaction_ = true;
 }
 
 void store::commit() {
-  guarded("commit", [&] { use(prepared(q_commit)).exec(); });
+  guarded("commit", [&] {
+    write_sagas();
+    use(prepared(q_commit)).exec();
+  });
 }
 
 void store::rollback() noexcept {
+  transaction_ended();
   try {
     use(prepared(q_rollback)).exec();
   } catch (...) {
@@ -786,21 +925,36 @@ bool store::in_transaction() const {
   return sqlite3_get_autocommit(db_.getHandle()) == 0;
 }
 
+// In a transaction begun by store::begin(), the saga rows f changes are written back later
+// (store.hpp); in the host's transaction they are written at once and not kept, since the host
+// may change or roll back what they read between two calls.
 template <class F>
 void store::atomically(F&& f) {
-  if (in_transaction()) {
+  if (own_transaction_) {
     std::forward<F>(f)();  // the caller's transaction makes it atomic, and rolls it back
+    return;
+  }
+  if (in_transaction()) {
+    try {
+      std::forward<F>(f)();
+      settle_sagas();
+    } catch (...) {
+      forget_sagas();
+      throw;
+    }
     return;
   }
   restore_full_sync("begin");
   use(prepared(q_begin)).exec();
   try {
     std::forward<F>(f)();
+    write_sagas();
     use(prepared(q_commit)).exec();
   } catch (...) {
     rollback();
     throw;
   }
+  forget_sagas();
 }
 
 void store::restore_full_sync(const char* operation) {
@@ -824,17 +978,24 @@ void store::require_transaction(const char* operation) const {
 // released at once; the next event's savepoint() starts a new one.
 void store::savepoint() {
   require_transaction("savepoint");
-  guarded("savepoint", [&] { use(prepared(q_savepoint)).exec(); });
+  guarded("savepoint", [&] {
+    write_sagas();
+    use(prepared(q_savepoint)).exec();
+  });
 }
 
 void store::release_savepoint() {
   require_transaction("release_savepoint");
-  guarded("release_savepoint", [&] { use(prepared(q_release_savepoint)).exec(); });
+  guarded("release_savepoint", [&] {
+    settle_sagas();  // the host may read or roll back the shared connection next
+    use(prepared(q_release_savepoint)).exec();
+  });
 }
 
 void store::rollback_to_savepoint() {
   require_transaction("rollback_to_savepoint");
   guarded("rollback_to_savepoint", [&] {
+    forget_sagas();  // what changed since the savepoint (written there) is rolled back
     use(prepared(q_rollback_to_savepoint)).exec();
     use(prepared(q_release_savepoint)).exec();
   });
@@ -862,53 +1023,55 @@ void store::insert_inbox(const inbox_record& r) {
 
 std::optional<instance_record> store::load_instance(std::string_view definition, std::string_view key) {
   return guarded("load_instance", [&]() -> std::optional<instance_record> {
-    use u(prepared(q_load_instance));
-    u.text(1, definition).text(2, key);
-    if (!u.step()) return std::nullopt;
-    instance_record r;
-    r.definition = definition;
-    r.key = key;
-    r.state = u.string(0);
-    r.data = u.string(1);
-    r.version = u.integer(2);
-    r.fingerprint = u.string(3);
-    r.correlation_id = u.string(4);
-    r.created_ms = u.integer(5);
-    r.updated_ms = u.integer(6);
-    r.state_since_ms = u.integer(7);
-    r.finished = !u.is_null(8);
-    r.definition_version = u.integer(9);
-    return r;
+    if (!own_transaction_) {  // read for this call only (store::atomically says why)
+      saga_row& r = row_of(definition, key);
+      std::optional<instance_record> out;
+      if (r.exists) out = std::move(r.rec);
+      forget_sagas();
+      return out;
+    }
+    const saga_row& r = row_of(definition, key);
+    if (!r.exists) return std::nullopt;
+    return r.rec;
   });
 }
 
-void store::save_instance(const instance_record& r) {
+void store::save_instance(const instance_record& rec) {
   guarded("save_instance", [&] {
-    use u(prepared(q_save_instance));
-    u.text(1, r.definition).text(2, r.key).text(3, r.state).text(4, r.data).integer(5, r.version);
-    u.text(6, r.fingerprint).text(7, r.correlation_id).integer(8, r.created_ms);
-    u.integer(9, r.updated_ms).integer(10, r.state_since_ms);
-    u.optional_integer(11, r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt);
-    u.integer(12, r.definition_version).exec();
+    atomically([&] {
+      saga_row& r = row_of(rec.definition, rec.key);
+      const bool existed = r.exists;
+      auto first = std::make_pair(r.rec.correlation_id, r.rec.created_ms);
+      r.rec = rec;
+      if (existed) std::tie(r.rec.correlation_id, r.rec.created_ms) = std::move(first);  // the first row's
+      r.exists = true;
+      r.changed = true;
+    });
   });
 }
 
-void store::append_history(const history_record& r) {
+void store::append_history(const history_record& h) {
   guarded("append_history", [&] {
-    use u(prepared(q_append_history));
-    u.text(1, r.definition).text(2, r.key).integer(3, r.version).text(4, r.event_id);
-    u.text(5, r.event_source).text(6, r.event_type).text(7, r.event_time).text(8, r.event_data);
-    u.text(9, r.from_state).text(10, r.to_state).text(11, r.outcome).integer(12, r.recorded_ms);
-    u.optional_integer(13, r.outbox_first).optional_integer(14, r.outbox_last).text(15, r.sender);
-    u.text(16, r.traceparent).text(17, r.tracestate).text(18, r.extensions);
-    u.integer(19, r.definition_version).exec();
-    use link(prepared(q_link_history));
-    link.text(1, r.definition).text(2, r.key).exec();
+    atomically([&] {
+      saga_row& r = row_of(h.definition, h.key);
+      use u(prepared(q_append_history));
+      u.text(1, h.definition).text(2, h.key).integer(3, h.version).text(4, h.event_id);
+      u.text(5, h.event_source).text(6, h.event_type).text(7, h.event_time).text(8, h.event_data);
+      u.text(9, h.from_state).text(10, h.to_state).text(11, h.outcome).integer(12, h.recorded_ms);
+      u.optional_integer(13, h.outbox_first).optional_integer(14, h.outbox_last).text(15, h.sender);
+      u.optional_integer(16, r.exists ? r.last_history : std::nullopt);
+      u.text(17, h.traceparent).text(18, h.tracestate).text(19, h.extensions);
+      u.integer(20, h.definition_version).exec();
+      if (!r.exists) return;  // a history row of a saga without an instance row has no chain to join
+      r.last_history = db_.getLastInsertRowid();
+      r.changed = true;
+    });
   });
 }
 
 trace_context store::saga_trace(std::string_view definition, std::string_view key) {
   return guarded("saga_trace", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     use u(prepared(q_saga_trace));
     u.text(1, definition).text(2, key);
     trace_context t;
@@ -924,9 +1087,8 @@ std::int64_t store::append_outbox(const outbox_record& r) {
   return guarded("append_outbox", [&] {
     use u(prepared(q_append_outbox));
     u.text(1, r.event_id).text(2, r.type).text(3, r.definition).text(4, r.key).text(5, r.payload);
-    u.integer(6, r.created_ms).optional_integer(7, r.published_ms);
-    u.step();
-    return u.integer(0);
+    u.integer(6, r.created_ms).optional_integer(7, r.published_ms).exec();
+    return db_.getLastInsertRowid();  // the sequence is the rowid (INTEGER PRIMARY KEY)
   });
 }
 
@@ -993,78 +1155,38 @@ std::int64_t store::prune_dead_letters(std::int64_t before_ms, std::int64_t keep
 // Timers
 
 // A saga's timers as its instance row keeps them (schema 8): a JSON object, name -> [due_ms or
-// null when disarmed, generation]. Read, changed and written back whole: a saga has a handful.
-namespace {
-
-class saga_timers {
- public:
-  // The saga's timers; nullopt when it has no instance row.
-  static std::optional<saga_timers> of(SQLite::Statement& select, std::string_view definition,
-                                       std::string_view key) {
-    use u(select);
-    u.text(1, definition).text(2, key);
-    if (!u.step()) return std::nullopt;
-    saga_timers t;
-    if (!u.is_null(0)) t.slots_ = nlohmann::json::parse(u.string(0));
-    return t;
-  }
-
-  // Arms `name` for `due_ms`; its generation, one more than the last.
-  std::int64_t arm(std::string_view name, std::int64_t due_ms) {
-    auto& slot = slots_[std::string(name)];
-    const std::int64_t generation = (slot.is_array() ? slot.at(1).get<std::int64_t>() : 0) + 1;
-    slot = nlohmann::json::array({due_ms, generation});
-    return generation;
-  }
-  // Disarms `name`, keeping its generation; false when it was not armed (nothing to write).
-  bool disarm(std::string_view name) {
-    const auto it = slots_.find(std::string(name));
-    if (it == slots_.end() || it->at(0).is_null()) return false;
-    (*it)[0] = nullptr;
-    return true;
-  }
-
-  // Writes them back with the soonest armed due time (NULL when none is armed).
-  void write(SQLite::Statement& update, std::string_view definition, std::string_view key) const {
-    std::optional<std::int64_t> soonest;
-    for (const auto& slot : slots_) {
-      if (slot.at(0).is_null()) continue;
-      const auto due = slot.at(0).get<std::int64_t>();
-      if (!soonest || due < *soonest) soonest = due;
-    }
-    const auto text = slots_.dump();
-    use u(update);
-    u.text(1, text).optional_integer(2, soonest).text(3, definition).text(4, key).exec();
-  }
-
- private:
-  nlohmann::json slots_ = nlohmann::json::object();
-};
-
-}  // namespace
-
+// null when disarmed, generation], parsed when the transaction first changes them and written
+// back with the row (write_sagas, above).
+// Arming replaces, and the generation is one more than the last (kept while disarmed).
 std::int64_t store::arm_timer(std::string_view definition, std::string_view key, std::string_view name,
                               std::int64_t due_ms) {
   return guarded("arm_timer", [&] {
     std::int64_t generation = 0;
     atomically([&] {
-      auto timers = saga_timers::of(prepared(q_saga_timers), definition, key);
-      if (!timers)
+      saga_row& r = row_of(definition, key);
+      if (!r.exists)
         throw store_error("arm_timer: saga '" + std::string(definition) + "/" + std::string(key) +
                           "' has no instance row (a timer is kept in its saga's row)");
-      generation = timers->arm(name, due_ms);
-      timers->write(prepared(q_set_timers), definition, key);
+      auto& slot = timers_in(r.timers, r.timers_text)[std::string(name)];
+      generation = (slot.is_array() ? slot.at(1).get<std::int64_t>() : 0) + 1;
+      slot = nlohmann::json::array({due_ms, generation});
+      r.changed = true;
     });
     return generation;
   });
 }
 
-// Disarming a timer that is not armed, or of a saga without an instance row, writes nothing.
+// Disarming a timer that is not armed, or of a saga without an instance row, changes nothing.
 void store::disarm_timer(std::string_view definition, std::string_view key, std::string_view name) {
   guarded("disarm_timer", [&] {
     atomically([&] {
-      auto timers = saga_timers::of(prepared(q_saga_timers), definition, key);
-      if (timers && timers->disarm(name)) timers->write(prepared(q_set_timers), definition, key);
+      saga_row& r = row_of(definition, key);
+      if (!r.exists || (!r.timers && !r.timers_text)) return;
+      auto& timers = timers_in(r.timers, r.timers_text);
+      const auto it = timers.find(std::string(name));
+      if (it == timers.end() || it->at(0).is_null()) return;
+      (*it)[0] = nullptr;
+      r.changed = true;
     });
   });
 }
@@ -1084,6 +1206,7 @@ std::vector<std::string> distinct(std::vector<std::string> names) {
 std::vector<timer_record> store::due_timers(std::int64_t now_ms, std::size_t limit,
                                             const std::vector<std::string>& definitions) {
   return guarded("due_timers", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     std::vector<timer_record> out;
     if (limit == 0) return out;
     for (const auto& definition : distinct(definitions)) {
@@ -1104,6 +1227,7 @@ std::vector<timer_record> store::due_timers(std::int64_t now_ms, std::size_t lim
 std::vector<std::pair<std::string, std::int64_t>> store::due_timers_elsewhere(
     std::int64_t now_ms, const std::vector<std::string>& definitions) {
   return guarded("due_timers_elsewhere", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     std::vector<std::string> armed;
     {
       use u(prepared(q_timer_definitions));
@@ -1124,6 +1248,7 @@ std::vector<std::pair<std::string, std::int64_t>> store::due_timers_elsewhere(
 
 std::vector<timer_record> store::timers_of(std::string_view definition, std::string_view key) {
   return guarded("timers_of", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     use u(prepared(q_timers_of));
     u.text(1, definition).text(2, key);
     std::vector<timer_record> out;
@@ -1137,6 +1262,7 @@ std::vector<timer_record> store::timers_of(std::string_view definition, std::str
 
 std::int64_t store::park(const parked_record& r) {
   return guarded("park", [&] {
+    rows_->parked_empty.reset();
     use u(prepared(q_park));
     u.text(1, r.definition).text(2, r.key).text(3, r.event_id).text(4, r.source).text(5, r.type);
     u.text(6, r.payload).integer(7, r.parked_ms).text(8, r.sender);
@@ -1145,8 +1271,18 @@ std::int64_t store::park(const parked_record& r) {
   });
 }
 
+// After every transition (engine::retry_parked): in a transaction, an empty parked table is read
+// once (its row count, kept by triggers) rather than searched for every saga.
 std::vector<parked_record> store::parked_of(std::string_view definition, std::string_view key) {
   return guarded("parked_of", [&] {
+    if (own_transaction_) {
+      auto& empty = rows_->parked_empty;
+      if (!empty) {
+        use count(prepared(q_parked_rows));
+        empty = !count.step() || count.integer(0) == 0;
+      }
+      if (*empty) return std::vector<parked_record>{};
+    }
     use u(prepared(q_parked_of));
     u.text(1, definition).text(2, key);
     std::vector<parked_record> out;
@@ -1188,6 +1324,7 @@ void store::remove_parked(std::int64_t id) {
 
 std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::size_t limit) {
   return guarded("orphaned_parked", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     use u(prepared(q_orphaned_parked));
     u.integer(1, before_ms).limit(2, limit);
     std::vector<parked_record> out;
@@ -1218,6 +1355,7 @@ void store::save_definition(const definition_record& r) {
 
 std::vector<std::pair<std::int64_t, std::int64_t>> store::running_versions(std::string_view definition) {
   return guarded("running_versions", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     use u(prepared(q_running_versions));
     u.text(1, definition);
     std::vector<std::pair<std::int64_t, std::int64_t>> out;
@@ -1229,6 +1367,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> store::running_versions(std::
 std::vector<std::string> store::instances_outside(std::string_view definition, std::int64_t version,
                                                   const std::vector<std::string>& states) {
   return guarded("instances_outside", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     use u(prepared(q_instance_states));
     u.text(1, definition).integer(2, version);
     std::vector<std::string> out;
@@ -1353,6 +1492,7 @@ std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_befo
 std::int64_t store::purge_finished(std::string_view definition, const std::vector<std::string>& states,
                                    std::int64_t before_ms, std::size_t limit) {
   return guarded("purge_finished", [&] {
+    settle_sagas();  // it reads instances or history by SQL
     std::int64_t removed = 0;
     atomically([&] {
       std::vector<std::string> keys;

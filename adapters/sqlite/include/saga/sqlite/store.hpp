@@ -34,9 +34,18 @@
 // tries again and throws while it fails: no write transaction of the store commits at NORMAL
 // because of it. (Writes the store is asked to make outside begin()/commit() are not guarded.)
 //
-// The store registers a commit hook on its connection to count commits (commit_count()); SQLite
-// keeps one commit hook per connection, so in the embedding case it replaces any hook the host
-// had set, and it removes its own when destroyed.
+// Inside a transaction begun by begin() the store keeps the saga rows it has read or changed (the instance
+// with its timers and the head of its history chain) and writes each changed one back once: at commit, at a
+// savepoint and its release, and before any method that reads instances or history by SQL (issue 15: a
+// transition's instance, timer and history-link writes are one row write, and a saga moved twice in a batch
+// is written once). Port methods see their own writes as before. In a transaction the host began on a shared
+// connection (embedding) every call writes its changes at once, as if there were no such memory. Committing a
+// transaction the store began through the connection itself while the store holds a change is refused.
+//
+// The store registers a commit hook on its connection to count commits (commit_count()) and a
+// rollback hook to forget what the transaction held; SQLite keeps one of each per connection, so
+// in the embedding case they replace any hooks the host had set, and the store removes its own
+// when destroyed.
 //
 // Thread-safety: none. Like the port says, one thread at a time uses a store (and, in the
 // embedding case, the host must not use the shared connection concurrently either).
@@ -159,7 +168,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 53;
+  static constexpr std::size_t statement_count = 50;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -168,6 +177,7 @@ class store final : public saga::store {
   // what it runs.
   SQLite::Statement& prepared(std::size_t which);
   static int on_commit(void* self) noexcept;
+  static void on_rollback(void* self) noexcept;
   static int on_wal(void* self, sqlite3* db, const char* name, int pages) noexcept;
   // Runs f in the caller's transaction, or in one of its own when there is none, so that a
   // method writing several statements (mark_published, prune) is one commit either way.
@@ -178,11 +188,28 @@ class store final : public saga::store {
   void restore_full_sync(const char* operation);
   void require_transaction(const char* operation) const;
 
+  // The saga rows of the open transaction (store.cpp).
+  class transaction_rows;
+  struct saga_row;
+  // The row of one saga, read on first use in the transaction (exists == false when none).
+  saga_row& row_of(std::string_view definition, std::string_view key);
+  // Writes the changed rows back (they stay known); forget_sagas() then drops them all.
+  void write_sagas();
+  void forget_sagas() noexcept;
+  void transaction_ended() noexcept;  // commit or rollback, whoever ended it
+  // Before a statement that reads instances or history itself.
+  void settle_sagas() {
+    write_sagas();
+    forget_sagas();
+  }
+
   std::unique_ptr<SQLite::Database> owned_;     // set by the options constructor only
   std::unique_ptr<checkpointer> checkpointer_;  // options.background_checkpoint, WAL files only
   SQLite::Database& db_;
   // Declared after the connection so that they are finalized before it closes.
   std::array<std::unique_ptr<SQLite::Statement>, statement_count> statements_;
+  std::unique_ptr<transaction_rows> rows_;
+  bool own_transaction_ = false;  // the open transaction was begun by begin(): rows_ are kept
   std::int64_t commits_ = 0;
   int checkpoint_pages_ = 0;
   static constexpr int wal_fallback_factor = 4;  // the writer checkpoints itself past 4x
