@@ -1,9 +1,9 @@
 #include "saga/trace.hpp"
 
-#include <stdlib.h>  // arc4random_buf (glibc 2.36)
-
 #include <algorithm>
 #include <cstdint>
+
+#include "random.hpp"
 
 namespace saga {
 namespace {
@@ -25,7 +25,7 @@ std::string random_hex(std::size_t n) {
   std::string out(n, '0');
   while (all_zero(out)) {
     unsigned char bytes[16];
-    ::arc4random_buf(bytes, n / 2);
+    detail::random_bytes(bytes, n / 2);
     for (std::size_t i = 0; i < n / 2; ++i) {
       out[2 * i] = hex[bytes[i] >> 4];
       out[2 * i + 1] = hex[bytes[i] & 0xf];

@@ -1,16 +1,16 @@
 #include "saga/uuid.hpp"
 
-#include <stdlib.h>  // arc4random_buf (glibc 2.36)
-
 #include <chrono>
 #include <mutex>
+
+#include "random.hpp"
 
 namespace saga {
 namespace {
 
 // rand_a (12 bits) holds a counter within one millisecond, so ids made by
 // this process are strictly increasing (RFC 9562, method 1). The random bits
-// come from the kernel's CSPRNG through arc4random_buf: an id must not let
+// come from the kernel's CSPRNG (detail::random_bytes): an id must not let
 // anyone predict the next one (a once-seeded mt19937 can be recovered from
 // its output).
 struct generator {
@@ -21,7 +21,7 @@ struct generator {
 
 std::uint64_t random_bits() {
   std::uint64_t v;
-  ::arc4random_buf(&v, sizeof v);
+  detail::random_bytes(&v, sizeof v);
   return v;
 }
 

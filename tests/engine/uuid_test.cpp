@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include "saga/uuid.hpp"
@@ -138,5 +141,37 @@ TEST_SUITE("uuid") {
     const std::string earlier = saga::make_uuid_v7(ms - 1000);
     CHECK(first < earlier);
     CHECK(timestamp_of(earlier) == ms);
+  }
+
+  // The random bits come from a per-thread pool drawn from the kernel a block at a time; a forked
+  // child must not hand out the bytes its parent has drawn but not used yet.
+  TEST_CASE("a forked child does not repeat the random bits its parent goes on to use") {
+    saga::make_uuid_v7();  // the pool is drawn, and has bytes left
+    int pipe_fds[2];
+    REQUIRE(::pipe(pipe_fds) == 0);
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      std::string ids;
+      for (int i = 0; i < 8; ++i) ids += saga::make_uuid_v7().substr(19);  // the random part
+      const auto written = ::write(pipe_fds[1], ids.data(), ids.size());
+      ::_exit(written == static_cast<ssize_t>(ids.size()) ? 0 : 1);
+    }
+    ::close(pipe_fds[1]);
+    std::set<std::string> parent;
+    for (int i = 0; i < 8; ++i) parent.insert(saga::make_uuid_v7().substr(19));
+    std::string from_child(8 * 17, '\0');
+    std::size_t got = 0;
+    while (got < from_child.size()) {
+      const auto n = ::read(pipe_fds[0], from_child.data() + got, from_child.size() - got);
+      if (n <= 0) break;
+      got += static_cast<std::size_t>(n);
+    }
+    ::close(pipe_fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    REQUIRE(got == from_child.size());
+    CHECK(WIFEXITED(status));
+    for (std::size_t i = 0; i < 8; ++i) CHECK(parent.count(from_child.substr(i * 17, 17)) == 0);
   }
 }
