@@ -332,6 +332,7 @@ enum q : std::size_t {
   q_insert_inbox,
   q_load_instance,
   q_save_instance,
+  q_update_instance,
   q_append_history,
   q_saga_trace,
   q_append_outbox,
@@ -403,6 +404,10 @@ constexpr const char* sql_of[] = {
     " updated_ms = excluded.updated_ms, state_since_ms = excluded.state_since_ms,"
     " finished_ms = excluded.finished_ms, definition_version = excluded.definition_version,"
     " timers = excluded.timers, next_due_ms = excluded.next_due_ms, last_history = excluded.last_history",
+    // q_update_instance: the same for a row the transaction read (one seek, no conflict to find)
+    "UPDATE instances SET state = ?3, data = ?4, version = ?5, fingerprint = ?6, updated_ms = ?7,"
+    " state_since_ms = ?8, finished_ms = ?9, definition_version = ?10, timers = ?11, next_due_ms = ?12,"
+    " last_history = ?13 WHERE definition = ?1 AND key = ?2",
     // q_append_history: linked to the saga's newest row (schema 7, ?16), which the transaction
     // remembers; the instance row takes the new one as its newest when it is written back
     "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
@@ -604,6 +609,7 @@ std::optional<std::int64_t> soonest_due(const nlohmann::json& timers) {
 
 struct store::saga_row {
   bool exists = false;   // the saga has an instance row: stored, or saved in this transaction
+  bool stored = false;   // ... in the database (read there, or written back)
   bool changed = false;  // not written back since it changed
   instance_record rec;
   std::optional<std::string> timers_text;    // the timers column as read or last written
@@ -656,7 +662,7 @@ store::saga_row& store::row_of(std::string_view definition, std::string_view key
   use u(prepared(q_load_instance));
   u.text(1, definition).text(2, key);
   if (u.step()) {
-    r.exists = true;
+    r.exists = r.stored = true;
     r.rec.definition = definition;
     r.rec.key = key;
     r.rec.state = u.string(0);
@@ -683,15 +689,25 @@ void store::write_sagas() {
       r.next_due_ms = soonest_due(*r.timers);
     }
     const instance_record& rec = r.rec;
-    use u(prepared(q_save_instance));
-    u.text(1, definition).text(2, key).text(3, rec.state).text(4, rec.data).integer(5, rec.version);
-    u.text(6, rec.fingerprint).text(7, rec.correlation_id).integer(8, rec.created_ms);
-    u.integer(9, rec.updated_ms).integer(10, rec.state_since_ms);
-    u.optional_integer(11, rec.finished ? std::optional<std::int64_t>(rec.state_since_ms) : std::nullopt);
-    u.integer(12, rec.definition_version)
-        .optional_text(13, r.timers_text)
-        .optional_integer(14, r.next_due_ms);
-    u.optional_integer(15, r.last_history).exec();
+    const auto finished_ms = rec.finished ? std::optional<std::int64_t>(rec.state_since_ms) : std::nullopt;
+    if (r.stored) {
+      use u(prepared(q_update_instance));
+      u.text(1, definition).text(2, key).text(3, rec.state).text(4, rec.data).integer(5, rec.version);
+      u.text(6, rec.fingerprint).integer(7, rec.updated_ms).integer(8, rec.state_since_ms);
+      u.optional_integer(9, finished_ms).integer(10, rec.definition_version);
+      u.optional_text(11, r.timers_text).optional_integer(12, r.next_due_ms);
+      u.optional_integer(13, r.last_history).exec();
+    } else {
+      use u(prepared(q_save_instance));
+      u.text(1, definition).text(2, key).text(3, rec.state).text(4, rec.data).integer(5, rec.version);
+      u.text(6, rec.fingerprint).text(7, rec.correlation_id).integer(8, rec.created_ms);
+      u.integer(9, rec.updated_ms).integer(10, rec.state_since_ms).optional_integer(11, finished_ms);
+      u.integer(12, rec.definition_version)
+          .optional_text(13, r.timers_text)
+          .optional_integer(14, r.next_due_ms);
+      u.optional_integer(15, r.last_history).exec();
+      r.stored = true;
+    }
     r.changed = false;
   });
 }

@@ -168,7 +168,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 50;
+  static constexpr std::size_t statement_count = 51;
 
   void migrate(bool read_only);
   void register_commit_hook();
