@@ -48,6 +48,7 @@ const sagactl::command command_table[] = {
     {"reconcile",    "compare sagad's log with a subscriber's, or a sender's list with sagad's", sagactl::commands::reconcile},
     {"migrate",      "move a definition's running sagas onto a newer version (through sagad)",  sagactl::commands::migrate},
     {"audit",        "one saga's trail: each event in with its ack, each event out with its sequence", sagactl::commands::audit},
+    {"migrate-store", "move a SQLite database into a PostgreSQL schema (sagad stopped)",     sagactl::commands::migrate_store},
 };
 // clang-format on
 
