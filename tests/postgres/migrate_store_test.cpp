@@ -39,8 +39,8 @@ std::string order(int i) {
 }
 
 // A SQLite file as a sagad of this release leaves it: the story of sagactl_story.hpp (three hours
-// ago: o-1 and o-4 placed, their payment timeouts long due), and `orders` orders placed, paid and
-// reserved just now (their shipment deadlines armed, 48 h ahead).
+// ago: o-1 and o-4 placed, their payment timeouts long due), two versions of a definition, and
+// `orders` orders placed, paid and reserved just now (their shipment deadlines armed, 48 h ahead).
 struct sqlite_file {
   saga::test::temp_dir dir;
   std::string path = dir.file("saga.db");
@@ -53,6 +53,12 @@ struct sqlite_file {
     o.path = path;
     saga::sqlite::store st(o);
     saga::test::fill_story(st, t0);
+    // Two versions of the legacy definition side by side (schema 10), as a store keeps them.
+    st.begin();
+    for (std::int64_t v : {1, 2})
+      st.save_definition({"legacy", v, "fp-legacy-" + std::to_string(v),
+                          R"({"name":"legacy","states":["waiting","over"],"terminal":["over"]})", t0 + v});
+    st.commit();
     saga::manual_clock clock(saga::test::wall_ms());
     saga::engine e(st, clock);
     e.add(saga::definitions::order_lifecycle());
@@ -92,6 +98,7 @@ TEST_SUITE("postgres migrate-store") {
     REQUIRE_MESSAGE(r.code == 0, r.err);
     const auto summary = r.json();
     CHECK(summary["tables"]["instances"] == 6 + orders);
+    CHECK(summary["tables"]["definitions"] == 4);  // order_lifecycle, account_lockout, legacy v1 and v2
     CHECK(summary["tables"]["dead_letters"] == 1);
     CHECK(summary["tables"]["parked"] == 1);
     CHECK(summary["to"].get<std::string>().find("postgresql://") == 0);
@@ -125,6 +132,8 @@ TEST_SUITE("postgres migrate-store") {
     const auto published =
         sql.column("SELECT sequence FROM outbox WHERE published_ms IS NOT NULL ORDER BY 1");
     CHECK(published == std::vector<std::string>{"1", "2", "3"});
+    CHECK(sql.column("SELECT fingerprint FROM definitions WHERE name = 'legacy' ORDER BY version") ==
+          std::vector<std::string>{"fp-legacy-1", "fp-legacy-2"});
 
     // sagad on the schema carries every saga on: o-1 and o-4 are cancelled by their payment
     // timeouts (armed in SQLite, due since), o-2 is shipped (its parked delivery.started then
