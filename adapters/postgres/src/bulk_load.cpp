@@ -49,7 +49,7 @@ std::string bulk_load::qualified(const std::string& table) const {
 }
 
 std::int64_t bulk_load::count(const std::string& table) {
-  const auto r = conn_->exec("count", "SELECT count(*) FROM " + qualified(table));
+  const auto r = conn_->exec(("count " + table).c_str(), "SELECT count(*) FROM " + qualified(table));
   return std::stoll(r.text(0, 0));
 }
 
@@ -71,7 +71,7 @@ bulk_load::table_copy bulk_load::copy(const std::string& table, const std::vecto
   std::string list;
   for (const auto& c : columns) list += (list.empty() ? "" : ", ") + conn_->quote_identifier(c);
   return table_copy(std::make_unique<pq::copy_in>(
-      *conn_, "copy", "COPY " + qualified(table) + " (" + list + ") FROM STDIN (FORMAT binary)",
+      *conn_, "copy into " + table, "COPY " + qualified(table) + " (" + list + ") FROM STDIN (FORMAT binary)",
       static_cast<int>(columns.size())));
 }
 
@@ -90,8 +90,9 @@ void bulk_load::continue_identity(const std::string& table, std::int64_t at_leas
   // setval(seq, n, true): the next id is n + 1; (seq, 1, false): the next is 1 (nothing taken).
   const std::string q = qualified(table);
   const std::string last = "greatest(coalesce(max(id), 0), " + std::to_string(at_least) + ")";
-  conn_->exec("continue identity", "SELECT setval(pg_get_serial_sequence(" + conn_->quote_literal(q) +
-                                       ", 'id'), greatest(" + last + ", 1), " + last + " > 0) FROM " + q);
+  conn_->exec(("continue the identity of " + table).c_str(),
+              "SELECT setval(pg_get_serial_sequence(" + conn_->quote_literal(q) + ", 'id'), greatest(" +
+                  last + ", 1), " + last + " > 0) FROM " + q);
 }
 
 void bulk_load::commit() {

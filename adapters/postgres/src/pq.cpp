@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "saga/store.hpp"
 
@@ -232,14 +233,14 @@ void append_be(std::string& out, std::uint64_t value, std::size_t bytes) {
 
 }  // namespace
 
-copy_in::copy_in(connection& c, const char* operation, const std::string& sql, int columns)
-    : conn_(c), operation_(operation), columns_(columns) {
+copy_in::copy_in(connection& c, std::string operation, const std::string& sql, int columns)
+    : conn_(c), operation_(std::move(operation)), columns_(columns) {
   PGresult* r = PQexec(c.conn_.get(), sql.c_str());
   if (r && PQresultStatus(r) == PGRES_COPY_IN) {
     PQclear(r);
   } else {
-    c.checked(r, operation);  // throws the server's error
-    throw std::logic_error(std::string(operation) + ": not a COPY FROM STDIN");
+    c.checked(r, operation_.c_str());  // throws the server's error
+    throw std::logic_error(operation_ + ": not a COPY FROM STDIN");
   }
   buffer_.assign(copy_header, copy_header_size);
 }
@@ -254,9 +255,9 @@ copy_in::~copy_in() {
 
 void copy_in::field(const char* data, std::size_t size) {
   if (in_row_ == 0) append_be(buffer_, static_cast<std::uint64_t>(columns_), 2);
-  if (in_row_ == columns_) throw std::logic_error(std::string(operation_) + ": more fields than columns");
+  if (in_row_ == columns_) throw std::logic_error(operation_ + ": more fields than columns");
   if (size > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
-    throw saga::store_error(std::string(operation_) + ": a value of more than 2 GiB");
+    throw saga::store_error(operation_ + ": a value of more than 2 GiB");
   append_be(buffer_, size, 4);
   buffer_.append(data, size);
   ++in_row_;
@@ -289,7 +290,7 @@ copy_in& copy_in::jsonb(std::string_view json) {
 
 copy_in& copy_in::null() {
   if (in_row_ == 0) append_be(buffer_, static_cast<std::uint64_t>(columns_), 2);
-  if (in_row_ == columns_) throw std::logic_error(std::string(operation_) + ": more fields than columns");
+  if (in_row_ == columns_) throw std::logic_error(operation_ + ": more fields than columns");
   append_be(buffer_, 0xffffffffu, 4);  // length -1
   ++in_row_;
   return *this;
@@ -297,8 +298,8 @@ copy_in& copy_in::null() {
 
 void copy_in::end_row() {
   if (in_row_ != columns_)
-    throw std::logic_error(std::string(operation_) + ": a row of " + std::to_string(in_row_) +
-                           " fields, not " + std::to_string(columns_));
+    throw std::logic_error(operation_ + ": a row of " + std::to_string(in_row_) + " fields, not " +
+                           std::to_string(columns_));
   in_row_ = 0;
   if (buffer_.size() >= copy_flush_bytes) flush();
 }
@@ -306,7 +307,7 @@ void copy_in::end_row() {
 void copy_in::flush() {
   if (buffer_.empty()) return;
   if (PQputCopyData(conn_.conn_.get(), buffer_.data(), static_cast<int>(buffer_.size())) != 1)
-    conn_.fail(operation_);
+    conn_.fail(operation_.c_str());
   buffer_.clear();
 }
 
@@ -314,12 +315,12 @@ std::int64_t copy_in::finish() {
   append_be(buffer_, 0xffff, 2);  // the trailer: a field count of -1
   flush();
   finished_ = true;
-  if (PQputCopyEnd(conn_.conn_.get(), nullptr) != 1) conn_.fail(operation_);
+  if (PQputCopyEnd(conn_.conn_.get(), nullptr) != 1) conn_.fail(operation_.c_str());
   std::int64_t rows = 0;
   std::optional<std::string> error;
   while (PGresult* raw = PQgetResult(conn_.conn_.get())) {
     try {
-      rows = conn_.checked(raw, operation_).affected();
+      rows = conn_.checked(raw, operation_.c_str()).affected();
     } catch (const saga::store_error& e) {
       if (!error) error = e.what();
     }

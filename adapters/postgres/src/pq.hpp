@@ -79,7 +79,7 @@ class connection;
 class copy_in {
  public:
   // Starts `sql`, which must be a COPY ... FROM STDIN (FORMAT binary) of `columns` columns.
-  copy_in(connection& c, const char* operation, const std::string& sql, int columns);
+  copy_in(connection& c, std::string operation, const std::string& sql, int columns);
   ~copy_in();
   copy_in(const copy_in&) = delete;
   copy_in& operator=(const copy_in&) = delete;
@@ -99,7 +99,7 @@ class copy_in {
   void flush();
 
   connection& conn_;
-  const char* operation_;
+  std::string operation_;
   int columns_;
   int in_row_ = 0;
   bool finished_ = false;

@@ -274,7 +274,13 @@ summary migrate(const std::string& from, const saga::postgres::options& to, bool
   summary s;
   for (const auto& m : mappings()) {
     const auto t0 = std::chrono::steady_clock::now();
-    const auto copied = copy_table(db, load, m, source_rows[m.table]);
+    std::int64_t copied = 0;
+    try {
+      copied = copy_table(db, load, m, source_rows[m.table]);
+    } catch (const SQLite::Exception& e) {
+      throw failure(database, std::string("cannot read table ") + m.table + " of " + from + ": " + e.what() +
+                                  "; nothing was committed");
+    }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char took[32];
     std::snprintf(took, sizeof took, "%.1f s", secs);
