@@ -7,7 +7,8 @@
 // is made by the engine in its transaction and lands in the saga's history.
 // Two maintenance commands write to a SQLite database themselves: `backup` (a
 // new file) and `purge` (finished sagas, in bounded transactions); on
-// PostgreSQL they refuse (exit 2).
+// PostgreSQL they refuse (exit 2). `migrate-store` copies a SQLite database, sagad
+// stopped, into a PostgreSQL schema (saga::postgres::bulk_load).
 //
 // Each subcommand is one file in src/commands/, named after it, dispatched
 // from the table below. Global options --db (or $SAGA_DB), --pg-schema and
