@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <iterator>
 #include <regex>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -25,6 +27,7 @@
 #include "saga/engine.hpp"
 #include "saga/postgres/store.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/number_outbox.hpp"
 #include "support/order_events.hpp"
 #include "support/postgres.hpp"
 #include "support/temp_dir.hpp"
@@ -85,6 +88,8 @@ void fill(saga::store& st, std::int64_t t0) {
   saga::engine e(st, clock);
   e.add(saga::definitions::order_lifecycle());
   e.add(saga::definitions::account_lockout());
+  std::int64_t emitted = 0;
+  e.on_commit([&](std::span<const saga::published_event> rows) { emitted += std::ssize(rows); });
   saga::instance_record legacy;
   legacy.definition = "legacy";
   legacy.key = "l-1";
@@ -106,6 +111,7 @@ void fill(saga::store& st, std::int64_t t0) {
     else
       REQUIRE_MESSAGE(a.ok(), a.reason);
   }
+  saga::test::number_outbox(st, emitted);  // what the relay does first (PostgreSQL numbers after the commit)
   st.mark_published(1, 3, t0 + 50 * 60'000);
 }
 
