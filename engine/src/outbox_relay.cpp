@@ -15,8 +15,8 @@ outbox_relay::outbox_relay(store& s, publisher& p, const clock& c, relay_options
       at_insert_(s.sequences_at_insert()),
       owner_(at_insert_ ? std::string() : make_uuid_v7(c.now_ms())) {}
 
-void outbox_relay::log(const std::string& message) const {
-  if (options_.log) options_.log(message);
+void outbox_relay::log(const std::string& message, bool lost) const {
+  if (options_.log) options_.log(message, lost);
 }
 
 void outbox_relay::number() {
@@ -27,13 +27,15 @@ void outbox_relay::number() {
     next_claim_ms_ = now + std::max<std::int64_t>(1, options_.lease_ms / 4);
     epoch_ = store_.claim_relay(owner_, options_.lease_ms);
     if (epoch_ == 0) return;  // another relay holds the lease
-    log("outbox relay: this relay numbers the outbox now (lease epoch " + std::to_string(epoch_) + ")");
+    log("outbox relay: this relay numbers the outbox now (lease epoch " + std::to_string(epoch_) + ")",
+        false);
   }
   for (;;) {
     const auto n = store_.number_outbox(epoch_, options_.lease_ms, options_.chunk);
     if (n < 0) {
       log("outbox relay: lease epoch " + std::to_string(epoch_) +
-          " was taken over by another relay; numbering fenced, nothing numbered, no longer numbering");
+              " was taken over by another relay; numbering fenced, nothing numbered, no longer numbering",
+          true);
       epoch_ = 0;
       next_claim_ms_ = clock_.now_ms() + options_.lease_ms;
       return;

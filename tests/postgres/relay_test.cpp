@@ -44,7 +44,7 @@ struct relay_under_test {
   relay_under_test(const saga::postgres::options& o, std::int64_t lease_ms) : store(o) {
     saga::relay_options ro;
     ro.lease_ms = lease_ms;
-    ro.log = [this](std::string_view m) {
+    ro.log = [this](std::string_view m, bool) {
       std::lock_guard<std::mutex> lock(mutex);
       lines.emplace_back(m);
     };

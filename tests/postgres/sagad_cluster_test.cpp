@@ -237,6 +237,61 @@ TEST_SUITE("postgres sagad failures") {
     stop(b);
   }
 
+  // Issue 17, item 4 ("Zombie", for the relay), with processes: sagad A numbers the outbox (it
+  // holds the relay lease) and is SIGSTOPped for longer than its --pg-relay-lease; sagad B takes the
+  // lease over and numbers what B commits meanwhile. A, woken, is fenced: it numbers nothing, says
+  // so in its log, and both go on publishing one log 1..N.
+  TEST_CASE("a relay sagad stopped past its lease numbers nothing after the takeover and says so") {
+    saga::test::temp_dir dir;
+    const auto schema = saga::test::unique_schema("relay_zombie");
+    const std::vector<std::string> lease{"--pg-relay-lease", "500ms"};
+    auto a = start_on(SAGAD_PATH, schema, saga::test::endpoints::any_loopback(), dir, "a", lease);
+    REQUIRE_MESSAGE(a, a.error);
+    saga::test::sql_session sql(saga::test::postgres_conninfo(), schema);
+    for (int i = 0; i < 100 && sql.scalar("SELECT epoch FROM relay") != "1"; ++i)
+      std::this_thread::sleep_for(20ms);
+    REQUIRE(sql.scalar("SELECT epoch FROM relay") == "1");  // A, started first, holds the lease
+    auto b = start_on(SAGAD_PATH, schema, saga::test::endpoints::any_loopback(), dir, "b", lease);
+    REQUIRE_MESSAGE(b, b.error);
+    ::zmq::context_t ctx(1);
+    saga::zmq::client_options co;
+    co.timeout = 20s;
+    saga::zmq::client to_b(ctx, b.ep.ingress, co);
+    REQUIRE(to_b.send(saga::test::placed("o-1")).status == saga::ack_status::accepted);
+    REQUIRE(all_numbered(sql));
+    REQUIRE(sql.scalar("SELECT epoch FROM relay") == "1");  // A numbered B's commit
+
+    REQUIRE(a.proc->signal(SIGSTOP));
+    std::this_thread::sleep_for(1500ms);  // past A's lease: B takes it over
+    REQUIRE(to_b.send(saga::test::placed("o-2")).status == saga::ack_status::accepted);
+    CHECK(all_numbered(sql));
+    CHECK(sql.scalar("SELECT epoch FROM relay") == "2");
+    const auto numbered_by_b = sql.scalar("SELECT max(sequence) FROM outbox");
+    REQUIRE(a.proc->signal(SIGCONT));
+    bool said = false;
+    for (int i = 0; i < 100 && !said; ++i) {
+      said = a.proc->err().find("was taken over by another relay") != std::string::npos;
+      if (!said) std::this_thread::sleep_for(50ms);
+    }
+    INFO("sagad A stderr: " << a.proc->err());
+    CHECK(said);
+    CHECK(sql.scalar("SELECT epoch FROM relay") == "2");  // A did not take it back
+    REQUIRE(to_b.send(saga::test::paid("o-2")).status == saga::ack_status::accepted);
+    CHECK(all_numbered(sql));
+    const auto last = std::stoll(sql.scalar("SELECT max(sequence) FROM outbox"));
+    CHECK(last > std::stoll(numbered_by_b));
+    CHECK(sql.scalar("SELECT count(DISTINCT sequence) FROM outbox") == std::to_string(last));
+    // One subscriber on A alone gets the whole log (live, and replay for what it missed).
+    saga::zmq::subscriber sub(ctx, a.ep.publish, a.ep.replay);
+    std::vector<std::int64_t> seen;
+    for (int i = 0; i < 100 && sub.last_sequence() < last; ++i)
+      sub.poll(100ms, [&](const saga::zmq::delivery& d) { seen.push_back(d.sequence); });
+    REQUIRE(static_cast<std::int64_t>(seen.size()) == last);
+    for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == static_cast<std::int64_t>(i) + 1);
+    stop(a);
+    stop(b);
+  }
+
   // Issue 17 ("Crash" and "Relay failover"): three sagad under load, one SIGKILLed and restarted
   // every few hundred milliseconds; clients resend what was not acknowledged to another sagad. No
   // acknowledged event is lost, the publication sequence is 1..M without a gap, each saga's

@@ -52,7 +52,8 @@ struct relay_options {
   // Stores that number after the commit: how long a relay lease lasts unrenewed (each numbering
   // renews it; a relay that stops, dies or stalls longer hands the numbering to another).
   std::int64_t lease_ms = 5000;
-  std::function<void(std::string_view)> log;  // optional: the lease gained and lost
+  // Optional: the lease gained (`lost` false) and lost (`lost` true: a warning).
+  std::function<void(std::string_view message, bool lost)> log;
 };
 
 class outbox_relay {
@@ -97,7 +98,7 @@ class outbox_relay {
 
   // Claims or renews the lease and numbers what is committed (stores that number after commit).
   void number();
-  void log(const std::string& message) const;
+  void log(const std::string& message, bool lost) const;
 
   // Hands rows[0..) to the publisher and marks them; on a failure marks what went out.
   std::size_t publish_rows(std::span<const outbox_record> rows);
