@@ -44,6 +44,13 @@ void outbox_relay::number() {
   }
 }
 
+// A lease renewed for 0 ms has expired: claim_relay lets the next claimant have it.
+void outbox_relay::release() {
+  if (at_insert_ || epoch_ == 0) return;
+  epoch_ = 0;
+  store_.claim_relay(owner_, 0);
+}
+
 std::size_t outbox_relay::publish_rows(std::span<const outbox_record> rows) {
   // Whatever happens below, the next publish() reads the outbox first: until the marks are
   // written, rows up to the new last_published_ may be unmarked.

@@ -107,6 +107,12 @@ TEST_SUITE("postgres relay") {
     CHECK(sql.scalar("SELECT count(DISTINCT sequence) FROM outbox") == "2000");
     CHECK(sql.scalar("SELECT max(sequence) FROM outbox") == "2000");
     CHECK(sql.scalar("SELECT epoch FROM relay") == "1");  // never taken over
+    // The holder stopping hands the lease back: the other takes it at once, not a minute later.
+    auto& holder = a.relay->numbering() ? a : b;
+    auto& other = a.relay->numbering() ? b : a;
+    holder.relay->release();
+    CHECK_FALSE(holder.relay->numbering());
+    CHECK(other.store.claim_relay("the other", 60'000) == 2);
     // Both published what they found numbered and unpublished, each in order; together, the
     // whole log (a subscriber on both drops what it has).
     std::vector<bool> seen(2001, false);

@@ -233,7 +233,7 @@ inline constexpr statement statements[] = {
     {"saga_claim_relay", "ti",
      "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)"
      " UPDATE relay SET epoch = CASE WHEN relay.holder = $1 THEN relay.epoch ELSE relay.epoch + 1 END,"
-     " holder = $1, expires_ms = now.ms + $2 FROM now WHERE relay.holder = $1 OR relay.expires_ms < now.ms"
+     " holder = $1, expires_ms = now.ms + $2 FROM now WHERE relay.holder = $1 OR relay.expires_ms <= now.ms"
      " RETURNING relay.epoch"},
     // The numbering transaction's fence: the lease is still epoch $1's (and renewed); the row stays
     // locked until the numbering commits, so no takeover lands in between.

@@ -59,6 +59,7 @@ void loop::run(const std::atomic<bool>& stop) {
   committed_.clear();  // the drain below publishes them
   try {
     relay_.drain();
+    relay_.release();  // another sagad numbers from now on, without waiting for the lease to expire
   } catch (const std::exception& e) {
     spdlog::error("final publish: {} (published on the next start)", e.what());
   }

@@ -77,6 +77,10 @@ class outbox_relay {
   // The highest sequence published by anyone (0 when none).
   std::int64_t last_published() const { return last_published_; }
 
+  // Hands the lease back (a relay stopping: another takes the numbering over at once rather than
+  // a lease later). Throws what the store threw.
+  void release();
+
   // The store numbers rows after the commit (committed rows carry no sequence yet).
   bool numbers_after_commit() const { return !at_insert_; }
   // This relay holds the lease and numbers (a store that numbers at insert: always).
