@@ -9,6 +9,8 @@
 #include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <iterator>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "saga/definitions/order_lifecycle.hpp"
 #include "saga/engine.hpp"
 #include "saga/store.hpp"
+#include "support/number_outbox.hpp"
 #include "support/order_events.hpp"
 
 namespace saga::test {
@@ -75,6 +78,8 @@ inline void fill_story(saga::store& st, std::int64_t t0) {
   saga::engine e(st, clock);
   e.add(saga::definitions::order_lifecycle());
   e.add(saga::definitions::account_lockout());
+  std::int64_t emitted = 0;
+  e.on_commit([&](std::span<const saga::published_event> rows) { emitted += std::ssize(rows); });
   saga::instance_record legacy;
   legacy.definition = "legacy";
   legacy.key = "l-1";
@@ -96,6 +101,7 @@ inline void fill_story(saga::store& st, std::int64_t t0) {
     else
       REQUIRE_MESSAGE(a.ok(), a.reason);
   }
+  saga::test::number_outbox(st, emitted);  // what the relay does first (PostgreSQL numbers after the commit)
   st.mark_published(1, 3, t0 + 50 * 60'000);
 }
 

@@ -54,11 +54,12 @@ enum class kind {
 };
 
 struct column {
-  const char* name;  // the same in both schemas
+  const char* name;  // PostgreSQL's column, and SQLite's of the same name unless `from` says
   kind k;
+  const char* from = nullptr;  // the SQLite column it is read from, when named otherwise
 };
 
-// One table: its columns as PostgreSQL's schema 2 has them, read from the SQLite table of the same
+// One table: its columns as PostgreSQL's schema 3 has them, read from the SQLite table of the same
 // name (schema 10) in the order of `order_by`. What SQLite has and PostgreSQL has not is left
 // behind on purpose (see `left_behind`).
 struct table_map {
@@ -70,10 +71,14 @@ struct table_map {
 // The outbox in one place: its rows, with their sequences and published marks, so that every
 // subscriber's position (a sequence it keeps itself) stays valid; meta's outbox_sequence and
 // last_published are set from the same source in outbox_counters() below. A change of the
-// PostgreSQL outbox's shape is made here and there.
+// PostgreSQL outbox's shape is made here and there. Schema 3's row id (what history rows name,
+// docs/postgres.md) is the sequence for every row that comes across, as PostgreSQL's own
+// migration to schema 3 does; its identity continues after them, and `xid` (the writer's
+// transaction) is this load's: the rows are numbered already, so the relay never looks at it.
 const table_map outbox_map = {"outbox",
                               "sequence",
-                              {{"sequence", kind::integer},
+                              {{"id", kind::integer, "sequence"},
+                               {"sequence", kind::integer},
                                {"event_id", kind::text},
                                {"type", kind::text},
                                {"definition", kind::text},
@@ -131,7 +136,7 @@ const std::vector<table_map>& mappings() {
 //   sqlite_sequence: the AUTOINCREMENT counters become the identities' next values and meta's
 //     outbox_sequence (continue_identity, outbox_counters).
 // Tables with an identity column, continued after the SQLite counter.
-constexpr const char* identity_tables[] = {"history", "dead_letters", "parked"};
+constexpr const char* identity_tables[] = {"history", "outbox", "dead_letters", "parked"};
 
 // The flock sagad holds on its database file for its whole life (saga::server::database_lock),
 // taken here for the whole copy: a running sagad makes it fail, and none can start meanwhile.
@@ -208,7 +213,7 @@ std::int64_t copy_table(SQLite::Database& db, saga::postgres::bulk_load& load, c
   std::string select;
   for (const auto& c : m.columns) {
     names.emplace_back(c.name);
-    select += (select.empty() ? "\"" : ", \"") + std::string(c.name) + "\"";
+    select += (select.empty() ? "\"" : ", \"") + std::string(c.from ? c.from : c.name) + "\"";
   }
   SQLite::Statement rows(db, "SELECT " + select + " FROM " + m.table + " ORDER BY " + m.order_by);
   auto copy = load.copy(m.table, names);
