@@ -174,8 +174,14 @@ TEST_SUITE("postgres migrate-store") {
     CHECK(sql.scalar("SELECT count(*) FROM history WHERE event_type = 'saga.timer.payment_timeout'") == "2");
     // The log goes on after the copied sequences, 1..M without a gap; history ids after the
     // copied ones; every new event has its inbox row beside the copied ones.
+    // (the relay numbers what is committed a moment after the commit)
+    for (int i = 0; i < 200 && sql.scalar("SELECT count(*) FROM outbox WHERE sequence IS NULL") != "0"; ++i)
+      std::this_thread::sleep_for(50ms);
     const auto last = std::stoll(sql.scalar("SELECT max(sequence) FROM outbox"));
     CHECK(last > copied_outbox);
+    // A copied row's id is its sequence: the copied history rows still name their outbox rows.
+    CHECK(sql.scalar("SELECT count(*) FROM outbox WHERE sequence <= " + std::to_string(copied_outbox) +
+                     " AND id <> sequence") == "0");
     CHECK(sql.scalar("SELECT count(*) FROM outbox") == std::to_string(last));
     CHECK(std::stoll(sql.scalar("SELECT min(id) FROM history WHERE recorded_ms > " +
                                 std::to_string(f.t0 + 3600'000) + " AND key IN ('o-1', 'o-2')")) >
