@@ -89,12 +89,13 @@ bound_sockets bind_sockets(::zmq::context_t& ctx, const options& o, const securi
 // --metrics and --console: their HTTP servers; one serving both when they name the same
 // HOST:PORT (docs/console.md), none when both are off.
 struct http_servers {
+  bool shared = false;  // `metrics` serves the console too
   std::unique_ptr<http_endpoint> metrics, console;
+
   std::string metrics_url() const { return metrics ? metrics->url() : ""; }
   std::string console_url() const {
     return console ? console->url() : metrics && shared ? metrics->url() : "";
   }
-  bool shared = false;
 };
 
 http_servers start_http(const options& o, const sagad_metrics& metrics) {
@@ -102,28 +103,23 @@ http_servers start_http(const options& o, const sagad_metrics& metrics) {
   h.shared = !o.console.empty() && o.console == o.metrics;
   // The database gauges and the console's pages, each through a read port of its own on whichever
   // store --db names.
-  auto settings_for = [&o](const std::string& address, const std::string& option) {
-    return http_endpoint::settings{address,
-                                   o.insecure,
-                                   std::chrono::milliseconds(o.metrics_refresh_ms),
-                                   [&o] { return open_reader(o); },
-                                   SAGA_VERSION,
-                                   option,
-                                   true,
-                                   false,
-                                   describe_db(o.db)};
+  auto settings_for = [&o](const std::string& address, const std::string& option, bool serve_metrics,
+                           bool serve_console) {
+    return http_endpoint::settings{.address = address,
+                                   .insecure = o.insecure,
+                                   .refresh = std::chrono::milliseconds(o.metrics_refresh_ms),
+                                   .open_reader = [&o] { return open_reader(o); },
+                                   .version = SAGA_VERSION,
+                                   .option = option,
+                                   .metrics = serve_metrics,
+                                   .console = serve_console,
+                                   .db_name = describe_db(o.db)};
   };
-  if (!o.metrics.empty()) {
-    auto s = settings_for(o.metrics, h.shared ? "--metrics/--console" : "--metrics");
-    s.console = h.shared;
-    h.metrics = std::make_unique<http_endpoint>(std::move(s), metrics);
-  }
-  if (!o.console.empty() && !h.shared) {
-    auto s = settings_for(o.console, "--console");
-    s.metrics = false;
-    s.console = true;
-    h.console = std::make_unique<http_endpoint>(std::move(s), metrics);
-  }
+  if (!o.metrics.empty())
+    h.metrics = std::make_unique<http_endpoint>(
+        settings_for(o.metrics, h.shared ? "--metrics/--console" : "--metrics", true, h.shared), metrics);
+  if (!o.console.empty() && !h.shared)
+    h.console = std::make_unique<http_endpoint>(settings_for(o.console, "--console", false, true), metrics);
   return h;
 }
 
