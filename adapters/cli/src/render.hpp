@@ -31,8 +31,11 @@ void print_table(std::ostream& out, const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows);
 
 // The graph pictures (saga/server/graph_picture.hpp), shared with sagad's console.
-using saga::server::dot_to_svg;
 using saga::server::graph_dot;
 using saga::server::graph_mermaid;
+// SVG through Graphviz, run in a private folder named sagactl-svg-*.
+inline std::string dot_to_svg(const std::string& dot) {
+  return saga::server::dot_to_svg(dot, "sagactl-svg");
+}
 
 }  // namespace sagactl

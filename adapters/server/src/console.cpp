@@ -130,7 +130,8 @@ std::string inline_svg(const std::string& svg) {
 std::string graph_figure(const std::optional<saga::graph>& g, const json* instance) {
   if (!g) return "<p>(the definition is not registered in this database: no graph)</p>\n";
   try {
-    return "<div class=\"graph\">" + inline_svg(dot_to_svg(graph_dot(*g, instance))) + "</div>\n";
+    return "<div class=\"graph\">" + inline_svg(dot_to_svg(graph_dot(*g, instance), "sagad-svg")) +
+           "</div>\n";
   } catch (const failure& f) {
     return "<p class=\"error\">no picture: " + html_escape(f.what()) + "</p>\n";
   }

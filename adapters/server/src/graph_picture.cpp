@@ -54,8 +54,8 @@ std::string graph_mermaid(const saga::graph& g, const json* instance) {
   return saga::to_mermaid(g, &o);
 }
 
-std::string dot_to_svg(const std::string& dot) {
-  const temp_dir dir("saga-svg");
+std::string dot_to_svg(const std::string& dot, std::string_view folder_prefix) {
+  const temp_dir dir(folder_prefix);
   const std::string in = dir.file("graph.dot"), out = dir.file("graph.svg"), err = dir.file("dot.err");
   write_new_file(in, dot);
   std::vector<std::string> argv = {"dot", "-Tsvg", "-o", out, in};

@@ -5,6 +5,7 @@
 // through Graphviz. Pure functions except dot_to_svg, which runs `dot`; thread-safe.
 
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -17,9 +18,10 @@ namespace saga::server {
 std::string graph_dot(const saga::graph& g, const nlohmann::json* instance);
 std::string graph_mermaid(const saga::graph& g, const nlohmann::json* instance);
 
-// Runs Graphviz (`dot -Tsvg`) on `dot` and returns the SVG. Throws failure(not_found)
+// Runs Graphviz (`dot -Tsvg`) on `dot` in a fresh private temporary folder named after
+// `folder_prefix` (removed after) and returns the SVG. Throws failure(not_found)
 // (saga/server/catalog.hpp) when Graphviz is missing and failure(usage) when it refuses the
 // input.
-std::string dot_to_svg(const std::string& dot);
+std::string dot_to_svg(const std::string& dot, std::string_view folder_prefix);
 
 }  // namespace saga::server
