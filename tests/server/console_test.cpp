@@ -184,7 +184,12 @@ TEST_SUITE("console") {
 
     const auto saga_page = get(http, "/saga?type=order_lifecycle&id=o-1");
     CHECK(by_id(saga_page, "state") == "paid");
-    CHECK(saga_page.find("<svg") != std::string::npos);                                   // the graph, inline
+    CHECK(saga_page.find("<svg") != std::string::npos);  // the graph, inline
+    // ... with this saga's path: its two moves numbered and its current state filled.
+    CHECK(saga_page.find(">(#1)</text>") != std::string::npos);
+    CHECK(saga_page.find(">(#2)</text>") != std::string::npos);
+    CHECK(saga_page.find(">(#3)</text>") == std::string::npos);
+    CHECK(saga_page.find("fill=\"#ffd966\"") != std::string::npos);
     CHECK(saga_page.find("payment.requested") != std::string::npos);                      // a follow-on event
     CHECK(saga_page.find("&quot;order_id&quot;: &quot;o-1&quot;") != std::string::npos);  // its data
     get(http, "/saga?id=nobody", 404);
