@@ -46,14 +46,15 @@ bench: build
 
 # The full reliability runs (docs/reliability.md): about 10 min of crash torture (1,000
 # counted kills, 20 hits of each fault point), the I/O-fault sweep up to the 64th call, and the
-# PostgreSQL cluster's failures at full size (docs/postgres.md).
+# PostgreSQL cluster's failures and race (5,000 sagas x 20 events on three sagad) at full size
+# (docs/postgres.md).
 torture: build
 	$(BUILD)/tests/reliability/saga-torture --sagas 15000 --kills 1000 --fault-kills 20 --report $(BUILD)/torture-full.json
 	SAGA_IO_FAULT_MAX_N=64 $(BUILD)/tests/saga-io-faults
 	# Several sagad on one PostgreSQL at full size (issue 17), on a throw-away cluster of their own.
 	bash tests/support/pg_cluster.sh start $(BUILD)/torture-pg.conninfo && \
 	  SAGA_TEST_POSTGRES=$(BUILD)/torture-pg.conninfo SAGA_PG_TORTURE=1 \
-	    $(BUILD)/tests/postgres_tests -ts="postgres sagad failures"; \
+	    $(BUILD)/tests/postgres_tests -ts="postgres sagad failures,postgres sagad race"; \
 	  rc=$$?; bash tests/support/pg_cluster.sh stop $(BUILD)/torture-pg.conninfo; exit $$rc
 
 # libFuzzer targets (clang, ASan + UBSan) in build-fuzz, each for FUZZ_SECONDS.

@@ -7,7 +7,8 @@
 // is made by the engine in its transaction and lands in the saga's history.
 // Two maintenance commands write to a SQLite database themselves: `backup` (a
 // new file) and `purge` (finished sagas, in bounded transactions); on
-// PostgreSQL they refuse (exit 2).
+// PostgreSQL they refuse (exit 2). `migrate-store` copies a SQLite database, sagad
+// stopped, into a PostgreSQL schema (saga::postgres::bulk_load).
 //
 // Each subcommand is one file in src/commands/, named after it, dispatched
 // from the table below. Global options --db (or $SAGA_DB), --pg-schema and
@@ -48,6 +49,7 @@ const sagactl::command command_table[] = {
     {"reconcile",    "compare sagad's log with a subscriber's, or a sender's list with sagad's", sagactl::commands::reconcile},
     {"migrate",      "move a definition's running sagas onto a newer version (through sagad)",  sagactl::commands::migrate},
     {"audit",        "one saga's trail: each event in with its ack, each event out with its sequence", sagactl::commands::audit},
+    {"migrate-store", "move a SQLite database into a PostgreSQL schema (sagad stopped)",     sagactl::commands::migrate_store},
 };
 // clang-format on
 

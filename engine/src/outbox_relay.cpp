@@ -1,11 +1,55 @@
 #include "saga/outbox_relay.hpp"
 
 #include <algorithm>
+#include <utility>
+
+#include "saga/uuid.hpp"
 
 namespace saga {
 
 outbox_relay::outbox_relay(store& s, publisher& p, const clock& c, relay_options o)
-    : store_(s), publisher_(p), clock_(c), options_(o) {}
+    : store_(s),
+      publisher_(p),
+      clock_(c),
+      options_(std::move(o)),
+      at_insert_(s.sequences_at_insert()),
+      owner_(at_insert_ ? std::string() : make_uuid_v7(c.now_ms())) {}
+
+void outbox_relay::log(const std::string& message, bool lost) const {
+  if (options_.log) options_.log(message, lost);
+}
+
+void outbox_relay::number() {
+  if (at_insert_) return;
+  if (epoch_ == 0) {
+    const auto now = clock_.now_ms();
+    if (now < next_claim_ms_) return;
+    next_claim_ms_ = now + std::max<std::int64_t>(1, options_.lease_ms / 4);
+    epoch_ = store_.claim_relay(owner_, options_.lease_ms);
+    if (epoch_ == 0) return;  // another relay holds the lease
+    log("outbox relay: this relay numbers the outbox now (lease epoch " + std::to_string(epoch_) + ")",
+        false);
+  }
+  for (;;) {
+    const auto n = store_.number_outbox(epoch_, options_.lease_ms, options_.chunk);
+    if (n < 0) {
+      log("outbox relay: lease epoch " + std::to_string(epoch_) +
+              " was taken over by another relay; numbering fenced, nothing numbered, no longer numbering",
+          true);
+      epoch_ = 0;
+      next_claim_ms_ = clock_.now_ms() + options_.lease_ms;
+      return;
+    }
+    if (static_cast<std::size_t>(n) < options_.chunk) return;
+  }
+}
+
+// A lease renewed for 0 ms has expired: claim_relay lets the next claimant have it.
+void outbox_relay::release() {
+  if (at_insert_ || epoch_ == 0) return;
+  epoch_ = 0;
+  store_.claim_relay(owner_, 0);
+}
 
 std::size_t outbox_relay::publish_rows(std::span<const outbox_record> rows) {
   // Whatever happens below, the next publish() reads the outbox first: until the marks are
@@ -30,6 +74,7 @@ std::size_t outbox_relay::publish_rows(std::span<const outbox_record> rows) {
 }
 
 std::size_t outbox_relay::drain() {
+  number();
   if (last_published_ < 0) last_published_ = store_.last_published_sequence();
   std::size_t total = 0;
   for (;;) {
@@ -46,6 +91,7 @@ std::size_t outbox_relay::drain() {
 
 std::size_t outbox_relay::publish(std::span<const outbox_record> committed) {
   if (committed.empty()) return 0;
+  if (!at_insert_) return drain();  // provisional numbers: the sequences are in the store
   // From memory only when these rows are exactly what follows the last published one: a gap
   // is another process's commit (or rows published meanwhile by a drain), which the outbox
   // has and memory does not.

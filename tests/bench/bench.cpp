@@ -59,6 +59,7 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "cluster.hpp"
 #include "saga/clock.hpp"
 #include "saga/codec.hpp"
 #include "saga/definitions/catalog.hpp"
@@ -106,8 +107,8 @@ struct config {
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
 
-const std::vector<std::string> measurement_names = {"floor", "ladder",   "batch1", "group",  "e2e",
-                                                    "scale", "recovery", "orders", "normal", "curve"};
+const std::vector<std::string> measurement_names = {
+    "floor", "ladder", "batch1", "group", "e2e", "scale", "recovery", "orders", "normal", "curve", "cluster"};
 
 struct row {
   std::string measurement;
@@ -1756,7 +1757,8 @@ int main(int argc, char** argv) {
   if (cfg.quick) cfg.seconds = std::min(cfg.seconds, 0.03);
 
   const bool needs_sagad = cfg.wants("e2e") || cfg.wants("scale") || cfg.wants("recovery") ||
-                           cfg.wants("normal") || cfg.wants("stop") || cfg.wants("curve");
+                           cfg.wants("normal") || cfg.wants("stop") || cfg.wants("curve") ||
+                           cfg.wants("cluster");
   if (needs_sagad && (cfg.sagad.empty() || !fs::exists(cfg.sagad))) {
     std::cerr << "saga-bench: sagad not found at '" << cfg.sagad << "' (use --sagad PATH)\n";
     return 2;
@@ -1795,6 +1797,19 @@ int main(int argc, char** argv) {
     if (cfg.wants("scale")) measure_scale(cfg, dir), stage("scale");
     if (cfg.wants("recovery")) measure_recovery(cfg, dir), stage("recovery");
     if (cfg.wants("stop")) measure_stop(cfg, dir), stage("stop");
+    // Several sagad on one PostgreSQL (tests/bench/cluster.cpp): in the full run and --only cluster.
+    if (cfg.wants("cluster") && (!cfg.quick || cfg.only.count("cluster"))) {
+      for (const auto& f :
+           saga::bench::measure_cluster(cfg.sagad, dir.path().string(), cfg.seconds, cfg.quick ? 1 : 3)) {
+        row r;
+        r.measurement = "cluster " + f.configuration;
+        r.rate = f.events_per_second;
+        r.notes = f.notes;
+        r.extra = {{"ack_p50_ms", f.ack_p50_ms}, {"ack_p99_ms", f.ack_p99_ms}, {"paced_rate", f.paced_rate}};
+        add_row(std::move(r));
+      }
+      stage("cluster");
+    }
   } catch (const std::exception& e) {
     std::cerr << "saga-bench failed: " << e.what() << "\n";
     print_table();

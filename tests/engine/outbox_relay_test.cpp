@@ -3,9 +3,13 @@
 
 #include "saga/outbox_relay.hpp"
 
+#include <chrono>
 #include <span>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include <doctest/doctest.h>
 
@@ -74,9 +78,90 @@ struct after_commit {
   std::vector<saga::outbox_record> committed;
 };
 
+// A store that numbers after the commit, as the PostgreSQL store does (its rows are numbered at
+// insert underneath, so that they can be read back): the lease calls are scripted and counted.
+class numbering_later_store : public counting_store {
+ public:
+  using counting_store::counting_store;
+  bool sequences_at_insert() const override { return false; }
+  std::int64_t claim_relay(std::string_view, std::int64_t lease_ms) override {
+    ++claims;
+    claimed_lease_ms = lease_ms;
+    return grant;
+  }
+  std::int64_t number_outbox(std::int64_t epoch, std::int64_t, std::size_t) override {
+    numbered_with.push_back(epoch);
+    return fenced ? -1 : 0;
+  }
+  std::int64_t grant = 7;  // the epoch claim_relay hands out (0: another relay holds the lease)
+  bool fenced = false;     // number_outbox: the lease was taken over
+  int claims = 0;
+  std::int64_t claimed_lease_ms = 0;
+  std::vector<std::int64_t> numbered_with;
+};
+
 }  // namespace
 
 TEST_SUITE("outbox_relay") {
+  // Issue 17, item 4: on a store that numbers after the commit, the relay claims the lease and
+  // numbers before it publishes, never publishes committed rows from memory (their numbers are
+  // provisional), and once fenced numbers nothing more, says so, and claims again a lease later.
+  TEST_CASE("a relay on a store numbering after the commit numbers under its lease and stops once fenced") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store st(saga::sqlite::options{dir.file("saga.db")});
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    std::vector<saga::outbox_record> committed;
+    eng.on_commit([&](std::span<const saga::published_event> rows) {
+      for (const auto& p : rows) committed.push_back(p.record);
+    });
+    numbering_later_store later(st);
+    recording_publisher pub;
+    std::vector<std::pair<std::string, bool>> said;
+    saga::relay_options o;
+    o.lease_ms = 4000;
+    o.log = [&](std::string_view m, bool lost) { said.emplace_back(std::string(m), lost); };
+    saga::outbox_relay relay(later, pub, clock, o);
+    CHECK(relay.numbers_after_commit());
+    CHECK_FALSE(relay.numbering());
+
+    CHECK(relay.drain() == 0);
+    CHECK(later.claims == 1);
+    CHECK(later.claimed_lease_ms == 4000);
+    CHECK(later.numbered_with == std::vector<std::int64_t>{7});
+    CHECK(relay.numbering());
+    REQUIRE(said.size() == 1);
+    CHECK(said[0].first.find("numbers the outbox now (lease epoch 7)") != std::string::npos);
+    CHECK_FALSE(said[0].second);
+
+    eng.handle(placed("o1"));
+    const int reads = later.reads;
+    CHECK(relay.publish(committed) == 1);  // read from the outbox, not from memory
+    CHECK(later.reads == reads + 1);
+    CHECK(later.claims == 1);  // renewed by numbering, not claimed again
+    CHECK(later.numbered_with == std::vector<std::int64_t>{7, 7});
+    CHECK(pub.sequences == std::vector<std::int64_t>{1});
+
+    later.fenced = true;
+    eng.handle(placed("o2"));
+    CHECK(relay.drain() == 1);  // publishes what is numbered all the same
+    CHECK_FALSE(relay.numbering());
+    REQUIRE(said.size() == 2);
+    CHECK(said[1].first.find("lease epoch 7 was taken over by another relay") != std::string::npos);
+    CHECK(said[1].second);
+    later.fenced = false;
+    later.grant = 0;
+    relay.drain();
+    CHECK(later.claims == 1);  // not before a lease has passed
+    CHECK(later.numbered_with.size() == 3);
+    clock.advance(std::chrono::milliseconds(4000));
+    relay.drain();
+    CHECK(later.claims == 2);  // another relay holds it now: nothing numbered
+    CHECK(later.numbered_with.size() == 3);
+    CHECK_FALSE(relay.numbering());
+  }
+
   TEST_CASE("a relay publishes committed rows in sequence order and marks them published") {
     saga::test::temp_dir dir;
     saga::manual_clock clock;

@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "saga/definitions/order_lifecycle.hpp"
 #include "saga/postgres/store.hpp"
 #include "saga/sqlite/store.hpp"
+#include "support/number_outbox.hpp"
 #include "support/order_events.hpp"
 #include "support/postgres.hpp"
 #include "support/temp_dir.hpp"
@@ -59,6 +62,8 @@ std::vector<std::string> run(saga::store& s) {
   saga::manual_clock clock;
   saga::engine e(s, clock);
   e.add(saga::definitions::order_lifecycle());
+  std::int64_t emitted = 0;
+  e.on_commit([&](std::span<const saga::published_event> rows) { emitted += std::ssize(rows); });
   std::vector<std::string> out;
   const auto events = stream();
   for (std::size_t i = 0; i < events.size(); i += 7) {  // batches of seven
@@ -74,6 +79,7 @@ std::vector<std::string> run(saga::store& s) {
     const auto inst = s.load_instance("order_lifecycle", key);
     out.push_back(key + " " + (inst ? inst->state + " v" + std::to_string(inst->version) : "-"));
   }
+  saga::test::number_outbox(s, emitted);  // what the relay does first (PostgreSQL numbers after the commit)
   for (const auto& o : s.unpublished(0, 1000))
     out.push_back(std::to_string(o.sequence) + " " + o.type + " " + o.key);
   out.push_back("parked " + std::to_string(s.count_parked_total()));

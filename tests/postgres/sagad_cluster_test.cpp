@@ -49,6 +49,16 @@ bool torture() {
   return std::getenv("SAGA_PG_TORTURE") != nullptr;
 }
 
+// The relay numbers what is committed shortly after the commit: waits (at most 30 s) until every
+// outbox row has its sequence.
+bool all_numbered(saga::test::sql_session& sql) {
+  for (int i = 0; i < 600; ++i) {
+    if (sql.scalar("SELECT count(*) FROM outbox WHERE sequence IS NULL") == "0") return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
 void stop(saga::test::started_daemon& d) {
   REQUIRE(d.proc->signal(SIGTERM));
   INFO("sagad stderr: " << d.proc->err());
@@ -105,6 +115,7 @@ TEST_SUITE("postgres sagad") {
     saga::test::sql_session sql(saga::test::postgres_conninfo(), schema);
     CHECK(sql.scalar("SELECT count(*) FROM instances WHERE version = 2") == std::to_string(orders));
     CHECK(sql.scalar("SELECT count(*) FROM inbox") == std::to_string(2 * orders));
+    REQUIRE(all_numbered(sql));
     const auto last = std::stoll(sql.scalar("SELECT max(sequence) FROM outbox"));
     CHECK(sql.scalar("SELECT count(*) FROM outbox") == std::to_string(last));  // 1..last, no gap
 
@@ -226,6 +237,61 @@ TEST_SUITE("postgres sagad failures") {
     stop(b);
   }
 
+  // Issue 17, item 4 ("Zombie", for the relay), with processes: sagad A numbers the outbox (it
+  // holds the relay lease) and is SIGSTOPped for longer than its --pg-relay-lease; sagad B takes the
+  // lease over and numbers what B commits meanwhile. A, woken, is fenced: it numbers nothing, says
+  // so in its log, and both go on publishing one log 1..N.
+  TEST_CASE("a relay sagad stopped past its lease numbers nothing after the takeover and says so") {
+    saga::test::temp_dir dir;
+    const auto schema = saga::test::unique_schema("relay_zombie");
+    const std::vector<std::string> lease{"--pg-relay-lease", "500ms"};
+    auto a = start_on(SAGAD_PATH, schema, saga::test::endpoints::any_loopback(), dir, "a", lease);
+    REQUIRE_MESSAGE(a, a.error);
+    saga::test::sql_session sql(saga::test::postgres_conninfo(), schema);
+    for (int i = 0; i < 100 && sql.scalar("SELECT epoch FROM relay") != "1"; ++i)
+      std::this_thread::sleep_for(20ms);
+    REQUIRE(sql.scalar("SELECT epoch FROM relay") == "1");  // A, started first, holds the lease
+    auto b = start_on(SAGAD_PATH, schema, saga::test::endpoints::any_loopback(), dir, "b", lease);
+    REQUIRE_MESSAGE(b, b.error);
+    ::zmq::context_t ctx(1);
+    saga::zmq::client_options co;
+    co.timeout = 20s;
+    saga::zmq::client to_b(ctx, b.ep.ingress, co);
+    REQUIRE(to_b.send(saga::test::placed("o-1")).status == saga::ack_status::accepted);
+    REQUIRE(all_numbered(sql));
+    REQUIRE(sql.scalar("SELECT epoch FROM relay") == "1");  // A numbered B's commit
+
+    REQUIRE(a.proc->signal(SIGSTOP));
+    std::this_thread::sleep_for(1500ms);  // past A's lease: B takes it over
+    REQUIRE(to_b.send(saga::test::placed("o-2")).status == saga::ack_status::accepted);
+    CHECK(all_numbered(sql));
+    CHECK(sql.scalar("SELECT epoch FROM relay") == "2");
+    const auto numbered_by_b = sql.scalar("SELECT max(sequence) FROM outbox");
+    REQUIRE(a.proc->signal(SIGCONT));
+    bool said = false;
+    for (int i = 0; i < 100 && !said; ++i) {
+      said = a.proc->err().find("was taken over by another relay") != std::string::npos;
+      if (!said) std::this_thread::sleep_for(50ms);
+    }
+    INFO("sagad A stderr: " << a.proc->err());
+    CHECK(said);
+    CHECK(sql.scalar("SELECT epoch FROM relay") == "2");  // A did not take it back
+    REQUIRE(to_b.send(saga::test::paid("o-2")).status == saga::ack_status::accepted);
+    CHECK(all_numbered(sql));
+    const auto last = std::stoll(sql.scalar("SELECT max(sequence) FROM outbox"));
+    CHECK(last > std::stoll(numbered_by_b));
+    CHECK(sql.scalar("SELECT count(DISTINCT sequence) FROM outbox") == std::to_string(last));
+    // One subscriber on A alone gets the whole log (live, and replay for what it missed).
+    saga::zmq::subscriber sub(ctx, a.ep.publish, a.ep.replay);
+    std::vector<std::int64_t> seen;
+    for (int i = 0; i < 100 && sub.last_sequence() < last; ++i)
+      sub.poll(100ms, [&](const saga::zmq::delivery& d) { seen.push_back(d.sequence); });
+    REQUIRE(static_cast<std::int64_t>(seen.size()) == last);
+    for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == static_cast<std::int64_t>(i) + 1);
+    stop(a);
+    stop(b);
+  }
+
   // Issue 17 ("Crash" and "Relay failover"): three sagad under load, one SIGKILLed and restarted
   // every few hundred milliseconds; clients resend what was not acknowledged to another sagad. No
   // acknowledged event is lost, the publication sequence is 1..M without a gap, each saga's
@@ -235,6 +301,8 @@ TEST_SUITE("postgres sagad failures") {
     const int orders = torture() ? 20'000 : 1'500, kills = torture() ? 40 : 5;
     saga::test::temp_dir dir;
     const auto schema = saga::test::unique_schema("crash");
+    // A short lease: a killed relay's successor takes over within a second, several times a run.
+    const std::vector<std::string> relay_lease{"--pg-relay-lease", "1s"};
     std::vector<saga::test::endpoints> eps;
     std::vector<saga::test::started_daemon> sagad(3);
     std::string publish, replay;
@@ -242,7 +310,7 @@ TEST_SUITE("postgres sagad failures") {
       const auto sub = std::filesystem::path(dir.path()) / ("s" + std::to_string(i));
       std::filesystem::create_directories(sub);
       eps.push_back(saga::test::endpoints::ipc_in(sub));
-      sagad[i] = start_on(SAGAD_PATH, schema, eps[i], dir, "sagad" + std::to_string(i));
+      sagad[i] = start_on(SAGAD_PATH, schema, eps[i], dir, "sagad" + std::to_string(i), relay_lease);
       REQUIRE_MESSAGE(sagad[i], sagad[i].error);
       publish += (i ? "," : "") + eps[i].publish;
       replay += (i ? "," : "") + eps[i].replay;
@@ -292,7 +360,7 @@ TEST_SUITE("postgres sagad failures") {
       victim.proc->wait_for(10s);
       drain(100ms);
       victim = start_on(SAGAD_PATH, schema, eps[static_cast<std::size_t>(k % 3)], dir,
-                        "sagad" + std::to_string(k % 3) + "-" + std::to_string(k));
+                        "sagad" + std::to_string(k % 3) + "-" + std::to_string(k), relay_lease);
       REQUIRE_MESSAGE(victim, victim.error);
     }
     client.join();
@@ -303,12 +371,24 @@ TEST_SUITE("postgres sagad failures") {
     saga::test::sql_session sql(saga::test::postgres_conninfo(), schema);
     CHECK(sql.scalar("SELECT count(*) FROM inbox WHERE source = 'urn:test'") == std::to_string(2 * orders));
     CHECK(sql.scalar("SELECT count(*) FROM instances WHERE state = 'paid'") == std::to_string(orders));
+    REQUIRE(all_numbered(sql));
     const auto last = std::stoll(sql.scalar("SELECT max(sequence) FROM outbox"));
     CHECK(last == 2 * orders);  // payment.requested and inventory.reservation.requested per order
     CHECK(sql.scalar("SELECT count(DISTINCT sequence) FROM outbox") == std::to_string(last));
-    // Causal order per saga: the later transition's follow-on events come later in the log.
-    CHECK(sql.scalar("SELECT count(*) FROM history AS h JOIN history AS g ON g.definition = h.definition AND "
-                     "g.key = h.key AND g.version > h.version WHERE g.outbox_first < h.outbox_last") == "0");
+    // Causal order per saga: the later transition's follow-on events come later in the log. History
+    // names its outbox rows by id (the writer's provisional number); the relay gave them sequences.
+    const std::string sequences_of_transitions =
+        "SELECT h.definition, h.key, h.version, min(o.sequence) AS f, max(o.sequence) AS l FROM history AS h"
+        " JOIN outbox AS o ON o.id BETWEEN h.outbox_first AND h.outbox_last AND o.definition = h.definition"
+        " AND o.key = h.key GROUP BY h.definition, h.key, h.version";
+    CHECK(sql.scalar("WITH t AS (" + sequences_of_transitions +
+                     ") SELECT count(*) FROM t AS h JOIN t AS g ON g.definition = h.definition AND"
+                     " g.key = h.key AND g.version > h.version WHERE g.f < h.l") == "0");
+    // every transition that wrote rows found them: the check above saw them all
+    CHECK(sql.scalar("WITH t AS (" + sequences_of_transitions + ") SELECT count(*) FROM t") ==
+          sql.scalar("SELECT count(*) FROM history WHERE outbox_first IS NOT NULL"));
+    // The relay moved between sagad as they were killed: the lease changed hands.
+    MESSAGE("relay lease epoch at the end: " << sql.scalar("SELECT epoch FROM relay"));
     for (int i = 0; i < 200 && sub.last_sequence() < last; ++i) drain(100ms);
     REQUIRE(static_cast<std::int64_t>(seen.size()) == last);
     for (std::size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == static_cast<std::int64_t>(i) + 1);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store/records.hpp"
+#include "support/number_outbox.hpp"
 #include "support/postgres.hpp"
 
 namespace {
@@ -33,6 +34,20 @@ std::vector<std::string> tables_of(const std::string& schema) {
   sql_session sql(postgres_conninfo(), "public");
   return sql.column("SELECT table_name FROM information_schema.tables WHERE table_schema = '" + schema +
                     "' ORDER BY table_name");
+}
+
+// Schema 3 back to 2: the outbox keyed by its sequence again (every row numbered, as schema 2
+// numbered them in the writing transaction), no ids, no xids, no relay lease.
+void undo_migration_3(sql_session& sql) {
+  sql.exec("DROP TABLE relay");
+  sql.exec("DROP INDEX outbox_unnumbered");
+  sql.exec("DROP INDEX outbox_sequence");
+  sql.exec("ALTER TABLE outbox DROP COLUMN xid");
+  sql.exec("ALTER TABLE outbox DROP CONSTRAINT outbox_pkey");
+  sql.exec("ALTER TABLE outbox DROP COLUMN id");
+  sql.exec("ALTER TABLE outbox ALTER COLUMN sequence SET NOT NULL");
+  sql.exec("ALTER TABLE outbox ADD PRIMARY KEY (sequence)");
+  sql.exec("UPDATE schema_version SET version = 2");
 }
 
 // Schema 2 back to 1: definitions keyed by name alone, the version columns dropped. Version 1's
@@ -57,7 +72,7 @@ TEST_SUITE("postgres_store") {
     CHECK(s.schema() == schema);
     CHECK(s.schema_version() == saga::postgres::store::current_schema);
     CHECK(tables_of(schema) == std::vector<std::string>{"dead_letters", "definitions", "history", "inbox",
-                                                        "instances", "meta", "outbox", "parked",
+                                                        "instances", "meta", "outbox", "parked", "relay",
                                                         "schema_version"});
     sql_session sql(postgres_conninfo(), schema);
     CHECK(sql.scalar("SELECT version FROM schema_version") ==
@@ -107,23 +122,65 @@ TEST_SUITE("postgres_store") {
     a.insert_inbox(inbox("e-1"));
     CHECK(a.append_outbox(outbox("out-a")) == 1);
     a.commit();
+    saga::test::number_outbox(a, 1);
     CHECK_FALSE(b.load_instance("order_lifecycle", "o-1"));
     CHECK_FALSE(b.find_ack("urn:shop", "e-1"));
     CHECK(b.unpublished(0, 10).empty());
-    // Each has its own log: sequences start at 1 in both.
+    // Each has its own log (and relay lease): sequences start at 1 in both.
+    b.begin();
     CHECK(b.append_outbox(outbox("out-b")) == 1);
+    b.commit();
+    saga::test::number_outbox(b, 1);
+    CHECK(b.unpublished(0, 10).at(0).sequence == 1);
     CHECK(a.unpublished(0, 10).at(0).event_id == "out-a");
+    CHECK(a.unpublished(0, 10).at(0).sequence == 1);
   }
 
   TEST_CASE("a schema name that needs quoting is a schema like any other") {
     const std::string schema = unique_schema("Saga \"Q\"; DROP");
     saga::postgres::store s(in_schema(schema));
     s.save_instance(instance("o-1", "placed"));
-    CHECK(tables_of(schema).size() == 9);
+    CHECK(tables_of(schema).size() == 10);
     CHECK(s.load_instance("order_lifecycle", "o-1"));
   }
 
   // Schema 2 on a schema 1 database: its definitions, sagas and history rows are on version 1.
+  // Schema 2 numbered the outbox in the writing transaction (the counter row): its rows keep their
+  // sequences (and become their ids, which the history rows name), and what is written after the
+  // migration is numbered by the relay after them.
+  TEST_CASE("a schema 2 outbox migrates to relay numbering and keeps its sequences and history links") {
+    const auto schema = unique_schema("schema_2");
+    {
+      saga::postgres::store old(in_schema(schema));
+      old.begin();
+      old.save_instance(instance("o-1", "placed", 1));
+      const auto first = old.append_outbox(outbox("out-1", "o-1"));
+      const auto second = old.append_outbox(outbox("out-2", "o-1"));
+      auto h = history_row("o-1", "a1");
+      h.outbox_first = first;
+      h.outbox_last = second;
+      old.append_history(h);
+      old.commit();
+      saga::test::number_outbox(old, 2);
+    }
+    sql_session sql(postgres_conninfo(), schema);
+    undo_migration_3(sql);  // the layout and rows schema 2 wrote
+    sql.exec("UPDATE meta SET value = 2 WHERE key = 'outbox_sequence'");
+    REQUIRE(sql.scalar("SELECT version FROM schema_version") == "2");
+
+    saga::postgres::store s(in_schema(schema));
+    CHECK(s.schema_version() == saga::postgres::store::current_schema);
+    CHECK(sql.scalar("SELECT string_agg(id || ':' || sequence, ',' ORDER BY id) FROM outbox") == "1:1,2:2");
+    s.begin();
+    CHECK(s.append_outbox(outbox("out-3", "o-1")) == 3);  // ids go on after the migrated rows
+    s.commit();
+    CHECK(saga::test::number_outbox(s, 1) == 1);
+    const auto rows = s.unpublished(0, 10);
+    REQUIRE(rows.size() == 3);
+    CHECK(rows[2].sequence == 3);
+    CHECK(rows[2].event_id == "out-3");
+  }
+
   TEST_CASE("a schema 1 database migrates: definitions and sagas and history rows are on version 1") {
     const auto schema = unique_schema("schema_1");
     {
@@ -135,6 +192,7 @@ TEST_SUITE("postgres_store") {
       old.commit();
     }
     sql_session sql(postgres_conninfo(), schema);
+    undo_migration_3(sql);
     undo_migration_2(sql);  // the layout and rows schema 1 wrote
     REQUIRE(sql.scalar("SELECT version FROM schema_version") == "1");
     REQUIRE(sql.scalar("SELECT count(*) FROM information_schema.columns WHERE table_schema = '" + schema +
@@ -231,8 +289,10 @@ TEST_SUITE("postgres_store") {
                          saga::store_error);
     CHECK_FALSE(s.in_transaction());
     CHECK(s.unpublished(0, 10).empty());
-    // The sequence the failed transaction took is free again.
-    CHECK(s.append_outbox(outbox("y")) == 1);
+    // The failed transaction left no gap: the next row is numbered 1.
+    s.append_outbox(outbox("y"));
+    saga::test::number_outbox(s, 1);
+    CHECK(s.unpublished(0, 10).at(0).sequence == 1);
   }
 
   TEST_CASE("a store whose connection was closed by the server reconnects at the next begin") {

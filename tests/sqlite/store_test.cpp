@@ -4,6 +4,9 @@
 // (tests/store/), which runs over this store too.
 
 #include "saga/sqlite/store.hpp"
+#include "saga/clock.hpp"
+#include "saga/definitions/order_lifecycle.hpp"
+#include "saga/engine.hpp"
 #include "saga/sqlite/reader.hpp"
 
 #include <sqlite3.h>
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "store/records.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -536,6 +540,49 @@ TEST_SUITE("sqlite_store") {
     CHECK(row.getColumn(3).getInt64() == 1000);
     CHECK(row.getColumn(4).getString() == "e-2");  // the chain: newest e-2, then e-1
     CHECK(row.getColumn(5).getString() == "e-1");
+  }
+
+  // The statements an engine batch runs on the instances table, counted by SQLite's own trace:
+  // each saga's row is read once and written once, whatever the transition arms, disarms or
+  // appends to its history.
+  TEST_CASE("an engine batch reads and writes each saga's instance row once") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    saga::system_clock clock;
+    saga::engine eng(s, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    struct counts {
+      int reads = 0, writes = 0;
+    } seen;
+    const auto on_statement = [](unsigned, void* ctx, void* stmt, void*) -> int {
+      const std::string sql = sqlite3_sql(static_cast<sqlite3_stmt*>(stmt));
+      auto& c = *static_cast<counts*>(ctx);
+      if (sql.find("FROM instances") != std::string::npos) ++c.reads;
+      if (sql.starts_with("UPDATE instances") || sql.starts_with("INSERT INTO instances")) ++c.writes;
+      return 0;
+    };
+    sqlite3_trace_v2(s.database().getHandle(), SQLITE_TRACE_STMT, on_statement, &seen);
+    std::vector<saga::event> placed, paid;
+    for (int i = 0; i < 20; ++i) {
+      placed.push_back(saga::test::placed("o-" + std::to_string(i)));  // arms payment_timeout
+      paid.push_back(saga::test::paid("o-" + std::to_string(i)));      // disarms it
+    }
+    for (const auto& a : eng.handle_batch(placed)) REQUIRE(a.outcome == saga::ack_outcome::transitioned);
+    CHECK(seen.reads == 20);
+    CHECK(seen.writes == 20);
+    seen = {};
+    for (const auto& a : eng.handle_batch(paid)) REQUIRE(a.outcome == saga::ack_outcome::transitioned);
+    CHECK(seen.reads == 20);
+    CHECK(seen.writes == 20);
+    sqlite3_trace_v2(s.database().getHandle(), 0, nullptr, nullptr);
+    // What was written is whole: state, the disarmed timer, and a two-row history chain.
+    CHECK(s.load_instance("order_lifecycle", "o-7")->state == "paid");
+    CHECK(s.timers_of("order_lifecycle", "o-7").empty());
+    CHECK(count_rows(s.database(), "history") == 40);
+    CHECK(s.database()
+              .execAndGet("SELECT count(*) FROM history AS h JOIN instances AS i ON h.id = i.last_history"
+                          " JOIN history AS p ON p.id = h.previous")
+              .getInt64() == 20);
   }
 
   TEST_CASE("a rolled-back savepoint or transaction forgets the saga rows it changed") {

@@ -23,6 +23,7 @@
 #include "saga/graph.hpp"
 #include "saga/reader.hpp"
 #include "store/store_under_test.hpp"
+#include "support/number_outbox.hpp"
 #include "support/order_events.hpp"
 
 namespace {
@@ -107,6 +108,7 @@ struct filled {
     CHECK_FALSE(f.engine.handle(stray).ok());  // counted, not copied
     f.clock.set(t0 + 11 * minute);
     f.ok(ev("order.placed", "o-4", order("o-4")));
+    saga::test::number_outbox(st, 7);  // what the relay does first (a store numbering after commit)
     st.mark_published(1, 3, t0 + 12 * minute);
   }
 

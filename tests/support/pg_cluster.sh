@@ -6,6 +6,8 @@
 #   pg_cluster.sh stop STATE    stop that server and remove its folder and STATE
 # initdb refuses to run as root, so as root the cluster belongs to the `postgres` user (runuser).
 # Durability is off (no fsync, no synchronous commit): the cluster lives as long as one test run.
+# SAGA_PG_DURABLE=1 leaves PostgreSQL's durable defaults on (saga-bench's cluster stage, which
+# compares with SQLite's synchronous=FULL).
 set -euo pipefail
 
 bin=${SAGA_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -38,8 +40,8 @@ case $action in
       exit 1
     fi
     # No TCP listener: the socket's folder is private to this run, so no port can clash.
-    opts="-c listen_addresses='' -k $dir -p 5432 -c fsync=off -c synchronous_commit=off"
-    opts+=" -c full_page_writes=off -c max_connections=40"
+    opts="-c listen_addresses='' -k $dir -p 5432 -c max_connections=40"
+    if [[ -z ${SAGA_PG_DURABLE:-} ]]; then opts+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; fi
     if ! "${as_owner[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 -o "$opts" start >/dev/null; then
       cat "$dir/server.log" >&2
       rm -rf "$dir"

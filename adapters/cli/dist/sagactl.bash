@@ -89,7 +89,7 @@ _sagactl() {
   local IFS=$'\n' candidates=
   if [[ -n $opt ]]; then
     case $sub:$opt in
-      *:--db | graph:--output | graph:--plugin | *:--key | *:--server-key | *:--data)
+      *:--db | graph:--output | graph:--plugin | *:--key | *:--server-key | *:--data | migrate-store:--from)
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;

@@ -11,6 +11,8 @@ using saga::server::catalog;
 using saga::server::exit_code;
 using saga::server::failure;
 using saga::server::list_filter;
+using saga::server::password_of;
+using saga::server::without_password;
 using enum saga::server::exit_code;
 
 }  // namespace sagactl

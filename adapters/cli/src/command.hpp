@@ -61,6 +61,7 @@ run_fn keygen(CLI::App& cmd);
 run_fn reconcile(CLI::App& cmd);
 run_fn migrate(CLI::App& cmd);
 run_fn audit(CLI::App& cmd);
+run_fn migrate_store(CLI::App& cmd);
 }  // namespace commands
 
 }  // namespace sagactl

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "saga/store.hpp"
 
@@ -202,6 +203,130 @@ std::string connection::quote_identifier(std::string_view name) const {
   std::string out(quoted);
   PQfreemem(quoted);
   return out;
+}
+
+std::string connection::quote_literal(std::string_view value) const {
+  char* quoted = PQescapeLiteral(conn_.get(), value.data(), value.size());
+  if (!quoted) throw saga::store_error("quote literal: " + one_line(PQerrorMessage(conn_.get())));
+  std::string out(quoted);
+  PQfreemem(quoted);
+  return out;
+}
+
+void connection::fail(const char* operation) const {
+  throw saga::store_error(std::string(operation) + ": " + one_line(PQerrorMessage(conn_.get())));
+}
+
+// ---------------------------------------------------------------------------------------------
+// copy_in
+
+namespace {
+
+// The binary COPY header: signature, flags (no OIDs), header extension length.
+constexpr char copy_header[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+constexpr std::size_t copy_header_size = 19;
+constexpr std::size_t copy_flush_bytes = 256 * 1024;
+
+void append_be(std::string& out, std::uint64_t value, std::size_t bytes) {
+  for (std::size_t i = bytes; i-- > 0;) out += static_cast<char>((value >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+copy_in::copy_in(connection& c, std::string operation, const std::string& sql, int columns)
+    : conn_(c), operation_(std::move(operation)), columns_(columns) {
+  PGresult* r = PQexec(c.conn_.get(), sql.c_str());
+  if (r && PQresultStatus(r) == PGRES_COPY_IN) {
+    PQclear(r);
+  } else {
+    c.checked(r, operation_.c_str());  // throws the server's error
+    throw std::logic_error(operation_ + ": not a COPY FROM STDIN");
+  }
+  buffer_.assign(copy_header, copy_header_size);
+}
+
+copy_in::~copy_in() {
+  if (finished_) return;
+  // Abandoned (an exception on our side): end the copy with an error; the transaction fails.
+  if (PQputCopyEnd(conn_.conn_.get(), "copy abandoned") == 1) {
+    while (PGresult* r = PQgetResult(conn_.conn_.get())) PQclear(r);
+  }
+}
+
+void copy_in::field(const char* data, std::size_t size) {
+  if (in_row_ == 0) append_be(buffer_, static_cast<std::uint64_t>(columns_), 2);
+  if (in_row_ == columns_) throw std::logic_error(operation_ + ": more fields than columns");
+  if (size > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+    throw saga::store_error(operation_ + ": a value of more than 2 GiB");
+  append_be(buffer_, size, 4);
+  buffer_.append(data, size);
+  ++in_row_;
+}
+
+copy_in& copy_in::text(std::string_view value) {
+  field(value.data(), value.size());
+  return *this;
+}
+
+copy_in& copy_in::integer(std::int64_t value) {
+  std::string bytes;
+  append_be(bytes, static_cast<std::uint64_t>(value), 8);
+  field(bytes.data(), bytes.size());
+  return *this;
+}
+
+copy_in& copy_in::boolean(bool value) {
+  const char byte = value ? 1 : 0;
+  field(&byte, 1);
+  return *this;
+}
+
+copy_in& copy_in::jsonb(std::string_view json) {
+  std::string bytes(1, '\1');  // jsonb's binary format: version 1, then the text
+  bytes.append(json);
+  field(bytes.data(), bytes.size());
+  return *this;
+}
+
+copy_in& copy_in::null() {
+  if (in_row_ == 0) append_be(buffer_, static_cast<std::uint64_t>(columns_), 2);
+  if (in_row_ == columns_) throw std::logic_error(operation_ + ": more fields than columns");
+  append_be(buffer_, 0xffffffffu, 4);  // length -1
+  ++in_row_;
+  return *this;
+}
+
+void copy_in::end_row() {
+  if (in_row_ != columns_)
+    throw std::logic_error(operation_ + ": a row of " + std::to_string(in_row_) + " fields, not " +
+                           std::to_string(columns_));
+  in_row_ = 0;
+  if (buffer_.size() >= copy_flush_bytes) flush();
+}
+
+void copy_in::flush() {
+  if (buffer_.empty()) return;
+  if (PQputCopyData(conn_.conn_.get(), buffer_.data(), static_cast<int>(buffer_.size())) != 1)
+    conn_.fail(operation_.c_str());
+  buffer_.clear();
+}
+
+std::int64_t copy_in::finish() {
+  append_be(buffer_, 0xffff, 2);  // the trailer: a field count of -1
+  flush();
+  finished_ = true;
+  if (PQputCopyEnd(conn_.conn_.get(), nullptr) != 1) conn_.fail(operation_.c_str());
+  std::int64_t rows = 0;
+  std::optional<std::string> error;
+  while (PGresult* raw = PQgetResult(conn_.conn_.get())) {
+    try {
+      rows = conn_.checked(raw, operation_.c_str()).affected();
+    } catch (const saga::store_error& e) {
+      if (!error) error = e.what();
+    }
+  }
+  if (error) throw saga::store_error(*error);
+  return rows;
 }
 
 }  // namespace saga::postgres::pq

@@ -3,7 +3,8 @@
 // result its PGresult; params holds one call's parameters in libpq's binary format (a text or
 // bytea value is its bytes, an int8 eight bytes in network order). Every statement the store runs
 // is prepared once (PQprepare) and executed with binary parameters and binary results
-// (PQexecPrepared). Not installed.
+// (PQexecPrepared). Bulk loads (sagactl migrate-store) go through copy_in: COPY FROM STDIN in
+// the binary format (PQputCopyData). Not installed.
 
 #include <libpq-fe.h>
 
@@ -67,6 +68,44 @@ class params {
   std::deque<std::array<char, 8>> numbers_;  // a deque never moves what it holds
 };
 
+class connection;
+
+// One COPY ... FROM STDIN (FORMAT binary): rows written field by field in PostgreSQL's binary
+// COPY format (a field is its length and the same bytes a binary parameter would be), buffered
+// and handed to libpq (PQputCopyData) 256 KiB at a time; finish() ends the copy (PQputCopyEnd)
+// and returns the rows the server took. Every row must have `columns` fields. Errors (the
+// server's, on finish() or on a flush) throw saga::store_error naming `operation`. A copy that is
+// destroyed unfinished is ended with an error, which fails the transaction around it.
+class copy_in {
+ public:
+  // Starts `sql`, which must be a COPY ... FROM STDIN (FORMAT binary) of `columns` columns.
+  copy_in(connection& c, std::string operation, const std::string& sql, int columns);
+  ~copy_in();
+  copy_in(const copy_in&) = delete;
+  copy_in& operator=(const copy_in&) = delete;
+
+  copy_in& text(std::string_view value);  // text, or bytea's bytes
+  copy_in& integer(std::int64_t value);   // int8
+  copy_in& boolean(bool value);
+  copy_in& jsonb(std::string_view json);  // JSON text into a jsonb column
+  copy_in& null();
+  // The row's fields are all written (throws std::logic_error when there were not `columns`).
+  void end_row();
+  // Ends the copy; the rows the server took (its command tag, COPY n).
+  std::int64_t finish();
+
+ private:
+  void field(const char* data, std::size_t size);
+  void flush();
+
+  connection& conn_;
+  std::string operation_;
+  int columns_;
+  int in_row_ = 0;
+  bool finished_ = false;
+  std::string buffer_;
+};
+
 class connection {
  public:
   // Connects; throws std::invalid_argument for a connection string libpq cannot parse and
@@ -87,10 +126,14 @@ class connection {
   void reset();
   // An identifier quoted for SQL ("my schema" -> "\"my schema\"").
   std::string quote_identifier(std::string_view name) const;
+  // A string literal quoted for SQL (PQescapeLiteral).
+  std::string quote_literal(std::string_view value) const;
 
  private:
+  friend class copy_in;
   result checked(PGresult* r, const char* operation) const;
-  std::string where() const;  // "host=... port=... dbname=..."
+  [[noreturn]] void fail(const char* operation) const;  // the connection's last error
+  std::string where() const;                            // "host=... port=... dbname=..."
 
   struct finish {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }

@@ -66,6 +66,14 @@ enum rq : std::size_t {
 #define SAGA_PG_DEAD_LETTER \
   "id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms, sender"
 
+// The outbox rows `o` of history row h: history names them by id (store::append_outbox's
+// provisional number; a range other sagas' rows may interleave with, not the saga's own: its
+// lock), and the reader shows their publication sequences, once the relay has numbered them.
+#define SAGA_PG_OUTBOX_OF_HISTORY(h)                                             \
+  " o.id BETWEEN " h ".outbox_first AND " h ".outbox_last AND o.definition = " h \
+  ".definition"                                                                  \
+  " AND o.key = " h ".key"
+
 // The saga ($1, $2) exists: SQLite finds a saga's history from its instance row, so a history
 // without an instance (never left by the store) is not read either.
 #define SAGA_PG_SAGA_EXISTS(h) \
@@ -102,9 +110,14 @@ const statement reader_statements[] = {
     // through history_by_saga (definition, key, id)
     {"saga_reader_history", "tt",
      "SELECT h.definition, h.key, h.version, h.event_id, h.event_source, h.event_type, h.event_time,"
-     " h.event_data, h.from_state, h.to_state, h.outcome, h.recorded_ms, h.outbox_first, h.outbox_last,"
-     " h.sender, h.traceparent, h.tracestate, h.extensions, h.definition_version FROM history AS h"
-     " WHERE h.definition = $1 AND h.key = $2" SAGA_PG_SAGA_EXISTS("h") " ORDER BY h.id"},
+     " h.event_data, h.from_state, h.to_state, h.outcome, h.recorded_ms,"
+     " (SELECT min(o.sequence) FROM outbox AS o WHERE" SAGA_PG_OUTBOX_OF_HISTORY(
+         "h") "),"
+              " (SELECT max(o.sequence) FROM outbox AS o WHERE" SAGA_PG_OUTBOX_OF_HISTORY(
+                  "h") "),"
+                       " h.sender, h.traceparent, h.tracestate, h.extensions, h.definition_version FROM "
+                       "history AS h"
+                       " WHERE h.definition = $1 AND h.key = $2" SAGA_PG_SAGA_EXISTS("h") " ORDER BY h.id"},
     // armed ones, soonest first, then by name
     {"saga_reader_timers_of", "tt",
      "SELECT i.definition, i.key, e.name, (e.v ->> 0)::bigint, (e.v ->> 1)::bigint"
@@ -113,8 +126,8 @@ const statement reader_statements[] = {
     {"saga_reader_parked_of", "tt", store_sql(detail::q_parked_of)},
     // through the saga's history: each transition names the outbox rows it wrote
     {"saga_reader_follow_on", "tt",
-     "SELECT " SAGA_PG_OUTBOX_OF(
-         "o") " FROM history AS h JOIN outbox AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
+     "SELECT " SAGA_PG_OUTBOX_OF("o") " FROM history AS h JOIN outbox AS o ON" SAGA_PG_OUTBOX_OF_HISTORY(
+         "h") " AND o.sequence IS NOT NULL"
               " WHERE h.definition = $1 AND h.key = $2 AND h.outbox_first IS NOT NULL" SAGA_PG_SAGA_EXISTS(
                   "h") " ORDER BY o.sequence"},
     // Terminal states come from the stored graph (definitions.graph, JSON text). A trace's sagas:
@@ -207,6 +220,7 @@ static_assert(std::size(reader_statements) == r_count_);
 #undef SAGA_PG_OUTBOX_OF
 #undef SAGA_PG_DEAD_LETTER
 #undef SAGA_PG_SAGA_EXISTS
+#undef SAGA_PG_OUTBOX_OF_HISTORY
 
 saga_summary summary_of(const pq::result& r, int row) {
   saga_summary s;

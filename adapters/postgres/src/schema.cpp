@@ -33,7 +33,8 @@ struct migration {
 //     SQLite's schema 7 saved one randomly placed B-tree page per event in SQLite's commit and
 //     checkpoint, a trade that PostgreSQL's heap tables do not offer in the same way;
 //   * outbox sequences come from meta's outbox_sequence row, updated in the writing transaction
-//     (a rollback gives them back: no gaps, as the protocol promises);
+//     (a rollback gives them back: no gaps, as the protocol promises); schema 3 leaves the
+//     numbering to one relay after the commit instead;
 //   * the parked counts are counted (count(*) through an index) rather than kept by triggers in
 //     one row, which every writer would have to lock;
 //   * dead letters keep their payload as bytea: an input that could not be parsed is kept as
@@ -165,6 +166,36 @@ ALTER TABLE definitions ADD PRIMARY KEY (name, version);
 ALTER TABLE definitions ALTER COLUMN version DROP DEFAULT;
 ALTER TABLE instances ADD COLUMN definition_version bigint NOT NULL DEFAULT 1;
 ALTER TABLE history ADD COLUMN definition_version bigint NOT NULL DEFAULT 1;
+)sql"},
+    // Schema 3 (issue 17, item 4): publication sequences numbered after the commit, by one relay at
+    // a time (docs/postgres.md, "One relay numbers the log"). A writer inserts its outbox rows with
+    // an id (an identity: gaps are harmless, it is no publication sequence) and the id of its
+    // transaction; `sequence` stays NULL until the relay, holding the lease in `relay`, numbers the
+    // committed rows below the xid horizon in (xid, id) order from meta's outbox_sequence. History
+    // rows name their outbox rows by id from now on; the existing rows keep id = sequence, so the
+    // existing history rows still name the right ones.
+    {3, R"sql(
+ALTER TABLE outbox DROP CONSTRAINT outbox_pkey;
+ALTER TABLE outbox ALTER COLUMN sequence DROP NOT NULL;
+ALTER TABLE outbox ADD COLUMN id bigint;
+UPDATE outbox SET id = sequence;
+ALTER TABLE outbox ALTER COLUMN id SET NOT NULL;
+ALTER TABLE outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
+SELECT setval(pg_get_serial_sequence('outbox', 'id'), coalesce((SELECT max(id) FROM outbox), 0) + 1, false);
+ALTER TABLE outbox ADD PRIMARY KEY (id);
+ALTER TABLE outbox ADD COLUMN xid xid8 NOT NULL DEFAULT '0';
+ALTER TABLE outbox ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
+CREATE UNIQUE INDEX outbox_sequence ON outbox (sequence);
+CREATE INDEX outbox_unnumbered ON outbox (xid, id) WHERE sequence IS NULL;
+-- The relay lease: one row. `epoch` changes with every new holder; expires_ms is the database
+-- server's clock (one clock for every sagad, whatever their hosts' clocks say).
+CREATE TABLE relay (
+  id integer PRIMARY KEY CHECK (id = 1),
+  holder text NOT NULL,
+  epoch bigint NOT NULL,
+  expires_ms bigint NOT NULL
+);
+INSERT INTO relay (id, holder, epoch, expires_ms) VALUES (1, '', 0, 0);
 )sql"},
 };
 

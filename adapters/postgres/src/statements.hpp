@@ -52,6 +52,9 @@ enum q : std::size_t {
   q_last_published,
   q_published_range,
   q_first_retained,
+  q_claim_relay,
+  q_renew_relay,
+  q_number_outbox,
   q_outbox_head,
   q_prune_outbox,
   q_prune_inbox,
@@ -121,11 +124,11 @@ inline constexpr statement statements[] = {
      "SELECT h.traceparent, h.tracestate FROM history AS h WHERE h.definition = $1 AND h.key = $2"
      " AND EXISTS (SELECT 1 FROM instances AS i WHERE i.definition = $1 AND i.key = $2)"
      " ORDER BY h.id DESC LIMIT 1"},
-    // the sequence from the counter row, in the writing transaction: a rollback gives it back
+    // No sequence yet: the relay numbers the row after the commit (number_outbox). The id is the
+    // row's provisional number; xid (its default) the writing transaction's.
     {"saga_append_outbox", "tttttii",
-     "WITH s AS (UPDATE meta SET value = value + 1 WHERE key = 'outbox_sequence' RETURNING value)"
-     " INSERT INTO outbox (" SAGA_PG_OUTBOX ") SELECT s.value, $1, $2, $3, $4, $5, $6, $7 FROM s"
-     " RETURNING sequence"},
+     "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
+     " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id"},
     {"saga_add_dead_letter", "tttttyiibt",
      "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, last_ms,"
      " truncated, sender) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"},
@@ -225,8 +228,33 @@ inline constexpr statement statements[] = {
      "SELECT " SAGA_PG_OUTBOX " FROM outbox WHERE sequence >= $1 AND published_ms IS NOT NULL"
      " ORDER BY sequence LIMIT $2"},
     {"saga_first_retained", "", "SELECT coalesce(min(sequence), 0) FROM outbox"},
-    // the oldest rows, in log order (prune deletes only a prefix)
-    {"saga_outbox_head", "i", "SELECT sequence, published_ms FROM outbox ORDER BY sequence LIMIT $1"},
+    // The relay lease, on the server's clock: taken when free or expired (a new holder, a new
+    // epoch), renewed by its holder; no row: another holder's lease is current.
+    {"saga_claim_relay", "ti",
+     "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)"
+     " UPDATE relay SET epoch = CASE WHEN relay.holder = $1 THEN relay.epoch ELSE relay.epoch + 1 END,"
+     " holder = $1, expires_ms = now.ms + $2 FROM now WHERE relay.holder = $1 OR relay.expires_ms <= now.ms"
+     " RETURNING relay.epoch"},
+    // The numbering transaction's fence: the lease is still epoch $1's (and renewed); the row stays
+    // locked until the numbering commits, so no takeover lands in between.
+    {"saga_renew_relay", "ii",
+     "UPDATE relay SET expires_ms = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $2"
+     " WHERE epoch = $1"},
+    // Numbers at most $1 committed rows after the last number, in (xid, id) order, only those of
+    // transactions below the xid horizon: every transaction with a smaller xid has ended, and any
+    // transaction still in flight (or yet to write) has a larger one, so no row numbered here can
+    // be preceded by a later commit. One statement: one snapshot for the horizon and the rows.
+    {"saga_number_outbox", "i",
+     "WITH todo AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM"
+     "   (SELECT id, xid FROM outbox WHERE sequence IS NULL"
+     "    AND xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $1) AS t),"
+     " bumped AS (UPDATE meta SET value = value + (SELECT count(*) FROM todo)"
+     "   WHERE key = 'outbox_sequence' AND EXISTS (SELECT 1 FROM todo)"
+     "   RETURNING value - (SELECT count(*) FROM todo) AS base)"
+     " UPDATE outbox AS o SET sequence = bumped.base + todo.n FROM todo, bumped WHERE o.id = todo.id"},
+    // the oldest rows, in log order (prune deletes only a prefix); unnumbered rows come after all
+    {"saga_outbox_head", "i",
+     "SELECT sequence, published_ms FROM outbox WHERE sequence IS NOT NULL ORDER BY sequence LIMIT $1"},
     {"saga_prune_outbox", "ii", "DELETE FROM outbox WHERE sequence BETWEEN $1 AND $2"},
     {"saga_prune_inbox", "ii",
      "DELETE FROM inbox WHERE (source, event_id) IN"

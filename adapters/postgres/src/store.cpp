@@ -455,6 +455,35 @@ std::int64_t store::first_retained_sequence() {
   return impl_->run("first_retained_sequence", detail::q_first_retained).integer(0, 0);
 }
 
+std::int64_t store::claim_relay(std::string_view owner, std::int64_t lease_ms) {
+  if (impl_->conn.in_transaction()) throw store_error("claim_relay: inside a transaction");
+  const auto r = impl_->run("claim_relay", detail::q_claim_relay, pq::params().text(owner).integer(lease_ms));
+  return r.rows() == 0 ? 0 : r.integer(0, 0);
+}
+
+// One transaction: the fence (the lease row, still this epoch's, locked until the commit), then
+// the numbering. A relay that lost its lease numbers nothing; one that lost its connection while
+// it stalled in here (the server ends an idle transaction after stall_timeout_ms) fails at its
+// next statement or its commit, and its lease is another's by the time it reconnects.
+std::int64_t store::number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) {
+  constexpr const char* op = "number_outbox";
+  if (impl_->conn.in_transaction()) throw store_error("number_outbox: inside a transaction");
+  begin();
+  try {
+    if (impl_->run(op, detail::q_renew_relay, pq::params().integer(epoch).integer(lease_ms)).affected() ==
+        0) {
+      impl_->rollback();
+      return -1;
+    }
+    const auto n = impl_->run(op, detail::q_number_outbox, pq::params().limit(limit)).affected();
+    impl_->commit(op);
+    return n;
+  } catch (...) {
+    impl_->rollback();
+    throw;
+  }
+}
+
 // The outbox goes only as a prefix of the log: from its first row up to the first one that is
 // unpublished or was published at or after the cutoff, so first_retained_sequence() is exactly
 // where replay can start and no hole is ever left behind it.

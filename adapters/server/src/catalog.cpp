@@ -46,6 +46,8 @@ failure schema_refusal(const std::string& path, const saga::sqlite::schema_error
                                std::to_string(known) + ": start sagad once to migrate it");
 }
 
+}  // namespace
+
 // The password a URI carries (user:password@… or a password=… parameter); empty when none.
 std::string password_of(const std::string& db) {
   const auto scheme = db.find("://");
@@ -71,6 +73,8 @@ std::string without_password(const std::string& message, const std::string& db) 
   if (password.empty() || message.find(password) == std::string::npos) return message;
   return "(libpq's message left out: it quotes the password)";
 }
+
+namespace {
 
 std::unique_ptr<saga::reader> open_postgres(const std::string& db, const std::string& pg_schema) {
   const std::string name = saga::server::describe_db(db);

@@ -30,7 +30,8 @@ loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& in
   engine.on_commit([this](std::span<const saga::published_event> rows) {
     for (const auto& p : rows) committed_.push_back(p.record);
     if (rows.empty()) return;
-    metrics_.last_committed_sequence.store(rows.back().record.sequence, std::memory_order_relaxed);
+    if (!relay_.numbers_after_commit())  // else a provisional number, not a sequence
+      metrics_.last_committed_sequence.store(rows.back().record.sequence, std::memory_order_relaxed);
     std::int64_t none = 0;  // the oldest unpublished row's commit time, when there was none
     metrics_.unpublished_since_ms.compare_exchange_strong(none, rows.front().record.created_ms,
                                                           std::memory_order_relaxed);
@@ -45,6 +46,7 @@ void loop::run(const std::atomic<bool>& stop) {
     if (!committer_.busy() && ingress_ready_) pump_ingress();
     if (committer_.busy()) committer_.step(now);
     publish_committed();  // also what the last pass's timers committed
+    poll_outbox(now);
     ingress_.flush();
     ticker_.run(now);
     summarize(now);
@@ -57,6 +59,7 @@ void loop::run(const std::atomic<bool>& stop) {
   committed_.clear();  // the drain below publishes them
   try {
     relay_.drain();
+    relay_.release();  // another sagad numbers from now on, without waiting for the lease to expire
   } catch (const std::exception& e) {
     spdlog::error("final publish: {} (published on the next start)", e.what());
   }
@@ -70,6 +73,7 @@ bool loop::wait_for_work() {
   auto until = std::min(ticker_.due(), manager_.keep_alive_due());
   if (committer_.busy()) until = std::min(until, committer_.next_attempt());
   if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
+  if (relay_.numbers_after_commit()) until = std::min(until, next_outbox_poll_);
   const auto wait =
       std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
   ::zmq::pollitem_t item{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN), 0};
@@ -100,6 +104,20 @@ void loop::publish_committed() {
     spdlog::error("publishing: {} (retried on the next tick)", e.what());
   }
   committed_.clear();
+}
+
+// The outbox poll, on a store that numbers after the commit (PostgreSQL): every --pg-relay-poll the
+// relay numbers what any sagad committed (its own commits poke it at once, through
+// publish_committed), and every sagad publishes what is numbered, so that a subscriber on any of
+// them gets the whole log. The ticker's once-a-second drain stays the fallback.
+void loop::poll_outbox(steady::time_point now) {
+  if (!relay_.numbers_after_commit() || now < next_outbox_poll_) return;
+  next_outbox_poll_ = now + std::chrono::milliseconds(std::max<std::int64_t>(1, options_.pg_relay_poll_ms));
+  try {
+    relay_.drain();
+  } catch (const saga::store_error& e) {
+    spdlog::error("outbox poll: {} (retried)", e.what());
+  }
 }
 
 // What the loop knows that the metrics show: its last pass (/healthz), the publication sequence

@@ -44,6 +44,7 @@ class loop {
   bool wait_for_work();
   void pump_ingress();
   void publish_committed();
+  void poll_outbox(steady::time_point now);
   void summarize(steady::time_point now);
   void update_metrics();
 
@@ -57,8 +58,9 @@ class loop {
   std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
   bool ingress_ready_ = false;
   steady::time_point next_summary_;
-  summary_counts summarized_;             // the counts at the last summary line
-  steady::time_point next_peer_count_{};  // when update_metrics() counts the active peers again
+  summary_counts summarized_;              // the counts at the last summary line
+  steady::time_point next_peer_count_{};   // when update_metrics() counts the active peers again
+  steady::time_point next_outbox_poll_{};  // stores numbering after commit: poll_outbox() next
 };
 
 }  // namespace saga::server

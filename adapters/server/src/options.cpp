@@ -20,7 +20,8 @@ CLI::Validator duration(const std::string& what) {
 // Durations are read as text and converted once parsing succeeded.
 struct duration_texts {
   std::string retention, dedup, park_expiry, dead_letter_retention,
-      retention_finished = "off", metrics_refresh = "30s", pg_stall_timeout = "10s";
+      retention_finished = "off", metrics_refresh = "30s", pg_stall_timeout = "10s", pg_relay_lease = "5s",
+      pg_relay_poll = "50ms";
 };
 
 void add_store_options(CLI::App& app, options& o, duration_texts& d) {
@@ -184,6 +185,18 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
                  "commit then fails and the batch is retried (idle_in_transaction_session_timeout)")
       ->check(duration("--pg-stall-timeout"))
       ->capture_default_str();
+  app.add_option(
+         "--pg-relay-lease", d.pg_relay_lease,
+         "with a PostgreSQL --db: one sagad at a time numbers the outbox (the relay), holding a lease "
+         "in the database that it renews as it numbers; a relay that dies or stalls this long hands "
+         "the numbering to another sagad")
+      ->check(duration("--pg-relay-lease"))
+      ->capture_default_str();
+  app.add_option("--pg-relay-poll", d.pg_relay_poll,
+                 "with a PostgreSQL --db: how often the relay numbers what any sagad committed, and each "
+                 "sagad publishes what is numbered")
+      ->check(duration("--pg-relay-poll"))
+      ->capture_default_str();
   app.add_option("--db", o.db,
                  "SQLite database file (created when missing), or a PostgreSQL URI postgresql://… "
                  "(several sagad may share it: docs/postgres.md)")
@@ -217,6 +230,8 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
   o.finished_retention_ms = d.retention_finished == "off" ? 0 : *saga::parse_duration(d.retention_finished);
   o.metrics_refresh_ms = *saga::parse_duration(d.metrics_refresh);
   o.pg_stall_timeout_ms = *saga::parse_duration(d.pg_stall_timeout);
+  o.pg_relay_lease_ms = *saga::parse_duration(d.pg_relay_lease);
+  o.pg_relay_poll_ms = *saga::parse_duration(d.pg_relay_poll);
   return {std::move(o), 0};
 }
 

@@ -280,6 +280,13 @@ void server::run(const std::atomic<bool>& stop) {
   saga::relay_options rlo;
   rlo.retention_ms = o.retention_ms;
   rlo.dedup_window_ms = o.dedup_window_ms;
+  rlo.lease_ms = o.pg_relay_lease_ms;
+  rlo.log = [](std::string_view m, bool lost) {
+    if (lost)
+      spdlog::warn("{}", m);
+    else
+      spdlog::info("{}", m);
+  };
   saga::outbox_relay relay(*writer, fault.wrap(*sockets.pub), clock, rlo);
   const auto published_at_start = publish_pending(relay);
   const std::string where = "ingress " + bound.ingress + ", events " + bound.publish + ", replay " +

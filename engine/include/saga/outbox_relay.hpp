@@ -20,12 +20,24 @@
 // log only: replay never meets a hole) and inbox rows older than the dedup
 // window, in bounded chunks. Sequences are never reused (AUTOINCREMENT).
 //
+// A store that numbers outbox rows after the commit (store::sequences_at_insert() false: the
+// PostgreSQL store, several writers on one database) has one relay at a time number them: drain()
+// first claims or renews the store's relay lease (store::claim_relay) and, while this relay holds
+// it, numbers what is committed (store::number_outbox, fenced by the lease's epoch); then it
+// publishes what is numbered, as every relay does, numbering or not. A relay whose lease another
+// took over numbers nothing more, says so through options.log, and tries to claim the lease
+// again after options.lease_ms. publish() then always drains: committed rows carry provisional
+// numbers, not sequences.
+//
 // Thread-safety: one thread at a time; give the relay its own store
 // (connection) when it runs beside an engine on another thread.
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
+#include <string>
+#include <string_view>
 
 #include "saga/clock.hpp"
 #include "saga/publisher.hpp"
@@ -37,6 +49,11 @@ struct relay_options {
   std::size_t chunk = 1000;                               // rows per read and per mark transaction
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;     // published outbox rows kept
   std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;  // inbox rows kept
+  // Stores that number after the commit: how long a relay lease lasts unrenewed (each numbering
+  // renews it; a relay that stops, dies or stalls longer hands the numbering to another).
+  std::int64_t lease_ms = 5000;
+  // Optional: the lease gained (`lost` false) and lost (`lost` true: a warning).
+  std::function<void(std::string_view message, bool lost)> log;
 };
 
 class outbox_relay {
@@ -60,6 +77,15 @@ class outbox_relay {
   // The highest sequence published by anyone (0 when none).
   std::int64_t last_published() const { return last_published_; }
 
+  // Hands the lease back (a relay stopping: another takes the numbering over at once rather than
+  // a lease later). Throws what the store threw.
+  void release();
+
+  // The store numbers rows after the commit (committed rows carry no sequence yet).
+  bool numbers_after_commit() const { return !at_insert_; }
+  // This relay holds the lease and numbers (a store that numbers at insert: always).
+  bool numbering() const { return at_insert_ || epoch_ > 0; }
+
  private:
   store& store_;
   publisher& publisher_;
@@ -69,6 +95,14 @@ class outbox_relay {
   // Every committed row up to last_published_ is published: the last drain() read the outbox
   // to its end and nothing failed since (publish() may then skip reading the outbox).
   bool caught_up_ = false;
+  const bool at_insert_;            // store::sequences_at_insert()
+  const std::string owner_;         // this relay, to the lease
+  std::int64_t epoch_ = 0;          // the lease's epoch while this relay holds it, else 0
+  std::int64_t next_claim_ms_ = 0;  // clock time of the next claim while not holding it
+
+  // Claims or renews the lease and numbers what is committed (stores that number after commit).
+  void number();
+  void log(const std::string& message, bool lost) const;
 
   // Hands rows[0..) to the publisher and marks them; on a failure marks what went out.
   std::size_t publish_rows(std::span<const outbox_record> rows);

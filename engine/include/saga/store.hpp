@@ -168,7 +168,8 @@ class store {
   // The trace context of the saga's newest history row (what a timer firing or an operator action
   // without a trace of its own continues); empty when it has none or the saga does not exist.
   virtual trace_context saga_trace(std::string_view definition, std::string_view key) = 0;
-  virtual std::int64_t append_outbox(const outbox_record& r) = 0;  // returns the sequence
+  // Returns the row's sequence (or, when !sequences_at_insert(), its provisional number: below).
+  virtual std::int64_t append_outbox(const outbox_record& r) = 0;
   // Adds a dead letter; when one with the same (source, event_id, payload) exists it is counted
   // instead (count + 1, last_ms and reason of the new one) — a resent event is one dead letter.
   // Inputs without an id (unparsed) are each their own row. Returns the row's id.
@@ -234,6 +235,27 @@ class store {
   virtual std::int64_t last_published_sequence() = 0;  // 0 when none
   virtual std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) = 0;
   virtual std::int64_t first_retained_sequence() = 0;  // 0 when the outbox is empty
+
+  // Publication sequences numbered after the commit (issue 17, item 4; docs/postgres.md). A store
+  // that numbers at insert (SQLite: one writer) returns true here, and append_outbox's result is
+  // the row's publication sequence. A store several writers share may instead leave the numbering
+  // to one relay at a time, elected and fenced through the database, so that writers never wait
+  // for each other's sequence: then append_outbox returns a provisional number (the row's id: it
+  // links a history row to its outbox rows, never a publication sequence), and unpublished(),
+  // published_range() and the rest list only numbered rows.
+  virtual bool sequences_at_insert() const = 0;
+  // Takes the relay lease for `owner` (unique per relay) for `lease_ms` when it is free or expired,
+  // or renews it when `owner` holds it: returns the lease's epoch (> 0; a new owner gets a new
+  // epoch), or 0 when another owner's lease is current. Outside a transaction. A store that
+  // numbers at insert returns 1: its one writer is the relay.
+  virtual std::int64_t claim_relay(std::string_view owner, std::int64_t lease_ms) = 0;
+  // Numbers committed outbox rows 1, 2, 3 … after the last number, at most `limit`, in a
+  // transaction of its own that first checks that `epoch` still holds the lease (and renews it
+  // for `lease_ms`): returns how many rows were numbered, or -1 when another relay has taken the
+  // lease over since (nothing is numbered: the caller is no longer the relay). Only rows that no
+  // transaction still in flight can precede are numbered, so a slow writer is never skipped and a
+  // rolled-back one leaves no gap. Outside a transaction. A store that numbers at insert: 0.
+  virtual std::int64_t number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) = 0;
   // Pruning, at most `limit` rows of each table per call (the caller loops while rows go):
   // published outbox rows published before `outbox_before_ms`, only as a prefix of the log in
   // sequence order (a row kept — unpublished, or published later, e.g. after the clock stepped
@@ -338,6 +360,13 @@ class store_wrapper : public store {
     return target_.published_range(from, limit);
   }
   std::int64_t first_retained_sequence() override { return target_.first_retained_sequence(); }
+  bool sequences_at_insert() const override { return target_.sequences_at_insert(); }
+  std::int64_t claim_relay(std::string_view owner, std::int64_t lease_ms) override {
+    return target_.claim_relay(owner, lease_ms);
+  }
+  std::int64_t number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) override {
+    return target_.number_outbox(epoch, lease_ms, limit);
+  }
   std::int64_t prune(std::int64_t ob, std::int64_t ib, std::size_t limit) override {
     return target_.prune(ob, ib, limit);
   }

@@ -13,9 +13,17 @@
 //   * begin() opens a READ COMMITTED transaction. Several writers on one schema serialise per
 //     saga through lock_sagas (transaction-scoped advisory locks, taken in one order); fencing a
 //     writer that stalled is a later item of issue 17.
-//   * Outbox sequences come from a counter row in <schema>.meta, updated in the writing
-//     transaction: a rolled-back transaction gives its sequences back, so the log has no gaps,
-//     at the price of serialising the transactions that append to the outbox.
+//   * Publication sequences are numbered after the commit, by one relay at a time
+//     (sequences_at_insert() is false): append_outbox returns the row's id (a provisional number,
+//     never reused, not gapless), and claim_relay / number_outbox elect the relay through a lease
+//     row with an epoch and number committed rows below PostgreSQL's xid horizon in xid order,
+//     fenced by that epoch inside the numbering transaction. Writers never wait for each other's
+//     sequence; a rolled-back writer leaves no gap; a transaction still in flight holds back the
+//     numbering of every row after it (docs/postgres.md, "One relay numbers the log"). The
+//     history rows name their outbox rows by id; the reader shows their sequences.
+//     The numbering is in each saga's causal order because every transaction takes its saga locks
+//     (lock_sagas, try_lock_sagas) before its first write, and so gets its xid after the previous
+//     holder of those locks committed.
 //   * Statements run as prepared statements with binary parameters and results; an error inside
 //     a transaction leaves it failed until rollback() (PostgreSQL's rule), and commit() of a
 //     failed transaction throws rather than reporting the implicit rollback as success.
@@ -64,7 +72,7 @@ struct options {
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 2;
+  static constexpr int current_schema = 3;
 
   explicit store(const options& opts);
   ~store() override;
@@ -132,6 +140,9 @@ class store final : public saga::store {
   std::int64_t last_published_sequence() override;
   std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) override;
   std::int64_t first_retained_sequence() override;
+  bool sequences_at_insert() const override { return false; }
+  std::int64_t claim_relay(std::string_view owner, std::int64_t lease_ms) override;
+  std::int64_t number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) override;
   std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) override;
   std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
                               std::int64_t before_ms, std::size_t limit) override;

@@ -55,6 +55,11 @@ class failure : public std::runtime_error {
   int code_;
 };
 
+// The password a PostgreSQL URI carries (user:password@… or a password=… parameter); empty when
+// none. without_password: `message` (libpq's, about `db`), unless it quotes that password.
+std::string password_of(const std::string& db);
+std::string without_password(const std::string& message, const std::string& db);
+
 struct list_filter {
   std::optional<std::string> type;
   std::optional<std::string> state;

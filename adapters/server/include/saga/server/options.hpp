@@ -41,6 +41,10 @@ struct options {
   std::string db = "saga.db";                 // a SQLite file, or a PostgreSQL URI (postgresql://…)
   std::string pg_schema = "saga";             // with a PostgreSQL --db: the schema holding the tables
   std::int64_t pg_stall_timeout_ms = 10'000;  // ... and saga::postgres::options::stall_timeout_ms
+  // ... the relay lease (saga::relay_options::lease_ms) and how often each sagad numbers (when it
+  // holds the lease) and publishes what other sagad committed (docs/postgres.md)
+  std::int64_t pg_relay_lease_ms = 5'000;
+  std::int64_t pg_relay_poll_ms = 50;
   std::string ingress = "tcp://127.0.0.1:5570";
   std::string publish = "tcp://127.0.0.1:5571";
   std::string replay = "tcp://127.0.0.1:5572";

@@ -162,6 +162,11 @@ class store final : public saga::store {
   std::int64_t last_published_sequence() override;
   std::vector<outbox_record> published_range(std::int64_t from_sequence, std::size_t limit) override;
   std::int64_t first_retained_sequence() override;
+  // One writer: the sequence is assigned at insert (AUTOINCREMENT, given back by a rollback), and
+  // the writer is the relay.
+  bool sequences_at_insert() const override { return true; }
+  std::int64_t claim_relay(std::string_view, std::int64_t) override { return 1; }
+  std::int64_t number_outbox(std::int64_t, std::int64_t, std::size_t) override { return 0; }
   std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) override;
   std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
                               std::int64_t before_ms, std::size_t limit) override;
