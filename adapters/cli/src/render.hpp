@@ -1,7 +1,6 @@
 #pragma once
-// sagactl's output: aligned tables, readable durations, and the graph of a
-// definition with one saga's path drawn on it (DOT, Mermaid, SVG through
-// Graphviz). Pure functions except dot_to_svg, which runs `dot`.
+// sagactl's output: aligned tables and readable durations; the graph of a definition with
+// one saga's path drawn on it is saga::server's (graph_picture.hpp). Pure functions.
 
 #include <cstdint>
 #include <ostream>
@@ -10,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "saga/graph.hpp"
+#include "saga/server/graph_picture.hpp"
 
 namespace sagactl {
 
@@ -31,14 +30,12 @@ std::string human_duration(std::int64_t ms);
 void print_table(std::ostream& out, const std::vector<std::string>& header,
                  const std::vector<std::vector<std::string>>& rows);
 
-// The definition's graph (saga::to_dot, saga::to_mermaid); with `instance` (the JSON of
-// catalog::show) the saga's path drawn on it: its transitions, current state and armed timers.
-std::string graph_dot(const saga::graph& g, const nlohmann::json* instance);
-std::string graph_mermaid(const saga::graph& g, const nlohmann::json* instance);
-
-// Runs Graphviz (`dot -Tsvg`) on `dot` and returns the SVG. Throws
-// failure(not_found) when Graphviz is missing and failure(usage) when it
-// refuses the input.
-std::string dot_to_svg(const std::string& dot);
+// The graph pictures (saga/server/graph_picture.hpp), shared with sagad's console.
+using saga::server::graph_dot;
+using saga::server::graph_mermaid;
+// SVG through Graphviz, run in a private folder named sagactl-svg-*.
+inline std::string dot_to_svg(const std::string& dot) {
+  return saga::server::dot_to_svg(dot, "sagactl-svg");
+}
 
 }  // namespace sagactl

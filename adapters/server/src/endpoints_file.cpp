@@ -29,6 +29,7 @@ void endpoints_file::write(const endpoints& ep) {
                    {"replay", ep.replay},
                    {"pid", static_cast<long long>(::getpid())}};
   if (!ep.metrics.empty()) j["metrics"] = ep.metrics;
+  if (!ep.console.empty()) j["console"] = ep.console;
   const std::string text = j.dump() + "\n";
   const auto fail = [&](const std::string& what, int err) {
     throw startup_error("--endpoints-file " + path_ + ": " + what + ": " + std::strerror(err));

@@ -7,7 +7,8 @@
 //   {"ingress":"tcp://127.0.0.1:41233","publish":"tcp://127.0.0.1:41235",
 //    "replay":"tcp://127.0.0.1:41237","pid":1234}
 //
-// and "metrics":"http://127.0.0.1:9464" when --metrics is on.
+// and "metrics":"http://127.0.0.1:9464" when --metrics is on, "console":"http://…" when
+// --console is (the same URL when both share one address).
 //
 // Written once all three sockets are bound, atomically: to a temporary file
 // beside it, then renamed over it, so that a reader sees the whole object or

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "console.hpp"
 #include "saga/reader.hpp"
 #include "saga/server/options.hpp"
 
@@ -26,10 +27,11 @@ std::int64_t unix_ms_now() {
 }
 
 // HOST:PORT (an IPv6 host in brackets), checked.
-std::pair<std::string, int> host_and_port(const std::string& address, bool insecure) {
+std::pair<std::string, int> host_and_port(const std::string& option, const std::string& address,
+                                          bool insecure) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 == address.size())
-    throw startup_error("--metrics: '" + address + "' is not HOST:PORT");
+    throw startup_error(option + ": '" + address + "' is not HOST:PORT");
   std::string host = address.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = -1;
@@ -39,12 +41,13 @@ std::pair<std::string, int> host_and_port(const std::string& address, bool insec
     if (used != address.size() - colon - 1) port = -1;
   } catch (const std::exception&) {
   }
-  if (port < 0 || port > 65535) throw startup_error("--metrics: '" + address + "': the port is not 0-65535");
+  if (port < 0 || port > 65535) throw startup_error(option + ": '" + address + "': the port is not 0-65535");
   const bool loopback = host == "127.0.0.1" || host == "::1" || host == "localhost";
   if (!loopback && !insecure)
-    throw startup_error("--metrics: " + host +
-                        " is not loopback: the metrics would be readable by anyone who reaches it (HTTP has "
-                        "no CURVE); bind 127.0.0.1, or say --insecure");
+    throw startup_error(option + ": " + host +
+                        " is not loopback: " + (option == "--metrics" ? "the metrics" : "the sagas") +
+                        " would be readable by anyone who reaches it (HTTP has no CURVE); bind 127.0.0.1, or "
+                        "say --insecure");
   return {host, port};
 }
 
@@ -87,6 +90,7 @@ struct http_endpoint::impl {
   std::unique_ptr<saga::reader> reader;
   std::string gauges;
   steady::time_point gauges_at{};
+  std::unique_ptr<class console> console;  // with settings::console
 
   impl(settings settings_, const sagad_metrics& m) : s(std::move(settings_)), metrics(m) {}
 
@@ -120,12 +124,27 @@ struct http_endpoint::impl {
 http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
     : impl_(std::make_unique<impl>(std::move(s), metrics)) {
   auto& i = *impl_;
-  const auto [host, port] = host_and_port(i.s.address, i.s.insecure);
-  i.server.Get("/metrics", [&i](const httplib::Request&, httplib::Response& res) {
-    res.set_content(render(i.metrics, i.s.version) + i.cached_gauges(),
-                    "text/plain; version=0.0.4; charset=utf-8");
+  const auto [host, port] = host_and_port(i.s.option, i.s.address, i.s.insecure);
+  if (i.s.metrics) {
+    i.server.Get("/metrics", [&i](const httplib::Request&, httplib::Response& res) {
+      res.set_content(render(i.metrics, i.s.version) + i.cached_gauges(),
+                      "text/plain; version=0.0.4; charset=utf-8");
+    });
+    i.server.Get("/healthz", [&i](const httplib::Request&, httplib::Response& res) { i.health(res); });
+  }
+  if (i.s.console) {
+    if (!i.s.open_reader) throw startup_error(i.s.option + ": no database reader to serve the console from");
+    i.console = std::make_unique<class console>(i.s.open_reader, i.s.db_name);
+    i.console->serve_on(i.server);
+  }
+  // Event data is attacker-controlled: no answer may run script or be sniffed into HTML.
+  i.server.set_post_routing_handler([](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Content-Security-Policy", console_security_policy);
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("X-Frame-Options", "DENY");
+    res.set_header("Referrer-Policy", "no-referrer");
+    res.set_header("Cache-Control", "no-store");
   });
-  i.server.Get("/healthz", [&i](const httplib::Request&, httplib::Response& res) { i.health(res); });
   // cpp-httplib sets SO_REUSEPORT by default, which lets a second process bind the same port and
   // take a share of the scrapes (and lets port 0 resolve to a port another listener holds). Only
   // SO_REUSEADDR: a restart may bind over connections in TIME_WAIT, nothing else shares the port.
@@ -139,7 +158,7 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
   });
   const int bound =
       port == 0 ? i.server.bind_to_any_port(host) : (i.server.bind_to_port(host, port) ? port : -1);
-  if (bound <= 0) throw startup_error("--metrics: cannot bind " + i.s.address);
+  if (bound <= 0) throw startup_error(i.s.option + ": cannot bind " + i.s.address);
   url_ = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
          std::to_string(bound);
   i.thread = std::thread([&i] { i.server.listen_after_bind(); });

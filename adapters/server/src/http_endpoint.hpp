@@ -9,6 +9,11 @@
 //   GET /healthz  200 "ok" while the loop turns (a pass within the last 5 s) and the last commit
 //                 attempt succeeded; 503 with the reason otherwise.
 // Loopback only unless --insecure (the metrics tell business volumes; HTTP has no CURVE).
+// With `console`, the same server also serves sagad's read-only web console (console.hpp) on a
+// read connection of its own; `--console` on the same HOST:PORT as `--metrics` is one server
+// with both, on another address a second server with the console alone (docs/console.md).
+// Every answer carries the console's security headers (Content-Security-Policy without script,
+// X-Content-Type-Options: nosniff, no framing, no referrer).
 //
 // Thread-safety: constructed and destroyed on the server's thread; serves on its own.
 
@@ -31,6 +36,10 @@ class http_endpoint {
     // Opens a read-only connection for the database gauges (either store); empty: none.
     std::function<std::unique_ptr<saga::reader>()> open_reader;
     std::string version;
+    std::string option = "--metrics";  // the option that asked for this server, in messages
+    bool metrics = true;               // serve /metrics and /healthz
+    bool console = false;              // serve the console (through open_reader, a connection of its own)
+    std::string db_name;               // the database, in the console's messages
   };
   // Binds and starts serving; startup_error when the address is malformed, not loopback without
   // `insecure`, or cannot be bound.

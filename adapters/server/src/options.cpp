@@ -127,6 +127,13 @@ void add_security_options(CLI::App& app, options& o) {
          "HOST:PORT serving /metrics (Prometheus) and /healthz over HTTP, e.g. 127.0.0.1:9464 (port 0: "
          "the kernel chooses, see --endpoints-file); loopback only unless --insecure; default: off")
       ->envname("SAGA_METRICS");
+  app.add_option(
+         "--console", o.console,
+         "HOST:PORT serving the read-only web console (sagas, their graphs and history, dead "
+         "letters; JSON under /api/) over HTTP, e.g. 127.0.0.1:8080; the same HOST:PORT as --metrics: "
+         "one server for both (port 0: the kernel chooses, see --endpoints-file); loopback only "
+         "unless --insecure; default: off (docs/console.md)")
+      ->envname("SAGA_CONSOLE");
   app.add_flag("--insecure", o.insecure,
                "without --curve-secret, bind endpoints that are not loopback or ipc:// anyway, in plaintext "
                "and unauthenticated (logged at every start)")

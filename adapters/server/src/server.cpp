@@ -86,14 +86,41 @@ bound_sockets bind_sockets(::zmq::context_t& ctx, const options& o, const securi
   }
 }
 
-// --metrics: the HTTP endpoint, or none when the option is off.
-std::unique_ptr<http_endpoint> start_metrics(const options& o, const sagad_metrics& metrics) {
-  if (o.metrics.empty()) return nullptr;
-  return std::make_unique<http_endpoint>(
-      // The database gauges, through the read port of whichever store --db names.
-      http_endpoint::settings{o.metrics, o.insecure, std::chrono::milliseconds(o.metrics_refresh_ms),
-                              [&o] { return open_reader(o); }, SAGA_VERSION},
-      metrics);
+// --metrics and --console: their HTTP servers; one serving both when they name the same
+// HOST:PORT (docs/console.md), none when both are off.
+struct http_servers {
+  bool shared = false;  // `metrics` serves the console too
+  std::unique_ptr<http_endpoint> metrics, console;
+
+  std::string metrics_url() const { return metrics ? metrics->url() : ""; }
+  std::string console_url() const {
+    return console ? console->url() : metrics && shared ? metrics->url() : "";
+  }
+};
+
+http_servers start_http(const options& o, const sagad_metrics& metrics) {
+  http_servers h;
+  h.shared = !o.console.empty() && o.console == o.metrics;
+  // The database gauges and the console's pages, each through a read port of its own on whichever
+  // store --db names.
+  auto settings_for = [&o](const std::string& address, const std::string& option, bool serve_metrics,
+                           bool serve_console) {
+    return http_endpoint::settings{.address = address,
+                                   .insecure = o.insecure,
+                                   .refresh = std::chrono::milliseconds(o.metrics_refresh_ms),
+                                   .open_reader = [&o] { return open_reader(o); },
+                                   .version = SAGA_VERSION,
+                                   .option = option,
+                                   .metrics = serve_metrics,
+                                   .console = serve_console,
+                                   .db_name = describe_db(o.db)};
+  };
+  if (!o.metrics.empty())
+    h.metrics = std::make_unique<http_endpoint>(
+        settings_for(o.metrics, h.shared ? "--metrics/--console" : "--metrics", true, h.shared), metrics);
+  if (!o.console.empty() && !h.shared)
+    h.console = std::make_unique<http_endpoint>(settings_for(o.console, "--console", false, true), metrics);
+  return h;
 }
 
 // Registers a definition; the line saying so is "definition NAME[ vN] fingerprint F (SOURCE)",
@@ -229,9 +256,9 @@ void server::run(const std::atomic<bool>& stop) {
   replay_thread replay(
       ctx, o.replay, [&o] { return open_store(o, true); }, guard.secret_key(),
       [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); }, &metrics.replay_requests);
-  const auto http = start_metrics(o, metrics);
+  const auto http = start_http(o, metrics);
   const endpoints bound{sockets.ingress->endpoint(), sockets.pub->endpoint(), replay.endpoint(),
-                        http ? http->url() : ""};
+                        http.metrics_url(), http.console_url()};
 
   saga::system_clock system_clock;
   const saga::clock& clock = o.clock ? *o.clock : system_clock;
@@ -277,7 +304,8 @@ void server::run(const std::atomic<bool>& stop) {
   fault.started();
   if (manager.watchdog())
     spdlog::info("watchdog: keep-alive every {} ms", manager.watchdog()->count() / 2000);
-  if (http) spdlog::info("metrics: {}/metrics, {}/healthz", http->url(), http->url());
+  if (http.metrics) spdlog::info("metrics: {}/metrics, {}/healthz", http.metrics_url(), http.metrics_url());
+  if (!http.console_url().empty()) spdlog::info("console: {}/ (read-only)", http.console_url());
 
   loop(o, engine, *sockets.ingress, relay, *sockets.pub, clock, fault, manager, metrics).run(stop);
 }

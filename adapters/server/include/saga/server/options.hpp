@@ -26,6 +26,7 @@ namespace saga::server {
 struct endpoints {
   std::string ingress, publish, replay;
   std::string metrics;  // "http://HOST:PORT" of --metrics; empty when off
+  std::string console;  // "http://HOST:PORT" of --console; empty when off
 };
 
 // Whether a --db names a PostgreSQL database (a URI postgresql://… or postgres://…) rather than a
@@ -78,6 +79,9 @@ struct options {
   // chooses, in the endpoints file); empty: off. Loopback only unless `insecure`.
   std::string metrics;
   std::int64_t metrics_refresh_ms = 30'000;  // the database gauges are read at most this often
+  // --console: HOST:PORT serving the read-only web console over HTTP (docs/console.md); the same
+  // HOST:PORT as `metrics`: one server serves both. Empty: off. Loopback only unless `insecure`.
+  std::string console;
   // The definitions to run, by name, whatever their source (the program's
   // own, added with server::add, or a plugin's); empty: every one.
   std::vector<std::string> definitions;

@@ -8,9 +8,9 @@
 #include <cstring>
 #include <vector>
 
-#include "catalog.hpp"
+#include "saga/server/catalog.hpp"
 
-namespace sagactl {
+namespace saga::server {
 
 temp_dir::temp_dir(std::string_view prefix) {
   std::error_code ec;
@@ -47,4 +47,4 @@ void write_new_file(const std::string& path, std::string_view content) {
   if (::close(fd) != 0) throw failure(usage, "cannot write " + path + ": " + std::strerror(errno));
 }
 
-}  // namespace sagactl
+}  // namespace saga::server

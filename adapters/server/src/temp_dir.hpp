@@ -1,17 +1,17 @@
 #pragma once
-// sagactl's one way to make a temporary folder: mkdtemp(3) under the system's temporary
+// The one way sagactl and sagad make a temporary folder: mkdtemp(3) under the system's temporary
 // directory ($TMPDIR, else /tmp), so the name cannot be predicted and the folder is created
 // with mode 0700 by this process alone (no other user can plant a file or a symlink in it).
 // The folder is removed with its contents when the object goes out of scope.
 //
-// Errors: the constructor throws sagactl::failure(database) when the folder cannot be made.
+// Errors: the constructor throws saga::server::failure(database) when the folder cannot be made.
 // Not thread-safe; one object per folder.
 
 #include <filesystem>
 #include <string>
 #include <string_view>
 
-namespace sagactl {
+namespace saga::server {
 
 class temp_dir {
  public:
@@ -32,4 +32,4 @@ class temp_dir {
 // and mode 0600, writes `content` and closes it. Throws failure(usage) naming the path.
 void write_new_file(const std::string& path, std::string_view content);
 
-}  // namespace sagactl
+}  // namespace saga::server

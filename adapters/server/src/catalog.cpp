@@ -1,4 +1,4 @@
-#include "catalog.hpp"
+#include "saga/server/catalog.hpp"
 
 #include <algorithm>
 #include <filesystem>
@@ -13,7 +13,7 @@
 #include "saga/sqlite/reader.hpp"
 #include "saga/trace.hpp"
 
-namespace sagactl {
+namespace saga::server {
 
 namespace {
 
@@ -145,6 +145,10 @@ catalog::catalog(saga::reader& r, std::string name) : path_(std::move(name)), re
 catalog::~catalog() = default;
 
 json catalog::list(const list_filter& f, std::int64_t now_ms) {
+  return page(f, now_ms).rows;
+}
+
+list_page catalog::page(const list_filter& f, std::int64_t now_ms) {
   return reading(path_, [&] {
     saga::saga_filter sf;
     sf.definition = f.type;
@@ -158,19 +162,27 @@ json catalog::list(const list_filter& f, std::int64_t now_ms) {
     sf.created.before_ms = f.until_ms;
     sf.trace_id = f.trace_id;
     sf.trace_scan = as_limit(f.trace_scan);
-    sf.limit = as_limit(f.limit);
-    json rows = json::array();
-    for (const auto& s : reader_.sagas(sf)) {
-      rows.push_back({{"type", s.definition},
-                      {"id", s.key},
-                      {"state", s.state},
-                      {"version", s.version},
-                      {"age", now_ms - s.created_ms},
-                      {"in_state", now_ms - s.state_since_ms},
-                      {"timers", s.armed_timers},
-                      {"parked", s.parked}});
+    sf.after = f.after;
+    // One row more than asked says whether there is a next page.
+    const std::size_t limit = as_limit(f.limit);
+    sf.limit = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
+    list_page out{json::array(), std::nullopt};
+    auto found = reader_.sagas(sf);
+    if (found.size() > limit) {
+      found.resize(limit);
+      if (!found.empty()) out.next = found.back().position();
     }
-    return rows;
+    for (const auto& s : found) {
+      out.rows.push_back({{"type", s.definition},
+                          {"id", s.key},
+                          {"state", s.state},
+                          {"version", s.version},
+                          {"age", now_ms - s.created_ms},
+                          {"in_state", now_ms - s.state_since_ms},
+                          {"timers", s.armed_timers},
+                          {"parked", s.parked}});
+    }
+    return out;
   });
 }
 
@@ -509,4 +521,4 @@ std::int64_t catalog::last_published() {
   return reading(path_, [&] { return reader_.last_published_sequence(); });
 }
 
-}  // namespace sagactl
+}  // namespace saga::server
