@@ -116,20 +116,6 @@ void check_histogram(const exposition& e, const std::string& name) {
   CHECK(buckets.back().second == e.at(name + "_count"));
 }
 
-struct ran {
-  saga::test::exit_status status;
-  std::string out, err;
-};
-
-// Runs `argv` to its end (the timeout guards against a hang), its output kept in `dir`.
-ran run(const saga::test::temp_dir& dir, std::vector<std::string> argv) {
-  static int runs = 0;
-  const auto base = dir.file("run-" + std::to_string(runs++));
-  saga::test::process p(std::move(argv), base + ".out", base + ".err");
-  const auto status = p.wait_for(60s);
-  return {status, saga::test::read_text(base + ".out"), saga::test::read_text(base + ".err")};
-}
-
 saga::event unknown_type(int i) {
   saga::event e = saga::test::placed("x-" + std::to_string(i));
   e.id = "bogus-" + std::to_string(i);
@@ -230,7 +216,7 @@ TEST_SUITE("metrics") {
     SQLite::Database sql(db, SQLite::OPEN_READONLY);
     CHECK(e.at("saga_outbox_last_published_sequence") ==
           sql.execAndGet("SELECT max(sequence) FROM outbox").getInt64());
-    const auto stats = run(dir, {SAGACTL_PATH, "--db", db, "stats", "--json"});
+    const auto stats = saga::test::run_to_end(dir, {SAGACTL_PATH, "--db", db, "stats", "--json"});
     REQUIRE(stats.status.code() == 0);
     const auto s = json::parse(stats.out);
     double sagas = 0;
@@ -251,12 +237,12 @@ TEST_SUITE("metrics") {
     // Prometheus' own parser takes the whole exposition.
     {
       std::ofstream(dir.file("metrics.txt")) << res->body;
-      const auto py =
-          run(dir, {SAGA_SYSTEM_PYTHON, "-c",
-                    "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\n"
-                    "families = list(text_string_to_metric_families(open(sys.argv[1]).read()))\n"
-                    "assert len(families) >= 20, len(families)\nprint(len(families))",
-                    dir.file("metrics.txt")});
+      const auto py = saga::test::run_to_end(
+          dir, {SAGA_SYSTEM_PYTHON, "-c",
+                "import sys\nfrom prometheus_client.parser import text_string_to_metric_families\n"
+                "families = list(text_string_to_metric_families(open(sys.argv[1]).read()))\n"
+                "assert len(families) >= 20, len(families)\nprint(len(families))",
+                dir.file("metrics.txt")});
       INFO("python: " << py.out << py.err);
       CHECK(py.status.code() == 0);
     }
@@ -272,9 +258,9 @@ TEST_SUITE("metrics") {
     // The port is this sagad's alone: a second one asking for it is refused (cpp-httplib would
     // share it through SO_REUSEPORT and split the scrapes between the two).
     const auto port = url.substr(url.rfind(':') + 1);
-    const auto second =
-        run(dir, {SAGAD_PATH, "--db", dir.file("other.db"), "--metrics", "127.0.0.1:" + port, "--ingress",
-                  "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
+    const auto second = saga::test::run_to_end(
+        dir, {SAGAD_PATH, "--db", dir.file("other.db"), "--metrics", "127.0.0.1:" + port, "--ingress",
+              "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
     CHECK(second.status.code() == 1);
     CHECK(second.err.find("--metrics: cannot bind 127.0.0.1:" + port) != std::string::npos);
 
@@ -336,12 +322,13 @@ TEST_SUITE("metrics") {
 
   TEST_CASE("metrics on an address that is not loopback are refused without --insecure") {
     saga::test::temp_dir dir;
-    const auto r =
-        run(dir, {SAGAD_PATH, "--db", dir.file("saga.db"), "--metrics", "0.0.0.0:0", "--ingress",
-                  "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
+    const auto r = saga::test::run_to_end(
+        dir, {SAGAD_PATH, "--db", dir.file("saga.db"), "--metrics", "0.0.0.0:0", "--ingress",
+              "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
     CHECK(r.status.code() == 1);
     CHECK(r.err.find("--metrics: 0.0.0.0 is not loopback") != std::string::npos);
-    const auto bad = run(dir, {SAGAD_PATH, "--db", dir.file("saga.db"), "--metrics", "localhost"});
+    const auto bad =
+        saga::test::run_to_end(dir, {SAGAD_PATH, "--db", dir.file("saga.db"), "--metrics", "localhost"});
     CHECK(bad.status.code() == 1);
     CHECK(bad.err.find("is not HOST:PORT") != std::string::npos);
   }

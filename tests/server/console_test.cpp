@@ -31,19 +31,6 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-struct ran {
-  saga::test::exit_status status;
-  std::string out, err;
-};
-
-ran run(const saga::test::temp_dir& dir, std::vector<std::string> argv) {
-  static int runs = 0;
-  const auto base = dir.file("run-" + std::to_string(runs++));
-  saga::test::process p(std::move(argv), base + ".out", base + ".err");
-  const auto status = p.wait_for(60s);
-  return {status, saga::test::read_text(base + ".out"), saga::test::read_text(base + ".err")};
-}
-
 // A sagad with `extra` options, and the URLs of its endpoints file.
 struct console_daemon {
   saga::test::started_daemon d;
@@ -203,15 +190,18 @@ TEST_SUITE("console") {
     get(http, "/no-such-page", 404, "");
 
     // The JSON endpoints print what sagactl --json prints.
-    const auto sagactl_list = run(dir, {SAGACTL_PATH, "--db", dir.file("saga.db"), "list", "--json"});
+    const auto sagactl_list =
+        saga::test::run_to_end(dir, {SAGACTL_PATH, "--db", dir.file("saga.db"), "list", "--json"});
     REQUIRE(sagactl_list.status.code() == 0);
     CHECK(without_ages(json::parse(get(http, "/api/list", 200, "application/json"))) ==
           without_ages(json::parse(sagactl_list.out)));
-    const auto sagactl_defs = run(dir, {SAGACTL_PATH, "--db", dir.file("saga.db"), "definitions", "--json"});
+    const auto sagactl_defs =
+        saga::test::run_to_end(dir, {SAGACTL_PATH, "--db", dir.file("saga.db"), "definitions", "--json"});
     REQUIRE(sagactl_defs.status.code() == 0);
     CHECK(json::parse(get(http, "/api/definitions", 200, "application/json")) ==
           json::parse(sagactl_defs.out));
-    const auto sagactl_dead = run(dir, {SAGACTL_PATH, "--db", dir.file("saga.db"), "dead-letters", "--json"});
+    const auto sagactl_dead =
+        saga::test::run_to_end(dir, {SAGACTL_PATH, "--db", dir.file("saga.db"), "dead-letters", "--json"});
     REQUIRE(sagactl_dead.status.code() == 0);
     CHECK(json::parse(get(http, "/api/dead-letters", 200, "application/json")) ==
           json::parse(sagactl_dead.out));
@@ -291,9 +281,9 @@ TEST_SUITE("console") {
 
   TEST_CASE("a console on an address that is not loopback is refused without --insecure") {
     saga::test::temp_dir dir;
-    const auto r =
-        run(dir, {SAGAD_PATH, "--db", dir.file("saga.db"), "--console", "0.0.0.0:0", "--ingress",
-                  "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
+    const auto r = saga::test::run_to_end(
+        dir, {SAGAD_PATH, "--db", dir.file("saga.db"), "--console", "0.0.0.0:0", "--ingress",
+              "tcp://127.0.0.1:*", "--publish", "tcp://127.0.0.1:*", "--replay", "tcp://127.0.0.1:*"});
     CHECK_FALSE(r.status.code() == 0);
     CHECK(r.err.find("--console: 0.0.0.0 is not loopback") != std::string::npos);
   }

@@ -33,6 +33,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
+#include "support/temp_dir.hpp"
+
 extern char** environ;
 
 namespace saga::test {
@@ -161,6 +163,22 @@ class process {
   exit_status status_;
   struct rusage usage_ {};
 };
+
+// A program run to its end: how it ended and what it printed.
+struct finished_run {
+  exit_status status;
+  std::string out, err;
+};
+
+// Runs `argv` to its end (the timeout guards against a hang), its output kept in files in `dir`.
+inline finished_run run_to_end(const temp_dir& dir, std::vector<std::string> argv,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+  static int runs = 0;
+  const auto base = dir.file("run-" + std::to_string(runs++));
+  process p(std::move(argv), base + ".out", base + ".err");
+  const auto status = p.wait_for(timeout);
+  return {status, read_text(base + ".out"), read_text(base + ".err")};
+}
 
 // sagad's three endpoints.
 struct endpoints {
