@@ -689,19 +689,23 @@ void store::write_sagas() {
       r.next_due_ms = soonest_due(*r.timers);
     }
     const instance_record& rec = r.rec;
-    const auto finished_ms = rec.finished ? std::optional<std::int64_t>(rec.state_since_ms) : std::nullopt;
+    // NULL while the saga is unfinished (a function, not a local optional: GCC 12 warns of a
+    // maybe-uninitialized optional bound in one of the two branches)
+    const auto finished_ms = [&rec] {
+      return rec.finished ? std::optional<std::int64_t>(rec.state_since_ms) : std::nullopt;
+    };
     if (r.stored) {
       use u(prepared(q_update_instance));
       u.text(1, definition).text(2, key).text(3, rec.state).text(4, rec.data).integer(5, rec.version);
       u.text(6, rec.fingerprint).integer(7, rec.updated_ms).integer(8, rec.state_since_ms);
-      u.optional_integer(9, finished_ms).integer(10, rec.definition_version);
+      u.optional_integer(9, finished_ms()).integer(10, rec.definition_version);
       u.optional_text(11, r.timers_text).optional_integer(12, r.next_due_ms);
       u.optional_integer(13, r.last_history).exec();
     } else {
       use u(prepared(q_save_instance));
       u.text(1, definition).text(2, key).text(3, rec.state).text(4, rec.data).integer(5, rec.version);
       u.text(6, rec.fingerprint).text(7, rec.correlation_id).integer(8, rec.created_ms);
-      u.integer(9, rec.updated_ms).integer(10, rec.state_since_ms).optional_integer(11, finished_ms);
+      u.integer(9, rec.updated_ms).integer(10, rec.state_since_ms).optional_integer(11, finished_ms());
       u.integer(12, rec.definition_version)
           .optional_text(13, r.timers_text)
           .optional_integer(14, r.next_due_ms);
