@@ -5,7 +5,8 @@
 // 20 with history versions 1..20 in order, one inbox row per event, every event applied once by
 // one sagad and found a duplicate by the two others. (race_test.cpp runs the same race between
 // engines of one process; this one adds sagad's batching, committer and ingress.) `make test`:
-// 1,000 sagas × 20 events, the size (about 8 s on 2 cores); `make torture` (SAGA_PG_TORTURE): 5,000 × 20.
+// 1,000 sagas × 20 events, the size (about 8 s on 2 cores); `make torture` (SAGA_PG_TORTURE): 5,000
+// × 20.
 
 #include <doctest/doctest.h>
 
