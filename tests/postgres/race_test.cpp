@@ -21,6 +21,7 @@
 #include "saga/definitions/account_lockout.hpp"
 #include "saga/engine.hpp"
 #include "saga/postgres/store.hpp"
+#include "store/records.hpp"
 #include "support/postgres.hpp"
 
 namespace {
@@ -100,15 +101,7 @@ TEST_SUITE("postgres race") {
     o.schema = saga::test::unique_schema("order");
     saga::postgres::store slow(o), others(o), relay(o);
     saga::test::sql_session sql(o.conninfo, o.schema);
-    const auto row = [](const std::string& id) {
-      saga::outbox_record r;
-      r.event_id = id;
-      r.type = "t";
-      r.definition = "d";
-      r.key = id;
-      r.payload = "{}";
-      return r;
-    };
+    const auto row = [](const std::string& id) { return saga::test::outbox(id, id); };
     const auto epoch = relay.claim_relay("relay", 60'000);
     REQUIRE(epoch > 0);
     // Transactions of other tests on the cluster (the horizon is the cluster's) may hold the

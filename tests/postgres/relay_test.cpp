@@ -17,21 +17,12 @@
 #include "saga/clock.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/postgres/store.hpp"
+#include "store/records.hpp"
 #include "support/postgres.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
-
-saga::outbox_record row(const std::string& id) {
-  saga::outbox_record r;
-  r.event_id = id;
-  r.type = "t";
-  r.definition = "d";
-  r.key = id;
-  r.payload = "{}";
-  return r;
-}
 
 // Remembers what it was given to publish.
 struct recording_publisher : saga::publisher {
@@ -68,7 +59,7 @@ struct relay_under_test {
 void append(saga::postgres::store& s, const std::string& prefix, int from, int to) {
   for (int i = from; i < to; ++i) {
     s.begin();
-    s.append_outbox(row(prefix + std::to_string(i)));
+    s.append_outbox(saga::test::outbox(prefix + std::to_string(i), prefix + std::to_string(i)));
     s.commit();
   }
 }
