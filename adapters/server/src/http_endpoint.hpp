@@ -23,6 +23,8 @@
 #include <string>
 
 #include "metrics.hpp"
+#include "saga/engine.hpp"
+#include "saga/event.hpp"
 #include "saga/reader.hpp"
 
 namespace saga::server {
@@ -40,6 +42,9 @@ class http_endpoint {
     bool metrics = true;               // serve /metrics and /healthz
     bool console = false;              // serve the console (through open_reader, a connection of its own)
     std::string db_name;               // the database, in the console's messages
+    // The console's actions: an operator's event through the ingress, its ack back (console.hpp);
+    // empty: a read-only console.
+    std::function<saga::ack(const saga::event&)> send_action;
   };
   // Binds and starts serving; startup_error when the address is malformed, not loopback without
   // `insecure`, or cannot be bound.
