@@ -9,7 +9,7 @@
 //   GET /healthz  200 "ok" while the loop turns (a pass within the last 5 s) and the last commit
 //                 attempt succeeded; 503 with the reason otherwise.
 // Loopback only unless --insecure (the metrics tell business volumes; HTTP has no CURVE).
-// With `console`, the same server also serves sagad's read-only web console (console.hpp) on a
+// With `console`, the same server also serves sagad's web console (console.hpp) on a
 // read connection of its own; `--console` on the same HOST:PORT as `--metrics` is one server
 // with both, on another address a second server with the console alone (docs/console.md).
 // Every answer carries the console's security headers (Content-Security-Policy without script,

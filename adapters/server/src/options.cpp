@@ -129,8 +129,9 @@ void add_security_options(CLI::App& app, options& o) {
       ->envname("SAGA_METRICS");
   app.add_option(
          "--console", o.console,
-         "HOST:PORT serving the read-only web console (sagas, their graphs and history, dead "
-         "letters; JSON under /api/) over HTTP, e.g. 127.0.0.1:8080; the same HOST:PORT as --metrics: "
+         "HOST:PORT serving the web console (sagas, their graphs and history, dead letters, a live tail; "
+         "read-only unless --console-operator-key; JSON under /api/) over HTTP, e.g. 127.0.0.1:8080; the "
+         "same HOST:PORT as --metrics: "
          "one server for both (port 0: the kernel chooses, see --endpoints-file); loopback only "
          "unless --insecure; default: off (docs/console.md)")
       ->envname("SAGA_CONSOLE");
