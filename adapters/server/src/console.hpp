@@ -30,6 +30,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "saga/engine.hpp"
@@ -38,7 +39,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace saga::server {
 
@@ -71,8 +74,13 @@ class console {
   // Runs `render` with the catalog, under the mutex; a failure becomes an error answer.
   answer with_catalog(const std::function<answer(catalog&)>& render);
   void serve_pages(httplib::Server& server);
-  void serve_actions(httplib::Server& server);  // console_actions.cpp
-  void serve_tail(httplib::Server& server);     // console_tail.cpp
+  // console_actions.cpp: the routes, and a POST's checks, event and answer.
+  struct action;
+  void serve_actions(httplib::Server& server);
+  std::optional<answer> refused(const httplib::Request& req) const;
+  action requested_action(const httplib::Request& req);
+  void act(const httplib::Request& req, httplib::Response& res);
+  void serve_tail(httplib::Server& server);  // console_tail.cpp
   bool actions() const { return static_cast<bool>(send_); }
 
   std::function<std::unique_ptr<saga::reader>()> open_reader_;

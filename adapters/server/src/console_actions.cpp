@@ -132,12 +132,6 @@ std::string redrive_form(catalog& c, const httplib::Request& req, const std::str
   return page("Redrive dead letter #" + std::to_string(n), body);
 }
 
-// The event a checked POST stands for; failure(usage) naming the field that is wrong.
-struct requested {
-  saga::event event;
-  std::string action, target;  // for the log and the answer: "abort", "order_lifecycle / o-1"
-};
-
 void check_text(const std::string& value, const char* name, std::size_t most) {
   if (value.empty()) throw failure(usage, std::string(name) + ": required");
   if (value.size() > most)
@@ -147,91 +141,113 @@ void check_text(const std::string& value, const char* name, std::size_t most) {
 
 }  // namespace
 
+// The event a checked POST stands for: abort and resolve built here, redrive read from the dead
+// letters; failure naming the field that is wrong (usage), or the letter that is not there.
+struct console::action {
+  saga::event event;
+  std::string name, target, reason, who;  // "abort", "order_lifecycle / o-1", why, by whom
+};
+
+console::action console::requested_action(const httplib::Request& req) {
+  action r{{}, param(req, "do"), {}, param(req, "reason"), param(req, "operator")};
+  check_text(r.reason, "reason", reason_most);
+  check_text(r.who, "operator", operator_most);
+  if (r.name == "abort" || r.name == "resolve") {
+    saga::operator_request o{param(req, "id"), r.reason, r.who, param(req, "type"), param(req, "to")};
+    check_text(o.id, "id", 4096);
+    if (r.name == "resolve") check_text(o.to, "to", 4096);
+    r.event = saga::operator_event("saga.operator." + r.name, o, now_ms());
+    r.target = (o.type.empty() ? std::string() : o.type + " / ") + o.id;
+    return r;
+  }
+  if (r.name != "redrive")
+    throw failure(usage, "do: '" + r.name + "' is not an action (abort, resolve, redrive)");
+  const auto n = count_param(req, "dead-letter", -1, std::int64_t{1} << 62);
+  if (n < 0) throw failure(usage, "dead-letter: required");
+  std::optional<catalog::stored_dead_letter> letter;
+  const auto read = with_catalog([&](catalog& c) {
+    letter = c.dead_letter(n);
+    return answer{};
+  });
+  if (!letter)
+    throw failure(
+        read.status == 404 ? not_found : database,
+        "dead-letter: #" + std::to_string(n) + (read.status == 404 ? " is not there" : " could not be read"));
+  if (letter->truncated) throw failure(usage, "dead-letter: it was cut at the size limit");
+  auto decoded = saga::decode_event(letter->payload);
+  if (!decoded) throw failure(usage, "dead-letter: not a valid event (" + decoded.error + ")");
+  r.event = std::move(*decoded.event);
+  r.target = "dead letter #" + std::to_string(n);
+  return r;
+}
+
+// A refusal before anything is read: another site, or no valid token.
+std::optional<console::answer> console::refused(const httplib::Request& req) const {
+  if (const auto why = cross_origin(req)) {
+    spdlog::warn("console: refused a cross-origin action ({})", *why);
+    return error_page(403, "Refused", "refused: a request from another site (" + *why + ")");
+  }
+  if (!same_secret(param(req, "csrf"), csrf_token_))
+    return error_page(403, "Refused",
+                      "refused: the form's token is missing or stale (sagad restarted?): reload the form and "
+                      "send it again");
+  return std::nullopt;
+}
+
+void console::act(const httplib::Request& req, httplib::Response& res) {
+  auto reply = [&res](answer a) {
+    res.status = a.status;
+    res.set_content(std::move(a.body), a.type.c_str());
+  };
+  if (auto no = refused(req)) return reply(std::move(*no));
+  action r;
+  try {
+    r = requested_action(req);
+  } catch (const failure& f) {
+    return reply(error_page(f.code() == not_found ? 404
+                            : f.code() == usage   ? 400
+                                                  : 500,
+                            "Not sent", f.what()));
+  }
+  saga::ack ack;
+  try {
+    ack = send_(r.event);
+  } catch (const std::exception& e) {
+    spdlog::warn("console: {} of {} by {} not sent: {}", r.name, r.target, r.who, e.what());
+    return reply(error_page(503, "Not answered",
+                            "sagad's ingress did not answer (" + std::string(e.what()) +
+                                "): the action may or may not have been applied; look at the saga"));
+  }
+  spdlog::info("console: {} of {} by {} ({}): {}", r.name, r.target, r.who, r.reason,
+               saga::to_string(ack.status));
+  if (!ack.ok())
+    return reply(
+        error_page(422, "Rejected", "rejected: " + ack.reason,
+                   r.name == "redrive" ? "/dead-letters" : saga_href(param(req, "type"), param(req, "id"))));
+  const auto outcome = std::string(saga::to_string(ack.outcome)) +
+                       (ack.saga_state.empty() ? std::string() : " (now " + ack.saga_state + ")");
+  // Back where the action shows: the saga (also a redriven event's), else the dead letters.
+  if (ack.saga_id.empty())
+    return res.set_redirect("/dead-letters" + url_query({{"acted", r.name}, {"outcome", outcome}}), 303);
+  res.set_redirect(
+      "/saga" +
+          url_query({{"type", ack.saga_type}, {"id", ack.saga_id}, {"acted", r.name}, {"outcome", outcome}}),
+      303);
+}
+
 void console::serve_actions(httplib::Server& server) {
   server.Get("/act", [this](const httplib::Request& req, httplib::Response& res) {
-    const auto action = param(req, "do");
+    const auto name = param(req, "do");
     auto a = with_catalog([&](catalog& c) -> answer {
-      if (action == "abort" || action == "resolve")
-        return {200, saga_action_form(c, req, action, csrf_token_, now_ms()), html_type};
-      if (action == "redrive") return {200, redrive_form(c, req, csrf_token_), html_type};
-      throw failure(usage, "do: '" + action + "' is not an action (abort, resolve, redrive)");
+      if (name == "abort" || name == "resolve")
+        return {200, saga_action_form(c, req, name, csrf_token_, now_ms()), html_type};
+      if (name == "redrive") return {200, redrive_form(c, req, csrf_token_), html_type};
+      throw failure(usage, "do: '" + name + "' is not an action (abort, resolve, redrive)");
     });
     res.status = a.status;
     res.set_content(std::move(a.body), a.type.c_str());
   });
-
-  server.Post("/act", [this](const httplib::Request& req, httplib::Response& res) {
-    auto refuse = [&res](answer a) {
-      res.status = a.status;
-      res.set_content(std::move(a.body), a.type.c_str());
-    };
-    if (const auto why = cross_origin(req)) {
-      spdlog::warn("console: refused a cross-origin action ({})", *why);
-      return refuse(error_page(403, "Refused", "refused: a request from another site (" + *why + ")"));
-    }
-    if (!same_secret(param(req, "csrf"), csrf_token_))
-      return refuse(error_page(403, "Refused",
-                               "refused: the form's token is missing or stale (sagad restarted?): reload the "
-                               "form and send it again"));
-    const auto action = param(req, "do");
-    requested r;
-    r.action = action;
-    const auto reason = param(req, "reason"), who = param(req, "operator");
-    try {
-      check_text(reason, "reason", reason_most);
-      check_text(who, "operator", operator_most);
-      if (action == "abort" || action == "resolve") {
-        saga::operator_request o{param(req, "id"), reason, who, param(req, "type"), param(req, "to")};
-        check_text(o.id, "id", 4096);
-        if (action == "resolve") check_text(o.to, "to", 4096);
-        r.event = saga::operator_event("saga.operator." + action, o, now_ms());
-        r.target = (o.type.empty() ? std::string() : o.type + " / ") + o.id;
-      } else if (action == "redrive") {
-        const auto n = count_param(req, "dead-letter", -1, std::int64_t{1} << 62);
-        if (n < 0) throw failure(usage, "dead-letter: required");
-        std::optional<catalog::stored_dead_letter> letter;
-        const auto read = with_catalog([&](catalog& c) {
-          letter = c.dead_letter(n);
-          return answer{};
-        });
-        if (!letter) return refuse(read);
-        if (letter->truncated) throw failure(usage, "dead-letter: it was cut at the size limit");
-        auto decoded = saga::decode_event(letter->payload);
-        if (!decoded) throw failure(usage, "dead-letter: not a valid event (" + decoded.error + ")");
-        r.event = std::move(*decoded.event);
-        r.target = "dead letter #" + std::to_string(n);
-      } else {
-        throw failure(usage, "do: '" + action + "' is not an action (abort, resolve, redrive)");
-      }
-    } catch (const failure& f) {
-      return refuse(error_page(400, "Not sent", f.what()));
-    }
-    saga::ack ack;
-    try {
-      ack = send_(r.event);
-    } catch (const std::exception& e) {
-      spdlog::warn("console: {} of {} by {} not sent: {}", r.action, r.target, who, e.what());
-      return refuse(error_page(503, "Not answered",
-                               "sagad's ingress did not answer (" + std::string(e.what()) +
-                                   "): the action may or may not have been applied; look at the saga"));
-    }
-    spdlog::info("console: {} of {} by {} ({}): {}", r.action, r.target, who, reason,
-                 saga::to_string(ack.status));
-    if (!ack.ok())
-      return refuse(error_page(
-          422, "Rejected", "rejected: " + ack.reason,
-          r.action == "redrive" ? "/dead-letters" : saga_href(param(req, "type"), param(req, "id"))));
-    const auto outcome = std::string(saga::to_string(ack.outcome)) +
-                         (ack.saga_state.empty() ? std::string() : " (now " + ack.saga_state + ")");
-    // Back where the action shows: the saga (also a redriven event's), else the dead letters.
-    if (ack.saga_id.empty())
-      return res.set_redirect("/dead-letters" + url_query({{"acted", r.action}, {"outcome", outcome}}), 303);
-    res.set_redirect(
-        "/saga" +
-            url_query(
-                {{"type", ack.saga_type}, {"id", ack.saga_id}, {"acted", r.action}, {"outcome", outcome}}),
-        303);
-  });
+  server.Post("/act", [this](const httplib::Request& req, httplib::Response& res) { act(req, res); });
 }
 
 }  // namespace saga::server
