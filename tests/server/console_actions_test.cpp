@@ -111,6 +111,9 @@ TEST_SUITE("console actions") {
     curve_console s;
     REQUIRE_MESSAGE(s.c.d, s.c.d.error);
     INFO("sagad stderr: " << s.c.d.proc->err());
+    // The start's log lines come after the endpoints file the test waited for.
+    for (int i = 0; i < 200 && s.c.d.proc->err().find("console: http") == std::string::npos; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
     CHECK(s.c.d.proc->err().find("actions on") != std::string::npos);
     auto refund_failed = [] {
       return saga::test::numbered_event("e", "payment.refund.failed", "o-2",
