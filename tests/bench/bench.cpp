@@ -1783,7 +1783,8 @@ void measure_console_acks(const config& cfg, const saga::test::temp_dir& dir, co
     }
   }
   fs::remove(path);
-  const std::string runs = std::to_string(idle_p99.runs.size()) + " runs each, alternating";
+  const std::string runs = std::to_string(idle_p99.runs.size()) +
+                           (idle_p99.runs.size() == 1 ? " run" : " runs") + " each, alternating";
   row idle;
   idle.measurement = "console ack latency, idle";
   idle.rate = rate;

@@ -128,7 +128,13 @@ void browser::close() {
     http_->set_read_timeout(std::chrono::seconds(10));
     http_->Delete(("/session/" + s).c_str());
   }
-  if (driver_) driver_->kill9_group();
+  if (!driver_) return;
+  // chromedriver's own way out (it removes its temporary folders), then the group in any case.
+  if (driver_->running()) {
+    http_->Get("/shutdown");
+    driver_->wait_for(std::chrono::seconds(5));
+  }
+  driver_->kill9_group();
 }
 
 std::string browser::log() const {
