@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "console_support.hpp"
 #include "saga/zmq/client.hpp"
 #include "support/order_events.hpp"
 #include "support/process.hpp"
@@ -30,57 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-
-// A sagad with `extra` options, and the URLs of its endpoints file.
-struct console_daemon {
-  saga::test::started_daemon d;
-  json urls;
-};
-
-console_daemon start(const saga::test::temp_dir& dir, std::vector<std::string> extra) {
-  std::vector<std::string> argv = {SAGAD_PATH, "--db", dir.file("saga.db")};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  console_daemon c{
-      saga::test::start_daemon(argv, saga::test::endpoints::any_loopback(), dir.file("endpoints.json"),
-                               dir.file("sagad.out"), dir.file("sagad.err")),
-      json()};
-  if (c.d) c.urls = json::parse(std::ifstream(dir.file("endpoints.json")));
-  return c;
-}
-
-std::vector<saga::ack> send(const std::string& ingress, const std::vector<saga::event>& events) {
-  ::zmq::context_t ctx(1);
-  saga::zmq::client_options co;
-  co.timeout = 10s;
-  saga::zmq::client c(ctx, ingress, co);
-  return c.send_all(events);
-}
-
-// GET `path`; checks the answer's status, content type and security headers.
-std::string get(httplib::Client& http, const std::string& path, int status = 200,
-                const std::string& type = "text/html; charset=utf-8") {
-  CAPTURE(path);
-  const auto res = http.Get(path.c_str());
-  REQUIRE(res);
-  CHECK(res->status == status);
-  CHECK(res->get_header_value("Content-Type") == type);
-  const auto csp = res->get_header_value("Content-Security-Policy");
-  CHECK(csp.find("default-src 'none'") != std::string::npos);
-  CHECK(csp.find("style-src 'self'") != std::string::npos);
-  CHECK(csp.find("script-src") == std::string::npos);  // default-src 'none' forbids every script
-  CHECK(csp.find("unsafe-inline") == std::string::npos);
-  CHECK(res->get_header_value("X-Content-Type-Options") == "nosniff");
-  return res->body;
-}
-
-// The text of the element with this id attribute ("<span id=\"sagas\">5</span>" -> "5").
-std::string by_id(const std::string& html, const std::string& id) {
-  const std::string open = "id=\"" + id + "\">";
-  const auto at = html.find(open);
-  if (at == std::string::npos) return "(no element " + id + ")";
-  const auto from = at + open.size();
-  return html.substr(from, html.find('<', from) - from);
-}
+using namespace saga::test::console;
 
 std::int64_t count_rows(SQLite::Database& db, const std::string& sql) {
   SQLite::Statement q(db, sql);
@@ -168,6 +119,31 @@ TEST_SUITE("console") {
     CHECK(page1.find("o-0") != std::string::npos);
     CHECK(page2.find("o-2") != std::string::npos);
     get(http, "/sagas?since=yesterday", 400);
+    // Newest first, paged the same way: o-4, then o-3 on the next page.
+    const auto newest = get(http, "/sagas?type=order_lifecycle&state=placed&newest-first=1&limit=1");
+    CHECK(newest.find("o-4") != std::string::npos);
+    REQUIRE(std::regex_search(newest, m, next_link));
+    next = m[1];
+    for (auto at = next.find("&amp;"); at != std::string::npos; at = next.find("&amp;"))
+      next.replace(at, 5, "&");
+    CHECK(next.find("newest-first=1") != std::string::npos);
+    CHECK(get(http, next).find("o-3") != std::string::npos);
+    const auto api_newest =
+        json::parse(get(http, "/api/list?type=order_lifecycle&newest-first=1", 200, "application/json"));
+    REQUIRE(api_newest.size() == 5);
+    CHECK(api_newest[0].at("id") == "o-4");
+    CHECK(api_newest[4].at("id") == "o-0");
+    get(http, "/sagas?newest-first=yes", 400);
+
+    // The parked count links to the parked events of every saga.
+    CHECK(overview.find("<a href=\"/parked\"><span id=\"parked\">1</span></a>") != std::string::npos);
+    const auto parked_page = get(http, "/parked");
+    CHECK(by_id(parked_page, "shown") == "1");
+    CHECK(parked_page.find("order_lifecycle / never-placed") != std::string::npos);
+    const auto parked_api = json::parse(get(http, "/api/parked", 200, "application/json"));
+    REQUIRE(parked_api.size() == 1);
+    CHECK(parked_api[0].at("saga_id") == "never-placed");
+    CHECK(parked_api[0].at("type") == "payment.succeeded");
 
     const auto saga_page = get(http, "/saga?type=order_lifecycle&id=o-1");
     CHECK(by_id(saga_page, "state") == "paid");

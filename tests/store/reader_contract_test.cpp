@@ -307,6 +307,52 @@ TEST_SUITE("reader_contract") {
       page.after = rows.back().position();
     }
     CHECK(paged == bytes);
+    // Newest first: the same order reversed, paged the same way.
+    saga::saga_filter newest;
+    newest.newest_first = true;
+    newest.limit = 4;
+    std::vector<std::string> backwards;
+    for (;;) {
+      const auto rows = r->sagas(newest);
+      for (const auto& k : keys(rows)) backwards.push_back(k);
+      if (rows.size() < newest.limit) break;
+      newest.after = rows.back().position();
+    }
+    CHECK(backwards == std::vector<std::string>(bytes.rbegin(), bytes.rend()));
+  }
+
+  TEST_CASE("parked events of every saga in arrival order paged by id") {
+    auto t = saga::test::make_store_under_test();
+    auto& st = t->store();
+    st.begin();
+    std::vector<std::int64_t> ids;
+    for (const std::string key : {"k-2", "k-1", "k-2", "k-3", "k-1"}) {
+      saga::parked_record p;
+      p.definition = "d";
+      p.key = key;
+      p.event_id = "e-" + std::to_string(ids.size());
+      p.source = "urn:test";
+      p.type = "t";
+      p.payload = "{}";
+      p.parked_ms = t0 + static_cast<std::int64_t>(ids.size());
+      p.sender = ids.empty() ? "" : "svc";
+      ids.push_back(st.park(p));
+    }
+    st.commit();
+    auto r = t->open_reader();
+    const auto first = r->parked_events(0, 3);
+    REQUIRE(first.size() == 3);
+    CHECK(first[0].id == ids[0]);
+    CHECK(first[0].key == "k-2");
+    CHECK(first[0].event_id == "e-0");
+    CHECK(first[1].key == "k-1");
+    CHECK(first[2].parked_ms == t0 + 2);
+    CHECK(first[2].sender == "svc");
+    const auto rest = r->parked_events(first.back().id, 3);
+    REQUIRE(rest.size() == 2);
+    CHECK(rest[0].id == ids[3]);
+    CHECK(rest[1].id == ids[4]);
+    CHECK(r->parked_events(ids[4], 3).empty());
   }
 
   TEST_CASE("sagas on another version and sagas of a trace") {

@@ -12,7 +12,6 @@
 #include "render.hpp"
 #include "saga/codec.hpp"
 #include "saga/duration.hpp"
-#include "saga/uuid.hpp"
 #include "saga/zmq/client.hpp"
 
 namespace sagactl {
@@ -99,19 +98,6 @@ void add_operator_options(CLI::App& cmd, operator_request& r) {
   cmd.add_option("--reason", r.reason, "why (recorded in history)")->required();
   cmd.add_option("--operator", r.operator_name, "who (default $USER)")->capture_default_str();
   cmd.add_option("--type", r.type, "the definition, when several have a saga with this id");
-}
-
-saga::event operator_event(const std::string& type, const operator_request& r, std::int64_t now_ms) {
-  saga::event e;
-  e.id = saga::make_uuid_v7();
-  e.source = "urn:saga:operator";
-  e.type = type;
-  e.subject = r.id;
-  e.time = saga::format_time(now_ms);
-  e.data = {{"reason", r.reason}, {"operator", r.operator_name}};
-  if (!r.to.empty()) e.data["to"] = r.to;
-  if (!r.type.empty()) e.data["saga_type"] = r.type;
-  return e;
 }
 
 int report_ack(const saga::ack& a, bool as_json) {

@@ -14,6 +14,7 @@
 
 #include "saga/engine.hpp"
 #include "saga/event.hpp"
+#include "saga/operator_event.hpp"
 #include "saga/zmq/curve.hpp"
 
 namespace sagactl {
@@ -48,13 +49,11 @@ std::vector<saga::ack> send_events(std::span<const saga::event> events, const se
 // failure(unreachable_or_rejected) with its reason.
 int report_ack(const saga::ack& a, bool as_json);
 
-// An operator action (saga.operator.abort / .resolve, source urn:saga:operator): the saga's
-// id, --reason, --operator (default $USER), --type; `to` for resolve only.
-struct operator_request {
-  std::string id, reason, operator_name, type, to;
-};
+// An operator action (saga.operator.abort / .resolve, saga/operator_event.hpp): the saga's id,
+// --reason, --operator (default $USER), --type; `to` for resolve only.
+using saga::operator_event;
+using saga::operator_request;
 void add_operator_options(CLI::App& cmd, operator_request& r);
 std::string default_operator_name();  // $USER, else $LOGNAME, else "unknown"
-saga::event operator_event(const std::string& type, const operator_request& r, std::int64_t now_ms);
 
 }  // namespace sagactl

@@ -28,8 +28,10 @@ enum rq : std::size_t {
   r_history,
   r_timers_of,
   r_parked_of,
+  r_parked_events,
   r_follow_on,
   r_sagas,
+  r_sagas_newest,
   r_orphans,
   r_finished_in_state,
   r_counts_by_state,
@@ -58,6 +60,27 @@ enum rq : std::size_t {
   " (SELECT count(*) FROM jsonb_each(i.timers) AS e(k, v) WHERE e.v ->> 0 IS NOT NULL),"     \
   " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)," \
   " i.definition_version"
+
+// The saga list (reader::sagas) in one order: `after` the keyset comparison, `order` ASC or DESC.
+#define SAGA_PG_LIST(after, order)                                                                       \
+  "SELECT " SAGA_PG_SUMMARY                                                                              \
+  " FROM instances AS i"                                                                                 \
+  " WHERE ($1 IS NULL OR i.definition = $1)"                                                             \
+  " AND ($2 IS NULL OR i.state = $2)"                                                                    \
+  " AND (NOT $3 OR NOT EXISTS"                                                                           \
+  "   (SELECT 1 FROM definitions AS d, json_array_elements_text(d.graph::json -> 'terminal') AS term(s)" \
+  "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.s COLLATE \"C\" = "     \
+  "i.state))"                                                                                            \
+  " AND ($4 IS NULL OR i.created_ms >= $4) AND ($5 IS NULL OR i.created_ms < $5)"                        \
+  " AND ($6 IS NULL OR i.updated_ms >= $6) AND ($7 IS NULL OR i.updated_ms < $7)"                        \
+  " AND ($8 IS NULL OR i.state_since_ms >= $8) AND ($9 IS NULL OR i.state_since_ms < $9)"                \
+  " AND ($10 IS NULL OR (i.created_ms, i.definition, i.key) " after                                      \
+  " ($10, $11, $12))"                                                                                    \
+  " AND ($14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"                       \
+  "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT $15) AS t"                \
+  "   WHERE substr(t.traceparent, 4, 32) = $14))"                                                        \
+  " AND ($16 IS NULL OR i.definition_version <> $16)"                                                    \
+  " ORDER BY i.created_ms " order ", i.definition " order ", i.key " order " LIMIT $13"
 
 #define SAGA_PG_OUTBOX_OF(o)                                                                \
   o ".sequence, " o ".event_id, " o ".type, " o ".definition, " o ".key, " o ".payload, " o \
@@ -124,6 +147,10 @@ const statement reader_statements[] = {
      " FROM instances AS i, jsonb_each(i.timers) AS e(name, v)"
      " WHERE i.definition = $1 AND i.key = $2 AND e.v ->> 0 IS NOT NULL ORDER BY 4, e.name COLLATE \"C\""},
     {"saga_reader_parked_of", "tt", store_sql(detail::q_parked_of)},
+    // SAGA_PG_PARKED's columns (statements.hpp, which keeps its macros to itself), in read_parked's order
+    {"saga_reader_parked_events", "ii",
+     "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
+     " WHERE id > $1 ORDER BY id LIMIT $2"},
     // through the saga's history: each transition names the outbox rows it wrote
     {"saga_reader_follow_on", "tt",
      "SELECT " SAGA_PG_OUTBOX_OF("o") " FROM history AS h JOIN outbox AS o ON" SAGA_PG_OUTBOX_OF_HISTORY(
@@ -133,23 +160,8 @@ const statement reader_statements[] = {
     // Terminal states come from the stored graph (definitions.graph, JSON text). A trace's sagas:
     // the newest $15 history rows, newest first (id order is commit order per saga), no index by
     // trace id.
-    {"saga_reader_sagas", "ttbiiiiiiittitii",
-     "SELECT " SAGA_PG_SUMMARY " FROM instances AS i"
-     " WHERE ($1 IS NULL OR i.definition = $1)"
-     " AND ($2 IS NULL OR i.state = $2)"
-     " AND (NOT $3 OR NOT EXISTS"
-     "   (SELECT 1 FROM definitions AS d, json_array_elements_text(d.graph::json -> 'terminal') AS term(s)"
-     "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.s COLLATE \"C\" = "
-     "i.state))"
-     " AND ($4 IS NULL OR i.created_ms >= $4) AND ($5 IS NULL OR i.created_ms < $5)"
-     " AND ($6 IS NULL OR i.updated_ms >= $6) AND ($7 IS NULL OR i.updated_ms < $7)"
-     " AND ($8 IS NULL OR i.state_since_ms >= $8) AND ($9 IS NULL OR i.state_since_ms < $9)"
-     " AND ($10 IS NULL OR (i.created_ms, i.definition, i.key) > ($10, $11, $12))"
-     " AND ($14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"
-     "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT $15) AS t"
-     "   WHERE substr(t.traceparent, 4, 32) = $14))"
-     " AND ($16 IS NULL OR i.definition_version <> $16)"
-     " ORDER BY i.created_ms, i.definition, i.key LIMIT $13"},
+    {"saga_reader_sagas", "ttbiiiiiiittitii", SAGA_PG_LIST(">", "ASC")},
+    {"saga_reader_sagas_newest", "ttbiiiiiiittitii", SAGA_PG_LIST("<", "DESC")},
     // instances whose state the stored graph of their definition version does not have (or whose
     // definition is not registered at all)
     {"saga_reader_orphans", "i",
@@ -457,6 +469,11 @@ std::vector<parked_record> reader::parked(std::string_view definition, std::stri
   return parked_rows(impl_->run("parked", r_parked_of, pq::params().text(definition).text(key)));
 }
 
+std::vector<parked_record> reader::parked_events(std::int64_t after_id, std::size_t limit) {
+  return parked_rows(
+      impl_->run("parked_events", r_parked_events, pq::params().integer(after_id).limit(limit)));
+}
+
 std::vector<outbox_record> reader::follow_on_events(std::string_view definition, std::string_view key) {
   if (!holdable(definition, key)) return {};
   return outbox_rows(impl_->run("follow_on_events", r_follow_on, pq::params().text(definition).text(key)));
@@ -483,7 +500,7 @@ std::vector<saga_summary> reader::sagas(const saga_filter& f) {
   }
   p.limit(f.limit).optional_text(f.trace_id).limit(f.trace_scan);
   p.optional_integer(f.not_on_version);
-  return summaries(impl_->run("sagas", r_sagas, p));
+  return summaries(impl_->run("sagas", f.newest_first ? r_sagas_newest : r_sagas, p));
 }
 
 std::vector<saga_summary> reader::orphaned_sagas(std::size_t limit) {

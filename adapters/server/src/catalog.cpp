@@ -126,6 +126,16 @@ json time_or_null(const std::optional<std::int64_t>& ms) {
   return saga::format_time(*ms);
 }
 
+// A parked event as show() and parked() print it.
+json parked_json(const saga::parked_record& p) {
+  return {{"id", p.id},
+          {"event_id", p.event_id},
+          {"source", p.source},
+          {"type", p.type},
+          {"parked", saga::format_time(p.parked_ms)},
+          {"sender", p.sender}};
+}
+
 // How many states a stored graph (JSON text) has; null when it has no list of states.
 json state_count_of(const std::string& graph) {
   const json g = json::parse(graph);
@@ -143,6 +153,19 @@ catalog::catalog(const std::string& db, const std::string& pg_schema, int busy_t
 catalog::catalog(saga::reader& r, std::string name) : path_(std::move(name)), reader_(r) {}
 
 catalog::~catalog() = default;
+
+json catalog::parked(std::int64_t after_id, std::int64_t limit) {
+  return reading(path_, [&] {
+    json rows = json::array();
+    for (const auto& p : reader_.parked_events(after_id, as_limit(limit))) {
+      auto row = parked_json(p);
+      row["saga_type"] = p.definition;
+      row["saga_id"] = p.key;
+      rows.push_back(std::move(row));
+    }
+    return rows;
+  });
+}
 
 json catalog::list(const list_filter& f, std::int64_t now_ms) {
   return page(f, now_ms).rows;
@@ -163,6 +186,7 @@ list_page catalog::page(const list_filter& f, std::int64_t now_ms) {
     sf.trace_id = f.trace_id;
     sf.trace_scan = as_limit(f.trace_scan);
     sf.after = f.after;
+    sf.newest_first = f.newest_first;
     // One row more than asked says whether there is a next page.
     const std::size_t limit = as_limit(f.limit);
     sf.limit = limit == std::numeric_limits<std::size_t>::max() ? limit : limit + 1;
@@ -310,14 +334,7 @@ json catalog::show(const std::string& id, const std::string& type, std::int64_t 
     }
     out["timers"] = std::move(timers);
     json parked = json::array();
-    for (const auto& p : view->parked) {
-      parked.push_back({{"id", p.id},
-                        {"event_id", p.event_id},
-                        {"source", p.source},
-                        {"type", p.type},
-                        {"parked", saga::format_time(p.parked_ms)},
-                        {"sender", p.sender}});
-    }
+    for (const auto& p : view->parked) parked.push_back(parked_json(p));
     out["parked"] = std::move(parked);
     json emitted = json::array();
     for (const auto& o : view->follow_on) {

@@ -2,18 +2,23 @@
 
 #include <httplib.h>
 
+#include <sys/random.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <limits>
 #include <optional>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "console_html.hpp"
 #include "saga/codec.hpp"
 #include "saga/duration.hpp"
 #include "saga/server/catalog.hpp"
@@ -25,6 +30,7 @@ namespace saga::server {
 namespace {
 
 using json = nlohmann::json;
+using namespace html;
 
 constexpr const char* stylesheet = R"(body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #222; }
 nav { background: #2d3e50; padding: .5em 1em; }
@@ -40,85 +46,10 @@ pre { background: #f6f8fa; padding: .6em; overflow-x: auto; max-width: 100em; wh
 .error { color: #a00; }
 form label { margin-right: 1em; }
 .bars rect { fill: #4a7ab5; }
+.notice { background: #e8f4e8; border: 1px solid #9c9; padding: .4em .8em; }
+.actions a.action { background: #a33; color: #fff; padding: .25em .8em; border-radius: 3px; text-decoration: none; margin-right: .6em; }
+button { font: inherit; padding: .3em 1em; }
 )";
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// Percent-encodes a query parameter's value.
-std::string url_encode(std::string_view s) {
-  static const char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
-
-// A query string from (name, value) pairs, empty values left out; HTML-escaped for an href.
-std::string query(const std::vector<std::pair<std::string, std::string>>& params) {
-  std::string q;
-  for (const auto& [name, value] : params) {
-    if (value.empty()) continue;
-    q += (q.empty() ? "?" : "&") + name + "=" + url_encode(value);
-  }
-  return html_escape(q);
-}
-
-// A JSON value as table cell text (escaped): strings bare, null as "-", the rest as JSON.
-std::string text(const json& j) {
-  if (j.is_null()) return "-";
-  if (j.is_string()) return html_escape(j.get<std::string>());
-  return html_escape(j.dump());
-}
-
-std::string link(const std::string& href, const std::string& label) {
-  return "<a href=\"" + href + "\">" + label + "</a>";
-}
-
-std::string page(const std::string& title, const std::string& body) {
-  return "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" + html_escape(title) +
-         " · sagad console</title><link rel=\"stylesheet\" href=\"/console.css\"></head><body><nav>" +
-         link("/", "overview") + link("/sagas", "sagas") + link("/definitions", "definitions") +
-         link("/dead-letters", "dead letters") + link("/timers", "timers") + link("/outbox", "outbox") +
-         "</nav><main><h1>" + html_escape(title) + "</h1>\n" + body + "</main></body></html>\n";
-}
-
-// A table: header cells as given (plain text), rows already escaped HTML.
-std::string table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
-                  const char* empty = "(none)") {
-  if (rows.empty()) return std::string("<p>") + empty + "</p>\n";
-  std::string out = "<table><thead><tr>";
-  for (const auto& h : header) out += "<th>" + html_escape(h) + "</th>";
-  out += "</tr></thead><tbody>\n";
-  for (const auto& r : rows) {
-    out += "<tr>";
-    for (const auto& c : r) out += "<td>" + c + "</td>";
-    out += "</tr>\n";
-  }
-  return out + "</tbody></table>\n";
-}
-
-// 1d2h, 15m, 3m20s, 850ms (sagactl's human durations).
-std::string duration_text(std::int64_t ms) {
-  if (ms < 0) return "-" + duration_text(-ms);
-  if (ms < 1000) return std::to_string(ms) + "ms";
-  const std::int64_t s = ms / 1000, d = s / 86400, h = s / 3600 % 24, m = s / 60 % 60, sec = s % 60;
-  auto part = [](std::int64_t v, const char* unit) { return v ? std::to_string(v) + unit : std::string(); };
-  if (d) return std::to_string(d) + "d" + part(h, "h");
-  if (h) return std::to_string(h) + "h" + part(m, "m");
-  if (m) return std::to_string(m) + "m" + part(sec, "s");
-  return std::to_string(sec) + "s";
-}
 
 // Graphviz's SVG without its XML prolog and doctype, to be inlined in the page. Graphviz writes
 // every label XML-escaped; the path's title carries the saga's key, so it must.
@@ -153,28 +84,6 @@ std::string minute_bars(const json& per_minute) {
   return out + "</svg>\n";
 }
 
-// Request parameters -------------------------------------------------------------------------
-
-std::string param(const httplib::Request& req, const char* name) {
-  return req.has_param(name) ? req.get_param_value(name) : std::string();
-}
-
-std::int64_t count_param(const httplib::Request& req, const char* name, std::int64_t fallback,
-                         std::int64_t most) {
-  const auto s = param(req, name);
-  if (s.empty()) return fallback;
-  std::int64_t v = -1;
-  try {
-    std::size_t used = 0;
-    v = std::stoll(s, &used);
-    if (used != s.size()) v = -1;
-  } catch (const std::exception&) {
-  }
-  if (v < 0 || v > most)
-    throw failure(usage, std::string(name) + ": '" + s + "' is not a count 0-" + std::to_string(most));
-  return v;
-}
-
 // `sagactl list`'s filters from the query, checked as sagactl checks its options.
 list_filter list_filter_of(const httplib::Request& req, std::int64_t default_limit) {
   list_filter f;
@@ -196,6 +105,10 @@ list_filter list_filter_of(const httplib::Request& req, std::int64_t default_lim
   }
   f.trace_scan = count_param(req, "trace-scan", f.trace_scan, std::int64_t{1} << 40);
   f.limit = count_param(req, "limit", default_limit, 100'000);
+  if (const auto order = param(req, "newest-first"); !order.empty()) {
+    if (order != "1" && order != "0") throw failure(usage, "newest-first: '" + order + "' is not 1 or 0");
+    f.newest_first = order == "1";
+  }
   if (req.has_param("after-id")) {
     f.after =
         saga::saga_position{count_param(req, "after-created", 0, std::numeric_limits<std::int64_t>::max()),
@@ -229,7 +142,8 @@ std::string overview(catalog& c, std::int64_t now) {
             {{link("/sagas", "sagas"), "<span id=\"sagas\">" + text(s["sagas"]) + "</span>"},
              {link("/dead-letters", "dead letters"),
               link("/dead-letters", "<span id=\"dead-letters\">" + text(s["dead_letters"]) + "</span>")},
-             {"parked events", "<span id=\"parked\">" + text(s["parked"]) + "</span>"},
+             {link("/parked", "parked events"),
+              link("/parked", "<span id=\"parked\">" + text(s["parked"]) + "</span>")},
              {link("/timers?overdue=1", "overdue timers"),
               link("/timers?overdue=1", "<span id=\"overdue\">" + std::to_string(overdue) + "</span>")},
              {link("/timers", "armed timers"), link("/timers", text(s["armed_timers"]))},
@@ -253,17 +167,27 @@ std::string saga_list(catalog& c, const httplib::Request& req, std::int64_t now)
                     duration_text(r["in_state"].get<std::int64_t>()), text(r["timers"]), text(r["parked"])});
   }
   const std::vector<std::pair<std::string, std::string>> filters = {
-      {"type", param(req, "type")},           {"state", param(req, "state")},
-      {"stuck-for", param(req, "stuck-for")}, {"since", param(req, "since")},
-      {"until", param(req, "until")},         {"trace", param(req, "trace")},
-      {"limit", param(req, "limit")},         {"trace-scan", param(req, "trace-scan")}};
+      {"type", param(req, "type")},
+      {"state", param(req, "state")},
+      {"stuck-for", param(req, "stuck-for")},
+      {"since", param(req, "since")},
+      {"until", param(req, "until")},
+      {"trace", param(req, "trace")},
+      {"limit", param(req, "limit")},
+      {"trace-scan", param(req, "trace-scan")},
+      {"newest-first", f.newest_first ? "1" : ""}};
   std::string form = "<form method=\"get\" action=\"/sagas\">";
   for (const auto& [name, value] : filters)
-    form += "<label>" + name + " <input name=\"" + name + "\" value=\"" + html_escape(value) +
-            "\" size=\"12\"></label>";
+    if (name != "newest-first")
+      form += "<label>" + name + " <input name=\"" + name + "\" value=\"" + html_escape(value) +
+              "\" size=\"12\"></label>";
+  form +=
+      std::string("<label><input type=\"checkbox\" id=\"newest-first\" name=\"newest-first\" value=\"1\"") +
+      (f.newest_first ? " checked" : "") + "> newest first</label>";
   form += "<button type=\"submit\">filter</button></form>\n";
   std::string body =
-      form + "<p><span id=\"shown\">" + std::to_string(p.rows.size()) + "</span> sagas, oldest first</p>\n" +
+      form + "<p><span id=\"shown\">" + std::to_string(p.rows.size()) + "</span> sagas, " +
+      (f.newest_first ? "newest" : "oldest") + " first</p>\n" +
       table({"type", "id", "state", "version", "age", "in state", "timers", "parked"}, rows, "(no sagas)");
   if (p.next) {
     auto next = filters;
@@ -275,11 +199,37 @@ std::string saga_list(catalog& c, const httplib::Request& req, std::int64_t now)
   return page("Sagas", body);
 }
 
-std::string one_saga(catalog& c, const httplib::Request& req, std::int64_t now) {
+// What the last action did, when the page is where its POST sent the browser (console_actions.cpp).
+std::string action_outcome(const httplib::Request& req) {
+  const auto acted = param(req, "acted");
+  if (acted.empty()) return {};
+  return "<p class=\"notice\" id=\"outcome\">" + html_escape(acted) + ": " +
+         html_escape(param(req, "outcome")) + "</p>\n";
+}
+
+// The links to the actions that fit the saga's state (each opens a confirmation form).
+std::string saga_actions(const json& s, const std::optional<saga::graph>& g) {
+  if (!g) return {};
+  const auto type = s["type"].get<std::string>(), id = s["id"].get<std::string>();
+  const auto state = s["state"].get<std::string>();
+  const bool attention = !g->attention_state.empty() && state == g->attention_state;
+  std::string out;
+  if (!g->abort_state.empty() && (!g->is_terminal(state) || attention))
+    out += "<a id=\"abort\" class=\"action\" href=\"/act" +
+           query({{"do", "abort"}, {"type", type}, {"id", id}}) + "\">abort…</a> ";
+  if (attention)
+    out += "<a id=\"resolve\" class=\"action\" href=\"/act" +
+           query({{"do", "resolve"}, {"type", type}, {"id", id}}) + "\">resolve…</a>";
+  return out.empty() ? std::string() : "<p class=\"actions\">" + out + "</p>\n";
+}
+
+std::string one_saga(catalog& c, const httplib::Request& req, std::int64_t now, bool actions) {
   const auto id = param(req, "id");
   if (id.empty()) throw failure(usage, "id: which saga (its correlation key)?");
   const json s = c.show(id, param(req, "type"), now);
+  const auto g = c.stored_graph(s["type"].get<std::string>(), s["definition_version"].get<std::int64_t>());
   std::string body =
+      action_outcome(req) + (actions ? saga_actions(s, g) : std::string()) +
       table({"", ""}, {{"definition", text(s["type"]) + " (version " + text(s["definition_version"]) + ")"},
                        {"id", text(s["id"])},
                        {"state", "<strong id=\"state\">" + text(s["state"]) + "</strong> for " +
@@ -291,9 +241,7 @@ std::string one_saga(catalog& c, const httplib::Request& req, std::int64_t now) 
                        {"fingerprint", text(s["fingerprint"])},
                        {"correlation", text(s["correlation_id"])}});
   body += "<h2>Data</h2>\n<pre>" + html_escape(s["data"].dump(2)) + "</pre>\n";
-  body += "<h2>Graph</h2>\n" +
-          graph_figure(
-              c.stored_graph(s["type"].get<std::string>(), s["definition_version"].get<std::int64_t>()), &s);
+  body += "<h2>Graph</h2>\n" + graph_figure(g, &s);
   std::vector<std::vector<std::string>> rows;
   for (const auto& h : s["history"])
     rows.push_back(
@@ -362,10 +310,10 @@ std::string definitions_page(catalog& c, std::int64_t now) {
   return page("Definitions", body);
 }
 
-std::string dead_letters_page(catalog& c, const httplib::Request& req) {
+std::string dead_letters_page(catalog& c, const httplib::Request& req, bool actions) {
   const json rows_json = c.dead_letters(count_param(req, "limit", 100, 10'000));
-  std::string body =
-      "<p><span id=\"shown\">" + std::to_string(rows_json.size()) + "</span> dead letters</p>\n";
+  std::string body = action_outcome(req) + "<p><span id=\"shown\">" + std::to_string(rows_json.size()) +
+                     "</span> dead letters</p>\n";
   for (const auto& r : rows_json) {
     const auto stored = c.dead_letter(r["id"].get<std::int64_t>());
     body += "<h2>#" + text(r["id"]) + " " + text(r["type"]) + "</h2>\n" +
@@ -377,8 +325,36 @@ std::string dead_letters_page(catalog& c, const httplib::Request& req) {
                              {"last", text(r["last"]) + " (" + text(r["count"]) + " times)"},
                              {"truncated", r["truncated"].get<bool>() ? "yes (cannot be redriven)" : "no"}}) +
             "<pre>" + html_escape(stored.payload) + "</pre>\n";
+    if (actions && !stored.truncated)
+      body += "<p class=\"actions\"><a id=\"redrive-" + text(r["id"]) + "\" class=\"action\" href=\"/act" +
+              query({{"do", "redrive"}, {"dead-letter", r["id"].dump()}}) + "\">redrive…</a></p>\n";
   }
   return page("Dead letters", body);
+}
+
+// Parked events of every saga, in arrival order, a page at a time (after-id).
+std::string parked_page(catalog& c, const httplib::Request& req) {
+  const auto limit = count_param(req, "limit", 100, 10'000);
+  const json rows_json =
+      c.parked(count_param(req, "after-id", 0, std::numeric_limits<std::int64_t>::max()), limit);
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& p : rows_json)
+    rows.push_back({text(p["id"]), text(p["parked"]),
+                    link("/saga" + query({{"type", p["saga_type"].get<std::string>()},
+                                          {"id", p["saga_id"].get<std::string>()}}),
+                         text(p["saga_type"]) + " / " + text(p["saga_id"])),
+                    text(p["type"]), text(p["event_id"]), text(p["source"]),
+                    p["sender"].get<std::string>().empty() ? "-" : text(p["sender"])});
+  std::string body = "<p><span id=\"shown\">" + std::to_string(rows_json.size()) +
+                     "</span> parked events, in arrival order: each waits until its saga can take it</p>\n" +
+                     table({"id", "parked", "saga", "type", "event id", "source", "sent by"}, rows);
+  if (static_cast<std::int64_t>(rows_json.size()) == limit && limit > 0)
+    body +=
+        "<p>" +
+        link("/parked" + query({{"after-id", rows_json.back()["id"].dump()}, {"limit", param(req, "limit")}}),
+             "next page") +
+        "</p>\n";
+  return page("Parked events", body);
 }
 
 std::string timers_page(catalog& c, const httplib::Request& req, std::int64_t now) {
@@ -412,46 +388,40 @@ std::string outbox_page(catalog& c, const httplib::Request& req) {
 
 }  // namespace
 
-std::string html_escape(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (const char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
+namespace {
+
+// 128 random bits as 32 hex digits (the kernel's CSPRNG).
+std::string random_token() {
+  unsigned char bytes[16];
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    const auto n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "getrandom");
     }
+    got += static_cast<std::size_t>(n);
+  }
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (const unsigned char b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
   }
   return out;
 }
 
-struct console::answer {
-  int status = 200;
-  std::string body;
-  std::string type;
-};
+}  // namespace
 
-console::console(std::function<std::unique_ptr<saga::reader>()> open_reader, std::string db_name)
-    : open_reader_(std::move(open_reader)), db_name_(std::move(db_name)) {}
+console::console(std::function<std::unique_ptr<saga::reader>()> open_reader, std::string db_name, sender send)
+    : open_reader_(std::move(open_reader)),
+      db_name_(std::move(db_name)),
+      send_(std::move(send)),
+      csrf_token_(random_token()) {}
 
 console::~console() = default;
 
-template <class F>
-console::answer console::with_catalog(F&& render) {
+console::answer console::with_catalog(const std::function<answer(catalog&)>& render) {
   std::lock_guard lock(mutex_);
   try {
     if (!catalog_) {
@@ -478,22 +448,28 @@ console::answer console::with_catalog(F&& render) {
 }
 
 void console::serve_on(httplib::Server& server) {
+  serve_pages(server);
+  serve_tail(server);
+  if (actions()) serve_actions(server);
+}
+
+void console::serve_pages(httplib::Server& server) {
   using request = httplib::Request;
   using response = httplib::Response;
-  auto send = [](response& res, answer a) {
+  auto reply = [](response& res, answer a) {
     res.status = a.status;
     res.set_content(std::move(a.body), a.type.c_str());
   };
-  auto html = [this, send](auto render) {
-    return [this, send, render](const request& req, response& res) {
-      send(res, with_catalog([&](catalog& c) {
-             return answer{200, render(c, req, now_ms()), "text/html; charset=utf-8"};
-           }));
+  auto html_page = [this, reply](auto render) {
+    return [this, reply, render](const request& req, response& res) {
+      reply(res, with_catalog([&](catalog& c) {
+              return answer{200, render(c, req, now_ms()), "text/html; charset=utf-8"};
+            }));
     };
   };
   // A JSON document as `sagactl --json` prints it; an error as {"error": …}.
-  auto api = [this, send](auto document) {
-    return [this, send, document](const request& req, response& res) {
+  auto api = [this, reply](auto document) {
+    return [this, reply, document](const request& req, response& res) {
       auto a = with_catalog([&](catalog& c) {
         return answer{200, document(c, req, now_ms()).dump(2) + "\n", "application/json"};
       });
@@ -505,31 +481,42 @@ void console::serve_on(httplib::Server& server) {
                      .dump() +
                  "\n";
       }
-      send(res, std::move(a));
+      reply(res, std::move(a));
     };
   };
 
   server.Get("/console.css",
              [](const request&, response& res) { res.set_content(stylesheet, "text/css; charset=utf-8"); });
-  server.Get("/", html([](catalog& c, const request&, std::int64_t now) { return overview(c, now); }));
-  server.Get("/sagas",
-             html([](catalog& c, const request& req, std::int64_t now) { return saga_list(c, req, now); }));
-  server.Get("/saga",
-             html([](catalog& c, const request& req, std::int64_t now) { return one_saga(c, req, now); }));
-  server.Get("/definitions",
-             html([](catalog& c, const request&, std::int64_t now) { return definitions_page(c, now); }));
-  server.Get("/dead-letters",
-             html([](catalog& c, const request& req, std::int64_t) { return dead_letters_page(c, req); }));
-  server.Get("/timers",
-             html([](catalog& c, const request& req, std::int64_t now) { return timers_page(c, req, now); }));
+  server.Get("/", html_page([](catalog& c, const request&, std::int64_t now) { return overview(c, now); }));
+  server.Get("/sagas", html_page([](catalog& c, const request& req, std::int64_t now) {
+               return saga_list(c, req, now);
+             }));
+  server.Get("/saga", html_page([this](catalog& c, const request& req, std::int64_t now) {
+               return one_saga(c, req, now, actions());
+             }));
+  server.Get("/definitions", html_page([](catalog& c, const request&, std::int64_t now) {
+               return definitions_page(c, now);
+             }));
+  server.Get("/dead-letters", html_page([this](catalog& c, const request& req, std::int64_t) {
+               return dead_letters_page(c, req, actions());
+             }));
+  server.Get("/parked",
+             html_page([](catalog& c, const request& req, std::int64_t) { return parked_page(c, req); }));
+  server.Get("/timers", html_page([](catalog& c, const request& req, std::int64_t now) {
+               return timers_page(c, req, now);
+             }));
   server.Get("/outbox",
-             html([](catalog& c, const request& req, std::int64_t) { return outbox_page(c, req); }));
+             html_page([](catalog& c, const request& req, std::int64_t) { return outbox_page(c, req); }));
 
   server.Get("/api/list", api([](catalog& c, const request& req, std::int64_t now) {
                return c.list(list_filter_of(req, 1000), now);
              }));
   server.Get("/api/show", api([](catalog& c, const request& req, std::int64_t now) {
                return c.show(param(req, "id"), param(req, "type"), now);
+             }));
+  server.Get("/api/parked", api([](catalog& c, const request& req, std::int64_t) {
+               return c.parked(count_param(req, "after-id", 0, std::numeric_limits<std::int64_t>::max()),
+                               count_param(req, "limit", 1000, 100'000));
              }));
   server.Get("/api/stats", api([](catalog& c, const request&, std::int64_t now) { return c.stats(now); }));
   server.Get("/api/definitions",

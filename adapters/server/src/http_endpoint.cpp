@@ -134,7 +134,7 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
   }
   if (i.s.console) {
     if (!i.s.open_reader) throw startup_error(i.s.option + ": no database reader to serve the console from");
-    i.console = std::make_unique<class console>(i.s.open_reader, i.s.db_name);
+    i.console = std::make_unique<class console>(i.s.open_reader, i.s.db_name, i.s.send_action);
     i.console->serve_on(i.server);
   }
   // Event data is attacker-controlled: no answer may run script or be sniffed into HTML.
@@ -148,9 +148,11 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
   // cpp-httplib sets SO_REUSEPORT by default, which lets a second process bind the same port and
   // take a share of the scrapes (and lets port 0 resolve to a port another listener holds). Only
   // SO_REUSEADDR: a restart may bind over connections in TIME_WAIT, nothing else shares the port.
-  // Requests carry nothing we read: a body of more than 1 KiB is refused (413) before it is
-  // held, and a client that stalls is cut after 5 s, so no client grows memory or holds a thread.
-  i.server.set_payload_max_length(1024);
+  // Requests carry nothing we read but the console's action forms: a body of more than 1 KiB
+  // (8 KiB with actions: a reason of up to 1,000 bytes, percent-encoded) is refused (413) before
+  // it is held, and a client that stalls is cut after 5 s, so no client grows memory or holds a
+  // thread.
+  i.server.set_payload_max_length(i.s.send_action ? 8192 : 1024);
   i.server.set_read_timeout(std::chrono::seconds(5));
   i.server.set_socket_options([](int sock) {
     int yes = 1;

@@ -9,7 +9,7 @@
 //   GET /healthz  200 "ok" while the loop turns (a pass within the last 5 s) and the last commit
 //                 attempt succeeded; 503 with the reason otherwise.
 // Loopback only unless --insecure (the metrics tell business volumes; HTTP has no CURVE).
-// With `console`, the same server also serves sagad's read-only web console (console.hpp) on a
+// With `console`, the same server also serves sagad's web console (console.hpp) on a
 // read connection of its own; `--console` on the same HOST:PORT as `--metrics` is one server
 // with both, on another address a second server with the console alone (docs/console.md).
 // Every answer carries the console's security headers (Content-Security-Policy without script,
@@ -23,6 +23,8 @@
 #include <string>
 
 #include "metrics.hpp"
+#include "saga/engine.hpp"
+#include "saga/event.hpp"
 #include "saga/reader.hpp"
 
 namespace saga::server {
@@ -40,6 +42,9 @@ class http_endpoint {
     bool metrics = true;               // serve /metrics and /healthz
     bool console = false;              // serve the console (through open_reader, a connection of its own)
     std::string db_name;               // the database, in the console's messages
+    // The console's actions: an operator's event through the ingress, its ack back (console.hpp);
+    // empty: a read-only console.
+    std::function<saga::ack(const saga::event&)> send_action;
   };
   // Binds and starts serving; startup_error when the address is malformed, not loopback without
   // `insecure`, or cannot be bound.

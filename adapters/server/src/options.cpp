@@ -129,11 +129,19 @@ void add_security_options(CLI::App& app, options& o) {
       ->envname("SAGA_METRICS");
   app.add_option(
          "--console", o.console,
-         "HOST:PORT serving the read-only web console (sagas, their graphs and history, dead "
-         "letters; JSON under /api/) over HTTP, e.g. 127.0.0.1:8080; the same HOST:PORT as --metrics: "
+         "HOST:PORT serving the web console (sagas, their graphs and history, dead letters, a live tail; "
+         "read-only unless --console-operator-key; JSON under /api/) over HTTP, e.g. 127.0.0.1:8080; the "
+         "same HOST:PORT as --metrics: "
          "one server for both (port 0: the kernel chooses, see --endpoints-file); loopback only "
          "unless --insecure; default: off (docs/console.md)")
       ->envname("SAGA_CONSOLE");
+  app.add_option("--console-operator-key", o.console_operator_key,
+                 "an operator's key pair (NAME.key_secret of `sagactl keygen NAME`, mode 0600): the console "
+                 "then offers abort, resolve and redrive, sent through the ingress as that key (with "
+                 "--curve-secret it must be in --authorized-keys with an operator's grants); default: "
+                 "read-only console (docs/console.md)")
+      ->envname("SAGA_CONSOLE_OPERATOR_KEY")
+      ->check(CLI::ExistingFile);
   app.add_flag("--insecure", o.insecure,
                "without --curve-secret, bind endpoints that are not loopback or ipc:// anyway, in plaintext "
                "and unauthenticated (logged at every start)")

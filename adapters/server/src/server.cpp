@@ -15,12 +15,14 @@
 #include "fault_points.hpp"
 #include "http_endpoint.hpp"
 #include "loop.hpp"
+#include "operator_sender.hpp"
 #include "replay_thread.hpp"
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/server/build_info.hpp"
 #include "saga/server/plugin.hpp"
 #include "saga/version.hpp"
+#include "saga/zmq/curve.hpp"
 #include "saga/zmq/ingress_server.hpp"
 #include "saga/zmq/publisher.hpp"
 #include "security.hpp"
@@ -98,13 +100,14 @@ struct http_servers {
   }
 };
 
-http_servers start_http(const options& o, const sagad_metrics& metrics) {
+http_servers start_http(const options& o, const sagad_metrics& metrics,
+                        std::function<saga::ack(const saga::event&)> send_action) {
   http_servers h;
   h.shared = !o.console.empty() && o.console == o.metrics;
   // The database gauges and the console's pages, each through a read port of its own on whichever
   // store --db names.
-  auto settings_for = [&o](const std::string& address, const std::string& option, bool serve_metrics,
-                           bool serve_console) {
+  auto settings_for = [&o, &send_action](const std::string& address, const std::string& option,
+                                         bool serve_metrics, bool serve_console) {
     return http_endpoint::settings{.address = address,
                                    .insecure = o.insecure,
                                    .refresh = std::chrono::milliseconds(o.metrics_refresh_ms),
@@ -113,7 +116,8 @@ http_servers start_http(const options& o, const sagad_metrics& metrics) {
                                    .option = option,
                                    .metrics = serve_metrics,
                                    .console = serve_console,
-                                   .db_name = describe_db(o.db)};
+                                   .db_name = describe_db(o.db),
+                                   .send_action = serve_console ? send_action : nullptr};
   };
   if (!o.metrics.empty())
     h.metrics = std::make_unique<http_endpoint>(
@@ -121,6 +125,28 @@ http_servers start_http(const options& o, const sagad_metrics& metrics) {
   if (!o.console.empty() && !h.shared)
     h.console = std::make_unique<http_endpoint>(settings_for(o.console, "--console", false, true), metrics);
   return h;
+}
+
+// --console-operator-key: the console's way into the ingress, as that operator's key (with CURVE:
+// sagad's own public key as the server's); none without the option. startup_error naming the
+// option when the key cannot be read or there is no console to act from.
+std::unique_ptr<operator_sender> console_actions(::zmq::context_t& ctx, const options& o,
+                                                 const security& guard, const std::string& ingress) {
+  if (o.console_operator_key.empty()) return nullptr;
+  if (o.console.empty())
+    throw startup_error("--console-operator-key: needs --console (the actions are the console's)");
+  saga::zmq::curve_client curve;
+  try {
+    const auto pair = saga::zmq::read_key_file(o.console_operator_key, true);
+    if (guard.enabled()) curve = {guard.public_key(), pair};
+  } catch (const std::exception& e) {
+    throw startup_error(std::string("--console-operator-key: ") + e.what());
+  }
+  if (!guard.enabled())
+    spdlog::warn(
+        "--console-operator-key: sagad runs without --curve-secret: the console's actions reach the ingress "
+        "unauthenticated, as any local client's do");
+  return std::make_unique<operator_sender>(ctx, ingress, std::move(curve));
 }
 
 // Registers a definition; the line saying so is "definition NAME[ vN] fingerprint F (SOURCE)",
@@ -256,7 +282,10 @@ void server::run(const std::atomic<bool>& stop) {
   replay_thread replay(
       ctx, o.replay, [&o] { return open_store(o, true); }, guard.secret_key(),
       [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); }, &metrics.replay_requests);
-  const auto http = start_http(o, metrics);
+  const auto actions = console_actions(ctx, o, guard, sockets.ingress->endpoint());
+  const auto http = start_http(o, metrics,
+                               actions ? [&actions](const saga::event& e) { return actions->send(e); }
+                                       : std::function<saga::ack(const saga::event&)>());
   const endpoints bound{sockets.ingress->endpoint(), sockets.pub->endpoint(), replay.endpoint(),
                         http.metrics_url(), http.console_url()};
 
@@ -305,7 +334,9 @@ void server::run(const std::atomic<bool>& stop) {
   if (manager.watchdog())
     spdlog::info("watchdog: keep-alive every {} ms", manager.watchdog()->count() / 2000);
   if (http.metrics) spdlog::info("metrics: {}/metrics, {}/healthz", http.metrics_url(), http.metrics_url());
-  if (!http.console_url().empty()) spdlog::info("console: {}/ (read-only)", http.console_url());
+  if (!http.console_url().empty())
+    spdlog::info("console: {}/ ({})", http.console_url(),
+                 actions ? "actions on: abort, resolve, redrive as the operator's key" : "read-only");
 
   loop(o, engine, *sockets.ingress, relay, *sockets.pub, clock, fault, manager, metrics).run(stop);
 }

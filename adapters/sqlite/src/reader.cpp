@@ -29,8 +29,10 @@ enum q : std::size_t {
   q_history,
   q_timers_of,
   q_parked_of,
+  q_parked_events,
   q_follow_on,
   q_sagas,
+  q_sagas_newest,
   q_orphans,
   q_finished_in_state,
   q_counts_by_state,
@@ -58,6 +60,28 @@ enum q : std::size_t {
   " (SELECT count(*) FROM json_each(i.timers) AS j WHERE j.value ->> 0 IS NOT NULL),"        \
   " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)," \
   " i.definition_version"
+
+// The saga list (reader::sagas) in one order: `after` the keyset comparison, `order` ASC or DESC.
+// A trace's sagas (?14): the newest ?15 history rows, newest first (rowid order is time order),
+// read once into a temporary table for the whole query (no index by trace id: schema 9).
+#define SAGA_LIST(after, order)                                                                     \
+  "SELECT " SAGA_SUMMARY_COLUMNS                                                                    \
+  " FROM instances AS i"                                                                            \
+  " WHERE (?1 IS NULL OR i.definition = ?1)"                                                        \
+  " AND (?2 IS NULL OR i.state = ?2)"                                                               \
+  " AND (?3 = 0 OR NOT EXISTS"                                                                      \
+  "   (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.terminal') AS term"                    \
+  "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.value = i.state))" \
+  " AND (?4 IS NULL OR i.created_ms >= ?4) AND (?5 IS NULL OR i.created_ms < ?5)"                   \
+  " AND (?6 IS NULL OR i.updated_ms >= ?6) AND (?7 IS NULL OR i.updated_ms < ?7)"                   \
+  " AND (?8 IS NULL OR i.state_since_ms >= ?8) AND (?9 IS NULL OR i.state_since_ms < ?9)"           \
+  " AND (?10 IS NULL OR (i.created_ms, i.definition, i.key) " after                                 \
+  " (?10, ?11, ?12))"                                                                               \
+  " AND (?14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"                  \
+  "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT ?15) AS t"           \
+  "   WHERE substr(t.traceparent, 4, 32) = ?14))"                                                   \
+  " AND (?16 IS NULL OR i.definition_version <> ?16)"                                               \
+  " ORDER BY i.created_ms " order ", i.definition " order ", i.key " order " LIMIT ?13"
 
 #define OUTBOX_COLUMNS \
   "o.sequence, o.event_id, o.type, o.definition, o.key, o.payload, o.created_ms, o.published_ms"
@@ -94,6 +118,9 @@ constexpr const char* sql_of[] = {
     // q_parked_of
     "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
     " WHERE definition = ?1 AND key = ?2 ORDER BY id",
+    // q_parked_events
+    "SELECT id, definition, key, event_id, source, type, payload, parked_ms, sender FROM parked"
+    " WHERE id > ?1 ORDER BY id LIMIT ?2",
     // q_follow_on: through the saga's history (its chain): each transition names the outbox rows
     // it wrote.
     "WITH RECURSIVE " SAGA_HISTORY " SELECT " OUTBOX_COLUMNS
@@ -101,24 +128,9 @@ constexpr const char* sql_of[] = {
     " WHERE h.id IN (SELECT id FROM chain) AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
     // q_sagas: terminal states come from the stored graph (definitions.graph, JSON), so the
     // unfinished filter needs no list of states spliced into the SQL.
-    "SELECT " SAGA_SUMMARY_COLUMNS
-    " FROM instances AS i"
-    " WHERE (?1 IS NULL OR i.definition = ?1)"
-    " AND (?2 IS NULL OR i.state = ?2)"
-    " AND (?3 = 0 OR NOT EXISTS"
-    "   (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.terminal') AS term"
-    "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.value = i.state))"
-    " AND (?4 IS NULL OR i.created_ms >= ?4) AND (?5 IS NULL OR i.created_ms < ?5)"
-    " AND (?6 IS NULL OR i.updated_ms >= ?6) AND (?7 IS NULL OR i.updated_ms < ?7)"
-    " AND (?8 IS NULL OR i.state_since_ms >= ?8) AND (?9 IS NULL OR i.state_since_ms < ?9)"
-    " AND (?10 IS NULL OR (i.created_ms, i.definition, i.key) > (?10, ?11, ?12))"
-    // a trace's sagas: the newest ?15 history rows, newest first (rowid order is time order),
-    // read once into a temporary table for the whole query (no index by trace id: schema 9)
-    " AND (?14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"
-    "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT ?15) AS t"
-    "   WHERE substr(t.traceparent, 4, 32) = ?14))"
-    " AND (?16 IS NULL OR i.definition_version <> ?16)"
-    " ORDER BY i.created_ms, i.definition, i.key LIMIT ?13",
+        SAGA_LIST(">", "ASC"),
+    // q_sagas_newest
+    SAGA_LIST("<", "DESC"),
     // q_orphans: instances whose state the stored graph of their definition does not have (or
     // whose definition is not registered at all).
     "SELECT " SAGA_SUMMARY_COLUMNS
@@ -208,6 +220,20 @@ saga_summary summary_of(const use& u) {
 
 timer_record timer_of(const use& u) {
   return {u.string(0), u.string(1), u.string(2), u.integer(3), u.integer(4)};
+}
+
+parked_record parked_of(const use& u) {
+  parked_record r;
+  r.id = u.integer(0);
+  r.definition = u.string(1);
+  r.key = u.string(2);
+  r.event_id = u.string(3);
+  r.source = u.string(4);
+  r.type = u.string(5);
+  r.payload = u.string(6);
+  r.parked_ms = u.integer(7);
+  r.sender = u.string(8);
+  return r;
 }
 
 outbox_record outbox_of(const use& u) {
@@ -403,19 +429,17 @@ std::vector<parked_record> reader::parked(std::string_view definition, std::stri
     use u(prepared(q_parked_of));
     u.text(1, definition).text(2, key);
     std::vector<parked_record> out;
-    while (u.step()) {
-      parked_record r;
-      r.id = u.integer(0);
-      r.definition = u.string(1);
-      r.key = u.string(2);
-      r.event_id = u.string(3);
-      r.source = u.string(4);
-      r.type = u.string(5);
-      r.payload = u.string(6);
-      r.parked_ms = u.integer(7);
-      r.sender = u.string(8);
-      out.push_back(std::move(r));
-    }
+    while (u.step()) out.push_back(parked_of(u));
+    return out;
+  });
+}
+
+std::vector<parked_record> reader::parked_events(std::int64_t after_id, std::size_t limit) {
+  return guarded("parked_events", [&] {
+    use u(prepared(q_parked_events));
+    u.integer(1, after_id).limit(2, limit);
+    std::vector<parked_record> out;
+    while (u.step()) out.push_back(parked_of(u));
     return out;
   });
 }
@@ -435,7 +459,7 @@ std::vector<outbox_record> reader::follow_on_events(std::string_view definition,
 
 std::vector<saga_summary> reader::sagas(const saga_filter& f) {
   return guarded("sagas", [&] {
-    use u(prepared(q_sagas));
+    use u(prepared(f.newest_first ? q_sagas_newest : q_sagas));
     u.optional_text(1, f.definition).optional_text(2, f.state).integer(3, f.unfinished_only ? 1 : 0);
     u.optional_integer(4, f.created.from_ms).optional_integer(5, f.created.before_ms);
     u.optional_integer(6, f.updated.from_ms).optional_integer(7, f.updated.before_ms);

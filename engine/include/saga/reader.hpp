@@ -62,6 +62,9 @@ struct saga_filter {
   time_range updated;                  // instance_record::updated_ms
   time_range state_since;              // instance_record::state_since_ms (when it entered its state)
   std::optional<saga_position> after;  // keyset paging: only sagas after this position
+  // Newest first: ordered by (created_ms, definition, key) descending, `after` then meaning
+  // "before this position" (the next page of that order).
+  bool newest_first = false;
   // Only sagas on a version of their definition other than this one (sagactl migrate's candidates).
   std::optional<std::int64_t> not_on_version;
   // Only sagas with a history row in this trace (its 32 hex digits), looked for among the newest
@@ -163,7 +166,10 @@ class reader {
   // sequence; rows already pruned from the outbox are not returned.
   virtual std::vector<outbox_record> follow_on_events(std::string_view definition, std::string_view key) = 0;
 
-  // Many sagas, ordered by (created_ms, definition, key).
+  // Parked events of every saga with an id after `after_id`, in arrival order (by id).
+  virtual std::vector<parked_record> parked_events(std::int64_t after_id, std::size_t limit) = 0;
+
+  // Many sagas, ordered by (created_ms, definition, key) (descending with newest_first).
   virtual std::vector<saga_summary> sagas(const saga_filter& filter) = 0;
   // Sagas whose state the stored graph of their definition does not have, or whose definition
   // is not registered; ordered by (definition, key).
@@ -230,6 +236,9 @@ class reader_wrapper : public reader {
   }
   std::vector<outbox_record> follow_on_events(std::string_view d, std::string_view k) override {
     return target_.follow_on_events(d, k);
+  }
+  std::vector<parked_record> parked_events(std::int64_t after_id, std::size_t limit) override {
+    return target_.parked_events(after_id, limit);
   }
   std::vector<saga_summary> sagas(const saga_filter& f) override { return target_.sagas(f); }
   std::vector<saga_summary> orphaned_sagas(std::size_t limit) override {

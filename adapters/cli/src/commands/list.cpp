@@ -1,4 +1,4 @@
-// sagactl list: sagas, oldest first, with filters.
+// sagactl list: sagas, oldest first (or newest first), with filters.
 
 #include <iostream>
 #include <memory>
@@ -18,6 +18,7 @@ struct list_options {
   std::string type, state, stuck_for, since, until, trace;
   std::int64_t trace_scan = 1'000'000;
   std::int64_t limit = 1000;
+  bool newest_first = false;
 };
 
 std::optional<std::string> opt_text(const std::string& s) {
@@ -66,8 +67,10 @@ run_fn list(CLI::App& cmd) {
   cmd.add_option("--limit", o->limit, "at most this many")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40))
       ->capture_default_str();
+  cmd.add_flag("--newest-first", o->newest_first, "newest created first (default: oldest first)");
   return [o](const globals& g) {
     list_filter f;
+    f.newest_first = o->newest_first;
     f.type = opt_text(o->type);
     f.state = opt_text(o->state);
     if (!o->stuck_for.empty()) f.stuck_for_ms = saga::parse_duration(o->stuck_for);

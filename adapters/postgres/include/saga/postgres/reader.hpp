@@ -64,6 +64,7 @@ class reader final : public saga::reader {
   std::vector<history_record> history(std::string_view definition, std::string_view key) override;
   std::vector<timer_record> timers(std::string_view definition, std::string_view key) override;
   std::vector<parked_record> parked(std::string_view definition, std::string_view key) override;
+  std::vector<parked_record> parked_events(std::int64_t after_id, std::size_t limit) override;
   std::vector<outbox_record> follow_on_events(std::string_view definition, std::string_view key) override;
 
   std::vector<saga_summary> sagas(const saga_filter& filter) override;

@@ -69,7 +69,8 @@ struct list_filter {
   std::optional<std::string> trace_id;       // with a history row in this trace (32 hex digits)
   std::int64_t trace_scan = 1'000'000;       // ... among the newest this many history rows
   std::int64_t limit = 1000;
-  std::optional<saga::saga_position> after;  // paging: only sagas after this one
+  std::optional<saga::saga_position> after;  // paging: only sagas after this one (in the list's order)
+  bool newest_first = false;                 // newest created first; oldest first otherwise
 };
 
 // One page of list(): its rows, and where the next page starts (empty: this was the last).
@@ -99,6 +100,9 @@ class catalog {
   // definitions have a saga with this id and `type` is empty.
   nlohmann::json show(const std::string& id, const std::string& type, std::int64_t now_ms);
   nlohmann::json stats(std::int64_t now_ms);
+  // Parked events of every saga with an id after `after_id`, in arrival order; each as in
+  // show()'s "parked", with its saga's saga_type and saga_id.
+  nlohmann::json parked(std::int64_t after_id, std::int64_t limit);
   nlohmann::json outbox(bool pending_only, std::int64_t from_sequence, std::int64_t limit);
   nlohmann::json dead_letters(std::int64_t limit);
   // Each timer says whether its definition is in the definitions table (`registered`).

@@ -79,9 +79,12 @@ struct options {
   // chooses, in the endpoints file); empty: off. Loopback only unless `insecure`.
   std::string metrics;
   std::int64_t metrics_refresh_ms = 30'000;  // the database gauges are read at most this often
-  // --console: HOST:PORT serving the read-only web console over HTTP (docs/console.md); the same
+  // --console: HOST:PORT serving the web console over HTTP (docs/console.md); the same
   // HOST:PORT as `metrics`: one server serves both. Empty: off. Loopback only unless `insecure`.
   std::string console;
+  // --console-operator-key: an operator's NAME.key_secret; the console's actions (abort, resolve,
+  // redrive) are on and reach the ingress as that key. Empty: a read-only console.
+  std::string console_operator_key;
   // The definitions to run, by name, whatever their source (the program's
   // own, added with server::add, or a plugin's); empty: every one.
   std::vector<std::string> definitions;

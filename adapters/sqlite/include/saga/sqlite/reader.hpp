@@ -69,6 +69,7 @@ class reader final : public saga::reader {
   std::vector<history_record> history(std::string_view definition, std::string_view key) override;
   std::vector<timer_record> timers(std::string_view definition, std::string_view key) override;
   std::vector<parked_record> parked(std::string_view definition, std::string_view key) override;
+  std::vector<parked_record> parked_events(std::int64_t after_id, std::size_t limit) override;
   std::vector<outbox_record> follow_on_events(std::string_view definition, std::string_view key) override;
 
   std::vector<saga_summary> sagas(const saga_filter& filter) override;
@@ -97,7 +98,7 @@ class reader final : public saga::reader {
                                                   std::int64_t interval_ms) override;
 
  private:
-  static constexpr std::size_t statement_count = 27;  // the list lives in reader.cpp
+  static constexpr std::size_t statement_count = 29;  // the list lives in reader.cpp
 
   void check_schema();
   std::vector<std::string> timer_definitions();  // the definitions with armed timers

@@ -1,0 +1,79 @@
+#pragma once
+// What the console's tests share (console_test.cpp, console_actions_test.cpp): a sagad serving
+// the console on loopback port 0, events sent through its ingress, pages fetched with their
+// status, content type and security headers checked.
+
+#include <doctest/doctest.h>
+#include <httplib.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "saga/zmq/client.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+namespace saga::test::console {
+
+// A sagad with `extra` options, and the URLs of its endpoints file.
+struct console_daemon {
+  saga::test::started_daemon d;
+  nlohmann::json urls;
+};
+
+inline console_daemon start(const saga::test::temp_dir& dir, std::vector<std::string> extra) {
+  std::vector<std::string> argv = {SAGAD_PATH, "--db", dir.file("saga.db")};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  console_daemon c{
+      saga::test::start_daemon(argv, saga::test::endpoints::any_loopback(), dir.file("endpoints.json"),
+                               dir.file("sagad.out"), dir.file("sagad.err")),
+      nlohmann::json()};
+  if (c.d) c.urls = nlohmann::json::parse(std::ifstream(dir.file("endpoints.json")));
+  return c;
+}
+
+// `curve`: the client's CURVE settings (empty: plaintext).
+inline std::vector<saga::ack> send(const std::string& ingress, const std::vector<saga::event>& events,
+                                   const saga::zmq::curve_client& curve = {}) {
+  ::zmq::context_t ctx(1);
+  saga::zmq::client_options co;
+  co.timeout = std::chrono::seconds(10);
+  co.curve = curve;
+  saga::zmq::client c(ctx, ingress, co);
+  return c.send_all(events);
+}
+
+// GET `path`; checks the answer's status, content type and security headers.
+inline std::string get(httplib::Client& http, const std::string& path, int status = 200,
+                       const std::string& type = "text/html; charset=utf-8") {
+  CAPTURE(path);
+  const auto res = http.Get(path.c_str());
+  REQUIRE(res);
+  CHECK(res->status == status);
+  CHECK(res->get_header_value("Content-Type") == type);
+  const auto csp = res->get_header_value("Content-Security-Policy");
+  CHECK(csp.find("default-src 'none'") != std::string::npos);
+  CHECK(csp.find("style-src 'self'") != std::string::npos);
+  // Scripts only from the console's own file: an injected <script> or on...= attribute never runs.
+  CHECK(csp.find("script-src 'self';") != std::string::npos);
+  CHECK(csp.find("unsafe-inline") == std::string::npos);
+  CHECK(csp.find("unsafe-eval") == std::string::npos);
+  CHECK(res->get_header_value("X-Content-Type-Options") == "nosniff");
+  return res->body;
+}
+
+// The text of the element with this id attribute ("<span id=\"sagas\">5</span>" -> "5").
+inline std::string by_id(const std::string& html, const std::string& id) {
+  const std::string open = "id=\"" + id + "\">";
+  const auto at = html.find(open);
+  if (at == std::string::npos) return "(no element " + id + ")";
+  const auto from = at + open.size();
+  return html.substr(from, html.find('<', from) - from);
+}
+
+}  // namespace saga::test::console
