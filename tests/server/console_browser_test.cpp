@@ -353,7 +353,8 @@ TEST_SUITE("console in a browser") {
               elements: document.querySelectorAll(
                 'script:not([src="/console.js"]), img, [onerror], [onload], #pwned-img, #pwned-b, #pwned-svg, b[title]').length};)js";
     const std::vector<std::string> pages = {
-        "/", "/sagas", saga_url.substr(c.url.size()), "/definitions", "/dead-letters", "/timers", "/outbox"};
+        "/",       "/sagas", saga_url.substr(c.url.size()), "/definitions", "/dead-letters", "/parked",
+        "/timers", "/outbox"};
     // First as served (the console's CSP on), then with the page's CSP ignored by the browser
     // (DevTools' Page.setBypassCSP): escaping alone must keep the payload text.
     for (const bool bypass_csp : {false, true}) {
@@ -369,7 +370,8 @@ TEST_SUITE("console in a browser") {
     }
 
     // The payload is there as text a user reads: the key, the data and the history's source on
-    // the saga's page; the rejected event's type and payload on the dead letters' page.
+    // the saga's page; the parked event's saga and id on the parked events' page; the rejected
+    // event's type and payload on the dead letters' page.
     b.devtools("Page.setBypassCSP", {{"enabled", false}});
     b.go(saga_url);
     const auto saga_text = b.text(b.get("main"));
@@ -377,6 +379,9 @@ TEST_SUITE("console in a browser") {
     CHECK(saga_text.find("urn:src-" + script) != std::string::npos);
     CHECK(saga_text.find("\"currency\": \"" + script) != std::string::npos);  // the data, as JSON
     CHECK(saga_text.find("&amp;") != std::string::npos);                      // "&amp;" literally
+    b.go(c.url + "/parked");  // the payment parked before its order: its saga key and event id
+    const auto parked_text = b.text(b.get("main"));
+    CHECK(parked_text.find("p-" + script) != std::string::npos);
     b.go(c.url + "/dead-letters");
     const auto dead_text = b.text(b.get("main"));
     CHECK(dead_text.find("bogus." + script) != std::string::npos);
