@@ -25,6 +25,10 @@
 //   curve         e2e throughput with CURVE on (sagad --curve-secret, keyed
 //                 client and subscriber) against plaintext, alternating runs,
 //                 medians (docs/security.md: the cost of encryption)
+//   console       sagad --console over the scale's database of N sagas: the time
+//                 of each page (median and max of several requests), and the
+//                 ack latency of a paced load with and without a client
+//                 fetching the overview every 100 ms, alternating runs
 
 #include <fcntl.h>
 #include <sys/utsname.h>
@@ -53,6 +57,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <httplib.h>
 #include <sqlite3.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -102,13 +107,15 @@ struct config {
   std::string sagad = SAGAD_PATH;
   std::int64_t scale_instances = 1'000'000;
   std::int64_t recovery_rows = 100'000;
+  double console_rate = 2000;        // events/s of the console's ack measurement
   std::vector<std::size_t> batches;  // --batches: the group-commit sizes (default 1, 2, 4, ..., 1024)
 
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
 
-const std::vector<std::string> measurement_names = {
-    "floor", "ladder", "batch1", "group", "e2e", "scale", "recovery", "orders", "normal", "curve", "cluster"};
+const std::vector<std::string> measurement_names = {"floor",  "ladder", "batch1",   "group",
+                                                    "e2e",    "scale",  "recovery", "orders",
+                                                    "normal", "curve",  "cluster",  "console"};
 
 struct row {
   std::string measurement;
@@ -732,13 +739,16 @@ class sagad {
     const std::string n = std::to_string(runs++);
     std::vector<std::string> argv = {cfg.sagad, "--db", db, "--synchronous", sync, "--log-level", "warn"};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    auto started = saga::test::start_daemon(
-        argv, saga::test::endpoints::any_loopback(), dir.file("sagad-" + n + ".endpoints.json"),
-        dir.file("sagad-" + n + ".out"), dir.file("sagad-" + n + ".err"), 60s);
+    endpoints_path_ = dir.file("sagad-" + n + ".endpoints.json");
+    auto started =
+        saga::test::start_daemon(argv, saga::test::endpoints::any_loopback(), endpoints_path_,
+                                 dir.file("sagad-" + n + ".out"), dir.file("sagad-" + n + ".err"), 60s);
     proc_ = std::move(started.proc);
     if (!started) throw std::runtime_error("sagad did not start: " + started.error);
     ep_ = started.ep;
-    if (wait_ready && extra.empty() && !saga::test::wait_until_ingress_answers(ep_.ingress, 60s, proc_.get()))
+    // (A CURVE sagad does not answer the plaintext ping.)
+    const bool curve = std::find(extra.begin(), extra.end(), "--curve-secret") != extra.end();
+    if (wait_ready && !curve && !saga::test::wait_until_ingress_answers(ep_.ingress, 60s, proc_.get()))
       throw std::runtime_error("sagad did not answer on its ingress: " + proc_->err());
   }
   ~sagad() {
@@ -750,6 +760,12 @@ class sagad {
 
   const saga::test::endpoints& ep() const { return ep_; }
   saga::test::process& proc() { return *proc_; }
+  // The console's URL (started with --console), from the endpoints file.
+  std::string console_url() const {
+    const json j = json::parse(std::ifstream(endpoints_path_), nullptr, false);
+    if (!j.is_object() || !j.contains("console")) throw std::runtime_error("sagad reported no console");
+    return j.at("console").get<std::string>();
+  }
 
   // kB from /proc/<pid>/status ("VmHWM", "VmRSS"); -1 when unreadable.
   long status_kb(const std::string& field) const {
@@ -782,6 +798,7 @@ class sagad {
 
  private:
   saga::test::endpoints ep_;
+  std::string endpoints_path_;
   std::unique_ptr<saga::test::process> proc_;
 };
 
@@ -942,6 +959,57 @@ struct latency_result {
   double p50 = 0, p99 = 0, p999 = 0, max = 0;     // ms, send -> follow-on event
   double ack_p50 = 0, ack_p99 = 0, ack_p999 = 0;  // ms, send -> ack
   std::size_t replayed = 0;                       // events a replaying client read meanwhile
+  std::size_t fetched = 0;                        // console pages a polling client fetched meanwhile
+  double fetch_p50 = 0, fetch_max = 0;            // ms, of those fetches (the overview)
+};
+
+// What a latency run's sagad serves beside its ingress: nothing, a console nobody reads, or a
+// console whose overview a client fetches every 100 ms (an operator's browser refreshing).
+enum class console_load { none, idle, polled };
+
+// A client fetching the console's overview and its stylesheet (as a browser does: the console
+// sends Cache-Control: no-store) every 100 ms on its own thread, until stopped.
+class console_poller {
+ public:
+  explicit console_poller(const std::string& url) {
+    thread_ = std::thread([this, url] {
+      httplib::Client http(url);
+      http.set_read_timeout(300s);  // the overview of a million sagas takes seconds
+      auto next = steady::now();
+      while (!stop_.load()) {
+        const auto start = steady::now();
+        const auto page = http.Get("/");
+        const auto css = http.Get("/console.css");
+        if (!page || page->status != 200 || !css || css->status != 200) {
+          error_ = !page ? httplib::to_string(page.error()) : "status " + std::to_string(page->status);
+          break;
+        }
+        ms_.push_back(seconds_of(steady::now() - start) * 1e3);
+        next += 100ms;
+        std::this_thread::sleep_until(std::max(next, steady::now()));
+      }
+    });
+  }
+  ~console_poller() { join(); }
+  // Stops, after the fetch under way; the times of the fetches (ms, sorted). Throws when a fetch
+  // failed.
+  std::vector<double> stop() {
+    join();
+    if (!error_.empty()) throw std::runtime_error("the console did not answer the overview: " + error_);
+    std::sort(ms_.begin(), ms_.end());
+    return ms_;
+  }
+
+ private:
+  void join() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+  std::atomic<bool> stop_{false};
+  std::string error_;
+  std::vector<double> ms_;
+  std::thread thread_;
 };
 
 // A client that replays the whole log from sequence 1, 1,000 events a request, over and over,
@@ -993,11 +1061,16 @@ double ticks_to_ms(std::int64_t ticks) {
 
 // `db`: the database to run on (a full one, for the run with a replaying client).
 latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                               double rate, double budget, const std::string& db, bool replaying = false) {
+                               double rate, double budget, const std::string& db, bool replaying = false,
+                               console_load console = console_load::none) {
   ::zmq::context_t ctx(1);
-  sagad d(cfg, dir, db, sync);
+  sagad d(cfg, dir, db, sync, true,
+          console == console_load::none ? std::vector<std::string>{}
+                                        : std::vector<std::string>{"--console", "127.0.0.1:0"});
   std::optional<replayer> rep;
   if (replaying) rep.emplace(ctx, d.ep().replay);
+  std::optional<console_poller> poll;
+  if (console == console_load::polled) poll.emplace(d.console_url());
   const std::string tag = unique_tag("lat") + "-";
   const auto n = static_cast<std::size_t>(std::max(50.0, rate * budget));
   // Pre-encoded: the sending loop only sends.
@@ -1058,6 +1131,12 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
   f.stop();
   latency_result r;
   if (rep) r.replayed = rep->stop();
+  if (poll) {
+    const auto fetches = poll->stop();
+    r.fetched = fetches.size();
+    r.fetch_p50 = percentile(fetches, 0.5);
+    r.fetch_max = fetches.empty() ? 0 : fetches.back();
+  }
   r.sent = n;
   r.rate = rate;
   std::vector<double> ms, ack_ms;
@@ -1114,6 +1193,7 @@ struct spread {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
   }
+  double max() const { return runs.empty() ? 0 : *std::max_element(runs.begin(), runs.end()); }
   // "median of 3, 11491-12140".
   std::string describe() const {
     if (runs.size() < 2) return "1 run";
@@ -1612,6 +1692,138 @@ void measure_orders(const config& cfg, const saga::test::temp_dir& dir) {
 }
 
 // ---------------------------------------------------------------------------
+// The console (issue 19): its pages over the scale's database, and sagad's acks while it serves.
+
+// `n` GETs of `path` after one not counted (cold caches; Graphviz's first start); their times in
+// ms. Throws unless each one answers 200.
+spread time_page(httplib::Client& http, const std::string& path, int n) {
+  spread ms;
+  for (int i = 0; i <= n; ++i) {
+    const auto start = steady::now();
+    const auto res = http.Get(path);
+    const double took = seconds_of(steady::now() - start) * 1e3;
+    if (!res || res->status != 200)
+      throw std::runtime_error("console " + path + ": " +
+                               (res ? std::to_string(res->status) : httplib::to_string(res.error())));
+    if (i > 0) ms.add(took);
+  }
+  return ms;
+}
+
+void measure_console_pages(const config& cfg, const saga::test::temp_dir& dir, const std::string& source,
+                           std::int64_t n) {
+  const std::string path = dir.file("console.db");
+  copy_db(source, path);
+  // A saga halfway down the list, and the keyset position 90 % down it (the list's order:
+  // created, definition, key) for a deep page.
+  std::string deep, one;
+  {
+    SQLite::Database db(path, SQLite::OPEN_READONLY);
+    SQLite::Statement q(
+        db,
+        "SELECT created_ms, definition, key FROM instances ORDER BY created_ms, definition, key "
+        "LIMIT 1 OFFSET ?");
+    q.bind(1, n * 9 / 10);
+    if (!q.executeStep()) throw std::runtime_error("console: no saga 90 % down the list");
+    deep = "/sagas?after-created=" + std::to_string(q.getColumn(0).getInt64()) +
+           "&after-type=" + q.getColumn(1).getString() + "&after-id=" + q.getColumn(2).getString();
+    q.reset();
+    q.bind(1, n / 2);
+    if (!q.executeStep()) throw std::runtime_error("console: no saga halfway down the list");
+    one = "/saga?type=" + q.getColumn(1).getString() + "&id=" + q.getColumn(2).getString();
+  }
+  sagad d(cfg, dir, path, "FULL", true, {"--console", "127.0.0.1:0"});
+  httplib::Client http(d.console_url());
+  http.set_read_timeout(300s);
+  const int requests = cfg.quick ? 2 : 10;
+  const std::string at = " " + std::to_string(n) + " sagas";
+  for (const auto& [name, page] :
+       std::vector<std::pair<std::string, std::string>>{{"overview", "/"},
+                                                        {"list, first page", "/sagas"},
+                                                        {"list, page 90% down", deep},
+                                                        {"one saga", one},
+                                                        {"definitions", "/definitions"}}) {
+    const auto ms = time_page(http, page, requests);
+    row r;
+    r.measurement = "console " + name + at;
+    r.notes = "median " + fixed(ms.median(), 1) + " ms, max " + fixed(ms.max(), 1) + " ms (" +
+              std::to_string(requests) + " requests after one not counted; min-max " + ms.range(1) + " ms)";
+    r.extra = {{"instances", n},
+               {"path", page},
+               {"median_ms", ms.median()},
+               {"max_ms", ms.max()},
+               {"runs_ms", ms.runs}};
+    add_row(r);
+  }
+  fs::remove(path);
+}
+
+// The same paced load on copies of the same database, sagad serving the console; alternately
+// nobody reading it and a client fetching the overview every 100 ms (the order swapped each
+// round). Serving the console must not delay acks.
+void measure_console_acks(const config& cfg, const saga::test::temp_dir& dir, const std::string& source,
+                          std::int64_t n) {
+  const double rate = cfg.console_rate;
+  spread idle_p50, idle_p99, polled_p50, polled_p99, fetch_p50, fetch_max;
+  std::size_t fetched = 0, sent = 0;
+  const std::string path = dir.file("console-acks.db");
+  for (int i = 0; i < repetitions(cfg); ++i) {
+    for (const auto load : i % 2 == 0 ? std::vector{console_load::idle, console_load::polled}
+                                      : std::vector{console_load::polled, console_load::idle}) {
+      copy_db(source, path);
+      const auto run = run_e2e_latency(cfg, dir, "FULL", rate, cfg.seconds, path, false, load);
+      sent += run.sent;
+      if (load == console_load::idle) {
+        idle_p50.add(run.ack_p50), idle_p99.add(run.ack_p99);
+      } else {
+        polled_p50.add(run.ack_p50), polled_p99.add(run.ack_p99);
+        fetch_p50.add(run.fetch_p50), fetch_max.add(run.fetch_max);
+        fetched += run.fetched;
+      }
+    }
+  }
+  fs::remove(path);
+  const std::string runs = std::to_string(idle_p99.runs.size()) +
+                           (idle_p99.runs.size() == 1 ? " run" : " runs") + " each, alternating";
+  row idle;
+  idle.measurement = "console ack latency, idle";
+  idle.rate = rate;
+  idle.notes = "sagad --console over " + std::to_string(n) + " sagas, nobody reading it; paced load, " +
+               runs + ": acks p50 " + fixed(idle_p50.median(), 2) + " ms, p99 " +
+               fixed(idle_p99.median(), 2) + " ms (medians; p99 " + idle_p99.range(2) + " ms)";
+  idle.extra = {{"instances", n},
+                {"ack_p50_ms", idle_p50.median()},
+                {"ack_p99_ms", idle_p99.median()},
+                {"ack_p99_runs_ms", idle_p99.runs}};
+  add_row(idle);
+  row polled;
+  polled.measurement = "console ack latency, overview every 100 ms";
+  polled.rate = rate;
+  polled.notes = "the same, a client fetching the overview and its stylesheet every 100 ms (" +
+                 std::to_string(fetched) + " fetches, p50 " + fixed(fetch_p50.median(), 1) + " ms, max " +
+                 fixed(fetch_max.max(), 1) + " ms): acks p50 " + fixed(polled_p50.median(), 2) + " ms, p99 " +
+                 fixed(polled_p99.median(), 2) + " ms (medians; p99 " + polled_p99.range(2) +
+                 " ms) against p99 " + fixed(idle_p99.median(), 2) + " ms idle";
+  polled.extra = {{"instances", n},
+                  {"ack_p50_ms", polled_p50.median()},
+                  {"ack_p99_ms", polled_p99.median()},
+                  {"ack_p99_runs_ms", polled_p99.runs},
+                  {"ack_p99_ms_idle", idle_p99.median()},
+                  {"fetches", fetched},
+                  {"fetch_p50_ms", fetch_p50.median()},
+                  {"fetch_max_ms", fetch_max.max()},
+                  {"events", sent}};
+  add_row(polled);
+}
+
+void measure_console(const config& cfg, const saga::test::temp_dir& dir) {
+  const std::int64_t n = cfg.quick ? 5'000 : cfg.scale_instances;
+  const auto [source, built] = prepared_db(cfg, dir, n, /*publish=*/true);
+  measure_console_pages(cfg, dir, source, n);
+  measure_console_acks(cfg, dir, source, n);
+}
+
+// ---------------------------------------------------------------------------
 // Output
 
 std::string cpu_model() {
@@ -1742,6 +1954,9 @@ int main(int argc, char** argv) {
   app.add_option("--recovery-rows", cfg.recovery_rows, "pending outbox rows for the recovery measurement")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}))
       ->capture_default_str();
+  app.add_option("--console-rate", cfg.console_rate, "events/s of the paced load beside the console")
+      ->check(CLI::Range(10.0, 1e6))
+      ->capture_default_str();
   app.add_option("--batches", cfg.batches,
                  "group-commit batch sizes to measure (default 1,2,4,...,1024; 1024 is always added,"
                  " the other measurements compare with it)")
@@ -1758,7 +1973,7 @@ int main(int argc, char** argv) {
 
   const bool needs_sagad = cfg.wants("e2e") || cfg.wants("scale") || cfg.wants("recovery") ||
                            cfg.wants("normal") || cfg.wants("stop") || cfg.wants("curve") ||
-                           cfg.wants("cluster");
+                           cfg.wants("cluster") || cfg.wants("console");
   if (needs_sagad && (cfg.sagad.empty() || !fs::exists(cfg.sagad))) {
     std::cerr << "saga-bench: sagad not found at '" << cfg.sagad << "' (use --sagad PATH)\n";
     return 2;
@@ -1797,6 +2012,7 @@ int main(int argc, char** argv) {
     if (cfg.wants("scale")) measure_scale(cfg, dir), stage("scale");
     if (cfg.wants("recovery")) measure_recovery(cfg, dir), stage("recovery");
     if (cfg.wants("stop")) measure_stop(cfg, dir), stage("stop");
+    if (cfg.wants("console")) measure_console(cfg, dir), stage("console");
     // Several sagad on one PostgreSQL (tests/bench/cluster.cpp): in the full run and --only cluster.
     if (cfg.wants("cluster") && (!cfg.quick || cfg.only.count("cluster"))) {
       for (const auto& f :

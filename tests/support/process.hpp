@@ -6,7 +6,9 @@
 // process: posix_spawn with an argv (no shell), stdin from /dev/null, stdout
 // and stderr to files; wait_for() returns the exit status or "still running";
 // the destructor kills a child still running with SIGKILL and reaps it; usage() is the ended
-// child's rusage (peak memory, CPU time).
+// child's rusage (peak memory, CPU time). A child started in a process group of its own
+// (own_group) is killed with its whole group: the processes it started itself (chromedriver's
+// browser) go with it.
 
 #include <fcntl.h>
 #include <signal.h>
@@ -81,8 +83,12 @@ class process {
  public:
   // Starts argv[0] (an absolute path) with argv; stdout and stderr go to the
   // given files (truncated). Throws std::runtime_error when it cannot spawn.
-  process(std::vector<std::string> argv, std::string stdout_path, std::string stderr_path)
-      : argv_(std::move(argv)), stdout_path_(std::move(stdout_path)), stderr_path_(std::move(stderr_path)) {
+  process(std::vector<std::string> argv, std::string stdout_path, std::string stderr_path,
+          bool own_group = false)
+      : argv_(std::move(argv)),
+        stdout_path_(std::move(stdout_path)),
+        stderr_path_(std::move(stderr_path)),
+        own_group_(own_group) {
     std::vector<char*> args;
     for (auto& a : argv_) args.push_back(a.data());
     args.push_back(nullptr);
@@ -100,7 +106,12 @@ class process {
     sigfillset(&all);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (own_group_) {
+      posix_spawnattr_setpgroup(&attr, 0);  // a group whose id is the child's pid
+      flags |= POSIX_SPAWN_SETPGROUP;
+    }
+    posix_spawnattr_setflags(&attr, flags);
     const int rc = ::posix_spawn(&pid_, args[0], &fa, &attr, args.data(), environ);
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
@@ -111,7 +122,8 @@ class process {
 
   ~process() {
     if (status_.running()) {
-      ::kill(pid_, SIGKILL);
+      // The group while the child is not reaped: its pid, and so the group's id, is not reused.
+      ::kill(own_group_ ? -pid_ : pid_, SIGKILL);
       int st = 0;
       while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {
       }
@@ -149,6 +161,13 @@ class process {
     return wait_for(std::chrono::seconds(10));
   }
 
+  // SIGKILL to the child's process group (own_group), then reap the child: every process of the
+  // group ends, also those the child started.
+  exit_status kill9_group() {
+    if (own_group_ && status_.running()) ::kill(-pid_, SIGKILL);
+    return kill9();
+  }
+
   // What the child used (ru_maxrss: its peak resident set, KiB), once it has ended.
   const struct rusage& usage() const { return usage_; }
 
@@ -159,6 +178,7 @@ class process {
  private:
   std::vector<std::string> argv_;
   std::string stdout_path_, stderr_path_;
+  bool own_group_ = false;
   pid_t pid_ = -1;
   exit_status status_;
   struct rusage usage_ {};
