@@ -20,7 +20,6 @@
 #include <nlohmann/json.hpp>
 
 #include "console_support.hpp"
-#include "saga/zmq/curve.hpp"
 #include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
@@ -48,31 +47,6 @@ httplib::Params form_fields(const std::string& html) {
     p.emplace((*it)[1], (*it)[2]);
   return p;
 }
-
-// A CURVE sagad whose console acts as `ops`; `svc` sends the test's business events.
-struct curve_console {
-  saga::test::temp_dir dir;
-  saga::zmq::curve_key_pair server, ops, svc, stranger;
-  console_daemon c;
-
-  // `operator_key`: the key file the console acts with ("ops" is authorized, "stranger" is not).
-  explicit curve_console(const std::string& operator_key = "ops") {
-    for (auto [name, pair] :
-         {std::pair{"sagad", &server}, {"ops", &ops}, {"svc", &svc}, {"stranger", &stranger}}) {
-      *pair = saga::zmq::generate_curve_key_pair();
-      saga::zmq::write_key_files(dir.file(name), *pair);
-    }
-    std::ofstream(dir.file("authorized_keys")) << "svc.key svc sources=urn:test types=*\n"
-                                                  "ops.key ops sources=* types=* roles=operator\n";
-    c = start(dir, {"--curve-secret", dir.file("sagad.key_secret"), "--authorized-keys",
-                    dir.file("authorized_keys"), "--console", "127.0.0.1:0", "--console-operator-key",
-                    dir.file(operator_key + ".key_secret")});
-  }
-  std::vector<saga::ack> send_as_service(const std::vector<saga::event>& events) const {
-    return send(c.d.ep.ingress, events, {server.public_key, svc});
-  }
-  std::string url() const { return c.urls.at("console"); }
-};
 
 json show(httplib::Client& http, const std::string& id) {
   return json::parse(get(http, "/api/show?type=order_lifecycle&id=" + id, 200, "application/json"));

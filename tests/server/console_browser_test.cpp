@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include "console_support.hpp"
 #include "saga/zmq/client.hpp"
 #include "support/browser.hpp"
 #include "support/order_events.hpp"
@@ -36,29 +37,12 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 
-// A sagad with the console on a port it chooses, and the console's URL (from its endpoints file).
-struct console_daemon {
-  saga::test::started_daemon d;
-  std::string url;
-};
-
-console_daemon start(const saga::test::temp_dir& dir) {
-  console_daemon c{
-      saga::test::start_daemon({SAGAD_PATH, "--db", dir.file("saga.db"), "--console", "127.0.0.1:0"},
-                               saga::test::endpoints::any_loopback(), dir.file("endpoints.json"),
-                               dir.file("sagad.out"), dir.file("sagad.err")),
-      std::string()};
-  if (c.d) c.url = json::parse(std::ifstream(dir.file("endpoints.json"))).value("console", std::string());
-  return c;
+// A sagad with the console on a port it chooses (console_support.hpp).
+saga::test::console::console_daemon start(const saga::test::temp_dir& dir) {
+  return saga::test::console::start(dir, {"--console", "127.0.0.1:0"});
 }
 
-std::vector<saga::ack> send(const std::string& ingress, const std::vector<saga::event>& events) {
-  ::zmq::context_t ctx(1);
-  saga::zmq::client_options co;
-  co.timeout = 10s;
-  saga::zmq::client c(ctx, ingress, co);
-  return c.send_all(events);
-}
+using saga::test::console::send;
 
 saga::event numbered(const std::string& type, const std::string& order) {
   return saga::test::numbered_event("browser", type, order);
@@ -159,7 +143,7 @@ TEST_SUITE("console in a browser") {
     auto c = start(dir);
     REQUIRE_MESSAGE(c.d, c.d.error);
     INFO("sagad stderr: " << c.d.proc->err());
-    REQUIRE(c.url.starts_with("http://127.0.0.1:"));
+    REQUIRE(c.url().starts_with("http://127.0.0.1:"));
 
     // Orders in several states: placed (2), paid (3), awaiting_shipment (1), done (1, the whole
     // path, then a cancellation it refuses and a delivery it ignores), cancelled (1), refunding
@@ -198,7 +182,7 @@ TEST_SUITE("console in a browser") {
     INFO("chromedriver: " << b.log());
 
     // The overview; the count in the row of "paid", followed as a user would.
-    b.go(c.url + "/");
+    b.go(c.url() + "/");
     screenshot(b, "overview");
     CHECK(b.text(b.get("#sagas")) == "9");
     CHECK(b.text(b.get("#dead-letters")) == "1");
@@ -211,7 +195,7 @@ TEST_SUITE("console in a browser") {
     const saga::test::browser::element paid_count{count_link.begin().value().get<std::string>()};
     CHECK(b.text(paid_count) == "3");
     b.click(paid_count);
-    CHECK(b.url() == c.url + "/sagas?type=order_lifecycle&state=paid");
+    CHECK(b.url() == c.url() + "/sagas?type=order_lifecycle&state=paid");
 
     // The list behind it: the sagas in that state, no other.
     screenshot(b, "list");
@@ -226,12 +210,12 @@ TEST_SUITE("console in a browser") {
     CHECK(keys_text(listed) == keys_text(paid));
 
     // The list of "done", then its one saga, by its link.
-    b.go(c.url + "/sagas?type=order_lifecycle&state=done");
+    b.go(c.url() + "/sagas?type=order_lifecycle&state=done");
     const auto done_rows = table_rows(b, "");
     REQUIRE(done_rows.size() == 1);
     CHECK(done_rows[0][1] == "done-1");
     b.click(b.get("main table a[href^='/saga?']"));
-    CHECK(b.url() == c.url + "/saga?type=order_lifecycle&id=done-1");
+    CHECK(b.url() == c.url() + "/saga?type=order_lifecycle&id=done-1");
     screenshot(b, "saga");
     CHECK(b.text(b.get("#state")) == "done");
 
@@ -290,10 +274,10 @@ TEST_SUITE("console in a browser") {
       if (n.at("fill") == "#ffd966") filled.insert(n.at("name").get<std::string>());
     CHECK(keys_text(filled) == "done");
 
-    b.go(c.url + "/definitions");
+    b.go(c.url() + "/definitions");
     screenshot(b, "definitions");
     CHECK(b.find_all(".graph svg").size() >= 3);  // every registered definition's graph
-    b.go(c.url + "/dead-letters");
+    b.go(c.url() + "/dead-letters");
     screenshot(b, "dead-letters");
     CHECK(b.text(b.get("#shown")) == "1");
     CHECK(b.text(b.get("main h2")).find("order.bogus") != std::string::npos);
@@ -340,10 +324,10 @@ TEST_SUITE("console in a browser") {
     INFO("chromedriver: " << b.log());
 
     // The saga's page, by its link on the list.
-    b.go(c.url + "/sagas");
+    b.go(c.url() + "/sagas");
     b.click(b.get("main table a[href^='/saga?']"));
     const std::string saga_url = b.url();
-    REQUIRE(saga_url.starts_with(c.url + "/saga?"));
+    REQUIRE(saga_url.starts_with(c.url() + "/saga?"));
     screenshot(b, "hostile-saga");
 
     // Nothing of the payload became a script (the console's own /console.js aside), an image, an
@@ -353,7 +337,7 @@ TEST_SUITE("console in a browser") {
               elements: document.querySelectorAll(
                 'script:not([src="/console.js"]), img, [onerror], [onload], #pwned-img, #pwned-b, #pwned-svg, b[title]').length};)js";
     const std::vector<std::string> pages = {
-        "/",       "/sagas", saga_url.substr(c.url.size()), "/definitions", "/dead-letters", "/parked",
+        "/",       "/sagas", saga_url.substr(c.url().size()), "/definitions", "/dead-letters", "/parked",
         "/timers", "/outbox"};
     // First as served (the console's CSP on), then with the page's CSP ignored by the browser
     // (DevTools' Page.setBypassCSP): escaping alone must keep the payload text.
@@ -362,7 +346,7 @@ TEST_SUITE("console in a browser") {
       for (const auto& path : pages) {
         CAPTURE(bypass_csp);
         CAPTURE(path);
-        b.go(c.url + path);
+        b.go(c.url() + path);
         const json found = b.run(injected);
         CHECK(found.at("pwned") == "undefined");
         CHECK(found.at("elements") == 0);
@@ -379,17 +363,17 @@ TEST_SUITE("console in a browser") {
     CHECK(saga_text.find("urn:src-" + script) != std::string::npos);
     CHECK(saga_text.find("\"currency\": \"" + script) != std::string::npos);  // the data, as JSON
     CHECK(saga_text.find("&amp;") != std::string::npos);                      // "&amp;" literally
-    b.go(c.url + "/parked");  // the payment parked before its order: its saga key and event id
+    b.go(c.url() + "/parked");  // the payment parked before its order: its saga key and event id
     const auto parked_text = b.text(b.get("main"));
     CHECK(parked_text.find("p-" + script) != std::string::npos);
-    b.go(c.url + "/dead-letters");
+    b.go(c.url() + "/dead-letters");
     const auto dead_text = b.text(b.get("main"));
     CHECK(dead_text.find("bogus." + script) != std::string::npos);
     CHECK(dead_text.find("onerror=\\\"window.__pwned=2\\\"") != std::string::npos);  // in the JSON payload
 
     // And the console's CSP stops a script that would get in some other way: an inline script
     // added to the overview (here through WebDriver, as an injection would) does not run.
-    b.go(c.url + "/");
+    b.go(c.url() + "/");
     CHECK(b.run(R"js(
       const s = document.createElement('script');
       s.textContent = 'window.__inline_ran = 1;';
@@ -397,11 +381,55 @@ TEST_SUITE("console in a browser") {
       return typeof window.__inline_ran;)js") == "undefined");
     // (Without it, the same script runs: the check above can fail.)
     b.devtools("Page.setBypassCSP", {{"enabled", true}});
-    b.go(c.url + "/");
+    b.go(c.url() + "/");
     CHECK(b.run(R"js(
       const s = document.createElement('script');
       s.textContent = 'window.__inline_ran = 1;';
       document.body.appendChild(s);
       return typeof window.__inline_ran;)js") == "number");
+  }
+
+  TEST_CASE("in a browser an operator aborts a saga through the console's form and sees it change") {
+    saga::test::console::curve_console s;
+    REQUIRE_MESSAGE(s.c.d, s.c.d.error);
+    INFO("sagad stderr: " << s.c.d.proc->err());
+    REQUIRE(s.send_as_service({saga::test::placed("o-1")}).at(0).ok());
+    saga::test::browser b(s.dir);
+    INFO("chromedriver: " << b.log());
+
+    b.go(s.url() + "/saga?type=order_lifecycle&id=o-1");
+    CHECK(b.text(b.get("#state")) == "placed");
+    b.click(b.get("#abort"));
+    CHECK(b.url().find("/act?do=abort") != std::string::npos);
+    screenshot(b, "abort-confirm");
+    // Without a reason the browser does not send the form (the field is required).
+    b.click(b.get("#confirm"));
+    CHECK(b.url().find("/act?do=abort") != std::string::npos);
+    b.type(b.get("#reason"), "customer called");
+    b.click(b.get("#confirm"));
+    const bool arrived = b.wait_until("return document.getElementById('outcome') !== null;");
+    INFO("page: " << b.url() << "\n" << b.text(b.get("body")));  // a refusal says why
+    REQUIRE(arrived);
+    CHECK(b.url().find("/saga?type=order_lifecycle&id=o-1&acted=abort") != std::string::npos);
+    CHECK(b.text(b.get("#state")) == "cancelled");
+    CHECK(b.text(b.get("#outcome")).starts_with("abort: transitioned"));
+    CHECK_FALSE(b.find("#abort"));  // nothing left to abort
+    // The history's last row: the operator's event, sent by the console's key.
+    const auto history = table_rows(b, "History");
+    REQUIRE(history.size() == 2);
+    CHECK(history[1][1] == "saga.operator.abort");
+    CHECK(history[1][6] == "ops");
+    screenshot(b, "aborted");
+
+    // The live tail (the page's one script): what is published from now on, a row per event.
+    b.go(s.url() + "/tail");
+    REQUIRE(b.wait_until("return document.getElementById('tail-status').textContent === 'live';"));
+    CHECK(b.text(b.get("#tail-count")) == "0");  // only what is published from now on
+    REQUIRE(s.send_as_service({saga::test::placed("o-2")}).at(0).ok());
+    REQUIRE(b.wait_until("return document.querySelectorAll('#tail tr').length === 1;"));
+    const auto row = b.run("return [...document.querySelector('#tail tr').cells].map(c => c.innerText);");
+    CHECK(row[1] == "payment.requested");
+    CHECK(row[2] == "order_lifecycle / o-2");
+    screenshot(b, "tail");
   }
 }

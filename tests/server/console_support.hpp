@@ -1,6 +1,7 @@
 #pragma once
-// What the console's tests share (console_test.cpp, console_actions_test.cpp): a sagad serving
-// the console on loopback port 0, events sent through its ingress, pages fetched with their
+// What the console's tests share (console_test.cpp, console_actions_test.cpp,
+// console_browser_test.cpp): a sagad serving the console on loopback port 0, a CURVE sagad whose
+// console acts with an operator's key, events sent through its ingress, pages fetched with their
 // status, content type and security headers checked.
 
 #include <doctest/doctest.h>
@@ -15,6 +16,7 @@
 #include <zmq.hpp>
 
 #include "saga/zmq/client.hpp"
+#include "saga/zmq/curve.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
 
@@ -24,6 +26,7 @@ namespace saga::test::console {
 struct console_daemon {
   saga::test::started_daemon d;
   nlohmann::json urls;
+  std::string url() const { return urls.value("console", std::string()); }  // the console's
 };
 
 inline console_daemon start(const saga::test::temp_dir& dir, std::vector<std::string> extra) {
@@ -75,5 +78,30 @@ inline std::string by_id(const std::string& html, const std::string& id) {
   const auto from = at + open.size();
   return html.substr(from, html.find('<', from) - from);
 }
+
+// A CURVE sagad whose console acts as `ops`; `svc` sends the test's business events.
+struct curve_console {
+  temp_dir dir;
+  saga::zmq::curve_key_pair server, ops, svc, stranger;
+  console_daemon c;
+
+  // `operator_key`: the key file the console acts with ("ops" is authorized, "stranger" is not).
+  explicit curve_console(const std::string& operator_key = "ops") {
+    for (auto [name, pair] :
+         {std::pair{"sagad", &server}, {"ops", &ops}, {"svc", &svc}, {"stranger", &stranger}}) {
+      *pair = saga::zmq::generate_curve_key_pair();
+      saga::zmq::write_key_files(dir.file(name), *pair);
+    }
+    std::ofstream(dir.file("authorized_keys")) << "svc.key svc sources=urn:test types=*\n"
+                                                  "ops.key ops sources=* types=* roles=operator\n";
+    c = start(dir, {"--curve-secret", dir.file("sagad.key_secret"), "--authorized-keys",
+                    dir.file("authorized_keys"), "--console", "127.0.0.1:0", "--console-operator-key",
+                    dir.file(operator_key + ".key_secret")});
+  }
+  std::vector<saga::ack> send_as_service(const std::vector<saga::event>& events) const {
+    return send(c.d.ep.ingress, events, {server.public_key, svc});
+  }
+  std::string url() const { return c.url(); }
+};
 
 }  // namespace saga::test::console

@@ -195,6 +195,10 @@ void browser::click(const element& e) {
     throw std::runtime_error("browser: the page did not load after a click");
 }
 
+void browser::type(const element& e, const std::string& text) {
+  call("POST", session_path("/element/" + e.id + "/value"), {{"text", text}});
+}
+
 std::string browser::text(const element& e) {
   return call("GET", session_path("/element/" + e.id + "/text")).get<std::string>();
 }

@@ -57,6 +57,8 @@ class browser {
   // Clicks the element as a user would (scrolled into view, at its centre); a link is followed
   // and its page loaded before this returns.
   void click(const element& e);
+  // Types `text` into the element (a field), key by key, as a user would.
+  void type(const element& e, const std::string& text);
   // The element's rendered text (what a user sees: hidden text left out).
   std::string text(const element& e);
   // The element's attribute, or nothing when it has none.

@@ -142,7 +142,9 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
     res.set_header("Content-Security-Policy", console_security_policy);
     res.set_header("X-Content-Type-Options", "nosniff");
     res.set_header("X-Frame-Options", "DENY");
-    res.set_header("Referrer-Policy", "no-referrer");
+    // same-origin, not no-referrer: under no-referrer a browser sends `Origin: null` with the
+    // console's own form POSTs, which the actions' same-origin check must then refuse.
+    res.set_header("Referrer-Policy", "same-origin");
     res.set_header("Cache-Control", "no-store");
   });
   // cpp-httplib sets SO_REUSEPORT by default, which lets a second process bind the same port and
