@@ -197,6 +197,17 @@ bool connection::in_transaction() const {
   return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;
 }
 
+int connection::take_notifications() {
+  if (broken()) return 0;
+  PQconsumeInput(conn_.get());  // 0: the connection is lost; broken() says so from now on
+  int n = 0;
+  while (PGnotify* note = PQnotifies(conn_.get())) {
+    PQfreemem(note);
+    ++n;
+  }
+  return n;
+}
+
 std::string connection::quote_identifier(std::string_view name) const {
   char* quoted = PQescapeIdentifier(conn_.get(), name.data(), name.size());
   if (!quoted) throw saga::store_error("quote identifier: " + one_line(PQerrorMessage(conn_.get())));

@@ -122,6 +122,14 @@ class connection {
 
   bool in_transaction() const;
   bool broken() const { return PQstatus(conn_.get()) == CONNECTION_BAD; }
+
+  // Notifications (LISTEN): the connection's socket, to poll for readability beside other work
+  // (-1 when there is none), and how many notifications arrived since the last call: what the
+  // socket holds is read without waiting (PQconsumeInput), and what libpq has queued, also while
+  // running statements, is taken (PQnotifies). Never throws: a connection lost meanwhile reads as
+  // none (broken() then says so).
+  int socket() const { return PQsocket(conn_.get()); }
+  int take_notifications();
   // Connects again with the same parameters; throws saga::store_error when it cannot.
   void reset();
   // An identifier quoted for SQL ("my schema" -> "\"my schema\"").

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -39,7 +40,10 @@ std::string key_array(const std::vector<std::string>& keys) {
 
 struct store::impl {
   explicit impl(const options& opts)
-      : conn(detail::connect(opts)), schema(opts.schema), stall_timeout_ms(opts.stall_timeout_ms) {
+      : conn(detail::connect(opts)),
+        schema(opts.schema),
+        stall_timeout_ms(opts.stall_timeout_ms),
+        channel(notify_channel(opts.schema)) {
     if (stall_timeout_ms < 0 || stall_timeout_ms > INT32_MAX)
       throw std::invalid_argument("saga::postgres::options::stall_timeout_ms must be 0 to 2^31-1");
     quoted = conn.quote_identifier(schema);
@@ -53,6 +57,7 @@ struct store::impl {
     conn.exec("open", "SET idle_in_transaction_session_timeout = " + std::to_string(stall_timeout_ms));
     detail::migrate(conn, schema, quoted);
     for (const auto& s : detail::statements) conn.prepare(s.name, s.types, s.sql);
+    if (listening) conn.exec("open", "LISTEN " + conn.quote_identifier(channel));  // reconnected
   }
 
   pq::result run(const char* operation, q which, const pq::params& p = {}) {
@@ -65,14 +70,44 @@ struct store::impl {
 
   void commit(const char* operation) {
     savepoint_open = false;
+    const bool announce_after = wrote_outbox;
+    wrote_outbox = false;
     const auto r = run(operation, detail::q_commit);
     // COMMIT of a failed transaction rolls it back and says so only in its command tag.
     if (r.command() != "COMMIT")
       throw store_error(std::string(operation) + ": the transaction had failed and was rolled back");
+    if (announce_after) announce();
+  }
+
+  // Wakes the relay: one notification after a commit that wrote outbox rows, in a statement (a
+  // transaction) of its own, so that no writer holds the notify queue's lock while it holds its
+  // sagas' locks or waits for its commit's flush. Not when this store is the relay (it numbers
+  // right after its own commits). A failure loses only the wake-up (the relay's poll numbers the
+  // rows): the commit stands, so nothing is thrown.
+  // Its commit does not wait for a WAL flush (synchronous_commit off, for that transaction only): a
+  // notification needs no durability, and the notify lock is then held for no flush either.
+  void announce() noexcept {
+    if (relay_epoch > 0) return;
+    try {
+      conn.exec("notify", "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify(" +
+                              conn.quote_literal(channel) + ", ''); COMMIT");
+    } catch (...) {
+      rollback();  // a failure in the middle: no transaction left open
+    }
+  }
+
+  // LISTEN while this store holds the relay lease, and not otherwise (what a listener is sent
+  // is read only by the relay).
+  void listen(bool on) {
+    if (on == listening) return;
+    conn.exec(on ? "listen" : "unlisten", (on ? "LISTEN " : "UNLISTEN ") + conn.quote_identifier(channel));
+    listening = on;
+    if (!on) conn.take_notifications();  // what arrived before: nobody's any more
   }
 
   void rollback() noexcept {
     savepoint_open = false;
+    wrote_outbox = false;
     try {
       run("rollback", detail::q_rollback);
     } catch (...) {
@@ -103,6 +138,10 @@ struct store::impl {
   std::int64_t stall_timeout_ms;
   std::string quoted;
   bool savepoint_open = false;
+  const std::string channel;     // notify_channel(schema)
+  bool wrote_outbox = false;     // the open transaction appended outbox rows
+  std::int64_t relay_epoch = 0;  // the relay lease's epoch while this store holds it, else 0
+  bool listening = false;        // LISTEN channel is in force on the connection
 };
 
 store::store(const options& opts) : impl_(std::make_unique<impl>(opts)) {}
@@ -125,6 +164,7 @@ void store::begin() {
     impl_->set_up();
   }
   impl_->savepoint_open = false;
+  impl_->wrote_outbox = false;
   impl_->run("begin", detail::q_begin);
 }
 
@@ -245,7 +285,13 @@ std::int64_t store::append_outbox(const outbox_record& r) {
   pq::params p;
   p.text(r.event_id).text(r.type).text(r.definition).text(r.key).text(r.payload).integer(r.created_ms);
   p.optional_integer(r.published_ms);
-  return impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
+  const bool alone = !impl_->conn.in_transaction();  // committed by the statement itself
+  const auto id = impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
+  if (alone)
+    impl_->announce();
+  else
+    impl_->wrote_outbox = true;
+  return id;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,6 +504,9 @@ std::int64_t store::first_retained_sequence() {
 std::int64_t store::claim_relay(std::string_view owner, std::int64_t lease_ms) {
   if (impl_->conn.in_transaction()) throw store_error("claim_relay: inside a transaction");
   const auto r = impl_->run("claim_relay", detail::q_claim_relay, pq::params().text(owner).integer(lease_ms));
+  const std::int64_t epoch = r.rows() == 0 || lease_ms <= 0 ? 0 : r.integer(0, 0);  // 0 ms: handed back
+  impl_->relay_epoch = epoch;
+  impl_->listen(epoch > 0);
   return r.rows() == 0 ? 0 : r.integer(0, 0);
 }
 
@@ -473,6 +522,8 @@ std::int64_t store::number_outbox(std::int64_t epoch, std::int64_t lease_ms, std
     if (impl_->run(op, detail::q_renew_relay, pq::params().integer(epoch).integer(lease_ms)).affected() ==
         0) {
       impl_->rollback();
+      impl_->relay_epoch = 0;
+      impl_->listen(false);
       return -1;
     }
     const auto n = impl_->run(op, detail::q_number_outbox, pq::params().limit(limit)).affected();
@@ -482,6 +533,29 @@ std::int64_t store::number_outbox(std::int64_t epoch, std::int64_t lease_ms, std
     impl_->rollback();
     throw;
   }
+}
+
+int store::wakeup_fd() {
+  return impl_->listening && !impl_->conn.broken() ? impl_->conn.socket() : -1;
+}
+
+int store::take_wakeups() {
+  if (!impl_->listening || impl_->conn.in_transaction()) return 0;
+  return impl_->conn.take_notifications();
+}
+
+std::string store::notify_channel(std::string_view schema) {
+  constexpr std::size_t most = 63;  // NAMEDATALEN - 1
+  std::string name = std::string(schema) + ".outbox";
+  if (name.size() <= most) return name;
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a, 64 bits: the same in every build
+  for (const unsigned char c : schema) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return "saga.outbox." + std::string(hex);
 }
 
 // The outbox goes only as a prefix of the log: from its first row up to the first one that is
