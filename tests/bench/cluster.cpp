@@ -314,7 +314,9 @@ wakeup_figure measure_relay_wakeup(const std::string& sagad, const std::string& 
     while (sub.last_sequence() < want && steady::now() - acked < 10s)
       sub.poll(1ms, [](const saga::zmq::delivery&) {});
     if (sub.last_sequence() < want)
-      throw std::runtime_error("wakeup: an event was not published within 10 s");
+      throw std::runtime_error("wakeup: event " + std::to_string(want) + " was not published within 10 s (" +
+                               std::to_string(sub.last_sequence()) + " were); the relay's log: " +
+                               daemons[0].proc->err() + "; the other's: " + daemons[1].proc->err());
     delays.push_back(std::chrono::duration<double, std::milli>(steady::now() - acked).count());
   }
   for (auto& d : daemons) {

@@ -64,15 +64,33 @@ struct store::impl {
     return conn.run(operation, detail::statements[which].name, p);
   }
 
+  // A write whose result the caller does not need: in a transaction begun by store::begin() it is
+  // queued in the connection's pipeline and goes with the next statement whose result is needed
+  // (a read, append_outbox's id, the COMMIT), in the same round trip; its failure is thrown
+  // there, named by its own operation. Elsewhere it runs at once.
+  void write(const char* operation, q which, const pq::params& p) {
+    if (pipelining)
+      conn.send(operation, detail::statements[which].name, p);
+    else
+      run(operation, which, p);
+  }
+
   void require_transaction(const char* operation) const {
     if (!conn.in_transaction()) throw store_error(std::string(operation) + ": no transaction is open");
   }
 
-  void commit(const char* operation) {
+  // A transaction ends (committed or rolled back): nothing it knew holds any more.
+  void ended() {
     savepoint_open = false;
-    const bool announce_after = wrote_outbox;
     wrote_outbox = false;
-    const auto r = run(operation, detail::q_commit);
+    pipelining = false;
+    parked_empty.reset();
+  }
+
+  void commit(const char* operation) {
+    const bool announce_after = wrote_outbox;
+    ended();
+    const auto r = run(operation, detail::q_commit);  // with the queued writes: one round trip
     // COMMIT of a failed transaction rolls it back and says so only in its command tag.
     if (r.command() != "COMMIT")
       throw store_error(std::string(operation) + ": the transaction had failed and was rolled back");
@@ -106,8 +124,8 @@ struct store::impl {
   }
 
   void rollback() noexcept {
-    savepoint_open = false;
-    wrote_outbox = false;
+    ended();
+    conn.discard();  // queued writes (a failure among them would make PostgreSQL skip the ROLLBACK)
     try {
       run("rollback", detail::q_rollback);
     } catch (...) {
@@ -142,6 +160,10 @@ struct store::impl {
   bool wrote_outbox = false;     // the open transaction appended outbox rows
   std::int64_t relay_epoch = 0;  // the relay lease's epoch while this store holds it, else 0
   bool listening = false;        // LISTEN channel is in force on the connection
+  // In a transaction begun by store::begin(): writes are queued (write()).
+  bool pipelining = false;
+  // Whether the parked table was empty, read once in this transaction (parked_of); park() forgets.
+  std::optional<bool> parked_empty;
 };
 
 store::store(const options& opts) : impl_(std::make_unique<impl>(opts)) {}
@@ -163,9 +185,10 @@ void store::begin() {
     impl_->conn.reset();
     impl_->set_up();
   }
-  impl_->savepoint_open = false;
-  impl_->wrote_outbox = false;
-  impl_->run("begin", detail::q_begin);
+  impl_->ended();
+  // BEGIN goes with the transaction's first statement whose result is needed (lock_sagas).
+  impl_->conn.send("begin", detail::statements[detail::q_begin].name, pq::params());
+  impl_->pipelining = true;
 }
 
 void store::commit() {
@@ -263,7 +286,7 @@ void store::save_instance(const instance_record& r) {
   p.text(r.correlation_id).integer(r.created_ms).integer(r.updated_ms).integer(r.state_since_ms);
   p.optional_integer(r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt);
   p.integer(r.definition_version);
-  impl_->run("save_instance", detail::q_save_instance, p);
+  impl_->write("save_instance", detail::q_save_instance, p);
 }
 
 void store::append_history(const history_record& r) {
@@ -272,7 +295,7 @@ void store::append_history(const history_record& r) {
   p.text(r.event_type).text(r.event_time).text(r.event_data).text(r.from_state).text(r.to_state);
   p.text(r.outcome).integer(r.recorded_ms).optional_integer(r.outbox_first).optional_integer(r.outbox_last);
   p.text(r.sender).text(r.traceparent).text(r.tracestate).text(r.extensions).integer(r.definition_version);
-  impl_->run("append_history", detail::q_append_history, p);
+  impl_->write("append_history", detail::q_append_history, p);
 }
 
 trace_context store::saga_trace(std::string_view definition, std::string_view key) {
@@ -359,7 +382,7 @@ std::int64_t store::arm_timer(std::string_view definition, std::string_view key,
 
 // Disarming a timer that is not armed, or of a saga without an instance row, writes nothing.
 void store::disarm_timer(std::string_view definition, std::string_view key, std::string_view name) {
-  impl_->run("disarm_timer", detail::q_disarm_timer, pq::params().text(definition).text(key).text(name));
+  impl_->write("disarm_timer", detail::q_disarm_timer, pq::params().text(definition).text(key).text(name));
 }
 
 // Each definition's earliest `limit`, through its own part of instances_due, merged: a
@@ -410,10 +433,19 @@ std::int64_t store::park(const parked_record& r) {
   pq::params p;
   p.text(r.definition).text(r.key).text(r.event_id).text(r.source).text(r.type).text(r.payload);
   p.integer(r.parked_ms).text(r.sender);
+  impl_->parked_empty.reset();
   return impl_->run("park", detail::q_park, p).integer(0, 0);
 }
 
+// After every transition (engine::retry_parked): in a transaction of store::begin(), whether the
+// parked table is empty is read once, rather than the table searched for every saga. No other
+// writer can park an event of this transaction's sagas meanwhile: it would need their locks.
 std::vector<parked_record> store::parked_of(std::string_view definition, std::string_view key) {
+  if (impl_->pipelining) {
+    auto& empty = impl_->parked_empty;
+    if (!empty) empty = !impl_->run("parked_of", detail::q_any_parked).boolean(0, 0);
+    if (*empty) return {};
+  }
   return parked_rows(impl_->run("parked_of", detail::q_parked_of, pq::params().text(definition).text(key)));
 }
 
@@ -432,7 +464,7 @@ std::int64_t store::count_parked_by_sender(std::string_view sender) {
 }
 
 void store::remove_parked(std::int64_t id) {
-  impl_->run("remove_parked", detail::q_remove_parked, pq::params().integer(id));
+  impl_->write("remove_parked", detail::q_remove_parked, pq::params().integer(id));
 }
 
 std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::size_t limit) {

@@ -6,7 +6,12 @@
 // happens inside a transaction the engine (or the host service, see
 // engine::handle_in_transaction) has begun. Methods throw saga::store_error
 // on failure; after a failure inside a transaction the engine rolls the whole
-// transaction back, so a store need not undo partial work itself.
+// transaction back, so a store need not undo partial work itself. A write
+// that returns nothing (save_instance, append_history, disarm_timer,
+// remove_parked) may be held back and sent with a later call of the same
+// transaction, which then throws its failure, naming it (write-behind: the
+// SQLite store keeps saga rows until the commit, the PostgreSQL store
+// pipelines such writes); at the latest commit() does.
 //
 // store_wrapper forwards every call to another store, so that a test can
 // override one method (fault injection, counting commits) and keep the rest.
