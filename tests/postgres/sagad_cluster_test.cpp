@@ -297,7 +297,7 @@ TEST_SUITE("postgres sagad failures") {
   // third of the 3-minute lease): B's notification after its commit wakes A, which numbers and
   // publishes them within a few milliseconds. Twice, 3.5 s apart, each within 3 s: one poll cannot
   // fall in both windows, so without the notification at least one would wait for the next poll.
-  TEST_CASE("a commit on another sagad wakes the relay, which publishes it long before its next poll") {
+  TEST_CASE("a commit on another sagad wakes the relay which publishes it long before its next poll") {
     saga::test::temp_dir dir;
     const auto schema = saga::test::unique_schema("wakeup");
     const std::vector<std::string> slow{"--pg-relay-lease", "180s", "--pg-relay-poll", "60s"};

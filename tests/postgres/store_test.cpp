@@ -319,7 +319,7 @@ TEST_SUITE("postgres_store") {
   // Pipeline mode: in a transaction of begin(), a write whose result is not needed is queued and
   // goes with the next call that needs a result, in one round trip; its failure is thrown by that
   // call, naming the write (store.hpp, write-behind).
-  TEST_CASE("a queued write's failure is thrown by the next call that reads, naming the write") {
+  TEST_CASE("a queued write's failure is thrown by the next call that reads and names the write") {
     saga::postgres::store s(in_schema(unique_schema("pipelined")));
     auto bad = instance("o-1", "placed");
     bad.data = "{\"x\": \"\xff\"}";  // not UTF-8: PostgreSQL refuses it
