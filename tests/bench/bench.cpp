@@ -109,13 +109,14 @@ struct config {
   std::int64_t recovery_rows = 100'000;
   double console_rate = 2000;        // events/s of the console's ack measurement
   std::vector<std::size_t> batches;  // --batches: the group-commit sizes (default 1, 2, 4, ..., 1024)
+  std::vector<std::string> cluster;  // --cluster: the cluster stage's configurations (default all)
 
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
 
-const std::vector<std::string> measurement_names = {"floor",  "ladder", "batch1",   "group",
-                                                    "e2e",    "scale",  "recovery", "orders",
-                                                    "normal", "curve",  "cluster",  "console"};
+const std::vector<std::string> measurement_names = {"floor",   "ladder",   "batch1", "group",  "e2e",
+                                                    "scale",   "recovery", "orders", "normal", "curve",
+                                                    "cluster", "console",  "wakeup"};
 
 struct row {
   std::string measurement;
@@ -1948,6 +1949,9 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dir", cfg.cache_dir, "where the big databases are built once and kept")
       ->capture_default_str();
   app.add_option("--sagad", cfg.sagad, "the sagad executable")->capture_default_str();
+  app.add_option("--cluster", cfg.cluster,
+                 "the cluster stage's configurations: sqlite1, postgres1, postgres2, postgres3 (default all)")
+      ->delimiter(',');
   app.add_option("--scale-instances", cfg.scale_instances, "existing instances for the big scale measurement")
       ->check(CLI::Range(std::int64_t{1001}, std::int64_t{100'000'000}))
       ->capture_default_str();
@@ -2015,8 +2019,8 @@ int main(int argc, char** argv) {
     if (cfg.wants("console")) measure_console(cfg, dir), stage("console");
     // Several sagad on one PostgreSQL (tests/bench/cluster.cpp): in the full run and --only cluster.
     if (cfg.wants("cluster") && (!cfg.quick || cfg.only.count("cluster"))) {
-      for (const auto& f :
-           saga::bench::measure_cluster(cfg.sagad, dir.path().string(), cfg.seconds, cfg.quick ? 1 : 3)) {
+      for (const auto& f : saga::bench::measure_cluster(cfg.sagad, dir.path().string(), cfg.seconds,
+                                                        cfg.quick ? 1 : 3, cfg.cluster)) {
         row r;
         r.measurement = "cluster " + f.configuration;
         r.rate = f.events_per_second;
@@ -2025,6 +2029,18 @@ int main(int argc, char** argv) {
         add_row(std::move(r));
       }
       stage("cluster");
+    }
+    // The relay's wake-up after another sagad's commit (PostgreSQL): only when asked for.
+    if (cfg.only.count("wakeup")) {
+      const auto f = saga::bench::measure_relay_wakeup(cfg.sagad, dir.path().string(), cfg.quick ? 20 : 300);
+      row r;
+      r.measurement = "wakeup (ack on one sagad -> published by the relay)";
+      r.notes = std::to_string(f.events) + " events: p50 " + fixed(f.p50_ms, 2) + " ms, p90 " +
+                fixed(f.p90_ms, 2) + " ms, p99 " + fixed(f.p99_ms, 2) + " ms, max " + fixed(f.max_ms, 2) +
+                " ms";
+      r.extra = {{"p50_ms", f.p50_ms}, {"p90_ms", f.p90_ms}, {"p99_ms", f.p99_ms}, {"max_ms", f.max_ms}};
+      add_row(std::move(r));
+      stage("wakeup");
     }
   } catch (const std::exception& e) {
     std::cerr << "saga-bench failed: " << e.what() << "\n";

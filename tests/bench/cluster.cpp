@@ -28,6 +28,8 @@
 #include <zmq_addon.hpp>
 
 #include "saga/codec.hpp"
+#include "saga/zmq/client.hpp"
+#include "saga/zmq/subscriber.hpp"
 #include "support/order_events.hpp"
 #include "support/process.hpp"
 
@@ -120,6 +122,7 @@ double percentile(std::vector<double> v, double p) {
 
 struct configuration {
   std::string name;
+  std::string short_name;  // for --cluster
   bool postgres;
   int daemons;
 };
@@ -225,11 +228,16 @@ std::string fixed(double v, int digits) {
 }  // namespace
 
 std::vector<cluster_figure> measure_cluster(const std::string& sagad, const std::string& scratch,
-                                            double seconds, int runs) {
-  const std::vector<configuration> configurations = {{"sqlite, 1 sagad", false, 1},
-                                                     {"postgres, 1 sagad", true, 1},
-                                                     {"postgres, 2 sagad", true, 2},
-                                                     {"postgres, 3 sagad", true, 3}};
+                                            double seconds, int runs, const std::vector<std::string>& only) {
+  std::vector<configuration> configurations;
+  for (auto c : {configuration{"sqlite, 1 sagad", "sqlite1", false, 1},
+                 configuration{"postgres, 1 sagad", "postgres1", true, 1},
+                 configuration{"postgres, 2 sagad", "postgres2", true, 2},
+                 configuration{"postgres, 3 sagad", "postgres3", true, 3}})
+    if (only.empty() || std::find(only.begin(), only.end(), c.short_name) != only.end())
+      configurations.push_back(std::move(c));
+  if (configurations.empty())
+    throw std::runtime_error("--cluster names none of sqlite1, postgres1, postgres2, postgres3");
   throwaway_postgres pg(scratch);
   int serial = 0;
   // A first saturated round finds the paced rate every configuration carries.
@@ -274,6 +282,54 @@ std::vector<cluster_figure> measure_cluster(const std::string& sagad, const std:
     out.push_back(f);
   }
   return out;
+}
+
+wakeup_figure measure_relay_wakeup(const std::string& sagad, const std::string& scratch, std::size_t events) {
+  throwaway_postgres pg(scratch);
+  std::vector<saga::test::started_daemon> daemons;  // [0] the relay (started first), [1] the other
+  for (int i = 0; i < 2; ++i) {
+    const std::string n = "wakeup-" + std::to_string(i);
+    daemons.push_back(saga::test::start_daemon(
+        {sagad, "--log-level", "warn", "--db", pg.uri(), "--pg-schema", "bench_wakeup"},
+        saga::test::endpoints::any_loopback(), scratch + "/" + n + ".endpoints.json",
+        scratch + "/" + n + ".out", scratch + "/" + n + ".err", 60s));
+    if (!daemons.back()) throw std::runtime_error("sagad did not start: " + daemons.back().error);
+    if (!saga::test::wait_until_ingress_answers(daemons.back().ep.ingress, 60s, daemons.back().proc.get()))
+      throw std::runtime_error("sagad did not answer: " + daemons.back().proc->err());
+  }
+  ::zmq::context_t ctx(1);
+  saga::zmq::subscriber sub(ctx, daemons[0].ep.publish, daemons[0].ep.replay);
+  sub.poll(300ms, [](const saga::zmq::delivery&) {});
+  saga::zmq::client_options co;
+  co.timeout = 20s;
+  saga::zmq::client other(ctx, daemons[1].ep.ingress, co);
+  std::vector<double> delays;
+  for (std::size_t i = 0; i < events; ++i) {
+    // 10 to 46 ms apart: the acks fall at every phase of a 50 ms poll
+    std::this_thread::sleep_for(std::chrono::milliseconds(10 + (i * 7) % 37));
+    const auto a = other.send(saga::test::placed("w-" + std::to_string(i)));
+    if (a.status != saga::ack_status::accepted) throw std::runtime_error("wakeup: an event was not accepted");
+    const auto acked = steady::now();
+    const auto want = static_cast<std::int64_t>(i) + 1;
+    while (sub.last_sequence() < want && steady::now() - acked < 10s)
+      sub.poll(1ms, [](const saga::zmq::delivery&) {});
+    if (sub.last_sequence() < want)
+      throw std::runtime_error("wakeup: event " + std::to_string(want) + " was not published within 10 s (" +
+                               std::to_string(sub.last_sequence()) + " were); the relay's log: " +
+                               daemons[0].proc->err() + "; the other's: " + daemons[1].proc->err());
+    delays.push_back(std::chrono::duration<double, std::milli>(steady::now() - acked).count());
+  }
+  for (auto& d : daemons) {
+    d.proc->signal(SIGTERM);
+    if (d.proc->wait_for(30s).running()) d.proc->kill9();
+  }
+  wakeup_figure f;
+  f.events = delays.size();
+  f.p50_ms = percentile(delays, 0.5);
+  f.p90_ms = percentile(delays, 0.9);
+  f.p99_ms = percentile(delays, 0.99);
+  f.max_ms = delays.empty() ? 0 : *std::max_element(delays.begin(), delays.end());
+  return f;
 }
 
 }  // namespace saga::bench

@@ -23,7 +23,21 @@ struct cluster_figure {
 // in `scratch`, measures each configuration `runs` times (fresh database each run) and stops it.
 // `seconds`: about how long each saturated run lasts. Throws std::runtime_error when a cluster or
 // a sagad does not start.
+// `only`: the configurations to measure by short name (sqlite1, postgres1, postgres2, postgres3);
+// empty: all four.
 std::vector<cluster_figure> measure_cluster(const std::string& sagad, const std::string& scratch,
-                                            double seconds, int runs);
+                                            double seconds, int runs,
+                                            const std::vector<std::string>& only = {});
+
+// The relay's wake-up (`saga-bench --only wakeup`): two sagad on one PostgreSQL (durable, as above)
+// with their default options; the first started holds the relay lease. `events` order.placed
+// events go to the other one, one at a time, a few milliseconds apart; for each, the delay from
+// its ack (after that sagad's commit) to its follow-on event arriving on a subscriber of the relay
+// (numbered and published by it). Percentiles in ms.
+struct wakeup_figure {
+  double p50_ms = 0, p90_ms = 0, p99_ms = 0, max_ms = 0;
+  std::size_t events = 0;
+};
+wakeup_figure measure_relay_wakeup(const std::string& sagad, const std::string& scratch, std::size_t events);
 
 }  // namespace saga::bench

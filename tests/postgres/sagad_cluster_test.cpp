@@ -292,6 +292,47 @@ TEST_SUITE("postgres sagad failures") {
     stop(b);
   }
 
+  // Issue 17, item 4: the relay is woken soon after other sagad's commits. sagad B commits; A holds
+  // the relay lease and would number B's rows only at its next outbox poll, here once a minute (a
+  // third of the 3-minute lease): B's notification after its commit wakes A, which numbers and
+  // publishes them within a few milliseconds. Twice, 3.5 s apart, each within 3 s: one poll cannot
+  // fall in both windows, so without the notification at least one would wait for the next poll.
+  TEST_CASE("a commit on another sagad wakes the relay which publishes it long before its next poll") {
+    saga::test::temp_dir dir;
+    const auto schema = saga::test::unique_schema("wakeup");
+    const std::vector<std::string> slow{"--pg-relay-lease", "180s", "--pg-relay-poll", "60s"};
+    auto a = start_on(SAGAD_PATH, schema, saga::test::endpoints::any_loopback(), dir, "a", slow);
+    REQUIRE_MESSAGE(a, a.error);
+    saga::test::sql_session sql(saga::test::postgres_conninfo(), schema);
+    for (int i = 0; i < 100 && sql.scalar("SELECT epoch FROM relay") != "1"; ++i)
+      std::this_thread::sleep_for(20ms);
+    REQUIRE(sql.scalar("SELECT epoch FROM relay") == "1");  // A, started first, is the relay
+    auto b = start_on(SAGAD_PATH, schema, saga::test::endpoints::any_loopback(), dir, "b", slow);
+    REQUIRE_MESSAGE(b, b.error);
+    ::zmq::context_t ctx(1);
+    saga::zmq::subscriber sub(ctx, a.ep.publish, a.ep.replay);  // the relay's events only
+    sub.poll(300ms, [](const saga::zmq::delivery&) {});         // connected before anything is published
+    saga::zmq::client_options co;
+    co.timeout = 20s;
+    saga::zmq::client to_b(ctx, b.ep.ingress, co);
+    const auto first = std::chrono::steady_clock::now();
+    for (int round = 1; round <= 2; ++round) {
+      std::this_thread::sleep_until(first + (round - 1) * 3500ms);
+      REQUIRE(to_b.send(saga::test::placed("o-" + std::to_string(round))).status ==
+              saga::ack_status::accepted);
+      const auto acked = std::chrono::steady_clock::now();
+      while (sub.last_sequence() < round && std::chrono::steady_clock::now() - acked < 3s)
+        sub.poll(20ms, [](const saga::zmq::delivery&) {});
+      const auto waited = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - acked);
+      MESSAGE("round " << round << ": B's commit published by the relay A " << waited.count()
+                       << " ms after B's ack");
+      CHECK(sub.last_sequence() == round);  // B's follow-on event, numbered and published by A
+    }
+    CHECK(sql.scalar("SELECT epoch FROM relay") == "1");  // A numbered them, as the relay
+    stop(b);
+    stop(a);
+  }
+
   // Issue 17 ("Crash" and "Relay failover"): three sagad under load, one SIGKILLed and restarted
   // every few hundred milliseconds; clients resend what was not acknowledged to another sagad. No
   // acknowledged event is lost, the publication sequence is 1..M without a gap, each saga's

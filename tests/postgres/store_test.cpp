@@ -315,4 +315,51 @@ TEST_SUITE("postgres_store") {
     CHECK(s.load_instance("order_lifecycle", "o-1"));
     CHECK(s.load_instance("order_lifecycle", "o-2"));
   }
+
+  // Pipeline mode: in a transaction of begin(), a write whose result is not needed is queued and
+  // goes with the next call that needs a result, in one round trip; its failure is thrown by that
+  // call, naming the write (store.hpp, write-behind).
+  TEST_CASE("a queued write's failure is thrown by the next call that reads and names the write") {
+    saga::postgres::store s(in_schema(unique_schema("pipelined")));
+    auto bad = instance("o-1", "placed");
+    bad.data = "{\"x\": \"\xff\"}";  // not UTF-8: PostgreSQL refuses it
+    s.begin();
+    s.lock_sagas({"o-1"});
+    s.save_instance(bad);  // queued: nothing has failed yet
+    s.append_history(history_row("o-1", "e-1"));
+    const auto error = error_of([&] { (void)s.load_instance("order_lifecycle", "o-2"); });
+    CHECK(error.rfind("save_instance: ", 0) == 0);
+    CHECK(error.find("UTF8") != std::string::npos);
+    CHECK(s.in_transaction());
+    s.rollback();
+    CHECK_FALSE(s.in_transaction());
+    CHECK_FALSE(s.load_instance("order_lifecycle", "o-1"));
+
+    // The same write's failure at the commit, when nothing is read after it: nothing is written.
+    s.begin();
+    s.save_instance(instance("o-3", "placed"));
+    s.save_instance(bad);
+    CHECK_THROWS_WITH_AS(s.commit(), doctest::Contains("save_instance: "), saga::store_error);
+    s.rollback();
+    CHECK_FALSE(s.load_instance("order_lifecycle", "o-3"));
+    s.begin();  // and the connection goes on
+    s.save_instance(instance("o-3", "placed"));
+    s.commit();
+    CHECK(s.load_instance("order_lifecycle", "o-3"));
+  }
+
+  // parked_of reads whether the parked table is empty once per transaction; a park in the same
+  // transaction is seen.
+  TEST_CASE("parked_of in a transaction sees what the transaction parked after an empty read") {
+    saga::postgres::store s(in_schema(unique_schema("parked_once")));
+    s.begin();
+    CHECK(s.parked_of("order_lifecycle", "o-1").empty());  // the table is empty
+    s.park(parked("o-1", "e-1", 10));
+    CHECK(s.parked_of("order_lifecycle", "o-1").size() == 1);
+    s.commit();
+    s.begin();
+    CHECK(s.parked_of("order_lifecycle", "o-1").size() == 1);
+    CHECK(s.parked_of("order_lifecycle", "o-2").empty());
+    s.rollback();
+  }
 }

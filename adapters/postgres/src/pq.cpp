@@ -158,23 +158,30 @@ std::string connection::where() const {
 }
 
 void connection::reset() {
+  queued_.clear();  // lost with the connection
+  if (PQpipelineStatus(conn_.get()) != PQ_PIPELINE_OFF) PQexitPipelineMode(conn_.get());
   PQreset(conn_.get());
   if (broken())
     throw saga::store_error("reconnect to PostgreSQL (" + where() +
                             "): " + one_line(PQerrorMessage(conn_.get())));
 }
 
-result connection::checked(PGresult* r, const char* operation) const {
-  result out(r);
+std::string connection::error_of(PGresult* r, const char* operation) const {
   const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return out;
   std::string message;
   const char* primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : nullptr;
   message = primary ? primary : one_line(PQerrorMessage(conn_.get()));
   if (const char* state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr)
     message += std::string(" (SQLSTATE ") + state + ")";
   if (message.empty()) message = PQresStatus(status);
-  throw saga::store_error(std::string(operation) + ": " + message);
+  return std::string(operation) + ": " + message;
+}
+
+result connection::checked(PGresult* r, const char* operation) const {
+  result out(r);
+  const auto status = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return out;
+  throw saga::store_error(error_of(r, operation));
 }
 
 void connection::prepare(const char* name, std::string_view types, const char* sql) {
@@ -184,17 +191,89 @@ void connection::prepare(const char* name, std::string_view types, const char* s
 }
 
 result connection::run(const char* operation, const char* name, const params& p) {
-  return checked(PQexecPrepared(conn_.get(), name, p.count(), p.values(), p.lengths(), p.formats(), 1),
-                 operation);
+  if (queued_.empty())
+    return checked(PQexecPrepared(conn_.get(), name, p.count(), p.values(), p.lengths(), p.formats(), 1),
+                   operation);
+  send(operation, name, p);
+  return run_queued();
 }
 
 result connection::exec(const char* operation, const std::string& sql) {
+  if (!queued_.empty()) run_queued();
   return checked(PQexec(conn_.get(), sql.c_str()), operation);
 }
 
+void connection::send(const char* operation, const char* name, const params& p) {
+  PGconn* c = conn_.get();
+  if (PQpipelineStatus(c) == PQ_PIPELINE_OFF && PQenterPipelineMode(c) != 1) fail(operation);
+  if (PQsendQueryPrepared(c, name, p.count(), p.values(), p.lengths(), p.formats(), 1) != 1) {
+    const std::string why = error_of(nullptr, operation);
+    discard();
+    throw saga::store_error(why);
+  }
+  queued_.push_back(operation);
+}
+
+result connection::run_queued() {
+  PGconn* c = conn_.get();
+  std::vector<const char*> operations;
+  operations.swap(queued_);
+  std::optional<std::string> error;
+  PGresult* last = nullptr;
+  if (PQpipelineSync(c) != 1) {
+    error = error_of(nullptr, operations.back());
+  } else {
+    for (std::size_t i = 0; i < operations.size(); ++i) {
+      PGresult* r = PQgetResult(c);
+      if (!r) {  // the connection is gone
+        if (!error) error = error_of(nullptr, operations[i]);
+        break;
+      }
+      const auto status = PQresultStatus(r);
+      if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+        if (i + 1 == operations.size()) std::swap(last, r);
+      } else if (status != PGRES_PIPELINE_ABORTED && !error) {  // aborted: an earlier one failed
+        error = error_of(r, operations[i]);
+      }
+      PQclear(r);
+      while (PGresult* rest = PQgetResult(c)) PQclear(rest);  // up to the NULL that ends statement i
+    }
+    while (PGresult* r = PQgetResult(c)) {  // the sync's own result
+      const bool synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+      PQclear(r);
+      if (synced) break;
+    }
+  }
+  PQexitPipelineMode(c);
+  result out(last);
+  if (error) throw saga::store_error(*error);
+  return out;
+}
+
+void connection::discard() noexcept {
+  if (queued_.empty()) return;
+  try {
+    run_queued();
+  } catch (...) {
+    // dropped, as promised: the caller rolls back
+  }
+}
+
 bool connection::in_transaction() const {
+  if (!queued_.empty()) return true;
   const auto s = PQtransactionStatus(conn_.get());
   return s == PQTRANS_INTRANS || s == PQTRANS_INERROR || s == PQTRANS_ACTIVE;
+}
+
+int connection::take_notifications() {
+  if (broken()) return 0;
+  PQconsumeInput(conn_.get());  // 0: the connection is lost; broken() says so from now on
+  int n = 0;
+  while (PGnotify* note = PQnotifies(conn_.get())) {
+    PQfreemem(note);
+    ++n;
+  }
+  return n;
 }
 
 std::string connection::quote_identifier(std::string_view name) const {

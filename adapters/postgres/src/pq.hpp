@@ -115,13 +115,35 @@ class connection {
   // Prepares `sql` as `name`; `types` gives each parameter's type by one letter: t text, i int8,
   // b boolean, y bytea. Throws saga::store_error.
   void prepare(const char* name, std::string_view types, const char* sql);
-  // Runs a prepared statement; throws saga::store_error("<operation>: <message>").
+  // Runs a prepared statement; throws saga::store_error("<operation>: <message>"). When statements
+  // are queued (send), they go with it in one pipeline, one round trip, and the first of them
+  // that failed is what is thrown, named by its own operation.
   result run(const char* operation, const char* name, const params& p);
-  // Runs SQL text (several statements allowed, no parameters); throws like run().
+  // Runs SQL text (several statements allowed, no parameters); throws like run(). What is queued
+  // is run first.
   result exec(const char* operation, const std::string& sql);
 
-  bool in_transaction() const;
+  // libpq's pipeline mode (PQenterPipelineMode, libpq 14+): send() queues a prepared statement
+  // without waiting for its result — the parameters are copied into libpq's output buffer at once,
+  // so `p` need not outlive the call — and the next run() sends the queue with its own statement,
+  // ended by one sync (PQpipelineSync), and reads every result. PostgreSQL skips what follows a
+  // failed statement up to the sync. discard() runs what is queued and drops its results and its
+  // failure (before a rollback, which must not be skipped). Throws saga::store_error when the
+  // statement cannot be sent (a lost connection).
+  void send(const char* operation, const char* name, const params& p);
+  std::size_t queued() const { return queued_.size(); }
+  void discard() noexcept;
+
+  bool in_transaction() const;  // also while statements are queued (a transaction's writes)
   bool broken() const { return PQstatus(conn_.get()) == CONNECTION_BAD; }
+
+  // Notifications (LISTEN): the connection's socket, to poll for readability beside other work
+  // (-1 when there is none), and how many notifications arrived since the last call: what the
+  // socket holds is read without waiting (PQconsumeInput), and what libpq has queued, also while
+  // running statements, is taken (PQnotifies). Never throws: a connection lost meanwhile reads as
+  // none (broken() then says so).
+  int socket() const { return PQsocket(conn_.get()); }
+  int take_notifications();
   // Connects again with the same parameters; throws saga::store_error when it cannot.
   void reset();
   // An identifier quoted for SQL ("my schema" -> "\"my schema\"").
@@ -132,6 +154,10 @@ class connection {
  private:
   friend class copy_in;
   result checked(PGresult* r, const char* operation) const;
+  std::string error_of(PGresult* r, const char* operation) const;  // "<operation>: <message>"
+  // Syncs the pipeline and reads what is queued: the last statement's result, or throws the
+  // first failure.
+  result run_queued();
   [[noreturn]] void fail(const char* operation) const;  // the connection's last error
   std::string where() const;                            // "host=... port=... dbname=..."
 
@@ -139,6 +165,7 @@ class connection {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
   };
   std::unique_ptr<PGconn, finish> conn_;
+  std::vector<const char*> queued_;  // the operations sent and not yet read, in order
 };
 
 }  // namespace saga::postgres::pq

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <stdexcept>
 #include <tuple>
 #include <utility>
@@ -39,7 +40,10 @@ std::string key_array(const std::vector<std::string>& keys) {
 
 struct store::impl {
   explicit impl(const options& opts)
-      : conn(detail::connect(opts)), schema(opts.schema), stall_timeout_ms(opts.stall_timeout_ms) {
+      : conn(detail::connect(opts)),
+        schema(opts.schema),
+        stall_timeout_ms(opts.stall_timeout_ms),
+        channel(notify_channel(opts.schema)) {
     if (stall_timeout_ms < 0 || stall_timeout_ms > INT32_MAX)
       throw std::invalid_argument("saga::postgres::options::stall_timeout_ms must be 0 to 2^31-1");
     quoted = conn.quote_identifier(schema);
@@ -53,26 +57,75 @@ struct store::impl {
     conn.exec("open", "SET idle_in_transaction_session_timeout = " + std::to_string(stall_timeout_ms));
     detail::migrate(conn, schema, quoted);
     for (const auto& s : detail::statements) conn.prepare(s.name, s.types, s.sql);
+    if (listening) conn.exec("open", "LISTEN " + conn.quote_identifier(channel));  // reconnected
   }
 
   pq::result run(const char* operation, q which, const pq::params& p = {}) {
     return conn.run(operation, detail::statements[which].name, p);
   }
 
+  // A write whose result the caller does not need: in a transaction begun by store::begin() it is
+  // queued in the connection's pipeline and goes with the next statement whose result is needed
+  // (a read, append_outbox's id, the COMMIT), in the same round trip; its failure is thrown
+  // there, named by its own operation. Elsewhere it runs at once.
+  void write(const char* operation, q which, const pq::params& p) {
+    if (pipelining)
+      conn.send(operation, detail::statements[which].name, p);
+    else
+      run(operation, which, p);
+  }
+
   void require_transaction(const char* operation) const {
     if (!conn.in_transaction()) throw store_error(std::string(operation) + ": no transaction is open");
   }
 
-  void commit(const char* operation) {
+  // A transaction ends (committed or rolled back): nothing it knew holds any more.
+  void ended() {
     savepoint_open = false;
-    const auto r = run(operation, detail::q_commit);
+    wrote_outbox = false;
+    pipelining = false;
+    parked_empty.reset();
+  }
+
+  void commit(const char* operation) {
+    const bool announce_after = wrote_outbox;
+    ended();
+    const auto r = run(operation, detail::q_commit);  // with the queued writes: one round trip
     // COMMIT of a failed transaction rolls it back and says so only in its command tag.
     if (r.command() != "COMMIT")
       throw store_error(std::string(operation) + ": the transaction had failed and was rolled back");
+    if (announce_after) announce();
+  }
+
+  // Wakes the relay: one notification after a commit that wrote outbox rows, in a statement (a
+  // transaction) of its own, so that no writer holds the notify queue's lock while it holds its
+  // sagas' locks or waits for its commit's flush. Not when this store is the relay (it numbers
+  // right after its own commits). A failure loses only the wake-up (the relay's poll numbers the
+  // rows): the commit stands, so nothing is thrown.
+  // Its commit does not wait for a WAL flush (synchronous_commit off, for that transaction only): a
+  // notification needs no durability, and the notify lock is then held for no flush either.
+  void announce() noexcept {
+    if (relay_epoch > 0) return;
+    try {
+      conn.exec("notify", "BEGIN; SET LOCAL synchronous_commit = off; SELECT pg_notify(" +
+                              conn.quote_literal(channel) + ", ''); COMMIT");
+    } catch (...) {
+      rollback();  // a failure in the middle: no transaction left open
+    }
+  }
+
+  // LISTEN while this store holds the relay lease, and not otherwise (what a listener is sent
+  // is read only by the relay).
+  void listen(bool on) {
+    if (on == listening) return;
+    conn.exec(on ? "listen" : "unlisten", (on ? "LISTEN " : "UNLISTEN ") + conn.quote_identifier(channel));
+    listening = on;
+    if (!on) conn.take_notifications();  // what arrived before: nobody's any more
   }
 
   void rollback() noexcept {
-    savepoint_open = false;
+    ended();
+    conn.discard();  // queued writes (a failure among them would make PostgreSQL skip the ROLLBACK)
     try {
       run("rollback", detail::q_rollback);
     } catch (...) {
@@ -103,6 +156,14 @@ struct store::impl {
   std::int64_t stall_timeout_ms;
   std::string quoted;
   bool savepoint_open = false;
+  const std::string channel;     // notify_channel(schema)
+  bool wrote_outbox = false;     // the open transaction appended outbox rows
+  std::int64_t relay_epoch = 0;  // the relay lease's epoch while this store holds it, else 0
+  bool listening = false;        // LISTEN channel is in force on the connection
+  // In a transaction begun by store::begin(): writes are queued (write()).
+  bool pipelining = false;
+  // Whether the parked table was empty, read once in this transaction (parked_of); park() forgets.
+  std::optional<bool> parked_empty;
 };
 
 store::store(const options& opts) : impl_(std::make_unique<impl>(opts)) {}
@@ -124,8 +185,10 @@ void store::begin() {
     impl_->conn.reset();
     impl_->set_up();
   }
-  impl_->savepoint_open = false;
-  impl_->run("begin", detail::q_begin);
+  impl_->ended();
+  // BEGIN goes with the transaction's first statement whose result is needed (lock_sagas).
+  impl_->conn.send("begin", detail::statements[detail::q_begin].name, pq::params());
+  impl_->pipelining = true;
 }
 
 void store::commit() {
@@ -223,7 +286,7 @@ void store::save_instance(const instance_record& r) {
   p.text(r.correlation_id).integer(r.created_ms).integer(r.updated_ms).integer(r.state_since_ms);
   p.optional_integer(r.finished ? std::optional<std::int64_t>(r.state_since_ms) : std::nullopt);
   p.integer(r.definition_version);
-  impl_->run("save_instance", detail::q_save_instance, p);
+  impl_->write("save_instance", detail::q_save_instance, p);
 }
 
 void store::append_history(const history_record& r) {
@@ -232,7 +295,7 @@ void store::append_history(const history_record& r) {
   p.text(r.event_type).text(r.event_time).text(r.event_data).text(r.from_state).text(r.to_state);
   p.text(r.outcome).integer(r.recorded_ms).optional_integer(r.outbox_first).optional_integer(r.outbox_last);
   p.text(r.sender).text(r.traceparent).text(r.tracestate).text(r.extensions).integer(r.definition_version);
-  impl_->run("append_history", detail::q_append_history, p);
+  impl_->write("append_history", detail::q_append_history, p);
 }
 
 trace_context store::saga_trace(std::string_view definition, std::string_view key) {
@@ -245,7 +308,13 @@ std::int64_t store::append_outbox(const outbox_record& r) {
   pq::params p;
   p.text(r.event_id).text(r.type).text(r.definition).text(r.key).text(r.payload).integer(r.created_ms);
   p.optional_integer(r.published_ms);
-  return impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
+  const bool alone = !impl_->conn.in_transaction();  // committed by the statement itself
+  const auto id = impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
+  if (alone)
+    impl_->announce();
+  else
+    impl_->wrote_outbox = true;
+  return id;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,7 +382,7 @@ std::int64_t store::arm_timer(std::string_view definition, std::string_view key,
 
 // Disarming a timer that is not armed, or of a saga without an instance row, writes nothing.
 void store::disarm_timer(std::string_view definition, std::string_view key, std::string_view name) {
-  impl_->run("disarm_timer", detail::q_disarm_timer, pq::params().text(definition).text(key).text(name));
+  impl_->write("disarm_timer", detail::q_disarm_timer, pq::params().text(definition).text(key).text(name));
 }
 
 // Each definition's earliest `limit`, through its own part of instances_due, merged: a
@@ -364,10 +433,19 @@ std::int64_t store::park(const parked_record& r) {
   pq::params p;
   p.text(r.definition).text(r.key).text(r.event_id).text(r.source).text(r.type).text(r.payload);
   p.integer(r.parked_ms).text(r.sender);
+  impl_->parked_empty.reset();
   return impl_->run("park", detail::q_park, p).integer(0, 0);
 }
 
+// After every transition (engine::retry_parked): in a transaction of store::begin(), whether the
+// parked table is empty is read once, rather than the table searched for every saga. No other
+// writer can park an event of this transaction's sagas meanwhile: it would need their locks.
 std::vector<parked_record> store::parked_of(std::string_view definition, std::string_view key) {
+  if (impl_->pipelining) {
+    auto& empty = impl_->parked_empty;
+    if (!empty) empty = !impl_->run("parked_of", detail::q_any_parked).boolean(0, 0);
+    if (*empty) return {};
+  }
   return parked_rows(impl_->run("parked_of", detail::q_parked_of, pq::params().text(definition).text(key)));
 }
 
@@ -386,7 +464,7 @@ std::int64_t store::count_parked_by_sender(std::string_view sender) {
 }
 
 void store::remove_parked(std::int64_t id) {
-  impl_->run("remove_parked", detail::q_remove_parked, pq::params().integer(id));
+  impl_->write("remove_parked", detail::q_remove_parked, pq::params().integer(id));
 }
 
 std::vector<parked_record> store::orphaned_parked(std::int64_t before_ms, std::size_t limit) {
@@ -458,6 +536,9 @@ std::int64_t store::first_retained_sequence() {
 std::int64_t store::claim_relay(std::string_view owner, std::int64_t lease_ms) {
   if (impl_->conn.in_transaction()) throw store_error("claim_relay: inside a transaction");
   const auto r = impl_->run("claim_relay", detail::q_claim_relay, pq::params().text(owner).integer(lease_ms));
+  const std::int64_t epoch = r.rows() == 0 || lease_ms <= 0 ? 0 : r.integer(0, 0);  // 0 ms: handed back
+  impl_->relay_epoch = epoch;
+  impl_->listen(epoch > 0);
   return r.rows() == 0 ? 0 : r.integer(0, 0);
 }
 
@@ -473,6 +554,8 @@ std::int64_t store::number_outbox(std::int64_t epoch, std::int64_t lease_ms, std
     if (impl_->run(op, detail::q_renew_relay, pq::params().integer(epoch).integer(lease_ms)).affected() ==
         0) {
       impl_->rollback();
+      impl_->relay_epoch = 0;
+      impl_->listen(false);
       return -1;
     }
     const auto n = impl_->run(op, detail::q_number_outbox, pq::params().limit(limit)).affected();
@@ -482,6 +565,29 @@ std::int64_t store::number_outbox(std::int64_t epoch, std::int64_t lease_ms, std
     impl_->rollback();
     throw;
   }
+}
+
+int store::wakeup_fd() {
+  return impl_->listening && !impl_->conn.broken() ? impl_->conn.socket() : -1;
+}
+
+int store::take_wakeups() {
+  if (!impl_->listening || impl_->conn.in_transaction()) return 0;
+  return impl_->conn.take_notifications();
+}
+
+std::string store::notify_channel(std::string_view schema) {
+  constexpr std::size_t most = 63;  // NAMEDATALEN - 1
+  std::string name = std::string(schema) + ".outbox";
+  if (name.size() <= most) return name;
+  std::uint64_t h = 14695981039346656037ULL;  // FNV-1a, 64 bits: the same in every build
+  for (const unsigned char c : schema) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return "saga.outbox." + std::string(hex);
 }
 
 // The outbox goes only as a prefix of the log: from its first row up to the first one that is

@@ -1,6 +1,7 @@
 #include "loop.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 
 #include <spdlog/spdlog.h>
@@ -73,17 +74,27 @@ bool loop::wait_for_work() {
   auto until = std::min(ticker_.due(), manager_.keep_alive_due());
   if (committer_.busy()) until = std::min(until, committer_.next_attempt());
   if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
-  if (relay_.numbers_after_commit()) until = std::min(until, next_outbox_poll_);
+  if (relay_.numbers_after_commit()) {
+    // What the relay's connection already holds (read while it ran statements) does not make
+    // its socket readable: taken first.
+    relay_woken_ = relay_woken_ || relay_.woken();
+    until = std::min(until, relay_woken_ ? steady::now() : next_outbox_poll_);
+    if (held_back_retry_.count() > 0) until = std::min(until, next_held_back_retry_);
+  }
   const auto wait =
       std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
-  ::zmq::pollitem_t item{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN), 0};
+  std::array<::zmq::pollitem_t, 2> items{
+      ::zmq::pollitem_t{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN), 0},
+      ::zmq::pollitem_t{nullptr, relay_.wakeup_fd(), ZMQ_POLLIN, 0}};
+  const std::size_t polled = items[1].fd >= 0 ? 2 : 1;
   try {
-    ::zmq::poll(&item, 1, wait);
+    ::zmq::poll(items.data(), polled, wait);
   } catch (const ::zmq::error_t& e) {
     if (e.num() != EINTR) throw;
     return false;  // a signal: the loop condition decides
   }
-  ingress_ready_ = (item.revents & ZMQ_POLLIN) != 0;
+  ingress_ready_ = (items[0].revents & ZMQ_POLLIN) != 0;
+  if (polled == 2 && (items[1].revents & ZMQ_POLLIN) != 0) relay_woken_ = relay_.woken() || relay_woken_;
   return true;
 }
 
@@ -106,17 +117,39 @@ void loop::publish_committed() {
   committed_.clear();
 }
 
-// The outbox poll, on a store that numbers after the commit (PostgreSQL): every --pg-relay-poll the
-// relay numbers what any sagad committed (its own commits poke it at once, through
-// publish_committed), and every sagad publishes what is numbered, so that a subscriber on any of
-// them gets the whole log. The ticker's once-a-second drain stays the fallback.
+// The outbox poll, on a store that numbers after the commit (PostgreSQL). The relay numbers what
+// another sagad committed as soon as that sagad's notification wakes it (relay_woken_, read in
+// wait_for_work), its own commits at once (publish_committed); and every --pg-relay-poll (at most
+// a third of --pg-relay-lease, which each numbering renews) every sagad drains: the relay numbers
+// what a lost notification left, and each publishes what is numbered, so that a subscriber on any
+// of them gets the whole log. (The ticker's drain is for stores that number at insert.)
+//
+// A wake-up whose drain published nothing found the notifier's rows held back by a transaction
+// still running (above the xid horizon: postgres.md), which may end without notifying anyone:
+// the relay tries again after 5 ms, then at doubling intervals up to 200 ms, until a drain
+// publishes rows or the regular poll comes.
 void loop::poll_outbox(steady::time_point now) {
-  if (!relay_.numbers_after_commit() || now < next_outbox_poll_) return;
-  next_outbox_poll_ = now + std::chrono::milliseconds(std::max<std::int64_t>(1, options_.pg_relay_poll_ms));
+  if (!relay_.numbers_after_commit()) return;
+  const bool regular = now >= next_outbox_poll_;
+  const bool retry = held_back_retry_.count() > 0 && now >= next_held_back_retry_;
+  if (!regular && !retry && !relay_woken_) return;
+  const bool woken = relay_woken_ || retry;
+  relay_woken_ = false;
+  const auto every = std::chrono::milliseconds(std::clamp<std::int64_t>(
+      options_.pg_relay_poll_ms, 1, std::max<std::int64_t>(1, options_.pg_relay_lease_ms / 3)));
+  next_outbox_poll_ = now + every;
+  std::size_t published = 0;
   try {
-    relay_.drain();
+    published = relay_.drain();
   } catch (const saga::store_error& e) {
     spdlog::error("outbox poll: {} (retried)", e.what());
+  }
+  if (woken && published == 0) {
+    held_back_retry_ =
+        std::clamp(held_back_retry_ * 2, std::chrono::milliseconds(5), std::chrono::milliseconds(200));
+    next_held_back_retry_ = now + held_back_retry_;
+  } else {
+    held_back_retry_ = std::chrono::milliseconds(0);
   }
 }
 

@@ -61,6 +61,10 @@ class loop {
   summary_counts summarized_;              // the counts at the last summary line
   steady::time_point next_peer_count_{};   // when update_metrics() counts the active peers again
   steady::time_point next_outbox_poll_{};  // stores numbering after commit: poll_outbox() next
+  bool relay_woken_ = false;               // another sagad's commit announced: poll_outbox() now
+  // A wake-up found its rows held back: poll_outbox() tries again at next_held_back_retry_ (0: no)
+  std::chrono::milliseconds held_back_retry_{0};
+  steady::time_point next_held_back_retry_{};
 };
 
 }  // namespace saga::server

@@ -201,8 +201,9 @@ parsed_options parse_options(int argc, const char* const* argv, const std::strin
       ->check(duration("--pg-relay-lease"))
       ->capture_default_str();
   app.add_option("--pg-relay-poll", d.pg_relay_poll,
-                 "with a PostgreSQL --db: how often the relay numbers what any sagad committed, and each "
-                 "sagad publishes what is numbered")
+                 "with a PostgreSQL --db: how often the relay numbers what any sagad committed (other sagad "
+                 "wake it sooner with a notification after their commits: this is the fallback), and each "
+                 "sagad publishes what is numbered; at most a third of --pg-relay-lease")
       ->check(duration("--pg-relay-poll"))
       ->capture_default_str();
   app.add_option("--db", o.db,

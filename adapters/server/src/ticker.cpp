@@ -44,7 +44,9 @@ void ticker::tick(steady::time_point now) {
     fire_timers();
     if (const auto n = engine_.expire_parked(clock_.now_ms()); n > 0)
       spdlog::warn("{} parked event(s) of sagas that never started moved to the dead letters", n);
-    relay_.drain();  // the slow poll for rows other processes committed
+    // The slow poll for rows other processes committed; a store that numbers after the commit is
+    // polled by the loop instead (loop::poll_outbox), which a notification wakes sooner.
+    if (!relay_.numbers_after_commit()) relay_.drain();
     if (now >= next_unregistered_check_) {
       next_unregistered_check_ = now + 60s;
       report_unregistered_timers();

@@ -2,7 +2,8 @@
 // ticker — the loop's once-a-second part: the heartbeat first (loaded, idle
 // or while a batch waits for its next storage retry), then due timers, parked
 // events of sagas that never started, the slow poll of the outbox for rows
-// other processes committed, and housekeeping. Each piece is bounded so that
+// other processes committed (a store that numbers after the commit is polled
+// by the loop instead: loop::poll_outbox), and housekeeping. Each piece is bounded so that
 // a big backlog never stalls acks for long:
 //   * timers fire in batches of `timer_batch` (one transaction each) while a
 //     batch comes back full, for at most `timer_budget` per pass; what is

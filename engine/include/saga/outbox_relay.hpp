@@ -85,6 +85,12 @@ class outbox_relay {
   bool numbers_after_commit() const { return !at_insert_; }
   // This relay holds the lease and numbers (a store that numbers at insert: always).
   bool numbering() const { return at_insert_ || epoch_ > 0; }
+  // Stores that number after the commit and announce commits (store::wakeup_fd): while this relay
+  // numbers, a descriptor that becomes readable when another writer committed outbox rows (-1:
+  // none, or not the relay), to poll beside other work; woken() reads what arrived and says
+  // whether any writer did since the last call (then drain() numbers their rows). Never throw.
+  int wakeup_fd() const { return at_insert_ ? -1 : store_.wakeup_fd(); }
+  bool woken() { return !at_insert_ && store_.take_wakeups() > 0; }
 
  private:
   store& store_;

@@ -6,7 +6,12 @@
 // happens inside a transaction the engine (or the host service, see
 // engine::handle_in_transaction) has begun. Methods throw saga::store_error
 // on failure; after a failure inside a transaction the engine rolls the whole
-// transaction back, so a store need not undo partial work itself.
+// transaction back, so a store need not undo partial work itself. A write
+// that returns nothing (save_instance, append_history, disarm_timer,
+// remove_parked) may be held back and sent with a later call of the same
+// transaction, which then throws its failure, naming it (write-behind: the
+// SQLite store keeps saga rows until the commit, the PostgreSQL store
+// pipelines such writes); at the latest commit() does.
 //
 // store_wrapper forwards every call to another store, so that a test can
 // override one method (fault injection, counting commits) and keep the rest.
@@ -256,6 +261,16 @@ class store {
   // transaction still in flight can precede are numbered, so a slow writer is never skipped and a
   // rolled-back one leaves no gap. Outside a transaction. A store that numbers at insert: 0.
   virtual std::int64_t number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) = 0;
+  // Waking the relay soon after other writers' commits (stores that number after the commit).
+  // While this store holds the relay lease (claim_relay gave it an epoch that number_outbox has not
+  // found taken over since), a store whose writers announce the commits that wrote outbox rows
+  // returns a file descriptor that becomes readable when one did, for the caller to poll beside
+  // its other work, and take_wakeups() returns how many announcements arrived since the last call
+  // (reading what is there, without waiting). -1 and 0 otherwise: nothing to wait for. An
+  // announcement may be lost (it is sent after the commit), so a caller still numbers at an
+  // interval. Outside a transaction; neither throws. A store that numbers at insert: -1 and 0.
+  virtual int wakeup_fd() = 0;
+  virtual int take_wakeups() = 0;
   // Pruning, at most `limit` rows of each table per call (the caller loops while rows go):
   // published outbox rows published before `outbox_before_ms`, only as a prefix of the log in
   // sequence order (a row kept — unpublished, or published later, e.g. after the clock stepped
@@ -367,6 +382,8 @@ class store_wrapper : public store {
   std::int64_t number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) override {
     return target_.number_outbox(epoch, lease_ms, limit);
   }
+  int wakeup_fd() override { return target_.wakeup_fd(); }
+  int take_wakeups() override { return target_.take_wakeups(); }
   std::int64_t prune(std::int64_t ob, std::int64_t ib, std::size_t limit) override {
     return target_.prune(ob, ib, limit);
   }

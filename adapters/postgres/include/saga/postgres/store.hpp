@@ -27,6 +27,14 @@
 //   * Statements run as prepared statements with binary parameters and results; an error inside
 //     a transaction leaves it failed until rollback() (PostgreSQL's rule), and commit() of a
 //     failed transaction throws rather than reporting the implicit rollback as success.
+//   * The relay is woken soon after other writers' commits: a commit() (or an outbox row appended
+//     outside a transaction) that wrote outbox rows is followed, after COMMIT returned, by one
+//     pg_notify on notify_channel(schema) in a statement of its own — never inside the writing
+//     transaction, where PostgreSQL's notify queue lock would serialise the committers — unless
+//     this store holds the relay lease itself (its own relay numbers right after its commits). The
+//     store holding the lease LISTENs on its connection (wakeup_fd, take_wakeups). A notification
+//     lost (the notifier died between its COMMIT and its pg_notify, the relay changed) delays the
+//     numbering by one poll of the caller; the order of the log never depends on it.
 //   * A lost connection makes calls throw saga::store_error; the next begin() outside a
 //     transaction reconnects (and prepares the statements again).
 //
@@ -143,6 +151,14 @@ class store final : public saga::store {
   bool sequences_at_insert() const override { return false; }
   std::int64_t claim_relay(std::string_view owner, std::int64_t lease_ms) override;
   std::int64_t number_outbox(std::int64_t epoch, std::int64_t lease_ms, std::size_t limit) override;
+  // The relay's wake-up: LISTEN on this connection while it holds the lease (wakeup_fd() is its
+  // socket), the other writers' pg_notify after their commits (notify_channel()).
+  int wakeup_fd() override;
+  int take_wakeups() override;
+  // The channel the schema's writers notify after a commit that wrote outbox rows: "<schema>.outbox",
+  // or, for a schema name too long for that (a channel name has at most 63 bytes), "saga.outbox."
+  // and a 64-bit FNV-1a hash of it in hex.
+  static std::string notify_channel(std::string_view schema);
   std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) override;
   std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
                               std::int64_t before_ms, std::size_t limit) override;

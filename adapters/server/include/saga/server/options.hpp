@@ -42,7 +42,8 @@ struct options {
   std::string pg_schema = "saga";             // with a PostgreSQL --db: the schema holding the tables
   std::int64_t pg_stall_timeout_ms = 10'000;  // ... and saga::postgres::options::stall_timeout_ms
   // ... the relay lease (saga::relay_options::lease_ms) and how often each sagad numbers (when it
-  // holds the lease) and publishes what other sagad committed (docs/postgres.md)
+  // holds the lease) and publishes what other sagad committed, at most a third of the lease: the
+  // fallback, since other sagad's commits wake the relay at once (docs/postgres.md)
   std::int64_t pg_relay_lease_ms = 5'000;
   std::int64_t pg_relay_poll_ms = 50;
   std::string ingress = "tcp://127.0.0.1:5570";

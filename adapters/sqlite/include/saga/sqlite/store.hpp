@@ -167,6 +167,8 @@ class store final : public saga::store {
   bool sequences_at_insert() const override { return true; }
   std::int64_t claim_relay(std::string_view, std::int64_t) override { return 1; }
   std::int64_t number_outbox(std::int64_t, std::int64_t, std::size_t) override { return 0; }
+  int wakeup_fd() override { return -1; }
+  int take_wakeups() override { return 0; }
   std::int64_t prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) override;
   std::int64_t purge_finished(std::string_view definition, const std::vector<std::string>& states,
                               std::int64_t before_ms, std::size_t limit) override;
