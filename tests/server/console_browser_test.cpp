@@ -42,6 +42,7 @@ saga::test::console::console_daemon start(const saga::test::temp_dir& dir) {
   return saga::test::console::start(dir, {"--console", "127.0.0.1:0"});
 }
 
+using saga::test::console::hostile_events;
 using saga::test::console::send;
 
 saga::event numbered(const std::string& type, const std::string& order) {
@@ -297,25 +298,7 @@ TEST_SUITE("console in a browser") {
         "<img id=\"pwned-img\" src=x onerror=\"window.__pwned=2\">"
         "<b id=\"pwned-b\" title=\"q\" a='r'>bold</b><svg id=\"pwned-svg\" onload=\"window.__pwned=3\">"
         "</svg>&amp;";
-    saga::event e;
-    e.id = "id-" + x;
-    e.source = "urn:src-" + x;
-    e.type = "order.placed";
-    e.subject = "o-" + x;
-    e.data = {{"order_id", x},
-              {"amount", 1},
-              {"currency", x},
-              {"customer_id", x},
-              {"items", json::array({{{"sku", x}, {"qty", 1}}})},
-              {x, x}};
-    saga::event parked = e;  // a payment before its order: parked
-    parked.id = "p-" + x;
-    parked.type = "payment.succeeded";
-    parked.subject = "p-" + x;
-    saga::event dead = e;  // a type nobody consumes: a dead letter with the whole payload
-    dead.id = "d-" + x;
-    dead.type = "bogus." + x;
-    const auto acks = send(c.d.ep.ingress, {e, parked, dead});
+    const auto acks = send(c.d.ep.ingress, hostile_events(x));
     REQUIRE(acks.size() == 3);
     CHECK(acks[0].status == saga::ack_status::accepted);
     CHECK(acks[2].status == saga::ack_status::rejected);

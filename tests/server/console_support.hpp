@@ -79,6 +79,31 @@ inline std::string by_id(const std::string& html, const std::string& id) {
   return html.substr(from, html.find('<', from) - from);
 }
 
+// Three events carrying `x` (script and HTML) in every field: an order placed (its id, source,
+// subject, every data field and a data key), a payment before its order on another saga
+// (parked), and a type nobody consumes (a dead letter with the whole payload).
+inline std::vector<saga::event> hostile_events(const std::string& x) {
+  saga::event e;
+  e.id = "id-" + x;
+  e.source = "urn:src-" + x;
+  e.type = "order.placed";
+  e.subject = "o-" + x;
+  e.data = {{"order_id", x},
+            {"amount", 1},
+            {"currency", x},
+            {"customer_id", x},
+            {"items", nlohmann::json::array({{{"sku", x}, {"qty", 1}}})},
+            {x, x}};
+  saga::event parked = e;
+  parked.id = "p-" + x;
+  parked.type = "payment.succeeded";
+  parked.subject = "p-" + x;
+  saga::event dead = e;
+  dead.id = "d-" + x;
+  dead.type = "bogus." + x;
+  return {e, parked, dead};
+}
+
 // A CURVE sagad whose console acts as `ops`; `svc` sends the test's business events.
 struct curve_console {
   temp_dir dir;

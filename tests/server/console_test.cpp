@@ -194,25 +194,7 @@ TEST_SUITE("console") {
     REQUIRE_MESSAGE(c.d, c.d.error);
     INFO("sagad stderr: " << c.d.proc->err());
     const std::string x = "<script>alert(1)</script><img src=x onerror=alert(2)><b title=\"q\" a='r'>&amp;";
-    saga::event e;
-    e.id = "id-" + x;
-    e.source = "urn:src-" + x;
-    e.type = "order.placed";
-    e.subject = "o-" + x;
-    e.data = {{"order_id", x},
-              {"amount", 1},
-              {"currency", x},
-              {"customer_id", x},
-              {"items", json::array({{{"sku", x}, {"qty", 1}}})},
-              {x, x}};
-    saga::event parked = e;  // a payment before its order: parked, on another saga
-    parked.id = "p-" + x;
-    parked.type = "payment.succeeded";
-    parked.subject = "p-" + x;
-    saga::event dead = e;  // a type nobody consumes: a dead letter with the whole payload
-    dead.id = "d-" + x;
-    dead.type = "bogus." + x;
-    const auto acks = send(c.d.ep.ingress, {e, parked, dead});
+    const auto acks = send(c.d.ep.ingress, hostile_events(x));
     REQUIRE(acks.size() == 3);
     CHECK(acks[0].status == saga::ack_status::accepted);
     CHECK(acks[2].status == saga::ack_status::rejected);
