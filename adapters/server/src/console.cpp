@@ -41,8 +41,9 @@ table { border-collapse: collapse; margin: .5em 0; }
 th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; vertical-align: top; }
 th { background: #f0f2f5; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
-pre { background: #f6f8fa; padding: .6em; overflow-x: auto; max-width: 100em; white-space: pre-wrap; }
-.graph svg { max-width: 100%; height: auto; }
+pre { background: #f6f8fa; padding: .6em; overflow-x: auto; max-width: 100em; white-space: pre-wrap; overflow-wrap: anywhere; }
+.graph { overflow-x: auto; max-width: 100%; }
+.graph svg { height: auto; }
 .error { color: #a00; }
 form label { margin-right: 1em; }
 .bars rect { fill: #4a7ab5; }
