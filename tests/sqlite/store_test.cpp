@@ -46,8 +46,17 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// Schema 11 back to 10: the kept counts and the index by creation dropped.
+void undo_migration_11(SQLite::Database& db) {
+  db.exec("DROP TABLE saga_counts");
+  db.exec("DROP TABLE table_rows");
+  db.exec("DROP INDEX instances_by_created");
+  db.exec("PRAGMA user_version = 10");
+}
+
 // Schema 10 back to 9: definitions keyed by name alone, the version columns dropped.
 void undo_migration_10(SQLite::Database& db) {
+  undo_migration_11(db);
   db.exec(
       "CREATE TABLE definitions_9 (name TEXT PRIMARY KEY NOT NULL, fingerprint TEXT NOT NULL, graph TEXT NOT "
       "NULL, registered_ms INTEGER NOT NULL) WITHOUT ROWID");
@@ -198,7 +207,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 10);
+    CHECK(s.schema_version() == 11);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "parked",
@@ -263,7 +272,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (10)";
+    const std::string expected = "database schema version 99 is newer than this build supports (11)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -783,6 +792,33 @@ TEST_SUITE("sqlite_store") {
     CHECK(s.arm_timer("order_lifecycle", "o-1", "shipment_deadline", 700) == 3);
     CHECK(s.arm_timer("order_lifecycle", "o-2", "payment_timeout", 700) == 2);
     CHECK(db.execAndGet("SELECT count(*) FROM instances WHERE key = 'gone'").getInt() == 0);
+  }
+
+  // Schema 11 on a schema 10 file: the counts are counted once by the migration, then kept.
+  TEST_CASE("a schema 10 database migrates: the counts by state and of the tables start from the rows") {
+    temp_dir dir;
+    {
+      saga::sqlite::store old(at(dir.file("saga.db")));
+      saga::system_clock clock;
+      saga::engine eng(old, clock);
+      eng.add(saga::definitions::order_lifecycle());
+      for (const auto& order : {"o-1", "o-2", "o-3"}) REQUIRE(eng.handle(saga::test::placed(order)).ok());
+      REQUIRE(eng.handle(saga::test::paid("o-2")).ok());
+      undo_migration_11(old.database());
+      REQUIRE(old.database().execAndGet("PRAGMA user_version").getInt() == 10);
+    }
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    auto& db = s.database();
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    SQLite::Statement q(db, "SELECT state, sagas FROM saga_counts ORDER BY state");
+    std::vector<std::string> counts;
+    while (q.executeStep()) counts.push_back(q.getColumn(0).getString() + "=" + q.getColumn(1).getString());
+    CHECK(counts == std::vector<std::string>{"paid=1", "placed=2"});
+    CHECK(db.execAndGet("SELECT inbox FROM table_rows").getInt64() == 4);
+    CHECK(db.execAndGet("SELECT outbox FROM table_rows").getInt64() == count_rows(db, "outbox"));
+    CHECK(db.execAndGet("SELECT armed_timers FROM table_rows").getInt64() == 2);  // payment_timeout x2
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'instances_by_created'").getInt() ==
+          1);
   }
 
   // Schema 10 on a schema 9 file: definitions keyed by (name, version), everything before on 1.

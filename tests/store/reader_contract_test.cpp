@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -600,6 +601,83 @@ TEST_SUITE("reader_contract") {
     CHECK(r->received_per_interval(t0, t0 + 90'000, minute).size() == 2);
     CHECK(r->received_per_interval(t0, t0, minute).empty());
     CHECK_THROWS_AS(r->received_per_interval(t0, t0 + minute, 0), std::invalid_argument);
+  }
+
+  // The counts and totals come from what the store keeps at write time (SQLite schema 11), not
+  // from counting the tables: after every kind of write, a rolled-back one and a reopening they
+  // must still equal the rows.
+  TEST_CASE("counts by state and totals equal the rows after every kind of write") {
+    filled f;
+    auto& st = f.t->store();
+    const auto agree = [&](const std::string& after) {
+      INFO("after ", after);
+      auto r = f.reader();
+      std::vector<std::string> kept;
+      for (const auto& c : r->counts_by_state())
+        kept.push_back(c.definition + "/" + std::to_string(c.definition_version) + "/" + c.state + "=" +
+                       std::to_string(c.sagas));
+      auto counted = f.t->column(
+          "SELECT definition || '/' || definition_version || '/' || state || '=' || count(*) FROM instances"
+          " GROUP BY definition, definition_version, state");
+      std::sort(kept.begin(), kept.end());
+      std::sort(counted.begin(), counted.end());
+      CHECK(kept == counted);
+      const auto t = r->totals();
+      CHECK(t.sagas == f.t->count("instances"));
+      CHECK(t.inbox == f.t->count("inbox"));
+      CHECK(t.outbox == f.t->count("outbox"));
+      CHECK(t.dead_letters == f.t->count("dead_letters"));
+      CHECK(t.parked == f.t->count("parked"));
+      CHECK(t.armed_timers == static_cast<std::int64_t>(r->armed_timers(std::nullopt, 1000).size()));
+      CHECK(t.unpublished ==
+            std::stoll(f.t->scalar("SELECT count(*) FROM outbox WHERE published_ms IS NULL")));
+    };
+    agree("filling");
+
+    filling more(st, t0 + 20 * minute);
+    more.ok(ev("payment.succeeded", "o-1"));    // placed -> paid, its timer disarmed
+    more.ok(ev("payment.failed", "o-4"));       // placed -> cancelled
+    more.ok(ev("shipment.dispatched", "o-2"));  // delivery.started is replayed from parked
+    more.ok(ev("order.placed", "o-5", order("o-5")));
+    agree("transitions");
+
+    // A transaction rolled back, and one with a savepoint rolled back inside it.
+    auto o5 = st.load_instance("order_lifecycle", "o-5");
+    REQUIRE(o5);
+    st.begin();
+    auto moved = *o5;
+    moved.state = "paid";
+    st.save_instance(moved);
+    st.disarm_timer("order_lifecycle", "o-5", "payment_timeout");
+    st.append_outbox(saga::outbox_record{0, "x-1", "t", "order_lifecycle", "o-5", "{}", t0, std::nullopt});
+    st.insert_inbox({"urn:x", "x-1", "order_lifecycle", "o-5", "{}", t0});
+    st.rollback();
+    agree("a rollback");
+    st.begin();
+    st.insert_inbox({"urn:x", "x-2", "order_lifecycle", "o-5", "{}", t0});
+    st.savepoint();
+    st.save_instance(moved);
+    st.arm_timer("order_lifecycle", "o-5", "extra", t0 + 99 * minute);
+    st.insert_inbox({"urn:x", "x-3", "order_lifecycle", "o-5", "{}", t0});
+    st.rollback_to_savepoint();
+    st.arm_timer("order_lifecycle", "o-5", "second", t0 + 98 * minute);
+    st.commit();
+    agree("a savepoint rolled back");
+
+    // Sagas migrated to another version, finished ones purged, old rows pruned.
+    auto o1 = st.load_instance("order_lifecycle", "o-1");
+    REQUIRE(o1);
+    o1->definition_version = 2;
+    st.save_instance(*o1);
+    agree("a version change");
+    CHECK(st.purge_finished("order_lifecycle", {"cancelled"}, t0 + 60 * minute, 10) == 2);
+    agree("a purge");
+    CHECK(st.prune(t0 + 60 * minute, t0 + 60 * minute, 1000) > 0);
+    agree("a prune");
+    f.t->reopen();
+    filling again(f.t->store(), t0 + 70 * minute);
+    again.ok(ev("order.placed", "o-6", order("o-6")));
+    agree("reopening");
   }
 
   TEST_CASE("counts by state and definitions per definition version") {

@@ -145,9 +145,9 @@ constexpr const char* sql_of[] = {
     " SELECT count(*) FROM chain)), 0)"
     " FROM instances AS i WHERE i.definition = ?1 AND i.state = ?2 AND i.finished_ms IS NOT NULL"
     " AND i.finished_ms < ?3",
-    // q_counts_by_state
-    "SELECT definition, state, count(*), definition_version FROM instances GROUP BY definition,"
-    " definition_version, state ORDER BY definition, definition_version, state",
+    // q_counts_by_state: kept by the store (schema 11); a group emptied keeps its row at 0
+    "SELECT definition, state, sagas, definition_version FROM saga_counts WHERE sagas <> 0"
+    " ORDER BY definition, definition_version, state",
     // q_definitions
     "SELECT name, version, fingerprint, graph, registered_ms FROM definitions ORDER BY name, version",
     // q_definition: one version, or the newest
@@ -174,13 +174,14 @@ constexpr const char* sql_of[] = {
     "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms, "
     "sender"
     " FROM dead_letters WHERE id = ?1",
-    // q_totals
-    "SELECT (SELECT count(*) FROM instances), (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),"
+    // q_totals: the counts the store keeps (schema 11, and meta's kept by triggers: schema 3);
+    // only the unpublished rows are counted, through outbox_unpublished (as many as the lag)
+    "SELECT (SELECT coalesce(sum(sagas), 0) FROM saga_counts), t.inbox, t.outbox,"
     " (SELECT count(*) FROM outbox WHERE published_ms IS NULL),"
     " (SELECT min(created_ms) FROM outbox WHERE published_ms IS NULL),"
-    " (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM parked),"
-    " (SELECT count(*) FROM instances AS i, json_each(i.timers) AS j"
-    "  WHERE i.next_due_ms IS NOT NULL AND j.value ->> 0 IS NOT NULL)",
+    " (SELECT value FROM meta WHERE key = 'dead_letter_rows'),"
+    " (SELECT value FROM meta WHERE key = 'parked_rows'), t.armed_timers"
+    " FROM table_rows AS t",
     // q_received: through inbox_by_received
     "SELECT (received_ms - ?1) / ?3, count(*) FROM inbox WHERE received_ms >= ?1 AND received_ms < ?2"
     " GROUP BY 1",

@@ -320,6 +320,37 @@ ALTER TABLE instances ADD COLUMN definition_version INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE history ADD COLUMN definition_version INTEGER NOT NULL DEFAULT 1;
 PRAGMA user_version = 10;
 )sql"},
+    // Schema 11 (issue 19): the counts a console or a metrics scrape shows, kept at write time
+    // instead of counted: at a million sagas, counting them by definition, version and state
+    // (a scan of the whole instances table) and the inbox, outbox and armed timers took 15-25 s
+    // a page. The store adds up each transaction's changes in memory and writes them once,
+    // before the commit (store::write_counts): one upsert per (definition, version, state) the
+    // transaction moved sagas out of or into, and one update of table_rows. instances_by_created
+    // serves the saga list's order (created, definition, key): an entry per saga, written once
+    // when it starts, at the right edge of the index (creation times only grow).
+    {11, R"sql(
+CREATE TABLE saga_counts (
+  definition TEXT NOT NULL,
+  definition_version INTEGER NOT NULL,
+  state TEXT NOT NULL,
+  sagas INTEGER NOT NULL,
+  PRIMARY KEY (definition, definition_version, state)
+) WITHOUT ROWID;
+INSERT INTO saga_counts (definition, definition_version, state, sagas)
+  SELECT definition, definition_version, state, count(*) FROM instances GROUP BY 1, 2, 3;
+CREATE TABLE table_rows (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  inbox INTEGER NOT NULL,
+  outbox INTEGER NOT NULL,
+  armed_timers INTEGER NOT NULL
+);
+INSERT INTO table_rows (id, inbox, outbox, armed_timers) VALUES (1,
+  (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),
+  (SELECT count(*) FROM instances AS i, json_each(i.timers) AS j
+   WHERE i.next_due_ms IS NOT NULL AND j.value ->> 0 IS NOT NULL));
+CREATE INDEX instances_by_created ON instances (created_ms);
+PRAGMA user_version = 11;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -373,6 +404,8 @@ enum q : std::size_t {
   q_purge_history,
   q_purge_parked,
   q_purge_instance,
+  q_count_sagas,
+  q_count_rows,
   q_user_version,
   q_sync_normal,
   q_sync_full,
@@ -504,13 +537,19 @@ constexpr const char* sql_of[] = {
     // q_prune_inbox
     "DELETE FROM inbox WHERE (source, event_id) IN"
     " (SELECT source, event_id FROM inbox WHERE received_ms < ? ORDER BY received_ms LIMIT ?)",
-    // q_finished: through instances_finished, one state at a time
-    "SELECT key FROM instances WHERE definition = ? AND state = ? AND finished_ms IS NOT NULL"
+    // q_finished: through instances_finished, one state at a time; with what the saga counts in
+    // saga_counts and table_rows (schema 11)
+    "SELECT key, definition_version, (SELECT count(*) FROM json_each(timers) AS j WHERE j.value ->> 0"
+    " IS NOT NULL) FROM instances WHERE definition = ? AND state = ? AND finished_ms IS NOT NULL"
     " AND finished_ms < ? ORDER BY finished_ms LIMIT ?",
     // q_purge_history, q_purge_parked, q_purge_instance (the timers are in the instance row)
     "WITH RECURSIVE " SAGA_HISTORY " DELETE FROM history WHERE id IN (SELECT id FROM chain)",
     "DELETE FROM parked WHERE definition = ? AND key = ?",
     "DELETE FROM instances WHERE definition = ? AND key = ?",
+    // q_count_sagas, q_count_rows: a transaction's changes to the counts (schema 11)
+    "INSERT INTO saga_counts (definition, definition_version, state, sagas) VALUES (?1, ?2, ?3, ?4)"
+    " ON CONFLICT (definition, definition_version, state) DO UPDATE SET sagas = sagas + excluded.sagas",
+    "UPDATE table_rows SET inbox = inbox + ?1, outbox = outbox + ?2, armed_timers = armed_timers + ?3",
     // q_user_version
     "PRAGMA user_version",
     // q_sync_normal, q_sync_full: publication marks need no fsync of their own (see mark_published)
@@ -588,9 +627,19 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
 
 namespace {
 
+// How many of a saga's timers are armed (due time not null).
+std::int64_t armed_in(const nlohmann::json& timers) {
+  return std::count_if(timers.begin(), timers.end(), [](const auto& slot) { return !slot.at(0).is_null(); });
+}
+
 // A saga's timers (schema 8): a JSON object, name -> [due_ms or null when disarmed, generation].
-nlohmann::json& timers_in(std::optional<nlohmann::json>& parsed, const std::optional<std::string>& stored) {
-  if (!parsed) parsed = stored ? nlohmann::json::parse(*stored) : nlohmann::json::object();
+// `armed` becomes how many of the stored ones are armed when they are parsed.
+nlohmann::json& timers_in(std::optional<nlohmann::json>& parsed, const std::optional<std::string>& stored,
+                          std::int64_t& armed) {
+  if (!parsed) {
+    parsed = stored ? nlohmann::json::parse(*stored) : nlohmann::json::object();
+    armed = armed_in(*parsed);
+  }
   return *parsed;
 }
 
@@ -616,6 +665,27 @@ struct store::saga_row {
   std::optional<nlohmann::json> timers;      // parsed once changed; then it is the truth
   std::optional<std::int64_t> next_due_ms;   // as read or last written
   std::optional<std::int64_t> last_history;  // the head of the saga's history chain
+  // What the stored row counts under (saga_counts, table_rows.armed_timers; schema 11): its
+  // definition version and state, and its armed timers once they are parsed.
+  std::int64_t stored_version = 0;
+  std::string stored_state;
+  std::int64_t stored_armed = 0;
+};
+
+// A transaction's changes to the counts of schema 11, written by write_counts().
+struct store::count_changes {
+  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> sagas;
+  std::int64_t inbox = 0;
+  std::int64_t outbox = 0;
+  std::int64_t armed_timers = 0;
+
+  void saga(const std::string& definition, std::int64_t version, const std::string& state, std::int64_t n) {
+    sagas[{definition, version, state}] += n;
+  }
+  bool empty() const {
+    return inbox == 0 && outbox == 0 && armed_timers == 0 &&
+           std::all_of(sagas.begin(), sagas.end(), [](const auto& e) { return e.second == 0; });
+  }
 };
 
 class store::transaction_rows {
@@ -634,12 +704,17 @@ class store::transaction_rows {
       if (r.changed) f(saga.first, saga.second, r);
   }
   bool any_changed() const {
-    return std::any_of(rows_.begin(), rows_.end(), [](const auto& e) { return e.second.changed; });
+    return std::any_of(rows_.begin(), rows_.end(), [](const auto& e) { return e.second.changed; }) ||
+           !counts.empty();
   }
   void clear() noexcept {
     rows_.clear();
     parked_empty.reset();
+    counts = {};
   }
+
+  // Not written yet (write_counts).
+  count_changes counts;
 
   // Whether the parked table is empty, once read in this transaction (parked_of); park() forgets.
   std::optional<bool> parked_empty;
@@ -678,17 +753,29 @@ store::saga_row& store::row_of(std::string_view definition, std::string_view key
     if (!u.is_null(10)) r.timers_text = u.string(10);
     r.next_due_ms = u.optional_integer(11);
     r.last_history = u.optional_integer(12);
+    r.stored_version = r.rec.definition_version;
+    r.stored_state = r.rec.state;
   }
   return rows_->add(definition, key, std::move(r));
 }
 
 void store::write_sagas() {
+  auto& counts = rows_->counts;
   rows_->each_changed([&](const std::string& definition, const std::string& key, saga_row& r) {
     if (r.timers) {
       r.timers_text = r.timers->dump();
       r.next_due_ms = soonest_due(*r.timers);
+      const auto armed = armed_in(*r.timers);
+      counts.armed_timers += armed - r.stored_armed;
+      r.stored_armed = armed;
     }
     const instance_record& rec = r.rec;
+    if (!r.stored || r.stored_version != rec.definition_version || r.stored_state != rec.state) {
+      if (r.stored) counts.saga(definition, r.stored_version, r.stored_state, -1);
+      counts.saga(definition, rec.definition_version, rec.state, 1);
+      r.stored_version = rec.definition_version;
+      r.stored_state = rec.state;
+    }
     // NULL while the saga is unfinished (a function, not a local optional: GCC 12 warns of a
     // maybe-uninitialized optional bound in one of the two branches)
     const auto finished_ms = [&rec] {
@@ -714,6 +801,22 @@ void store::write_sagas() {
     }
     r.changed = false;
   });
+  write_counts();
+}
+
+void store::write_counts() {
+  auto& counts = rows_->counts;
+  for (const auto& [group, n] : counts.sagas) {
+    if (n == 0) continue;
+    use u(prepared(q_count_sagas));
+    u.text(1, std::get<0>(group)).integer(2, std::get<1>(group)).text(3, std::get<2>(group)).integer(4, n);
+    u.exec();
+  }
+  if (counts.inbox != 0 || counts.outbox != 0 || counts.armed_timers != 0) {
+    use u(prepared(q_count_rows));
+    u.integer(1, counts.inbox).integer(2, counts.outbox).integer(3, counts.armed_timers).exec();
+  }
+  counts = {};
 }
 
 void store::forget_sagas() noexcept {
@@ -1035,9 +1138,12 @@ std::optional<std::string> store::find_ack(std::string_view source, std::string_
 
 void store::insert_inbox(const inbox_record& r) {
   guarded("insert_inbox", [&] {
-    use u(prepared(q_insert_inbox));
-    u.text(1, r.source).text(2, r.event_id).text(3, r.definition).text(4, r.key).text(5, r.ack);
-    u.integer(6, r.received_ms).exec();
+    atomically([&] {
+      use u(prepared(q_insert_inbox));
+      u.text(1, r.source).text(2, r.event_id).text(3, r.definition).text(4, r.key).text(5, r.ack);
+      u.integer(6, r.received_ms).exec();
+      ++rows_->counts.inbox;
+    });
   });
 }
 
@@ -1105,10 +1211,15 @@ trace_context store::saga_trace(std::string_view definition, std::string_view ke
 
 std::int64_t store::append_outbox(const outbox_record& r) {
   return guarded("append_outbox", [&] {
-    use u(prepared(q_append_outbox));
-    u.text(1, r.event_id).text(2, r.type).text(3, r.definition).text(4, r.key).text(5, r.payload);
-    u.integer(6, r.created_ms).optional_integer(7, r.published_ms).exec();
-    return db_.getLastInsertRowid();  // the sequence is the rowid (INTEGER PRIMARY KEY)
+    std::int64_t sequence = 0;
+    atomically([&] {
+      use u(prepared(q_append_outbox));
+      u.text(1, r.event_id).text(2, r.type).text(3, r.definition).text(4, r.key).text(5, r.payload);
+      u.integer(6, r.created_ms).optional_integer(7, r.published_ms).exec();
+      sequence = db_.getLastInsertRowid();  // the sequence is the rowid (INTEGER PRIMARY KEY)
+      ++rows_->counts.outbox;
+    });
+    return sequence;
   });
 }
 
@@ -1187,7 +1298,7 @@ std::int64_t store::arm_timer(std::string_view definition, std::string_view key,
       if (!r.exists)
         throw store_error("arm_timer: saga '" + std::string(definition) + "/" + std::string(key) +
                           "' has no instance row (a timer is kept in its saga's row)");
-      auto& slot = timers_in(r.timers, r.timers_text)[std::string(name)];
+      auto& slot = timers_in(r.timers, r.timers_text, r.stored_armed)[std::string(name)];
       generation = (slot.is_array() ? slot.at(1).get<std::int64_t>() : 0) + 1;
       slot = nlohmann::json::array({due_ms, generation});
       r.changed = true;
@@ -1202,7 +1313,7 @@ void store::disarm_timer(std::string_view definition, std::string_view key, std:
     atomically([&] {
       saga_row& r = row_of(definition, key);
       if (!r.exists || (!r.timers && !r.timers_text)) return;
-      auto& timers = timers_in(r.timers, r.timers_text);
+      auto& timers = timers_in(r.timers, r.timers_text, r.stored_armed);
       const auto it = timers.find(std::string(name));
       if (it == timers.end() || it->at(0).is_null()) return;
       (*it)[0] = nullptr;
@@ -1500,10 +1611,14 @@ std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_befo
       }
       if (first != 0) {
         use u(prepared(q_prune_outbox));
-        removed += u.integer(1, first).integer(2, last).exec();
+        const auto n = u.integer(1, first).integer(2, last).exec();
+        rows_->counts.outbox -= n;
+        removed += n;
       }
       use u(prepared(q_prune_inbox));
-      removed += u.integer(1, inbox_before_ms).limit(2, limit).exec();
+      const auto n = u.integer(1, inbox_before_ms).limit(2, limit).exec();
+      rows_->counts.inbox -= n;
+      removed += n;
     });
     return removed;
   });
@@ -1516,11 +1631,16 @@ std::int64_t store::purge_finished(std::string_view definition, const std::vecto
     std::int64_t removed = 0;
     atomically([&] {
       std::vector<std::string> keys;
+      const std::string name(definition);
       for (const auto& state : distinct(states)) {
         if (keys.size() >= limit) break;
         use u(prepared(q_finished));
         u.text(1, definition).text(2, state).integer(3, before_ms).limit(4, limit - keys.size());
-        while (u.step()) keys.push_back(u.string(0));
+        while (u.step()) {
+          keys.push_back(u.string(0));
+          rows_->counts.saga(name, u.integer(1), state, -1);
+          rows_->counts.armed_timers -= u.integer(2);
+        }
       }
       for (const auto& key : keys) {
         for (const q which : {q_purge_history, q_purge_parked, q_purge_instance}) {

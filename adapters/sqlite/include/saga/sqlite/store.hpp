@@ -89,7 +89,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 10;
+  static constexpr int current_schema = 11;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -175,7 +175,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 51;
+  static constexpr std::size_t statement_count = 53;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -198,10 +198,13 @@ class store final : public saga::store {
   // The saga rows of the open transaction (store.cpp).
   class transaction_rows;
   struct saga_row;
+  struct count_changes;
   // The row of one saga, read on first use in the transaction (exists == false when none).
   saga_row& row_of(std::string_view definition, std::string_view key);
   // Writes the changed rows back (they stay known); forget_sagas() then drops them all.
   void write_sagas();
+  // Writes the transaction's changes to the kept counts (schema 11); write_sagas() ends with it.
+  void write_counts();
   void forget_sagas() noexcept;
   void transaction_ended() noexcept;  // commit or rollback, whoever ended it
   // Before a statement that reads instances or history itself.
