@@ -36,9 +36,18 @@ std::vector<std::string> tables_of(const std::string& schema) {
                     "' ORDER BY table_name");
 }
 
+// Schema 4 back to 3: the kept counts and the index by creation dropped.
+void undo_migration_4(sql_session& sql) {
+  sql.exec("DROP TABLE kept_counts");
+  sql.exec("DROP TABLE count_changes");
+  sql.exec("DROP INDEX instances_by_created");
+  sql.exec("UPDATE schema_version SET version = 3");
+}
+
 // Schema 3 back to 2: the outbox keyed by its sequence again (every row numbered, as schema 2
 // numbered them in the writing transaction), no ids, no xids, no relay lease.
 void undo_migration_3(sql_session& sql) {
+  undo_migration_4(sql);
   sql.exec("DROP TABLE relay");
   sql.exec("DROP INDEX outbox_unnumbered");
   sql.exec("DROP INDEX outbox_sequence");
@@ -71,8 +80,9 @@ TEST_SUITE("postgres_store") {
     saga::postgres::store s(in_schema(schema));
     CHECK(s.schema() == schema);
     CHECK(s.schema_version() == saga::postgres::store::current_schema);
-    CHECK(tables_of(schema) == std::vector<std::string>{"dead_letters", "definitions", "history", "inbox",
-                                                        "instances", "meta", "outbox", "parked", "relay",
+    CHECK(tables_of(schema) == std::vector<std::string>{"count_changes", "dead_letters", "definitions",
+                                                        "history", "inbox", "instances", "kept_counts",
+                                                        "meta", "outbox", "parked", "relay",
                                                         "schema_version"});
     sql_session sql(postgres_conninfo(), schema);
     CHECK(sql.scalar("SELECT version FROM schema_version") ==
@@ -140,7 +150,7 @@ TEST_SUITE("postgres_store") {
     const std::string schema = unique_schema("Saga \"Q\"; DROP");
     saga::postgres::store s(in_schema(schema));
     s.save_instance(instance("o-1", "placed"));
-    CHECK(tables_of(schema).size() == 10);
+    CHECK(tables_of(schema).size() == 12);
     CHECK(s.load_instance("order_lifecycle", "o-1"));
   }
 
@@ -179,6 +189,85 @@ TEST_SUITE("postgres_store") {
     REQUIRE(rows.size() == 3);
     CHECK(rows[2].sequence == 3);
     CHECK(rows[2].event_id == "out-3");
+  }
+
+  TEST_CASE("a schema 3 database migrates: the kept counts start from the rows") {
+    const auto schema = unique_schema("schema_3");
+    {
+      saga::postgres::store old(in_schema(schema));
+      old.begin();
+      for (const auto* key : {"o-1", "o-2", "o-3"}) old.save_instance(instance(key, "placed"));
+      old.save_instance(instance("o-4", "paid", 2));
+      old.arm_timer("order_lifecycle", "o-1", "payment_timeout", 9000);
+      old.insert_inbox(inbox("e-1"));
+      old.append_outbox(outbox("out-1"));
+      old.commit();
+    }
+    sql_session sql(postgres_conninfo(), schema);
+    undo_migration_4(sql);
+    REQUIRE(sql.scalar("SELECT version FROM schema_version") == "3");
+    saga::postgres::store s(in_schema(schema));
+    CHECK(s.schema_version() == saga::postgres::store::current_schema);
+    CHECK(sql.column("SELECT counted || ':' || state || '=' || n FROM kept_counts ORDER BY 1") ==
+          std::vector<std::string>{"armed_timers:=1", "inbox:=1", "outbox:=1", "sagas:paid=1",
+                                   "sagas:placed=3"});
+    CHECK(sql.scalar("SELECT count(*) FROM count_changes") == "0");
+    CHECK(sql.scalar(
+              "SELECT count(*) FROM pg_indexes WHERE indexname = 'instances_by_created' AND schemaname = '" +
+              schema + "'") == "1");
+  }
+
+  // Several sagad write one schema at once (issue 17): each statement appends its change to the
+  // counts instead of updating a shared row, and any store folds the changes about once a second.
+  TEST_CASE("stores writing at once keep the counts right and fold their changes about once a second") {
+    const auto schema = unique_schema("counting");
+    { saga::postgres::store create(in_schema(schema)); }
+    constexpr int per_writer = 60;
+    std::vector<std::string> errors(2);
+    std::vector<std::thread> writers;
+    for (int w = 0; w < 2; ++w)
+      writers.emplace_back([&, w] {
+        try {
+          saga::postgres::store s(in_schema(schema));
+          for (int i = 0; i < per_writer; ++i) {
+            const auto key = "w" + std::to_string(w) + "-" + std::to_string(i);
+            s.begin();
+            s.save_instance(instance(key, "placed"));
+            s.arm_timer("order_lifecycle", key, "payment_timeout", 9000);
+            s.insert_inbox(inbox("in-" + key));
+            s.commit();
+            s.begin();
+            s.save_instance(instance(key, i % 3 == 0 ? "cancelled" : "paid", 2));
+            s.disarm_timer("order_lifecycle", key, "payment_timeout");
+            s.append_outbox(outbox("out-" + key, key));
+            s.commit();
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the run spans 3 s or more
+          }
+        } catch (const std::exception& e) {
+          errors[static_cast<std::size_t>(w)] = e.what();
+        }
+      });
+    for (auto& t : writers) t.join();
+    CHECK(errors == std::vector<std::string>(2));
+    sql_session sql(postgres_conninfo(), schema);
+    const auto total = [&](const std::string& counted) {
+      return sql.scalar("SELECT coalesce(sum(n), 0) FROM (SELECT n FROM kept_counts WHERE counted = '" +
+                        counted + "' UNION ALL SELECT n FROM count_changes WHERE counted = '" + counted +
+                        "') AS c");
+    };
+    CHECK(total("sagas") == std::to_string(2 * per_writer));
+    CHECK(total("inbox") == std::to_string(2 * per_writer));
+    CHECK(total("outbox") == std::to_string(2 * per_writer));
+    CHECK(total("armed_timers") == "0");
+    CHECK(sql.column(
+              "SELECT state || '=' || sum(n) FROM (SELECT state, n FROM kept_counts WHERE counted = 'sagas'"
+              " UNION ALL SELECT state, n FROM count_changes WHERE counted = 'sagas') AS c"
+              " GROUP BY state HAVING sum(n) <> 0 ORDER BY state") ==
+          std::vector<std::string>{"cancelled=40", "paid=80"});
+    // Folded as they went: the writers ran for 3 s or more (7 change rows a saga), so most are in
+    // kept_counts, and what is left is at most about a second's worth of each writer's.
+    CHECK(std::stoll(sql.scalar("SELECT coalesce(sum(abs(n)), 0) FROM kept_counts")) > 0);
+    CHECK(std::stoll(sql.scalar("SELECT count(*) FROM count_changes")) < 2 * per_writer * 4);
   }
 
   TEST_CASE("a schema 1 database migrates: definitions and sagas and history rows are on version 1") {

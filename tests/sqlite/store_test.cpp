@@ -1137,6 +1137,55 @@ TEST_SUITE("sqlite_store") {
     CHECK(vm_steps(db) > bound);  // the meter does see a walk over thousands of rows
   }
 
+  // What the console's overview and definitions pages and a deep list page read (issue 19): with
+  // 5,000 sagas a count or a sort of the instances costs tens of thousands of steps; read from
+  // the kept counts (schema 11) and through instances_by_created, a few hundred.
+  TEST_CASE("the counts and a keyset page are read without walking the sagas") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    constexpr int sagas = 5000;
+    s.begin();
+    for (int i = 0; i < sagas; ++i) {
+      auto r = instance("k-" + std::to_string(i), i % 3 == 0 ? "paid" : "placed");
+      r.created_ms = 1000 + i / 10;  // ten sagas a millisecond: the keyset goes on within one
+      s.save_instance(r);
+      if (i % 2 == 0) s.arm_timer("order_lifecycle", r.key, "payment_timeout", 9000 + i);
+    }
+    s.commit();
+    auto& db = s.database();
+    saga::sqlite::reader r(db);
+    constexpr std::int64_t bound = 2000;
+    vm_steps(db);
+    const auto counts = r.counts_by_state();
+    REQUIRE(counts.size() == 2);
+    CHECK(counts[0].sagas == 1667);  // paid
+    CHECK(counts[1].sagas == 3333);  // placed
+    const auto t = r.totals();
+    CHECK(t.sagas == sagas);
+    CHECK(t.armed_timers == sagas / 2);
+    CHECK(r.orphaned_sagas(1000).size() == 1000);  // no definition registered: every saga is one
+    CHECK(vm_steps(db) > bound * 10);              // ... which the meter sees as the walk it is
+    s.save_definition({"order_lifecycle", 1, "fp1", R"({"states":["placed","paid"],"terminal":[]})", 1});
+    CHECK(r.orphaned_sagas(1000).empty());
+    CHECK(vm_steps(db) < bound);
+    saga::saga_filter f;
+    f.limit = 50;
+    f.after = saga::saga_position{1000 + 450, "order_lifecycle", "k-4504"};
+    constexpr std::int64_t page_bound = 4000;  // 50 rows, each counting its timers and parked events
+    auto page = r.sagas(f);
+    CHECK(vm_steps(db) < page_bound);
+    REQUIRE(page.size() == 50);
+    CHECK(page.front().key == "k-4505");
+    f.newest_first = true;
+    page = r.sagas(f);
+    CHECK(vm_steps(db) < page_bound);
+    REQUIRE(page.size() == 50);
+    CHECK(page.front().key == "k-4503");
+    r.counts_by_state();
+    r.totals();
+    CHECK(vm_steps(db) < bound);
+  }
+
   // PRAGMA synchronous = FULL is refused here by an authorizer, the way any error would make it
   // fail: the store must say so and must not commit anything at NORMAL afterwards.
   TEST_CASE("mark_published fails loudly when it cannot restore synchronous FULL") {

@@ -96,6 +96,8 @@ void bulk_load::continue_identity(const std::string& table, std::int64_t at_leas
 }
 
 void bulk_load::commit() {
+  // The rows came by COPY, past the statements that keep the counts: count them once (schema 4).
+  conn_->exec("count the rows", SAGA_PG_RECOUNT);
   const auto r = conn_->exec("commit", "COMMIT");
   open_ = false;
   if (r.command() != "COMMIT") throw store_error("commit: the transaction had failed and was rolled back");

@@ -136,6 +136,9 @@ class connection {
 
   bool in_transaction() const;  // also while statements are queued (a transaction's writes)
   bool broken() const { return PQstatus(conn_.get()) == CONNECTION_BAD; }
+  // The open transaction failed (known from a statement's result): only ROLLBACK (or COMMIT,
+  // which rolls back) is accepted.
+  bool failed() const { return PQtransactionStatus(conn_.get()) == PQTRANS_INERROR; }
 
   // Notifications (LISTEN): the connection's socket, to poll for readability beside other work
   // (-1 when there is none), and how many notifications arrived since the last call: what the

@@ -32,6 +32,8 @@ enum rq : std::size_t {
   r_follow_on,
   r_sagas,
   r_sagas_newest,
+  r_sagas_after,
+  r_sagas_newest_after,
   r_orphans,
   r_finished_in_state,
   r_counts_by_state,
@@ -62,7 +64,7 @@ enum rq : std::size_t {
   " i.definition_version"
 
 // The saga list (reader::sagas) in one order: `after` the keyset comparison, `order` ASC or DESC.
-#define SAGA_PG_LIST(after, order)                                                                       \
+#define SAGA_PG_LIST(keyset, order)                                                                      \
   "SELECT " SAGA_PG_SUMMARY                                                                              \
   " FROM instances AS i"                                                                                 \
   " WHERE ($1 IS NULL OR i.definition = $1)"                                                             \
@@ -74,8 +76,7 @@ enum rq : std::size_t {
   " AND ($4 IS NULL OR i.created_ms >= $4) AND ($5 IS NULL OR i.created_ms < $5)"                        \
   " AND ($6 IS NULL OR i.updated_ms >= $6) AND ($7 IS NULL OR i.updated_ms < $7)"                        \
   " AND ($8 IS NULL OR i.state_since_ms >= $8) AND ($9 IS NULL OR i.state_since_ms < $9)"                \
-  " AND ($10 IS NULL OR (i.created_ms, i.definition, i.key) " after                                      \
-  " ($10, $11, $12))"                                                                                    \
+  " AND " keyset                                                                                         \
   " AND ($14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"                       \
   "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT $15) AS t"                \
   "   WHERE substr(t.traceparent, 4, 32) = $14))"                                                        \
@@ -160,15 +161,31 @@ const statement reader_statements[] = {
     // Terminal states come from the stored graph (definitions.graph, JSON text). A trace's sagas:
     // the newest $15 history rows, newest first (id order is commit order per saga), no index by
     // trace id.
-    {"saga_reader_sagas", "ttbiiiiiiittitii", SAGA_PG_LIST(">", "ASC")},
-    {"saga_reader_sagas_newest", "ttbiiiiiiittitii", SAGA_PG_LIST("<", "DESC")},
+    // The first page, and the next ones: the position a page starts after ($10, $11, $12) is
+    // compared without an OR around it, so that it is the range of instances_by_created the
+    // query reads (schema 4), whatever plan a prepared statement gets.
+    {"saga_reader_sagas", "ttbiiiiiiittitii", SAGA_PG_LIST("true", "ASC")},
+    {"saga_reader_sagas_newest", "ttbiiiiiiittitii", SAGA_PG_LIST("true", "DESC")},
+    {"saga_reader_sagas_after", "ttbiiiiiiittitii",
+     SAGA_PG_LIST("(i.created_ms, i.definition, i.key) > ($10, $11, $12)", "ASC")},
+    {"saga_reader_sagas_newest_after", "ttbiiiiiiittitii",
+     SAGA_PG_LIST("(i.created_ms, i.definition, i.key) < ($10, $11, $12)", "DESC")},
     // instances whose state the stored graph of their definition version does not have (or whose
     // definition is not registered at all)
+    // The kept counts (schema 4) name the (definition, version, state) groups that have such sagas:
+    // only those groups' instances are read, so with no orphans nothing is.
     {"saga_reader_orphans", "i",
-     "SELECT " SAGA_PG_SUMMARY " FROM instances AS i"
-     " WHERE NOT EXISTS (SELECT 1 FROM definitions AS d,"
+     "WITH c AS (SELECT definition, definition_version, state FROM"
+     "   (SELECT definition, definition_version, state, n FROM kept_counts WHERE counted = 'sagas'"
+     "    UNION ALL SELECT definition, definition_version, state, n FROM count_changes WHERE counted = "
+     "'sagas') AS a"
+     "   GROUP BY 1, 2, 3 HAVING sum(n) > 0),"
+     " g AS (SELECT * FROM c WHERE NOT EXISTS (SELECT 1 FROM definitions AS d,"
      "   json_array_elements_text(d.graph::json -> 'states') AS s(name)"
-     "   WHERE d.name = i.definition AND d.version = i.definition_version AND s.name COLLATE \"C\" = i.state)"
+     "   WHERE d.name = c.definition AND d.version = c.definition_version AND s.name COLLATE \"C\" = "
+     "c.state))"
+     " SELECT " SAGA_PG_SUMMARY " FROM instances AS i JOIN g ON i.definition = g.definition"
+     " AND i.definition_version = g.definition_version AND i.state = g.state"
      " ORDER BY i.definition, i.key LIMIT $1"},
     // the store's purge_finished selection, one state at a time (through instances_finished)
     {"saga_reader_finished_in_state", "tti",
@@ -176,9 +193,14 @@ const statement reader_statements[] = {
      "   WHERE h.definition = i.definition AND h.key = i.key)), 0)::bigint"
      " FROM instances AS i WHERE i.definition = $1 AND i.state = $2 AND i.finished_ms IS NOT NULL"
      " AND i.finished_ms < $3"},
+    // Kept by the stores (schema 4): the folded counts and the changes not folded yet
     {"saga_reader_counts_by_state", "",
-     "SELECT definition, state, count(*), definition_version FROM instances GROUP BY definition,"
-     " definition_version, state ORDER BY definition, definition_version, state"},
+     "SELECT definition, state, sum(n)::bigint, definition_version FROM"
+     " (SELECT definition, definition_version, state, n FROM kept_counts WHERE counted = 'sagas'"
+     "  UNION ALL SELECT definition, definition_version, state, n FROM count_changes WHERE counted = "
+     "'sagas') AS c"
+     " GROUP BY definition, definition_version, state HAVING sum(n) <> 0"
+     " ORDER BY definition, definition_version, state"},
     {"saga_reader_definitions", "",
      "SELECT name, version, fingerprint, graph, registered_ms FROM definitions ORDER BY name, version"},
     // one version, or the newest
@@ -206,13 +228,19 @@ const statement reader_statements[] = {
     {"saga_reader_dead_letters", "ii",
      "SELECT " SAGA_PG_DEAD_LETTER " FROM dead_letters WHERE id > $1 ORDER BY id LIMIT $2"},
     {"saga_reader_dead_letter", "i", "SELECT " SAGA_PG_DEAD_LETTER " FROM dead_letters WHERE id = $1"},
+    // The kept counts (schema 4) as above; the unpublished rows are counted (as many as the lag),
+    // and so are the dead letters and parked events (bounded by their caps).
     {"saga_reader_totals", "",
-     "SELECT (SELECT count(*) FROM instances), (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),"
+     "WITH c AS (SELECT counted, sum(n)::bigint AS n FROM"
+     "  (SELECT counted, n FROM kept_counts UNION ALL SELECT counted, n FROM count_changes) AS a GROUP BY "
+     "counted)"
+     " SELECT coalesce((SELECT n FROM c WHERE counted = 'sagas'), 0),"
+     " coalesce((SELECT n FROM c WHERE counted = 'inbox'), 0),"
+     " coalesce((SELECT n FROM c WHERE counted = 'outbox'), 0),"
      " (SELECT count(*) FROM outbox WHERE published_ms IS NULL),"
      " (SELECT min(created_ms) FROM outbox WHERE published_ms IS NULL),"
      " (SELECT count(*) FROM dead_letters), (SELECT count(*) FROM parked),"
-     " (SELECT count(*) FROM instances AS i, jsonb_each(i.timers) AS e(k, v)"
-     "  WHERE i.next_due_ms IS NOT NULL AND e.v ->> 0 IS NOT NULL)"},
+     " coalesce((SELECT n FROM c WHERE counted = 'armed_timers'), 0)"},
     // through inbox_by_received
     {"saga_reader_received", "iii",
      "SELECT (received_ms - $1) / $3, count(*) FROM inbox WHERE received_ms >= $1 AND received_ms < $2"
@@ -500,7 +528,9 @@ std::vector<saga_summary> reader::sagas(const saga_filter& f) {
   }
   p.limit(f.limit).optional_text(f.trace_id).limit(f.trace_scan);
   p.optional_integer(f.not_on_version);
-  return summaries(impl_->run("sagas", f.newest_first ? r_sagas_newest : r_sagas, p));
+  const auto which = f.after ? (f.newest_first ? r_sagas_newest_after : r_sagas_after)
+                             : (f.newest_first ? r_sagas_newest : r_sagas);
+  return summaries(impl_->run("sagas", which, p));
 }
 
 std::vector<saga_summary> reader::orphaned_sagas(std::size_t limit) {

@@ -197,6 +197,33 @@ CREATE TABLE relay (
 );
 INSERT INTO relay (id, holder, epoch, expires_ms) VALUES (1, '', 0, 0);
 )sql"},
+    // Schema 4 (SQLite's schema 11, issue 19): the counts a console or a metrics scrape shows, kept
+    // at write time instead of counted (docs/postgres.md, "Kept counts"). Several sagad write at
+    // once, so no writer updates a shared counter row (it would hold its lock until its commit and
+    // serialise them all): each writing statement appends its change to count_changes (a heap
+    // without an index: appends only), and a store folds the changes into kept_counts about once a
+    // second (store.cpp, fold_counts). A reader adds both. `counted` is 'sagas' (per definition,
+    // version and state), 'inbox', 'outbox' or 'armed_timers' (definition '', version 0, state '').
+    // instances_by_created serves the saga list's order.
+    {4, R"sql(
+CREATE TABLE kept_counts (
+  counted text COLLATE "C" NOT NULL,
+  definition text COLLATE "C" NOT NULL,
+  definition_version bigint NOT NULL,
+  state text COLLATE "C" NOT NULL,
+  n bigint NOT NULL,
+  PRIMARY KEY (counted, definition, definition_version, state)
+);
+CREATE TABLE count_changes (
+  counted text COLLATE "C" NOT NULL,
+  definition text COLLATE "C" NOT NULL,
+  definition_version bigint NOT NULL,
+  state text COLLATE "C" NOT NULL,
+  n bigint NOT NULL
+);
+)sql" SAGA_PG_RECOUNT R"sql(
+CREATE INDEX instances_by_created ON instances (created_ms, definition, key);
+)sql"},
 };
 
 // One key for every saga schema of a database: migrations are rare, and two stores opening the

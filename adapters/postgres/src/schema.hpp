@@ -11,6 +11,20 @@ struct options;
 
 namespace saga::postgres::detail {
 
+// The kept counts (schema 4) computed anew from the rows: the migration that adds them, and a bulk
+// load after it filled the tables, run it. The change rows are folded into nothing: the counts
+// start from the rows.
+#define SAGA_PG_RECOUNT                                                                                  \
+  "DELETE FROM count_changes;"                                                                           \
+  " DELETE FROM kept_counts;"                                                                            \
+  " INSERT INTO kept_counts (counted, definition, definition_version, state, n)"                         \
+  "   SELECT 'sagas', definition, definition_version, state, count(*) FROM instances GROUP BY 2, 3, 4;"  \
+  " INSERT INTO kept_counts (counted, definition, definition_version, state, n) VALUES"                  \
+  "   ('inbox', '', 0, '', (SELECT count(*) FROM inbox)),"                                               \
+  "   ('outbox', '', 0, '', (SELECT count(*) FROM outbox)),"                                             \
+  "   ('armed_timers', '', 0, '', (SELECT count(*) FROM instances AS i, jsonb_each(i.timers) AS e(k, v)" \
+  "     WHERE i.next_due_ms IS NOT NULL AND e.v ->> 0 IS NOT NULL));"
+
 // A connection for `opts` (the store's or the reader's): std::invalid_argument when its schema
 // name is empty or longer than PostgreSQL keeps (63 bytes: two long names would meet).
 pq::connection connect(const options& opts);

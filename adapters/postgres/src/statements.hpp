@@ -63,6 +63,8 @@ enum q : std::size_t {
   q_purge_history,
   q_purge_parked,
   q_purge_instance,
+  q_count_tables,
+  q_fold_counts,
   q_count_
 };
 
@@ -106,15 +108,23 @@ inline constexpr statement statements[] = {
     {"saga_load_instance", "tt",
      "SELECT state, data, version, fingerprint, correlation_id, created_ms, updated_ms, state_since_ms,"
      " finished_ms, definition_version FROM instances WHERE definition = $1 AND key = $2"},
-    // created_ms and correlation_id belong to the saga's first row
+    // created_ms and correlation_id belong to the saga's first row. The saga moves from the
+    // (version, state) it had (`old`, read before the upsert: one snapshot) to the one it has
+    // (`saved`): a change row for each side that differs (schema 4), none when neither does.
     {"saga_save_instance", "ttttittiiiii",
-     "INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
+     "WITH old AS (SELECT definition_version AS v, state AS s FROM instances WHERE definition = $1 AND key = "
+     "$2),"
+     " saved AS (INSERT INTO instances (definition, key, state, data, version, fingerprint, correlation_id,"
      " created_ms, updated_ms, state_since_ms, finished_ms, definition_version)"
      " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
      " ON CONFLICT (definition, key) DO UPDATE SET state = excluded.state, data = excluded.data,"
      " version = excluded.version, fingerprint = excluded.fingerprint, updated_ms = excluded.updated_ms,"
      " state_since_ms = excluded.state_since_ms, finished_ms = excluded.finished_ms,"
-     " definition_version = excluded.definition_version"},
+     " definition_version = excluded.definition_version RETURNING definition_version AS v, state AS s)"
+     " INSERT INTO count_changes (counted, definition, definition_version, state, n)"
+     " SELECT 'sagas', $1, c.v, c.s, sum(c.n) FROM"
+     " (SELECT v, s, -1 AS n FROM old UNION ALL SELECT v, s, 1 FROM saved) AS c"
+     " GROUP BY c.v, c.s HAVING sum(c.n) <> 0"},
     {"saga_append_history", "ttittttttttiiitttti",
      "INSERT INTO history (definition, key, version, event_id, event_source, event_type, event_time,"
      " event_data, from_state, to_state, outcome, recorded_ms, outbox_first, outbox_last, sender,"
@@ -150,10 +160,14 @@ inline constexpr statement statements[] = {
      "DELETE FROM dead_letters WHERE id IN"
      " (SELECT id FROM dead_letters WHERE sender = $1 ORDER BY last_ms, id LIMIT $2)"},
     // Arms timer $3 of saga ($1, $2) for $4: one more than its last generation. No row: no saga.
+    // One more armed timer (schema 4's count) unless it was armed already.
     {"saga_arm_timer", "ttti",
      "WITH armed AS (SELECT coalesce(timers, '{}'::jsonb) || jsonb_build_object($3::text,"
-     "   jsonb_build_array($4::bigint, coalesce((timers -> $3::text ->> 1)::bigint, 0) + 1)) AS t"
-     "   FROM instances WHERE definition = $1 AND key = $2 FOR UPDATE)"
+     "   jsonb_build_array($4::bigint, coalesce((timers -> $3::text ->> 1)::bigint, 0) + 1)) AS t,"
+     "   timers -> $3::text ->> 0 IS NULL AS newly"
+     "   FROM instances WHERE definition = $1 AND key = $2 FOR UPDATE),"
+     " counted AS (INSERT INTO count_changes (counted, definition, definition_version, state, n)"
+     "   SELECT 'armed_timers', '', 0, '', 1 FROM armed WHERE armed.newly)"
      " UPDATE instances SET timers = armed.t, next_due_ms = " SAGA_PG_NEXT_DUE(
          "armed.t") " FROM armed WHERE definition = $1 AND key = $2 RETURNING (armed.t -> $3::text ->> "
                     "1)::bigint"},
@@ -161,7 +175,9 @@ inline constexpr statement statements[] = {
     {"saga_disarm_timer", "ttt",
      "WITH disarmed AS (SELECT jsonb_set(timers, ARRAY[$3::text, '0'], 'null'::jsonb) AS t"
      "   FROM instances WHERE definition = $1 AND key = $2 AND timers -> $3::text ->> 0 IS NOT NULL FOR "
-     "UPDATE)"
+     "UPDATE),"
+     " counted AS (INSERT INTO count_changes (counted, definition, definition_version, state, n)"
+     "   SELECT 'armed_timers', '', 0, '', -1 FROM disarmed)"
      " UPDATE instances SET timers = disarmed.t, next_due_ms = " SAGA_PG_NEXT_DUE(
          "disarmed.t") " FROM disarmed WHERE definition = $1 AND key = $2"},
     // Definition $1's armed timers due at $2, soonest first, at most $3: the $3 sagas with the
@@ -267,7 +283,29 @@ inline constexpr statement statements[] = {
      " AND finished_ms < $3 ORDER BY finished_ms LIMIT $4"},
     {"saga_purge_history", "tt", "DELETE FROM history WHERE definition = $1 AND key = $2"},
     {"saga_purge_parked", "tt", "DELETE FROM parked WHERE definition = $1 AND key = $2"},
-    {"saga_purge_instance", "tt", "DELETE FROM instances WHERE definition = $1 AND key = $2"},
+    // The saga and its armed timers leave the kept counts (schema 4).
+    {"saga_purge_instance", "tt",
+     "WITH gone AS (DELETE FROM instances WHERE definition = $1 AND key = $2"
+     "   RETURNING definition_version, state, timers)"
+     " INSERT INTO count_changes (counted, definition, definition_version, state, n)"
+     " SELECT 'sagas', $1, definition_version, state, -1 FROM gone"
+     " UNION ALL SELECT 'armed_timers', '', 0, '', -count(*) FROM gone, jsonb_each(gone.timers) AS e(k, v)"
+     "   WHERE e.v ->> 0 IS NOT NULL HAVING count(*) > 0"},
+    // A transaction's rows added to (or pruned from) the inbox and the outbox, at its commit.
+    {"saga_count_tables", "ii",
+     "INSERT INTO count_changes (counted, definition, definition_version, state, n)"
+     " SELECT v.c, '', 0, '', v.n FROM (VALUES ('inbox', $1::bigint), ('outbox', $2::bigint)) AS v(c, n)"
+     " WHERE v.n <> 0"},
+    // The change rows folded into kept_counts, in one transaction (a reader sees them in one or
+    // in the other); kept_counts' rows are taken in key order, so two folding stores never wait on
+    // each other in a cycle.
+    {"saga_fold_counts", "",
+     "WITH moved AS (DELETE FROM count_changes RETURNING counted, definition, definition_version, state, n)"
+     " INSERT INTO kept_counts (counted, definition, definition_version, state, n)"
+     " SELECT counted, definition, definition_version, state, sum(n) FROM moved GROUP BY 1, 2, 3, 4"
+     " ORDER BY 1, 2, 3, 4"
+     " ON CONFLICT (counted, definition, definition_version, state) DO UPDATE SET n = kept_counts.n + "
+     "excluded.n"},
 };
 static_assert(std::size(statements) == q_count_);
 

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <stdexcept>
@@ -85,16 +86,37 @@ struct store::impl {
     wrote_outbox = false;
     pipelining = false;
     parked_empty.reset();
+    rows_added = rows_added_at_savepoint = {};
   }
 
   void commit(const char* operation) {
     const bool announce_after = wrote_outbox;
+    // A failed transaction is only rolled back by the COMMIT: nothing more is sent in it.
+    if ((rows_added.inbox != 0 || rows_added.outbox != 0) && !conn.failed())
+      write(operation, detail::q_count_tables,
+            pq::params().integer(rows_added.inbox).integer(rows_added.outbox));
     ended();
     const auto r = run(operation, detail::q_commit);  // with the queued writes: one round trip
     // COMMIT of a failed transaction rolls it back and says so only in its command tag.
     if (r.command() != "COMMIT")
       throw store_error(std::string(operation) + ": the transaction had failed and was rolled back");
     if (announce_after) announce();
+    fold_counts();
+  }
+
+  // Folds the kept counts' change rows (schema 4) after a commit, at most once a second per
+  // store: the change rows stay about a second's worth, which a reader adds up. Its own short
+  // transaction, after the commit; a failure leaves the rows for the next fold (the counts are
+  // right either way), so nothing is thrown.
+  void fold_counts() noexcept {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_fold < fold_interval) return;
+    last_fold = now;
+    try {
+      run("fold_counts", detail::q_fold_counts);
+    } catch (...) {
+      if (conn.in_transaction()) rollback();
+    }
   }
 
   // Wakes the relay: one notification after a commit that wrote outbox rows, in a statement (a
@@ -164,6 +186,14 @@ struct store::impl {
   bool pipelining = false;
   // Whether the parked table was empty, read once in this transaction (parked_of); park() forgets.
   std::optional<bool> parked_empty;
+  // Inbox and outbox rows the open transaction added (negative: pruned), written to the kept
+  // counts at its commit; as they were at its savepoint, for a rollback to it.
+  struct table_rows {
+    std::int64_t inbox = 0;
+    std::int64_t outbox = 0;
+  } rows_added, rows_added_at_savepoint;
+  static constexpr std::chrono::milliseconds fold_interval{1000};
+  std::chrono::steady_clock::time_point last_fold{};
 };
 
 store::store(const options& opts) : impl_(std::make_unique<impl>(opts)) {}
@@ -223,6 +253,7 @@ void store::savepoint() {
   impl_->require_transaction("savepoint");
   impl_->run("savepoint", detail::q_savepoint);
   impl_->savepoint_open = true;
+  impl_->rows_added_at_savepoint = impl_->rows_added;
 }
 
 void store::release_savepoint() {
@@ -238,6 +269,7 @@ void store::rollback_to_savepoint() {
   impl_->savepoint_open = false;
   impl_->run("rollback_to_savepoint", detail::q_rollback_to_savepoint);
   impl_->run("rollback_to_savepoint", detail::q_release_savepoint);
+  impl_->rows_added = impl_->rows_added_at_savepoint;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,14 +282,17 @@ std::optional<std::string> store::find_ack(std::string_view source, std::string_
 }
 
 void store::insert_inbox(const inbox_record& r) {
-  impl_->run("insert_inbox", detail::q_insert_inbox,
-             pq::params()
-                 .text(r.source)
-                 .text(r.event_id)
-                 .text(r.definition)
-                 .text(r.key)
-                 .text(r.ack)
-                 .integer(r.received_ms));
+  impl_->atomically("insert_inbox", [&] {
+    impl_->run("insert_inbox", detail::q_insert_inbox,
+               pq::params()
+                   .text(r.source)
+                   .text(r.event_id)
+                   .text(r.definition)
+                   .text(r.key)
+                   .text(r.ack)
+                   .integer(r.received_ms));
+    ++impl_->rows_added.inbox;
+  });
 }
 
 std::optional<instance_record> store::load_instance(std::string_view definition, std::string_view key) {
@@ -308,12 +343,12 @@ std::int64_t store::append_outbox(const outbox_record& r) {
   pq::params p;
   p.text(r.event_id).text(r.type).text(r.definition).text(r.key).text(r.payload).integer(r.created_ms);
   p.optional_integer(r.published_ms);
-  const bool alone = !impl_->conn.in_transaction();  // committed by the statement itself
-  const auto id = impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
-  if (alone)
-    impl_->announce();
-  else
-    impl_->wrote_outbox = true;
+  std::int64_t id = 0;
+  impl_->atomically("append_outbox", [&] {
+    id = impl_->run("append_outbox", detail::q_append_outbox, p).integer(0, 0);
+    ++impl_->rows_added.outbox;
+    impl_->wrote_outbox = true;  // its commit wakes the relay
+  });
   return id;
 }
 
@@ -604,11 +639,17 @@ std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_befo
       if (first == 0) first = head.integer(i, 0);
       last = head.integer(i, 0);
     }
-    if (first != 0)
-      removed +=
+    if (first != 0) {
+      const auto n =
           impl_->run("prune", detail::q_prune_outbox, pq::params().integer(first).integer(last)).affected();
-    removed += impl_->run("prune", detail::q_prune_inbox, pq::params().integer(inbox_before_ms).limit(limit))
-                   .affected();
+      impl_->rows_added.outbox -= n;
+      removed += n;
+    }
+    const auto n =
+        impl_->run("prune", detail::q_prune_inbox, pq::params().integer(inbox_before_ms).limit(limit))
+            .affected();
+    impl_->rows_added.inbox -= n;
+    removed += n;
   });
   return removed;
 }

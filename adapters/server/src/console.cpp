@@ -8,7 +8,10 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -59,11 +62,38 @@ std::string inline_svg(const std::string& svg) {
   return at == std::string::npos ? std::string() : svg.substr(at);
 }
 
+// Graphviz's pictures of the last 64 dot texts drawn: a definition's graph is the same text until
+// the definition changes, and the definitions page draws every one (dot takes 50-100 ms a graph).
+// A saga's graph carries its path, so it is drawn again unless its text was seen.
+class svg_cache {
+ public:
+  std::string svg_of(const std::string& dot) {
+    {
+      std::lock_guard lock(mutex_);
+      if (const auto it = svgs_.find(dot); it != svgs_.end()) return it->second;
+    }
+    std::string svg = inline_svg(dot_to_svg(dot, "sagad-svg"));  // outside the lock: it takes a while
+    std::lock_guard lock(mutex_);
+    if (svgs_.size() >= limit) {
+      svgs_.erase(order_.front());
+      order_.pop_front();
+    }
+    if (svgs_.emplace(dot, svg).second) order_.push_back(dot);
+    return svg;
+  }
+
+ private:
+  static constexpr std::size_t limit = 64;
+  std::mutex mutex_;
+  std::map<std::string, std::string> svgs_;
+  std::deque<std::string> order_;  // oldest first
+};
+
 std::string graph_figure(const std::optional<saga::graph>& g, const json* instance) {
   if (!g) return "<p>(the definition is not registered in this database: no graph)</p>\n";
+  static svg_cache drawn;
   try {
-    return "<div class=\"graph\">" + inline_svg(dot_to_svg(graph_dot(*g, instance), "sagad-svg")) +
-           "</div>\n";
+    return "<div class=\"graph\">" + drawn.svg_of(graph_dot(*g, instance)) + "</div>\n";
   } catch (const failure& f) {
     return "<p class=\"error\">no picture: " + html_escape(f.what()) + "</p>\n";
   }

@@ -33,6 +33,8 @@ enum q : std::size_t {
   q_follow_on,
   q_sagas,
   q_sagas_newest,
+  q_sagas_after,
+  q_sagas_newest_after,
   q_orphans,
   q_finished_in_state,
   q_counts_by_state,
@@ -61,10 +63,12 @@ enum q : std::size_t {
   " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)," \
   " i.definition_version"
 
-// The saga list (reader::sagas) in one order: `after` the keyset comparison, `order` ASC or DESC.
+// The saga list (reader::sagas) in one order: `keyset` the first page's "1" or the comparison with
+// the position a page starts after ((?10, ?11, ?12), without an OR around it, so that it is the
+// range of instances_by_created the query reads: schema 11), `order` ASC or DESC.
 // A trace's sagas (?14): the newest ?15 history rows, newest first (rowid order is time order),
 // read once into a temporary table for the whole query (no index by trace id: schema 9).
-#define SAGA_LIST(after, order)                                                                     \
+#define SAGA_LIST(keyset, order)                                                                    \
   "SELECT " SAGA_SUMMARY_COLUMNS                                                                    \
   " FROM instances AS i"                                                                            \
   " WHERE (?1 IS NULL OR i.definition = ?1)"                                                        \
@@ -75,8 +79,7 @@ enum q : std::size_t {
   " AND (?4 IS NULL OR i.created_ms >= ?4) AND (?5 IS NULL OR i.created_ms < ?5)"                   \
   " AND (?6 IS NULL OR i.updated_ms >= ?6) AND (?7 IS NULL OR i.updated_ms < ?7)"                   \
   " AND (?8 IS NULL OR i.state_since_ms >= ?8) AND (?9 IS NULL OR i.state_since_ms < ?9)"           \
-  " AND (?10 IS NULL OR (i.created_ms, i.definition, i.key) " after                                 \
-  " (?10, ?11, ?12))"                                                                               \
+  " AND " keyset                                                                                    \
   " AND (?14 IS NULL OR (i.definition, i.key) IN (SELECT t.definition, t.key FROM"                  \
   "   (SELECT definition, key, traceparent FROM history ORDER BY id DESC LIMIT ?15) AS t"           \
   "   WHERE substr(t.traceparent, 4, 32) = ?14))"                                                   \
@@ -128,15 +131,22 @@ constexpr const char* sql_of[] = {
     " WHERE h.id IN (SELECT id FROM chain) AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
     // q_sagas: terminal states come from the stored graph (definitions.graph, JSON), so the
     // unfinished filter needs no list of states spliced into the SQL.
-        SAGA_LIST(">", "ASC"),
+        SAGA_LIST("1", "ASC"),
     // q_sagas_newest
-    SAGA_LIST("<", "DESC"),
+    SAGA_LIST("1", "DESC"),
+    // q_sagas_after, q_sagas_newest_after: the next pages
+    SAGA_LIST("(i.created_ms, i.definition, i.key) > (?10, ?11, ?12)", "ASC"),
+    SAGA_LIST("(i.created_ms, i.definition, i.key) < (?10, ?11, ?12)", "DESC"),
     // q_orphans: instances whose state the stored graph of their definition does not have (or
-    // whose definition is not registered at all).
-    "SELECT " SAGA_SUMMARY_COLUMNS
-    " FROM instances AS i"
-    " WHERE NOT EXISTS (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.states') AS s"
-    "   WHERE d.name = i.definition AND d.version = i.definition_version AND s.value = i.state)"
+    // whose definition is not registered at all). The kept counts (schema 11) name the (definition,
+    // version, state) groups that have such sagas; only their definitions' instances are read
+    // (CROSS JOIN: the groups are the outer loop), so with no orphans nothing is.
+    "WITH g AS (SELECT c.definition, c.definition_version, c.state FROM saga_counts AS c WHERE c.sagas > 0"
+    "   AND NOT EXISTS (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.states') AS s"
+    "   WHERE d.name = c.definition AND d.version = c.definition_version AND s.value = c.state))"
+    " SELECT " SAGA_SUMMARY_COLUMNS
+    " FROM g CROSS JOIN instances AS i"
+    " WHERE i.definition = g.definition AND i.definition_version = g.definition_version AND i.state = g.state"
     " ORDER BY i.definition, i.key LIMIT ?1",
     // q_finished_in_state: the store's purge_finished selection, one state at a time (through
     // instances_finished).
@@ -460,7 +470,9 @@ std::vector<outbox_record> reader::follow_on_events(std::string_view definition,
 
 std::vector<saga_summary> reader::sagas(const saga_filter& f) {
   return guarded("sagas", [&] {
-    use u(prepared(f.newest_first ? q_sagas_newest : q_sagas));
+    const q which = f.after ? (f.newest_first ? q_sagas_newest_after : q_sagas_after)
+                            : (f.newest_first ? q_sagas_newest : q_sagas);
+    use u(prepared(which));
     u.optional_text(1, f.definition).optional_text(2, f.state).integer(3, f.unfinished_only ? 1 : 0);
     u.optional_integer(4, f.created.from_ms).optional_integer(5, f.created.before_ms);
     u.optional_integer(6, f.updated.from_ms).optional_integer(7, f.updated.before_ms);

@@ -80,7 +80,7 @@ struct options {
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 3;
+  static constexpr int current_schema = 4;
 
   explicit store(const options& opts);
   ~store() override;
