@@ -41,6 +41,7 @@ void undo_migration_4(sql_session& sql) {
   sql.exec("DROP TABLE kept_counts");
   sql.exec("DROP TABLE count_changes");
   sql.exec("DROP INDEX instances_by_created");
+  sql.exec("DROP INDEX instances_by_state_created");
   sql.exec("UPDATE schema_version SET version = 3");
 }
 

@@ -51,6 +51,7 @@ void undo_migration_11(SQLite::Database& db) {
   db.exec("DROP TABLE saga_counts");
   db.exec("DROP TABLE table_rows");
   db.exec("DROP INDEX instances_by_created");
+  db.exec("DROP INDEX instances_by_state_created");
   db.exec("PRAGMA user_version = 10");
 }
 

@@ -322,6 +322,59 @@ TEST_SUITE("reader_contract") {
     CHECK(backwards == std::vector<std::string>(bytes.rbegin(), bytes.rend()));
   }
 
+  // The overview's links list one definition's sagas in one state (a statement and an index of
+  // their own): the same rows, in the same order, as the whole list filtered, page by page.
+  TEST_CASE("one definition's sagas in one state page in both orders like the whole list filtered") {
+    auto t = saga::test::make_store_under_test();
+    auto& st = t->store();
+    st.begin();
+    for (const std::string definition : {"d", "e"})
+      for (int i = 0; i < 12; ++i) {
+        saga::instance_record r;
+        r.definition = definition;
+        r.key = "k-" + std::to_string(i);
+        r.state = i % 3 == 0 ? "t" : "s";
+        r.data = "{}";
+        r.version = 1;
+        r.fingerprint = "f";
+        r.created_ms = r.updated_ms = r.state_since_ms = t0 + i / 2;  // two sagas a millisecond
+        st.save_instance(r);
+      }
+    st.commit();
+    auto r = t->open_reader();
+    const auto filtered = [&](const std::optional<saga::saga_position>& after, bool newest) {
+      saga::saga_filter all;
+      all.after = after;
+      all.newest_first = newest;
+      std::vector<std::string> out;
+      for (const auto& row : r->sagas(all))
+        if (row.definition == "d" && row.state == "s") out.push_back(row.definition + "/" + row.key);
+      return out;
+    };
+    for (const bool newest : {false, true}) {
+      CAPTURE(newest);
+      saga::saga_filter page;
+      page.definition = "d";
+      page.state = "s";
+      page.newest_first = newest;
+      page.limit = 3;
+      std::vector<std::string> paged;
+      for (;;) {
+        const auto rows = r->sagas(page);
+        for (const auto& k : keys(rows)) paged.push_back(k);
+        if (rows.size() < page.limit) break;
+        page.after = rows.back().position();
+      }
+      CHECK(paged.size() == 8);
+      CHECK(paged == filtered(std::nullopt, newest));
+      // After a position of another definition: where that saga stands in the whole list.
+      const saga::saga_position other{t0 + 2, "e", "k-4"};
+      page.after = other;
+      page.limit = 100;
+      CHECK(keys(r->sagas(page)) == filtered(other, newest));
+    }
+  }
+
   TEST_CASE("parked events of every saga in arrival order paged by id") {
     auto t = saga::test::make_store_under_test();
     auto& st = t->store();

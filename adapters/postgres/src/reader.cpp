@@ -34,6 +34,10 @@ enum rq : std::size_t {
   r_sagas_newest,
   r_sagas_after,
   r_sagas_newest_after,
+  r_sagas_in_state,
+  r_sagas_in_state_newest,
+  r_sagas_in_state_after,
+  r_sagas_in_state_newest_after,
   r_orphans,
   r_finished_in_state,
   r_counts_by_state,
@@ -63,12 +67,17 @@ enum rq : std::size_t {
   " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)," \
   " i.definition_version"
 
-// The saga list (reader::sagas) in one order: `after` the keyset comparison, `order` ASC or DESC.
-#define SAGA_PG_LIST(keyset, order)                                                                      \
+// The saga list (reader::sagas) in one order: `scope` every saga (SAGA_PG_ANY) or one definition's
+// in one state (SAGA_PG_IN_STATE: instances_by_state_created's range), `keyset` the first page's
+// "true" or the comparison with the position a page starts after, `order` ASC or DESC; neither
+// under an OR, so that the range of the index is what is read whatever plan a prepared statement
+// gets (schema 4).
+#define SAGA_PG_ANY "($1 IS NULL OR i.definition = $1) AND ($2 IS NULL OR i.state = $2)"
+#define SAGA_PG_IN_STATE "i.definition = $1 AND i.state = $2"
+#define SAGA_PG_LIST(scope, keyset, order)                                                               \
   "SELECT " SAGA_PG_SUMMARY                                                                              \
   " FROM instances AS i"                                                                                 \
-  " WHERE ($1 IS NULL OR i.definition = $1)"                                                             \
-  " AND ($2 IS NULL OR i.state = $2)"                                                                    \
+  " WHERE " scope                                                                                        \
   " AND (NOT $3 OR NOT EXISTS"                                                                           \
   "   (SELECT 1 FROM definitions AS d, json_array_elements_text(d.graph::json -> 'terminal') AS term(s)" \
   "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.s COLLATE \"C\" = "     \
@@ -161,15 +170,20 @@ const statement reader_statements[] = {
     // Terminal states come from the stored graph (definitions.graph, JSON text). A trace's sagas:
     // the newest $15 history rows, newest first (id order is commit order per saga), no index by
     // trace id.
-    // The first page, and the next ones: the position a page starts after ($10, $11, $12) is
-    // compared without an OR around it, so that it is the range of instances_by_created the
-    // query reads (schema 4), whatever plan a prepared statement gets.
-    {"saga_reader_sagas", "ttbiiiiiiittitii", SAGA_PG_LIST("true", "ASC")},
-    {"saga_reader_sagas_newest", "ttbiiiiiiittitii", SAGA_PG_LIST("true", "DESC")},
+    // The first page and the next ones (after the position $10, $11, $12); then the same with a
+    // definition and a state, whose position compares (created, key) ($11 unused).
+    {"saga_reader_sagas", "ttbiiiiiiittitii", SAGA_PG_LIST(SAGA_PG_ANY, "true", "ASC")},
+    {"saga_reader_sagas_newest", "ttbiiiiiiittitii", SAGA_PG_LIST(SAGA_PG_ANY, "true", "DESC")},
     {"saga_reader_sagas_after", "ttbiiiiiiittitii",
-     SAGA_PG_LIST("(i.created_ms, i.definition, i.key) > ($10, $11, $12)", "ASC")},
+     SAGA_PG_LIST(SAGA_PG_ANY, "(i.created_ms, i.definition, i.key) > ($10, $11, $12)", "ASC")},
     {"saga_reader_sagas_newest_after", "ttbiiiiiiittitii",
-     SAGA_PG_LIST("(i.created_ms, i.definition, i.key) < ($10, $11, $12)", "DESC")},
+     SAGA_PG_LIST(SAGA_PG_ANY, "(i.created_ms, i.definition, i.key) < ($10, $11, $12)", "DESC")},
+    {"saga_reader_sagas_in_state", "ttbiiiiiiittitii", SAGA_PG_LIST(SAGA_PG_IN_STATE, "true", "ASC")},
+    {"saga_reader_sagas_in_state_newest", "ttbiiiiiiittitii", SAGA_PG_LIST(SAGA_PG_IN_STATE, "true", "DESC")},
+    {"saga_reader_sagas_in_state_after", "ttbiiiiiiittitii",
+     SAGA_PG_LIST(SAGA_PG_IN_STATE, "(i.created_ms, i.key) > ($10, $12)", "ASC")},
+    {"saga_reader_sagas_in_state_newest_after", "ttbiiiiiiittitii",
+     SAGA_PG_LIST(SAGA_PG_IN_STATE, "(i.created_ms, i.key) < ($10, $12)", "DESC")},
     // instances whose state the stored graph of their definition version does not have (or whose
     // definition is not registered at all)
     // The kept counts (schema 4) name the (definition, version, state) groups that have such sagas:
@@ -257,6 +271,9 @@ const statement reader_statements[] = {
 static_assert(std::size(reader_statements) == r_count_);
 
 #undef SAGA_PG_SUMMARY
+#undef SAGA_PG_ANY
+#undef SAGA_PG_IN_STATE
+#undef SAGA_PG_LIST
 #undef SAGA_PG_OUTBOX_OF
 #undef SAGA_PG_DEAD_LETTER
 #undef SAGA_PG_SAGA_EXISTS
@@ -528,8 +545,11 @@ std::vector<saga_summary> reader::sagas(const saga_filter& f) {
   }
   p.limit(f.limit).optional_text(f.trace_id).limit(f.trace_scan);
   p.optional_integer(f.not_on_version);
-  const auto which = f.after ? (f.newest_first ? r_sagas_newest_after : r_sagas_after)
-                             : (f.newest_first ? r_sagas_newest : r_sagas);
+  // The in-state statements take a position of their own definition only (the list's order puts
+  // every other definition's before or after all of them).
+  const bool in_state = f.definition && f.state && (!f.after || f.after->definition == *f.definition);
+  const auto which = static_cast<decltype(r_sagas)>((in_state ? r_sagas_in_state : r_sagas) +
+                                                    (f.newest_first ? 1 : 0) + (f.after ? 2 : 0));
   return summaries(impl_->run("sagas", which, p));
 }
 

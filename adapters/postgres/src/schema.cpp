@@ -204,7 +204,8 @@ INSERT INTO relay (id, holder, epoch, expires_ms) VALUES (1, '', 0, 0);
     // without an index: appends only), and a store folds the changes into kept_counts about once a
     // second (store.cpp, fold_counts). A reader adds both. `counted` is 'sagas' (per definition,
     // version and state), 'inbox', 'outbox' or 'armed_timers' (definition '', version 0, state '').
-    // instances_by_created serves the saga list's order.
+    // instances_by_created serves the saga list's order, instances_by_state_created the list of one
+    // definition's sagas in one state.
     {4, R"sql(
 CREATE TABLE kept_counts (
   counted text COLLATE "C" NOT NULL,
@@ -223,6 +224,7 @@ CREATE TABLE count_changes (
 );
 )sql" SAGA_PG_RECOUNT R"sql(
 CREATE INDEX instances_by_created ON instances (created_ms, definition, key);
+CREATE INDEX instances_by_state_created ON instances (definition, state, created_ms, key);
 )sql"},
 };
 

@@ -35,6 +35,10 @@ enum q : std::size_t {
   q_sagas_newest,
   q_sagas_after,
   q_sagas_newest_after,
+  q_sagas_in_state,
+  q_sagas_in_state_newest,
+  q_sagas_in_state_after,
+  q_sagas_in_state_newest_after,
   q_orphans,
   q_finished_in_state,
   q_counts_by_state,
@@ -63,16 +67,18 @@ enum q : std::size_t {
   " (SELECT count(*) FROM parked AS p WHERE p.definition = i.definition AND p.key = i.key)," \
   " i.definition_version"
 
-// The saga list (reader::sagas) in one order: `keyset` the first page's "1" or the comparison with
-// the position a page starts after ((?10, ?11, ?12), without an OR around it, so that it is the
-// range of instances_by_created the query reads: schema 11), `order` ASC or DESC.
+// The saga list (reader::sagas) in one order: `scope` every saga (ANY_SAGA) or one definition's in
+// one state (IN_STATE: instances_by_state_created's range), `keyset` the first page's "1" or the
+// comparison with the position a page starts after ((?10, ?11, ?12)), `order` ASC or DESC. Neither
+// is under an OR, so that the query reads the range of the index it names (schema 11).
 // A trace's sagas (?14): the newest ?15 history rows, newest first (rowid order is time order),
 // read once into a temporary table for the whole query (no index by trace id: schema 9).
-#define SAGA_LIST(keyset, order)                                                                    \
+#define ANY_SAGA "(?1 IS NULL OR i.definition = ?1) AND (?2 IS NULL OR i.state = ?2)"
+#define IN_STATE "i.definition = ?1 AND i.state = ?2"
+#define SAGA_LIST(scope, keyset, order)                                                             \
   "SELECT " SAGA_SUMMARY_COLUMNS                                                                    \
   " FROM instances AS i"                                                                            \
-  " WHERE (?1 IS NULL OR i.definition = ?1)"                                                        \
-  " AND (?2 IS NULL OR i.state = ?2)"                                                               \
+  " WHERE " scope                                                                                   \
   " AND (?3 = 0 OR NOT EXISTS"                                                                      \
   "   (SELECT 1 FROM definitions AS d, json_each(d.graph, '$.terminal') AS term"                    \
   "    WHERE d.name = i.definition AND d.version = i.definition_version AND term.value = i.state))" \
@@ -131,12 +137,19 @@ constexpr const char* sql_of[] = {
     " WHERE h.id IN (SELECT id FROM chain) AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
     // q_sagas: terminal states come from the stored graph (definitions.graph, JSON), so the
     // unfinished filter needs no list of states spliced into the SQL.
-        SAGA_LIST("1", "ASC"),
+        SAGA_LIST(ANY_SAGA, "1", "ASC"),
     // q_sagas_newest
-    SAGA_LIST("1", "DESC"),
+    SAGA_LIST(ANY_SAGA, "1", "DESC"),
     // q_sagas_after, q_sagas_newest_after: the next pages
-    SAGA_LIST("(i.created_ms, i.definition, i.key) > (?10, ?11, ?12)", "ASC"),
-    SAGA_LIST("(i.created_ms, i.definition, i.key) < (?10, ?11, ?12)", "DESC"),
+    SAGA_LIST(ANY_SAGA, "(i.created_ms, i.definition, i.key) > (?10, ?11, ?12)", "ASC"),
+    SAGA_LIST(ANY_SAGA, "(i.created_ms, i.definition, i.key) < (?10, ?11, ?12)", "DESC"),
+    // q_sagas_in_state…: the same four with a definition and a state (the overview's links): its
+    // sagas only are read, through instances_by_state_created (definition, state, created, key);
+    // the definition is the scope's, so the position compares (created, key) (?11 is unused).
+    SAGA_LIST(IN_STATE, "1", "ASC"),
+    SAGA_LIST(IN_STATE, "1", "DESC"),
+    SAGA_LIST(IN_STATE, "(i.created_ms, i.key) > (?10, ?12)", "ASC"),
+    SAGA_LIST(IN_STATE, "(i.created_ms, i.key) < (?10, ?12)", "DESC"),
     // q_orphans: instances whose state the stored graph of their definition does not have (or
     // whose definition is not registered at all). The kept counts (schema 11) name the (definition,
     // version, state) groups that have such sagas; only their definitions' instances are read
@@ -208,6 +221,9 @@ constexpr const char* sql_of[] = {
 static_assert(std::size(sql_of) == q_count_);
 
 #undef SAGA_SUMMARY_COLUMNS
+#undef ANY_SAGA
+#undef IN_STATE
+#undef SAGA_LIST
 #undef OUTBOX_COLUMNS
 
 using detail::guarded;
@@ -470,8 +486,11 @@ std::vector<outbox_record> reader::follow_on_events(std::string_view definition,
 
 std::vector<saga_summary> reader::sagas(const saga_filter& f) {
   return guarded("sagas", [&] {
-    const q which = f.after ? (f.newest_first ? q_sagas_newest_after : q_sagas_after)
-                            : (f.newest_first ? q_sagas_newest : q_sagas);
+    // The in-state statements take a position of their own definition only (the list's order
+    // puts every other definition's before or after all of them).
+    const bool in_state = f.definition && f.state && (!f.after || f.after->definition == *f.definition);
+    const q first = in_state ? q_sagas_in_state : q_sagas;  // then newest, after, newest after
+    const q which = static_cast<q>(first + (f.newest_first ? 1 : 0) + (f.after ? 2 : 0));
     use u(prepared(which));
     u.optional_text(1, f.definition).optional_text(2, f.state).integer(3, f.unfinished_only ? 1 : 0);
     u.optional_integer(4, f.created.from_ms).optional_integer(5, f.created.before_ms);

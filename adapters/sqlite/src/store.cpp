@@ -328,6 +328,9 @@ PRAGMA user_version = 10;
     // transaction moved sagas out of or into, and one update of table_rows. instances_by_created
     // serves the saga list's order (created, definition, key): an entry per saga, written once
     // when it starts, at the right edge of the index (creation times only grow).
+    // instances_by_state_created serves the list of one definition's sagas in one state (the
+    // overview's links): its entry moves with every transition, from near the right edge of the
+    // old state's range to near the right edge of the new one's (docs/performance.md measures it).
     {11, R"sql(
 CREATE TABLE saga_counts (
   definition TEXT NOT NULL,
@@ -349,6 +352,7 @@ INSERT INTO table_rows (id, inbox, outbox, armed_timers) VALUES (1,
   (SELECT count(*) FROM instances AS i, json_each(i.timers) AS j
    WHERE i.next_due_ms IS NOT NULL AND j.value ->> 0 IS NOT NULL));
 CREATE INDEX instances_by_created ON instances (created_ms);
+CREATE INDEX instances_by_state_created ON instances (definition, state, created_ms);
 PRAGMA user_version = 11;
 )sql"},
 };
