@@ -1739,17 +1739,40 @@ void measure_console_pages(const config& cfg, const saga::test::temp_dir& dir, c
       sagas.push_back("/saga?type=" + q.getColumn(1).getString() + "&id=" + q.getColumn(2).getString());
     }
   }
+  // A state few sagas are in, and late in the list (the overview links each count to its list):
+  // the 100 newest sagas cancelled through the store, so that its counts stay right.
+  {
+    std::vector<std::string> newest;
+    {
+      SQLite::Database db(path, SQLite::OPEN_READONLY);
+      SQLite::Statement q(
+          db, "SELECT key FROM instances ORDER BY created_ms DESC, definition DESC, key DESC LIMIT 100");
+      while (q.executeStep()) newest.push_back(q.getColumn(0).getString());
+    }
+    saga::sqlite::options o;
+    o.path = path;
+    saga::sqlite::store st(o);
+    st.begin();
+    for (const auto& key : newest) {
+      auto r = st.load_instance("order_lifecycle", key);
+      if (!r) throw std::runtime_error("console: saga " + key + " vanished");
+      r->state = "cancelled";
+      st.save_instance(*r);
+    }
+    st.commit();
+  }
   sagad d(cfg, dir, path, "FULL", true, {"--console", "127.0.0.1:0"});
   httplib::Client http(d.console_url());
   http.set_read_timeout(300s);
   const int requests = cfg.quick ? 2 : 10;
   const std::string at = " " + std::to_string(n) + " sagas";
-  for (const auto& [name, pages] :
-       std::vector<std::pair<std::string, std::vector<std::string>>>{{"overview", {"/"}},
-                                                                     {"list, first page", {"/sagas"}},
-                                                                     {"list, page 90% down", {deep}},
-                                                                     {"one saga", sagas},
-                                                                     {"definitions", {"/definitions"}}}) {
+  for (const auto& [name, pages] : std::vector<std::pair<std::string, std::vector<std::string>>>{
+           {"overview", {"/"}},
+           {"list, first page", {"/sagas"}},
+           {"list, page 90% down", {deep}},
+           {"list, one state of 100 sagas", {"/sagas?type=order_lifecycle&state=cancelled"}},
+           {"one saga", sagas},
+           {"definitions", {"/definitions"}}}) {
     const auto ms = time_page(http, pages, requests);
     row r;
     r.measurement = "console " + name + at;

@@ -49,6 +49,17 @@ std::vector<std::string> keys(const std::vector<saga::saga_summary>& rows) {
   return out;
 }
 
+// Every page of `f` (its limit a page), each from where the last one ended.
+std::vector<std::string> all_pages(saga::reader& r, saga::saga_filter f) {
+  std::vector<std::string> out;
+  for (;;) {
+    const auto rows = r.sagas(f);
+    for (const auto& k : keys(rows)) out.push_back(k);
+    if (rows.size() < f.limit) return out;
+    f.after = rows.back().position();
+  }
+}
+
 std::vector<std::int64_t> sequences(const std::vector<saga::outbox_record>& rows) {
   std::vector<std::int64_t> out;
   for (const auto& r : rows) out.push_back(r.sequence);
@@ -300,26 +311,10 @@ TEST_SUITE("reader_contract") {
     CHECK(keys(r->sagas({})) == bytes);
     saga::saga_filter page;
     page.limit = 4;
-    std::vector<std::string> paged;
-    for (;;) {
-      const auto rows = r->sagas(page);
-      for (const auto& k : keys(rows)) paged.push_back(k);
-      if (rows.size() < page.limit) break;
-      page.after = rows.back().position();
-    }
-    CHECK(paged == bytes);
+    CHECK(all_pages(*r, page) == bytes);
     // Newest first: the same order reversed, paged the same way.
-    saga::saga_filter newest;
-    newest.newest_first = true;
-    newest.limit = 4;
-    std::vector<std::string> backwards;
-    for (;;) {
-      const auto rows = r->sagas(newest);
-      for (const auto& k : keys(rows)) backwards.push_back(k);
-      if (rows.size() < newest.limit) break;
-      newest.after = rows.back().position();
-    }
-    CHECK(backwards == std::vector<std::string>(bytes.rbegin(), bytes.rend()));
+    page.newest_first = true;
+    CHECK(all_pages(*r, page) == std::vector<std::string>(bytes.rbegin(), bytes.rend()));
   }
 
   // The overview's links list one definition's sagas in one state (a statement and an index of
@@ -358,13 +353,7 @@ TEST_SUITE("reader_contract") {
       page.state = "s";
       page.newest_first = newest;
       page.limit = 3;
-      std::vector<std::string> paged;
-      for (;;) {
-        const auto rows = r->sagas(page);
-        for (const auto& k : keys(rows)) paged.push_back(k);
-        if (rows.size() < page.limit) break;
-        page.after = rows.back().position();
-      }
+      const auto paged = all_pages(*r, page);
       CHECK(paged.size() == 8);
       CHECK(paged == filtered(std::nullopt, newest));
       // After a position of another definition: where that saga stands in the whole list.
