@@ -68,10 +68,10 @@ enum rq : std::size_t {
   " i.definition_version"
 
 // The saga list (reader::sagas) in one order: `scope` every saga (SAGA_PG_ANY) or one definition's
-// in one state (SAGA_PG_IN_STATE: instances_by_state_created's range), `keyset` the first page's
-// "true" or the comparison with the position a page starts after, `order` ASC or DESC; neither
-// under an OR, so that the range of the index is what is read whatever plan a prepared statement
-// gets (schema 4).
+// in one state (SAGA_PG_IN_STATE: that definition's rows of the primary key), `keyset` the first
+// page's "true" or the comparison with the position a page starts after, `order` ASC or DESC;
+// neither under an OR, whatever plan a prepared statement gets. No index has the list's order here
+// (schema 4 says why): the matching rows are sorted.
 #define SAGA_PG_ANY "($1 IS NULL OR i.definition = $1) AND ($2 IS NULL OR i.state = $2)"
 #define SAGA_PG_IN_STATE "i.definition = $1 AND i.state = $2"
 #define SAGA_PG_LIST(scope, keyset, order)                                                               \

@@ -204,8 +204,10 @@ INSERT INTO relay (id, holder, epoch, expires_ms) VALUES (1, '', 0, 0);
     // without an index: appends only), and a store folds the changes into kept_counts about once a
     // second (store.cpp, fold_counts). A reader adds both. `counted` is 'sagas' (per definition,
     // version and state), 'inbox', 'outbox' or 'armed_timers' (definition '', version 0, state '').
-    // instances_by_created serves the saga list's order, instances_by_state_created the list of one
-    // definition's sagas in one state.
+    // Not SQLite's two list indexes (instances_by_created, instances_by_state_created): an update
+    // that is not HOT writes an entry into every index of the table, and an event updates its
+    // instance row up to three times (the upsert, a timer disarmed, one armed), so each index cost
+    // a sagad about a fifth of its events/s (docs/postgres.md); the list sorts instead.
     {4, R"sql(
 CREATE TABLE kept_counts (
   counted text COLLATE "C" NOT NULL,
@@ -223,8 +225,6 @@ CREATE TABLE count_changes (
   n bigint NOT NULL
 );
 )sql" SAGA_PG_RECOUNT R"sql(
-CREATE INDEX instances_by_created ON instances (created_ms, definition, key);
-CREATE INDEX instances_by_state_created ON instances (definition, state, created_ms, key);
 )sql"},
 };
 
