@@ -255,6 +255,7 @@ class engine {
                       std::optional<std::int64_t> outbox_first = std::nullopt,
                       std::optional<std::int64_t> outbox_last = std::nullopt);
   void deliver(std::vector<published_event>& emitted);
+  void keep_storage(std::vector<published_event>& emitted);
   void log(log_level l, std::string_view msg) const;
 
   store& store_;
@@ -267,6 +268,7 @@ class engine {
   std::set<std::string, std::less<>> own_sources_;             // of its follow-on and timer events
   std::vector<std::pair<std::string, subscriber>> subscribers_;
   std::vector<commit_listener> commit_listeners_;
+  std::vector<published_event> emitted_storage_;  // keep_storage(): the last batch's, emptied
 };
 
 }  // namespace saga
