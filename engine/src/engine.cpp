@@ -1,6 +1,7 @@
 #include "saga/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <stdexcept>
 #include <type_traits>
@@ -84,6 +85,50 @@ std::string operator_field_problem(const json& data) {
       return std::string("data '") + field + "': must be a string";
   }
   return {};
+}
+
+// Whether a and b are the same document, written alike: down to each number's kind (1 and 1.0,
+// or 0.0 and -0.0, are equal to nlohmann's == but dump differently): a saga's data the dispatch left as it
+// was keeps its stored text, which is not encoded again (docs/performance.md, fifth round).
+bool identical(const json& a, const json& b) {
+  std::vector<std::pair<const json*, const json*>> todo{{&a, &b}};
+  while (!todo.empty()) {
+    const auto [x, y] = todo.back();
+    todo.pop_back();
+    // Signed and unsigned integers of the same value are written alike (a parse reads 5 as unsigned).
+    if (x->is_number_integer() && y->is_number_integer()) {
+      if (*x != *y) return false;
+      continue;
+    }
+    if (x->type() != y->type()) return false;
+    switch (x->type()) {
+      case json::value_t::object: {
+        const auto& xo = x->get_ref<const json::object_t&>();
+        const auto& yo = y->get_ref<const json::object_t&>();
+        if (xo.size() != yo.size()) return false;
+        for (auto i = xo.begin(), j = yo.begin(); i != xo.end(); ++i, ++j) {
+          if (i->first != j->first) return false;
+          todo.emplace_back(&i->second, &j->second);
+        }
+        break;
+      }
+      case json::value_t::array: {
+        const auto& xa = x->get_ref<const json::array_t&>();
+        const auto& ya = y->get_ref<const json::array_t&>();
+        if (xa.size() != ya.size()) return false;
+        for (std::size_t i = 0; i < xa.size(); ++i) todo.emplace_back(&xa[i], &ya[i]);
+        break;
+      }
+      case json::value_t::number_float: {
+        const double xd = x->get<double>(), yd = y->get<double>();
+        if (xd != yd || std::signbit(xd) != std::signbit(yd)) return false;
+        break;
+      }
+      default:
+        if (*x != *y) return false;
+    }
+  }
+  return true;
 }
 
 // The trace context an event is handled in: its own, or else `fallback`'s trace with a new span
@@ -699,7 +744,8 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
     return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
-  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, e, trace, std::move(out), b);
+  instance_record rec =
+      apply(*entry, key, inst ? &*inst : nullptr, inst ? &data : nullptr, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
   return answer(ack_outcome::transitioned, rec.state);
 }
@@ -778,8 +824,9 @@ void engine::record_history(const definition& d, const instance_record& inst, co
 }
 
 instance_record engine::apply(const definition_entry& entry, const std::string& key,
-                              const instance_record* inst, const event& e, const trace_context& trace,
-                              dispatch_output out, batch_state& b, std::string_view outcome) {
+                              const instance_record* inst, const json* data, const event& e,
+                              const trace_context& trace, dispatch_output out, batch_state& b,
+                              std::string_view outcome) {
   const definition& d = *entry.def;
   instance_record rec;
   if (inst) {
@@ -797,7 +844,7 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
   if (out.state != rec.state) rec.state_since_ms = b.now_ms;
   rec.state = std::move(out.state);
   rec.finished = d.graph().is_terminal(rec.state);
-  rec.data = out.data.dump();
+  if (inst == nullptr || data == nullptr || !identical(out.data, *data)) rec.data = out.data.dump();
   rec.fingerprint = d.graph().fingerprint;
   rec.definition_version = d.graph().version;
   rec.updated_ms = b.now_ms;
@@ -887,7 +934,7 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       }
       if (out.handled) {
         store_.remove_parked(p.id);
-        rec = apply(entry, rec.key, &rec, e, trace, std::move(out), b);
+        rec = apply(entry, rec.key, &rec, &data, e, trace, std::move(out), b);
         progressed = true;
         break;
       }
@@ -964,7 +1011,7 @@ ack engine::process_operator(const event& e, batch_state& b) {
   // Without a trace of its own, the action continues the saga's.
   const trace_context trace =
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(d.name(), e.subject) : trace_context{});
-  instance_record rec = apply(*entry, e.subject, &*inst, e, trace, std::move(out), b);
+  instance_record rec = apply(*entry, e.subject, &*inst, &data, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
   return accepted(e, d.name(), ack_outcome::transitioned, rec.state, b);
 }
@@ -1031,7 +1078,7 @@ ack engine::process_migrate(const event& e, const family& f, const instance_reco
       out.intents.timers.push_back({t.name, false, 0});
   const trace_context trace =
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(name, e.subject) : trace_context{});
-  instance_record rec = apply(*entry, e.subject, &inst, e, trace, std::move(out), b, "migrated");
+  instance_record rec = apply(*entry, e.subject, &inst, &data, e, trace, std::move(out), b, "migrated");
   retry_parked(*entry, rec, b);
   return accepted(e, name, ack_outcome::transitioned, rec.state, b);
 }

@@ -385,6 +385,47 @@ TEST_SUITE("engine") {
     CHECK(q.getColumn(6).getString() == "paid");
     CHECK_FALSE(q.executeStep());
   }
+
+  // docs/performance.md, fifth round: the data a dispatch left as it was is not encoded again.
+  TEST_CASE(
+      "a saga's data left as it was keeps its stored text - changed data is written as dump() writes it") {
+    saga::test::temp_dir dir;
+    saga::manual_clock clock;
+    saga::sqlite::store st(file_options(dir));
+    saga::engine eng(st, clock);
+    eng.add(saga::definitions::order_lifecycle());
+    eng.handle(ev("p1", "order.placed", "o-1"));
+    SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE);
+    auto stored = [&] { return db.execAndGet("SELECT data FROM instances WHERE key = 'o-1'").getString(); };
+    auto overwrite = [&](const std::string& text) {
+      SQLite::Statement u(db, "UPDATE instances SET data = ? WHERE key = 'o-1'");
+      u.bind(1, text);
+      CHECK(u.exec() == 1);
+    };
+    const auto data = nlohmann::json::parse(stored());
+    CHECK(stored() == data.dump());
+    // The same document in other bytes: payment.succeeded leaves the order's data as it is.
+    const std::string pretty = data.dump(2);
+    overwrite(pretty);
+    eng.handle(ev("p2", "payment.succeeded", "o-1"));
+    CHECK(stored() == pretty);
+    CHECK(st.load_instance("order_lifecycle", "o-1")->state == "paid");
+
+    // A number of the same value and another type (0.0 for the definition's integer 0) is a
+    // change: written as the definition's data dumps.
+    auto with_float = data;
+    with_float["refund_attempt"] = 0.0;
+    REQUIRE(with_float == data);  // equal to nlohmann's ==, not the same bytes
+    overwrite(with_float.dump(2));
+    eng.handle(ev("p3", "inventory.reserved", "o-1"));
+    CHECK(stored() == data.dump());
+
+    // A change: the refund request counts its attempt in the data.
+    eng.handle(ev("p4", "order.cancel.requested", "o-1"));
+    const auto refunding = nlohmann::json::parse(stored());
+    CHECK(refunding["refund_attempt"] == 1);
+    CHECK(stored() == refunding.dump());
+  }
 }
 
 TEST_SUITE("parking") {

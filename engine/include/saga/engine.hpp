@@ -244,9 +244,11 @@ class engine {
   bool parkable(const definition_entry& entry, std::string_view state, std::string_view type) const;
   void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
             const event& e, const trace_context& trace, batch_state& b);
+  // `data`: inst->data as parsed for the dispatch (null for a new saga); when the dispatch left it
+  // as it was, the stored text is kept instead of encoding it again.
   instance_record apply(const definition_entry& entry, const std::string& key, const instance_record* inst,
-                        const event& e, const trace_context& trace, dispatch_output out, batch_state& b,
-                        std::string_view outcome = "transitioned");
+                        const nlohmann::json* data, const event& e, const trace_context& trace,
+                        dispatch_output out, batch_state& b, std::string_view outcome = "transitioned");
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   // `trace`: the event's own trace context, or the one the engine gave it (trace_of).
   void record_history(const definition& d, const instance_record& inst, const event& e,
