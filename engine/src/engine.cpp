@@ -423,7 +423,8 @@ void engine::lock_sagas(const Range& items, KeyOf&& key_of) {
 }
 
 std::vector<ack> engine::handle_batch(std::span<const event> events) {
-  return isolated(
+  std::vector<ack> acks;
+  isolated(
       [&] {
         lock_sagas(events, [](const event& e) { return &e.subject; });
         return events.size();
@@ -431,11 +432,19 @@ std::vector<ack> engine::handle_batch(std::span<const event> events) {
       [&](std::size_t i, batch_state& b) { return process_external(events[i], b); },
       [&](std::size_t i, std::string reason, batch_state& b) {
         return reject(&events[i], nullptr, std::move(reason), b);
-      });
+      },
+      acks);
+  return acks;
 }
 
 std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
-  return isolated(
+  std::vector<ack> acks;
+  handle_batch(inputs, acks);
+  return acks;
+}
+
+void engine::handle_batch(std::span<const inbound> inputs, std::vector<ack>& acks) {
+  isolated(
       [&] {
         lock_sagas(inputs, [](const inbound& i) {
           const auto* e = std::get_if<event>(&i);
@@ -451,7 +460,8 @@ std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
       [&](std::size_t i, std::string reason, batch_state& b) {
         const auto* e = std::get_if<event>(&inputs[i]);
         return reject(e, e ? nullptr : &std::get<invalid_input>(inputs[i]), std::move(reason), b);
-      });
+      },
+      acks);
 }
 
 ack engine::set_aside(const inbound& input, std::string reason) {
@@ -506,7 +516,7 @@ auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>()
 // a batch is run at most three times whatever it holds. A store_error is no
 // event's fault: it rolls the whole batch back and leaves (the caller retries).
 template <class Prepare, class One, class Refuse>
-std::vector<ack> engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse) {
+void engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse, std::vector<ack>& acks) {
   const std::int64_t now = clock_.now_ms();
   std::map<std::size_t, std::string> offenders;  // index -> reason, found by earlier runs
   for (int run = 0;; ++run) {
@@ -514,7 +524,7 @@ std::vector<ack> engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse)
     store_.begin();
     try {
       const std::size_t n = prepare();
-      std::vector<ack> acks;
+      acks.clear();
       acks.reserve(n);
       for (std::size_t i = 0; i < n; ++i) {
         if (auto it = offenders.find(i); it != offenders.end())
@@ -527,7 +537,7 @@ std::vector<ack> engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse)
       store_.commit();
       deliver(b.emitted);
       keep_storage(b.emitted);
-      return acks;
+      return;
     } catch (const failed_after_write& f) {
       store_.rollback();
       log(log_level::warn, "event " + std::to_string(f.index + 1) +
@@ -1086,7 +1096,8 @@ ack engine::process_migrate(const event& e, const family& f, const instance_reco
 std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_t limit) {
   std::vector<timer_record> due;
   std::vector<event> events;
-  auto acks = isolated(
+  std::vector<ack> acks;
+  isolated(
       [&] {
         due = store_.due_timers(now_ms, limit, names_);
         claim(due, now_ms);
@@ -1110,7 +1121,8 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
         // Disarmed, so that a firing that fails is kept once and not retried forever.
         store_.disarm_timer(due[i].definition, due[i].key, due[i].name);
         return reject(&events[i], nullptr, "timer '" + due[i].name + "': " + reason, b);
-      });
+      },
+      acks);
   std::vector<fired_timer> fired;
   fired.reserve(due.size());
   for (std::size_t i = 0; i < due.size(); ++i) fired.push_back({due[i], std::move(acks[i])});

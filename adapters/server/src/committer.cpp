@@ -46,7 +46,8 @@ void committer::take() {
 void committer::commit(const range& r) {
   const auto inputs = ingress_.pending().subspan(r.first, r.count);
   const auto started = steady::now();
-  auto acks = engine_.handle_batch(inputs);
+  auto& acks = batch_acks_;
+  engine_.handle_batch(inputs, acks);
   metrics_.commit_seconds.observe(std::chrono::duration<double>(steady::now() - started).count());
   if (acks.size() != r.count)
     throw std::logic_error("engine returned " + std::to_string(acks.size()) + " acks for " +

@@ -159,6 +159,9 @@ class engine {
   ack handle(const event& e);
   std::vector<ack> handle_batch(std::span<const event> events);
   std::vector<ack> handle_batch(std::span<const inbound> inputs);
+  // The same, its acks into `acks` (emptied first; a caller that keeps one vector for every
+  // batch saves allocating and freeing a large block per batch).
+  void handle_batch(std::span<const inbound> inputs, std::vector<ack>& acks);
 
   // Embedding: the host has begun a transaction on the store's connection and
   // handles events inside it. Nothing is committed here; call committed() after
@@ -223,7 +226,7 @@ class engine {
   template <class Body>
   auto transact(Body&& body) -> decltype(body(std::declval<batch_state&>()));
   template <class Prepare, class One, class Refuse>
-  std::vector<ack> isolated(Prepare&& prepare, One&& one, Refuse&& refuse);
+  void isolated(Prepare&& prepare, One&& one, Refuse&& refuse, std::vector<ack>& acks);
   template <class Range, class KeyOf>
   void lock_sagas(const Range& items, KeyOf&& key_of);
   void claim(std::vector<timer_record>& due, std::int64_t now_ms);
