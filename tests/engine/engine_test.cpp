@@ -96,6 +96,15 @@ std::int64_t count_rows(const std::string& path, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// A file store with order_lifecycle registered, on a manual clock.
+struct order_engine {
+  saga::test::temp_dir dir;
+  saga::manual_clock clock;
+  saga::sqlite::store st{file_options(dir)};
+  saga::engine eng{st, clock};
+  order_engine() { eng.add(saga::definitions::order_lifecycle()); }
+};
+
 // Fails the k-th insert_inbox: the event's last write, after all its others.
 class failing_store : public saga::store_wrapper {
  public:
@@ -389,11 +398,8 @@ TEST_SUITE("engine") {
   // docs/performance.md, fifth round: the data a dispatch left as it was is not encoded again.
   TEST_CASE(
       "a saga's data left as it was keeps its stored text - changed data is written as dump() writes it") {
-    saga::test::temp_dir dir;
-    saga::manual_clock clock;
-    saga::sqlite::store st(file_options(dir));
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
+    order_engine f;
+    auto& [dir, clock, st, eng] = f;
     eng.handle(ev("p1", "order.placed", "o-1"));
     SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE);
     auto stored = [&] { return db.execAndGet("SELECT data FROM instances WHERE key = 'o-1'").getString(); };
@@ -674,11 +680,8 @@ TEST_SUITE("parking") {
 TEST_SUITE("operator") {
   TEST_CASE(
       "abort moves a saga to the abort state with its follow-on events - resolve leaves needs_attention") {
-    saga::test::temp_dir dir;
-    saga::manual_clock clock;
-    saga::sqlite::store st(file_options(dir));
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
+    order_engine f;
+    auto& [dir, clock, st, eng] = f;
     eng.handle(ev("p1", "order.placed", "o-1"));
     std::vector<std::string> seen;
     eng.subscribe("", [&](const saga::published_event& p) { seen.push_back(p.event.type); });
