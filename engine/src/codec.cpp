@@ -469,9 +469,8 @@ void append_json_string(std::string& out, std::string_view s) {
 // which puts them in their place.
 std::string encode_event(const event& e) {
   if (e.extensions.is_object() && !e.extensions.empty()) return event_to_json(e).dump();
-  std::string data = e.data.dump();
   std::string out;
-  out.reserve(data.size() + 160 + e.id.size() + e.source.size() + e.type.size() + e.subject.size() +
+  out.reserve(e.data.size() * 32 + 256 + e.id.size() + e.source.size() + e.type.size() + e.subject.size() +
               e.time.size() + e.causationid.size() + e.correlationid.size() + e.traceparent.size() +
               e.tracestate.size());
   auto attr = [&](std::string_view name, std::string_view value) {
@@ -483,7 +482,9 @@ std::string encode_event(const event& e) {
   if (!e.causationid.empty()) attr("causationid", e.causationid);
   if (!e.correlationid.empty()) attr("correlationid", e.correlationid);
   out += out.empty() ? "{\"data\":" : ",\"data\":";
-  out += data;
+  // Straight into `out`, as dump() would write it (no string of its own to copy).
+  nlohmann::detail::serializer<json>(nlohmann::detail::output_adapter<char>(out), ' ')
+      .dump(e.data, false, false, 0);
   attr("datacontenttype", "application/json");
   attr("id", e.id);
   attr("source", e.source);

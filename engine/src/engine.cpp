@@ -1,6 +1,7 @@
 #include "saga/engine.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <stdexcept>
 #include <type_traits>
@@ -84,6 +85,50 @@ std::string operator_field_problem(const json& data) {
       return std::string("data '") + field + "': must be a string";
   }
   return {};
+}
+
+// Whether a and b are the same document, written alike: down to each number's kind (1 and 1.0,
+// or 0.0 and -0.0, are equal to nlohmann's == but dump differently): a saga's data the dispatch left as it
+// was keeps its stored text, which is not encoded again (docs/performance.md, fifth round).
+bool identical(const json& a, const json& b) {
+  std::vector<std::pair<const json*, const json*>> todo{{&a, &b}};
+  while (!todo.empty()) {
+    const auto [x, y] = todo.back();
+    todo.pop_back();
+    // Signed and unsigned integers of the same value are written alike (a parse reads 5 as unsigned).
+    if (x->is_number_integer() && y->is_number_integer()) {
+      if (*x != *y) return false;
+      continue;
+    }
+    if (x->type() != y->type()) return false;
+    switch (x->type()) {
+      case json::value_t::object: {
+        const auto& xo = x->get_ref<const json::object_t&>();
+        const auto& yo = y->get_ref<const json::object_t&>();
+        if (xo.size() != yo.size()) return false;
+        for (auto i = xo.begin(), j = yo.begin(); i != xo.end(); ++i, ++j) {
+          if (i->first != j->first) return false;
+          todo.emplace_back(&i->second, &j->second);
+        }
+        break;
+      }
+      case json::value_t::array: {
+        const auto& xa = x->get_ref<const json::array_t&>();
+        const auto& ya = y->get_ref<const json::array_t&>();
+        if (xa.size() != ya.size()) return false;
+        for (std::size_t i = 0; i < xa.size(); ++i) todo.emplace_back(&xa[i], &ya[i]);
+        break;
+      }
+      case json::value_t::number_float: {
+        const double xd = x->get<double>(), yd = y->get<double>();
+        if (xd != yd || std::signbit(xd) != std::signbit(yd)) return false;
+        break;
+      }
+      default:
+        if (*x != *y) return false;
+    }
+  }
+  return true;
 }
 
 // The trace context an event is handled in: its own, or else `fallback`'s trace with a new span
@@ -217,7 +262,8 @@ ack ack_from_json(const json& j) {
 // Per-batch scratch: the batch's time and the follow-on events to hand to
 // in-process subscribers once the batch has committed.
 struct engine::batch_state {
-  explicit batch_state(std::int64_t now) : now_ms(now), time(format_time(now)) {}
+  batch_state(std::int64_t now, std::vector<published_event> storage)
+      : now_ms(now), time(format_time(now)), emitted(std::move(storage)) {}
   std::int64_t now_ms;
   std::string time;  // now_ms as RFC 3339: the time of every follow-on event of the batch
   std::vector<published_event> emitted;
@@ -377,7 +423,8 @@ void engine::lock_sagas(const Range& items, KeyOf&& key_of) {
 }
 
 std::vector<ack> engine::handle_batch(std::span<const event> events) {
-  return isolated(
+  std::vector<ack> acks;
+  isolated(
       [&] {
         lock_sagas(events, [](const event& e) { return &e.subject; });
         return events.size();
@@ -385,11 +432,19 @@ std::vector<ack> engine::handle_batch(std::span<const event> events) {
       [&](std::size_t i, batch_state& b) { return process_external(events[i], b); },
       [&](std::size_t i, std::string reason, batch_state& b) {
         return reject(&events[i], nullptr, std::move(reason), b);
-      });
+      },
+      acks);
+  return acks;
 }
 
 std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
-  return isolated(
+  std::vector<ack> acks;
+  handle_batch(inputs, acks);
+  return acks;
+}
+
+void engine::handle_batch(std::span<const inbound> inputs, std::vector<ack>& acks) {
+  isolated(
       [&] {
         lock_sagas(inputs, [](const inbound& i) {
           const auto* e = std::get_if<event>(&i);
@@ -405,7 +460,8 @@ std::vector<ack> engine::handle_batch(std::span<const inbound> inputs) {
       [&](std::size_t i, std::string reason, batch_state& b) {
         const auto* e = std::get_if<event>(&inputs[i]);
         return reject(e, e ? nullptr : &std::get<invalid_input>(inputs[i]), std::move(reason), b);
-      });
+      },
+      acks);
 }
 
 ack engine::set_aside(const inbound& input, std::string reason) {
@@ -419,7 +475,7 @@ ack engine::set_aside(const inbound& input, std::string reason) {
 engine::joined engine::handle_in_transaction(std::span<const event> events) {
   if (!store_.in_transaction())
     throw std::logic_error("engine::handle_in_transaction: the host has not begun a transaction");
-  batch_state b(clock_.now_ms());
+  batch_state b(clock_.now_ms(), {});
   joined j;
   lock_sagas(events, [](const event& e) { return &e.subject; });
   auto one = [&](std::size_t i, batch_state& bs) { return process_external(events[i], bs); };
@@ -438,12 +494,13 @@ void engine::committed(joined& j) {
 
 template <class Body>
 auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>())) {
-  batch_state b(clock_.now_ms());
+  batch_state b(clock_.now_ms(), std::move(emitted_storage_));
   store_.begin();
   try {
     auto result = body(b);
     store_.commit();
     deliver(b.emitted);
+    keep_storage(b.emitted);
     return result;
   } catch (...) {
     store_.rollback();
@@ -459,15 +516,15 @@ auto engine::transact(Body&& body) -> decltype(body(std::declval<batch_state&>()
 // a batch is run at most three times whatever it holds. A store_error is no
 // event's fault: it rolls the whole batch back and leaves (the caller retries).
 template <class Prepare, class One, class Refuse>
-std::vector<ack> engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse) {
+void engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse, std::vector<ack>& acks) {
   const std::int64_t now = clock_.now_ms();
   std::map<std::size_t, std::string> offenders;  // index -> reason, found by earlier runs
   for (int run = 0;; ++run) {
-    batch_state b(now);
+    batch_state b(now, std::move(emitted_storage_));
     store_.begin();
     try {
       const std::size_t n = prepare();
-      std::vector<ack> acks;
+      acks.clear();
       acks.reserve(n);
       for (std::size_t i = 0; i < n; ++i) {
         if (auto it = offenders.find(i); it != offenders.end())
@@ -479,7 +536,8 @@ std::vector<ack> engine::isolated(Prepare&& prepare, One&& one, Refuse&& refuse)
       }
       store_.commit();
       deliver(b.emitted);
-      return acks;
+      keep_storage(b.emitted);
+      return;
     } catch (const failed_after_write& f) {
       store_.rollback();
       log(log_level::warn, "event " + std::to_string(f.index + 1) +
@@ -526,6 +584,16 @@ ack engine::with_savepoint(batch_state& b, std::size_t i, One& one, Refuse& refu
   store_.rollback_to_savepoint();
   b.emitted.resize(mark);
   return refuse(i, std::move(reason), b);
+}
+
+// A batch's follow-on events go into the vector the last batch used: a 1,024-event batch's is
+// about 700 KiB, and allocating and freeing it for every batch had glibc consolidate its free
+// lists each time (docs/performance.md, fifth round). A vector grown by an unusually large batch
+// is let go.
+void engine::keep_storage(std::vector<published_event>& emitted) {
+  constexpr std::size_t kept_max = 4096;
+  emitted.clear();
+  if (emitted.capacity() <= kept_max) emitted_storage_ = std::move(emitted);
 }
 
 // After the commit: nothing here may make a committed batch look failed.
@@ -686,7 +754,8 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
     return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
-  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, e, trace, std::move(out), b);
+  instance_record rec =
+      apply(*entry, key, inst ? &*inst : nullptr, inst ? &data : nullptr, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
   return answer(ack_outcome::transitioned, rec.state);
 }
@@ -765,8 +834,9 @@ void engine::record_history(const definition& d, const instance_record& inst, co
 }
 
 instance_record engine::apply(const definition_entry& entry, const std::string& key,
-                              const instance_record* inst, const event& e, const trace_context& trace,
-                              dispatch_output out, batch_state& b, std::string_view outcome) {
+                              const instance_record* inst, const json* data, const event& e,
+                              const trace_context& trace, dispatch_output out, batch_state& b,
+                              std::string_view outcome) {
   const definition& d = *entry.def;
   instance_record rec;
   if (inst) {
@@ -784,7 +854,7 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
   if (out.state != rec.state) rec.state_since_ms = b.now_ms;
   rec.state = std::move(out.state);
   rec.finished = d.graph().is_terminal(rec.state);
-  rec.data = out.data.dump();
+  if (inst == nullptr || data == nullptr || !identical(out.data, *data)) rec.data = out.data.dump();
   rec.fingerprint = d.graph().fingerprint;
   rec.definition_version = d.graph().version;
   rec.updated_ms = b.now_ms;
@@ -874,7 +944,7 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       }
       if (out.handled) {
         store_.remove_parked(p.id);
-        rec = apply(entry, rec.key, &rec, e, trace, std::move(out), b);
+        rec = apply(entry, rec.key, &rec, &data, e, trace, std::move(out), b);
         progressed = true;
         break;
       }
@@ -951,7 +1021,7 @@ ack engine::process_operator(const event& e, batch_state& b) {
   // Without a trace of its own, the action continues the saga's.
   const trace_context trace =
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(d.name(), e.subject) : trace_context{});
-  instance_record rec = apply(*entry, e.subject, &*inst, e, trace, std::move(out), b);
+  instance_record rec = apply(*entry, e.subject, &*inst, &data, e, trace, std::move(out), b);
   retry_parked(*entry, rec, b);
   return accepted(e, d.name(), ack_outcome::transitioned, rec.state, b);
 }
@@ -1018,7 +1088,7 @@ ack engine::process_migrate(const event& e, const family& f, const instance_reco
       out.intents.timers.push_back({t.name, false, 0});
   const trace_context trace =
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(name, e.subject) : trace_context{});
-  instance_record rec = apply(*entry, e.subject, &inst, e, trace, std::move(out), b, "migrated");
+  instance_record rec = apply(*entry, e.subject, &inst, &data, e, trace, std::move(out), b, "migrated");
   retry_parked(*entry, rec, b);
   return accepted(e, name, ack_outcome::transitioned, rec.state, b);
 }
@@ -1026,7 +1096,8 @@ ack engine::process_migrate(const event& e, const family& f, const instance_reco
 std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_t limit) {
   std::vector<timer_record> due;
   std::vector<event> events;
-  auto acks = isolated(
+  std::vector<ack> acks;
+  isolated(
       [&] {
         due = store_.due_timers(now_ms, limit, names_);
         claim(due, now_ms);
@@ -1050,7 +1121,8 @@ std::vector<fired_timer> engine::fire_due_timers(std::int64_t now_ms, std::size_
         // Disarmed, so that a firing that fails is kept once and not retried forever.
         store_.disarm_timer(due[i].definition, due[i].key, due[i].name);
         return reject(&events[i], nullptr, "timer '" + due[i].name + "': " + reason, b);
-      });
+      },
+      acks);
   std::vector<fired_timer> fired;
   fired.reserve(due.size());
   for (std::size_t i = 0; i < due.size(); ++i) fired.push_back({due[i], std::move(acks[i])});

@@ -96,6 +96,15 @@ std::int64_t count_rows(const std::string& path, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// A file store with order_lifecycle registered, on a manual clock.
+struct order_engine {
+  saga::test::temp_dir dir;
+  saga::manual_clock clock;
+  saga::sqlite::store st{file_options(dir)};
+  saga::engine eng{st, clock};
+  order_engine() { eng.add(saga::definitions::order_lifecycle()); }
+};
+
 // Fails the k-th insert_inbox: the event's last write, after all its others.
 class failing_store : public saga::store_wrapper {
  public:
@@ -385,6 +394,44 @@ TEST_SUITE("engine") {
     CHECK(q.getColumn(6).getString() == "paid");
     CHECK_FALSE(q.executeStep());
   }
+
+  // docs/performance.md, fifth round: the data a dispatch left as it was is not encoded again.
+  TEST_CASE(
+      "a saga's data left as it was keeps its stored text - changed data is written as dump() writes it") {
+    order_engine f;
+    auto& [dir, clock, st, eng] = f;
+    eng.handle(ev("p1", "order.placed", "o-1"));
+    SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE);
+    auto stored = [&] { return db.execAndGet("SELECT data FROM instances WHERE key = 'o-1'").getString(); };
+    auto overwrite = [&](const std::string& text) {
+      SQLite::Statement u(db, "UPDATE instances SET data = ? WHERE key = 'o-1'");
+      u.bind(1, text);
+      CHECK(u.exec() == 1);
+    };
+    const auto data = nlohmann::json::parse(stored());
+    CHECK(stored() == data.dump());
+    // The same document in other bytes: payment.succeeded leaves the order's data as it is.
+    const std::string pretty = data.dump(2);
+    overwrite(pretty);
+    eng.handle(ev("p2", "payment.succeeded", "o-1"));
+    CHECK(stored() == pretty);
+    CHECK(st.load_instance("order_lifecycle", "o-1")->state == "paid");
+
+    // A number of the same value and another type (0.0 for the definition's integer 0) is a
+    // change: written as the definition's data dumps.
+    auto with_float = data;
+    with_float["refund_attempt"] = 0.0;
+    REQUIRE(with_float == data);  // equal to nlohmann's ==, not the same bytes
+    overwrite(with_float.dump(2));
+    eng.handle(ev("p3", "inventory.reserved", "o-1"));
+    CHECK(stored() == data.dump());
+
+    // A change: the refund request counts its attempt in the data.
+    eng.handle(ev("p4", "order.cancel.requested", "o-1"));
+    const auto refunding = nlohmann::json::parse(stored());
+    CHECK(refunding["refund_attempt"] == 1);
+    CHECK(stored() == refunding.dump());
+  }
 }
 
 TEST_SUITE("parking") {
@@ -633,11 +680,8 @@ TEST_SUITE("parking") {
 TEST_SUITE("operator") {
   TEST_CASE(
       "abort moves a saga to the abort state with its follow-on events - resolve leaves needs_attention") {
-    saga::test::temp_dir dir;
-    saga::manual_clock clock;
-    saga::sqlite::store st(file_options(dir));
-    saga::engine eng(st, clock);
-    eng.add(saga::definitions::order_lifecycle());
+    order_engine f;
+    auto& [dir, clock, st, eng] = f;
     eng.handle(ev("p1", "order.placed", "o-1"));
     std::vector<std::string> seen;
     eng.subscribe("", [&](const saga::published_event& p) { seen.push_back(p.event.type); });

@@ -73,6 +73,8 @@ class committer {
 
   std::deque<range> todo_;                      // not yet committed, in order
   std::vector<std::optional<saga::ack>> acks_;  // per input of the batch
+  std::vector<saga::ack> batch_acks_;           // what the engine answered for the range in hand
+  std::vector<saga::ack> settled_;              // the settled batch's acks, as handed to the ingress
   int failures_ = 0;                            // of the whole batch, before bisecting
   bool bisecting_ = false;
   std::chrono::milliseconds backoff_{0};

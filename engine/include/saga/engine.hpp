@@ -159,6 +159,9 @@ class engine {
   ack handle(const event& e);
   std::vector<ack> handle_batch(std::span<const event> events);
   std::vector<ack> handle_batch(std::span<const inbound> inputs);
+  // The same, its acks into `acks` (emptied first; a caller that keeps one vector for every
+  // batch saves allocating and freeing a large block per batch).
+  void handle_batch(std::span<const inbound> inputs, std::vector<ack>& acks);
 
   // Embedding: the host has begun a transaction on the store's connection and
   // handles events inside it. Nothing is committed here; call committed() after
@@ -223,7 +226,7 @@ class engine {
   template <class Body>
   auto transact(Body&& body) -> decltype(body(std::declval<batch_state&>()));
   template <class Prepare, class One, class Refuse>
-  std::vector<ack> isolated(Prepare&& prepare, One&& one, Refuse&& refuse);
+  void isolated(Prepare&& prepare, One&& one, Refuse&& refuse, std::vector<ack>& acks);
   template <class Range, class KeyOf>
   void lock_sagas(const Range& items, KeyOf&& key_of);
   void claim(std::vector<timer_record>& due, std::int64_t now_ms);
@@ -244,9 +247,11 @@ class engine {
   bool parkable(const definition_entry& entry, std::string_view state, std::string_view type) const;
   void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
             const event& e, const trace_context& trace, batch_state& b);
+  // `data`: inst->data as parsed for the dispatch (null for a new saga); when the dispatch left it
+  // as it was, the stored text is kept instead of encoding it again.
   instance_record apply(const definition_entry& entry, const std::string& key, const instance_record* inst,
-                        const event& e, const trace_context& trace, dispatch_output out, batch_state& b,
-                        std::string_view outcome = "transitioned");
+                        const nlohmann::json* data, const event& e, const trace_context& trace,
+                        dispatch_output out, batch_state& b, std::string_view outcome = "transitioned");
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   // `trace`: the event's own trace context, or the one the engine gave it (trace_of).
   void record_history(const definition& d, const instance_record& inst, const event& e,
@@ -255,6 +260,7 @@ class engine {
                       std::optional<std::int64_t> outbox_first = std::nullopt,
                       std::optional<std::int64_t> outbox_last = std::nullopt);
   void deliver(std::vector<published_event>& emitted);
+  void keep_storage(std::vector<published_event>& emitted);
   void log(log_level l, std::string_view msg) const;
 
   store& store_;
@@ -267,6 +273,7 @@ class engine {
   std::set<std::string, std::less<>> own_sources_;             // of its follow-on and timer events
   std::vector<std::pair<std::string, subscriber>> subscribers_;
   std::vector<commit_listener> commit_listeners_;
+  std::vector<published_event> emitted_storage_;  // keep_storage(): the last batch's, emptied
 };
 
 }  // namespace saga
