@@ -50,6 +50,7 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
 void undo_migration_11(SQLite::Database& db) {
   db.exec("DROP TABLE saga_counts");
   db.exec("DROP TABLE table_rows");
+  db.exec("DROP TABLE received_minutes");
   db.exec("DROP INDEX instances_by_created");
   db.exec("DROP INDEX instances_by_state_created");
   db.exec("PRAGMA user_version = 10");
@@ -818,6 +819,7 @@ TEST_SUITE("sqlite_store") {
     CHECK(db.execAndGet("SELECT inbox FROM table_rows").getInt64() == 4);
     CHECK(db.execAndGet("SELECT outbox FROM table_rows").getInt64() == count_rows(db, "outbox"));
     CHECK(db.execAndGet("SELECT armed_timers FROM table_rows").getInt64() == 2);  // payment_timeout x2
+    CHECK(db.execAndGet("SELECT sum(events) FROM received_minutes").getInt64() == 4);
     CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'instances_by_created'").getInt() ==
           1);
   }

@@ -673,6 +673,13 @@ TEST_SUITE("reader_contract") {
       CHECK(t.armed_timers == static_cast<std::int64_t>(r->armed_timers(std::nullopt, 1000).size()));
       CHECK(t.unpublished ==
             std::stoll(f.t->scalar("SELECT count(*) FROM outbox WHERE published_ms IS NULL")));
+      // Whole minutes (SQLite keeps them counted) against the inbox's rows of those minutes.
+      const auto from = t0 - 120 * minute, before = t0 + 120 * minute;
+      std::int64_t received = 0;
+      for (const auto n : r->received_per_interval(from, before, minute)) received += n;
+      CHECK(received ==
+            std::stoll(f.t->scalar("SELECT count(*) FROM inbox WHERE received_ms >= " + std::to_string(from) +
+                                   " AND received_ms < " + std::to_string(before))));
     };
     agree("filling");
 

@@ -369,11 +369,12 @@ json catalog::stats(std::int64_t now_ms) {
     out["dead_letters"] = t.dead_letters;
     out["parked"] = t.parked;
     out["armed_timers"] = t.armed_timers;
-    // Minute buckets of the last hour, oldest first; an event received at this very
-    // millisecond counts in the last minute.
+    // The last 60 clock minutes, oldest first, the last one the minute under way: whole minutes,
+    // which the SQLite store keeps counted (schema 11) rather than counting the inbox.
     constexpr std::int64_t minute = 60'000;
+    const std::int64_t this_minute = now_ms / minute * minute;
     std::vector<std::int64_t> minutes =
-        reader_.received_per_interval(now_ms - 60 * minute, now_ms + 1, minute);
+        reader_.received_per_interval(this_minute - 59 * minute, this_minute + minute, minute);
     if (minutes.size() > 60) {
       for (std::size_t m = 60; m < minutes.size(); ++m) minutes[59] += minutes[m];
       minutes.resize(60);

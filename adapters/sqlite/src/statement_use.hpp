@@ -75,6 +75,9 @@
 
 namespace saga::sqlite::detail {
 
+// received_minutes (schema 11) counts the inbox's rows per received_ms / minute_ms.
+inline constexpr std::int64_t minute_ms = 60'000;
+
 // Runs an operation and turns whatever SQLite(Cpp) throws into a store_error naming it.
 // Passed through unchanged: store_error, bad_alloc, and invalid_argument (a caller's bad
 // argument is the caller's error, not a storage failure). Exceptions cost nothing until thrown,

@@ -325,7 +325,8 @@ PRAGMA user_version = 10;
     // (a scan of the whole instances table) and the inbox, outbox and armed timers took 15-25 s
     // a page. The store adds up each transaction's changes in memory and writes them once,
     // before the commit (store::write_counts): one upsert per (definition, version, state) the
-    // transaction moved sagas out of or into, and one update of table_rows. instances_by_created
+    // transaction moved sagas out of or into, one update of table_rows, one upsert of
+    // received_minutes per minute its inbox rows were received in. instances_by_created
     // serves the saga list's order (created, definition, key): an entry per saga, written once
     // when it starts, at the right edge of the index (creation times only grow).
     // instances_by_state_created serves the list of one definition's sagas in one state (the
@@ -351,6 +352,12 @@ INSERT INTO table_rows (id, inbox, outbox, armed_timers) VALUES (1,
   (SELECT count(*) FROM inbox), (SELECT count(*) FROM outbox),
   (SELECT count(*) FROM instances AS i, json_each(i.timers) AS j
    WHERE i.next_due_ms IS NOT NULL AND j.value ->> 0 IS NOT NULL));
+-- Events received per minute (received_ms / 60000), as the inbox had them: the console's chart.
+CREATE TABLE received_minutes (
+  minute INTEGER PRIMARY KEY,
+  events INTEGER NOT NULL
+);
+INSERT INTO received_minutes (minute, events) SELECT received_ms / 60000, count(*) FROM inbox GROUP BY 1;
 CREATE INDEX instances_by_created ON instances (created_ms);
 CREATE INDEX instances_by_state_created ON instances (definition, state, created_ms);
 PRAGMA user_version = 11;
@@ -410,6 +417,8 @@ enum q : std::size_t {
   q_purge_instance,
   q_count_sagas,
   q_count_rows,
+  q_count_received,
+  q_prune_received,
   q_user_version,
   q_sync_normal,
   q_sync_full,
@@ -554,6 +563,11 @@ constexpr const char* sql_of[] = {
     "INSERT INTO saga_counts (definition, definition_version, state, sagas) VALUES (?1, ?2, ?3, ?4)"
     " ON CONFLICT (definition, definition_version, state) DO UPDATE SET sagas = sagas + excluded.sagas",
     "UPDATE table_rows SET inbox = inbox + ?1, outbox = outbox + ?2, armed_timers = armed_timers + ?3",
+    // q_count_received, q_prune_received: events per minute (schema 11); the minutes wholly
+    // before the inbox's pruning cutoff go with its rows
+    "INSERT INTO received_minutes (minute, events) VALUES (?1, ?2)"
+    " ON CONFLICT (minute) DO UPDATE SET events = events + excluded.events",
+    "DELETE FROM received_minutes WHERE minute < ?1 / 60000",
     // q_user_version
     "PRAGMA user_version",
     // q_sync_normal, q_sync_full: publication marks need no fsync of their own (see mark_published)
@@ -682,12 +696,13 @@ struct store::count_changes {
   std::int64_t inbox = 0;
   std::int64_t outbox = 0;
   std::int64_t armed_timers = 0;
+  std::map<std::int64_t, std::int64_t> received;  // inbox rows by minute received
 
   void saga(const std::string& definition, std::int64_t version, const std::string& state, std::int64_t n) {
     sagas[{definition, version, state}] += n;
   }
   bool empty() const {
-    return inbox == 0 && outbox == 0 && armed_timers == 0 &&
+    return inbox == 0 && outbox == 0 && armed_timers == 0 && received.empty() &&
            std::all_of(sagas.begin(), sagas.end(), [](const auto& e) { return e.second == 0; });
   }
 };
@@ -819,6 +834,10 @@ void store::write_counts() {
   if (counts.inbox != 0 || counts.outbox != 0 || counts.armed_timers != 0) {
     use u(prepared(q_count_rows));
     u.integer(1, counts.inbox).integer(2, counts.outbox).integer(3, counts.armed_timers).exec();
+  }
+  for (const auto& [minute, n] : counts.received) {
+    use u(prepared(q_count_received));
+    u.integer(1, minute).integer(2, n).exec();
   }
   counts = {};
 }
@@ -1147,6 +1166,7 @@ void store::insert_inbox(const inbox_record& r) {
       u.text(1, r.source).text(2, r.event_id).text(3, r.definition).text(4, r.key).text(5, r.ack);
       u.integer(6, r.received_ms).exec();
       ++rows_->counts.inbox;
+      ++rows_->counts.received[r.received_ms / detail::minute_ms];
     });
   });
 }
@@ -1623,6 +1643,8 @@ std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_befo
       const auto n = u.integer(1, inbox_before_ms).limit(2, limit).exec();
       rows_->counts.inbox -= n;
       removed += n;
+      use minutes(prepared(q_prune_received));
+      minutes.integer(1, inbox_before_ms).exec();
     });
     return removed;
   });

@@ -175,7 +175,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 53;
+  static constexpr std::size_t statement_count = 55;
 
   void migrate(bool read_only);
   void register_commit_hook();
