@@ -683,23 +683,28 @@ struct store::saga_row {
   std::optional<nlohmann::json> timers;      // parsed once changed; then it is the truth
   std::optional<std::int64_t> next_due_ms;   // as read or last written
   std::optional<std::int64_t> last_history;  // the head of the saga's history chain
-  // What the stored row counts under (saga_counts, table_rows.armed_timers; schema 11): its
-  // definition version and state, and its armed timers once they are parsed.
-  std::int64_t stored_version = 0;
-  std::string stored_state;
+  // What the stored row counts under (saga_counts; schema 11) while a save has replaced it and it
+  // is not written back yet: its definition version and state (save_instance moves them here).
+  std::optional<std::pair<std::int64_t, std::string>> counted_as;
+  // The stored row's armed timers (table_rows.armed_timers), once they are parsed.
   std::int64_t stored_armed = 0;
 };
 
 // A transaction's changes to the counts of schema 11, written by write_counts().
 struct store::count_changes {
-  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t> sagas;
+  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t, std::less<>> sagas;
   std::int64_t inbox = 0;
   std::int64_t outbox = 0;
   std::int64_t armed_timers = 0;
   std::map<std::int64_t, std::int64_t> received;  // inbox rows by minute received
 
-  void saga(const std::string& definition, std::int64_t version, const std::string& state, std::int64_t n) {
-    sagas[{definition, version, state}] += n;
+  // Looked up without copying the names: a batch moves most sagas between a few groups.
+  void saga(std::string_view definition, std::int64_t version, std::string_view state, std::int64_t n) {
+    const auto group = std::tuple(definition, version, state);
+    auto it = sagas.lower_bound(group);
+    if (it == sagas.end() || sagas.key_comp()(group, it->first))
+      it = sagas.emplace_hint(it, std::tuple(std::string(definition), version, std::string(state)), 0);
+    it->second += n;
   }
   bool empty() const {
     return inbox == 0 && outbox == 0 && armed_timers == 0 && received.empty() &&
@@ -772,8 +777,6 @@ store::saga_row& store::row_of(std::string_view definition, std::string_view key
     if (!u.is_null(10)) r.timers_text = u.string(10);
     r.next_due_ms = u.optional_integer(11);
     r.last_history = u.optional_integer(12);
-    r.stored_version = r.rec.definition_version;
-    r.stored_state = r.rec.state;
   }
   return rows_->add(definition, key, std::move(r));
 }
@@ -789,12 +792,14 @@ void store::write_sagas() {
       r.stored_armed = armed;
     }
     const instance_record& rec = r.rec;
-    if (!r.stored || r.stored_version != rec.definition_version || r.stored_state != rec.state) {
-      if (r.stored) counts.saga(definition, r.stored_version, r.stored_state, -1);
+    if (!r.stored) {
       counts.saga(definition, rec.definition_version, rec.state, 1);
-      r.stored_version = rec.definition_version;
-      r.stored_state = rec.state;
+    } else if (r.counted_as &&
+               (r.counted_as->first != rec.definition_version || r.counted_as->second != rec.state)) {
+      counts.saga(definition, r.counted_as->first, r.counted_as->second, -1);
+      counts.saga(definition, rec.definition_version, rec.state, 1);
     }
+    r.counted_as.reset();
     // NULL while the saga is unfinished (a function, not a local optional: GCC 12 warns of a
     // maybe-uninitialized optional bound in one of the two branches)
     const auto finished_ms = [&rec] {
@@ -1191,7 +1196,9 @@ void store::save_instance(const instance_record& rec) {
     atomically([&] {
       saga_row& r = row_of(rec.definition, rec.key);
       const bool existed = r.exists;
-      auto first = std::make_pair(r.rec.correlation_id, r.rec.created_ms);
+      // What the stored row counts under, until it is written back (write_sagas).
+      if (r.stored && !r.counted_as) r.counted_as.emplace(r.rec.definition_version, std::move(r.rec.state));
+      auto first = std::make_pair(std::move(r.rec.correlation_id), r.rec.created_ms);
       r.rec = rec;
       if (existed) std::tie(r.rec.correlation_id, r.rec.created_ms) = std::move(first);  // the first row's
       r.exists = true;
