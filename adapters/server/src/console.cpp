@@ -480,44 +480,28 @@ console::answer console::with_catalog(const std::function<answer(catalog&)>& ren
 
 void console::serve_on(httplib::Server& server) {
   serve_pages(server);
+  serve_api(server);
   serve_tail(server);
   if (actions()) serve_actions(server);
 }
 
+void console::reply(httplib::Response& res, answer a) {
+  res.status = a.status;
+  res.set_content(std::move(a.body), a.type.c_str());
+}
+
 void console::serve_pages(httplib::Server& server) {
   using request = httplib::Request;
-  using response = httplib::Response;
-  auto reply = [](response& res, answer a) {
-    res.status = a.status;
-    res.set_content(std::move(a.body), a.type.c_str());
-  };
-  auto html_page = [this, reply](auto render) {
-    return [this, reply, render](const request& req, response& res) {
+  auto html_page = [this](auto render) {
+    return [this, render](const request& req, httplib::Response& res) {
       reply(res, with_catalog([&](catalog& c) {
               return answer{200, render(c, req, now_ms()), "text/html; charset=utf-8"};
             }));
     };
   };
-  // A JSON document as `sagactl --json` prints it; an error as {"error": …}.
-  auto api = [this, reply](auto document) {
-    return [this, reply, document](const request& req, response& res) {
-      auto a = with_catalog([&](catalog& c) {
-        return answer{200, document(c, req, now_ms()).dump(2) + "\n", "application/json"};
-      });
-      if (a.status != 200) {
-        a.type = "application/json";
-        a.body = json{{"error", a.status == 404   ? "not found"
-                                : a.status == 400 ? "bad request"
-                                                  : "database"}}
-                     .dump() +
-                 "\n";
-      }
-      reply(res, std::move(a));
-    };
-  };
-
-  server.Get("/console.css",
-             [](const request&, response& res) { res.set_content(stylesheet, "text/css; charset=utf-8"); });
+  server.Get("/console.css", [](const request&, httplib::Response& res) {
+    res.set_content(stylesheet, "text/css; charset=utf-8");
+  });
   server.Get("/", html_page([](catalog& c, const request&, std::int64_t now) { return overview(c, now); }));
   server.Get("/sagas", html_page([](catalog& c, const request& req, std::int64_t now) {
                return saga_list(c, req, now);
@@ -538,7 +522,27 @@ void console::serve_pages(httplib::Server& server) {
              }));
   server.Get("/outbox",
              html_page([](catalog& c, const request& req, std::int64_t) { return outbox_page(c, req); }));
+}
 
+void console::serve_api(httplib::Server& server) {
+  using request = httplib::Request;
+  // A JSON document as `sagactl --json` prints it; an error as {"error": …}.
+  auto api = [this](auto document) {
+    return [this, document](const request& req, httplib::Response& res) {
+      auto a = with_catalog([&](catalog& c) {
+        return answer{200, document(c, req, now_ms()).dump(2) + "\n", "application/json"};
+      });
+      if (a.status != 200) {
+        a.type = "application/json";
+        a.body = json{{"error", a.status == 404   ? "not found"
+                                : a.status == 400 ? "bad request"
+                                                  : "database"}}
+                     .dump() +
+                 "\n";
+      }
+      reply(res, std::move(a));
+    };
+  };
   server.Get("/api/list", api([](catalog& c, const request& req, std::int64_t now) {
                return c.list(list_filter_of(req, 1000), now);
              }));

@@ -27,6 +27,7 @@
 // Thread-safety: cpp-httplib answers on a pool of threads; the one reader is used under a mutex.
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,7 @@ namespace httplib {
 class Server;
 struct Request;
 struct Response;
+class DataSink;
 }  // namespace httplib
 
 namespace saga::server {
@@ -71,16 +73,26 @@ class console {
   };
 
  private:
+  // Sends `a` as the response (its status, body and content type).
+  static void reply(httplib::Response& res, answer a);
   // Runs `render` with the catalog, under the mutex; a failure becomes an error answer.
   answer with_catalog(const std::function<answer(catalog&)>& render);
-  void serve_pages(httplib::Server& server);
+  void serve_pages(httplib::Server& server);  // the HTML pages
+  void serve_api(httplib::Server& server);    // /api/…: the JSON documents
   // console_actions.cpp: the routes, and a POST's checks, event and answer.
   struct action;
   void serve_actions(httplib::Server& server);
   std::optional<answer> refused(const httplib::Request& req) const;
   action requested_action(const httplib::Request& req);
   void act(const httplib::Request& req, httplib::Response& res);
-  void serve_tail(httplib::Server& server);  // console_tail.cpp
+  // console_tail.cpp: the live tail's routes, and one poll of a stream.
+  struct tail_stream {
+    std::int64_t next;  // the sequence to send next
+    std::chrono::steady_clock::time_point end;
+    int polls = 0;
+  };
+  void serve_tail(httplib::Server& server);
+  bool tail_poll(tail_stream& s, httplib::DataSink& sink);
   bool actions() const { return static_cast<bool>(send_); }
 
   std::function<std::unique_ptr<saga::reader>()> open_reader_;

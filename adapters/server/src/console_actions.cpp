@@ -195,10 +195,7 @@ std::optional<console::answer> console::refused(const httplib::Request& req) con
 }
 
 void console::act(const httplib::Request& req, httplib::Response& res) {
-  auto reply = [&res](answer a) {
-    res.status = a.status;
-    res.set_content(std::move(a.body), a.type.c_str());
-  };
+  auto reply = [&res](answer a) { console::reply(res, std::move(a)); };
   if (auto no = refused(req)) return reply(std::move(*no));
   action r;
   try {

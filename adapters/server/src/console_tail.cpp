@@ -126,11 +126,7 @@ void console::serve_tail(httplib::Server& server) {
       if (!start) start = c.last_published() + 1;
       return answer{};
     });
-    if (!start) {
-      res.status = a.status;
-      res.set_content(std::move(a.body), a.type.c_str());
-      return;
-    }
+    if (!start) return reply(res, std::move(a));
     if (tails_.fetch_add(1) >= most_tails) {
       --tails_;
       res.status = 503;
@@ -139,40 +135,39 @@ void console::serve_tail(httplib::Server& server) {
                       "text/plain; charset=utf-8");
       return;
     }
-    struct stream {
-      std::int64_t next;
-      std::chrono::steady_clock::time_point end;
-      int polls = 0;
-    };
-    auto s = std::make_shared<stream>(stream{*start, std::chrono::steady_clock::now() + stream_life});
+    auto s =
+        std::make_shared<tail_stream>(tail_stream{*start, std::chrono::steady_clock::now() + stream_life});
     res.set_chunked_content_provider(
-        "text/event-stream",
-        [this, s](std::size_t, httplib::DataSink& sink) {
-          if (s->polls++ == 0) {
-            const std::string hello = "retry: 2000\n: sagad live tail\n\n";
-            if (!sink.write(hello.data(), hello.size())) return false;
-          } else {
-            std::this_thread::sleep_for(poll_every);
-          }
-          json rows;
-          const auto read = with_catalog([&](catalog& c) {
-            rows = c.outbox(false, s->next, rows_per_poll);
-            return answer{};
-          });
-          if (read.status != 200) {  // the database could not be read: the browser reconnects
-            sink.done();
-            return true;
-          }
-          std::string out = published_events(rows, s->next);
-          // An empty comment when there is nothing to send: a browser that left is noticed within a
-          // poll or two (the write after its close fails), and its thread is freed.
-          if (out.empty()) out = ":\n\n";
-          if (!sink.write(out.data(), out.size())) return false;
-          if (std::chrono::steady_clock::now() >= s->end) sink.done();
-          return true;
-        },
+        "text/event-stream", [this, s](std::size_t, httplib::DataSink& sink) { return tail_poll(*s, sink); },
         [this](bool) { --tails_; });
   });
+}
+
+// One turn of a live tail: a greeting first, then every poll_every what was published since;
+// false when the browser has gone (its thread is freed).
+bool console::tail_poll(tail_stream& s, httplib::DataSink& sink) {
+  if (s.polls++ == 0) {
+    const std::string hello = "retry: 2000\n: sagad live tail\n\n";
+    if (!sink.write(hello.data(), hello.size())) return false;
+  } else {
+    std::this_thread::sleep_for(poll_every);
+  }
+  json rows;
+  const auto read = with_catalog([&](catalog& c) {
+    rows = c.outbox(false, s.next, rows_per_poll);
+    return answer{};
+  });
+  if (read.status != 200) {  // the database could not be read: the browser reconnects
+    sink.done();
+    return true;
+  }
+  std::string out = published_events(rows, s.next);
+  // An empty comment when there is nothing to send: a browser that left is noticed within a poll
+  // or two (the write after its close fails), and its thread is freed.
+  if (out.empty()) out = ":\n\n";
+  if (!sink.write(out.data(), out.size())) return false;
+  if (std::chrono::steady_clock::now() >= s.end) sink.done();
+  return true;
 }
 
 }  // namespace saga::server
