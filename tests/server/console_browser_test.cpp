@@ -44,6 +44,7 @@ saga::test::console::console_daemon start(const saga::test::temp_dir& dir) {
 
 using saga::test::console::hostile_events;
 using saga::test::console::send;
+using saga::test::console::unconsumed;
 
 saga::event numbered(const std::string& type, const std::string& order) {
   return saga::test::numbered_event("browser", type, order);
@@ -162,10 +163,7 @@ TEST_SUITE("console in a browser") {
                              "delivery.confirmed", "order.cancel.requested", "delivery.started"})
       events.push_back(numbered(type, "done-1"));
     events.push_back(saga::test::paid("never-placed"));
-    auto bogus = saga::test::placed("bogus");
-    bogus.id = "bogus-1";
-    bogus.type = "order.bogus";
-    events.push_back(bogus);
+    events.push_back(unconsumed("bogus"));
     const auto acks = send(c.d.ep.ingress, events);
     REQUIRE(acks.size() == events.size());
     for (std::size_t i = 0; i + 2 < acks.size(); ++i) {

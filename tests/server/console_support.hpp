@@ -18,6 +18,7 @@
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/curve.hpp"
 #include "support/process.hpp"
+#include "support/order_events.hpp"
 #include "support/temp_dir.hpp"
 
 namespace saga::test::console {
@@ -38,6 +39,14 @@ inline console_daemon start(const saga::test::temp_dir& dir, std::vector<std::st
       nlohmann::json()};
   if (c.d) c.urls = nlohmann::json::parse(std::ifstream(dir.file("endpoints.json")));
   return c;
+}
+
+// An order.placed for `subject` retyped "order.bogus", which nobody consumes: its dead letter.
+inline saga::event unconsumed(const std::string& subject) {
+  auto e = saga::test::placed(subject);
+  e.id = "bogus-1";
+  e.type = "order.bogus";
+  return e;
 }
 
 // `curve`: the client's CURVE settings (empty: plaintext).

@@ -75,10 +75,7 @@ TEST_SUITE("console") {
     for (int i = 0; i < 5; ++i) events.push_back(saga::test::placed("o-" + std::to_string(i)));
     for (int i = 0; i < 3; ++i) events.push_back(saga::test::paid("o-" + std::to_string(i)));
     events.push_back(saga::test::paid("never-placed"));
-    auto bogus = saga::test::placed("x");
-    bogus.id = "bogus-1";
-    bogus.type = "order.bogus";
-    events.push_back(bogus);
+    events.push_back(unconsumed("x"));
     const auto acks = send(c.d.ep.ingress, events);
     REQUIRE(acks.size() == events.size());
     CHECK(acks.back().status == saga::ack_status::rejected);
