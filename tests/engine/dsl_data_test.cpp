@@ -138,7 +138,10 @@ TEST_SUITE("dsl_data") {
   TEST_CASE("stored saga data of the wrong JSON type rejects the event and says it was the saga data") {
     rig r;
     REQUIRE(r.send({{"amount", 1}, {"line", {{"sku", "A-1"}}}}).status == saga::ack_status::accepted);
-    r.store.database().exec("UPDATE instances SET data = '{\"total\":\"many\"}'");
+    // Edited by another connection, as an operator's sqlite3 shell would (the store's own
+    // connection is its own: it keeps the rows it wrote, store.hpp).
+    SQLite::Database(r.dir.file("saga.db"), SQLite::OPEN_READWRITE)
+        .exec("UPDATE instances SET data = '{\"total\":\"many\"}'");
     const auto a = r.send({{"amount", 2}, {"line", {{"sku", "A-1"}}}});
     CHECK(a.status == saga::ack_status::rejected);
     CHECK(a.reason == prefix + "saga data 'total': type must be number, but is string");

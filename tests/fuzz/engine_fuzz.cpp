@@ -177,6 +177,7 @@ struct rig {
     SQLite::Transaction tx(store->database());
     for (const auto& t : tables) store->database().exec("DELETE FROM \"" + t + "\"");
     tx.commit();
+    store->forget_kept_saga_rows();  // written behind the store's back, on its own connection
   }
 };
 
@@ -462,6 +463,7 @@ void corrupt(rig& r, reader& in) {
   q.bind(1, value);
   q.bind(2, key);
   q.exec();
+  r.store->forget_kept_saga_rows();  // as a hand edit through another connection would make it
 }
 
 template <class F>

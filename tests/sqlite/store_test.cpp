@@ -46,6 +46,29 @@ std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
 }
 
+// The statements run on the instances table, counted by SQLite's own trace while it lives (or
+// until stop()): reads (any statement reading FROM instances) and row writes.
+struct instance_statements {
+  explicit instance_statements(saga::sqlite::store& s) : db(s.database().getHandle()) {
+    sqlite3_trace_v2(db, SQLITE_TRACE_STMT, &instance_statements::on_statement, this);
+  }
+  ~instance_statements() { stop(); }
+  instance_statements(const instance_statements&) = delete;
+  instance_statements& operator=(const instance_statements&) = delete;
+  void stop() { sqlite3_trace_v2(db, 0, nullptr, nullptr); }
+
+  static int on_statement(unsigned, void* ctx, void* stmt, void*) {
+    const std::string sql = sqlite3_sql(static_cast<sqlite3_stmt*>(stmt));
+    auto& self = *static_cast<instance_statements*>(ctx);
+    if (sql.find("FROM instances") != std::string::npos) ++self.reads;
+    if (sql.starts_with("UPDATE instances") || sql.starts_with("INSERT INTO instances")) ++self.writes;
+    return 0;
+  }
+
+  sqlite3* db;
+  int reads = 0, writes = 0;
+};
+
 // Schema 11 back to 10: the kept counts and the index by creation dropped.
 void undo_migration_11(SQLite::Database& db) {
   db.exec("DROP TABLE saga_counts");
@@ -554,38 +577,28 @@ TEST_SUITE("sqlite_store") {
   }
 
   // The statements an engine batch runs on the instances table, counted by SQLite's own trace:
-  // each saga's row is read once and written once, whatever the transition arms, disarms or
-  // appends to its history.
+  // each saga's row is read at most once and written once, whatever the transition arms, disarms or
+  // appends to its history; a saga the store's previous commit wrote is not read again.
   TEST_CASE("an engine batch reads and writes each saga's instance row once") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     saga::system_clock clock;
     saga::engine eng(s, clock);
     eng.add(saga::definitions::order_lifecycle());
-    struct counts {
-      int reads = 0, writes = 0;
-    } seen;
-    const auto on_statement = [](unsigned, void* ctx, void* stmt, void*) -> int {
-      const std::string sql = sqlite3_sql(static_cast<sqlite3_stmt*>(stmt));
-      auto& c = *static_cast<counts*>(ctx);
-      if (sql.find("FROM instances") != std::string::npos) ++c.reads;
-      if (sql.starts_with("UPDATE instances") || sql.starts_with("INSERT INTO instances")) ++c.writes;
-      return 0;
-    };
-    sqlite3_trace_v2(s.database().getHandle(), SQLITE_TRACE_STMT, on_statement, &seen);
+    instance_statements seen(s);
     std::vector<saga::event> placed, paid;
     for (int i = 0; i < 20; ++i) {
       placed.push_back(saga::test::placed("o-" + std::to_string(i)));  // arms payment_timeout
       paid.push_back(saga::test::paid("o-" + std::to_string(i)));      // disarms it
     }
     for (const auto& a : eng.handle_batch(placed)) REQUIRE(a.outcome == saga::ack_outcome::transitioned);
-    CHECK(seen.reads == 20);
+    CHECK(seen.reads == 20);  // none exists yet
     CHECK(seen.writes == 20);
-    seen = {};
+    seen.reads = seen.writes = 0;
     for (const auto& a : eng.handle_batch(paid)) REQUIRE(a.outcome == saga::ack_outcome::transitioned);
-    CHECK(seen.reads == 20);
+    CHECK(seen.reads == 0);  // kept from the first batch's commit
     CHECK(seen.writes == 20);
-    sqlite3_trace_v2(s.database().getHandle(), 0, nullptr, nullptr);
+    seen.stop();
     // What was written is whole: state, the disarmed timer, and a two-row history chain.
     CHECK(s.load_instance("order_lifecycle", "o-7")->state == "paid");
     CHECK(s.timers_of("order_lifecycle", "o-7").empty());
@@ -594,6 +607,84 @@ TEST_SUITE("sqlite_store") {
               .execAndGet("SELECT count(*) FROM history AS h JOIN instances AS i ON h.id = i.last_history"
                           " JOIN history AS p ON p.id = h.previous")
               .getInt64() == 20);
+  }
+
+  // What the store keeps of committed rows between its transactions is what the database holds:
+  // another connection's commit, a write outside begin()/commit(), a rollback and a purge each
+  // make it read the row again (or find none).
+  TEST_CASE("committed saga rows are kept between transactions until something else changes them") {
+    temp_dir dir;
+    const auto path = dir.file("saga.db");
+    saga::sqlite::store s(at(path));
+    const auto state_in_transaction = [&s] {
+      s.begin();
+      const auto found = s.load_instance("order_lifecycle", "o-1");
+      s.commit();
+      return found ? found->state : std::string("none");
+    };
+    s.begin();
+    s.save_instance(instance("o-1", "placed"));
+    s.arm_timer("order_lifecycle", "o-1", "payment_timeout", 9000);
+    s.commit();
+    CHECK(s.kept_saga_rows() == 1);
+    instance_statements seen(s);
+    CHECK(state_in_transaction() == "placed");
+    CHECK(seen.reads == 0);
+
+    // Another connection commits a change to it: read again.
+    SQLite::Database(path, SQLite::OPEN_READWRITE).exec("UPDATE instances SET state = 'paid', version = 2");
+    CHECK(state_in_transaction() == "paid");
+    CHECK(seen.reads == 1);
+    // ... and only once: kept again since.
+    CHECK(state_in_transaction() == "paid");
+    CHECK(seen.reads == 1);
+
+    // Saved outside begin()/commit() (a transaction of its own).
+    s.save_instance(instance("o-1", "shipped", 3));
+    CHECK(state_in_transaction() == "shipped");
+    // Changed in a transaction rolled back: what is stored holds.
+    s.begin();
+    s.save_instance(instance("o-1", "cancelled", 4));
+    s.disarm_timer("order_lifecycle", "o-1", "payment_timeout");
+    s.rollback();
+    CHECK(state_in_transaction() == "shipped");
+    s.begin();
+    CHECK(s.load_instance("order_lifecycle", "o-1")->version == 3);
+    CHECK(s.timers_of("order_lifecycle", "o-1").size() == 1);
+    s.commit();
+
+    // Finished and purged: gone, not recalled.
+    auto done = instance("o-1", "done", 5);
+    done.finished = true;
+    s.begin();
+    s.save_instance(done);
+    s.disarm_timer("order_lifecycle", "o-1", "payment_timeout");
+    s.commit();
+    CHECK(s.purge_finished("order_lifecycle", {"done"}, 1'000'000, 10) == 1);
+    CHECK(state_in_transaction() == "none");
+  }
+
+  TEST_CASE("the committed rows kept are bounded in number and in bytes") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    constexpr std::size_t generation = 4096;  // store.cpp: kept_rows
+    s.begin();
+    for (std::size_t i = 0; i < 3 * generation; ++i)
+      s.save_instance(instance("o-" + std::to_string(i), "placed"));
+    s.commit();
+    CHECK(s.kept_saga_rows() >= generation);
+    CHECK(s.kept_saga_rows() <= 2 * generation);
+    // Ten sagas of 1 MiB of data each: the two generations hold 2 MiB each.
+    saga::sqlite::store big(at(dir.file("big.db")));
+    big.begin();
+    for (int i = 0; i < 10; ++i) {
+      auto r = instance("b-" + std::to_string(i), "placed");
+      r.data = R"({"blob":")" + std::string(1024 * 1024, 'x') + R"("})";
+      big.save_instance(r);
+    }
+    big.commit();
+    CHECK(big.kept_saga_rows() >= 1);
+    CHECK(big.kept_saga_rows() <= 4);
   }
 
   TEST_CASE("a rolled-back savepoint or transaction forgets the saga rows it changed") {

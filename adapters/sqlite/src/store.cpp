@@ -420,6 +420,7 @@ enum q : std::size_t {
   q_count_received,
   q_prune_received,
   q_user_version,
+  q_data_version,
   q_sync_normal,
   q_sync_full,
   q_count_
@@ -570,6 +571,8 @@ constexpr const char* sql_of[] = {
     "DELETE FROM received_minutes WHERE minute < ?1 / 60000",
     // q_user_version
     "PRAGMA user_version",
+    // q_data_version: changes when another connection commits (not on this connection's commits)
+    "PRAGMA data_version",
     // q_sync_normal, q_sync_full: publication marks need no fsync of their own (see mark_published)
     "PRAGMA synchronous = NORMAL",
     "PRAGMA synchronous = FULL",
@@ -713,7 +716,18 @@ struct store::count_changes {
 };
 
 class store::transaction_rows {
+  struct by_saga {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return std::pair<std::string_view, std::string_view>(a.first, a.second) <
+             std::pair<std::string_view, std::string_view>(b.first, b.second);
+    }
+  };
+
  public:
+  using saga_map = std::map<std::pair<std::string, std::string>, saga_row, by_saga>;
+
   saga_row* find(std::string_view definition, std::string_view key) {
     const auto it = rows_.find(std::pair{definition, key});
     return it == rows_.end() ? nullptr : &it->second;
@@ -743,20 +757,76 @@ class store::transaction_rows {
   // Whether the parked table is empty, once read in this transaction (parked_of); park() forgets.
   std::optional<bool> parked_empty;
 
- private:
-  struct by_saga {
-    using is_transparent = void;
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const {
-      return std::pair<std::string_view, std::string_view>(a.first, a.second) <
-             std::pair<std::string_view, std::string_view>(b.first, b.second);
+  // --- The committed rows kept between transactions (store::begin says when they hold).
+  // The transaction's rows, for keep_committed() once the commit succeeded.
+  auto take() noexcept {
+    auto taken = std::move(rows_);
+    rows_.clear();
+    return taken;
+  }
+  // The saga's committed row, moved into this transaction's rows (nullptr when not kept).
+  saga_row* recall(std::string_view definition, std::string_view key) {
+    for (saga_map* generation : {&young_, &old_}) {
+      const auto it = generation->find(std::pair{definition, key});
+      if (it == generation->end()) continue;
+      if (generation == &young_) young_bytes_ -= bytes_of(it->second);
+      return &rows_.insert(generation->extract(it)).position->second;
     }
-  };
-  std::map<std::pair<std::string, std::string>, saga_row, by_saga> rows_;
+    return nullptr;
+  }
+  // Keeps the committed transaction's rows of existing sagas, the newest first to go last: two
+  // generations, the older dropped when the younger is full (kept_rows or kept_bytes each).
+  void keep_committed(saga_map committed) {
+    while (!committed.empty()) {
+      auto node = committed.extract(committed.begin());
+      const saga_row& r = node.mapped();
+      if (!r.exists || !r.stored || r.changed) continue;
+      if (!old_.empty()) old_.erase(node.key());
+      young_bytes_ += bytes_of(r);
+      young_.insert(std::move(node));
+      if (young_.size() >= kept_rows || young_bytes_ >= kept_bytes) {
+        old_ = std::move(young_);
+        young_.clear();
+        young_bytes_ = 0;
+      }
+    }
+  }
+  void forget(std::string_view definition, std::string_view key) {
+    for (saga_map* generation : {&young_, &old_}) {
+      const auto it = generation->find(std::pair{definition, key});
+      if (it == generation->end()) continue;
+      if (generation == &young_) young_bytes_ -= bytes_of(it->second);
+      generation->erase(it);
+    }
+  }
+  void forget_committed() noexcept {
+    young_.clear();
+    old_.clear();
+    young_bytes_ = 0;
+  }
+  std::size_t committed_count() const { return young_.size() + old_.size(); }
+
+  // Per generation: at most this many rows, or this many bytes of their texts.
+  static constexpr std::size_t kept_rows = 4096;
+  static constexpr std::size_t kept_bytes = 2 * 1024 * 1024;
+
+ private:
+  static std::size_t bytes_of(const saga_row& r) {
+    const instance_record& rec = r.rec;
+    return rec.definition.size() + rec.key.size() + rec.state.size() + rec.data.size() +
+           rec.fingerprint.size() + rec.correlation_id.size() + (r.timers_text ? r.timers_text->size() : 0);
+  }
+
+  saga_map rows_;
+  saga_map young_, old_;  // committed rows (recall, keep_committed)
+  std::size_t young_bytes_ = 0;
 };
 
 store::saga_row& store::row_of(std::string_view definition, std::string_view key) {
   if (saga_row* known = rows_->find(definition, key)) return *known;
+  if (own_transaction_ && keep_committed_) {
+    if (saga_row* kept = rows_->recall(definition, key)) return *kept;
+  }
   saga_row r;
   use u(prepared(q_load_instance));
   u.text(1, definition).text(2, key);
@@ -784,6 +854,8 @@ store::saga_row& store::row_of(std::string_view definition, std::string_view key
 void store::write_sagas() {
   auto& counts = rows_->counts;
   rows_->each_changed([&](const std::string& definition, const std::string& key, saga_row& r) {
+    // Written outside the store's own transaction: a committed copy kept of it would be stale.
+    if (!own_transaction_) rows_->forget(definition, key);
     if (r.timers) {
       r.timers_text = r.timers->dump();
       r.next_due_ms = soonest_due(*r.timers);
@@ -845,6 +917,14 @@ void store::write_counts() {
     u.integer(1, minute).integer(2, n).exec();
   }
   counts = {};
+}
+
+std::size_t store::kept_saga_rows() const {
+  return rows_->committed_count();
+}
+
+void store::forget_kept_saga_rows() noexcept {
+  rows_->forget_committed();
 }
 
 void store::forget_sagas() noexcept {
@@ -932,6 +1012,7 @@ store::store(const options& opts)
     : owned_(open_database(opts)),
       db_(*owned_),
       rows_(std::make_unique<transaction_rows>()),
+      keep_committed_(!opts.read_only),
       full_sync_(synchronous_pragma(opts.synchronous) == std::string_view("PRAGMA synchronous = FULL")) {
   guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
   register_commit_hook();
@@ -1053,12 +1134,34 @@ void store::begin() {
   forget_sagas();
   guarded("begin", [&] { use(prepared(q_begin)).exec(); });
   own_transaction_ = true;
+  if (keep_committed_) check_kept_rows();
+}
+
+// The committed rows kept since the last transaction are what this connection wrote or read then;
+// another connection's commit since (sagactl, another process on the file) may have changed any
+// of them. PRAGMA data_version changes exactly when another connection has committed. Read once
+// the write lock is held, so nothing else commits until this transaction ends. Should it fail,
+// the rows are forgotten (and the next transaction's check forgets again).
+void store::check_kept_rows() noexcept {
+  try {
+    use u(prepared(q_data_version));
+    u.step();
+    const std::int64_t now = u.integer(0);
+    if (data_version_ == now) return;
+    data_version_ = now;
+  } catch (...) {
+    data_version_.reset();
+  }
+  rows_->forget_committed();
 }
 
 void store::commit() {
   guarded("commit", [&] {
     write_sagas();
+    const bool own = own_transaction_;  // the commit hook resets it
+    auto written = rows_->take();       // nothing changed is left in them: the hook lets it commit
     use(prepared(q_commit)).exec();
+    if (own && keep_committed_) rows_->keep_committed(std::move(written));
   });
 }
 
@@ -1676,6 +1779,7 @@ std::int64_t store::purge_finished(std::string_view definition, const std::vecto
         }
       }
       for (const auto& key : keys) {
+        rows_->forget(definition, key);  // its committed row, if kept
         for (const q which : {q_purge_history, q_purge_parked, q_purge_instance}) {
           use u(prepared(which));
           u.text(1, definition).text(2, key).exec();

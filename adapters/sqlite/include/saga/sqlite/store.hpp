@@ -42,6 +42,14 @@
 // connection (embedding) every call writes its changes at once, as if there were no such memory. Committing a
 // transaction the store began through the connection itself while the store holds a change is refused.
 //
+// Between its own transactions a store that opened its database (not a shared connection) keeps the rows
+// of the sagas its latest commits read or wrote (issue 15: an event's instance read is then no statement
+// and its timers no parse): at most 2 x 4,096 rows or 2 x 2 MiB of their texts, the least recently used
+// dropped first. They hold while no other connection commits, which begin() checks with PRAGMA
+// data_version after taking the write lock; if another did, they are all forgotten. A saga this store
+// writes outside begin()/commit() or purges is forgotten; a rolled-back transaction's sagas are read
+// again.
+//
 // The store registers a commit hook on its connection to count commits (commit_count()) and a
 // rollback hook to forget what the transaction held; SQLite keeps one of each per connection, so
 // in the embedding case they replace any hooks the host had set, and the store removes its own
@@ -106,6 +114,10 @@ class store final : public saga::store {
   // including the host's own commits in the embedding case.
   std::int64_t commit_count() const { return commits_; }
   SQLite::Database& database() { return db_; }
+  // Committed saga rows kept for the next transactions (above); for tests.
+  std::size_t kept_saga_rows() const;
+  // Drops them: for a program that has written saga rows with SQL through database().
+  void forget_kept_saga_rows() noexcept;
 
   // saga::store
   void begin() override;
@@ -175,7 +187,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 55;
+  static constexpr std::size_t statement_count = 56;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -207,6 +219,7 @@ class store final : public saga::store {
   void write_counts();
   void forget_sagas() noexcept;
   void transaction_ended() noexcept;  // commit or rollback, whoever ended it
+  void check_kept_rows() noexcept;    // begin(): forgets the kept committed rows if another wrote
   // Before a statement that reads instances or history itself.
   void settle_sagas() {
     write_sagas();
@@ -220,6 +233,11 @@ class store final : public saga::store {
   std::array<std::unique_ptr<SQLite::Statement>, statement_count> statements_;
   std::unique_ptr<transaction_rows> rows_;
   bool own_transaction_ = false;  // the open transaction was begun by begin(): rows_ are kept
+  // Committed saga rows are kept between the store's own transactions (not on a shared
+  // connection, where the host may write them by SQL unseen); data_version_ is the connection's
+  // PRAGMA data_version when they were last known to hold (check_kept_rows).
+  bool keep_committed_ = false;
+  std::optional<std::int64_t> data_version_;
   std::int64_t commits_ = 0;
   int checkpoint_pages_ = 0;
   static constexpr int wal_fallback_factor = 4;  // the writer checkpoints itself past 4x
