@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <condition_variable>
+#include <functional>
 #include <iterator>
 #include <limits>
 #include <map>
@@ -16,6 +17,8 @@
 #include <stop_token>
 #include <thread>
 #include <tuple>
+#include <unordered_map>
+#include <vector>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -716,20 +719,31 @@ struct store::count_changes {
 };
 
 class store::transaction_rows {
-  struct by_saga {
+  // Rows are found by hashing (definition, key): a batch looks its sagas up several times each,
+  // and an ordered map compared the two strings at every level of its tree.
+  using saga_id = std::pair<std::string, std::string>;
+  using saga_ref = std::pair<std::string_view, std::string_view>;
+  struct saga_hash {
+    using is_transparent = void;
+    std::size_t operator()(const saga_ref& s) const noexcept {
+      const std::size_t h = std::hash<std::string_view>{}(s.first);
+      return h ^ (std::hash<std::string_view>{}(s.second) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2));
+    }
+    std::size_t operator()(const saga_id& s) const noexcept { return (*this)(saga_ref(s.first, s.second)); }
+  };
+  struct saga_equal {
     using is_transparent = void;
     template <class A, class B>
-    bool operator()(const A& a, const B& b) const {
-      return std::pair<std::string_view, std::string_view>(a.first, a.second) <
-             std::pair<std::string_view, std::string_view>(b.first, b.second);
+    bool operator()(const A& a, const B& b) const noexcept {
+      return a.first == b.first && a.second == b.second;
     }
   };
 
  public:
-  using saga_map = std::map<std::pair<std::string, std::string>, saga_row, by_saga>;
+  using saga_map = std::unordered_map<saga_id, saga_row, saga_hash, saga_equal>;
 
   saga_row* find(std::string_view definition, std::string_view key) {
-    const auto it = rows_.find(std::pair{definition, key});
+    const auto it = rows_.find(saga_ref{definition, key});
     return it == rows_.end() ? nullptr : &it->second;
   }
   saga_row& add(std::string_view definition, std::string_view key, saga_row r) {
@@ -738,8 +752,11 @@ class store::transaction_rows {
   // In (definition, key) order: the write-back walks the primary key forwards.
   template <class F>
   void each_changed(F&& f) {
-    for (auto& [saga, r] : rows_)
-      if (r.changed) f(saga.first, saga.second, r);
+    order_.clear();
+    for (auto& e : rows_)
+      if (e.second.changed) order_.push_back(&e);
+    std::sort(order_.begin(), order_.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+    for (auto* e : order_) f(e->first.first, e->first.second, e->second);
   }
   bool any_changed() const {
     return std::any_of(rows_.begin(), rows_.end(), [](const auto& e) { return e.second.changed; }) ||
@@ -759,23 +776,23 @@ class store::transaction_rows {
 
   // --- The committed rows kept between transactions (store::begin says when they hold).
   // The transaction's rows, for keep_committed() once the commit succeeded.
-  auto take() noexcept {
-    auto taken = std::move(rows_);
-    rows_.clear();
+  saga_map take() noexcept {
+    saga_map taken;
+    taken.swap(rows_);
     return taken;
   }
   // The saga's committed row, moved into this transaction's rows (nullptr when not kept).
   saga_row* recall(std::string_view definition, std::string_view key) {
     for (saga_map* generation : {&young_, &old_}) {
-      const auto it = generation->find(std::pair{definition, key});
+      const auto it = generation->find(saga_ref{definition, key});
       if (it == generation->end()) continue;
       if (generation == &young_) young_bytes_ -= bytes_of(it->second);
       return &rows_.insert(generation->extract(it)).position->second;
     }
     return nullptr;
   }
-  // Keeps the committed transaction's rows of existing sagas, the newest first to go last: two
-  // generations, the older dropped when the younger is full (kept_rows or kept_bytes each).
+  // Keeps the committed transaction's rows of existing sagas: two generations, the older dropped
+  // when the younger is full (kept_rows or kept_bytes), so what goes is what was used longest ago.
   void keep_committed(saga_map committed) {
     while (!committed.empty()) {
       auto node = committed.extract(committed.begin());
@@ -785,7 +802,7 @@ class store::transaction_rows {
       young_bytes_ += bytes_of(r);
       young_.insert(std::move(node));
       if (young_.size() >= kept_rows || young_bytes_ >= kept_bytes) {
-        old_ = std::move(young_);
+        old_.swap(young_);
         young_.clear();
         young_bytes_ = 0;
       }
@@ -793,7 +810,7 @@ class store::transaction_rows {
   }
   void forget(std::string_view definition, std::string_view key) {
     for (saga_map* generation : {&young_, &old_}) {
-      const auto it = generation->find(std::pair{definition, key});
+      const auto it = generation->find(saga_ref{definition, key});
       if (it == generation->end()) continue;
       if (generation == &young_) young_bytes_ -= bytes_of(it->second);
       generation->erase(it);
@@ -818,7 +835,8 @@ class store::transaction_rows {
   }
 
   saga_map rows_;
-  saga_map young_, old_;  // committed rows (recall, keep_committed)
+  std::vector<saga_map::value_type*> order_;  // each_changed's, kept for the next commit
+  saga_map young_, old_;                      // committed rows (recall, keep_committed)
   std::size_t young_bytes_ = 0;
 };
 
