@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "parsed_data.hpp"
 #include "saga/codec.hpp"
 #include "saga/trace.hpp"
 #include "saga/uuid.hpp"
@@ -290,8 +291,15 @@ struct engine::family {
   }
 };
 
+// Two generations of 1,024 documents: an order's data is about 2 KiB as a document, so at most
+// about 4 MiB, and a batch's sagas (up to 1,024) are all there for their next events.
+constexpr std::size_t parsed_data_capacity = 1024;
+
 engine::engine(store& s, const clock& c, engine_options options)
-    : store_(s), clock_(c), options_(std::move(options)) {}
+    : store_(s),
+      clock_(c),
+      options_(std::move(options)),
+      parsed_(std::make_unique<detail::parsed_data>(parsed_data_capacity)) {}
 
 engine::~engine() = default;
 
@@ -738,7 +746,7 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
 
   const std::string state = inst ? inst->state : d.graph().initial;
   json data;
-  if (inst) data = json::parse(inst->data);
+  if (inst) data = parsed_->take(*inst);
   // Another version of the definition takes this type, the saga's does not (looked up only when
   // the name has several versions: one version takes every type routed to it).
   const bool versions_differ =
@@ -754,9 +762,12 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
     return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
-  instance_record rec =
-      apply(*entry, key, inst ? &*inst : nullptr, inst ? &data : nullptr, e, trace, std::move(out), b);
+  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, inst ? &data : nullptr, e, trace, out, b);
+  const std::int64_t saved = rec.version;
   retry_parked(*entry, rec, b);
+  // The document of what was saved, for the saga's next event (unless a parked event moved it on).
+  if (rec.version == saved)
+    parsed_->keep(d.name(), key, rec.version, std::move(rec.data), std::move(out.data));
   return answer(ack_outcome::transitioned, rec.state);
 }
 
@@ -833,14 +844,13 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   store_.append_history(h);
 }
 
-instance_record engine::apply(const definition_entry& entry, const std::string& key,
-                              const instance_record* inst, const json* data, const event& e,
-                              const trace_context& trace, dispatch_output out, batch_state& b,
-                              std::string_view outcome) {
+instance_record engine::apply(const definition_entry& entry, const std::string& key, instance_record* inst,
+                              const json* data, const event& e, const trace_context& trace,
+                              dispatch_output& out, batch_state& b, std::string_view outcome) {
   const definition& d = *entry.def;
   instance_record rec;
   if (inst) {
-    rec = *inst;
+    rec = std::move(*inst);
   } else {
     rec.definition = d.name();
     rec.key = key;
@@ -944,7 +954,8 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
       }
       if (out.handled) {
         store_.remove_parked(p.id);
-        rec = apply(entry, rec.key, &rec, &data, e, trace, std::move(out), b);
+        const std::string key = rec.key;  // rec is moved into apply
+        rec = apply(entry, key, &rec, &data, e, trace, out, b);
         progressed = true;
         break;
       }
@@ -1021,7 +1032,7 @@ ack engine::process_operator(const event& e, batch_state& b) {
   // Without a trace of its own, the action continues the saga's.
   const trace_context trace =
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(d.name(), e.subject) : trace_context{});
-  instance_record rec = apply(*entry, e.subject, &*inst, &data, e, trace, std::move(out), b);
+  instance_record rec = apply(*entry, e.subject, &*inst, &data, e, trace, out, b);
   retry_parked(*entry, rec, b);
   return accepted(e, d.name(), ack_outcome::transitioned, rec.state, b);
 }
@@ -1088,7 +1099,8 @@ ack engine::process_migrate(const event& e, const family& f, const instance_reco
       out.intents.timers.push_back({t.name, false, 0});
   const trace_context trace =
       trace_of(e, e.traceparent.empty() ? store_.saga_trace(name, e.subject) : trace_context{});
-  instance_record rec = apply(*entry, e.subject, &inst, &data, e, trace, std::move(out), b, "migrated");
+  instance_record migrating = inst;  // moved into apply
+  instance_record rec = apply(*entry, e.subject, &migrating, &data, e, trace, out, b, "migrated");
   retry_parked(*entry, rec, b);
   return accepted(e, name, ack_outcome::transitioned, rec.state, b);
 }

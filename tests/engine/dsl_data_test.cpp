@@ -5,6 +5,7 @@
 // on purpose.
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,34 @@ TEST_SUITE("dsl_data") {
     const auto inst = r.store.load_instance("tally", "t-1");
     REQUIRE(inst);
     CHECK(nlohmann::json::parse(inst->data)["total"] == 42);
+  }
+
+  // The engine keeps the document of the data it saved for the saga's next event (instead of
+  // parsing its own text again) only while the stored row is still that text.
+  TEST_CASE("a saga's data changed behind the engine at the same version is read as stored") {
+    rig r;
+    REQUIRE(r.send({{"amount", 1}, {"line", {{"sku", "A-1"}}}}).status == saga::ack_status::accepted);
+    REQUIRE(r.send({{"amount", 2}, {"line", {{"sku", "A-1"}}}}).status == saga::ack_status::accepted);
+    const auto load = [&r] { return nlohmann::json::parse(r.store.load_instance("tally", "t-1")->data); };
+    CHECK(load()["total"] == 3);
+    // Another connection changes the total and keeps the version: the next event adds to it.
+    SQLite::Database(r.dir.file("saga.db"), SQLite::OPEN_READWRITE)
+        .exec("UPDATE instances SET data = '{\"note\":\"\",\"total\":100}'");
+    REQUIRE(r.send({{"amount", 4}, {"line", {{"sku", "A-1"}}}}).status == saga::ack_status::accepted);
+    CHECK(load()["total"] == 104);
+    // A batch that rolled back leaves the stored data, not what the engine had made of it.
+    saga::event bad;
+    bad.id = "e-bad";
+    bad.source = "urn:test";
+    bad.type = "tally.counted";
+    bad.subject = "t-1";
+    bad.data = {{"amount", 8}, {"line", {{"sku", "A-1"}}}};
+    r.store.begin();  // the host's transaction (embedding), which it then rolls back
+    REQUIRE(r.engine.handle_in_transaction(std::span(&bad, 1)).acks.at(0).status ==
+            saga::ack_status::accepted);
+    r.store.rollback();
+    REQUIRE(r.send({{"amount", 16}, {"line", {{"sku", "A-1"}}}}).status == saga::ack_status::accepted);
+    CHECK(load()["total"] == 120);
   }
 
   TEST_CASE("stored saga data of the wrong JSON type rejects the event and says it was the saga data") {

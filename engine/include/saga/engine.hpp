@@ -39,6 +39,10 @@
 
 namespace saga {
 
+namespace detail {
+class parsed_data;  // src/parsed_data.hpp
+}
+
 enum class ack_status { accepted, duplicate, rejected };
 enum class ack_outcome { none, transitioned, parked, ignored };
 
@@ -247,11 +251,12 @@ class engine {
   bool parkable(const definition_entry& entry, std::string_view state, std::string_view type) const;
   void park(const definition_entry& entry, const std::string& key, const instance_record* inst,
             const event& e, const trace_context& trace, batch_state& b);
-  // `data`: inst->data as parsed for the dispatch (null for a new saga); when the dispatch left it
-  // as it was, the stored text is kept instead of encoding it again.
-  instance_record apply(const definition_entry& entry, const std::string& key, const instance_record* inst,
+  // `inst`: the saga as loaded (null for a new saga), moved into the result. `data`: inst->data as
+  // parsed for the dispatch (null for a new saga); when the dispatch left it as it was, the stored
+  // text is kept instead of encoding it again.
+  instance_record apply(const definition_entry& entry, const std::string& key, instance_record* inst,
                         const nlohmann::json* data, const event& e, const trace_context& trace,
-                        dispatch_output out, batch_state& b, std::string_view outcome = "transitioned");
+                        dispatch_output& out, batch_state& b, std::string_view outcome = "transitioned");
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   // `trace`: the event's own trace context, or the one the engine gave it (trace_of).
   void record_history(const definition& d, const instance_record& inst, const event& e,
@@ -274,6 +279,8 @@ class engine {
   std::vector<std::pair<std::string, subscriber>> subscribers_;
   std::vector<commit_listener> commit_listeners_;
   std::vector<published_event> emitted_storage_;  // keep_storage(): the last batch's, emptied
+  // The data documents of the sagas moved lately, for their next events (src/parsed_data.hpp).
+  std::unique_ptr<detail::parsed_data> parsed_;
 };
 
 }  // namespace saga
