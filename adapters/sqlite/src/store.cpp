@@ -798,7 +798,7 @@ class store::transaction_rows {
       auto node = committed.extract(committed.begin());
       const saga_row& r = node.mapped();
       if (!r.exists || !r.stored || r.changed) continue;
-      if (!old_.empty()) old_.erase(node.key());
+      forget(node.key().first, node.key().second);  // an older copy, should one be kept still
       young_bytes_ += bytes_of(r);
       young_.insert(std::move(node));
       if (young_.size() >= kept_rows || young_bytes_ >= kept_bytes) {
