@@ -291,9 +291,9 @@ struct engine::family {
   }
 };
 
-// Two generations of 1,024 documents: an order's data is about 2 KiB as a document, so at most
-// about 4 MiB, and a batch's sagas (up to 1,024) are all there for their next events.
-constexpr std::size_t parsed_data_capacity = 1024;
+// Two generations of 512 documents: an order's data is about 2 KiB as a document, so at most
+// about 2 MiB (sagad's peak RSS at a million sagas is to stay under 64 MiB: docs/performance.md).
+constexpr std::size_t parsed_data_capacity = 512;
 
 engine::engine(store& s, const clock& c, engine_options options)
     : store_(s),

@@ -667,14 +667,14 @@ TEST_SUITE("sqlite_store") {
   TEST_CASE("the committed rows kept are bounded in number and in bytes") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
-    constexpr std::size_t generation = 4096;  // store.cpp: kept_rows
+    constexpr std::size_t generation = 1024;  // store.cpp: kept_rows
     s.begin();
     for (std::size_t i = 0; i < 3 * generation; ++i)
       s.save_instance(instance("o-" + std::to_string(i), "placed"));
     s.commit();
     CHECK(s.kept_saga_rows() >= generation);
     CHECK(s.kept_saga_rows() <= 2 * generation);
-    // Ten sagas of 1 MiB of data each: the two generations hold 2 MiB each.
+    // Ten sagas of 1 MiB of data each: a generation holds 1 MiB of texts.
     saga::sqlite::store big(at(dir.file("big.db")));
     big.begin();
     for (int i = 0; i < 10; ++i) {

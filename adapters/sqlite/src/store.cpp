@@ -18,8 +18,8 @@
 #include <thread>
 #include <tuple>
 #include <unordered_map>
-#include <vector>
 #include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -796,8 +796,9 @@ class store::transaction_rows {
   void keep_committed(saga_map committed) {
     while (!committed.empty()) {
       auto node = committed.extract(committed.begin());
-      const saga_row& r = node.mapped();
+      saga_row& r = node.mapped();
       if (!r.exists || !r.stored || r.changed) continue;
+      r.timers.reset();  // parsed again from timers_text when next changed: less memory kept
       forget(node.key().first, node.key().second);  // an older copy, should one be kept still
       young_bytes_ += bytes_of(r);
       young_.insert(std::move(node));
@@ -824,8 +825,8 @@ class store::transaction_rows {
   std::size_t committed_count() const { return young_.size() + old_.size(); }
 
   // Per generation: at most this many rows, or this many bytes of their texts.
-  static constexpr std::size_t kept_rows = 4096;
-  static constexpr std::size_t kept_bytes = 2 * 1024 * 1024;
+  static constexpr std::size_t kept_rows = 1024;
+  static constexpr std::size_t kept_bytes = 1024 * 1024;
 
  private:
   static std::size_t bytes_of(const saga_row& r) {

@@ -43,8 +43,8 @@
 // transaction the store began through the connection itself while the store holds a change is refused.
 //
 // Between its own transactions a store that opened its database (not a shared connection) keeps the rows
-// of the sagas its latest commits read or wrote (issue 15: an event's instance read is then no statement
-// and its timers no parse): at most 2 x 4,096 rows or 2 x 2 MiB of their texts, the least recently used
+// of the sagas its latest commits read or wrote (issue 15: an event's instance read is then no
+// statement): at most 2 x 1,024 rows or 2 x 1 MiB of their texts, roughly the least recently used
 // dropped first. They hold while no other connection commits, which begin() checks with PRAGMA
 // data_version after taking the write lock; if another did, they are all forgotten. A saga this store
 // writes outside begin()/commit() or purges is forgotten; a rolled-back transaction's sagas are read
