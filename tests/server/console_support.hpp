@@ -17,8 +17,8 @@
 
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/curve.hpp"
-#include "support/process.hpp"
 #include "support/order_events.hpp"
+#include "support/process.hpp"
 #include "support/temp_dir.hpp"
 
 namespace saga::test::console {
