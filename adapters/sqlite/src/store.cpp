@@ -775,12 +775,11 @@ class store::transaction_rows {
   std::optional<bool> parked_empty;
 
   // --- The committed rows kept between transactions (store::begin says when they hold).
-  // The transaction's rows, for keep_committed() once the commit succeeded.
-  saga_map take() noexcept {
-    saga_map taken;
-    taken.swap(rows_);
-    return taken;
-  }
+  // Before COMMIT the transaction's rows are set aside (the commit hook clears rows_): once the
+  // commit succeeded keep_committed() takes them, else drop_set_aside(). Either way the two maps
+  // keep their buckets for the next transactions.
+  void set_aside() noexcept { committing_.swap(rows_); }
+  void drop_set_aside() noexcept { committing_.clear(); }
   // The saga's committed row, moved into this transaction's rows (nullptr when not kept).
   saga_row* recall(std::string_view definition, std::string_view key) {
     for (saga_map* generation : {&young_, &old_}) {
@@ -793,9 +792,9 @@ class store::transaction_rows {
   }
   // Keeps the committed transaction's rows of existing sagas: two generations, the older dropped
   // when the younger is full (kept_rows or kept_bytes), so what goes is what was used longest ago.
-  void keep_committed(saga_map committed) {
-    while (!committed.empty()) {
-      auto node = committed.extract(committed.begin());
+  void keep_committed() {
+    while (!committing_.empty()) {
+      auto node = committing_.extract(committing_.begin());
       saga_row& r = node.mapped();
       if (!r.exists || !r.stored || r.changed) continue;
       r.timers.reset();  // parsed again from timers_text when next changed: less memory kept
@@ -836,6 +835,7 @@ class store::transaction_rows {
   }
 
   saga_map rows_;
+  saga_map committing_;                       // set_aside(): committed if the COMMIT succeeds
   std::vector<saga_map::value_type*> order_;  // each_changed's, kept for the next commit
   saga_map young_, old_;                      // committed rows (recall, keep_committed)
   std::size_t young_bytes_ = 0;
@@ -1178,9 +1178,17 @@ void store::commit() {
   guarded("commit", [&] {
     write_sagas();
     const bool own = own_transaction_;  // the commit hook resets it
-    auto written = rows_->take();       // nothing changed is left in them: the hook lets it commit
-    use(prepared(q_commit)).exec();
-    if (own && keep_committed_) rows_->keep_committed(std::move(written));
+    rows_->set_aside();                 // nothing changed is left in them: the hook lets it commit
+    try {
+      use(prepared(q_commit)).exec();
+    } catch (...) {
+      rows_->drop_set_aside();
+      throw;
+    }
+    if (own && keep_committed_)
+      rows_->keep_committed();
+    else
+      rows_->drop_set_aside();
   });
 }
 
