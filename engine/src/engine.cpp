@@ -88,11 +88,21 @@ std::string operator_field_problem(const json& data) {
   return {};
 }
 
+// Why an event for `inst` is rejected when its definition version is not registered here.
+std::string version_not_run(const instance_record& inst) {
+  return "saga '" + inst.definition + "/" + inst.key + "' runs on version " +
+         std::to_string(inst.definition_version) +
+         " of its definition, which this engine does not run (register that version, or migrate the saga: "
+         "sagactl migrate)";
+}
+
 // Whether a and b are the same document, written alike: down to each number's kind (1 and 1.0,
 // or 0.0 and -0.0, are equal to nlohmann's == but dump differently): a saga's data the dispatch left as it
 // was keeps its stored text, which is not encoded again (docs/performance.md, fifth round).
 bool identical(const json& a, const json& b) {
-  std::vector<std::pair<const json*, const json*>> todo{{&a, &b}};
+  // Once per event: the pairs still to compare go into this thread's vector of the last call.
+  thread_local std::vector<std::pair<const json*, const json*>> todo;
+  todo.assign(1, {&a, &b});
   while (!todo.empty()) {
     const auto [x, y] = todo.back();
     todo.pop_back();
@@ -712,13 +722,7 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
   auto inst = store_.load_instance(fam->newest()->def->name(), key);
   // A running saga stays on the version it started on; a new one starts on the newest.
   const definition_entry* entry = inst ? fam->at(inst->definition_version) : fam->newest();
-  if (entry == nullptr)
-    return reject(&e, nullptr,
-                  "saga '" + inst->definition + "/" + key + "' runs on version " +
-                      std::to_string(inst->definition_version) +
-                      " of its definition, which this engine does not run (register that version, or "
-                      "migrate the saga: sagactl migrate)",
-                  b);
+  if (entry == nullptr) return reject(&e, nullptr, version_not_run(*inst), b);
   const definition& d = *entry->def;
   // Timer firings come with their saga's trace (fire_due_timers); an outside event without one
   // starts a new trace here, which its history row, parking and follow-on events all share.
@@ -762,13 +766,21 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
     return answer(ack_outcome::ignored, inst ? inst->state : std::string());
   }
 
-  instance_record rec = apply(*entry, key, inst ? &*inst : nullptr, inst ? &data : nullptr, e, trace, out, b);
+  return answer(ack_outcome::transitioned,
+                transition(*entry, key, inst ? &*inst : nullptr, data, e, trace, out, b));
+}
+
+// An outside event's transition: applied, parked events tried again, and the data document kept
+// for the saga's next event (unless a parked event moved it on). Returns the state it ends in.
+std::string engine::transition(const definition_entry& entry, const std::string& key, instance_record* inst,
+                               json& data, const event& e, const trace_context& trace, dispatch_output& out,
+                               batch_state& b) {
+  instance_record rec = apply(entry, key, inst, inst ? &data : nullptr, e, trace, out, b);
   const std::int64_t saved = rec.version;
-  retry_parked(*entry, rec, b);
-  // The document of what was saved, for the saga's next event (unless a parked event moved it on).
+  retry_parked(entry, rec, b);
   if (rec.version == saved)
-    parsed_->keep(d.name(), key, rec.version, std::move(rec.data), std::move(out.data));
-  return answer(ack_outcome::transitioned, rec.state);
+    parsed_->keep(entry.def->name(), key, rec.version, std::move(rec.data), std::move(out.data));
+  return std::move(rec.state);
 }
 
 bool engine::parkable(const definition_entry& entry, std::string_view state, std::string_view type) const {

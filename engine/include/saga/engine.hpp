@@ -257,6 +257,9 @@ class engine {
   instance_record apply(const definition_entry& entry, const std::string& key, instance_record* inst,
                         const nlohmann::json* data, const event& e, const trace_context& trace,
                         dispatch_output& out, batch_state& b, std::string_view outcome = "transitioned");
+  std::string transition(const definition_entry& entry, const std::string& key, instance_record* inst,
+                         nlohmann::json& data, const event& e, const trace_context& trace,
+                         dispatch_output& out, batch_state& b);
   void retry_parked(const definition_entry& entry, instance_record& rec, batch_state& b);
   // `trace`: the event's own trace context, or the one the engine gave it (trace_of).
   void record_history(const definition& d, const instance_record& inst, const event& e,
