@@ -403,9 +403,15 @@ const definition* engine::find(std::string_view name, std::int64_t version) cons
 std::vector<unserved_version> engine::unserved_versions() {
   return within_transaction(store_, [&] {
     std::vector<unserved_version> out;
-    for (const auto& [name, fam] : by_name_)
+    for (const auto& [name, fam] : by_name_) {
+      // Counting unfinished sagas reads every instance: only when a version has sagas that no
+      // registered one serves (the kept counts say so without reading them).
+      const auto stored = store_.stored_versions(name);
+      if (std::all_of(stored.begin(), stored.end(), [&](std::int64_t v) { return fam->at(v) != nullptr; }))
+        continue;
       for (const auto& [version, sagas] : store_.running_versions(name))
         if (fam->at(version) == nullptr) out.push_back({name, version, sagas});
+    }
     return out;
   });
 }

@@ -342,6 +342,14 @@ TEST_SUITE("store_contract") {
     CHECK(s.instances_outside("order_lifecycle", 1, {}) == std::vector<std::string>{"B", "a", "b", "c"});
     CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done", "legacy_state"}).empty());
     CHECK(s.instances_outside("account_lockout", 1, {}).empty());
+
+    // Inside a transaction, its own saves count.
+    s.begin();
+    s.save_instance(instance("e", "other_state"));
+    s.save_instance(instance("b", "placed"));
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done"}) == std::vector<std::string>{"e"});
+    s.rollback();
+    CHECK(s.instances_outside("order_lifecycle", 1, {"placed", "done"}) == std::vector<std::string>{"b"});
   }
 
   // A version's states are checked against the sagas on that version only: a state that version 2
@@ -400,6 +408,34 @@ TEST_SUITE("store_contract") {
     on("order_lifecycle", "o-5", 2, false);
     on("order_lifecycle", "o-2", 2, false);
     CHECK(s.running_versions("order_lifecycle") == counts{{1, 1}, {2, 2}});
+  }
+
+  TEST_CASE("stored_versions lists the versions that have sagas, finished or not") {
+    auto t = make_store_under_test();
+    auto& s = t->store();
+    CHECK(s.stored_versions("order_lifecycle").empty());
+    const auto on = [&](const std::string& key, std::int64_t definition_version, bool finished) {
+      auto r = instance(key, finished ? "completed" : "placed");
+      r.definition_version = definition_version;
+      r.finished = finished;
+      s.save_instance(r);
+    };
+    on("o-1", 3, false);
+    on("o-2", 1, true);  // finished sagas count: their version is still stored
+    on("o-3", 1, false);
+    auto other = instance("p-1", "placed");
+    other.definition = "payment_notice";
+    other.definition_version = 7;
+    s.save_instance(other);
+    CHECK(s.stored_versions("order_lifecycle") == std::vector<std::int64_t>{1, 3});
+    CHECK(s.stored_versions("payment_notice") == std::vector<std::int64_t>{7});
+
+    // Inside a transaction, its own saves count; a migrated saga leaves its old version.
+    s.begin();
+    on("o-1", 4, false);
+    CHECK(s.stored_versions("order_lifecycle") == std::vector<std::int64_t>{1, 4});
+    s.rollback();
+    CHECK(s.stored_versions("order_lifecycle") == std::vector<std::int64_t>{1, 3});
   }
 
   TEST_CASE("save_instance keeps the saga's creation time and correlation id") {

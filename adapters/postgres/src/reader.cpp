@@ -189,10 +189,7 @@ const statement reader_statements[] = {
     // The kept counts (schema 4) name the (definition, version, state) groups that have such sagas:
     // only those groups' instances are read, so with no orphans nothing is.
     {"saga_reader_orphans", "i",
-     "WITH c AS (SELECT definition, definition_version, state FROM"
-     "   (SELECT definition, definition_version, state, n FROM kept_counts WHERE counted = 'sagas'"
-     "    UNION ALL SELECT definition, definition_version, state, n FROM count_changes WHERE counted = "
-     "'sagas') AS a"
+     "WITH c AS (SELECT definition, definition_version, state FROM " SAGA_PG_SAGA_COUNTS " AS a"
      "   GROUP BY 1, 2, 3 HAVING sum(n) > 0),"
      " g AS (SELECT * FROM c WHERE NOT EXISTS (SELECT 1 FROM definitions AS d,"
      "   json_array_elements_text(d.graph::json -> 'states') AS s(name)"
@@ -209,10 +206,7 @@ const statement reader_statements[] = {
      " AND i.finished_ms < $3"},
     // Kept by the stores (schema 4): the folded counts and the changes not folded yet
     {"saga_reader_counts_by_state", "",
-     "SELECT definition, state, sum(n)::bigint, definition_version FROM"
-     " (SELECT definition, definition_version, state, n FROM kept_counts WHERE counted = 'sagas'"
-     "  UNION ALL SELECT definition, definition_version, state, n FROM count_changes WHERE counted = "
-     "'sagas') AS c"
+     "SELECT definition, state, sum(n)::bigint, definition_version FROM " SAGA_PG_SAGA_COUNTS " AS c"
      " GROUP BY definition, definition_version, state HAVING sum(n) <> 0"
      " ORDER BY definition, definition_version, state"},
     {"saga_reader_definitions", "",

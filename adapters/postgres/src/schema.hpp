@@ -25,6 +25,13 @@ namespace saga::postgres::detail {
   "   ('armed_timers', '', 0, '', (SELECT count(*) FROM instances AS i, jsonb_each(i.timers) AS e(k, v)" \
   "     WHERE i.next_due_ms IS NOT NULL AND e.v ->> 0 IS NOT NULL));"
 
+// The saga counts (schema 4) as rows (definition, definition_version, state, n): the folded
+// counts and the change rows not folded yet, to be summed by group.
+#define SAGA_PG_SAGA_COUNTS                                                                     \
+  "(SELECT definition, definition_version, state, n FROM kept_counts WHERE counted = 'sagas'"   \
+  " UNION ALL SELECT definition, definition_version, state, n FROM count_changes WHERE counted" \
+  " = 'sagas')"
+
 // A connection for `opts` (the store's or the reader's): std::invalid_argument when its schema
 // name is empty or longer than PostgreSQL keeps (63 bytes: two long names would meet).
 pq::connection connect(const options& opts);

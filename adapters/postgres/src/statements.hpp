@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <iterator>
 
+#include "schema.hpp"
+
 namespace saga::postgres::detail {
 
 enum q : std::size_t {
@@ -46,7 +48,9 @@ enum q : std::size_t {
   q_orphaned_parked,
   q_load_definition,
   q_save_definition,
-  q_instance_states,
+  q_counted_states,
+  q_keys_in_state,
+  q_stored_versions,
   q_running_versions,
   q_unpublished,
   q_mark_published,
@@ -225,10 +229,19 @@ inline constexpr statement statements[] = {
      "INSERT INTO definitions (name, version, fingerprint, graph, registered_ms) VALUES ($1, $2, $3, $4, $5)"
      " ON CONFLICT (name, version) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
      " registered_ms = excluded.registered_ms"},
-    // instances_outside filters in C++: the SQL does not depend on how many states it is given
-    {"saga_instance_states", "ti",
-     "SELECT key, state FROM instances WHERE definition = $1 AND definition_version = $2 ORDER BY key"},
-    // a scan of the definition's instances (at registration, once)
+    // instances_outside reads the states a version's sagas are in from the kept counts and filters
+    // them in C++ (the SQL does not depend on how many states it is given); only a state outside
+    // has its keys read
+    {"saga_counted_states", "ti",
+     "SELECT state FROM " SAGA_PG_SAGA_COUNTS " AS c WHERE definition = $1 AND definition_version = $2"
+     " GROUP BY state HAVING sum(n) > 0"},
+    {"saga_keys_in_state", "tti",
+     "SELECT key FROM instances WHERE definition = $1 AND state = $2 AND definition_version = $3"},
+    {"saga_stored_versions", "t",
+     "SELECT definition_version FROM " SAGA_PG_SAGA_COUNTS " AS c WHERE definition = $1"
+     " GROUP BY definition_version HAVING sum(n) > 0 ORDER BY definition_version"},
+    // a scan of the definition's instances (at start-up, only when a version nothing registered
+    // serves has sagas: engine::unserved_versions)
     {"saga_running_versions", "t",
      "SELECT definition_version, count(*) FROM instances WHERE definition = $1 AND finished_ms IS NULL"
      " GROUP BY definition_version ORDER BY definition_version"},

@@ -530,14 +530,26 @@ std::vector<std::pair<std::int64_t, std::int64_t>> store::running_versions(std::
   return out;
 }
 
+std::vector<std::int64_t> store::stored_versions(std::string_view definition) {
+  const auto r = impl_->run("stored_versions", detail::q_stored_versions, pq::params().text(definition));
+  std::vector<std::int64_t> out;
+  for (int i = 0; i < r.rows(); ++i) out.push_back(r.integer(i, 0));
+  return out;
+}
+
 std::vector<std::string> store::instances_outside(std::string_view definition, std::int64_t version,
                                                   const std::vector<std::string>& states) {
-  const auto r = impl_->run("instances_outside", detail::q_instance_states,
-                            pq::params().text(definition).integer(version));
+  const auto counted = impl_->run("instances_outside", detail::q_counted_states,
+                                  pq::params().text(definition).integer(version));
   std::vector<std::string> out;
-  for (int i = 0; i < r.rows(); ++i) {
-    if (std::find(states.begin(), states.end(), r.text(i, 1)) == states.end()) out.push_back(r.text(i, 0));
+  for (int i = 0; i < counted.rows(); ++i) {
+    const std::string state = counted.text(i, 0);
+    if (std::find(states.begin(), states.end(), state) != states.end()) continue;
+    const auto keys = impl_->run("instances_outside", detail::q_keys_in_state,
+                                 pq::params().text(definition).text(state).integer(version));
+    for (int k = 0; k < keys.rows(); ++k) out.push_back(keys.text(k, 0));
   }
+  std::sort(out.begin(), out.end());  // by key, as bytes (the keys' collation is "C")
   return out;
 }
 

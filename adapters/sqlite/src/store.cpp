@@ -403,7 +403,9 @@ enum q : std::size_t {
   q_orphaned_parked,
   q_load_definition,
   q_save_definition,
-  q_instance_states,
+  q_counted_states,
+  q_keys_in_state,
+  q_stored_versions,
   q_running_versions,
   q_unpublished,
   q_mark_published,
@@ -525,10 +527,17 @@ constexpr const char* sql_of[] = {
     "INSERT INTO definitions (name, version, fingerprint, graph, registered_ms) VALUES (?, ?, ?, ?, ?)"
     " ON CONFLICT (name, version) DO UPDATE SET fingerprint = excluded.fingerprint, graph = excluded.graph,"
     " registered_ms = excluded.registered_ms",
-    // q_instance_states: instances_outside filters in C++, so the SQL never depends on how many
-    // states it is given.
-    "SELECT key, state FROM instances WHERE definition = ? AND definition_version = ? ORDER BY key",
-    // q_running_versions: a scan of the definition's instances (at registration, once)
+    // q_counted_states, q_keys_in_state: instances_outside reads the states a version's sagas
+    // are in from the kept counts and filters them in C++ (the SQL never depends on how many
+    // states it is given); only a state outside has its keys read, through
+    // instances_by_state_created. A start-up of sagad scans no instances.
+    "SELECT state FROM saga_counts WHERE definition = ? AND definition_version = ? AND sagas > 0",
+    "SELECT key FROM instances WHERE definition = ? AND state = ? AND definition_version = ?",
+    // q_stored_versions: from the kept counts, by version
+    "SELECT DISTINCT definition_version FROM saga_counts WHERE definition = ? AND sagas > 0"
+    " ORDER BY definition_version",
+    // q_running_versions: a scan of the definition's instances (at start-up, only when a version
+    // nothing registered serves has sagas: engine::unserved_versions)
     "SELECT definition_version, count(*) FROM instances WHERE definition = ? AND finished_ms IS NULL"
     " GROUP BY definition_version ORDER BY definition_version",
     // q_unpublished
@@ -1656,17 +1665,38 @@ std::vector<std::pair<std::int64_t, std::int64_t>> store::running_versions(std::
   });
 }
 
+std::vector<std::int64_t> store::stored_versions(std::string_view definition) {
+  return guarded("stored_versions", [&] {
+    settle_sagas();  // the counts are written with the rows
+    use u(prepared(q_stored_versions));
+    u.text(1, definition);
+    std::vector<std::int64_t> out;
+    while (u.step()) out.push_back(u.integer(0));
+    return out;
+  });
+}
+
 std::vector<std::string> store::instances_outside(std::string_view definition, std::int64_t version,
                                                   const std::vector<std::string>& states) {
   return guarded("instances_outside", [&] {
-    settle_sagas();  // it reads instances or history by SQL
-    use u(prepared(q_instance_states));
-    u.text(1, definition).integer(2, version);
-    std::vector<std::string> out;
-    while (u.step()) {
-      const std::string state = u.string(1);
-      if (std::find(states.begin(), states.end(), state) == states.end()) out.push_back(u.string(0));
+    settle_sagas();  // it reads instances by SQL, and the counts are written with the rows
+    std::vector<std::string> outside;
+    {
+      use u(prepared(q_counted_states));
+      u.text(1, definition).integer(2, version);
+      while (u.step()) {
+        std::string state = u.string(0);
+        if (std::find(states.begin(), states.end(), state) == states.end())
+          outside.push_back(std::move(state));
+      }
     }
+    std::vector<std::string> out;
+    for (const auto& state : outside) {
+      use u(prepared(q_keys_in_state));
+      u.text(1, definition).text(2, state).integer(3, version);
+      while (u.step()) out.push_back(u.string(0));
+    }
+    std::sort(out.begin(), out.end());  // by key, as bytes
     return out;
   });
 }

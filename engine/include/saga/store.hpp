@@ -229,9 +229,12 @@ class store {
   virtual std::vector<std::string> instances_outside(std::string_view definition, std::int64_t version,
                                                      const std::vector<std::string>& states) = 0;
   // Per version of `definition` that has unfinished instances (instance_record::finished unset):
-  // (version, how many), by version.
+  // (version, how many), by version. May read every instance of the definition.
   virtual std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(
       std::string_view definition) = 0;
+  // The versions of `definition` that have instances, finished or not, by version: from what the
+  // store keeps counted, without reading the instances.
+  virtual std::vector<std::int64_t> stored_versions(std::string_view definition) = 0;
 
   // Outbox relay.
   virtual std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) = 0;
@@ -363,6 +366,9 @@ class store_wrapper : public store {
   }
   std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(std::string_view d) override {
     return target_.running_versions(d);
+  }
+  std::vector<std::int64_t> stored_versions(std::string_view d) override {
+    return target_.stored_versions(d);
   }
   std::vector<outbox_record> unpublished(std::int64_t after, std::size_t limit) override {
     return target_.unpublished(after, limit);

@@ -141,6 +141,7 @@ class store final : public saga::store {
   std::vector<std::string> instances_outside(std::string_view definition, std::int64_t version,
                                              const std::vector<std::string>& states) override;
   std::vector<std::pair<std::int64_t, std::int64_t>> running_versions(std::string_view definition) override;
+  std::vector<std::int64_t> stored_versions(std::string_view definition) override;
 
   std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) override;
   void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
