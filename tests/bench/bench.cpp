@@ -1638,6 +1638,8 @@ void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
   const double took = seconds_of(steady::now() - start);
   const bool ok = f.last_sequence() >= n;
   f.stop();
+  // The subscriber took most rows by replay: the replay connection's pages are in this peak.
+  const long hwm = d.status_kb("VmHWM");
   row r;
   r.measurement = "recovery";
   r.rate = ok ? static_cast<double>(n) / took : 0;
@@ -1645,8 +1647,9 @@ void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
       (ok ? std::to_string(n) + " pending rows published in " + fixed(took, 3) + " s after spawning sagad"
           : "NOT all published: last sequence " + std::to_string(f.last_sequence()) + " of " +
                 std::to_string(n) + (f.failed() ? " (" + f.error() + ")" : "")) +
-      " (subscriber's view: live + replay; connects retry every 100 ms)";
-  r.extra = {{"rows", n}, {"seconds", took}, {"complete", ok}, {"build_seconds", built}};
+      " (subscriber's view: live + replay; connects retry every 100 ms); sagad VmHWM " +
+      fixed(hwm / 1024.0, 1) + " MiB";
+  r.extra = {{"rows", n}, {"seconds", took}, {"complete", ok}, {"build_seconds", built}, {"vmhwm_kb", hwm}};
   add_row(r);
 }
 

@@ -376,6 +376,24 @@ TEST_SUITE("sqlite_store") {
     CHECK_THROWS_AS(saga::sqlite::store{o}, std::invalid_argument);
   }
 
+  TEST_CASE("the page cache is 32 MiB unless the options say otherwise, and at least 64 KiB") {
+    temp_dir dir;
+    auto o = at(dir.file("saga.db"));
+    {
+      saga::sqlite::store s(o);
+      CHECK(s.database().execAndGet("PRAGMA cache_size").getInt() == -32 * 1024);
+    }
+    o.page_cache_kib = 2048;
+    {
+      saga::sqlite::store s(o);
+      CHECK(s.database().execAndGet("PRAGMA cache_size").getInt() == -2048);
+    }
+    o.page_cache_kib = 63;
+    const auto error = error_of([&] { saga::sqlite::store{o}; });
+    CHECK(error.find("page_cache_kib") != std::string::npos);
+    CHECK_THROWS_AS(saga::sqlite::store{o}, std::invalid_argument);
+  }
+
   TEST_CASE("a full disk surfaces as a store_error naming the operation") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));

@@ -36,6 +36,9 @@ std::unique_ptr<saga::store> open_store(const options& o, bool replay) {
     so.path = o.db;
     so.synchronous = o.synchronous;
     so.background_checkpoint = !replay;  // a reader never writes: the writer's checkpointer does
+    // Replay reads the outbox in sequence order, each page once: SQLite's default 2 MiB cache
+    // serves it, where the writer's 32 MiB would fill with a catching-up subscriber's pages.
+    if (replay) so.page_cache_kib = 2 * 1024;
     return std::make_unique<saga::sqlite::store>(so);
   } catch (const std::exception& e) {
     throw startup_error("database " + describe_db(o.db) + (replay ? " (replay connection)" : "") + ": " +

@@ -637,6 +637,9 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
   if (opts.path.empty()) {
     throw std::invalid_argument("saga::sqlite::options::path is empty");
   }
+  if (opts.page_cache_kib < 64) {
+    throw std::invalid_argument("saga::sqlite::options::page_cache_kib must be at least 64");
+  }
   return guarded(("open " + opts.path).c_str(), [&] {
     const int flags = opts.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     auto db = std::make_unique<SQLite::Database>(opts.path, flags, opts.busy_timeout_ms);
@@ -646,9 +649,9 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
       db->exec("PRAGMA journal_mode = WAL");
     }
     db->exec(synchronous);
-    // A 32 MiB page cache (SQLite's default is 2 MiB) keeps the inbox, instance and outbox
+    // By default a 32 MiB page cache (SQLite's is 2 MiB): it keeps the inbox, instance and outbox
     // indexes of a large database in memory instead of reading them back for every event.
-    db->exec("PRAGMA cache_size = -32768");
+    db->exec("PRAGMA cache_size = -" + std::to_string(opts.page_cache_kib));
     return db;
   });
 }

@@ -91,6 +91,10 @@ struct options {
   // SQLite's automatic checkpoint runs inside the commit that crosses checkpoint_pages.
   bool background_checkpoint = true;
   int checkpoint_pages = 1000;  // WAL size (pages) that starts a checkpoint; SQLite's default
+  // The connection's page cache (PRAGMA cache_size), in KiB; at least 64. The writer's 32 MiB keep
+  // the inbox, instance and outbox indexes of a large database in memory; a connection that
+  // reads the outbox in order (sagad's replay) needs little.
+  int page_cache_kib = 32 * 1024;
 };
 
 class checkpointer;
