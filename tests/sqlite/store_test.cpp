@@ -376,7 +376,7 @@ TEST_SUITE("sqlite_store") {
     CHECK_THROWS_AS(saga::sqlite::store{o}, std::invalid_argument);
   }
 
-  TEST_CASE("the page cache is 32 MiB unless the options say otherwise, and at least 64 KiB") {
+  TEST_CASE("the page cache is 32 MiB unless the options say otherwise and at least 64 KiB") {
     temp_dir dir;
     auto o = at(dir.file("saga.db"));
     {

@@ -410,7 +410,7 @@ TEST_SUITE("store_contract") {
     CHECK(s.running_versions("order_lifecycle") == counts{{1, 1}, {2, 2}});
   }
 
-  TEST_CASE("stored_versions lists the versions that have sagas, finished or not") {
+  TEST_CASE("stored_versions lists the versions that have sagas whether finished or not") {
     auto t = make_store_under_test();
     auto& s = t->store();
     CHECK(s.stored_versions("order_lifecycle").empty());
