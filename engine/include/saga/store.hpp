@@ -225,7 +225,9 @@ class store {
   // Registered definitions, one record per (name, version); saving replaces that version's.
   virtual std::optional<definition_record> load_definition(std::string_view name, std::int64_t version) = 0;
   virtual void save_definition(const definition_record& r) = 0;
-  // Keys of instances of `definition` on `version` whose state is not in `states`.
+  // Keys of instances of `definition` on `version` whose state is not in `states`, by key. The
+  // stores find the states from what they keep counted and read only those states' instances
+  // (rows written behind the store's back by SQL are not counted, so not seen).
   virtual std::vector<std::string> instances_outside(std::string_view definition, std::int64_t version,
                                                      const std::vector<std::string>& states) = 0;
   // Per version of `definition` that has unfinished instances (instance_record::finished unset):
