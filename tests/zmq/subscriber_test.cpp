@@ -174,6 +174,41 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 TEST_SUITE("subscriber") {
+  // A replayed event carries no type frame: the subscriber reads it from the event's JSON, as
+  // a parse into a document would find it, whatever the payload holds.
+  TEST_CASE("a replayed event's type is the string type of its top-level object and empty otherwise") {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {R"({"data":{"type":"nested"},"type":"a.b"})", "a.b"},
+        {R"({"a":[{"type":"deep"}],"type":"top","z":{"type":1}})", "top"},
+        {R"({"type":"first","type":"second"})", "second"},
+        {R"({"type":"x","type":{"y":1}})", ""},
+        {R"({"type":5})", ""},
+        {R"({"type":null,"b":"not.the.type"})", ""},
+        {R"([{"type":"in.array"}])", ""},
+        {R"("type")", ""},
+        {R"({"type":"cut")", ""},
+        {R"({"type":"ok"} {"type":"two"})", ""},
+        {R"({"specversion":"1.0","type":"\u00e9t\u00e9.v"})", "\xc3\xa9t\xc3\xa9.v"},
+        {R"({})", ""},
+    };
+    fixture f(static_cast<int>(cases.size()));
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      SQLite::Statement u(f.relay_store.database(), "UPDATE outbox SET payload = ? WHERE sequence = ?");
+      u.bind(1, cases[i].first);
+      u.bind(2, static_cast<std::int64_t>(i + 1));
+      REQUIRE(u.exec() == 1);
+    }
+    auto sub = f.subscriber();
+    collector c;
+    CHECK(sub.poll(10ms, c.fn()) == cases.size());
+    REQUIRE(c.got.size() == cases.size());
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      CAPTURE(cases[i].first);
+      CHECK(c.got[i].payload == cases[i].first);
+      CHECK(c.got[i].type == cases[i].second);
+    }
+  }
+
   TEST_CASE("a late subscriber gets the whole history through replay and then live events once each") {
     fixture f(1005);  // more than one replay reply (1000 at most each)
     auto sub = f.subscriber();
