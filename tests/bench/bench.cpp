@@ -1208,10 +1208,10 @@ struct spread {
     return v.empty() ? 0 : v[v.size() / 2];
   }
   double max() const { return runs.empty() ? 0 : *std::max_element(runs.begin(), runs.end()); }
-  // "median of 3, 11491-12140".
-  std::string describe() const {
+  // "median of 3, 11491-12140" (the range with `digits` decimals).
+  std::string describe(int digits = 0) const {
     if (runs.size() < 2) return "1 run";
-    return "median of " + std::to_string(runs.size()) + ", " + range(0);
+    return "median of " + std::to_string(runs.size()) + ", " + range(digits);
   }
   // "11491-12140" (min-max), with `digits` decimals.
   std::string range(int digits) const {
@@ -1655,12 +1655,6 @@ recovery_run run_recovery(const config& cfg, const saga::test::temp_dir& dir, co
   return r;
 }
 
-// "median of 3, 1.062-1.109 s", or "1 run".
-std::string runs_of(const spread& seconds) {
-  if (seconds.runs.size() < 2) return "1 run";
-  return "median of " + std::to_string(seconds.runs.size()) + ", " + seconds.range(3) + " s";
-}
-
 void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
   const std::int64_t n = cfg.quick ? 5'000 : cfg.recovery_rows;
   const auto [source, built] = prepared_db(cfg, dir, n, /*publish=*/false);
@@ -1677,7 +1671,7 @@ void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
   r.measurement = "recovery";
   r.rate = failure.empty() ? static_cast<double>(n) / took : 0;
   r.notes = (failure.empty() ? std::to_string(n) + " pending rows published in " + fixed(took, 3) +
-                                   " s after spawning sagad (" + runs_of(seconds) + ")"
+                                   " s after spawning sagad (" + seconds.describe(3) + ")"
                              : failure) +
             " (subscriber's view: live + replay; connects retry every 100 ms); sagad VmHWM " +
             fixed(hwm.max(), 1) + " MiB (the most of the runs)";
