@@ -530,9 +530,11 @@ constexpr const char* sql_of[] = {
     // q_counted_states, q_keys_in_state: instances_outside reads the states a version's sagas
     // are in from the kept counts and filters them in C++ (the SQL never depends on how many
     // states it is given); only a state outside has its keys read, through
-    // instances_by_state_created. A start-up of sagad scans no instances.
+    // instances_by_state_created (named: without statistics SQLite prefers the primary key's
+    // prefix, a scan of all the definition's sagas). A start-up of sagad scans no instances.
     "SELECT state FROM saga_counts WHERE definition = ? AND definition_version = ? AND sagas > 0",
-    "SELECT key FROM instances WHERE definition = ? AND state = ? AND definition_version = ?",
+    "SELECT key FROM instances INDEXED BY instances_by_state_created"
+    " WHERE definition = ? AND state = ? AND definition_version = ?",
     // q_stored_versions: from the kept counts, by version
     "SELECT DISTINCT definition_version FROM saga_counts WHERE definition = ? AND sagas > 0"
     " ORDER BY definition_version",
