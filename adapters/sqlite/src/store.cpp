@@ -1,4 +1,5 @@
 #include "saga/sqlite/store.hpp"
+#include "saga/sqlite/wal_buffer.hpp"
 
 #include <sqlite3.h>
 
@@ -644,7 +645,9 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
   }
   return guarded(("open " + opts.path).c_str(), [&] {
     const int flags = opts.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    auto db = std::make_unique<SQLite::Database>(opts.path, flags, opts.busy_timeout_ms);
+    const bool buffered = opts.buffer_wal && !opts.read_only;
+    auto db = std::make_unique<SQLite::Database>(opts.path.c_str(), flags, opts.busy_timeout_ms,
+                                                 buffered ? wal_buffer::vfs_name() : nullptr);
     if (!opts.read_only) {
       // WAL: readers (sagactl, the replay server) never block the writer, and a commit costs
       // one fsync of the log. A read-only connection cannot change the mode; it reads either.
