@@ -159,6 +159,33 @@ TEST_SUITE("sqlite_wal_buffer") {
     }
   }
 
+  TEST_CASE("a rolled-back transaction's frames never reach the log after another writer's commit") {
+    temp_dir dir;
+    const std::string path = dir.file("t.db");
+    auto a = buffered(path, "FULL");
+    auto b = buffered(path, "FULL");
+    a.exec("PRAGMA cache_size = 10");
+    insert_rows(a, 1, 5);
+    SQLite::Database checkpointer(path, SQLite::OPEN_READWRITE);
+    for (int round = 0; round < 3; ++round) {
+      CAPTURE(round);
+      // An empty log: rolling back then reads nothing from it (which would write the buffer out).
+      checkpointer.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      // a: a transaction that spills frames into the log, then rolls back.
+      a.exec("BEGIN IMMEDIATE");
+      a.exec(
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 300)"
+          " INSERT INTO t (id, v) SELECT i + 1000000, printf('%.*c', 1000, 'r') FROM n");
+      a.exec("ROLLBACK");
+      // b writes more than a did, over where a's frames were; then a writes after b's.
+      insert_rows(b, 10000 + round * 1000, 400);
+      insert_rows(a, 100000 + round * 1000, 3);
+      const auto c = read_plain(path);
+      CHECK(c.rows == 5 + (round + 1) * 403);
+      CHECK(c.max_id == 100000 + round * 1000 + 2);
+    }
+  }
+
   TEST_CASE("a writer killed between commits loses none of them") {
     for (const char* sync : {"FULL", "NORMAL"}) {
       const std::string level = sync;

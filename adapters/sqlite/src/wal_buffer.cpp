@@ -39,7 +39,9 @@ struct pending {
 struct file {
   sqlite3_file base;
   sqlite3_file* real;
-  pending* wal;  // null unless this is a WAL file
+  pending* wal;    // a WAL file's buffer; null for every other file
+  file* database;  // a WAL file's database file (ours too)
+  pending* log;    // a database file's: its open WAL file's buffer, if any
 };
 // SQLite allocates files 8-byte aligned; so is the wrapped file that follows ours.
 static_assert(sizeof(file) % 8 == 0);
@@ -115,9 +117,28 @@ struct flushed<Member> {
 int wal_close(sqlite3_file* f) {
   const int flushed_rc = flush(f);
   const int rc = forward<&sqlite3_io_methods::xClose>::call(f);
-  delete ours(f).wal;
-  ours(f).wal = nullptr;
+  file& o = ours(f);
+  if (o.database != nullptr) o.database->log = nullptr;
+  delete o.wal;
+  o.wal = nullptr;
   return flushed_rc != SQLITE_OK ? flushed_rc : rc;
+}
+
+// The wal-index's write lock (fileformat2.html#walidxfmt: lock 0). SQLite releases it when a
+// write transaction ends, committed or not.
+constexpr int write_lock = 0;
+
+// A database file's xShmLock. When the write lock is released, whatever the log still holds
+// belongs to a transaction that did not commit (a commit's frames are written before it
+// returns): it is dropped, so that it can never land on frames another writer commits next.
+int database_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
+  pending* log = ours(f).log;
+  if (log != nullptr && flags == (SQLITE_SHM_UNLOCK | SQLITE_SHM_EXCLUSIVE) && offset <= write_lock &&
+      write_lock < offset + n) {
+    log->used = 0;
+    log->commit_frame_next = false;
+  }
+  return forward<&sqlite3_io_methods::xShmLock>::call(f, offset, n, flags);
 }
 
 constexpr sqlite3_io_methods methods_of(int version, bool wal) {
@@ -139,7 +160,7 @@ constexpr sqlite3_io_methods methods_of(int version, bool wal) {
   m.xDeviceCharacteristics = &forward<&sqlite3_io_methods::xDeviceCharacteristics>::call;
   if (version >= 2) {
     m.xShmMap = &forward<&sqlite3_io_methods::xShmMap>::call;
-    m.xShmLock = &forward<&sqlite3_io_methods::xShmLock>::call;
+    m.xShmLock = wal ? &forward<&sqlite3_io_methods::xShmLock>::call : &database_shm_lock;
     m.xShmBarrier = &forward<&sqlite3_io_methods::xShmBarrier>::call;
     m.xShmUnmap = &forward<&sqlite3_io_methods::xShmUnmap>::call;
   }
@@ -157,6 +178,12 @@ constexpr std::array<std::array<sqlite3_io_methods, 2>, 3> method_tables{{
     {methods_of(3, false), methods_of(3, true)},
 }};
 
+bool is_ours(const sqlite3_file* f) {
+  for (const auto& tables : method_tables)
+    if (f->pMethods == &tables[0]) return true;
+  return false;
+}
+
 sqlite3_vfs* wrapped(sqlite3_vfs* vfs) {
   return static_cast<sqlite3_vfs*>(vfs->pAppData);
 }
@@ -166,17 +193,24 @@ int open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* f, int flags, in
   o.base.pMethods = nullptr;
   o.real = reinterpret_cast<sqlite3_file*>(&o + 1);
   o.wal = nullptr;
+  o.database = nullptr;
+  o.log = nullptr;
   o.real->pMethods = nullptr;
   const int rc = wrapped(vfs)->xOpen(wrapped(vfs), name, o.real, flags, out_flags);
   // SQLite calls xClose whenever pMethods is set after xOpen, even if the open failed.
   if (o.real->pMethods == nullptr) return rc;
-  const bool wal = rc == SQLITE_OK && (flags & SQLITE_OPEN_WAL) != 0;
+  // A WAL file is buffered only when its database file is ours, whose write lock tells when a
+  // transaction ends (database_shm_lock); otherwise it is forwarded like any other file.
+  sqlite3_file* database = (flags & SQLITE_OPEN_WAL) != 0 ? sqlite3_database_file_object(name) : nullptr;
+  const bool wal = rc == SQLITE_OK && database != nullptr && is_ours(database);
   if (wal) {
     o.wal = new (std::nothrow) pending;
     if (o.wal == nullptr) {
       o.real->pMethods->xClose(o.real);
       return SQLITE_NOMEM;
     }
+    o.database = &ours(database);
+    o.database->log = o.wal;
   }
   const int version = std::clamp(o.real->pMethods->iVersion, 1, 3);
   o.base.pMethods = &method_tables[static_cast<std::size_t>(version - 1)][wal ? 1 : 0];

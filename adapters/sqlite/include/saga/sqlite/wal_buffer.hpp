@@ -13,6 +13,10 @@
 //   * before any read, sync, truncate, size query or close of the WAL file.
 // A write that fails keeps its bytes buffered: every later operation on that WAL file tries again
 // first and fails while the write does, so no byte SQLite wrote reaches the file out of order.
+// When SQLite releases the write lock (the transaction ended), what is still held belonged to a
+// transaction that did not commit (rolled back, or its commit failed) and is dropped, so it never
+// lands on frames another writer commits next. A WAL file whose database file was not opened
+// through this VFS is not buffered.
 // Database files, journals and the shared-memory index are not buffered (each call is forwarded).
 //
 // saga::sqlite::store opens its own read-write connections with it; an embedding host can open
