@@ -159,6 +159,53 @@ TEST_SUITE("sqlite_wal_buffer") {
     }
   }
 
+  TEST_CASE("the log reads as the file overlaid with what is held back, at every overlap") {
+    temp_dir dir;
+    const std::string path = dir.file("t.db");
+    auto db = buffered(path, "FULL");
+    insert_rows(db, 1, 3);
+    db.exec("BEGIN IMMEDIATE");
+    sqlite3_file* log = nullptr;
+    REQUIRE(sqlite3_file_control(db.getHandle(), "main", SQLITE_FCNTL_JOURNAL_POINTER, &log) == SQLITE_OK);
+    REQUIRE(log != nullptr);
+    const auto* m = log->pMethods;
+    sqlite3_int64 size = 0;
+    REQUIRE(m->xFileSize(log, &size) == SQLITE_OK);
+    REQUIRE(size > 0);
+    // What the log should read as: the file so far, then what the test appends.
+    std::string expected(static_cast<std::size_t>(size), '\0');
+    REQUIRE(m->xRead(log, expected.data(), static_cast<int>(size), 0) == SQLITE_OK);
+    const std::string p(3000, 'p'), q(2000, 'q');
+    REQUIRE(m->xWrite(log, p.data(), static_cast<int>(p.size()), size) == SQLITE_OK);
+    REQUIRE(m->xWrite(log, q.data(), static_cast<int>(q.size()), size + 3000) == SQLITE_OK);
+    expected += p + q;
+    auto read = [&](sqlite3_int64 from, int amount, int expected_rc) {
+      CAPTURE(from - size);
+      std::string got(static_cast<std::size_t>(amount), '?');
+      CHECK(m->xRead(log, got.data(), amount, from) == expected_rc);
+      std::string want = expected.substr(static_cast<std::size_t>(from), static_cast<std::size_t>(amount));
+      want.resize(static_cast<std::size_t>(amount), '\0');  // past the end: zeros
+      CHECK(got == want);
+    };
+    read(size - 100, 200, SQLITE_OK);                 // the file, then held bytes
+    read(size + 2900, 200, SQLITE_OK);                // held bytes only
+    read(size + 4900, 200, SQLITE_IOERR_SHORT_READ);  // held bytes, then past the end
+    read(size - 100, 5200, SQLITE_IOERR_SHORT_READ);  // all three
+    read(0, 100, SQLITE_OK);                          // the file only
+    sqlite3_int64 now = 0;
+    REQUIRE(m->xFileSize(log, &now) == SQLITE_OK);
+    CHECK(now == size + 5000);
+    REQUIRE(m->xTruncate(log, size + 4000) == SQLITE_OK);
+    expected.resize(static_cast<std::size_t>(size + 4000));
+    read(size + 3900, 200, SQLITE_IOERR_SHORT_READ);
+    REQUIRE(m->xFileSize(log, &now) == SQLITE_OK);
+    CHECK(now == size + 4000);
+    // The bytes are beyond the last frame SQLite wrote: nothing refers to them.
+    db.exec("ROLLBACK");
+    const auto c = read_plain(path);
+    CHECK(c.rows == 3);
+  }
+
   TEST_CASE("a rolled-back transaction's frames never reach the log after another writer's commit") {
     temp_dir dir;
     const std::string path = dir.file("t.db");

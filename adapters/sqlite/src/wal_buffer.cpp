@@ -103,16 +103,52 @@ int wal_write(sqlite3_file* f, const void* data, int amount, sqlite3_int64 offse
   return SQLITE_OK;
 }
 
-// A WAL method that must see every byte written so far in the file: flush, then forward.
-template <auto Member>
-struct flushed;
-template <typename R, typename... A, R (*sqlite3_io_methods::*Member)(sqlite3_file*, A...)>
-struct flushed<Member> {
-  static R call(sqlite3_file* f, A... a) {
-    if (const int rc = flush(f); rc != SQLITE_OK) return rc;
-    return forward<Member>::call(f, a...);
+// A WAL file's content is the file's, overlaid with what is held back (the newest bytes of its
+// range: a write that does not continue them writes them out first). Reads are served from both,
+// so that they never write and never fail because a write does.
+int wal_read(sqlite3_file* f, void* out, int amount, sqlite3_int64 offset) {
+  const pending& w = *ours(f).wal;
+  const sqlite3_int64 end = offset + amount;
+  const sqlite3_int64 held_end = w.start + w.used;
+  auto read = [&](sqlite3_int64 from, sqlite3_int64 to) {
+    sqlite3_file* r = real(f);
+    return r->pMethods->xRead(r, static_cast<char*>(out) + (from - offset), static_cast<int>(to - from),
+                              from);
+  };
+  if (w.used == 0 || end <= w.start || offset >= held_end) return read(offset, end);
+  int rc = SQLITE_OK;
+  if (offset < w.start) rc = read(offset, w.start);
+  if (end > held_end) {
+    const int after = read(held_end, end);
+    if (rc == SQLITE_OK) rc = after;
   }
-};
+  const sqlite3_int64 from = std::max(offset, w.start);
+  const sqlite3_int64 to = std::min(end, held_end);
+  std::memcpy(static_cast<char*>(out) + (from - offset), w.bytes.get() + (from - w.start),
+              static_cast<std::size_t>(to - from));
+  return rc;
+}
+
+int wal_file_size(sqlite3_file* f, sqlite3_int64* size) {
+  const int rc = forward<&sqlite3_io_methods::xFileSize>::call(f, size);
+  const pending& w = *ours(f).wal;
+  if (rc == SQLITE_OK && w.used > 0) *size = std::max(*size, w.start + w.used);
+  return rc;
+}
+
+int wal_truncate(sqlite3_file* f, sqlite3_int64 size) {
+  pending& w = *ours(f).wal;
+  if (w.used > 0 && size < w.start + w.used) {
+    w.used = size <= w.start ? 0 : static_cast<int>(size - w.start);
+    w.commit_frame_next = false;
+  }
+  return forward<&sqlite3_io_methods::xTruncate>::call(f, size);
+}
+
+int wal_sync(sqlite3_file* f, int flags) {
+  if (const int rc = flush(f); rc != SQLITE_OK) return rc;
+  return forward<&sqlite3_io_methods::xSync>::call(f, flags);
+}
 
 int wal_close(sqlite3_file* f) {
   const int flushed_rc = flush(f);
@@ -145,13 +181,11 @@ constexpr sqlite3_io_methods methods_of(int version, bool wal) {
   sqlite3_io_methods m{};
   m.iVersion = version;
   m.xClose = wal ? &wal_close : &forward<&sqlite3_io_methods::xClose>::call;
-  m.xRead = wal ? &flushed<&sqlite3_io_methods::xRead>::call : &forward<&sqlite3_io_methods::xRead>::call;
+  m.xRead = wal ? &wal_read : &forward<&sqlite3_io_methods::xRead>::call;
   m.xWrite = wal ? &wal_write : &forward<&sqlite3_io_methods::xWrite>::call;
-  m.xTruncate =
-      wal ? &flushed<&sqlite3_io_methods::xTruncate>::call : &forward<&sqlite3_io_methods::xTruncate>::call;
-  m.xSync = wal ? &flushed<&sqlite3_io_methods::xSync>::call : &forward<&sqlite3_io_methods::xSync>::call;
-  m.xFileSize =
-      wal ? &flushed<&sqlite3_io_methods::xFileSize>::call : &forward<&sqlite3_io_methods::xFileSize>::call;
+  m.xTruncate = wal ? &wal_truncate : &forward<&sqlite3_io_methods::xTruncate>::call;
+  m.xSync = wal ? &wal_sync : &forward<&sqlite3_io_methods::xSync>::call;
+  m.xFileSize = wal ? &wal_file_size : &forward<&sqlite3_io_methods::xFileSize>::call;
   m.xLock = &forward<&sqlite3_io_methods::xLock>::call;
   m.xUnlock = &forward<&sqlite3_io_methods::xUnlock>::call;
   m.xCheckReservedLock = &forward<&sqlite3_io_methods::xCheckReservedLock>::call;

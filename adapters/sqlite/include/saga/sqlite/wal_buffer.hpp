@@ -10,9 +10,12 @@
 //   * at once after the page of a commit frame (a frame whose header carries the database size),
 //     so every commit is in the file before SQLite publishes it to other connections, whatever the
 //     synchronous level; a failure is that write's error, and SQLite rolls the transaction back;
-//   * before any read, sync, truncate, size query or close of the WAL file.
-// A write that fails keeps its bytes buffered: every later operation on that WAL file tries again
-// first and fails while the write does, so no byte SQLite wrote reaches the file out of order.
+//   * before a sync or close of the WAL file.
+// Reads are served from the file and the buffer together (the buffer holds the newest bytes of its
+// range), a size query counts what is held, and a truncate drops what lies beyond it: none of them
+// writes, so none fails because a write does. A write that fails keeps its bytes: every later
+// write or sync of that WAL file tries them again first and fails while they are refused, so no
+// byte SQLite wrote reaches the file out of order.
 // When SQLite releases the write lock (the transaction ended), what is still held belonged to a
 // transaction that did not commit (rolled back, or its commit failed) and is dropped, so it never
 // lands on frames another writer commits next. A WAL file whose database file was not opened
