@@ -73,6 +73,7 @@
 #include "saga/engine.hpp"
 #include "saga/outbox_relay.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/sqlite/wal_buffer.hpp"
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/subscriber.hpp"
 #include "support/process.hpp"
@@ -506,9 +507,10 @@ struct floor_result {
 
 // The floor on the database at `path` (empty, or holding existing sagas), `batch` events a
 // transaction, new orders' events as the engine measurements send them.
+// `vfs`: null for SQLite's default, or wal_buffer's (the engine's own connections use it).
 floor_result run_floor_on(const std::string& path, floor_kind kind, const std::string& sync,
-                          std::size_t batch, double budget, bool chain = true) {
-  SQLite::Database db(path, SQLite::OPEN_READWRITE);
+                          std::size_t batch, double budget, bool chain = true, const char* vfs = nullptr) {
+  SQLite::Database db(path.c_str(), SQLite::OPEN_READWRITE, 0, vfs);
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = " + sync);
   db.exec("PRAGMA cache_size = -32768");  // the store's page cache
@@ -528,11 +530,12 @@ floor_result run_floor_on(const std::string& path, floor_kind kind, const std::s
 
 // The floor on a fresh database; `ddl` changes the schema first (the schema ladder).
 floor_result run_floor(const saga::test::temp_dir& dir, floor_kind kind, const std::string& sync,
-                       std::size_t batch, double budget, const std::string& ddl = {}, bool chain = true) {
+                       std::size_t batch, double budget, const std::string& ddl = {}, bool chain = true,
+                       const char* vfs = nullptr) {
   const std::string path = dir.file(unique_tag("floor") + ".db");
   create_schema(path, kind);
   if (!ddl.empty()) SQLite::Database(path, SQLite::OPEN_READWRITE).exec(ddl);
-  auto r = run_floor_on(path, kind, sync, batch, budget, chain);
+  auto r = run_floor_on(path, kind, sync, batch, budget, chain, vfs);
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
   return r;
 }
@@ -554,12 +557,15 @@ struct engine_run {
 };
 
 // `path` may hold existing instances; `relay`: drain the outbox after every
-// commit into a null publisher, as sagad does (publication marks included).
+// commit into a null publisher, as sagad does (publication marks included); `buffer_wal`: the
+// store's option of that name (on by default, as in sagad).
 engine_run run_engine(const std::string& path, const std::string& sync, std::size_t batch, double budget,
-                      bool relay = false, std::size_t min_events = 0, std::size_t group = 1024) {
+                      bool relay = false, std::size_t min_events = 0, std::size_t group = 1024,
+                      bool buffer_wal = true) {
   saga::sqlite::options o;
   o.path = path;
   o.synchronous = sync;
+  o.buffer_wal = buffer_wal;
   saga::sqlite::store st(o);
   saga::system_clock clock;
   saga::engine eng(st, clock);
@@ -1354,6 +1360,48 @@ void measure_engine(const config& cfg, const saga::test::temp_dir& dir, const st
   }
 }
 
+// What writing the log in large pieces (saga/sqlite/wal_buffer.hpp) gives at batch 1,024: the
+// minimal floor through the VFS and the engine without it, each alternating with its usual self
+// in this stage, so that each ratio compares runs made side by side.
+void measure_wal_buffer(const config& cfg, const saga::test::temp_dir& dir) {
+  const std::size_t b = 1024;
+  spread floor_raw, floor_buffered, engine_buffered, engine_raw, floor_cpu, engine_cpu;
+  double floor_pages = 0, engine_pages = 0;
+  const char* vfs = saga::sqlite::wal_buffer::vfs_name();
+  for (int i = 0; i < repetitions(cfg); ++i) {
+    floor_raw.add(run_floor(dir, floor_kind::minimal, "FULL", b, cfg.seconds).t.rate());
+    const auto f = run_floor(dir, floor_kind::minimal, "FULL", b, cfg.seconds, {}, true, vfs);
+    floor_buffered.add(f.t.rate());
+    floor_cpu.add(f.t.cpu_us());
+    floor_pages = f.wal_pages_per_event;
+    for (const bool buffered : {true, false}) {
+      const std::string path = dir.file(unique_tag("wal-buffer") + ".db");
+      const auto e = run_engine(path, "FULL", b, cfg.seconds, false, 0, 1024, buffered);
+      for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
+      (buffered ? engine_buffered : engine_raw).add(e.t.rate());
+      if (!buffered) engine_cpu.add(e.t.cpu_us()), engine_pages = e.wal_pages_per_event;
+    }
+  }
+  auto add = [&](const std::string& name, const spread& rates, const spread& cpu, double pages,
+                 const std::string& versus) {
+    row r;
+    r.measurement = name;
+    r.sync = "FULL";
+    r.batch = b;
+    r.rate = rates.median();
+    set_ratios(r, "FULL", b);
+    r.notes = rates.describe() + "; " + pages_note(pages) + "; " + cpu_note(cpu) + "; " + versus;
+    r.extra = {{"runs", rates.runs}, {"wal_pages_per_event", pages}, {"cpu_us_per_event", cpu.median()}};
+    add_row(r);
+  };
+  add("minimal floor, WAL buffered", floor_buffered, floor_cpu, floor_pages,
+      "x" + fixed(floor_buffered.median() / floor_raw.median(), 2) + " the minimal floor run beside it (" +
+          fixed(floor_raw.median(), 0) + "/s)");
+  add("engine group commit, WAL unbuffered", engine_raw, engine_cpu, engine_pages,
+      "the engine with the VFS beside it: " + fixed(engine_buffered.median(), 0) + "/s, x" +
+          fixed(engine_buffered.median() / engine_raw.median(), 2) + " this line");
+}
+
 void measure_engine_with_relay(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync) {
   for (std::size_t b : {std::size_t{1}, std::size_t{1024}}) {
     const std::string path = dir.file("relay-" + sync + "-" + std::to_string(b) + ".db");
@@ -2105,6 +2153,7 @@ int main(int argc, char** argv) {
     if (cfg.wants("group")) {
       measure_engine(cfg, dir, "FULL", batch_sizes(cfg), "engine group commit");
       measure_engine_with_relay(cfg, dir, "FULL");
+      measure_wal_buffer(cfg, dir);
       stage("group");
     }
     if (cfg.wants("orders")) measure_orders(cfg, dir), stage("orders");
