@@ -10,11 +10,13 @@
 
 #include "saga/definitions/catalog.hpp"
 #include "saga/server/server.hpp"
+#include "saga/sqlite/store.hpp"
 #if defined(SAGA_HOSTILE_DEFINITIONS)
 #include "support/hostile_definitions.hpp"
 #endif
 
 int main(int argc, char** argv) {
+  saga::sqlite::disable_memory_statistics();  // before any connection (saga/sqlite/store.hpp)
   auto parsed = saga::server::parse_options(
       argc, argv, "sagad",
       "sagad: runs sagas from the events sent to its ingress and publishes their follow-on events.\n"

@@ -2088,6 +2088,7 @@ void print_goals(const json& g) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  saga::sqlite::disable_memory_statistics();  // as sagad does: the floors and the engine alike
   config cfg;
   std::vector<std::string> only;
   CLI::App app{"saga-bench: the saga engine against the SQLite floor, in one run (docs/performance.md)"};

@@ -631,6 +631,14 @@ const char* synchronous_pragma(const std::string& level) {
                               level + "\"");
 }
 
+}  // namespace
+
+bool disable_memory_statistics() noexcept {
+  return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+}
+
+namespace {
+
 std::unique_ptr<SQLite::Database> open_database(const options& opts) {
   // Validate everything before touching the file system.
   const char* synchronous = synchronous_pragma(opts.synchronous);
@@ -644,7 +652,11 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
     throw std::invalid_argument("saga::sqlite::options::page_cache_kib must be at least 64");
   }
   return guarded(("open " + opts.path).c_str(), [&] {
-    const int flags = opts.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    // NOMUTEX: one thread at a time uses a store (store.hpp), so SQLite need not lock the
+    // connection in every call.
+    const int flags =
+        SQLite::OPEN_NOMUTEX |
+        (opts.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE));
     const bool buffered = opts.buffer_wal && !opts.read_only;
     auto db = std::make_unique<SQLite::Database>(opts.path.c_str(), flags, opts.busy_timeout_ms,
                                                  buffered ? wal_buffer::vfs_name() : nullptr);
@@ -986,7 +998,7 @@ void store::transaction_ended() noexcept {
 class checkpointer {
  public:
   checkpointer(const std::string& path, int busy_timeout_ms, const char* synchronous)
-      : db_(path, SQLite::OPEN_READWRITE, busy_timeout_ms) {
+      : db_(path, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX, busy_timeout_ms) {
     // The checkpoint syncs the database file as this connection's synchronous level says.
     db_.exec(synchronous);
     thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
