@@ -70,7 +70,7 @@ int write_through(sqlite3_file* f, const void* data, int amount, sqlite3_int64 o
   return real(f)->pMethods->xWrite(real(f), data, amount, offset);
 }
 
-// Writes what is held back. A failure keeps it, so the next operation tries again first.
+// Writes what is held back. A failure keeps it: the next write or sync tries again first.
 int flush(sqlite3_file* f) {
   pending& w = *ours(f).wal;
   if (w.used == 0) return SQLITE_OK;
