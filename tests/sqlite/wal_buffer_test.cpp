@@ -89,7 +89,7 @@ int in_child(const std::function<int()>& child) {
 }  // namespace
 
 TEST_SUITE("sqlite_wal_buffer") {
-  TEST_CASE("a commit's frames go to the log in few writes, and another connection reads them at once") {
+  TEST_CASE("a commit's frames go to the log in few writes and another connection reads them at once") {
     for (const char* sync : {"FULL", "NORMAL"}) {
       const std::string level = sync;
       CAPTURE(level);
@@ -159,7 +159,7 @@ TEST_SUITE("sqlite_wal_buffer") {
     }
   }
 
-  TEST_CASE("the log reads as the file overlaid with what is held back, at every overlap") {
+  TEST_CASE("the log reads as the file overlaid with what is held back at every overlap") {
     temp_dir dir;
     const std::string path = dir.file("t.db");
     auto db = buffered(path, "FULL");
@@ -274,7 +274,7 @@ TEST_SUITE("sqlite_wal_buffer") {
     }
   }
 
-  TEST_CASE("a write the file system refuses fails its commit, and a commit after the refusal succeeds") {
+  TEST_CASE("a write the file system refuses fails its commit and a commit after the refusal succeeds") {
     temp_dir dir;
     const std::string path = dir.file("t.db");
     {
