@@ -1379,7 +1379,10 @@ void measure_wal_buffer(const config& cfg, const saga::test::temp_dir& dir) {
       const auto e = run_engine(path, "FULL", b, cfg.seconds, false, 0, 1024, buffered);
       for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
       (buffered ? engine_buffered : engine_raw).add(e.t.rate());
-      if (!buffered) engine_cpu.add(e.t.cpu_us()), engine_pages = e.wal_pages_per_event;
+      if (!buffered) {  // the row is the unbuffered engine's
+        engine_cpu.add(e.t.cpu_us());
+        engine_pages = e.wal_pages_per_event;
+      }
     }
   }
   auto add = [&](const std::string& name, const spread& rates, const spread& cpu, double pages,
