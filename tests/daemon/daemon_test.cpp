@@ -1241,6 +1241,33 @@ TEST_SUITE("sagad") {
     CHECK(st.code() == 2);
     CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
   }
+  TEST_CASE("sagad names its threads so that top -H and perf tell them apart") {
+    test_dir dir;
+    auto started = saga::test::start_daemon(
+        with({SAGAD_PATH, "--db", dir.file("names.db"), "--console", "127.0.0.1:0"}, dir.sagad_options()),
+        endpoints::any_loopback(), dir.file("endpoints.json"), dir.file("names.out"), dir.file("names.err"));
+    REQUIRE_MESSAGE(started, started.error);
+    process& p = *started.proc;
+    INFO("sagad stderr: " << p.err());
+    REQUIRE(ingress_answers(dir, started.ep.ingress, 10s, &p));
+    std::set<std::string> names;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(p.pid()) + "/task")) {
+      std::string name = saga::test::read_text((task.path() / "comm").string());
+      while (!name.empty() && name.back() == '\n') name.pop_back();
+      names.insert(name);
+    }
+    INFO("threads: " << [&] {
+      std::string all;
+      for (const auto& n : names) all += n + " ";
+      return all;
+    }());
+    CHECK(names.contains("saga-checkpoint"));
+    CHECK(names.contains("sagad-replay"));
+    CHECK(names.contains("sagad-http"));
+    p.signal(SIGTERM);
+    CHECK(p.wait_for(10s).code() == 0);
+  }
   TEST_CASE("a peer that floods without reading its acks does not grow sagad's memory beyond a bound") {
     test_dir dir;
     auto started = saga::test::start_daemon(

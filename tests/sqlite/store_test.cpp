@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <stdexcept>
 #include <string>
@@ -450,6 +451,29 @@ TEST_SUITE("sqlite_store") {
         CHECK(fs::file_size(o.path) == before);
       CHECK(s.unpublished(0, 1000).size() == 160);
     }
+  }
+
+  TEST_CASE("the background checkpointer runs on a thread named saga-checkpoint") {
+    // The threads of this process with that name, from /proc/self/task/<tid>/comm.
+    auto named = [] {
+      int n = 0;
+      for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+        std::ifstream comm(task.path() / "comm");
+        std::string name;
+        if (std::getline(comm, name) && name == "saga-checkpoint") ++n;
+      }
+      return n;
+    };
+    const int before = named();
+    for (const bool background : {true, false}) {
+      CAPTURE(background);
+      temp_dir dir;
+      auto o = at(dir.file("saga.db"));
+      o.background_checkpoint = background;
+      saga::sqlite::store s(o);
+      CHECK(named() == before + (background ? 1 : 0));
+    }
+    CHECK(named() == before);
   }
 
   // Checkpoints run off the writer's thread, yet the log must still restart from its beginning

@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <map>
@@ -165,7 +166,10 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
   if (bound <= 0) throw startup_error(i.s.option + ": cannot bind " + i.s.address);
   url_ = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
          std::to_string(bound);
-  i.thread = std::thread([&i] { i.server.listen_after_bind(); });
+  i.thread = std::thread([&i] {
+    ::pthread_setname_np(::pthread_self(), "sagad-http");  // its workers inherit the name
+    i.server.listen_after_bind();
+  });
 }
 
 http_endpoint::~http_endpoint() {

@@ -48,6 +48,7 @@ replay_thread::~replay_thread() {
 
 void replay_thread::serve(std::string endpoint, std::function<std::unique_ptr<saga::store>()> open,
                           std::promise<std::string> ready) {
+  ::pthread_setname_np(::pthread_self(), "sagad-replay");  // as top -H and perf show it
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);

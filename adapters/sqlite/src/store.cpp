@@ -1,6 +1,7 @@
 #include "saga/sqlite/store.hpp"
 #include "saga/sqlite/wal_buffer.hpp"
 
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include <SQLiteCpp/Exception.h>
@@ -1002,6 +1003,8 @@ class checkpointer {
     // The checkpoint syncs the database file as this connection's synchronous level says.
     db_.exec(synchronous);
     thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+    // As top -H, perf and /proc/<pid>/task/<tid>/comm show it (set here: named when the store exists).
+    ::pthread_setname_np(thread_.native_handle(), "saga-checkpoint");
   }
 
   ~checkpointer() {

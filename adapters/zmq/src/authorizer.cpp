@@ -1,5 +1,7 @@
 #include "saga/zmq/authorizer.hpp"
 
+#include <pthread.h>
+
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -171,7 +173,10 @@ zap_handler::zap_handler(::zmq::context_t& ctx, authorized_keys keys,
   auto socket = std::make_shared<::zmq::socket_t>(ctx, ::zmq::socket_type::rep);
   socket->set(::zmq::sockopt::linger, 0);
   socket->bind("inproc://zeromq.zap.01");
-  thread_ = std::thread([this, socket] { serve(*socket); });
+  thread_ = std::thread([this, socket] {
+    ::pthread_setname_np(::pthread_self(), "saga-zap");
+    serve(*socket);
+  });
 }
 
 zap_handler::~zap_handler() {
@@ -291,7 +296,10 @@ std::string handshake_failure(std::uint16_t event, std::uint32_t value) {
 
 handshake_log::handshake_log(::zmq::context_t& ctx, std::function<void(std::string_view)> log)
     : ctx_(ctx), log_(std::move(log)) {
-  thread_ = std::thread([this] { serve(); });
+  thread_ = std::thread([this] {
+    ::pthread_setname_np(::pthread_self(), "saga-zap-log");
+    serve();
+  });
 }
 
 handshake_log::~handshake_log() {
