@@ -816,6 +816,19 @@ class sagad {
     return t;
   }
 
+  // The main thread's (the loop: ingress, commits, acks, publishing) seconds on a core and seconds
+  // runnable but waiting for one, from /proc/<pid>/task/<pid>/schedstat; -1 when unreadable.
+  struct sched_time {
+    double on_core = -1, waiting = -1;
+  };
+  sched_time loop_thread_sched() const {
+    const std::string pid = std::to_string(proc_->pid());
+    std::ifstream in("/proc/" + pid + "/task/" + pid + "/schedstat");
+    double on_core_ns = 0, waiting_ns = 0;
+    if (!(in >> on_core_ns >> waiting_ns)) return {};
+    return {on_core_ns / 1e9, waiting_ns / 1e9};
+  }
+
  private:
   saga::test::endpoints ep_;
   std::string endpoints_path_;
@@ -911,6 +924,9 @@ struct e2e_result {
   double seconds = 0;
   double cpu_us_per_event = 0;     // sagad's CPU time (all its threads) per event
   double system_us_per_event = 0;  // of which in the kernel
+  // sagad's loop thread: time on a core, and time runnable but waiting for a core, / the run's
+  // time; the rest it waited for work or the disk.
+  double loop_on_core = 0, loop_waiting = 0;
   std::string notes;
   bool failed = false;  // follow-ons missing, or events that did not transition
 };
@@ -936,6 +952,7 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   std::size_t sent = 0;
   std::size_t rejected = 0, resent = 0;
   const auto cpu_before = d.cpu_seconds();
+  const auto loop_before = d.loop_thread_sched();
   const auto start = steady::now();
   while (seconds_of(steady::now() - start) < budget) {
     const auto events = s.take(chunk);  // about 1 µs an event: small against the round trip
@@ -950,9 +967,12 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   const bool all = f.wait_received(static_cast<std::int64_t>(sent), 60s);
   const auto end = steady::now();
   const auto cpu_after = d.cpu_seconds();
+  const auto loop_after = d.loop_thread_sched();
   f.stop();
   e2e_result r;
   r.events = sent;
+  r.loop_on_core = (loop_after.on_core - loop_before.on_core) / seconds_of(end - start);
+  r.loop_waiting = (loop_after.waiting - loop_before.waiting) / seconds_of(end - start);
   if (sent > 0) {
     const double per_event = 1e6 / static_cast<double>(sent);
     r.system_us_per_event = (cpu_after.system - cpu_before.system) * per_event;
@@ -962,8 +982,10 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   r.seconds = seconds_of(end - start);
   r.rate = static_cast<double>(sent) / r.seconds;
   r.notes = "window 1000; sagad CPU " + fixed(r.cpu_us_per_event, 1) + " µs/event (" +
-            fixed(r.system_us_per_event, 1) + " in the kernel); all acked after " +
-            fixed(seconds_of(acked - start), 2) + " s, every follow-on in " + fixed(r.seconds, 2) + " s";
+            fixed(r.system_us_per_event, 1) + " in the kernel; its loop thread on a core " +
+            fixed(100 * r.loop_on_core, 0) + " % of the run, waiting for one " +
+            fixed(100 * r.loop_waiting, 0) + " %); all acked after " + fixed(seconds_of(acked - start), 2) +
+            " s, every follow-on in " + fixed(r.seconds, 2) + " s";
   r.failed = !all || rejected > 0;
   if (!all)
     r.notes += "; ONLY " + std::to_string(f.received()) + " of " + std::to_string(sent) + " follow-ons";
@@ -1458,13 +1480,15 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   // meets cold caches and a cold page cache; then the repetitions, the first on the database
   // the latency measurement with a replaying client reads afterwards.
   run_e2e_throughput(cfg, dir, sync, std::min(cfg.seconds, 1.0), nullptr, true);
-  spread rates, cpu, kernel;
+  spread rates, cpu, kernel, on_core, waiting;
   e2e_result t;
   for (int i = 0; i < repetitions(cfg); ++i) {
     auto run = run_e2e_throughput(cfg, dir, sync, cfg.seconds, nullptr, i > 0);
     rates.add(run.rate);
     cpu.add(run.cpu_us_per_event);
     kernel.add(run.system_us_per_event);
+    on_core.add(run.loop_on_core);
+    waiting.add(run.loop_waiting);
     if (i == 0 || run.failed) t = std::move(run);  // the notes shown: the first run's, or a failed run's
   }
   row r;
@@ -1473,14 +1497,18 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   r.rate = rates.median();
   set_ratios(r, sync, 1024);
   r.notes = rates.describe() + " after a warm-up; sagad CPU " + fixed(cpu.median(), 1) + " µs/event (" +
-            fixed(kernel.median(), 1) + " in the kernel; medians); first run: " + t.notes +
+            fixed(kernel.median(), 1) + " in the kernel; its loop thread on a core " +
+            fixed(100 * on_core.median(), 0) + " % of the run, waiting for one " +
+            fixed(100 * waiting.median(), 0) + " %; medians); first run: " + t.notes +
             (r.ratio ? " (ratios: to the floors at batch 1024)" : "");
   r.extra = {{"runs", rates.runs},
              {"events", t.events},
              {"seconds", t.seconds},
              {"acked_after_resend", t.resent},
              {"sagad_cpu_us_per_event", cpu.median()},
-             {"sagad_kernel_us_per_event", kernel.median()}};
+             {"sagad_kernel_us_per_event", kernel.median()},
+             {"sagad_loop_thread_on_core", on_core.median()},
+             {"sagad_loop_thread_waiting_for_core", waiting.median()}};
   add_row(r);
   return rates.median();
 }
