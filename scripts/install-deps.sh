@@ -3,7 +3,8 @@
 # (help2man: the man pages; dpkg-dev, file, lintian: `make package` and its test;
 # systemd: systemd-analyze scores the unit file in that test; postgresql: the PostgreSQL store's
 # tests start a throw-away cluster of their own from its binaries, never the system one;
-# chromium, chromium-driver: the web console's tests in a real headless browser, ctest -L browser).
+# chromium, chromium-driver: the web console's tests in a real headless browser, ctest -L browser;
+# valgrind: saga-bench's instructions per event, counted by callgrind).
 # Idempotent: installs only what is missing and runs `apt-get update` only then.
 # Must run as root (or through sudo) on a fresh Debian 12 with git and make.
 set -euo pipefail
@@ -22,6 +23,7 @@ packages=(
   python3 python3-zmq python3-jsonschema
   help2man lintian dpkg-dev file systemd
   chromium chromium-driver
+  valgrind
 )
 # npm fetches the AsyncAPI JSON Schema below; a node install that brings its own npm is kept.
 if ! command -v npm >/dev/null; then packages+=(npm); fi

@@ -116,9 +116,9 @@ struct config {
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
 
-const std::vector<std::string> measurement_names = {"floor",   "ladder",   "batch1", "group",  "e2e",
-                                                    "scale",   "recovery", "orders", "normal", "curve",
-                                                    "cluster", "console",  "wakeup"};
+const std::vector<std::string> measurement_names = {"floor",   "ladder",   "batch1", "group",       "e2e",
+                                                    "scale",   "recovery", "orders", "normal",      "curve",
+                                                    "cluster", "console",  "wakeup", "instructions"};
 
 struct row {
   std::string measurement;
@@ -428,8 +428,8 @@ class floor_writer {
                               : "INSERT INTO outbox (payload) VALUES (?)");
   }
 
-  // One transaction of `events`.
-  void commit(std::span<const floor_event> events, std::int64_t now) {
+  // One transaction of `events`. Never inlined: the instructions measurement counts inside it.
+  [[gnu::noinline]] void commit(std::span<const floor_event> events, std::int64_t now) {
     begin_.exec();
     begin_.reset();
     for (const auto& f : events) write(f, now);
@@ -508,8 +508,10 @@ struct floor_result {
 // The floor on the database at `path` (empty, or holding existing sagas), `batch` events a
 // transaction, new orders' events as the engine measurements send them.
 // `vfs`: null for SQLite's default, or wal_buffer's (the engine's own connections use it).
+// `min_events`: at least that many, whatever the budget.
 floor_result run_floor_on(const std::string& path, floor_kind kind, const std::string& sync,
-                          std::size_t batch, double budget, bool chain = true, const char* vfs = nullptr) {
+                          std::size_t batch, double budget, bool chain = true, const char* vfs = nullptr,
+                          std::size_t min_events = 0) {
   SQLite::Database db(path.c_str(), SQLite::OPEN_READWRITE, 0, vfs);
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = " + sync);
@@ -521,7 +523,8 @@ floor_result run_floor_on(const std::string& path, floor_kind kind, const std::s
   floor_result r;
   r.t = run_batches<floor_event>(
       batch, budget, [&](std::size_t n) { return floor_events(s, n); },
-      [&](std::span<const floor_event> events) { w.commit(events, clock.now_ms()); });
+      [&](std::span<const floor_event> events) { w.commit(events, clock.now_ms()); },
+      static_cast<std::size_t>(-1), min_events);
   if (r.t.items > 0)
     r.wal_pages_per_event =
         static_cast<double>(wal_pages_written(db) - pages_before) / static_cast<double>(r.t.items);
@@ -531,11 +534,11 @@ floor_result run_floor_on(const std::string& path, floor_kind kind, const std::s
 // The floor on a fresh database; `ddl` changes the schema first (the schema ladder).
 floor_result run_floor(const saga::test::temp_dir& dir, floor_kind kind, const std::string& sync,
                        std::size_t batch, double budget, const std::string& ddl = {}, bool chain = true,
-                       const char* vfs = nullptr) {
+                       const char* vfs = nullptr, std::size_t min_events = 0) {
   const std::string path = dir.file(unique_tag("floor") + ".db");
   create_schema(path, kind);
   if (!ddl.empty()) SQLite::Database(path, SQLite::OPEN_READWRITE).exec(ddl);
-  auto r = run_floor_on(path, kind, sync, batch, budget, chain, vfs);
+  auto r = run_floor_on(path, kind, sync, batch, budget, chain, vfs, min_events);
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(path + suffix);
   return r;
 }
@@ -1765,6 +1768,90 @@ void measure_recovery(const config& cfg, const saga::test::temp_dir& dir) {
 
 // SIGTERM while a client keeps sending: how long until sagad has exited (it commits and acks
 // the batch in hand and publishes what is committed first). The process test of the same
+// ---------------------------------------------------------------------------
+// Instructions per event (callgrind): the same count at every run, whatever the machine's
+// neighbours do — for changes smaller than the noise of the rates and CPU times. User-space
+// instructions only: system calls and waits are not in it.
+
+// The probe: `events` new orders' events in batches of 1,024 (FULL) through the minimal floor's
+// loop or the engine, on a fresh database, and nothing else (`saga-bench --probe`, which
+// measure_instructions runs under callgrind).
+void run_probe(const std::string& kind, std::size_t events) {
+  saga::test::temp_dir dir;
+  if (kind == "minimal")
+    run_floor(dir, floor_kind::minimal, "FULL", 1024, 0, {}, true, nullptr, events);
+  else
+    run_engine(dir.file("probe.db"), "FULL", 1024, 0, false, events);
+}
+
+// What each probe counts (callgrind's --toggle-collect: the instructions inside that function
+// and what it calls): one transaction of the floor's loop, one engine::handle_batch.
+const char* probe_function(const std::string& kind) {
+  return kind == "minimal"
+             ? "*floor_writer::commit(*"
+             : "saga::engine::handle_batch(std::span<saga::event const, 18446744073709551615ul>)";
+}
+
+std::optional<std::string> find_in_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
+  for (std::string d; std::getline(dirs, d, ':');)
+    if (!d.empty() && ::access((d + "/" + name).c_str(), X_OK) == 0) return d + "/" + name;
+  return std::nullopt;
+}
+
+// Instructions per event of one probe. Throws when callgrind fails or counts nothing (the probed
+// function renamed or inlined): the bench fails rather than report a wrong count.
+double probe_instructions(const saga::test::temp_dir& dir, const std::string& valgrind,
+                          const std::string& kind, std::size_t events) {
+  const std::string out = dir.file("callgrind-" + kind + ".out");
+  saga::test::process p(
+      {valgrind, "--tool=callgrind", "--callgrind-out-file=" + out,
+       std::string("--toggle-collect=") + probe_function(kind), fs::read_symlink("/proc/self/exe").string(),
+       "--probe", kind, "--probe-events", std::to_string(events)},
+      dir.file("callgrind-" + kind + ".stdout"), dir.file("callgrind-" + kind + ".stderr"));
+  const auto st = p.wait_for(600s);
+  if (st.code() != 0) {
+    const std::string err = p.err();
+    throw std::runtime_error("callgrind of the " + kind + " probe " + st.describe() + ": " +
+                             err.substr(err.size() > 400 ? err.size() - 400 : 0));
+  }
+  std::ifstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("totals: ", 0) == 0 && std::stod(line.substr(8)) > 0)
+      return std::stod(line.substr(8)) / static_cast<double>(events);
+  throw std::runtime_error("callgrind counted nothing inside " + std::string(probe_function(kind)) + " (" +
+                           out + ")");
+}
+
+void measure_instructions(const config& cfg, const saga::test::temp_dir& dir) {
+  const std::size_t events = cfg.quick ? 1024 : 8192;
+  const auto valgrind = find_in_path("valgrind");
+  if (!valgrind) {
+    row r;
+    r.measurement = "engine instructions";
+    r.notes = "not measured: valgrind not found (scripts/install-deps.sh installs it)";
+    add_row(r);
+    return;
+  }
+  const double floor = probe_instructions(dir, *valgrind, "minimal", events);
+  const double engine = probe_instructions(dir, *valgrind, "engine", events);
+  const std::string counted = "callgrind, " + std::to_string(events) + " events at batch 1024, FULL";
+  row f;
+  f.measurement = "minimal floor instructions";
+  f.batch = 1024;
+  f.notes = fixed(floor, 0) + " instructions/event (" + counted + "; the loop's commit())";
+  f.extra = {{"instructions_per_event", floor}, {"events", events}};
+  add_row(f);
+  row e;
+  e.measurement = "engine instructions";
+  e.batch = 1024;
+  e.notes = fixed(engine, 0) + " instructions/event (" + counted +
+            "; engine::handle_batch); minimal floor / engine " + fixed(floor / engine, 2);
+  e.extra = {{"instructions_per_event", engine}, {"events", events}, {"floor_ratio", floor / engine}};
+  add_row(e);
+}
+
 // stop (tests/daemon: exit 0, nothing acked lost) checks what happens, not how fast.
 void measure_stop(const config& cfg, const saga::test::temp_dir& dir) {
   ::zmq::context_t ctx(1);
@@ -2069,6 +2156,13 @@ json goals() {
   const auto engine_cpu = cpu_of(g1024), floor_cpu = cpu_of(min1024);
   goal("the same by CPU time: minimal floor's CPU per event / engine's (1024)",
        engine_cpu && floor_cpu ? std::optional(*floor_cpu / *engine_cpu) : std::nullopt, 0.7, false, "ratio");
+  // And by instructions (callgrind), which the neighbours do not move at all.
+  const row* instructions = find_row("engine instructions", 1024);
+  goal("the same by instructions: minimal floor's per event / engine's (1024)",
+       instructions && instructions->extra.contains("floor_ratio")
+           ? std::optional(instructions->extra["floor_ratio"].get<double>())
+           : std::nullopt,
+       0.7, false, "ratio");
   const row* base1 = b1 ? b1 : g1;
   goal("group commit (1024) >= 10 x batch size 1",
        g1024 && base1 && base1->rate && *base1->rate > 0 ? std::optional(*g1024->rate / *base1->rate)
@@ -2149,7 +2243,18 @@ int main(int argc, char** argv) {
                  " the other measurements compare with it)")
       ->delimiter(',')
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  std::string probe;
+  std::size_t probe_events = 8192;
+  app.add_option("--probe", probe, "(for the instructions measurement) run only this workload and exit")
+      ->check(CLI::IsMember({"minimal", "engine"}));
+  app.add_option("--probe-events", probe_events, "events the probe sends")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (!probe.empty()) {
+    run_probe(probe, probe_events);
+    return 0;
+  }
   if (!cfg.batches.empty()) {
     std::set<std::size_t> sizes(cfg.batches.begin(), cfg.batches.end());
     sizes.insert(1024);
@@ -2201,6 +2306,7 @@ int main(int argc, char** argv) {
     if (cfg.wants("recovery")) measure_recovery(cfg, dir), stage("recovery");
     if (cfg.wants("stop")) measure_stop(cfg, dir), stage("stop");
     if (cfg.wants("console")) measure_console(cfg, dir), stage("console");
+    if (cfg.wants("instructions")) measure_instructions(cfg, dir), stage("instructions");
     // Several sagad on one PostgreSQL (tests/bench/cluster.cpp): in the full run and --only cluster.
     if (cfg.wants("cluster") && (!cfg.quick || cfg.only.count("cluster"))) {
       for (const auto& f : saga::bench::measure_cluster(cfg.sagad, dir.path().string(), cfg.seconds,
