@@ -166,10 +166,13 @@ http_endpoint::http_endpoint(settings s, const sagad_metrics& metrics)
   if (bound <= 0) throw startup_error(i.s.option + ": cannot bind " + i.s.address);
   url_ = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
          std::to_string(bound);
+  // Named from inside, before it starts its workers (they inherit the name), and from here, so that
+  // it has the name when this constructor returns.
   i.thread = std::thread([&i] {
-    ::pthread_setname_np(::pthread_self(), "sagad-http");  // its workers inherit the name
+    ::pthread_setname_np(::pthread_self(), "sagad-http");
     i.server.listen_after_bind();
   });
+  ::pthread_setname_np(i.thread.native_handle(), "sagad-http");
 }
 
 http_endpoint::~http_endpoint() {
