@@ -928,11 +928,18 @@ struct e2e_result {
   double cpu_us_per_event = 0;     // sagad's CPU time (all its threads) per event
   double system_us_per_event = 0;  // of which in the kernel
   // sagad's loop thread: time on a core, and time runnable but waiting for a core, / the run's
-  // time; the rest it waited for work or the disk.
-  double loop_on_core = 0, loop_waiting = 0;
+  // time; the rest it waited for work or the disk. -1: its schedstat could not be read.
+  double loop_on_core = -1, loop_waiting = -1;
   std::string notes;
   bool failed = false;  // follow-ons missing, or events that did not transition
 };
+
+// The loop thread's shares of a run (e2e_result::loop_on_core, loop_waiting), as the notes say them.
+std::string loop_thread_note(double on_core, double waiting) {
+  if (on_core < 0) return "its loop thread's schedstat unreadable";
+  return "its loop thread on a core " + fixed(100 * on_core, 0) + " % of the run, waiting for one " +
+         fixed(100 * waiting, 0) + " %";
+}
 
 // `curve`: with CURVE on (sagad, client and subscriber). `fresh_db`: on a new database (else
 // e2e-<sync>.db, which the latency measurement reads afterwards).
@@ -974,8 +981,10 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   f.stop();
   e2e_result r;
   r.events = sent;
-  r.loop_on_core = (loop_after.on_core - loop_before.on_core) / seconds_of(end - start);
-  r.loop_waiting = (loop_after.waiting - loop_before.waiting) / seconds_of(end - start);
+  if (loop_before.on_core >= 0 && loop_after.on_core >= 0) {
+    r.loop_on_core = (loop_after.on_core - loop_before.on_core) / seconds_of(end - start);
+    r.loop_waiting = (loop_after.waiting - loop_before.waiting) / seconds_of(end - start);
+  }
   if (sent > 0) {
     const double per_event = 1e6 / static_cast<double>(sent);
     r.system_us_per_event = (cpu_after.system - cpu_before.system) * per_event;
@@ -985,10 +994,9 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
   r.seconds = seconds_of(end - start);
   r.rate = static_cast<double>(sent) / r.seconds;
   r.notes = "window 1000; sagad CPU " + fixed(r.cpu_us_per_event, 1) + " µs/event (" +
-            fixed(r.system_us_per_event, 1) + " in the kernel; its loop thread on a core " +
-            fixed(100 * r.loop_on_core, 0) + " % of the run, waiting for one " +
-            fixed(100 * r.loop_waiting, 0) + " %); all acked after " + fixed(seconds_of(acked - start), 2) +
-            " s, every follow-on in " + fixed(r.seconds, 2) + " s";
+            fixed(r.system_us_per_event, 1) + " in the kernel; " +
+            loop_thread_note(r.loop_on_core, r.loop_waiting) + "); all acked after " +
+            fixed(seconds_of(acked - start), 2) + " s, every follow-on in " + fixed(r.seconds, 2) + " s";
   r.failed = !all || rejected > 0;
   if (!all)
     r.notes += "; ONLY " + std::to_string(f.received()) + " of " + std::to_string(sent) + " follow-ons";
@@ -1500,9 +1508,8 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   r.rate = rates.median();
   set_ratios(r, sync, 1024);
   r.notes = rates.describe() + " after a warm-up; sagad CPU " + fixed(cpu.median(), 1) + " µs/event (" +
-            fixed(kernel.median(), 1) + " in the kernel; its loop thread on a core " +
-            fixed(100 * on_core.median(), 0) + " % of the run, waiting for one " +
-            fixed(100 * waiting.median(), 0) + " %; medians); first run: " + t.notes +
+            fixed(kernel.median(), 1) + " in the kernel; " +
+            loop_thread_note(on_core.median(), waiting.median()) + "; medians); first run: " + t.notes +
             (r.ratio ? " (ratios: to the floors at batch 1024)" : "");
   r.extra = {{"runs", rates.runs},
              {"events", t.events},

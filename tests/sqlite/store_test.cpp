@@ -246,9 +246,6 @@ TEST_SUITE("sqlite_store") {
     CHECK(db.execAndGet("PRAGMA busy_timeout").getInt() == 5000);
   }
 
-  // Schema 1 found a saga's outbox rows through an index by saga; schema 2 through the range
-  // each transition records in its history row. A version-1 file is made here from a new one
-  // by undoing migration 2 (columns dropped, index back), then reopened.
   TEST_CASE("memory statistics can only be turned off before SQLite initializes") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("t.db")));  // SQLite is initialized from here on
@@ -258,6 +255,9 @@ TEST_SUITE("sqlite_store") {
     CHECK(sqlite3_memory_used() > 0);  // still counted: nothing changed
   }
 
+  // Schema 1 found a saga's outbox rows through an index by saga; schema 2 through the range
+  // each transition records in its history row. A version-1 file is made here from a new one
+  // by undoing migration 2 (columns dropped, index back), then reopened.
   TEST_CASE("a schema 1 database migrates: history rows name the outbox rows they caused") {
     temp_dir dir;
     const auto h = [](const std::string& key, const std::string& event_id, const std::string& outcome) {
