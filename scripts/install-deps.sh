@@ -4,7 +4,8 @@
 # systemd: systemd-analyze scores the unit file in that test; postgresql: the PostgreSQL store's
 # tests start a throw-away cluster of their own from its binaries, never the system one;
 # chromium, chromium-driver: the web console's tests in a real headless browser, ctest -L browser;
-# valgrind: saga-bench's instructions per event, counted by callgrind).
+# valgrind: saga-bench's instructions per event, counted by callgrind; libmimalloc-dev: sagad's
+# allocator).
 # Idempotent: installs only what is missing and runs `apt-get update` only then.
 # Must run as root (or through sudo) on a fresh Debian 12 with git and make.
 set -euo pipefail
@@ -24,6 +25,7 @@ packages=(
   help2man lintian dpkg-dev file systemd
   chromium chromium-driver
   valgrind
+  libmimalloc-dev
 )
 # npm fetches the AsyncAPI JSON Schema below; a node install that brings its own npm is kept.
 if ! command -v npm >/dev/null; then packages+=(npm); fi

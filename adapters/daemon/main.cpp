@@ -24,6 +24,9 @@ int main(int argc, char** argv) {
       "of\n"
       "each --plugin library; --definitions picks among them, --list-definitions shows them.");
   if (!parsed.opts) return parsed.exit_code;
+  // Also before any connection: the page caches of the writer (32 MiB) and of replay (2 MiB) in
+  // a pool of exact slots, resident from the start (saga/sqlite/store.hpp; docs/performance.md).
+  if (!saga::server::is_postgres(parsed.opts->db)) saga::sqlite::pool_page_cache();
   saga::server::server server(*parsed.opts);
   for (const auto& name : saga::definitions::names())
     server.add(saga::definitions::by_name(name), "built-in");

@@ -1241,7 +1241,7 @@ TEST_SUITE("sagad") {
     CHECK(st.code() == 2);
     CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
   }
-  TEST_CASE("sagad names its threads so that top -H and perf tell them apart") {
+  TEST_CASE("sagad names its threads so that top -H and perf tell them apart, and runs on mimalloc") {
     test_dir dir;
     auto started = saga::test::start_daemon(
         with({SAGAD_PATH, "--db", dir.file("names.db"), "--console", "127.0.0.1:0"}, dir.sagad_options()),
@@ -1265,6 +1265,9 @@ TEST_SUITE("sagad") {
     CHECK(names.contains("saga-checkpoint"));
     CHECK(names.contains("sagad-replay"));
     CHECK(names.contains("sagad-http"));
+    // Its allocator (docs/performance.md): loaded, so ahead of libc's malloc for the whole process.
+    CHECK(saga::test::read_text("/proc/" + std::to_string(p.pid()) + "/maps").find("/libmimalloc.so") !=
+          std::string::npos);
     p.signal(SIGTERM);
     CHECK(p.wait_for(10s).code() == 0);
   }

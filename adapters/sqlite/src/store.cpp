@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <sys/mman.h>
 
 #include <SQLiteCpp/Exception.h>
 
@@ -636,6 +637,21 @@ const char* synchronous_pragma(const std::string& level) {
 
 bool disable_memory_statistics() noexcept {
   return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+}
+
+bool pool_page_cache(std::size_t bytes) noexcept {
+  int header = 0;  // what a cached page needs beside its content, for this SQLite
+  if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &header) != SQLITE_OK) return false;
+  const std::size_t slot = (4096 + static_cast<std::size_t>(header) + 7) / 8 * 8;  // SQLite rounds to 8
+  const std::size_t slots = std::min<std::size_t>(bytes / slot, std::numeric_limits<int>::max());
+  if (slots == 0) return false;
+  void* pool = ::mmap(nullptr, slots * slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pool == MAP_FAILED) return false;
+  if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, pool, static_cast<int>(slot), static_cast<int>(slots)) ==
+      SQLITE_OK)
+    return true;
+  ::munmap(pool, slots * slot);
+  return false;
 }
 
 namespace {
