@@ -1241,7 +1241,7 @@ TEST_SUITE("sagad") {
     CHECK(st.code() == 2);
     CHECK((p.err() + p.out()).find("not a duration") != std::string::npos);
   }
-  TEST_CASE("sagad names its threads so that top -H and perf tell them apart, and runs on mimalloc") {
+  TEST_CASE("sagad names its threads so that top -H and perf tell them apart and runs on mimalloc") {
     test_dir dir;
     auto started = saga::test::start_daemon(
         with({SAGAD_PATH, "--db", dir.file("names.db"), "--console", "127.0.0.1:0"}, dir.sagad_options()),
