@@ -54,7 +54,8 @@ CC="$CC" CXX="$CXX" cmake -S "$SRC" -B "$BUILD" \
   -DSAGA_FUZZ=ON -DSAGA_BUILD_TESTS=OFF -DSAGA_BUILD_EXAMPLES=OFF \
   -DCMAKE_CXX_FLAGS="$SAN" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
-  -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+  -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
+  -DSAGA_MIMALLOC=OFF >/dev/null
 # shellcheck disable=SC2086
 cmake --build "$BUILD" -j"$JOBS" --target $TARGETS
 

@@ -29,6 +29,7 @@ CC="$CC" CXX="$CXX" cmake -S "$ROOT" -B "$BUILD" \
   -DCMAKE_CXX_FLAGS="$SAN" \
   -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined" \
+  -DSAGA_MIMALLOC=OFF \
   -DSAGA_BUILD_TESTS=ON -DSAGA_BUILD_EXAMPLES=ON
 build_status=0
 keep=()
