@@ -2221,7 +2221,7 @@ void print_goals(const json& g) {
 
 int main(int argc, char** argv) {
   saga::sqlite::disable_memory_statistics();  // as sagad does: the floors and the engine alike
-  saga::sqlite::pool_page_cache();
+  saga::sqlite::pool_page_cache();            // and its page-cache pool
   config cfg;
   std::vector<std::string> only;
   CLI::App app{"saga-bench: the saga engine against the SQLite floor, in one run (docs/performance.md)"};
