@@ -407,7 +407,8 @@ std::vector<unserved_version> engine::unserved_versions() {
       // Counting unfinished sagas reads every instance: only when a version has sagas that no
       // registered one serves (the kept counts say so without reading them).
       const auto stored = store_.stored_versions(name);
-      if (std::all_of(stored.begin(), stored.end(), [&](std::int64_t v) { return fam->at(v) != nullptr; }))
+      if (std::all_of(stored.begin(), stored.end(),
+                      [&f = fam](std::int64_t v) { return f->at(v) != nullptr; }))
         continue;
       for (const auto& [version, sagas] : store_.running_versions(name))
         if (fam->at(version) == nullptr) out.push_back({name, version, sagas});

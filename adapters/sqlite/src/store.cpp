@@ -744,7 +744,20 @@ struct store::saga_row {
 
 // A transaction's changes to the counts of schema 11, written by write_counts().
 struct store::count_changes {
-  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t, std::less<>> sagas;
+  // (definition, version, state) compared as views, so that a lookup copies no name (a comparator
+  // of its own: clang's libstdc++ tuples do not compare string tuples with view tuples).
+  struct group_less {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return as_views(a) < as_views(b);
+    }
+    template <class T>
+    static std::tuple<std::string_view, std::int64_t, std::string_view> as_views(const T& t) {
+      return {std::get<0>(t), std::get<1>(t), std::get<2>(t)};
+    }
+  };
+  std::map<std::tuple<std::string, std::int64_t, std::string>, std::int64_t, group_less> sagas;
   std::int64_t inbox = 0;
   std::int64_t outbox = 0;
   std::int64_t armed_timers = 0;
