@@ -1,5 +1,7 @@
 #include "saga/zmq/ingress_server.hpp"
 
+#include "retry_eintr.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <iterator>
@@ -133,7 +135,11 @@ std::size_t ingress_server::read_batch() {
   std::vector<::zmq::message_t> frames;
   while (n < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
     frames.clear();
-    if (!::zmq::recv_multipart(socket_, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) break;
+    // Interrupted part-way, the call is made again and appends the frames not yet taken.
+    if (!detail::retry_eintr([&] {
+          return ::zmq::recv_multipart(socket_, std::back_inserter(frames), ::zmq::recv_flags::dontwait);
+        }))
+      break;
     if (frames.empty()) break;
     ++reads;
 
@@ -176,15 +182,21 @@ ingress_server::sent ingress_server::send(const envelope& to, const std::string&
   try {
     // With ZMQ_ROUTER_MANDATORY only the first frame can be refused: a full
     // pipe (EAGAIN, an empty result) or a peer that went away (EHOSTUNREACH).
-    if (!socket_.send(::zmq::buffer(to.routing[0]), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait))
+    if (!detail::retry_eintr([&] {
+          return socket_.send(::zmq::buffer(to.routing[0]),
+                              ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait);
+        }))
       return sent::would_block;
   } catch (const ::zmq::error_t& e) {
     if (e.num() == EHOSTUNREACH) return sent::gone;
     throw;
   }
   for (std::size_t i = 1; i < to.routing.size(); ++i)
-    socket_.send(::zmq::buffer(to.routing[i]), ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait);
-  socket_.send(::zmq::buffer(body), ::zmq::send_flags::dontwait);
+    detail::retry_eintr([&] {
+      return socket_.send(::zmq::buffer(to.routing[i]),
+                          ::zmq::send_flags::sndmore | ::zmq::send_flags::dontwait);
+    });
+  detail::retry_eintr([&] { return socket_.send(::zmq::buffer(body), ::zmq::send_flags::dontwait); });
   return sent::ok;
 }
 

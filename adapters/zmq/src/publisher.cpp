@@ -1,5 +1,7 @@
 #include "saga/zmq/publisher.hpp"
 
+#include "retry_eintr.hpp"
+
 #include <stdexcept>
 
 #include "saga/zmq/authorizer.hpp"
@@ -33,9 +35,9 @@ publisher::publisher(::zmq::context_t& ctx, const std::string& endpoint, publish
 void publisher::send3(const std::string& a, const std::string& b, const std::string& c) {
   // A PUB socket does not block: at the high-water mark libzmq drops the
   // message for that subscriber and send() still succeeds.
-  socket_.send(::zmq::buffer(a), ::zmq::send_flags::sndmore);
-  socket_.send(::zmq::buffer(b), ::zmq::send_flags::sndmore);
-  socket_.send(::zmq::buffer(c), ::zmq::send_flags::none);
+  for (const std::string* part : {&a, &b})
+    detail::retry_eintr([&] { return socket_.send(::zmq::buffer(*part), ::zmq::send_flags::sndmore); });
+  detail::retry_eintr([&] { return socket_.send(::zmq::buffer(c), ::zmq::send_flags::none); });
 }
 
 void publisher::publish(const outbox_record& r) {
