@@ -27,6 +27,7 @@ int status(int op, bool highwater = false) {
 TEST_CASE("the page pool holds a store's cached pages and hands what does not fit to malloc") {
   // 64 KiB: about fourteen slots, fewer than the pages written below.
   REQUIRE(saga::sqlite::pool_page_cache(64 * 1024));
+  CHECK_FALSE(saga::sqlite::pool_page_cache(64 * 1024));  // the first pool stays
 
   saga::test::temp_dir dir;
   saga::sqlite::options o;

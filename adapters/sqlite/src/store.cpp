@@ -8,6 +8,7 @@
 #include <SQLiteCpp/Exception.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <condition_variable>
 #include <functional>
@@ -640,6 +641,8 @@ bool disable_memory_statistics() noexcept {
 }
 
 bool pool_page_cache(std::size_t bytes) noexcept {
+  static std::atomic<bool> pooled{false};  // a second pool would replace the first, never unmapped
+  if (pooled.load()) return false;
   int header = 0;  // what a cached page needs beside its content, for this SQLite
   if (sqlite3_config(SQLITE_CONFIG_PCACHE_HDRSZ, &header) != SQLITE_OK) return false;
   const std::size_t slot = (4096 + static_cast<std::size_t>(header) + 7) / 8 * 8;  // SQLite rounds to 8
@@ -648,8 +651,10 @@ bool pool_page_cache(std::size_t bytes) noexcept {
   void* pool = ::mmap(nullptr, slots * slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (pool == MAP_FAILED) return false;
   if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, pool, static_cast<int>(slot), static_cast<int>(slots)) ==
-      SQLITE_OK)
+      SQLITE_OK) {
+    pooled.store(true);
     return true;
+  }
   ::munmap(pool, slots * slot);
   return false;
 }

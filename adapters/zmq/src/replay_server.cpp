@@ -1,5 +1,7 @@
 #include "saga/zmq/replay_server.hpp"
 
+#include "retry_eintr.hpp"
+
 #include <cstdint>
 #include <exception>
 #include <limits>
@@ -143,7 +145,10 @@ bool replay_server::poll_once(std::chrono::milliseconds timeout) {
   if ((item.revents & ZMQ_POLLIN) == 0) return false;
 
   std::vector<::zmq::message_t> frames;
-  if (!::zmq::recv_multipart(socket_, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) return false;
+  if (!detail::retry_eintr([&] {
+        return ::zmq::recv_multipart(socket_, std::back_inserter(frames), ::zmq::recv_flags::dontwait);
+      }))
+    return false;
   if (frames.empty()) return false;
 
   // Envelope: the routing id, then the empty delimiter a REQ peer adds.

@@ -117,7 +117,8 @@ bool disable_memory_statistics() noexcept;
 // past the pool's end (when fewer than ten slots are free SQLite first reuses a connection's own
 // oldest pages rather than growing its cache). The default: a writer's page cache
 // (options::page_cache_kib) and one 2 MiB reader's, sagad's writer and replay connections.
-// Returns false, changing nothing, once SQLite has initialized or when mmap fails.
+// Returns false, changing nothing, once SQLite has initialized, when a pool was already given, or
+// when mmap fails.
 bool pool_page_cache(std::size_t bytes = (32u + 2u) << 20) noexcept;
 
 class checkpointer;
