@@ -1268,6 +1268,13 @@ void store::rollback() noexcept {
   }
 }
 
+std::string store::log_path() const {
+  const char* name = sqlite3_db_filename(db_.getHandle(), "main");
+  const char* wal = name != nullptr && *name != '\0' ? sqlite3_filename_wal(name) : nullptr;
+  if (wal == nullptr || *wal == '\0') throw saga::store_error("the database has no write-ahead log file");
+  return wal;
+}
+
 bool store::in_transaction() const {
   return sqlite3_get_autocommit(db_.getHandle()) == 0;
 }

@@ -142,6 +142,9 @@ class store final : public saga::store {
   // including the host's own commits in the embedding case.
   std::int64_t commit_count() const { return commits_; }
   SQLite::Database& database() { return db_; }
+  // The write-ahead log's file, as SQLite names it (the database's resolved path and "-wal"):
+  // what a saga::sqlite::log_file syncs.
+  std::string log_path() const;
   // Committed saga rows kept for the next transactions (above); for tests.
   std::size_t kept_saga_rows() const;
   // Drops them: for a program that has written saga rows with SQL through database().
