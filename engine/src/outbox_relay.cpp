@@ -1,6 +1,7 @@
 #include "saga/outbox_relay.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "saga/uuid.hpp"
@@ -73,17 +74,27 @@ std::size_t outbox_relay::publish_rows(std::span<const outbox_record> rows) {
   return done;
 }
 
+void outbox_relay::limit_to_durable(std::function<std::int64_t()> durable_through) {
+  durable_through_ = std::move(durable_through);
+}
+
 std::size_t outbox_relay::drain() {
   number();
   if (last_published_ < 0) last_published_ = store_.last_published_sequence();
+  const std::int64_t limit = durable_through_ ? durable_through_() : std::numeric_limits<std::int64_t>::max();
   std::size_t total = 0;
   for (;;) {
     // Rows below the last published sequence can still be unpublished when another process
     // published past them; read from the start of the unpublished rows, not from last_published_.
     auto rows = store_.unpublished(0, options_.chunk);
     if (rows.empty()) break;
-    total += publish_rows(rows);
-    if (rows.size() < options_.chunk) break;
+    const std::size_t read = rows.size();
+    const auto durable =
+        std::find_if(rows.begin(), rows.end(), [&](const outbox_record& r) { return r.sequence > limit; });
+    const bool held = durable != rows.end();
+    rows.erase(durable, rows.end());
+    if (!rows.empty()) total += publish_rows(rows);
+    if (held || read < options_.chunk) break;
   }
   caught_up_ = true;
   return total;

@@ -217,6 +217,27 @@ TEST_SUITE("outbox_relay") {
     CHECK(f.st.last_published_sequence() == 2);
   }
 
+  TEST_CASE("a drain limited to the durable rows stops before the first one not durable yet") {
+    after_commit f;
+    std::int64_t durable = 1;  // sagad: up to the row before its first commit not yet synced
+    f.relay.limit_to_durable([&] { return durable; });
+    f.eng.handle(placed("o1"));  // sequence 1
+    f.eng.handle(placed("o2"));  // 2
+    f.eng.handle(placed("o3"));  // 3
+    const auto rows = f.take();
+    REQUIRE(rows.size() == 3);
+    CHECK(f.relay.drain() == 1);
+    CHECK(f.pub.sequences == std::vector<std::int64_t>{1});
+    CHECK(f.st.unpublished(0, 100).size() == 2);  // 2 and 3 wait
+    durable = 3;
+    // The rest from memory once durable: they follow the last published row.
+    const int reads = f.counted.reads;
+    CHECK(f.relay.publish(std::span(rows).subspan(1)) == 2);
+    CHECK(f.counted.reads == reads);
+    CHECK(f.pub.sequences == std::vector<std::int64_t>{1, 2, 3});
+    CHECK(f.st.unpublished(0, 100).empty());
+  }
+
   TEST_CASE("publish reads the outbox when another process committed rows before the ones in hand") {
     after_commit f;
     {

@@ -60,9 +60,14 @@ class outbox_relay {
  public:
   outbox_relay(store& s, publisher& p, const clock& c, relay_options o = {});
 
-  // Publishes all unpublished rows; returns how many. Throws what the store
-  // or the publisher threw, after marking what was published before.
+  // Publishes all unpublished rows (up to the durable limit, below); returns how many. Throws
+  // what the store or the publisher threw, after marking what was published before.
   std::size_t drain();
+
+  // For a writer whose commits become durable after they return (sagad syncs its log on a thread
+  // of its own): `durable_through` says up to which sequence the committed rows are durable, and
+  // drain() publishes no row after it (they wait for a later drain() or publish()). Unset: all.
+  void limit_to_durable(std::function<std::int64_t()> durable_through);
 
   // Publishes `committed` — rows just committed, in sequence order — from memory when nothing
   // before them is unpublished, else drain()s; returns how many rows were published. Throws
@@ -97,9 +102,11 @@ class outbox_relay {
   publisher& publisher_;
   const clock& clock_;
   relay_options options_;
+  std::function<std::int64_t()> durable_through_;
   std::int64_t last_published_ = -1;  // -1: not read from the store yet
   // Every committed row up to last_published_ is published: the last drain() read the outbox
-  // to its end and nothing failed since (publish() may then skip reading the outbox).
+  // to its end (or to the durable limit) and nothing failed since (publish() may then skip
+  // reading the outbox).
   bool caught_up_ = false;
   const bool at_insert_;            // store::sequences_at_insert()
   const std::string owner_;         // this relay, to the lease
