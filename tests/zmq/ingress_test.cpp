@@ -439,6 +439,65 @@ struct flood_serving {
 }  // namespace
 
 TEST_SUITE("ingress") {
+  TEST_CASE("withheld acks go out only when delivered and in order and a batch in hand grows to batch_max") {
+    zmq::context_t ctx;
+    saga::zmq::ingress_options io;
+    io.batch_max = 8;
+    saga::zmq::ingress_server server(ctx, any_port, io);
+    auto peer = dealer(ctx, server.endpoint());
+    // Reads until the batch in hand holds `n` (requests arrive over time: several reads append).
+    const auto read_until = [&](std::size_t n) {
+      const auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (server.pending().size() < n && std::chrono::steady_clock::now() < deadline) {
+        zmq::pollitem_t item{server.socket().handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, 10ms);
+        server.read_batch();
+      }
+      return server.pending().size();
+    };
+    const auto acked_ids = [&](std::size_t n) {
+      std::vector<std::string> ids;
+      peer.set(zmq::sockopt::rcvtimeo, 5000);
+      for (std::size_t i = 0; i < n; ++i) {
+        zmq::message_t m;
+        if (!peer.recv(m)) break;
+        ids.push_back(json::parse(m.to_string()).at("id").get<std::string>());
+      }
+      return ids;
+    };
+    const auto nothing_arrives = [&] {
+      zmq::pollitem_t item{peer.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, 300ms);
+      return (item.revents & ZMQ_POLLIN) == 0;
+    };
+
+    flood(peer, 5);  // n100000 … n100004
+    REQUIRE(read_until(5) == 5);
+    server.withhold(echo_acks(server.pending()));
+    CHECK(server.pending().empty());
+    CHECK(server.withheld() == 5);
+
+    flood(peer, 12);  // n100005 … n100016 (ids repeat the flood's numbering: not checked)
+    CHECK(read_until(8) == 8);
+    CHECK(server.read_batch() == 0);  // full: nothing more is taken
+    CHECK(server.pending().size() == 8);
+    CHECK(nothing_arrives());  // withheld: not sent
+
+    server.deliver(2);
+    CHECK(acked_ids(2) == std::vector<std::string>{"n100000", "n100001"});
+    CHECK(nothing_arrives());
+    server.withhold(echo_acks(server.pending()));
+    CHECK(server.withheld() == 3 + 8);
+    server.ack(echo_acks(server.pending()));  // an empty batch: acks every withheld one before it
+    CHECK(server.withheld() == 0);
+    const auto rest = acked_ids(11);
+    REQUIRE(rest.size() == 11);
+    CHECK(rest.front() == "n100002");
+    CHECK(rest[2] == "n100004");
+    CHECK(rest[3] == "n100000");  // the second flood numbers from 100000 again
+    CHECK(read_until(4) == 4);
+  }
+
   TEST_CASE("a peer that never reads its acks is held to its credit and another peer is still served") {
     zmq::context_t ctx;
     saga::zmq::ingress_options io;

@@ -126,14 +126,11 @@ saga::inbound ingress_server::decode_request(std::vector<::zmq::message_t>& fram
 }
 
 std::size_t ingress_server::read_batch() {
-  if (!inputs_.empty())
-    throw std::logic_error("saga::zmq::ingress_server::read_batch: the previous batch has not been acked");
-
   std::size_t n = 0;
   std::size_t reads = 0;
   const auto now = steady::now();
   std::vector<::zmq::message_t> frames;
-  while (n < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
+  while (inputs_.size() < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
     frames.clear();
     // Interrupted part-way, the call is made again and appends the frames not yet taken.
     if (!detail::retry_eintr([&] {
@@ -201,28 +198,39 @@ ingress_server::sent ingress_server::send(const envelope& to, const std::string&
 }
 
 void ingress_server::ack(std::span<const saga::ack> acks) {
+  withhold(acks);
+  deliver(withheld_.size());
+}
+
+void ingress_server::withhold(std::span<const saga::ack> acks) {
   if (acks.size() != inputs_.size())
-    throw std::invalid_argument("saga::zmq::ingress_server::ack: " + std::to_string(acks.size()) +
-                                " acks for " + std::to_string(inputs_.size()) + " inputs");
-  for (std::size_t i = 0; i < acks.size(); ++i) {
-    auto& to = envelopes_[i];
-    peer& p = peers_[to.routing[0]];
+    throw std::invalid_argument("saga::zmq::ingress_server: " + std::to_string(acks.size()) + " acks for " +
+                                std::to_string(inputs_.size()) + " inputs");
+  for (std::size_t i = 0; i < acks.size(); ++i)
+    withheld_.push_back({std::move(envelopes_[i]), encode_ack(acks[i])});
+  inputs_.clear();
+  envelopes_.clear();
+}
+
+void ingress_server::deliver(std::size_t n) {
+  n = std::min(n, withheld_.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    queued_ack a = std::move(withheld_.front());
+    withheld_.pop_front();
+    peer& p = peers_[a.to.routing[0]];
     if (p.in_hand > 0) --p.in_hand;
-    std::string body = encode_ack(acks[i]);
     // Behind acks still queued for this peer: request order holds.
     if (!p.queue.empty()) flush(p);
     if (p.queue.empty()) {
-      const sent s = send(to, body);
+      const sent s = send(a.to, a.body);
       if (s != sent::would_block) {  // sent, or the peer is gone (it resends on reconnecting)
         release(p, 1);
         continue;
       }
     }
-    p.queue.push_back({std::move(to), std::move(body)});
+    p.queue.push_back(std::move(a));
     ++queued_;
   }
-  inputs_.clear();
-  envelopes_.clear();
   forget_idle_peers();
 }
 

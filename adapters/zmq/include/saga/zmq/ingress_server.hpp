@@ -20,7 +20,7 @@
 //     rather than silently dropped; such acks wait in a per-peer queue, in
 //     order, and are sent again by flush() and every ack();
 //   * credit: a peer's requests read and not yet handed to its pipe (in the
-//     batch in hand or queued) are at most peer_credit. While a peer is at its
+//     batch in hand, withheld or queued) are at most peer_credit. While a peer is at its
 //     credit, its new requests are read and dropped without processing and
 //     without an ack: the client resends them after its timeout, and nothing
 //     is lost because nothing was acknowledged. With CURVE the credit is per
@@ -84,19 +84,30 @@ class ingress_server {
   ingress_server(const ingress_server&) = delete;
   ingress_server& operator=(const ingress_server&) = delete;
 
-  // Reads and decodes every waiting request, up to batch_max, into the batch
-  // in hand (which must be empty: ack() the previous one first). Requests of
-  // a peer at its credit are read and dropped (not counted, not answered).
-  // Returns how many were taken into the batch; 0 when none.
+  // Reads and decodes every waiting request into the batch in hand, after
+  // what it holds (a batch not yet handed to the engine may grow), until it
+  // holds batch_max. Requests of a peer at its credit are read and dropped
+  // (not counted, not answered). Returns how many were taken by this call;
+  // 0 when none.
   std::size_t read_batch();
+  std::size_t batch_max() const { return options_.batch_max; }
 
   // The decoded inputs of the batch in hand, in arrival order.
   std::span<const saga::inbound> pending() const { return inputs_; }
 
   // Sends acks[i] to the sender of pending()[i] (or queues it behind that
-  // peer's undelivered acks) and clears the batch. Requires acks.size() ==
-  // pending().size().
+  // peer's undelivered acks) and clears the batch, after the acks withheld
+  // before. Requires acks.size() == pending().size().
   void ack(std::span<const saga::ack> acks);
+
+  // Two steps of ack(), for a caller whose commits become durable later (sagad syncs its log on
+  // a thread of its own): withhold() encodes the batch's acks, keeps them in order behind those
+  // withheld before, and clears the batch, so that the next one can be read; deliver(n) sends
+  // (or queues, as ack() does) the n oldest withheld acks. A withheld ack still counts against
+  // its peer's credit. Same requirement as ack().
+  void withhold(std::span<const saga::ack> acks);
+  void deliver(std::size_t n);
+  std::size_t withheld() const { return withheld_.size(); }
 
   // Sends queued acks to peers whose pipes have room again; drops those of
   // peers that went away. Returns how many acks are still queued. Call it on
@@ -147,6 +158,7 @@ class ingress_server {
   ingress_options options_;
   std::vector<saga::inbound> inputs_;
   std::vector<envelope> envelopes_;
+  std::deque<queued_ack> withheld_;              // encoded acks of committed batches, not yet durable
   std::unordered_map<std::string, peer> peers_;  // by routing id
   // Requests in hand or queued, by credit holder (peer::holder).
   std::unordered_map<std::string, std::size_t> held_;
