@@ -11,8 +11,11 @@ enable_testing()
 
 add_executable(daemon_library_tests
   ${CMAKE_CURRENT_LIST_DIR}/daemon_library_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/log_syncer_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/../support/doctest_main.cpp)
-target_include_directories(daemon_library_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..)
+# log_syncer_test reaches one of sagad's own parts (adapters/server/src/log_syncer.hpp).
+target_include_directories(daemon_library_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR}/..
+                           ${PROJECT_SOURCE_DIR}/adapters/server/src)
 target_link_libraries(daemon_library_tests PRIVATE doctest::doctest saga::server saga::definitions SQLiteCpp)
 saga_warnings(daemon_library_tests)
 doctest_discover_tests(daemon_library_tests

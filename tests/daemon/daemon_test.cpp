@@ -1263,6 +1263,7 @@ TEST_SUITE("sagad") {
       return all;
     }());
     CHECK(names.contains("saga-checkpoint"));
+    CHECK(names.contains("saga-log-sync"));  // SQLite at FULL: the log's sync beside the loop
     CHECK(names.contains("sagad-replay"));
     CHECK(names.contains("sagad-http"));
 #if defined(SAGA_MIMALLOC)  // not in the sanitizer builds (SAGA_MIMALLOC=OFF)

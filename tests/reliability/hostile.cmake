@@ -45,6 +45,7 @@ endfunction()
 saga_reliability_test(hostile_input_tests hostile_input_test.cpp)
 saga_reliability_test(readers_under_load_tests readers_under_load_test.cpp)
 saga_reliability_test(service_manager_tests service_manager_test.cpp)
+saga_reliability_test(log_sync_tests log_sync_test.cpp)
 # --metrics: scraped under load, parsed by Prometheus' own parser (python3-prometheus-client).
 saga_reliability_test(metrics_tests metrics_test.cpp)
 find_package(PkgConfig REQUIRED)

@@ -1,5 +1,8 @@
 // I/O faults, the way SQLite tests itself (issue 7, section 2).
 //
+// sagad runs here with --sync-log commit: SQLite syncs the log in each commit, so that its syncs
+// go through the faulting VFS (the default syncs the log beside SQLite: log_sync_test.cpp).
+//
 // a) sagad's loop (saga::server::server with the shipped definitions) runs in-process over a
 //    fault-injecting VFS (io_fault_vfs): for each kind of call (write, sync, lock, shm_lock) and
 //    error (SQLITE_IOERR_*, SQLITE_FULL, SQLITE_BUSY), for N = 1 .. max N, the Nth such call
@@ -310,6 +313,10 @@ run_result run_once(const fault_case& fc, std::uint64_t n, bool persistent) {
   auto bound_future = bound.get_future();
   o.on_ready = [&](const saga::server::endpoints& e) { bound.set_value(e); };
   o.synchronous = "FULL";
+  // The log's sync inside each commit, through SQLite (and so through the faulting VFS): a sync
+  // fault is then a failed commit, retried. With the default (--sync-log thread) sagad syncs the
+  // log itself, beside SQLite, and stops on a failed sync (tests/reliability/log_sync_test.cpp).
+  o.sync_log = "commit";
   o.batch_max = 16;
   o.definitions = {"order_lifecycle"};
 

@@ -28,19 +28,20 @@ std::string describe(const saga::inbound& in) {
 }  // namespace
 
 committer::committer(saga::engine& engine, saga::zmq::ingress_server& ingress, fault_points& fault,
-                     sagad_metrics& metrics, options o)
-    : engine_(engine), ingress_(ingress), fault_(fault), metrics_(metrics), options_(o) {}
+                     sagad_metrics& metrics, options o, log_syncer* syncer)
+    : engine_(engine), ingress_(ingress), fault_(fault), metrics_(metrics), options_(o), syncer_(syncer) {}
 
 void committer::take() {
   const std::size_t n = ingress_.pending().size();
   if (n == 0) return;
+  if (todo_.empty()) taken_at_ = steady::now();  // else the batch grew: its oldest input's time
   todo_.assign(1, range{0, n});
   acks_.assign(n, std::nullopt);
   failures_ = 0;
   bisecting_ = false;
+  tried_ = false;
   backoff_ = options_.backoff;
   next_attempt_ = steady::time_point{};
-  taken_at_ = steady::now();
 }
 
 void committer::commit(const range& r) {
@@ -63,6 +64,7 @@ void committer::wait(steady::time_point now) {
 
 bool committer::step(steady::time_point now, bool force) {
   if (todo_.empty() || (!force && now < next_attempt_)) return false;
+  tried_ = true;
   const auto inputs = ingress_.pending();
   while (!todo_.empty()) {
     const range r = todo_.front();
@@ -122,13 +124,46 @@ bool committer::step(steady::time_point now, bool force) {
     metrics_.count_event(e ? std::string_view(e->type) : std::string_view(), *acks_[i]);
     acks.push_back(std::move(*acks_[i]));
   }
-  ingress_.ack(acks);
+  settle(acks);
+  acks_.clear();
+  return true;
+}
+
+// The settled batch's acks go out now, or wait in the ingress for the log's sync.
+void committer::settle(std::vector<saga::ack>& acks) {
   metrics_.last_commit_ok.store(true, std::memory_order_relaxed);
   metrics_.batch_size.observe(static_cast<double>(acks.size()));
-  metrics_.ack_latency_seconds.observe(std::chrono::duration<double>(steady::now() - taken_at_).count());
-  acks_.clear();
-  spdlog::debug("batch of {} committed and acked", acks.size());
-  return true;
+  if (syncer_ == nullptr) {
+    ingress_.ack(acks);
+    delivered(acks.size(), taken_at_);
+    return;
+  }
+  ingress_.withhold(acks);
+  waiting_.push_back({syncer_->request(), acks.size(), taken_at_});
+  waiting_acks_ += acks.size();
+  deliver_durable();
+}
+
+void committer::deliver_durable() {
+  if (syncer_ == nullptr || waiting_.empty()) return;
+  const auto done = syncer_->done();
+  while (!waiting_.empty() && waiting_.front().ticket <= done) {
+    ingress_.deliver(waiting_.front().acks);
+    delivered(waiting_.front().acks, waiting_.front().taken_at);
+    waiting_acks_ -= waiting_.front().acks;
+    waiting_.pop_front();
+  }
+}
+
+void committer::deliver_all() {
+  if (syncer_ == nullptr || waiting_.empty()) return;
+  syncer_->wait(waiting_.back().ticket);
+  deliver_durable();
+}
+
+void committer::delivered(std::size_t count, steady::time_point taken_at) {
+  metrics_.ack_latency_seconds.observe(std::chrono::duration<double>(steady::now() - taken_at).count());
+  spdlog::debug("batch of {} committed and acked", count);
 }
 
 }  // namespace saga::server

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -66,7 +67,7 @@ fault_points::fault_points() : rng_(std::random_device{}()) {
     throw startup_error("SAGA_FAULT: '" + s + "' is not <point>:<probability>");
   }
   if (point_ != "before_commit" && point_ != "after_commit" && point_ != "after_publish" &&
-      point_ != "stall_commit")
+      point_ != "stall_commit" && point_ != "stall_sync" && point_ != "fail_sync")
     throw startup_error("SAGA_FAULT: unknown point '" + point_ + "'");
 }
 
@@ -82,6 +83,16 @@ void fault_points::at(std::string_view point) {
   std::fprintf(stderr, "fault injected: %s\n", point_.c_str());
   std::fflush(stderr);
   ::kill(::getpid(), SIGKILL);
+}
+
+std::chrono::milliseconds fault_points::sync_stall() const {
+  if (point_ != "stall_sync") return std::chrono::milliseconds(0);
+  return std::chrono::milliseconds(static_cast<std::int64_t>(probability_ * 1000));
+}
+
+std::optional<std::string> fault_points::sync_failure() const {
+  if (point_ != "fail_sync") return std::nullopt;
+  return "fault injected: fail_sync";
 }
 
 saga::store& fault_points::wrap(saga::store& s) {

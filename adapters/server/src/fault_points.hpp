@@ -9,14 +9,20 @@
 // published). An unknown point refuses the start (startup_error). One point
 // stalls instead of killing: SAGA_FAULT=stall_commit:<seconds> makes the first
 // commit of received events after the server started (started()) wait that
-// long first, the loop blocked as by a hung disk (the watchdog test).
+// long first, the loop blocked as by a hung disk (the watchdog test). Another holds the log's
+// sync: SAGA_FAULT=stall_sync:<seconds> makes the first sync of the write-ahead log after the
+// server started wait that long first (log_syncer.hpp; the test that acks wait for it), and
+// SAGA_FAULT=fail_sync makes that sync fail instead (sagad must stop without acking).
 //
 // Installed build: the class is empty, at() and wrap() compile to nothing and
 // SAGA_FAULT is not read: sagad has no fault hook code.
 //
 // Thread-safety: the loop thread only.
 
+#include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "saga/publisher.hpp"
@@ -40,6 +46,10 @@ class fault_points {
   void at(std::string_view point);
   // Start-up is over: stall points may fire from now on.
   void started() { started_ = true; }
+  // How long stall_sync holds the first log sync after the start (zero for any other point).
+  std::chrono::milliseconds sync_stall() const;
+  // fail_sync: why the first log sync after the start fails.
+  std::optional<std::string> sync_failure() const;
   // The store (publisher) with the before_commit (after_publish) point.
   saga::store& wrap(saga::store& s);
   saga::publisher& wrap(saga::publisher& p);
@@ -60,6 +70,8 @@ class fault_points {
  public:
   void at(std::string_view) {}
   void started() {}
+  std::chrono::milliseconds sync_stall() const { return std::chrono::milliseconds(0); }
+  std::optional<std::string> sync_failure() const { return std::nullopt; }
   saga::store& wrap(saga::store& s) { return s; }
   saga::publisher& wrap(saga::publisher& p) { return p; }
 };

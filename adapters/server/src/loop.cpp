@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <stdexcept>
 
 #include <spdlog/spdlog.h>
 
@@ -18,19 +22,24 @@ constexpr auto ack_retry_interval = 10ms;
 
 loop::loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress,
            saga::outbox_relay& relay, saga::zmq::publisher& pub, const saga::clock& clock,
-           fault_points& fault, service_manager& manager, sagad_metrics& metrics)
+           fault_points& fault, service_manager& manager, sagad_metrics& metrics, log_syncer* syncer)
     : options_(o),
       ingress_(ingress),
       relay_(relay),
       metrics_(metrics),
-      committer_(
-          engine, ingress, fault, metrics,
-          committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms), 5000ms}),
+      committer_(engine, ingress, fault, metrics,
+                 committer::options{o.storage_retries, std::chrono::milliseconds(o.storage_backoff_ms),
+                                    5000ms, 2 * o.batch_max},
+                 syncer),
       ticker_(engine, relay, pub, clock, metrics, ticker::options{}),
-      manager_(manager) {
+      manager_(manager),
+      syncer_(syncer) {
+  // Rows committed but not yet synced are never published, by a drain either.
+  if (syncer_ != nullptr) relay_.limit_to_durable([this] { return durable_through(); });
   engine.on_commit([this](std::span<const saga::published_event> rows) {
     for (const auto& p : rows) committed_.push_back(p.record);
     if (rows.empty()) return;
+    if (syncer_ != nullptr) committed_tickets_.emplace_back(syncer_->request(), committed_.size());
     if (!relay_.numbers_after_commit())  // else a provisional number, not a sequence
       metrics_.last_committed_sequence.store(rows.back().record.sequence, std::memory_order_relaxed);
     std::int64_t none = 0;  // the oldest unpublished row's commit time, when there was none
@@ -44,8 +53,12 @@ void loop::run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
     if (!wait_for_work()) continue;
     const auto now = steady::now();
-    if (!committer_.busy() && ingress_ready_) pump_ingress();
-    if (committer_.busy()) committer_.step(now);
+    check_log_sync();
+    committer_.deliver_durable();
+    // A batch held for the sync in flight is not polled for (a wake-up per arriving event costs
+    // a pass each): it takes what waits once per pass instead.
+    if (committer_.can_read() && (ingress_ready_ || committer_.untried())) pump_ingress();
+    if (committer_.busy() && !holds_for_sync()) committer_.step(now);
     publish_committed();  // also what the last pass's timers committed
     poll_outbox(now);
     ingress_.flush();
@@ -56,8 +69,11 @@ void loop::run(const std::atomic<bool>& stop) {
   }
   manager_.stopping("stopping: settling the batch in hand and publishing what is committed");
   if (committer_.busy()) committer_.step(steady::now(), true);
+  committer_.deliver_all();
+  if (syncer_ != nullptr) syncer_->wait_all();
   ingress_.flush();
   committed_.clear();  // the drain below publishes them
+  committed_tickets_.clear();
   try {
     relay_.drain();
     relay_.release();  // another sagad numbers from now on, without waiting for the lease to expire
@@ -72,7 +88,7 @@ void loop::run(const std::atomic<bool>& stop) {
 // it is settled) until the next thing due; false on a signal.
 bool loop::wait_for_work() {
   auto until = std::min(ticker_.due(), manager_.keep_alive_due());
-  if (committer_.busy()) until = std::min(until, committer_.next_attempt());
+  if (committer_.busy() && !holds_for_sync()) until = std::min(until, committer_.next_attempt());
   if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
   if (relay_.numbers_after_commit()) {
     // What the relay's connection already holds (read while it ran statements) does not make
@@ -83,10 +99,15 @@ bool loop::wait_for_work() {
   }
   const auto wait =
       std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
-  std::array<::zmq::pollitem_t, 2> items{
-      ::zmq::pollitem_t{ingress_.socket().handle(), 0, committer_.busy() ? short(0) : short(ZMQ_POLLIN), 0},
-      ::zmq::pollitem_t{nullptr, relay_.wakeup_fd(), ZMQ_POLLIN, 0}};
-  const std::size_t polled = items[1].fd >= 0 ? 2 : 1;
+  std::array<::zmq::pollitem_t, 3> items{};
+  std::size_t polled = 0;
+  const bool room =
+      committer_.can_read() && ingress_.pending().size() < ingress_.batch_max() && !holds_for_sync();
+  items[polled++] = {ingress_.socket().handle(), 0, room ? short(ZMQ_POLLIN) : short(0), 0};
+  const std::size_t relay_item = relay_.wakeup_fd() >= 0 ? polled++ : items.size();
+  if (relay_item < items.size()) items[relay_item] = {nullptr, relay_.wakeup_fd(), ZMQ_POLLIN, 0};
+  const std::size_t sync_item = syncer_ != nullptr ? polled++ : items.size();
+  if (sync_item < items.size()) items[sync_item] = {nullptr, syncer_->wakeup_fd(), ZMQ_POLLIN, 0};
   try {
     ::zmq::poll(items.data(), polled, wait);
   } catch (const ::zmq::error_t& e) {
@@ -94,8 +115,45 @@ bool loop::wait_for_work() {
     return false;  // a signal: the loop condition decides
   }
   ingress_ready_ = (items[0].revents & ZMQ_POLLIN) != 0;
-  if (polled == 2 && (items[1].revents & ZMQ_POLLIN) != 0) relay_woken_ = relay_.woken() || relay_woken_;
+  if (relay_item < items.size() && (items[relay_item].revents & ZMQ_POLLIN) != 0)
+    relay_woken_ = relay_.woken() || relay_woken_;
+  // Consumed before the pass reads done(): a sync that returns after that wakes the next poll.
+  if (sync_item < items.size() && (items[sync_item].revents & ZMQ_POLLIN) != 0) syncer_->consume();
   return true;
+}
+
+// A new batch waits for the sync in flight (it grows meanwhile), unless it is full: one commit
+// per sync under a moderate load.
+bool loop::holds_for_sync() const {
+  return syncer_ != nullptr && committer_.waiting() > 0 && committer_.untried() &&
+         ingress_.pending().size() < ingress_.batch_max();
+}
+
+// A failed sync of the log: nothing committed after the last good one may be acked or published,
+// and what the disk holds is unknown; sagad stops (the clients resend what was not acked).
+void loop::check_log_sync() {
+  if (syncer_ == nullptr) return;
+  if (const auto failed = syncer_->failure())
+    throw std::runtime_error("the write-ahead log could not be synced, nothing after it is acked: " +
+                             *failed);
+}
+
+// How many of committed_ (from the front) are durable.
+std::size_t loop::durable_committed() const {
+  if (syncer_ == nullptr) return committed_.size();
+  const auto done = syncer_->done();
+  std::size_t n = 0;
+  for (const auto& [ticket, end] : committed_tickets_) {
+    if (ticket > done) break;
+    n = end;
+  }
+  return n;
+}
+
+// The newest sequence of ours that is durable: before the first row whose sync has not returned.
+std::int64_t loop::durable_through() const {
+  const std::size_t n = durable_committed();
+  return n < committed_.size() ? committed_[n].sequence - 1 : std::numeric_limits<std::int64_t>::max();
 }
 
 // The ingress pump: takes what waits (up to --batch-max) into the committer.
@@ -108,13 +166,16 @@ void loop::pump_ingress() {
 // store error (marking rows published) loses nothing: the rows stay
 // unpublished and the tick's drain publishes them again.
 void loop::publish_committed() {
-  if (committed_.empty()) return;
+  const std::size_t n = durable_committed();
+  if (n == 0) return;
   try {
-    relay_.publish(committed_);
+    relay_.publish(std::span<const saga::outbox_record>(committed_.data(), n));
   } catch (const saga::store_error& e) {
     spdlog::error("publishing: {} (retried on the next tick)", e.what());
   }
-  committed_.clear();
+  committed_.erase(committed_.begin(), committed_.begin() + static_cast<std::ptrdiff_t>(n));
+  std::erase_if(committed_tickets_, [n](const auto& t) { return t.second <= n; });
+  for (auto& t : committed_tickets_) t.second -= n;
 }
 
 // The outbox poll, on a store that numbers after the commit (PostgreSQL). The relay numbers what

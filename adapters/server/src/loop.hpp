@@ -6,15 +6,25 @@
 // summary and the service manager's watchdog keep-alive (service_manager.hpp).
 // Replay runs beside it on its own thread (replay_thread.hpp).
 //
+// With a log syncer (log_syncer.hpp: SQLite at synchronous FULL, --sync-log thread) the store
+// commits without syncing; the loop also wakes when a sync returns, and then acks the batches
+// and publishes the follow-on events that sync made durable — never before. Meanwhile it reads
+// the next batch, and commits it when the sync it waits on has returned or when the batch is
+// full (batch_max): a group commit per sync, not a commit of whatever trickled in, under a
+// moderate load; commits overlapping the sync under a full one. A failed sync stops the loop
+// (an exception out of run()) with nothing after it acked or published.
+//
 // Thread-safety: constructed and run on the loop thread only.
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "committer.hpp"
 #include "fault_points.hpp"
+#include "log_syncer.hpp"
 #include "metrics.hpp"
 #include "saga/clock.hpp"
 #include "saga/engine.hpp"
@@ -31,7 +41,7 @@ class loop {
  public:
   loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
        saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault, service_manager& manager,
-       sagad_metrics& metrics);
+       sagad_metrics& metrics, log_syncer* syncer = nullptr);
 
   // Runs until `stop`; then tells the service manager it is stopping, makes one
   // last attempt at the batch in hand (unacked if it fails: clients resend to the
@@ -55,7 +65,16 @@ class loop {
   committer committer_;
   ticker ticker_;
   service_manager& manager_;
+  void check_log_sync();
+  bool holds_for_sync() const;
+  std::size_t durable_committed() const;
+  std::int64_t durable_through() const;
+
+  log_syncer* syncer_;                          // null: a commit is durable when it returns
   std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
+  // With a syncer: (ticket, end): committed_[0, end) is durable once the syncer's done() reaches
+  // ticket (one entry per commit that wrote rows, in commit order).
+  std::vector<std::pair<std::uint64_t, std::size_t>> committed_tickets_;
   bool ingress_ready_ = false;
   steady::time_point next_summary_;
   summary_counts summarized_;              // the counts at the last summary line

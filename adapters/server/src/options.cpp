@@ -29,6 +29,13 @@ void add_store_options(CLI::App& app, options& o, duration_texts& d) {
       ->envname("SAGA_SYNCHRONOUS")
       ->transform(CLI::IsMember({"FULL", "NORMAL", "OFF"}, CLI::ignore_case))
       ->capture_default_str();
+  app.add_option("--sync-log", o.sync_log,
+                 "with --synchronous FULL on SQLite, where the write-ahead log's fsync runs: 'thread' (on "
+                 "a thread of its own while the next batch is committed; acks and follow-on events wait "
+                 "for it) or 'commit' (inside each commit, on the loop thread); as durable either way")
+      ->envname("SAGA_SYNC_LOG")
+      ->transform(CLI::IsMember({"thread", "commit"}, CLI::ignore_case))
+      ->capture_default_str();
   app.add_option("--retention", d.retention, "keep published outbox rows this long (replay window)")
       ->envname("SAGA_RETENTION")
       ->check(duration("--retention"))

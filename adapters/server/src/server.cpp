@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -14,6 +15,7 @@
 #include "endpoints_file.hpp"
 #include "fault_points.hpp"
 #include "http_endpoint.hpp"
+#include "log_syncer.hpp"
 #include "loop.hpp"
 #include "operator_sender.hpp"
 #include "replay_thread.hpp"
@@ -21,6 +23,8 @@
 #include "saga/outbox_relay.hpp"
 #include "saga/server/build_info.hpp"
 #include "saga/server/plugin.hpp"
+#include "saga/sqlite/log_file.hpp"
+#include "saga/sqlite/store.hpp"
 #include "saga/version.hpp"
 #include "saga/zmq/curve.hpp"
 #include "saga/zmq/ingress_server.hpp"
@@ -180,6 +184,21 @@ void check_versions(saga::engine& engine, bool allow_orphans) {
 }
 
 // What was committed but not published when the server stopped; a failure is retried by the tick.
+// The writer's log, synced on a thread of its own (SQLite at FULL with --sync-log thread: the
+// writer was opened at NORMAL, store_factory.cpp); null otherwise.
+std::unique_ptr<log_syncer> start_log_syncer(const options& o, saga::store& writer) {
+  if (!syncs_log_apart(o)) return nullptr;
+  auto* sqlite = dynamic_cast<saga::sqlite::store*>(&writer);
+  if (sqlite == nullptr) throw std::logic_error("--sync-log thread: the writer is not a SQLite store");
+  auto file = std::make_shared<saga::sqlite::log_file>(sqlite->log_path());
+  auto syncer =
+      std::make_unique<log_syncer>([file] { file->sync(); }, [sqlite] { return sqlite->commit_count(); });
+  // What an earlier run committed without syncing it (it stopped before its sync) is made durable
+  // before any of it is published or acked again.
+  syncer->wait(syncer->request());
+  return syncer;
+}
+
 std::size_t publish_pending(saga::outbox_relay& relay) {
   try {
     return relay.drain();
@@ -267,6 +286,7 @@ void server::run(const std::atomic<bool>& stop) {
   endpoints_file bound_file(o.endpoints_file);  // an earlier run's file is gone from here on
   fault_points fault;
   const auto writer = open_store(o, false);
+  const auto syncer = start_log_syncer(o, *writer);
 
   // Sockets before definitions: a taken port refuses the start before anything is logged.
   // Two I/O threads: the first carries ingress (events in, acks out) and publication, the second
@@ -325,12 +345,17 @@ void server::run(const std::atomic<bool>& stop) {
   if (is_postgres(o.db))
     spdlog::info("{}: db {} (PostgreSQL, schema {}), {}", o.name, describe_db(o.db), o.pg_schema, where);
   else
-    spdlog::info("{}: db {} (synchronous={}), {}", o.name, o.db, o.synchronous, where);
+    spdlog::info("{}: db {} (synchronous={}{}), {}", o.name, o.db, o.synchronous,
+                 syncer ? ", the log synced on a thread of its own" : "", where);
   guard.log_start();
   if (o.on_ready) o.on_ready(bound);
   service_manager manager;
   manager.ready("serving: " + where);
   fault.started();
+  if (syncer) {
+    syncer->stall_next(fault.sync_stall());
+    if (auto failure = fault.sync_failure()) syncer->fail_next(std::move(*failure));
+  }
   if (manager.watchdog())
     spdlog::info("watchdog: keep-alive every {} ms", manager.watchdog()->count() / 2000);
   if (http.metrics) spdlog::info("metrics: {}/metrics, {}/healthz", http.metrics_url(), http.metrics_url());
@@ -338,7 +363,8 @@ void server::run(const std::atomic<bool>& stop) {
     spdlog::info("console: {}/ ({})", http.console_url(),
                  actions ? "actions on: abort, resolve, redrive as the operator's key" : "read-only");
 
-  loop(o, engine, *sockets.ingress, relay, *sockets.pub, clock, fault, manager, metrics).run(stop);
+  loop(o, engine, *sockets.ingress, relay, *sockets.pub, clock, fault, manager, metrics, syncer.get())
+      .run(stop);
 }
 
 int server::main() {

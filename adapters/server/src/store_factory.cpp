@@ -23,6 +23,10 @@ std::string describe_db(const std::string& db) {
                             parameter, "$1***");
 }
 
+bool syncs_log_apart(const options& o) {
+  return !is_postgres(o.db) && o.synchronous == "FULL" && o.sync_log == "thread";
+}
+
 std::unique_ptr<saga::store> open_store(const options& o, bool replay) {
   try {
     if (is_postgres(o.db)) {
@@ -34,7 +38,7 @@ std::unique_ptr<saga::store> open_store(const options& o, bool replay) {
     }
     saga::sqlite::options so;
     so.path = o.db;
-    so.synchronous = o.synchronous;
+    so.synchronous = syncs_log_apart(o) ? "NORMAL" : o.synchronous;  // FULL's sync: log_syncer
     so.background_checkpoint = !replay;  // a reader never writes: the writer's checkpointer does
     // Replay reads the outbox in sequence order, each page once: SQLite's default 2 MiB cache
     // serves it, where the writer's 32 MiB would fill with a catching-up subscriber's pages.

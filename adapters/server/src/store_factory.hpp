@@ -14,6 +14,10 @@ namespace saga::server {
 
 // is_postgres and describe_db: saga/server/options.hpp (sagactl uses them too).
 
+// SQLite at synchronous FULL with --sync-log thread: the writer commits at NORMAL and sagad syncs
+// its log on a thread of its own (log_syncer.hpp) before acking.
+bool syncs_log_apart(const options& o);
+
 // Opens a connection of the store --db names; `replay`: a reader's connection (no background
 // checkpointer). Throws startup_error naming the database (without a password).
 std::unique_ptr<saga::store> open_store(const options& o, bool replay);

@@ -63,6 +63,10 @@ struct options {
   bool insecure = false;
   std::size_t batch_max = 1024;
   std::string synchronous = "FULL";
+  // With synchronous FULL on SQLite, where the write-ahead log's fsync runs: "thread" (on a thread
+  // of its own while the loop commits the next batch; acks and follow-on events wait for it) or
+  // "commit" (inside each commit, on the loop thread). docs/reliability.md.
+  std::string sync_log = "thread";
   std::int64_t retention_ms = 7LL * 24 * 3600 * 1000;
   std::int64_t dedup_window_ms = 7LL * 24 * 3600 * 1000;
   std::size_t park_limit = 64;
