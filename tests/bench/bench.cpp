@@ -21,7 +21,9 @@
 //                 (medians of 3); sagad's peak RSS on both
 //   recovery      sagad publishing R committed-but-unpublished outbox rows
 //   orders        completed order sagas per second through the engine API
-//   normal        the floor, group commit and e2e again with synchronous=NORMAL
+//   normal        the floor, group commit and e2e again with synchronous=NORMAL,
+//                 and e2e at FULL with sagad's log synced inside each commit
+//                 (--sync-log commit) against the default (its own thread)
 //   curve         e2e throughput with CURVE on (sagad --curve-secret, keyed
 //                 client and subscriber) against plaintext, alternating runs,
 //                 medians (docs/security.md: the cost of encryption)
@@ -109,9 +111,10 @@ struct config {
   std::string sagad = SAGAD_PATH;
   std::int64_t scale_instances = 1'000'000;
   std::int64_t recovery_rows = 100'000;
-  double console_rate = 2000;        // events/s of the console's ack measurement
-  std::vector<std::size_t> batches;  // --batches: the group-commit sizes (default 1, 2, 4, ..., 1024)
-  std::vector<std::string> cluster;  // --cluster: the cluster stage's configurations (default all)
+  double console_rate = 2000;            // events/s of the console's ack measurement
+  std::vector<std::size_t> batches;      // --batches: the group-commit sizes (default 1, 2, 4, ..., 1024)
+  std::vector<std::string> cluster;      // --cluster: the cluster stage's configurations (default all)
+  std::vector<std::string> sagad_extra;  // more options for every sagad (the normal stage's A/B)
 
   bool wants(const std::string& name) const { return only.empty() || only.count(name) > 0; }
 };
@@ -761,6 +764,7 @@ class sagad {
     static int runs = 0;
     const std::string n = std::to_string(runs++);
     std::vector<std::string> argv = {cfg.sagad, "--db", db, "--synchronous", sync, "--log-level", "warn"};
+    argv.insert(argv.end(), cfg.sagad_extra.begin(), cfg.sagad_extra.end());
     argv.insert(argv.end(), extra.begin(), extra.end());
     endpoints_path_ = dir.file("sagad-" + n + ".endpoints.json");
     auto started =
@@ -1570,16 +1574,21 @@ latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir&
 
 // The peak, then the latency at 10 %, 50 % and 90 % of it (and, under FULL, at 50 % beside a
 // replaying client).
-void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync) {
-  const std::string suffix = sync == "FULL" ? "" : " NORMAL";
-  const double peak = measure_e2e_peak(cfg, dir, sync, suffix);
+// `variant`: what the row's name adds after the sync level (the options in cfg.sagad_extra).
+// `pace_peak`: the latency rows at percentages of this rate instead of the peak measured here
+// (a variant paced as the default was, so that their latencies compare at the same load).
+void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
+                 const std::string& variant = "", std::optional<double> pace_peak = std::nullopt) {
+  const std::string suffix = (sync == "FULL" ? "" : " NORMAL") + variant;
+  const double measured = measure_e2e_peak(cfg, dir, sync, suffix);
+  const double peak = pace_peak.value_or(measured);
   latency_result l;
   for (const int percent : {10, 50, 90}) {
     const auto at = measure_latency_at(cfg, dir, sync, suffix, peak, percent);
     if (percent == 50) l = at;
   }
   const double half = std::max(10.0, peak / 2);
-  if (sync != "FULL") return;
+  if (sync != "FULL" || !variant.empty()) return;
 
   // The same pace on the throughput run's database (every event published) while another
   // client replays that whole log again and again: replay must not delay acks.
@@ -2308,6 +2317,14 @@ int main(int argc, char** argv) {
       measure_floor(cfg, dir, "NORMAL");
       measure_engine(cfg, dir, "NORMAL", batch_sizes(cfg), "engine group commit NORMAL");
       measure_e2e(cfg, dir, "NORMAL");
+      // FULL with the log's sync inside each commit, on sagad's loop thread (as before the
+      // eleventh round of issue 15), beside the default's e2e rows: what syncing apart gives.
+      // Its latency rows are paced at the default's rates when the e2e stage ran (the same load).
+      config in_commit = cfg;
+      in_commit.sagad_extra = {"--sync-log", "commit"};
+      const row* def = find_row("e2e zmq");
+      measure_e2e(in_commit, dir, "FULL", ", log synced in the commit",
+                  def && def->rate ? std::optional(*def->rate) : std::nullopt);
       stage("normal");
     }
     if (cfg.wants("scale")) measure_scale(cfg, dir), stage("scale");
