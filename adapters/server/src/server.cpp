@@ -183,7 +183,6 @@ void check_versions(saga::engine& engine, bool allow_orphans) {
   spdlog::warn("{}; --allow-orphans: their events are rejected until they are migrated", what);
 }
 
-// What was committed but not published when the server stopped; a failure is retried by the tick.
 // The writer's log, synced on a thread of its own (SQLite at FULL with --sync-log thread: the
 // writer was opened at NORMAL, store_factory.cpp); null otherwise.
 std::unique_ptr<log_syncer> start_log_syncer(const options& o, saga::store& writer) {
@@ -199,6 +198,7 @@ std::unique_ptr<log_syncer> start_log_syncer(const options& o, saga::store& writ
   return syncer;
 }
 
+// What was committed but not published when the server stopped; a failure is retried by the tick.
 std::size_t publish_pending(saga::outbox_relay& relay) {
   try {
     return relay.drain();
