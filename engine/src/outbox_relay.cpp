@@ -89,10 +89,10 @@ std::size_t outbox_relay::drain() {
     auto rows = store_.unpublished(0, options_.chunk);
     if (rows.empty()) break;
     const std::size_t read = rows.size();
-    const auto durable =
+    const auto first_held =
         std::find_if(rows.begin(), rows.end(), [&](const outbox_record& r) { return r.sequence > limit; });
-    const bool held = durable != rows.end();
-    rows.erase(durable, rows.end());
+    const bool held = first_held != rows.end();  // it and what follows wait until they are durable
+    rows.erase(first_held, rows.end());
     if (!rows.empty()) total += publish_rows(rows);
     if (held || read < options_.chunk) break;
   }

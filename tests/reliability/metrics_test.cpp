@@ -212,8 +212,10 @@ TEST_SUITE("metrics") {
     CHECK(e.at(R"(saga_rejections_total{reason="envelope"})") == bogus);
     CHECK(e.total("saga_rejections_total") == bogus);
     CHECK(e.at("saga_batch_size_sum") == 2 * orders + bogus);
-    for (const char* h : {"saga_batch_size", "saga_commit_duration_seconds", "saga_ack_latency_seconds"})
+    for (const char* h : {"saga_batch_size", "saga_commit_duration_seconds", "saga_ack_latency_seconds",
+                          "saga_log_sync_duration_seconds"})
       check_histogram(e, h);
+    CHECK(e.at("saga_log_sync_duration_seconds_count") >= 1);  // SQLite at FULL: synced on its thread
     CHECK(e.at("saga_failed_commits_total") == 0);
     CHECK(e.at(R"(saga_ingress_peers{key="plaintext"})") == 1);  // the test's one client
     CHECK(e.at("saga_outbox_lag") == 0);

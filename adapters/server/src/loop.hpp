@@ -57,6 +57,10 @@ class loop {
   void poll_outbox(steady::time_point now);
   void summarize(steady::time_point now);
   void update_metrics();
+  void check_log_sync();
+  bool holds_for_sync() const;
+  std::size_t durable_committed() const;
+  std::int64_t durable_through() const;
 
   const options& options_;
   saga::zmq::ingress_server& ingress_;
@@ -65,11 +69,6 @@ class loop {
   committer committer_;
   ticker ticker_;
   service_manager& manager_;
-  void check_log_sync();
-  bool holds_for_sync() const;
-  std::size_t durable_committed() const;
-  std::int64_t durable_through() const;
-
   log_syncer* syncer_;                          // null: a commit is durable when it returns
   std::vector<saga::outbox_record> committed_;  // committed since the last publish_committed()
   // With a syncer: (ticket, end): committed_[0, end) is durable once the syncer's done() reaches

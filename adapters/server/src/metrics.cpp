@@ -98,7 +98,8 @@ std::string_view rejection_class(std::string_view reason) {
 sagad_metrics::sagad_metrics(const std::vector<std::string>& types)
     : batch_size({1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536}),
       commit_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
-      ack_latency_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}) {
+      ack_latency_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
+      log_sync_seconds({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}) {
   for (const auto& t : types) events[t];
   for (const char* t : {"other", "invalid", "saga.operator"}) events[t];
   for (const auto c : classes) rejections[std::string(c)];
@@ -210,6 +211,9 @@ std::string render(const sagad_metrics& m, std::string_view version) {
                    m.commit_seconds);
   append_histogram(out, "saga_ack_latency_seconds", "from reading a batch off the ingress to its acks",
                    m.ack_latency_seconds);
+  append_histogram(out, "saga_log_sync_duration_seconds",
+                   "each fdatasync of the write-ahead log on its own thread, which acks wait for",
+                   m.log_sync_seconds);
   append_counter(out, "saga_failed_commits_total", "batch commits that failed (retried, nothing acked)",
                  m.failed_commits);
   append_counter(out, "saga_set_aside_total", "inputs dead-lettered for a storage error they kept causing",

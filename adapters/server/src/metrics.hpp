@@ -69,6 +69,7 @@ struct sagad_metrics {
   histogram batch_size;
   histogram commit_seconds;
   histogram ack_latency_seconds;  // from the batch's read off the ingress to its ack
+  histogram log_sync_seconds;     // each fdatasync of the log on its own thread (log_syncer.hpp)
   counter failed_commits;
   counter set_aside;
   counter timers_fired;

@@ -1,5 +1,6 @@
 #include "saga/server/server.hpp"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <map>
@@ -185,13 +186,17 @@ void check_versions(saga::engine& engine, bool allow_orphans) {
 
 // The writer's log, synced on a thread of its own (SQLite at FULL with --sync-log thread: the
 // writer was opened at NORMAL, store_factory.cpp); null otherwise.
-std::unique_ptr<log_syncer> start_log_syncer(const options& o, saga::store& writer) {
+std::unique_ptr<log_syncer> start_log_syncer(const options& o, saga::store& writer, histogram& seconds) {
   if (!syncs_log_apart(o)) return nullptr;
   auto* sqlite = dynamic_cast<saga::sqlite::store*>(&writer);
   if (sqlite == nullptr) throw std::logic_error("--sync-log thread: the writer is not a SQLite store");
   auto file = std::make_shared<saga::sqlite::log_file>(sqlite->log_path());
-  auto syncer =
-      std::make_unique<log_syncer>([file] { file->sync(); }, [sqlite] { return sqlite->commit_count(); });
+  auto sync = [file, &seconds] {
+    const auto started = std::chrono::steady_clock::now();
+    file->sync();
+    seconds.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  };
+  auto syncer = std::make_unique<log_syncer>(sync, [sqlite] { return sqlite->commit_count(); });
   // What an earlier run committed without syncing it (it stopped before its sync) is made durable
   // before any of it is published or acked again.
   syncer->wait(syncer->request());
@@ -286,7 +291,6 @@ void server::run(const std::atomic<bool>& stop) {
   endpoints_file bound_file(o.endpoints_file);  // an earlier run's file is gone from here on
   fault_points fault;
   const auto writer = open_store(o, false);
-  const auto syncer = start_log_syncer(o, *writer);
 
   // Sockets before definitions: a taken port refuses the start before anything is logged.
   // Two I/O threads: the first carries ingress (events in, acks out) and publication, the second
@@ -299,6 +303,7 @@ void server::run(const std::atomic<bool>& stop) {
     consumed.insert(consumed.end(), d.definition->graph().consumes.begin(),
                     d.definition->graph().consumes.end());
   sagad_metrics metrics(consumed);
+  const auto syncer = start_log_syncer(o, *writer, metrics.log_sync_seconds);
   replay_thread replay(
       ctx, o.replay, [&o] { return open_store(o, true); }, guard.secret_key(),
       [&guard](::zmq::socket_t& s) { guard.watch(s, "replay"); }, &metrics.replay_requests);
