@@ -58,7 +58,7 @@ class log_syncer {
   void stall_next(std::chrono::milliseconds d);
   // The next sync fails with `reason` instead of syncing (sagad-test's fail_sync fault point).
   void fail_next(std::string reason);
-  // How many syncs ran (the metrics; tests).
+  // How many syncs ran, failed ones included (tests; the metrics time each sync themselves).
   std::uint64_t syncs() const;
 
  private:

@@ -32,7 +32,6 @@ class log_file {
   log_file& operator=(const log_file&) = delete;
 
   void sync();
-  const std::string& path() const { return path_; }
 
  private:
   std::string path_;
