@@ -78,7 +78,7 @@ unit, man pages and bash completion.")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME saga-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-    "saga (= ${PROJECT_VERSION}), libboost1.81-dev, nlohmann-json3-dev, libfmt-dev, libsqlitecpp-dev, \
+    "saga (= ${PROJECT_VERSION}), libboost1.81-dev, nlohmann-json3-dev, libfmt-dev, libsimdjson-dev, libsqlitecpp-dev, \
 libsqlite3-dev, cppzmq-dev, libspdlog-dev, libpq-dev")
 set(CPACK_COMPONENT_DEV_DESCRIPTION
     "development files of the saga orchestration engine

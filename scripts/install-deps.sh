@@ -5,7 +5,7 @@
 # tests start a throw-away cluster of their own from its binaries, never the system one;
 # chromium, chromium-driver: the web console's tests in a real headless browser, ctest -L browser;
 # valgrind: saga-bench's instructions per event, counted by callgrind; libmimalloc-dev: sagad's
-# allocator).
+# allocator; libsimdjson-dev: the engine's JSON parse, engine/src/fast_json.hpp).
 # Idempotent: installs only what is missing and runs `apt-get update` only then.
 # Must run as root (or through sudo) on a fresh Debian 12 with git and make.
 set -euo pipefail
@@ -17,7 +17,7 @@ packages=(
   libpq-dev postgresql
   libzmq3-dev cppzmq-dev libsodium-dev
   libspdlog-dev libfmt-dev
-  doctest-dev nlohmann-json3-dev libcli11-dev
+  doctest-dev nlohmann-json3-dev libcli11-dev libsimdjson-dev
   graphviz
   libsystemd-dev libcpp-httplib-dev python3-prometheus-client
   clang libclang-rt-14-dev

@@ -2,10 +2,14 @@
 
 #include "saga/trace.hpp"
 
+#include "fast_json.hpp"
+
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -310,12 +314,16 @@ decode_result decode_event(std::string_view text, const limits& lim) {
     return r;
   }
   json doc;
-  checked_parser sax(doc, lim.max_depth);
-  const bool parsed = json::sax_parse(text.begin(), text.end(), &sax, nlohmann::detail::input_format_t::json,
-                                      /*strict=*/true);
-  if (!parsed || !sax.error().empty()) {
-    r.error = sax.error().empty() ? "event: not valid JSON" : sax.error();
-    return r;
+  if (!detail::try_parse(text, doc, lim.max_depth)) {  // unsure: nlohmann's parse says what is wrong
+    doc = json();
+    checked_parser sax(doc, lim.max_depth);
+    const bool parsed =
+        json::sax_parse(text.begin(), text.end(), &sax, nlohmann::detail::input_format_t::json,
+                        /*strict=*/true);
+    if (!parsed || !sax.error().empty()) {
+      r.error = sax.error().empty() ? "event: not valid JSON" : sax.error();
+      return r;
+    }
   }
   if (!doc.is_object()) {
     r.error = "event: must be a JSON object";
@@ -414,6 +422,61 @@ json event_to_json(const event& e) {
   return j;
 }
 
+void append_json(std::string& out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& [name, member] : v.items()) {
+        if (!first) out += ',';
+        first = false;
+        append_json_string(out, name);
+        out += ':';
+        append_json(out, member);
+      }
+      out += '}';
+      return;
+    }
+    case json::value_t::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : v) {
+        if (!first) out += ',';
+        first = false;
+        append_json(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case json::value_t::string:
+      append_json_string(out, v.get_ref<const std::string&>());
+      return;
+    case json::value_t::number_unsigned:
+    case json::value_t::number_integer: {
+      char digits[24];
+      const auto end = v.is_number_unsigned()
+                           ? std::to_chars(digits, digits + sizeof digits, v.get<std::uint64_t>()).ptr
+                           : std::to_chars(digits, digits + sizeof digits, v.get<std::int64_t>()).ptr;
+      out.append(digits, end);
+      return;
+    }
+    case json::value_t::boolean:
+      out += v.get<bool>() ? "true" : "false";
+      return;
+    case json::value_t::null:
+      out += "null";
+      return;
+    default:  // floats (nlohmann's own shortest form), binary and discarded values: as dump() writes them
+      out += v.dump();
+  }
+}
+
+json parse_json(std::string_view text) {
+  json doc;
+  if (detail::try_parse(text, doc, std::numeric_limits<int>::max())) return doc;
+  return json::parse(text);
+}
+
 void append_json_string(std::string& out, std::string_view s) {
   if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
     out += json(s).dump();  // UTF-8 checks and all
@@ -482,9 +545,7 @@ std::string encode_event(const event& e) {
   if (!e.causationid.empty()) attr("causationid", e.causationid);
   if (!e.correlationid.empty()) attr("correlationid", e.correlationid);
   out += out.empty() ? "{\"data\":" : ",\"data\":";
-  // Straight into `out`, as dump() would write it (no string of its own to copy).
-  nlohmann::detail::serializer<json>(nlohmann::detail::output_adapter<char>(out), ' ')
-      .dump(e.data, false, false, 0);
+  append_json(out, e.data);
   attr("datacontenttype", "application/json");
   attr("id", e.id);
   attr("source", e.source);

@@ -712,7 +712,7 @@ dispatch_output engine::dispatch(const definition& d, std::string_view state, co
 
 ack engine::process(const event& e, const family* target, batch_state& b) {
   if (auto stored = store_.find_ack(e.source, e.id)) {
-    ack a = ack_from_json(json::parse(*stored));
+    ack a = ack_from_json(parse_json(*stored));
     a.status = ack_status::duplicate;
     return a;
   }
@@ -847,7 +847,7 @@ void engine::record_history(const definition& d, const instance_record& inst, co
   h.event_source = e.source;
   h.event_type = e.type;
   h.event_time = e.time;
-  h.event_data = e.data.dump();
+  append_json(h.event_data, e.data);
   h.from_state = from;
   h.to_state = to;
   h.outcome = std::string(outcome);
@@ -883,7 +883,10 @@ instance_record engine::apply(const definition_entry& entry, const std::string& 
   if (out.state != rec.state) rec.state_since_ms = b.now_ms;
   rec.state = std::move(out.state);
   rec.finished = d.graph().is_terminal(rec.state);
-  if (inst == nullptr || data == nullptr || !identical(out.data, *data)) rec.data = out.data.dump();
+  if (inst == nullptr || data == nullptr || !identical(out.data, *data)) {
+    rec.data.clear();
+    append_json(rec.data, out.data);
+  }
   rec.fingerprint = d.graph().fingerprint;
   rec.definition_version = d.graph().version;
   rec.updated_ms = b.now_ms;
@@ -937,7 +940,7 @@ void engine::retry_parked(const definition_entry& entry, instance_record& rec, b
     progressed = false;
     const auto parked = store_.parked_of(d.name(), rec.key);
     if (parked.empty()) return;
-    const json data = json::parse(rec.data);  // rec changes only when a parked event applies
+    const json data = parse_json(rec.data);  // rec changes only when a parked event applies
     for (const auto& p : parked) {
       auto decoded = decode_event(p.payload, limits{SIZE_MAX, 1 << 20});
       if (!decoded) {  // stored by another version, or damaged: kept, with the reason, not lost
@@ -1040,7 +1043,7 @@ ack engine::process_operator(const event& e, batch_state& b) {
                     b);
   }
 
-  json data = json::parse(inst->data);
+  json data = parse_json(inst->data);
   dispatch_output out;
   try {
     out = d.operator_action({inst->state, &data, e, b.now_ms}, action, to);
@@ -1105,7 +1108,7 @@ ack engine::process_migrate(const event& e, const family& f, const instance_reco
                   "state '" + inst.state + "' of version " + from + " has no mapping in version " +
                       std::to_string(to_version) + "'s migration",
                   b);
-  json data = json::parse(inst.data);
+  json data = parse_json(inst.data);
   dispatch_output out;
   try {
     out = d.migrate({inst.state, &data, e, b.now_ms}, inst.definition_version, to);

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "saga/codec.hpp"
+
 namespace saga::detail {
 
 const std::string& parsed_data::id_of(std::string_view definition, std::string_view key) {
@@ -21,7 +23,7 @@ nlohmann::json parsed_data::take(const instance_record& inst) {
     if (e.version == inst.version && e.text == inst.data) return std::move(e.doc);
     break;
   }
-  return nlohmann::json::parse(inst.data);
+  return parse_json(inst.data);
 }
 
 void parsed_data::keep(std::string_view definition, std::string_view key, std::int64_t version,

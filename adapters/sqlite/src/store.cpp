@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "saga/codec.hpp"
 #include "statement_use.hpp"
 
 namespace saga::sqlite {
@@ -712,7 +713,7 @@ std::int64_t armed_in(const nlohmann::json& timers) {
 nlohmann::json& timers_in(std::optional<nlohmann::json>& parsed, const std::optional<std::string>& stored,
                           std::int64_t& armed) {
   if (!parsed) {
-    parsed = stored ? nlohmann::json::parse(*stored) : nlohmann::json::object();
+    parsed = stored ? saga::parse_json(*stored) : nlohmann::json::object();
     armed = armed_in(*parsed);
   }
   return *parsed;
@@ -940,7 +941,8 @@ void store::write_sagas() {
     // Written outside the store's own transaction: a committed copy kept of it would be stale.
     if (!own_transaction_) rows_->forget(definition, key);
     if (r.timers) {
-      r.timers_text = r.timers->dump();
+      r.timers_text.emplace();
+      saga::append_json(*r.timers_text, *r.timers);
       r.next_due_ms = soonest_due(*r.timers);
       const auto armed = armed_in(*r.timers);
       counts.armed_timers += armed - r.stored_armed;

@@ -170,8 +170,13 @@ std::vector<saga::ack> client::send_all(std::span<const saga::event> events) {
       if (!::zmq::recv_multipart(*socket_, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) break;
       if (frames.empty()) continue;
       // sagad echoes the empty delimiter we sent; the ack is the last frame.
-      json j = json::parse(frames.back().to_string_view(), nullptr, /*allow_exceptions=*/false);
-      if (j.is_discarded() || !j.is_object()) continue;
+      json j;
+      try {
+        j = saga::parse_json(frames.back().to_string_view());
+      } catch (const json::exception&) {
+        continue;
+      }
+      if (!j.is_object()) continue;
       saga::ack a = saga::ack_from_json(j);
       if (a.id.empty()) continue;  // answers unparsable input: not ours
       auto it = waiting.find({a.source, a.id});

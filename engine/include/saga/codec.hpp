@@ -37,6 +37,14 @@ std::string validate_event(const event& e, const limits& lim = {});
 std::string encode_event(const event& e);
 nlohmann::json event_to_json(const event& e);
 
+// nlohmann::json::parse(text), the same document, built from a faster parse when the text is
+// common JSON (engine/src/fast_json.hpp); throws what json::parse throws.
+nlohmann::json parse_json(std::string_view text);
+
+// Appends v.dump(), the same bytes, written without nlohmann's serializer (which allocates and
+// clears two 512-byte buffers for every dump); throws what dump() throws (invalid UTF-8).
+void append_json(std::string& out, const nlohmann::json& v);
+
 // Whether s is well-formed UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view s);
 
