@@ -5,6 +5,7 @@
 #include "fast_json.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -477,8 +478,29 @@ json parse_json(std::string_view text) {
   return json::parse(text);
 }
 
+namespace {
+
+// The bytes a JSON string holds as they are: printable ASCII but the quote and the backslash.
+constexpr auto plain_bytes = [] {
+  std::array<bool, 256> plain{};
+  for (int c = 0x20; c < 0x80; ++c) plain[static_cast<std::size_t>(c)] = c != '"' && c != '\\';
+  return plain;
+}();
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
-  if (std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
+  std::size_t plain = 0;
+  while (plain < s.size() && plain_bytes[static_cast<unsigned char>(s[plain])]) ++plain;
+  if (plain == s.size()) {  // the common case: copied in one go
+    out.reserve(out.size() + s.size() + 2);
+    out += '"';
+    out.append(s);
+    out += '"';
+    return;
+  }
+  if (std::any_of(s.begin() + static_cast<std::ptrdiff_t>(plain), s.end(),
+                  [](char c) { return static_cast<unsigned char>(c) >= 0x80; })) {
     out += json(s).dump();  // UTF-8 checks and all
     return;
   }
