@@ -428,7 +428,7 @@ void append_json(std::string& out, const json& v) {
     case json::value_t::object: {
       out += '{';
       bool first = true;
-      for (const auto& [name, member] : v.items()) {
+      for (const auto& [name, member] : v.get_ref<const json::object_t&>()) {  // items() builds strings
         if (!first) out += ',';
         first = false;
         append_json_string(out, name);
@@ -441,7 +441,7 @@ void append_json(std::string& out, const json& v) {
     case json::value_t::array: {
       out += '[';
       bool first = true;
-      for (const auto& item : v) {
+      for (const auto& item : v.get_ref<const json::array_t&>()) {
         if (!first) out += ',';
         first = false;
         append_json(out, item);
