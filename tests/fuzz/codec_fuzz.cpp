@@ -8,9 +8,12 @@
 //   - encode_event(decoded) decodes again (with the size limit lifted: the
 //     encoder adds "datacontenttype" and may legitimately grow the text);
 //   - the second decoding equals the first, attribute by attribute.
+// And whenever the fast parse (engine/src/fast_json.hpp) answers, nlohmann's parser accepts the
+// text and builds the same document, to the kind of every number.
 // A rejection must come with a non-empty, printable-ASCII reason (reasons
 // are quoted in acks, which must stay valid JSON).
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,6 +23,9 @@
 
 #include "saga/codec.hpp"
 #include "saga/event.hpp"
+
+#include "fast_json.hpp"
+#include "support/same_json.hpp"
 
 namespace {
 
@@ -42,6 +48,14 @@ void same(const char* name, const std::string& a, const std::string& b) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  nlohmann::json fast;
+  if (saga::detail::try_parse(text, fast, INT_MAX)) {
+    const auto reference = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (reference.is_discarded())
+      fail("the fast parse accepted what nlohmann rejects", std::string(text.substr(0, 200)));
+    if (!saga::test::same_json(fast, reference))
+      fail("the fast parse built another document", fast.dump() + " vs " + reference.dump());
+  }
   const saga::limits lim;  // the daemon's defaults: 64 KiB, depth 32
   const saga::decode_result r = saga::decode_event(text, lim);
   if (!r) {
