@@ -302,30 +302,32 @@ std::string format_time(std::int64_t unix_ms) {
   return buf;
 }
 
+namespace {
+
+// The event's text as a document within the limits (size, nesting), or why not. The fast parse
+// first; when it is unsure, nlohmann's checked parse, which names what is wrong.
+std::string parse_envelope(std::string_view text, const limits& lim, json& doc) {
+  if (text.size() > lim.max_event_bytes)
+    return "event: " + std::to_string(text.size()) + " bytes exceeds the limit of " +
+           std::to_string(lim.max_event_bytes) + " bytes";
+  // nlohmann stops reading at a NUL byte; JSON never contains a raw one.
+  if (auto nul = text.find('\0'); nul != std::string_view::npos)
+    return "event: not valid JSON at byte " + std::to_string(nul) + " (a raw NUL byte)";
+  if (detail::try_parse(text, doc, lim.max_depth)) return {};
+  doc = json();
+  checked_parser sax(doc, lim.max_depth);
+  const bool parsed = json::sax_parse(text.begin(), text.end(), &sax, nlohmann::detail::input_format_t::json,
+                                      /*strict=*/true);
+  if (!parsed || !sax.error().empty()) return sax.error().empty() ? "event: not valid JSON" : sax.error();
+  return {};
+}
+
+}  // namespace
+
 decode_result decode_event(std::string_view text, const limits& lim) {
   decode_result r;
-  if (text.size() > lim.max_event_bytes) {
-    r.error = "event: " + std::to_string(text.size()) + " bytes exceeds the limit of " +
-              std::to_string(lim.max_event_bytes) + " bytes";
-    return r;
-  }
-  // nlohmann stops reading at a NUL byte; JSON never contains a raw one.
-  if (auto nul = text.find('\0'); nul != std::string_view::npos) {
-    r.error = "event: not valid JSON at byte " + std::to_string(nul) + " (a raw NUL byte)";
-    return r;
-  }
   json doc;
-  if (!detail::try_parse(text, doc, lim.max_depth)) {  // unsure: nlohmann's parse says what is wrong
-    doc = json();
-    checked_parser sax(doc, lim.max_depth);
-    const bool parsed =
-        json::sax_parse(text.begin(), text.end(), &sax, nlohmann::detail::input_format_t::json,
-                        /*strict=*/true);
-    if (!parsed || !sax.error().empty()) {
-      r.error = sax.error().empty() ? "event: not valid JSON" : sax.error();
-      return r;
-    }
-  }
+  if (r.error = parse_envelope(text, lim, doc); !r.error.empty()) return r;
   if (!doc.is_object()) {
     r.error = "event: must be a JSON object";
     return r;
@@ -507,7 +509,7 @@ void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
   std::size_t run = 0;  // start of the characters not yet copied: copied in one go when possible
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  for (std::size_t i = plain; i < s.size(); ++i) {  // the first `plain` need no escape
     const char c = s[i];
     const char* escape = nullptr;
     switch (c) {
