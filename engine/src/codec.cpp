@@ -482,6 +482,73 @@ json parse_json(std::string_view text) {
 
 namespace {
 
+// Reads a JSON document without building it, keeping the string value of the top-level object's
+// member `key` (the last one, as a parse into a document would): top_level_string's way for what
+// the fast parse leaves (fast_json.hpp).
+class member_reader {
+ public:
+  explicit member_reader(std::string_view key) : key_(key) {}
+  std::string value;  // "" while there is none
+
+  bool null() { return not_a_string(); }
+  bool boolean(bool) { return not_a_string(); }
+  bool number_integer(json::number_integer_t) { return not_a_string(); }
+  bool number_unsigned(json::number_unsigned_t) { return not_a_string(); }
+  bool number_float(json::number_float_t, const std::string&) { return not_a_string(); }
+  bool binary(json::binary_t&) { return not_a_string(); }
+  bool string(std::string& s) {
+    if (!at_key_) return true;
+    value = std::move(s);
+    at_key_ = false;
+    return true;
+  }
+  bool start_object(std::size_t) { return enter(); }
+  bool start_array(std::size_t) { return enter(); }
+  bool end_object() { return leave(); }
+  bool end_array() { return leave(); }
+  // Keys at depth 1 are the top-level object's (an array there has none).
+  bool key(std::string& k) {
+    at_key_ = depth_ == 1 && k == key_;
+    return true;
+  }
+  template <class Exception>
+  bool parse_error(std::size_t, const std::string&, const Exception&) {
+    return false;
+  }
+
+ private:
+  // A value that is not a string: the member it is the value of, if it is `key`, has none.
+  bool not_a_string() {
+    if (at_key_) value.clear();
+    at_key_ = false;
+    return true;
+  }
+  bool enter() {
+    not_a_string();
+    ++depth_;
+    return true;
+  }
+  bool leave() {
+    --depth_;
+    return true;
+  }
+
+  std::string_view key_;
+  int depth_ = 0;
+  bool at_key_ = false;
+};
+
+}  // namespace
+
+std::string top_level_string(std::string_view text, std::string_view key) {
+  std::string out;
+  if (detail::try_top_level_string(text, key, out)) return out;
+  member_reader r(key);
+  return json::sax_parse(text.begin(), text.end(), &r) ? std::move(r.value) : std::string();
+}
+
+namespace {
+
 // The bytes a JSON string holds as they are: printable ASCII but the quote and the backslash.
 constexpr auto plain_bytes = [] {
   std::array<bool, 256> plain{};

@@ -89,16 +89,38 @@ struct thread_parser {
   std::vector<char> padded;  // the text and simdjson's padding after it
 };
 
+// simdjson's parse of `text` (at most fast_json_max_bytes), by this thread's parser: valid until
+// this thread parses again.
+simdjson::simdjson_result<dom::element> parse_here(std::string_view text) {
+  thread_local thread_parser p;
+  p.padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
+  std::memcpy(p.padded.data(), text.data(), text.size());
+  return p.parser.parse(p.padded.data(), text.size(), false);
+}
+
 }  // namespace
 
 bool try_parse(std::string_view text, json& out, int max_depth) {
   if (text.empty() || text.size() > fast_json_max_bytes || has_negative_zero(text)) return false;
-  thread_local thread_parser p;
-  p.padded.resize(text.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(p.padded.data(), text.data(), text.size());
-  const auto root = p.parser.parse(p.padded.data(), text.size(), false);
+  const auto root = parse_here(text);
   if (root.error() != simdjson::SUCCESS) return false;
   return build(root.value_unsafe(), out, 0, max_depth);
+}
+
+bool try_top_level_string(std::string_view text, std::string_view key, std::string& out) {
+  if (text.empty() || text.size() > fast_json_max_bytes) return false;
+  dom::object members;
+  if (parse_here(text).get(members) != simdjson::SUCCESS) return false;  // not JSON, or not an object
+  out.clear();
+  for (const auto field : members) {
+    if (field.key != key) continue;
+    std::string_view value;
+    if (field.value.get(value) == simdjson::SUCCESS)
+      out.assign(value);
+    else
+      out.clear();  // the last one counts, and it is not a string
+  }
+  return true;
 }
 
 }  // namespace saga::detail

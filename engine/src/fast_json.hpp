@@ -15,6 +15,7 @@
 // fast_json_max_bytes.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -28,5 +29,12 @@ inline constexpr std::size_t fast_json_max_bytes = 64 * 1024;
 // Builds into `out` the document of `text`, nesting at most `max_depth` arrays and objects (the
 // outermost at 1); false (with `out` unspecified) when unsure, as above.
 bool try_parse(std::string_view text, nlohmann::json& out, int max_depth);
+
+// When `text` is a JSON object that simdjson reads (and so nlohmann too: -0, repeated keys and
+// nesting do not matter here), sets `out` to the string value of its member `key` — the last one
+// when the key repeats, as nlohmann's document keeps it — or to "" when there is none or it is not
+// a string, and returns true; false when unsure (any other text, or one longer than
+// fast_json_max_bytes).
+bool try_top_level_string(std::string_view text, std::string_view key, std::string& out);
 
 }  // namespace saga::detail

@@ -356,3 +356,53 @@ TEST_CASE("fast json: append_json writes dump()'s bytes") {
   CHECK_THROWS_AS(saga::append_json(bad, json{{"k", "\xff"}}), json::type_error);
   CHECK_THROWS_AS(json({{"k", "\xff"}}).dump(), json::type_error);
 }
+
+namespace {
+
+// What top_level_string must say: nlohmann's document's string member `key`, or "".
+std::string member_by_nlohmann(const std::string& text, const std::string& key) {
+  const json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) return "";  // not JSON (discarded) or not an object
+  const auto it = doc.find(key);
+  return it != doc.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+}  // namespace
+
+TEST_CASE("fast json: top_level_string reads the member as nlohmann's document has it") {
+  generator gen(20261207);
+  std::size_t answered = 0;
+  for (int i = 0; i < 20000; ++i) {
+    const std::string a = i % 7 == 0 ? "\"order.placed\"" : gen.text();
+    const std::string b = i % 5 == 0 ? "\"payment.failed\"" : gen.text();
+    const std::string texts[] = {
+        a,
+        "{\"type\":" + a + "}",
+        "{\"a\":" + a + ",\"type\":" + b + "}",
+        "{\"type\":" + a + ",\"data\":{\"type\":\"inner\"},\"type\":" + b + "}",
+        "{\"t\\u0079pe\":" + a + " }",
+        "[{\"type\":" + a + "}]",
+    };
+    for (const auto& text : texts) {
+      INFO("text: " << text);
+      const std::string expected = member_by_nlohmann(text, "type");
+      CHECK(saga::top_level_string(text, "type") == expected);
+      std::string fast = "left over";
+      if (saga::detail::try_top_level_string(text, "type", fast)) {
+        ++answered;
+        CHECK(json::accept(text));  // never an answer for a text nlohmann rejects
+        CHECK(fast == expected);
+      }
+    }
+  }
+  MESSAGE(answered << " of 120000 answered fast");
+  CHECK(answered > 30000);
+  std::string out;
+  CHECK_FALSE(saga::detail::try_top_level_string("[1]", "type", out));  // not an object: nlohmann's way
+  const std::string long_text = "{\"type\":\"" + std::string(saga::detail::fast_json_max_bytes, 'x') + "\"}";
+  CHECK_FALSE(saga::detail::try_top_level_string(long_text, "type", out));
+  CHECK(saga::top_level_string(long_text, "type").size() == saga::detail::fast_json_max_bytes);
+  CHECK(saga::top_level_string(R"({"type":"a","type":"b"})", "type") == "b");
+  CHECK(saga::top_level_string(R"({"type":"a","type":2})", "type").empty());
+  CHECK(saga::top_level_string(R"({"kind":"k","type":"t"})", "kind") == "k");
+}

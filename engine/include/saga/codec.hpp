@@ -41,6 +41,13 @@ nlohmann::json event_to_json(const event& e);
 // common JSON (engine/src/fast_json.hpp); throws what json::parse throws.
 nlohmann::json parse_json(std::string_view text);
 
+// The string value of the member `key` of the JSON object `text` (the last one when the key
+// repeats, as json::parse keeps it), or "" when text is not a JSON object, has no such member or
+// its value is not a string — read without building the document (a subscriber reads the "type"
+// of every replayed event this way: 0.33 µs for a 550-byte order event here, 5.2 µs with
+// nlohmann's SAX parse alone).
+std::string top_level_string(std::string_view text, std::string_view key);
+
 // Appends v.dump(), the same bytes, written without nlohmann's serializer (which allocates and
 // clears two 512-byte buffers for every dump); throws what dump() throws (invalid UTF-8).
 void append_json(std::string& out, const nlohmann::json& v);
