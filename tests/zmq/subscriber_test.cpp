@@ -233,6 +233,28 @@ TEST_SUITE("subscriber") {
     CHECK(c.sequences() == range(1, 1008));
   }
 
+  // The next reply is asked for before a full one is handled: a handler that throws mid-reply
+  // leaves that request behind, and the next poll goes on from the event that threw, once each.
+  TEST_CASE("a handler throwing during a long replay gets the rest from where it threw once each") {
+    fixture f(2500);  // three replies, two of them asked ahead
+    auto sub = f.subscriber();
+    collector c;
+    bool thrown = false;
+    auto failing_once = [&](const saga::zmq::delivery& d) {
+      if (d.sequence == 1500 && !thrown) {
+        thrown = true;
+        throw std::runtime_error("handler failed");
+      }
+      c.got.push_back(d);
+    };
+    CHECK_THROWS_AS(sub.poll(10ms, failing_once), std::runtime_error);
+    CHECK(sub.last_sequence() == 1499);
+    CHECK(c.sequences() == range(1, 1499));
+    CHECK(sub.poll(10ms, failing_once) == 1001);  // the reply asked ahead before the throw is not among them
+    CHECK(c.sequences() == range(1, 2500));
+    CHECK(c.payloads() == f.payloads(1, 2500));
+  }
+
   TEST_CASE("a gap in the live sequence is filled from replay before the event after it") {
     fixture f;
     auto sub = f.subscriber();

@@ -83,8 +83,9 @@ class subscriber {
   std::size_t catch_up_from(const std::string& replay_endpoint, const handler& fn);
   std::size_t flush_pending(const handler& fn);
   std::size_t handle(const delivery& d, const handler& fn);
-  std::vector<std::string> fetch(::zmq::socket_t& dealer, const std::string& replay_endpoint,
-                                 std::int64_t from);
+  void ask(::zmq::socket_t& dealer, const std::string& replay_endpoint, std::int64_t from);
+  std::vector<std::string> answer(::zmq::socket_t& dealer, const std::string& replay_endpoint,
+                                  std::int64_t from);
 
   ::zmq::context_t& ctx_;
   std::vector<std::string> events_endpoints_;
