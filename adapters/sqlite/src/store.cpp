@@ -649,9 +649,7 @@ bool pool_page_cache(std::size_t bytes) noexcept {
   const std::size_t slot = (4096 + static_cast<std::size_t>(header) + 7) / 8 * 8;  // SQLite rounds to 8
   const std::size_t slots = std::min<std::size_t>(bytes / slot, std::numeric_limits<int>::max());
   if (slots == 0) return false;
-  // Populated: SQLite writes into every slot at once (store.hpp).
-  void* pool = ::mmap(nullptr, slots * slot, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void* pool = ::mmap(nullptr, slots * slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (pool == MAP_FAILED) return false;
   if (sqlite3_config(SQLITE_CONFIG_PAGECACHE, pool, static_cast<int>(slot), static_cast<int>(slots)) ==
       SQLITE_OK) {

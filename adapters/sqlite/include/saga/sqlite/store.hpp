@@ -112,14 +112,16 @@ bool disable_memory_statistics() noexcept;
 // SQLite's page caches a pool of `bytes` (SQLITE_CONFIG_PAGECACHE), cut into slots of exactly one
 // 4 KiB page and its header. An allocator with size classes (sagad's mimalloc) gives each cached
 // page a 5 KiB block instead: 17 % more memory for the same pages, about 6 MiB of a 32 MiB cache.
-// All of the pool is resident from the start (SQLite links its free slots through every one, so it
-// is mapped populated: one system call instead of a page fault for each of its 8,700 pages, 35 ms
-// sooner ready here), and it stays for the life of the process. Pages larger than 4 KiB come from
-// malloc, and so do pages past the pool's end (when fewer than ten slots are free SQLite first
-// reuses a connection's own oldest pages rather than growing its cache). The default: a writer's
-// page cache (options::page_cache_kib) and one 2 MiB reader's, sagad's writer and replay
-// connections. Returns false, changing nothing, once SQLite has initialized, when a pool was
-// already given, or when mmap fails.
+// Nearly all of the pool is resident from the start (SQLite links its free slots through every
+// one, writing at the start of each), and it stays for the life of the process. Not mapped
+// populated (MAP_POPULATE): that readied sagad 35 ms sooner, but also made resident the pages
+// inside slots that SQLite touches only when it uses them, 0.2–0.4 MiB more at 1,000 sagas
+// (docs/performance.md, thirteenth round). Pages
+// larger than 4 KiB come from malloc, and so do pages past the pool's end (when fewer than ten
+// slots are free SQLite first reuses a connection's own oldest pages rather than growing its
+// cache). The default: a writer's page cache (options::page_cache_kib) and one 2 MiB reader's,
+// sagad's writer and replay connections. Returns false, changing nothing, once SQLite has
+// initialized, when a pool was already given, or when mmap fails.
 bool pool_page_cache(std::size_t bytes = (32u + 2u) << 20) noexcept;
 
 class checkpointer;
