@@ -9,7 +9,9 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <vector>
@@ -556,16 +558,31 @@ constexpr auto plain_bytes = [] {
   return plain;
 }();
 
+// How many bytes at the start of s are plain_bytes: eight at a time while none of the eight is a
+// control character, a quote, a backslash or a byte of 0x80 and above (each test sets a byte's
+// high bit exactly when some byte of the word is such a one), then one at a time.
+std::size_t plain_prefix(std::string_view s) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, 8);
+    const std::uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+    const std::uint64_t control = (w - ones * 0x20) & ~w;  // a byte below 0x20
+    if (((control | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs) != 0) break;
+  }
+  while (i < s.size() && plain_bytes[static_cast<unsigned char>(s[i])]) ++i;
+  return i;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
-  std::size_t plain = 0;
-  while (plain < s.size() && plain_bytes[static_cast<unsigned char>(s[plain])]) ++plain;
-  if (plain == s.size()) {  // the common case: copied in one go
-    out.reserve(out.size() + s.size() + 2);
-    out += '"';
-    out.append(s);
-    out += '"';
+  const std::size_t plain = plain_prefix(s);
+  if (plain == s.size()) {  // the common case: copied in one go, quotes and all
+    const std::size_t at = out.size();
+    out.append(s.size() + 2, '"');
+    std::memcpy(out.data() + at + 1, s.data(), s.size());
     return;
   }
   if (std::any_of(s.begin() + static_cast<std::ptrdiff_t>(plain), s.end(),

@@ -406,3 +406,27 @@ TEST_CASE("fast json: top_level_string reads the member as nlohmann's document h
   CHECK(saga::top_level_string(R"({"type":"a","type":2})", "type").empty());
   CHECK(saga::top_level_string(R"({"kind":"k","type":"t"})", "kind") == "k");
 }
+
+// append_json_string scans eight bytes at a time: each byte that needs escaping (or nlohmann's
+// UTF-8 checks), at every place around the word boundaries, against dump().
+TEST_CASE("fast json: append_json_string escapes as dump() wherever the byte that needs it sits") {
+  const std::string specials[] = {"\x01", "\x1f", "\"", "\\",       "\n",
+                                  "\x7f", " ",    "~",  "\xc3\xa9", "\xe2\x82\xac"};
+  std::size_t checked = 0;
+  for (std::size_t length = 0; length <= 26; ++length) {
+    for (std::size_t at = 0; at <= length; ++at) {
+      for (const auto& special : specials) {
+        std::string s(length, 'a');
+        s.insert(at, special);
+        std::string out = "prefix";
+        saga::append_json_string(out, s);
+        INFO("length " << length << ", at " << at << ", byte " << static_cast<int>(special[0]));
+        CHECK(out == "prefix" + json(s).dump());
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 3780);
+  std::string bad = "prefix";
+  CHECK_THROWS_AS(saga::append_json_string(bad, std::string(9, 'a') + "\xff"), json::type_error);
+}
