@@ -9,7 +9,9 @@
 //     encoder adds "datacontenttype" and may legitimately grow the text);
 //   - the second decoding equals the first, attribute by attribute.
 // And whenever the fast parse (engine/src/fast_json.hpp) answers, nlohmann's parser accepts the
-// text and builds the same document, to the kind of every number.
+// text and builds the same document, to the kind of every number; top_level_string reads the
+// "type" nlohmann's document has (its fast way answering only for texts nlohmann accepts); and
+// encode_event writes event_to_json's dump(), byte for byte.
 // A rejection must come with a non-empty, printable-ASCII reason (reasons
 // are quoted in acks, which must stay valid JSON).
 
@@ -56,6 +58,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (!saga::test::same_json(fast, reference))
       fail("the fast parse built another document", fast.dump() + " vs " + reference.dump());
   }
+  {
+    const auto doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    const auto member = doc.is_object() ? doc.find("type") : doc.end();
+    const std::string type = doc.is_object() && member != doc.end() && member->is_string()
+                                 ? member->get<std::string>()
+                                 : std::string();
+    if (saga::top_level_string(text, "type") != type)
+      fail("top_level_string read another type", std::string(text.substr(0, 200)));
+    std::string fast_type;
+    if (saga::detail::try_top_level_string(text, "type", fast_type) && doc.is_discarded())
+      fail("the fast member read answered for what nlohmann rejects", std::string(text.substr(0, 200)));
+  }
   const saga::limits lim;  // the daemon's defaults: 64 KiB, depth 32
   const saga::decode_result r = saga::decode_event(text, lim);
   if (!r) {
@@ -69,6 +83,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (auto why = saga::validate_event(e, lim); !why.empty()) fail("decoded event fails validate_event", why);
 
   const std::string encoded = saga::encode_event(e);
+  if (encoded != saga::event_to_json(e).dump()) fail("encode_event is not dump()", encoded.substr(0, 300));
   saga::limits roomy = lim;
   roomy.max_event_bytes = encoded.size() + 1;
   const saga::decode_result again = saga::decode_event(encoded, roomy);
