@@ -70,7 +70,10 @@ namespace {
 // depth (`depth` is the level `root` sits at) and UTF-8 in every string and key.
 // Empty when fine, else the rule broken.
 std::string check_document(const json& root, int depth, int max_depth) {
-  std::vector<std::pair<const json*, int>> todo{{&root, depth}};
+  // The thread's own work list, kept between calls: no allocation per event once it has grown.
+  thread_local std::vector<std::pair<const json*, int>> todo;
+  todo.clear();
+  todo.emplace_back(&root, depth);
   while (!todo.empty()) {
     auto [j, d] = todo.back();
     todo.pop_back();
@@ -81,8 +84,8 @@ std::string check_document(const json& root, int depth, int max_depth) {
     }
     if (!j->is_structured()) continue;
     if (d > max_depth) return "event: nested deeper than " + std::to_string(max_depth) + " levels";
-    if (j->is_object()) {
-      for (const auto& [k, v] : j->items()) {
+    if (j->is_object()) {  // walked directly, as append_json does
+      for (const auto& [k, v] : *j->get_ptr<const json::object_t*>()) {
         if (!valid_utf8(k)) return "attribute 'data': keys must be valid UTF-8";
         todo.emplace_back(&v, d + 1);
       }
