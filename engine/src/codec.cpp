@@ -70,8 +70,15 @@ namespace {
 // depth (`depth` is the level `root` sits at) and UTF-8 in every string and key.
 // Empty when fine, else the rule broken.
 std::string check_document(const json& root, int depth, int max_depth) {
-  // The thread's own work list, kept between calls: no allocation per event once it has grown.
+  // The thread's own work list, kept between calls (no allocation per event once it has grown),
+  // unless a document far wider than events are made it large: then it is let go.
   thread_local std::vector<std::pair<const json*, int>> todo;
+  struct let_go_when_large {
+    ~let_go_when_large() {
+      todo.clear();
+      if (todo.capacity() > 4096) todo.shrink_to_fit();
+    }
+  } bounded;
   todo.clear();
   todo.emplace_back(&root, depth);
   while (!todo.empty()) {

@@ -648,6 +648,28 @@ TEST_SUITE("codec") {
     CHECK(saga::validate_event(e) == "event: extensions of 70010 bytes exceed the limit of 65536 bytes");
   }
 
+  // The data's walk reuses one work list per thread: a walk that stopped at a problem, or a very
+  // wide document, leaves nothing behind for the next event.
+  TEST_CASE("validate_event checks each event's data on its own after a failed or a wide one") {
+    saga::event bad = minimal_event();
+    bad.data = {{"a", std::string("\xfe")},
+                {"z", std::string("\xff")}};  // stops at one, the other not walked
+    CHECK(saga::validate_event(bad) == "attribute 'data': strings must be valid UTF-8");
+    saga::event good = minimal_event();
+    good.data = {{"a", {{"b", {1, 2, 3}}}}, {"s", "fine"}};
+    CHECK(saga::validate_event(good) == "");
+    saga::event wide = minimal_event();
+    for (int i = 0; i < 20000; ++i) wide.data["k" + std::to_string(i)] = {{"v", i}};
+    CHECK(saga::validate_event(wide) == "");
+    wide.data["k19999"]["v"] = std::string("\xc3");
+    CHECK(saga::validate_event(wide) == "attribute 'data': strings must be valid UTF-8");
+    CHECK(saga::validate_event(good) == "");
+    saga::limits shallow;
+    shallow.max_depth = 3;
+    CHECK(saga::validate_event(good, shallow) == "event: nested deeper than 3 levels");
+    CHECK(saga::validate_event(minimal_event(), shallow) == "");
+  }
+
   TEST_CASE("new and child traceparents are valid and keep the trace id with a new span id") {
     const std::string root = saga::new_traceparent();
     CHECK(saga::traceparent_problem(root) == "");
