@@ -295,31 +295,13 @@ std::size_t subscriber::catch_up_from(const std::string& replay_endpoint, const 
   ask(dealer, replay_endpoint, asked);
   for (;;) {
     const std::int64_t from = asked;
-    auto frames = answer(dealer, replay_endpoint, from);
-    const json h = json::parse(frames.front(), nullptr, /*allow_exceptions=*/false);
-    if (!h.is_object())
-      throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint + ": " +
-                             excerpt(frames.front()));
-    if (h.contains("error")) {
-      std::string what = who + "the replay socket " + replay_endpoint + " answered " +
-                         excerpt(frames.front()) + " to a request from sequence " + std::to_string(from);
-      if (h["error"] == "pruned")
-        what += ": the events wanted were pruned (the first retained is " +
-                (h.contains("first") ? h["first"].dump() : std::string("unknown")) + ")";
-      throw subscriber_error(what);
-    }
-    const auto count = header_int(h, "count");
-    const auto last = header_int(h, "last");
-    if (!count || !last || frames.size() != 1 + 2 * static_cast<std::size_t>(*count))
-      throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint + ": header " +
-                             excerpt(frames.front()) + " with " + std::to_string(frames.size() - 1) +
-                             " frames after it");
+    auto [frames, count, last] = answer(dealer, replay_endpoint, from);
     // A full reply with more published after it: the next range is asked for now, so that the
     // replay reads it while these are handled (one request ahead; a reply not wanted after all —
     // a hole, fn throwing — goes with this socket).
-    const auto tail = *count == 0 ? std::nullopt : parse_sequence(frames[frames.size() - 2]);
+    const auto tail = count == 0 ? std::nullopt : parse_sequence(frames[frames.size() - 2]);
     const bool ahead =
-        *count >= static_cast<std::int64_t>(replay_limit_cap) && tail && *tail >= from && *tail < *last;
+        count >= static_cast<std::int64_t>(replay_limit_cap) && tail && *tail >= from && *tail < last;
     if (ahead) {
       asked = *tail + 1;
       ask(dealer, replay_endpoint, asked);
@@ -340,7 +322,7 @@ std::size_t subscriber::catch_up_from(const std::string& replay_endpoint, const 
       std::string type = saga::top_level_string(frames[i + 1], "type");
       n += handle(delivery{*seq, std::move(type), std::move(frames[i + 1])}, fn);
     }
-    if (hole || *count == 0 || last_ >= *last || last_ < from) break;
+    if (hole || count == 0 || last_ >= last || last_ < from) break;
     if (!ahead) {
       asked = last_ + 1;
       ask(dealer, replay_endpoint, asked);
@@ -362,7 +344,7 @@ void subscriber::ask(::zmq::socket_t& dealer, const std::string& replay_endpoint
     throw subscriber_error(who + "cannot send a request to the replay socket " + replay_endpoint);
 }
 
-std::vector<std::string> subscriber::answer(::zmq::socket_t& dealer, const std::string& replay_endpoint,
+subscriber::replay_reply subscriber::answer(::zmq::socket_t& dealer, const std::string& replay_endpoint,
                                             std::int64_t from) {
   ::zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
   ::zmq::poll(&item, 1, options_.replay_timeout);
@@ -377,7 +359,25 @@ std::vector<std::string> subscriber::answer(::zmq::socket_t& dealer, const std::
   std::size_t first = (!msgs.empty() && msgs.front().size() == 0) ? 1 : 0;
   for (std::size_t i = first; i < msgs.size(); ++i) frames.push_back(msgs[i].to_string());
   if (frames.empty()) throw subscriber_error(who + "empty reply from the replay socket " + replay_endpoint);
-  return frames;
+  const json h = json::parse(frames.front(), nullptr, /*allow_exceptions=*/false);
+  if (!h.is_object())
+    throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint + ": " +
+                           excerpt(frames.front()));
+  if (h.contains("error")) {
+    std::string what = who + "the replay socket " + replay_endpoint + " answered " + excerpt(frames.front()) +
+                       " to a request from sequence " + std::to_string(from);
+    if (h["error"] == "pruned")
+      what += ": the events wanted were pruned (the first retained is " +
+              (h.contains("first") ? h["first"].dump() : std::string("unknown")) + ")";
+    throw subscriber_error(what);
+  }
+  const auto count = header_int(h, "count");
+  const auto last = header_int(h, "last");
+  if (!count || !last || frames.size() != 1 + 2 * static_cast<std::size_t>(*count))
+    throw subscriber_error(who + "malformed reply from the replay socket " + replay_endpoint + ": header " +
+                           excerpt(frames.front()) + " with " + std::to_string(frames.size() - 1) +
+                           " frames after it");
+  return {std::move(frames), *count, *last};
 }
 
 }  // namespace saga::zmq

@@ -83,9 +83,14 @@ class subscriber {
   std::size_t catch_up_from(const std::string& replay_endpoint, const handler& fn);
   std::size_t flush_pending(const handler& fn);
   std::size_t handle(const delivery& d, const handler& fn);
+  // A replay reply, its header checked: frames[0] the header, then sequence and event frames.
+  struct replay_reply {
+    std::vector<std::string> frames;
+    std::int64_t count = 0;  // events in it
+    std::int64_t last = 0;   // the highest published sequence
+  };
   void ask(::zmq::socket_t& dealer, const std::string& replay_endpoint, std::int64_t from);
-  std::vector<std::string> answer(::zmq::socket_t& dealer, const std::string& replay_endpoint,
-                                  std::int64_t from);
+  replay_reply answer(::zmq::socket_t& dealer, const std::string& replay_endpoint, std::int64_t from);
 
   ::zmq::context_t& ctx_;
   std::vector<std::string> events_endpoints_;
