@@ -71,7 +71,7 @@ namespace {
 // Empty when fine, else the rule broken.
 std::string check_document(const json& root, int depth, int max_depth) {
   // The thread's own work list, kept between calls (no allocation per event once it has grown),
-  // unless a document far wider than events are made it large: then it is let go.
+  // unless a document far wider than an event made it large: then it is let go.
   thread_local std::vector<std::pair<const json*, int>> todo;
   struct let_go_when_large {
     ~let_go_when_large() {
