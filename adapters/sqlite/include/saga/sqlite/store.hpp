@@ -116,12 +116,12 @@ bool disable_memory_statistics() noexcept;
 // one, writing at the start of each), and it stays for the life of the process. Not mapped
 // populated (MAP_POPULATE): that readied sagad 35 ms sooner, but also made resident the pages
 // inside slots that SQLite touches only when it uses them, 0.2–0.4 MiB more at 1,000 sagas
-// (docs/performance.md, thirteenth round). Pages
-// larger than 4 KiB come from malloc, and so do pages past the pool's end (when fewer than ten
-// slots are free SQLite first reuses a connection's own oldest pages rather than growing its
-// cache). The default: a writer's page cache (options::page_cache_kib) and one 2 MiB reader's,
-// sagad's writer and replay connections. Returns false, changing nothing, once SQLite has
-// initialized, when a pool was already given, or when mmap fails.
+// (docs/performance.md, thirteenth round). Pages larger than 4 KiB come from malloc, and so do
+// pages past the pool's end (when fewer than ten slots are free SQLite first reuses a
+// connection's own oldest pages rather than growing its cache). The default: a writer's page
+// cache (options::page_cache_kib) and one 2 MiB reader's, sagad's writer and replay connections.
+// Returns false, changing nothing, once SQLite has initialized, when a pool was already given, or
+// when mmap fails.
 bool pool_page_cache(std::size_t bytes = (32u + 2u) << 20) noexcept;
 
 class checkpointer;
