@@ -323,11 +323,10 @@ std::size_t subscriber::catch_up_from(const std::string& replay_endpoint, const 
       n += handle(delivery{*seq, std::move(type), std::move(frames[i + 1])}, fn);
     }
     if (hole || count == 0 || last_ >= last || last_ < from) break;
+    // Without a hole every row up to the tail was handled: what was asked ahead starts at last_ + 1.
     if (!ahead) {
       asked = last_ + 1;
       ask(dealer, replay_endpoint, asked);
-    } else if (asked != last_ + 1) {
-      break;  // (defensive: what was asked ahead starts right after the reply's last row, handled above)
     }
   }
   n += flush_pending(fn);
