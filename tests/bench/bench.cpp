@@ -1328,11 +1328,10 @@ const ladder_step schema_ladder[] = {
     {"store schema", ""},
     {"- instances_by_state_created", "DROP INDEX instances_by_state_created;"},
     {"- inbox_by_received", "DROP INDEX inbox_by_received;"},
-    {"- outbox_unpublished", "DROP INDEX outbox_unpublished;"},
-    {"- outbox AUTOINCREMENT", R"sql(DROP TABLE outbox;
+    {"- outbox AUTOINCREMENT", R"sql(DROP VIEW outbox_published;
+DROP TABLE outbox;
 CREATE TABLE outbox (sequence INTEGER PRIMARY KEY, event_id TEXT NOT NULL, type TEXT NOT NULL,
-  definition TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, created_ms INTEGER NOT NULL,
-  published_ms INTEGER);)sql"},
+  definition TEXT NOT NULL, key TEXT NOT NULL, payload TEXT NOT NULL, created_ms INTEGER NOT NULL);)sql"},
     {"- history chain upkeep", "", false},
 };
 

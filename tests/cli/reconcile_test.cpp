@@ -67,7 +67,9 @@ struct setup {
     for (const auto& a : c.send_all(events)) REQUIRE(a.status == saga::ack_status::accepted);
     const auto last = [&] {
       SQLite::Database r(db, SQLite::OPEN_READONLY);
-      return r.execAndGet("SELECT coalesce(max(sequence), 0) FROM outbox WHERE published_ms IS NOT NULL")
+      return r
+          .execAndGet(
+              "SELECT coalesce(max(sequence), 0) FROM outbox_published WHERE published_ms IS NOT NULL")
           .getInt64();
     };
     for (int i = 0; i < 200 && (last() < from + n - 1 || subscriber->position() < last()); ++i)

@@ -494,8 +494,9 @@ TEST_SUITE("daemon_library") {
     REQUIRE(last == 36);  // one follow-on per order.placed
     while ((wire.empty() || wire.back() < last) && steady::now() < deadline) receive();
     check_consecutive(wire, 1, last);
-    CHECK(eventually(
-        10s, [&] { return scalar(o.db, "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; }));
+    CHECK(eventually(10s, [&] {
+      return scalar(o.db, "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL") == 0;
+    }));
   }
 
   // Moved from the sagad process tests (tests/daemon/daemon_test.cpp), where the retention was
@@ -519,8 +520,9 @@ TEST_SUITE("daemon_library") {
     };
     auto published = [&] { return scalar(o.db, "SELECT coalesce(max(sequence), 0) FROM outbox"); };
     auto all_published = [&] {
-      return eventually(
-          10s, [&] { return scalar(o.db, "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; });
+      return eventually(10s, [&] {
+        return scalar(o.db, "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL") == 0;
+      });
     };
 
     place(0, 20);

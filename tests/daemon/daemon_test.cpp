@@ -692,8 +692,9 @@ TEST_SUITE("sagad") {
     // The subscriber saw 1..N, N the last sequence of the outbox (all published).
     const std::int64_t n = scalar(d.db(), "SELECT coalesce(max(sequence), 0) FROM outbox");
     CHECK(n > 0);
-    CHECK(eventually(
-        5s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; }));
+    CHECK(eventually(5s, [&] {
+      return scalar(d.db(), "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL") == 0;
+    }));
     CHECK(seen.reaches(n, 10s));
     seen.stop();
     check_gapless(seen.sequences(), n);
@@ -745,8 +746,9 @@ TEST_SUITE("sagad") {
                         60s, [&] { return scalar(d.db(), answered) == 400; }, 100ms),
                     service->err());
     const auto last = scalar(d.db(), "SELECT max(sequence) FROM outbox");
-    CHECK(eventually(
-        20s, [&] { return scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0; }));
+    CHECK(eventually(20s, [&] {
+      return scalar(d.db(), "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL") == 0;
+    }));
     const std::string position = "SELECT coalesce(max(sequence), 0) FROM saga_received";
     CHECK(eventually(
         20s, [&] { return scalar(dir.file("payment.db"), position) == last; }, 100ms));
@@ -1070,7 +1072,7 @@ TEST_SUITE("sagad") {
     // Replay caps a request at 1,000 events and returns them in order from `from`.
     {
       REQUIRE(eventually(5s, [&] {
-        return scalar(clean.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0;
+        return scalar(clean.db(), "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL") == 0;
       }));
       const auto last = scalar(clean.db(), "SELECT max(sequence) FROM outbox");
       REQUIRE(last > 1100);
@@ -1118,7 +1120,7 @@ TEST_SUITE("sagad") {
     CHECK(lost == 0);
     CHECK(inbox.size() >= accepted.size());
     // What was committed was published before the exit.
-    CHECK(scalar(d.db(), "SELECT count(*) FROM outbox WHERE published_ms IS NULL") == 0);
+    CHECK(scalar(d.db(), "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL") == 0);
   }
 
   // 7 -------------------------------------------------------------------------

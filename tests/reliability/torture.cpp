@@ -581,9 +581,10 @@ void final_checks(const std::string& db_path, const scenario& sc, const follower
   // Outbox: per saga its follow-on events, each event id once, sequences 1..max, all published.
   std::map<std::int64_t, std::string> outbox_payload;
   {
-    SQLite::Statement q(db,
-                        "SELECT sequence, event_id, type, definition, key, payload, published_ms FROM outbox "
-                        "ORDER BY sequence");
+    SQLite::Statement q(
+        db,
+        "SELECT sequence, event_id, type, definition, key, payload, published_ms FROM outbox_published "
+        "ORDER BY sequence");
     std::map<std::string, saga_outbox> outboxes;
     std::set<std::string> ids;
     std::int64_t expect_seq = 1;
@@ -970,7 +971,7 @@ int main(int argc, char** argv) {
         auto db = open_ro(db_path);
         SQLite::Statement q(db,
                             "SELECT count(*) FILTER (WHERE published_ms IS NULL), coalesce(max(sequence), 0) "
-                            "FROM outbox");
+                            "FROM outbox_published");
         q.executeStep();
         unpublished = q.getColumn(0).getInt64();
         max_seq = q.getColumn(1).getInt64();

@@ -95,7 +95,7 @@ TEST_SUITE("console") {
     CHECK(by_id(overview, "parked") == "1");
     CHECK(by_id(overview, "overdue") == "0");  // the payment timeouts are 15 min away
     CHECK(by_id(overview, "unpublished") ==
-          std::to_string(count_rows(db, "SELECT count(*) FROM outbox WHERE published_ms IS NULL")));
+          std::to_string(count_rows(db, "SELECT count(*) FROM outbox_published WHERE published_ms IS NULL")));
     // Each count of the table by state links to the list behind it.
     CHECK(overview.find("<a href=\"/sagas?type=order_lifecycle&amp;state=paid\">3</a>") != std::string::npos);
     CHECK(overview.find("<a href=\"/sagas?type=order_lifecycle&amp;state=placed\">2</a>") !=

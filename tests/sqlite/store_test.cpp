@@ -70,8 +70,23 @@ struct instance_statements {
   int reads = 0, writes = 0;
 };
 
+// Schema 12 back to 11: each row's published_ms and outbox_unpublished back, filled from the
+// published prefix; publications and its view dropped. meta's last_published stays (schema 11
+// kept it too).
+void undo_migration_12(SQLite::Database& db) {
+  db.exec("ALTER TABLE outbox ADD COLUMN published_ms INTEGER");
+  db.exec(
+      "UPDATE outbox SET published_ms = (SELECT v.published_ms FROM outbox_published AS v"
+      " WHERE v.sequence = outbox.sequence)");
+  db.exec("DROP VIEW outbox_published");
+  db.exec("DROP TABLE publications");
+  db.exec("CREATE INDEX outbox_unpublished ON outbox (sequence) WHERE published_ms IS NULL");
+  db.exec("PRAGMA user_version = 11");
+}
+
 // Schema 11 back to 10: the kept counts and the index by creation dropped.
 void undo_migration_11(SQLite::Database& db) {
+  undo_migration_12(db);
   db.exec("DROP TABLE saga_counts");
   db.exec("DROP TABLE table_rows");
   db.exec("DROP TABLE received_minutes");
@@ -233,7 +248,7 @@ TEST_SUITE("sqlite_store") {
     temp_dir dir;
     saga::sqlite::store s(at(dir.file("saga.db")));
     CHECK(s.schema_version() == saga::sqlite::store::current_schema);
-    CHECK(s.schema_version() == 11);
+    CHECK(s.schema_version() == 12);
 
     auto& db = s.database();
     for (const char* table : {"instances", "history", "inbox", "outbox", "dead_letters", "parked",
@@ -307,7 +322,7 @@ TEST_SUITE("sqlite_store") {
       SQLite::Database db(dir.file("saga.db"), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
       db.exec("PRAGMA user_version = 99");
     }
-    const std::string expected = "database schema version 99 is newer than this build supports (11)";
+    const std::string expected = "database schema version 99 is newer than this build supports (12)";
     CHECK_THROWS_WITH_AS(saga::sqlite::store{at(dir.file("saga.db"))}, expected.c_str(), saga::store_error);
 
     auto ro = at(dir.file("saga.db"));
@@ -497,6 +512,30 @@ TEST_SUITE("sqlite_store") {
     // never holds much more than the fallback threshold plus one batch.
     CHECK(fs::file_size(o.path + "-wal") < 200 * 4200);
     CHECK(s.unpublished(0, 1000).size() == 500);
+  }
+
+  // Schema 12: the published rows are a prefix of the log, and a mark only ever extends it.
+  TEST_CASE("a mark that would leave an unpublished row before it is not recorded") {
+    temp_dir dir;
+    saga::sqlite::store s(at(dir.file("saga.db")));
+    s.begin();
+    for (const char* id : {"a", "b", "c", "d"}) s.append_outbox(outbox(id));
+    s.commit();
+    s.mark_published(2, 3, 10);  // 1 is unpublished: nothing is recorded
+    CHECK(s.last_published_sequence() == 0);
+    CHECK(s.unpublished(0, 10).size() == 4);
+    CHECK(s.published_range(1, 10).empty());
+    s.mark_published(1, 2, 20);
+    s.mark_published(2, 3, 30);  // overlaps the prefix: 3 is new, 2 keeps its first time
+    CHECK(s.last_published_sequence() == 3);
+    std::vector<std::string> times;
+    for (const auto& r : s.published_range(1, 10))
+      times.push_back(std::to_string(r.sequence) + "@" + std::to_string(r.published_ms.value_or(0)));
+    CHECK(times == std::vector<std::string>{"1@20", "2@20", "3@30"});
+    REQUIRE(s.unpublished(0, 10).size() == 1);
+    CHECK(s.unpublished(0, 10)[0].sequence == 4);
+    CHECK(s.unpublished(4, 10).empty());
+    CHECK(count_rows(s.database(), "publications") == 2);
   }
 
   TEST_CASE("commit_count counts only commits that happen") {
@@ -938,6 +977,66 @@ TEST_SUITE("sqlite_store") {
     CHECK(db.execAndGet("SELECT count(*) FROM instances WHERE key = 'gone'").getInt() == 0);
   }
 
+  // Schema 12 on a schema 11 file: each row's published_ms becomes the end of the published
+  // prefix and one publication per run of equal times; a mark past the first unpublished row
+  // is dropped (that row is published again); the prefix's times stay each row's.
+  TEST_CASE("a schema 11 database migrates: the published marks become the published prefix") {
+    temp_dir dir;
+    const std::string path = dir.file("saga.db");
+    {
+      saga::sqlite::store old(at(path));
+      old.begin();
+      for (const char* id : {"a", "b", "c", "d", "e", "f", "g"}) old.append_outbox(saga::test::outbox(id));
+      old.commit();
+      auto& db = old.database();
+      undo_migration_12(db);
+      REQUIRE(db.execAndGet("PRAGMA user_version").getInt() == 11);
+      // 4 was published "before" 3 (the clock stepped back), 6 past the unpublished 5.
+      db.exec(
+          "UPDATE outbox SET published_ms = CASE sequence WHEN 1 THEN 100 WHEN 2 THEN 100 WHEN 3 THEN 200"
+          " WHEN 4 THEN 150 WHEN 6 THEN 300 END");
+      db.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_published', 6)");
+    }
+    saga::sqlite::store s(at(path));
+    auto& db = s.database();
+    CHECK(s.schema_version() == saga::sqlite::store::current_schema);
+    CHECK(s.last_published_sequence() == 4);
+    const auto published = [&] {
+      SQLite::Statement q(db, "SELECT sequence, coalesce(published_ms, 0) FROM outbox_published ORDER BY 1");
+      std::vector<std::string> out;
+      while (q.executeStep()) out.push_back(q.getColumn(0).getString() + ":" + q.getColumn(1).getString());
+      return out;
+    };
+    CHECK(published() == std::vector<std::string>{"1:100", "2:100", "3:200", "4:150", "5:0", "6:0", "7:0"});
+    CHECK(count_rows(db, "publications") == 3);
+    CHECK(db.execAndGet("SELECT count(*) FROM pragma_table_info('outbox') WHERE name = 'published_ms'")
+              .getInt() == 0);
+    CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_unpublished'").getInt() ==
+          0);
+    std::vector<std::int64_t> pending;
+    for (const auto& r : s.unpublished(0, 10)) pending.push_back(r.sequence);
+    CHECK(pending == std::vector<std::int64_t>{5, 6, 7});
+
+    s.mark_published(5, 7, 400);
+    CHECK(published() ==
+          std::vector<std::string>{"1:100", "2:100", "3:200", "4:150", "5:400", "6:400", "7:400"});
+    CHECK(s.prune(180, 0, 100) == 2);  // 1 and 2; 3 was published at 200, so 4 stays behind it
+    CHECK(s.first_retained_sequence() == 3);
+    CHECK(published() == std::vector<std::string>{"3:200", "4:150", "5:400", "6:400", "7:400"});
+    CHECK(count_rows(db, "publications") == 3);
+
+    // A log published and pruned to nothing keeps its end.
+    const std::string empty = dir.file("empty.db");
+    {
+      saga::sqlite::store old(at(empty));
+      undo_migration_12(old.database());
+      old.database().exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_published', 50)");
+    }
+    saga::sqlite::store e(at(empty));
+    CHECK(e.last_published_sequence() == 50);
+    CHECK(count_rows(e.database(), "publications") == 0);
+  }
+
   // Schema 11 on a schema 10 file: the counts are counted once by the migration, then kept.
   TEST_CASE("a schema 10 database migrates: the counts by state and of the tables start from the rows") {
     temp_dir dir;
@@ -1242,8 +1341,11 @@ TEST_SUITE("sqlite_store") {
             ") INSERT INTO inbox SELECT 'urn:flood', 'e-' || i, 'd', 'k', '{}', i FROM n");
     db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
             std::to_string(rows) +
-            ") INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
-            " SELECT 'o-' || i, 't', 'd', 'k', '{}', i, i FROM n");
+            ") INSERT INTO outbox (event_id, type, definition, key, payload, created_ms)"
+            " SELECT 'o-' || i, 't', 'd', 'k', '{}', i FROM n");
+    // Each row published on its own, at its creation time (schema 12's publications).
+    db.exec("INSERT INTO publications SELECT sequence, created_ms FROM outbox");
+    db.exec("UPDATE meta SET value = " + std::to_string(rows) + " WHERE key = 'last_published'");
     db.exec(
         "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " + std::to_string(rows) +
         ") INSERT INTO instances SELECT 'order_lifecycle', 'k-' || i, CASE WHEN i % 2 = 0 THEN 'placed'"

@@ -44,6 +44,9 @@ class sqlite_under_test final : public store_under_test {
   }
   // On the store's own connection: SQLite has one writer, and the tests check between calls.
   void exec(const std::string& sql) override { store_->database().exec(sql); }
+  std::int64_t unpublished_rows() override {
+    return std::stoll(scalar("SELECT count(*) FROM outbox_published WHERE published_ms IS NULL"));
+  }
   std::vector<std::string> column(const std::string& sql) override {
     SQLite::Statement q(store_->database(), sql);
     std::vector<std::string> out;
@@ -74,6 +77,9 @@ class postgres_under_test final : public store_under_test {
     return std::make_unique<saga::postgres::reader>(options_);
   }
   void exec(const std::string& sql) override { sql_->exec(sql); }
+  std::int64_t unpublished_rows() override {
+    return std::stoll(scalar("SELECT count(*) FROM outbox WHERE published_ms IS NULL"));
+  }
   std::vector<std::string> column(const std::string& sql) override { return sql_->column(sql); }
 
  private:

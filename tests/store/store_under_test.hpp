@@ -31,6 +31,9 @@ class store_under_test {
   std::string scalar(const std::string& sql);
   // SELECT count(*) FROM `table` (a name from the test, never from data).
   std::int64_t count(const std::string& table);
+  // Outbox rows without a published time, counted by SQL: the stores keep them differently
+  // (SQLite: the end of the published prefix, schema 12; PostgreSQL: a mark on each row).
+  virtual std::int64_t unpublished_rows() = 0;
 };
 
 std::unique_ptr<store_under_test> make_store_under_test();

@@ -134,7 +134,7 @@ constexpr const char* sql_of[] = {
     // q_follow_on: through the saga's history (its chain): each transition names the outbox rows
     // it wrote.
     "WITH RECURSIVE " SAGA_HISTORY " SELECT " OUTBOX_COLUMNS
-    " FROM history AS h JOIN outbox AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
+    " FROM history AS h JOIN outbox_published AS o ON o.sequence BETWEEN h.outbox_first AND h.outbox_last"
     " WHERE h.id IN (SELECT id FROM chain) AND h.outbox_first IS NOT NULL ORDER BY o.sequence",
     // q_sagas: terminal states come from the stored graph (definitions.graph, JSON), so the
     // unfinished filter needs no list of states spliced into the SQL.
@@ -185,11 +185,10 @@ constexpr const char* sql_of[] = {
     SAGA_DUE_TIMER_COUNT_OF,
     // q_outbox
     "SELECT " OUTBOX_COLUMNS
-    " FROM outbox AS o WHERE o.sequence >= ?1 AND (?2 IS NULL OR o.sequence <= ?2)"
-    " AND (?3 = 0 OR o.published_ms IS NULL) ORDER BY o.sequence LIMIT ?4",
-    // q_last_published: meta keeps it after the published rows were pruned.
-    "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'last_published'), 0),"
-    " coalesce((SELECT max(sequence) FROM outbox WHERE published_ms IS NOT NULL), 0))",
+    " FROM outbox_published AS o WHERE o.sequence >= ?1 AND (?2 IS NULL OR o.sequence <= ?2)"
+    " AND (?3 = 0 OR o.sequence > " SAGA_LAST_PUBLISHED ") ORDER BY o.sequence LIMIT ?4",
+    // q_last_published: the end of the published prefix (schema 12)
+    "SELECT " SAGA_LAST_PUBLISHED,
     // q_dead_letters
     "SELECT id, event_id, source, type, subject, reason, payload, created_ms, truncated, count, last_ms, "
     "sender"
@@ -199,10 +198,10 @@ constexpr const char* sql_of[] = {
     "sender"
     " FROM dead_letters WHERE id = ?1",
     // q_totals: the counts the store keeps (schema 11, and meta's kept by triggers: schema 3);
-    // only the unpublished rows are counted, through outbox_unpublished (as many as the lag)
+    // only the unpublished rows are counted: those after the published prefix (as many as the lag)
     "SELECT (SELECT coalesce(sum(sagas), 0) FROM saga_counts), t.inbox, t.outbox,"
-    " (SELECT count(*) FROM outbox WHERE published_ms IS NULL),"
-    " (SELECT min(created_ms) FROM outbox WHERE published_ms IS NULL),"
+    " (SELECT count(*) FROM outbox WHERE sequence > " SAGA_LAST_PUBLISHED "),"
+    " (SELECT min(created_ms) FROM outbox WHERE sequence > " SAGA_LAST_PUBLISHED "),"
     " (SELECT value FROM meta WHERE key = 'dead_letter_rows'),"
     " (SELECT value FROM meta WHERE key = 'parked_rows'), t.armed_timers"
     " FROM table_rows AS t",

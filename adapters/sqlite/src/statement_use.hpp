@@ -33,6 +33,10 @@
       " SELECT last_history FROM instances" \
       " WHERE definition = ?1 AND key = ?2 AND last_history IS NOT NULL")
 
+// The end of the outbox's published prefix (schema 12): every row up to it is published, none
+// after it. meta keeps it after the rows it came from were pruned.
+#define SAGA_LAST_PUBLISHED "coalesce((SELECT value FROM meta WHERE key = 'last_published'), 0)"
+
 // Timers (schema 8) live in their saga's instance row: `timers` is a JSON object, name ->
 // [due_ms or null when disarmed, generation], and `next_due_ms` the soonest armed one's due
 // time (NULL when none is armed), indexed by instances_due (definition, next_due_ms).

@@ -370,6 +370,41 @@ CREATE INDEX instances_by_created ON instances (created_ms);
 CREATE INDEX instances_by_state_created ON instances (definition, state, created_ms);
 PRAGMA user_version = 11;
 )sql"},
+    // Schema 12 (issue 15): the published rows are a prefix of the log, kept as its end, not as a
+    // mark on every row. Marking a batch rewrote each of its outbox rows (published_ms) and took
+    // each out of outbox_unpublished, which every new row had entered: two more B-tree writes per
+    // event and the batch's outbox pages written to the log a second time. Now meta's
+    // last_published is the end of the published prefix (every row up to it is published; the
+    // relay publishes in sequence order and marks only what extends the prefix, store.hpp), and
+    // a mark is one row of `publications`: the rows after the previous one's last_sequence, up
+    // to its own, were first published at its published_ms. outbox_published is the outbox with
+    // each row's published_ms as before, for SQL readers. Rows marked beyond the first
+    // unpublished one (never by this store's relay) lose their mark and are published again.
+    {12, R"sql(
+CREATE TABLE publications (
+  last_sequence INTEGER PRIMARY KEY,
+  published_ms INTEGER NOT NULL
+);
+INSERT INTO meta (key, value) VALUES ('last_published', 0) ON CONFLICT (key) DO NOTHING;
+UPDATE meta SET value = coalesce((SELECT min(sequence) - 1 FROM outbox WHERE published_ms IS NULL),
+                                 max(value, coalesce((SELECT max(sequence) FROM outbox), 0)))
+WHERE key = 'last_published';
+-- One row per run of equal published_ms in sequence order.
+INSERT INTO publications (last_sequence, published_ms)
+  SELECT sequence, published_ms FROM
+    (SELECT sequence, published_ms, lead(published_ms) OVER (ORDER BY sequence) AS next FROM outbox
+     WHERE sequence <= (SELECT value FROM meta WHERE key = 'last_published'))
+  WHERE next IS NULL OR next <> published_ms;
+DROP INDEX outbox_unpublished;
+ALTER TABLE outbox DROP COLUMN published_ms;
+CREATE VIEW outbox_published AS
+  SELECT o.sequence, o.event_id, o.type, o.definition, o.key, o.payload, o.created_ms,
+    CASE WHEN o.sequence <= (SELECT value FROM meta WHERE key = 'last_published') THEN
+      (SELECT p.published_ms FROM publications AS p WHERE p.last_sequence >= o.sequence
+       ORDER BY p.last_sequence LIMIT 1) END AS published_ms
+  FROM outbox AS o;
+PRAGMA user_version = 12;
+)sql"},
 };
 static_assert(std::size(migrations) == store::current_schema);
 
@@ -413,12 +448,15 @@ enum q : std::size_t {
   q_stored_versions,
   q_running_versions,
   q_unpublished,
-  q_mark_published,
+  q_last_sequence,
+  q_add_publication,
   q_raise_last_published,
   q_last_published,
   q_published_range,
   q_first_retained,
-  q_outbox_head,
+  q_publications_head,
+  q_outbox_through,
+  q_prune_publications,
   q_prune_outbox,
   q_prune_inbox,
   q_finished,
@@ -475,8 +513,7 @@ constexpr const char* sql_of[] = {
     "SELECT h.traceparent, h.tracestate FROM instances AS i JOIN history AS h ON h.id = i.last_history"
     " WHERE i.definition = ?1 AND i.key = ?2",
     // q_append_outbox
-    "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms, published_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "INSERT INTO outbox (event_id, type, definition, key, payload, created_ms) VALUES (?, ?, ?, ?, ?, ?)",
     // q_add_dead_letter
     "INSERT INTO dead_letters (event_id, source, type, subject, reason, payload, created_ms, count, last_ms,"
     " truncated, sender) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING id",
@@ -547,24 +584,31 @@ constexpr const char* sql_of[] = {
     // nothing registered serves has sagas: engine::unserved_versions)
     "SELECT definition_version, count(*) FROM instances WHERE definition = ? AND finished_ms IS NULL"
     " GROUP BY definition_version ORDER BY definition_version",
-    // q_unpublished
-    "SELECT sequence, event_id, type, definition, key, payload, created_ms, published_ms FROM outbox"
-    " WHERE published_ms IS NULL AND sequence > ? ORDER BY sequence LIMIT ?",
-    // q_mark_published
-    "UPDATE outbox SET published_ms = ? WHERE sequence BETWEEN ? AND ? AND published_ms IS NULL"
-    " RETURNING sequence",
+    // q_unpublished: the rows after the published prefix (schema 12)
+    "SELECT sequence, event_id, type, definition, key, payload, created_ms, NULL FROM outbox"
+    " WHERE sequence > max(?1, " SAGA_LAST_PUBLISHED ") ORDER BY sequence LIMIT ?2",
+    // q_last_sequence
+    "SELECT coalesce(max(sequence), 0) FROM outbox",
+    // q_add_publication
+    "INSERT INTO publications (last_sequence, published_ms) VALUES (?, ?)",
     // q_raise_last_published
     "INSERT INTO meta (key, value) VALUES ('last_published', ?)"
     " ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
     // q_last_published
     "SELECT value FROM meta WHERE key = 'last_published'",
-    // q_published_range
-    "SELECT sequence, event_id, type, definition, key, payload, created_ms, published_ms FROM outbox"
-    " WHERE sequence >= ? AND published_ms IS NOT NULL ORDER BY sequence LIMIT ?",
+    // q_published_range: the published prefix's rows, each with its publication's time
+    "SELECT sequence, event_id, type, definition, key, payload, created_ms, published_ms"
+    " FROM outbox_published WHERE sequence >= ?1 AND sequence <= " SAGA_LAST_PUBLISHED
+    " ORDER BY sequence LIMIT ?2",
     // q_first_retained
     "SELECT coalesce(min(sequence), 0) FROM outbox",
-    // q_outbox_head: the oldest rows, in log order (prune deletes only a prefix)
-    "SELECT sequence, published_ms FROM outbox ORDER BY sequence LIMIT ?",
+    // q_publications_head: the oldest publications, in log order (prune deletes only a prefix)
+    "SELECT last_sequence, published_ms FROM publications ORDER BY last_sequence LIMIT ?",
+    // q_outbox_through: of the oldest `limit` rows, the first and last up to a sequence
+    "SELECT min(sequence), max(sequence) FROM"
+    " (SELECT sequence FROM outbox WHERE sequence <= ?1 ORDER BY sequence LIMIT ?2)",
+    // q_prune_publications: those no kept row needs (each covers the rows up to its last_sequence)
+    "DELETE FROM publications WHERE last_sequence < coalesce((SELECT min(sequence) FROM outbox), ?1 + 1)",
     // q_prune_outbox
     "DELETE FROM outbox WHERE sequence BETWEEN ? AND ?",
     // q_prune_inbox
@@ -1451,7 +1495,7 @@ std::int64_t store::append_outbox(const outbox_record& r) {
     atomically([&] {
       use u(prepared(q_append_outbox));
       u.text(1, r.event_id).text(2, r.type).text(3, r.definition).text(4, r.key).text(5, r.payload);
-      u.integer(6, r.created_ms).optional_integer(7, r.published_ms).exec();
+      u.integer(6, r.created_ms).exec();
       sequence = db_.getLastInsertRowid();  // the sequence is the rowid (INTEGER PRIMARY KEY)
       ++rows_->counts.outbox;
     });
@@ -1792,21 +1836,7 @@ void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
     // From the end of the mark's own transaction on, FULL must come back before anything else
     // commits (set only then: atomically() would restore it before the mark otherwise).
     try {
-      atomically([&] {
-        std::int64_t highest = 0;
-        {
-          use u(prepared(q_mark_published));
-          u.integer(1, published_ms).integer(2, from_sequence).integer(3, to_sequence);
-          while (u.step()) highest = std::max(highest, u.integer(0));
-        }
-        // Kept apart from the rows so that pruning them does not lose it; only ever raised, and
-        // only to a sequence that exists (a range past the end must not announce unwritten
-        // events).
-        if (highest > 0) {
-          use u(prepared(q_raise_last_published));
-          u.integer(1, highest).exec();
-        }
-      });
+      atomically([&] { extend_published(from_sequence, to_sequence, published_ms); });
     } catch (const std::exception& e) {
       // The mark failed: restore FULL all the same, and say so if that fails too.
       sync_lowered_ = relax;
@@ -1820,6 +1850,27 @@ void store::mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
     sync_lowered_ = relax;
     restore_full_sync("mark_published");
   });
+}
+
+// The published rows are a prefix of the log (schema 12): a mark extends it to `to`, or to the
+// last row written when `to` is past it (a range past the end must not announce unwritten
+// events), and records when in one row of `publications`. A mark that starts after the first
+// unpublished row would leave a hole: it is not recorded, and its rows are published again.
+void store::extend_published(std::int64_t from, std::int64_t to, std::int64_t published_ms) {
+  std::int64_t published = 0, end = 0;
+  {
+    use u(prepared(q_last_published));
+    if (u.step()) published = u.integer(0);
+  }
+  if (from > published + 1) return;
+  {
+    use u(prepared(q_last_sequence));
+    u.step();
+    end = std::min(to, u.integer(0));
+  }
+  if (end <= published) return;
+  use(prepared(q_add_publication)).integer(1, end).integer(2, published_ms).exec();
+  use(prepared(q_raise_last_published)).integer(1, end).exec();
 }
 
 std::int64_t store::last_published_sequence() {
@@ -1850,27 +1901,35 @@ std::int64_t store::first_retained_sequence() {
 // The outbox goes only as a prefix of the log: from its first row up to the first one that is
 // unpublished or was published at or after the cutoff (a clock that stepped back publishes a
 // later row "earlier"), so first_retained_sequence() is exactly where replay can start and no
-// hole is ever left behind it.
+// hole is ever left behind it. At most `limit` rows, walking at most `limit` publications.
 std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) {
   return guarded("prune", [&] {
     std::int64_t removed = 0;
     if (limit == 0) return removed;
     atomically([&] {
-      std::int64_t first = 0, last = 0;
+      std::int64_t through = 0;  // the last row published before the cutoff, in that prefix
       {
-        use u(prepared(q_outbox_head));
+        use u(prepared(q_publications_head));
         u.limit(1, limit);
-        while (u.step()) {
-          if (u.is_null(1) || u.integer(1) >= outbox_before_ms) break;
-          if (first == 0) first = u.integer(0);
-          last = u.integer(0);
-        }
+        while (u.step() && u.integer(1) < outbox_before_ms) through = u.integer(0);
       }
-      if (first != 0) {
-        use u(prepared(q_prune_outbox));
-        const auto n = u.integer(1, first).integer(2, last).exec();
-        rows_->counts.outbox -= n;
-        removed += n;
+      if (through != 0) {
+        std::int64_t first = 0, last = 0;
+        {
+          use u(prepared(q_outbox_through));
+          u.integer(1, through).limit(2, limit);
+          if (u.step() && !u.is_null(0)) {
+            first = u.integer(0);
+            last = u.integer(1);
+          }
+        }
+        if (first != 0) {
+          use u(prepared(q_prune_outbox));
+          const auto n = u.integer(1, first).integer(2, last).exec();
+          rows_->counts.outbox -= n;
+          removed += n;
+        }
+        use(prepared(q_prune_publications)).integer(1, through).exec();
       }
       use u(prepared(q_prune_inbox));
       const auto n = u.integer(1, inbox_before_ms).limit(2, limit).exec();

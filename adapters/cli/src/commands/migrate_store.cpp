@@ -66,6 +66,7 @@ struct table_map {
   const char* table;
   const char* order_by;
   std::vector<column> columns;
+  const char* source = nullptr;  // the SQLite table or view read, when not `table`
 };
 
 // The outbox in one place: its rows, with their sequences and published marks, so that every
@@ -75,6 +76,8 @@ struct table_map {
 // docs/postgres.md) is the sequence for every row that comes across, as PostgreSQL's own
 // migration to schema 3 does; its identity continues after them, and `xid` (the writer's
 // transaction) is this load's: the rows are numbered already, so the relay never looks at it.
+// The rows come from outbox_published, which gives each its published_ms from SQLite's
+// publications (schema 12).
 const table_map outbox_map = {"outbox",
                               "sequence",
                               {{"id", kind::integer, "sequence"},
@@ -85,7 +88,8 @@ const table_map outbox_map = {"outbox",
                                {"key", kind::text},
                                {"payload", kind::text},
                                {"created_ms", kind::integer},
-                               {"published_ms", kind::optional_int}}};
+                               {"published_ms", kind::optional_int}},
+                              "outbox_published"};
 
 // clang-format off
 const std::vector<table_map>& mappings() {
@@ -133,6 +137,8 @@ const std::vector<table_map>& mappings() {
 //   sender_rows, meta's dead_letter_rows and parked_rows: counts kept by SQLite's triggers; the
 //     PostgreSQL store counts the rows themselves.
 //   instances.last_history, history.previous: SQLite's history chain (PostgreSQL has an index).
+//   publications: when SQLite's published rows were published; each outbox row carries its own
+//     published_ms across (outbox_map).
 //   sqlite_sequence: the AUTOINCREMENT counters become the identities' next values and meta's
 //     outbox_sequence (continue_identity, outbox_counters).
 // Tables with an identity column, continued after the SQLite counter.
@@ -215,7 +221,8 @@ std::int64_t copy_table(SQLite::Database& db, saga::postgres::bulk_load& load, c
     names.emplace_back(c.name);
     select += (select.empty() ? "\"" : ", \"") + std::string(c.from ? c.from : c.name) + "\"";
   }
-  SQLite::Statement rows(db, "SELECT " + select + " FROM " + m.table + " ORDER BY " + m.order_by);
+  SQLite::Statement rows(
+      db, "SELECT " + select + " FROM " + (m.source ? m.source : m.table) + " ORDER BY " + m.order_by);
   auto copy = load.copy(m.table, names);
   std::int64_t n = 0;
   while (rows.executeStep()) {

@@ -128,7 +128,7 @@ class checkpointer;
 
 class store final : public saga::store {
  public:
-  static constexpr int current_schema = 11;
+  static constexpr int current_schema = 12;
 
   explicit store(const options& opts);
   explicit store(SQLite::Database& shared_db);
@@ -222,7 +222,7 @@ class store final : public saga::store {
 
  private:
   // Number of distinct prepared statements (the list lives in store.cpp).
-  static constexpr std::size_t statement_count = 58;
+  static constexpr std::size_t statement_count = 61;
 
   void migrate(bool read_only);
   void register_commit_hook();
@@ -240,6 +240,8 @@ class store final : public saga::store {
   // Sets synchronous = FULL again after mark_published lowered it and could not restore it;
   // throws saga::store_error while that fails. Does nothing when nothing is pending.
   void restore_full_sync(const char* operation);
+  // mark_published's writes, in its transaction (store.cpp).
+  void extend_published(std::int64_t from, std::int64_t to, std::int64_t published_ms);
   void require_transaction(const char* operation) const;
 
   // The saga rows of the open transaction (store.cpp).
