@@ -74,11 +74,11 @@ struct instance_statements {
 // published prefix; publications and its view dropped. meta's last_published stays (schema 11
 // kept it too).
 void undo_migration_12(SQLite::Database& db) {
-  db.exec("ALTER TABLE outbox ADD COLUMN published_ms INTEGER");
   db.exec(
-      "UPDATE outbox SET published_ms = (SELECT v.published_ms FROM outbox_published AS v"
+      "UPDATE outbox SET schema_11_published_ms = (SELECT v.published_ms FROM outbox_published AS v"
       " WHERE v.sequence = outbox.sequence)");
   db.exec("DROP VIEW outbox_published");
+  db.exec("ALTER TABLE outbox RENAME COLUMN schema_11_published_ms TO published_ms");
   db.exec("DROP TABLE publications");
   db.exec("CREATE INDEX outbox_unpublished ON outbox (sequence) WHERE published_ms IS NULL");
   db.exec("PRAGMA user_version = 11");
@@ -1009,8 +1009,11 @@ TEST_SUITE("sqlite_store") {
     };
     CHECK(published() == std::vector<std::string>{"1:100", "2:100", "3:200", "4:150", "5:0", "6:0", "7:0"});
     CHECK(count_rows(db, "publications") == 3);
+    // The old column is renamed and left as it was (not written since): by hand,
+    // outbox.published_ms fails rather than read a column nothing updates.
     CHECK(db.execAndGet("SELECT count(*) FROM pragma_table_info('outbox') WHERE name = 'published_ms'")
               .getInt() == 0);
+    CHECK(db.execAndGet("SELECT schema_11_published_ms FROM outbox WHERE sequence = 3").getInt64() == 200);
     CHECK(db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name = 'outbox_unpublished'").getInt() ==
           0);
     std::vector<std::int64_t> pending;

@@ -380,6 +380,10 @@ PRAGMA user_version = 11;
     // to its own, were first published at its published_ms. outbox_published is the outbox with
     // each row's published_ms as before, for SQL readers. Rows marked beyond the first
     // unpublished one (never by this store's relay) lose their mark and are published again.
+    // The old column is renamed, not dropped, and no longer written: dropping it rewrites every
+    // outbox row (15.8 s for 1,000,000 rows here, against 1.9 s for this migration), and sagad
+    // migrates before it serves. A query of outbox.published_ms by hand fails instead of
+    // reading a column nothing updates.
     {12, R"sql(
 CREATE TABLE publications (
   last_sequence INTEGER PRIMARY KEY,
@@ -396,7 +400,7 @@ INSERT INTO publications (last_sequence, published_ms)
      WHERE sequence <= (SELECT value FROM meta WHERE key = 'last_published'))
   WHERE next IS NULL OR next <> published_ms;
 DROP INDEX outbox_unpublished;
-ALTER TABLE outbox DROP COLUMN published_ms;
+ALTER TABLE outbox RENAME COLUMN published_ms TO schema_11_published_ms;
 CREATE VIEW outbox_published AS
   SELECT o.sequence, o.event_id, o.type, o.definition, o.key, o.payload, o.created_ms,
     CASE WHEN o.sequence <= (SELECT value FROM meta WHERE key = 'last_published') THEN
