@@ -1905,36 +1905,13 @@ std::int64_t store::first_retained_sequence() {
 // The outbox goes only as a prefix of the log: from its first row up to the first one that is
 // unpublished or was published at or after the cutoff (a clock that stepped back publishes a
 // later row "earlier"), so first_retained_sequence() is exactly where replay can start and no
-// hole is ever left behind it. At most `limit` rows, walking at most `limit` publications.
+// hole is ever left behind it.
 std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_before_ms, std::size_t limit) {
   return guarded("prune", [&] {
     std::int64_t removed = 0;
     if (limit == 0) return removed;
     atomically([&] {
-      std::int64_t through = 0;  // the last row published before the cutoff, in that prefix
-      {
-        use u(prepared(q_publications_head));
-        u.limit(1, limit);
-        while (u.step() && u.integer(1) < outbox_before_ms) through = u.integer(0);
-      }
-      if (through != 0) {
-        std::int64_t first = 0, last = 0;
-        {
-          use u(prepared(q_outbox_through));
-          u.integer(1, through).limit(2, limit);
-          if (u.step() && !u.is_null(0)) {
-            first = u.integer(0);
-            last = u.integer(1);
-          }
-        }
-        if (first != 0) {
-          use u(prepared(q_prune_outbox));
-          const auto n = u.integer(1, first).integer(2, last).exec();
-          rows_->counts.outbox -= n;
-          removed += n;
-        }
-        use(prepared(q_prune_publications)).integer(1, through).exec();
-      }
+      removed += prune_published(outbox_before_ms, limit);
       use u(prepared(q_prune_inbox));
       const auto n = u.integer(1, inbox_before_ms).limit(2, limit).exec();
       rows_->counts.inbox -= n;
@@ -1944,6 +1921,34 @@ std::int64_t store::prune(std::int64_t outbox_before_ms, std::int64_t inbox_befo
     });
     return removed;
   });
+}
+
+// prune()'s outbox rows, in its transaction: at most `limit`, walking at most `limit`
+// publications (schema 12); then the publications no kept row needs.
+std::int64_t store::prune_published(std::int64_t before_ms, std::size_t limit) {
+  std::int64_t through = 0;  // the last row published before the cutoff, in that prefix
+  {
+    use u(prepared(q_publications_head));
+    u.limit(1, limit);
+    while (u.step() && u.integer(1) < before_ms) through = u.integer(0);
+  }
+  if (through == 0) return 0;
+  std::int64_t first = 0, last = 0;
+  {
+    use u(prepared(q_outbox_through));
+    u.integer(1, through).limit(2, limit);
+    if (u.step() && !u.is_null(0)) {
+      first = u.integer(0);
+      last = u.integer(1);
+    }
+  }
+  std::int64_t removed = 0;
+  if (first != 0) {
+    removed = use(prepared(q_prune_outbox)).integer(1, first).integer(2, last).exec();
+    rows_->counts.outbox -= removed;
+  }
+  use(prepared(q_prune_publications)).integer(1, through).exec();
+  return removed;
 }
 
 std::int64_t store::purge_finished(std::string_view definition, const std::vector<std::string>& states,

@@ -238,12 +238,12 @@ class store {
   // store keeps counted, without reading the instances.
   virtual std::vector<std::int64_t> stored_versions(std::string_view definition) = 0;
 
-  // Outbox relay. A row is published only through mark_published (append_outbox leaves it
-  // unpublished). The relay publishes in sequence order, so each mark starts at or before the
-  // first unpublished row: a store may keep the published rows as a prefix of the log (SQLite,
-  // schema 12) and then not record a mark that starts after an unpublished row, whose rows are
-  // published again (at least once). A mark past the last row ends at the last row; marking a
-  // row again keeps its first publication time.
+  // Outbox relay. A row is published through mark_published: the engine appends rows with
+  // outbox_record::published_ms empty (SQLite does not read it there). The relay publishes in
+  // sequence order, so each mark starts at or before the first unpublished row: a store may keep
+  // the published rows as a prefix of the log (SQLite, schema 12) and then not record a mark that
+  // starts after an unpublished row, whose rows are published again (at least once). A mark past
+  // the last row ends at the last row; marking a row again keeps its first publication time.
   virtual std::vector<outbox_record> unpublished(std::int64_t after_sequence, std::size_t limit) = 0;
   virtual void mark_published(std::int64_t from_sequence, std::int64_t to_sequence,
                               std::int64_t published_ms) = 0;

@@ -240,8 +240,9 @@ class store final : public saga::store {
   // Sets synchronous = FULL again after mark_published lowered it and could not restore it;
   // throws saga::store_error while that fails. Does nothing when nothing is pending.
   void restore_full_sync(const char* operation);
-  // mark_published's writes, in its transaction (store.cpp).
+  // mark_published's and prune's outbox writes, in their transaction (store.cpp).
   void extend_published(std::int64_t from, std::int64_t to, std::int64_t published_ms);
+  std::int64_t prune_published(std::int64_t before_ms, std::size_t limit);
   void require_transaction(const char* operation) const;
 
   // The saga rows of the open transaction (store.cpp).
