@@ -301,15 +301,8 @@ struct engine::family {
   }
 };
 
-// Two generations of 512 documents: an order's data is about 2 KiB as a document, so at most
-// about 2 MiB (sagad's peak RSS at a million sagas is to stay under 64 MiB: docs/performance.md).
-constexpr std::size_t parsed_data_capacity = 512;
-
 engine::engine(store& s, const clock& c, engine_options options)
-    : store_(s),
-      clock_(c),
-      options_(std::move(options)),
-      parsed_(std::make_unique<detail::parsed_data>(parsed_data_capacity)) {}
+    : store_(s), clock_(c), options_(std::move(options)), parsed_(std::make_unique<detail::parsed_data>()) {}
 
 engine::~engine() = default;
 

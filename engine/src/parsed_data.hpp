@@ -1,7 +1,7 @@
 #pragma once
-// parsed_data — the saga data documents the engine built lately, kept so that a saga's next event
-// takes the document instead of parsing the text the engine itself stored (issue 15: no
-// re-parsing of what this process just wrote).
+// parsed_data — the saga data document the engine built last, kept so that the same saga's next
+// event, when it comes right after, takes the document instead of parsing the text the engine
+// itself stored (issue 15: no re-parsing of what this process just wrote).
 //
 // An entry serves only a stored row that is still the one the engine saved with it: the same
 // version and, byte for byte, the same text. A row another writer, a rolled-back transaction or
@@ -10,16 +10,18 @@
 // difference a definition could see is an integer's kind (a parse reads 5 as unsigned, to_json
 // writes what the definition's type holds).
 //
-// Bounded: two generations of `capacity` entries; the older goes when the younger is full, so
-// what goes is what was used longest ago.
+// One document, not many: two generations of 512 kept the documents of a thousand sagas alive
+// and freed them in bursts, and the allocator then handed out memory that had long left the
+// processor's caches. Keeping only the last one cut the engine's CPU per event by about a seventh
+// where sagas come back after many other sagas' events, as orders do (docs/performance.md, "Issue
+// 15, fifteenth round"): a parse costs less than that memory did.
 //
 // Thread-safety: none (the engine's thread).
 
-#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -29,31 +31,22 @@ namespace saga::detail {
 
 class parsed_data {
  public:
-  explicit parsed_data(std::size_t capacity) : capacity_(capacity) {}
-
   // inst.data as a document: the one kept for this row (taken out), or parsed; throws what
   // nlohmann::json::parse throws.
   nlohmann::json take(const instance_record& inst);
-  // Keeps `doc` as the document of `text`, the data of (definition, key) as saved at `version`.
+  // Keeps `doc` as the document of `text`, the data of (definition, key) as saved at `version`,
+  // in place of the one kept before.
   void keep(std::string_view definition, std::string_view key, std::int64_t version, std::string&& text,
             nlohmann::json&& doc);
-  std::size_t size() const { return young_.size() + old_.size(); }
 
  private:
   struct entry {
+    std::string definition, key;
     std::int64_t version = 0;
     std::string text;
     nlohmann::json doc;
   };
-  using map = std::unordered_map<std::string, entry>;
-
-  // "<definition> NUL <key>", in a buffer reused for every lookup.
-  const std::string& id_of(std::string_view definition, std::string_view key);
-
-  std::size_t capacity_;
-  map young_, old_;
-  map::node_type spare_;  // the last entry taken out: keep() refills it instead of allocating
-  std::string id_;
+  std::optional<entry> last_;
 };
 
 }  // namespace saga::detail

@@ -282,7 +282,7 @@ class engine {
   std::vector<std::pair<std::string, subscriber>> subscribers_;
   std::vector<commit_listener> commit_listeners_;
   std::vector<published_event> emitted_storage_;  // keep_storage(): the last batch's, emptied
-  // The data documents of the sagas moved lately, for their next events (src/parsed_data.hpp).
+  // The data document of the saga moved last, for its next event (src/parsed_data.hpp).
   std::unique_ptr<detail::parsed_data> parsed_;
 };
 
