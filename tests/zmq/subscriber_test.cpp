@@ -632,6 +632,25 @@ TEST_SUITE("durable subscriber") {
     CHECK(d.count("SELECT min(sequence) FROM saga_received") == 1);
   }
 
+  // A restart after a crash while another process (an operator's sqlite3, a reconcile) holds its
+  // database: the subscriber waits for the lock (its busy timeout) instead of failing to start.
+  TEST_CASE("a durable subscriber starting while another connection locks its database waits for it") {
+    fixture f(3);
+    const auto path = f.dir.file("subscriber.db");
+    SQLite::Database other(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    other.exec("CREATE TABLE held (x)");
+    other.exec("BEGIN EXCLUSIVE");
+    std::jthread release([&other] {
+      std::this_thread::sleep_for(300ms);
+      other.exec("COMMIT");
+    });
+    const auto start = std::chrono::steady_clock::now();
+    durable d(f);
+    CHECK(std::chrono::steady_clock::now() - start >= 250ms);  // it did wait for the lock
+    d.poll_until(3);
+    CHECK(d.count("SELECT count(*) FROM effects") == 3);
+  }
+
   TEST_CASE("type_prefixes keep other types from the handler but record them") {
     fixture f(4);
     saga::zmq::durable_options o;

@@ -58,10 +58,11 @@ durable_subscriber::durable_subscriber(::zmq::context_t& ctx, std::string events
       replay_endpoint_(std::move(replay_endpoint)),
       options_(std::move(options)),
       fn_(std::move(fn)),
-      db_(options_.database, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE) {
+      // The busy timeout from the start: the first statements (WAL mode, the schema; after a
+      // crash, the log's recovery) need locks another connection may hold for a moment.
+      db_(options_.database, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000) {
   db_.exec("PRAGMA journal_mode = WAL");
   db_.exec("PRAGMA synchronous = FULL");
-  db_.setBusyTimeout(5000);
   db_.exec(schema);
   if (!options_.digest_endpoint.empty()) {
     digests_ = std::make_unique<::zmq::socket_t>(ctx_, ::zmq::socket_type::router);
