@@ -201,11 +201,13 @@ json to_json(const ack& a) {
   return j;
 }
 
+namespace {
+
+// encode_ack's text appended to `out` (the engine writes it into a buffer its batch reuses).
 // Keys in nlohmann's sorted order, as to_json(a).dump() writes them.
-std::string encode_ack(const ack& a) {
-  std::string out;
-  out.reserve(160 + a.id.size() + a.source.size() + a.reason.size() + a.saga_type.size() + a.saga_id.size() +
-              a.saga_state.size());
+void append_ack(std::string& out, const ack& a) {
+  out.reserve(out.size() + 160 + a.id.size() + a.source.size() + a.reason.size() + a.saga_type.size() +
+              a.saga_id.size() + a.saga_state.size());
   // An ack is always sent: a byte that is not UTF-8 (a reason quoting what a client sent, or a
   // value cut by a limit) becomes U+FFFD instead of failing the encoding.
   auto value = [&](std::string_view v) {
@@ -241,6 +243,13 @@ std::string encode_ack(const ack& a) {
   out += ",\"status\":";
   append_json_string(out, to_string(a.status));
   out += '}';
+}
+
+}  // namespace
+
+std::string encode_ack(const ack& a) {
+  std::string out;
+  append_ack(out, a);
   return out;
 }
 
@@ -281,6 +290,22 @@ struct engine::batch_state {
   bool writing = false;  // the current event has written something (see isolated())
   // Parked events per sender (the cap per key), each read once per batch when that sender parks.
   std::map<std::string, std::int64_t, std::less<>> parked_by_sender;
+  // The rows every event writes, filled in place event after event: their strings keep their
+  // buffers, so the batch's events after the first allocate none for them.
+  history_record history;
+  inbox_record inbox;
+  // Fills `inbox` for the event's inbox row: its ack, encoded.
+  const inbox_record& inbox_row(const event& e, std::string_view definition, std::string_view key,
+                                const ack& a) {
+    inbox.source.assign(e.source);
+    inbox.event_id.assign(e.id);
+    inbox.definition.assign(definition);
+    inbox.key.assign(key);
+    inbox.ack.clear();
+    append_ack(inbox.ack, a);
+    inbox.received_ms = now_ms;
+    return inbox;
+  }
 };
 
 // Per-definition facts computed once at registration.
@@ -739,8 +764,8 @@ ack engine::process(const event& e, const family* target, batch_state& b) {
     a.outcome = o;
     a.saga_state = std::move(state);
     b.writing = true;
-    store_.insert_inbox({e.source, e.id, d.name(), key, encode_ack(a), b.now_ms});
-    return a;
+    store_.insert_inbox(b.inbox_row(e, d.name(), key, a));
+    return std::move(a);  // answered once: each path returns what answer() returns
   };
 
   if (!inst && !d.graph().starts_with(e.type)) {
@@ -832,25 +857,27 @@ void engine::record_history(const definition& d, const instance_record& inst, co
                             std::string_view outcome, batch_state& b,
                             std::optional<std::int64_t> outbox_first,
                             std::optional<std::int64_t> outbox_last) {
-  history_record h;
-  h.definition = d.name();
-  h.key = inst.key;
+  history_record& h = b.history;  // every field set: it holds the batch's previous row
+  h.definition.assign(d.name());
+  h.key.assign(inst.key);
   h.version = inst.version;
-  h.event_id = e.id;
-  h.event_source = e.source;
-  h.event_type = e.type;
-  h.event_time = e.time;
+  h.event_id.assign(e.id);
+  h.event_source.assign(e.source);
+  h.event_type.assign(e.type);
+  h.event_time.assign(e.time);
+  h.event_data.clear();
   append_json(h.event_data, e.data);
-  h.from_state = from;
-  h.to_state = to;
-  h.outcome = std::string(outcome);
+  h.from_state.assign(from);
+  h.to_state.assign(to);
+  h.outcome.assign(outcome);
   h.recorded_ms = b.now_ms;
   h.definition_version = d.graph().version;
   h.outbox_first = outbox_first;
   h.outbox_last = outbox_last;
-  h.sender = e.sender;
-  h.traceparent = trace.traceparent;
-  h.tracestate = trace.tracestate;
+  h.sender.assign(e.sender);
+  h.traceparent.assign(trace.traceparent);
+  h.tracestate.assign(trace.tracestate);
+  h.extensions.clear();
   if (e.extensions.is_object() && !e.extensions.empty()) h.extensions = e.extensions.dump();
   b.writing = true;
   store_.append_history(h);
@@ -1064,7 +1091,7 @@ ack engine::accepted(const event& e, const std::string& name, ack_outcome o, std
   a.saga_id = e.subject;
   a.saga_state = std::move(state);
   b.writing = true;
-  store_.insert_inbox({e.source, e.id, name, e.subject, encode_ack(a), b.now_ms});
+  store_.insert_inbox(b.inbox_row(e, name, e.subject, a));
   return a;
 }
 
