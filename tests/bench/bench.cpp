@@ -38,6 +38,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -863,7 +864,10 @@ class follower {
               const auto at = d.payload.find(marker);
               if (at != std::string::npos) {
                 const auto k = std::strtoull(d.payload.c_str() + at + marker.size(), nullptr, 10);
-                if (k < arrived_.size()) arrived_[k] = steady::now().time_since_epoch().count();
+                if (k < arrived_.size()) {
+                  if (arrived_[k] < 0) arrived_count_.fetch_add(1);
+                  arrived_[k] = steady::now().time_since_epoch().count();
+                }
               }
             }
             received_.fetch_add(1);
@@ -890,19 +894,30 @@ class follower {
 
   // Waits until `n` events were received; false after `timeout`.
   bool wait_received(std::int64_t n, std::chrono::milliseconds timeout) const {
-    const auto deadline = steady::now() + timeout;
-    while (received() < n && !failed()) {
-      if (steady::now() > deadline) return false;
-      std::this_thread::sleep_for(1ms);
-    }
-    return received() >= n;
+    return wait_for([&] { return received() >= n; }, timeout);
+  }
+  // Waits until `n` of the latency events had their follow-on (whatever else arrived: a
+  // database's older follow-ons, replayed, do not count); false after `timeout`.
+  bool wait_arrived(std::int64_t n, std::chrono::milliseconds timeout) const {
+    return wait_for([&] { return arrived_count_.load() >= n; }, timeout);
   }
 
  private:
+  // Polls `done` every millisecond until it holds or the follower failed; false after `timeout`.
+  template <class Done>
+  bool wait_for(Done done, std::chrono::milliseconds timeout) const {
+    const auto deadline = steady::now() + timeout;
+    while (!done() && !failed()) {
+      if (steady::now() > deadline) return false;
+      std::this_thread::sleep_for(1ms);
+    }
+    return done();
+  }
+
   std::string tag_;
   std::vector<std::int64_t> arrived_;
   std::atomic<bool> stop_{false}, failed_{false};
-  std::atomic<std::int64_t> received_{0}, last_{0};
+  std::atomic<std::int64_t> received_{0}, last_{0}, arrived_count_{0};
   std::string error_;
   std::thread thread_;
 };
@@ -946,14 +961,15 @@ std::string loop_thread_note(double on_core, double waiting) {
 }
 
 // `curve`: with CURVE on (sagad, client and subscriber). `fresh_db`: on a new database (else
-// e2e-<sync>.db, which the latency measurement reads afterwards).
+// e2e-<db_key>.db, which the latency measurement reads afterwards; db_key: e2e_db_key()).
 e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                              double budget, const curve_setup* curve = nullptr, bool fresh_db = false) {
+                              double budget, const curve_setup* curve = nullptr, bool fresh_db = false,
+                              const std::string& db_key = "") {
   ::zmq::context_t ctx(1);
   static int runs = 0;  // the curve measurement's runs each start on a fresh database
   const std::string db =
       fresh_db ? dir.file("e2e-" + std::string(curve ? "curve-" : "plain-") + std::to_string(runs++) + ".db")
-               : dir.file("e2e-" + sync + ".db");
+               : dir.file("e2e-" + (db_key.empty() ? sync : db_key) + ".db");
   sagad d(cfg, dir, db, sync, true, curve ? curve->sagad_args : std::vector<std::string>{});
   follower f(ctx, d.ep(), {}, 0, 10s, curve ? curve->client : saga::zmq::curve_client{});
   saga::zmq::client_options co;
@@ -1183,7 +1199,7 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
         std::this_thread::sleep_for(wait);
     }
   }
-  f.wait_received(static_cast<std::int64_t>(n), 30s);
+  f.wait_arrived(static_cast<std::int64_t>(n), 30s);
   for (int i = 0; i < 100 && acks < n; ++i) drain_acks(100ms);
   f.stop();
   latency_result r;
@@ -1487,9 +1503,28 @@ void measure_curve(const config& cfg, const saga::test::temp_dir& dir) {
   add_row(r);
 }
 
+// What names an e2e measurement's databases: the sync level, and a variant's words ("FULL",
+// "FULL-log-synced-in-the-commit"). A variant measured after the default (the log synced in the
+// commit) once ran on the default's databases: its sagad started on their rows, and its follower
+// caught up with their follow-ons.
+std::string e2e_db_key(const std::string& sync, const std::string& variant) {
+  std::string key = sync;
+  bool gap = true;
+  for (const char c : variant) {
+    if (std::isalnum(static_cast<unsigned char>(c)) != 0) {
+      if (gap) key += '-';
+      key += c;
+      gap = false;
+    } else {
+      gap = true;
+    }
+  }
+  return key;
+}
+
 // The peak end to end rate: its row, and the median it measured.
 double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                        const std::string& suffix) {
+                        const std::string& suffix, const std::string& db_key) {
   // A warm-up run first (its own sagad and database, not counted): the first sagad of a run
   // meets cold caches and a cold page cache; then the repetitions, the first on the database
   // the latency measurement with a replaying client reads afterwards.
@@ -1497,7 +1532,7 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   spread rates, cpu, kernel, on_core, waiting;
   e2e_result t;
   for (int i = 0; i < repetitions(cfg); ++i) {
-    auto run = run_e2e_throughput(cfg, dir, sync, cfg.seconds, nullptr, i > 0);
+    auto run = run_e2e_throughput(cfg, dir, sync, cfg.seconds, nullptr, i > 0, db_key);
     rates.add(run.rate);
     cpu.add(run.cpu_us_per_event);
     kernel.add(run.system_us_per_event);
@@ -1529,14 +1564,15 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
 // One latency row: paced at `percent` of the measured peak, each run on a new database; every
 // percentile is the median of the runs, the ack p99's spread is shown.
 latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                                  const std::string& suffix, double peak, int percent) {
+                                  const std::string& suffix, const std::string& db_key, double peak,
+                                  int percent) {
   const double rate = std::max(10.0, peak * percent / 100.0);
   spread p50, p99, p999, max, ack_p50, ack_p99, ack_p999;
   latency_result l;
   for (int i = 0; i < repetitions(cfg); ++i) {
     const auto run = run_e2e_latency(
         cfg, dir, sync, rate, cfg.seconds,
-        dir.file("latency-" + sync + "-" + std::to_string(percent) + "-" + std::to_string(i) + ".db"));
+        dir.file("latency-" + db_key + "-" + std::to_string(percent) + "-" + std::to_string(i) + ".db"));
     for (auto [s, v] : {std::pair{&p50, run.p50},
                         {&p99, run.p99},
                         {&p999, run.p999},
@@ -1579,11 +1615,12 @@ latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir&
 void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
                  const std::string& variant = "", std::optional<double> pace_peak = std::nullopt) {
   const std::string suffix = (sync == "FULL" ? "" : " NORMAL") + variant;
-  const double measured = measure_e2e_peak(cfg, dir, sync, suffix);
+  const std::string db_key = e2e_db_key(sync, variant);
+  const double measured = measure_e2e_peak(cfg, dir, sync, suffix, db_key);
   const double peak = pace_peak.value_or(measured);
   latency_result l;
   for (const int percent : {10, 50, 90}) {
-    const auto at = measure_latency_at(cfg, dir, sync, suffix, peak, percent);
+    const auto at = measure_latency_at(cfg, dir, sync, suffix, db_key, peak, percent);
     if (percent == 50) l = at;
   }
   const double half = std::max(10.0, peak / 2);
