@@ -291,7 +291,7 @@ struct engine::batch_state {
   // Parked events per sender (the cap per key), each read once per batch when that sender parks.
   std::map<std::string, std::int64_t, std::less<>> parked_by_sender;
   // The rows every event writes, filled in place event after event: their strings keep their
-  // buffers, so the batch's events after the first allocate none for them.
+  // buffers, so the batch's later events allocate for them only what outgrows those.
   history_record history;
   inbox_record inbox;
   // Fills `inbox` for the event's inbox row: its ack, encoded.

@@ -12,7 +12,7 @@
 //
 // One document, not many: two generations of 512 kept the documents of a thousand sagas alive
 // and freed them in bursts, and the allocator then handed out memory that had long left the
-// processor's caches. Keeping only the last one cut the engine's CPU per event by about a seventh
+// processor's caches. Keeping only the last one cut sagad's CPU per event by about a sixth
 // where sagas come back after many other sagas' events, as orders do (docs/performance.md, "Issue
 // 15, fifteenth round"): a parse costs less than that memory did.
 //
