@@ -102,6 +102,44 @@ TEST_SUITE("log sync") {
     CHECK(d.proc->wait_for(20s).code() == 0);
   }
 
+  TEST_CASE("an event that arrives while a sync is slow is committed before that sync returns") {
+    temp_dir dir;
+    const std::string db = dir.file("saga.db");
+    ::setenv("SAGA_FAULT", "stall_sync:4", 1);  // the first sync after the start waits 4 s
+    auto d = start(dir, {SAGAD_TEST_PATH, "--db", db});
+    ::unsetenv("SAGA_FAULT");
+    REQUIRE_MESSAGE(d, d.error);
+    INFO("sagad stderr: " << d.proc->err());
+
+    const auto send = [&](const std::string& key) {
+      return std::async(std::launch::async, [&, key] {
+        ::zmq::context_t c(1);
+        saga::zmq::client_options co;
+        co.timeout = 20s;
+        saga::zmq::client client(c, d.ep.ingress, co);
+        return client.send(saga::test::placed(key)).status;
+      });
+    };
+    const auto sent = steady::now();
+    auto first = send("o-1");
+    while (!committed(db, "o-1") && steady::now() - sent < 3s) std::this_thread::sleep_for(5ms);
+    REQUIRE(committed(db, "o-1"));  // its sync is the stalled one
+
+    // The next batch waits for that sync at most loop::max_sync_hold (1 ms), not the 4 s: it is
+    // committed while the sync is still stalled, and acked only after a sync that began later.
+    auto second = send("o-2");
+    while (!committed(db, "o-2") && steady::now() - sent < 3500ms) std::this_thread::sleep_for(5ms);
+    CHECK(committed(db, "o-2"));
+    CHECK(first.wait_for(0ms) == std::future_status::timeout);
+    CHECK(second.wait_for(0ms) == std::future_status::timeout);
+
+    CHECK(first.get() == saga::ack_status::accepted);
+    CHECK(second.get() == saga::ack_status::accepted);
+    CHECK(steady::now() - sent >= 3500ms);  // neither ack came before the stalled sync returned
+    REQUIRE(d.proc->signal(SIGTERM));
+    CHECK(d.proc->wait_for(20s).code() == 0);
+  }
+
   TEST_CASE(
       "a failed log sync stops sagad without an ack and after a restart the resent event is a duplicate") {
     temp_dir dir;

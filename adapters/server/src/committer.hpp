@@ -72,6 +72,8 @@ class committer {
   void deliver_all();
   // When the batch in hand is to be tried next.
   steady::time_point next_attempt() const { return next_attempt_; }
+  // When the batch in hand was first read off the ingress (its oldest input).
+  steady::time_point taken_at() const { return taken_at_; }
 
   // Takes the batch the ingress has just read (again, after it grew, while untried()).
   void take();

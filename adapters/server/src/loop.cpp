@@ -58,7 +58,7 @@ void loop::run(const std::atomic<bool>& stop) {
     // A batch held for the sync in flight is not polled for (a wake-up per arriving event costs
     // a pass each): it takes what waits once per pass instead.
     if (committer_.can_read() && (ingress_ready_ || committer_.untried())) pump_ingress();
-    if (committer_.busy() && !holds_for_sync()) committer_.step(now);
+    if (committer_.busy() && !holds_for_sync(now)) committer_.step(now);
     publish_committed();  // also what the last pass's timers committed
     poll_outbox(now);
     ingress_.flush();
@@ -87,22 +87,25 @@ void loop::run(const std::atomic<bool>& stop) {
 // Polls the ingress (not while a batch is in hand: nothing new is read until
 // it is settled) until the next thing due; false on a signal.
 bool loop::wait_for_work() {
+  const auto now = steady::now();
+  const bool holding = holds_for_sync(now);
   auto until = std::min(ticker_.due(), manager_.keep_alive_due());
-  if (committer_.busy() && !holds_for_sync()) until = std::min(until, committer_.next_attempt());
-  if (ingress_.queued_acks() > 0) until = std::min(until, steady::now() + ack_retry_interval);
+  if (committer_.busy())
+    until = std::min(until, holding ? committer_.taken_at() + max_sync_hold : committer_.next_attempt());
+  if (ingress_.queued_acks() > 0) until = std::min(until, now + ack_retry_interval);
   if (relay_.numbers_after_commit()) {
     // What the relay's connection already holds (read while it ran statements) does not make
     // its socket readable: taken first.
     relay_woken_ = relay_woken_ || relay_.woken();
-    until = std::min(until, relay_woken_ ? steady::now() : next_outbox_poll_);
+    until = std::min(until, relay_woken_ ? now : next_outbox_poll_);
     if (held_back_retry_.count() > 0) until = std::min(until, next_held_back_retry_);
   }
-  const auto wait =
-      std::max(0ms, std::chrono::duration_cast<std::chrono::milliseconds>(until - steady::now()));
+  // Rounded up: poll's unit is the millisecond, and a wait rounded down to 0 would spin passes
+  // until the time came.
+  const auto wait = std::max(0ms, std::chrono::ceil<std::chrono::milliseconds>(until - steady::now()));
   std::array<::zmq::pollitem_t, 3> items{};
   std::size_t polled = 0;
-  const bool room =
-      committer_.can_read() && ingress_.pending().size() < ingress_.batch_max() && !holds_for_sync();
+  const bool room = committer_.can_read() && ingress_.pending().size() < ingress_.batch_max() && !holding;
   items[polled++] = {ingress_.socket().handle(), 0, room ? short(ZMQ_POLLIN) : short(0), 0};
   const std::size_t relay_item = relay_.wakeup_fd() >= 0 ? polled++ : items.size();
   if (relay_item < items.size()) items[relay_item] = {nullptr, relay_.wakeup_fd(), ZMQ_POLLIN, 0};
@@ -122,11 +125,15 @@ bool loop::wait_for_work() {
   return true;
 }
 
-// A new batch waits for the sync in flight (it grows meanwhile), unless it is full: one commit
-// per sync under a moderate load.
-bool loop::holds_for_sync() const {
+// A new batch waits for the sync in flight (it grows meanwhile): one commit per sync under a
+// moderate load. Unless it is full, or its oldest input has waited max_sync_hold: then the batch
+// is committed while the sync runs, and the sync after it makes it durable. A slow sync (a few
+// milliseconds, once in a while under load, more on a slow disk) no longer holds every event
+// that arrives meanwhile, to be committed in one big batch after it: at 90 % of the peak that
+// doubled the ack p99 (docs/performance.md, issue 15's seventeenth round).
+bool loop::holds_for_sync(steady::time_point now) const {
   return syncer_ != nullptr && committer_.waiting() > 0 && committer_.untried() &&
-         ingress_.pending().size() < ingress_.batch_max();
+         ingress_.pending().size() < ingress_.batch_max() && now < committer_.taken_at() + max_sync_hold;
 }
 
 // A failed sync of the log: nothing committed after the last good one may be acked or published,

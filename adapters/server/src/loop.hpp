@@ -9,10 +9,11 @@
 // With a log syncer (log_syncer.hpp: SQLite at synchronous FULL, --sync-log thread) the store
 // commits without syncing; the loop also wakes when a sync returns, and then acks the batches
 // and publishes the follow-on events that sync made durable — never before. Meanwhile it reads
-// the next batch, and commits it when the sync it waits on has returned or when the batch is
-// full (batch_max): a group commit per sync, not a commit of whatever trickled in, under a
-// moderate load; commits overlapping the sync under a full one. A failed sync stops the loop
-// (an exception out of run()) with nothing after it acked or published.
+// the next batch, and commits it when the sync it waits on has returned, when the batch is full
+// (batch_max) or when its oldest input has waited max_sync_hold: a group commit per sync, not a
+// commit of whatever trickled in, under a moderate load; commits overlapping the sync under a
+// full one, or while a sync is slow. A failed sync stops the loop (an exception out of run())
+// with nothing after it acked or published.
 //
 // Thread-safety: constructed and run on the loop thread only.
 
@@ -39,6 +40,10 @@ namespace saga::server {
 
 class loop {
  public:
+  // How long a batch waits for the sync in flight at most (from its oldest input's reading)
+  // before it is committed anyway (docs/architecture.md, "The log synced beside the loop").
+  static constexpr std::chrono::milliseconds max_sync_hold{1};
+
   loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
        saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault, service_manager& manager,
        sagad_metrics& metrics, log_syncer* syncer = nullptr);
@@ -58,7 +63,7 @@ class loop {
   void summarize(steady::time_point now);
   void update_metrics();
   void check_log_sync();
-  bool holds_for_sync() const;
+  bool holds_for_sync(steady::time_point now) const;
   std::size_t durable_committed() const;
   std::int64_t durable_through() const;
 
