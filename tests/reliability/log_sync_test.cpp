@@ -46,6 +46,17 @@ saga::test::started_daemon start(const temp_dir& dir, std::vector<std::string> a
                                   dir.file("sagad.out"), dir.file("sagad.err"));
 }
 
+#if defined(SAGAD_TEST_PATH)
+// sagad-test on `db`, its first log sync after the start held `seconds` (the stall_sync fault
+// point), as a slow disk would.
+saga::test::started_daemon start_with_stalled_sync(const temp_dir& dir, const std::string& db, int seconds) {
+  ::setenv("SAGA_FAULT", ("stall_sync:" + std::to_string(seconds)).c_str(), 1);
+  auto d = start(dir, {SAGAD_TEST_PATH, "--db", db});
+  ::unsetenv("SAGA_FAULT");
+  return d;
+}
+#endif
+
 }  // namespace
 
 TEST_SUITE("log sync") {
@@ -53,9 +64,7 @@ TEST_SUITE("log sync") {
   TEST_CASE("an event is committed before its log sync and acked and published only after it") {
     temp_dir dir;
     const std::string db = dir.file("saga.db");
-    ::setenv("SAGA_FAULT", "stall_sync:3", 1);  // the first sync after the start waits 3 s
-    auto d = start(dir, {SAGAD_TEST_PATH, "--db", db});
-    ::unsetenv("SAGA_FAULT");
+    auto d = start_with_stalled_sync(dir, db, 3);
     REQUIRE_MESSAGE(d, d.error);
     INFO("sagad stderr: " << d.proc->err());
     CHECK(d.proc->err().find("the log synced on a thread of its own") != std::string::npos);
@@ -105,9 +114,7 @@ TEST_SUITE("log sync") {
   TEST_CASE("an event that arrives while a sync is slow is committed before that sync returns") {
     temp_dir dir;
     const std::string db = dir.file("saga.db");
-    ::setenv("SAGA_FAULT", "stall_sync:4", 1);  // the first sync after the start waits 4 s
-    auto d = start(dir, {SAGAD_TEST_PATH, "--db", db});
-    ::unsetenv("SAGA_FAULT");
+    auto d = start_with_stalled_sync(dir, db, 4);
     REQUIRE_MESSAGE(d, d.error);
     INFO("sagad stderr: " << d.proc->err());
 
