@@ -497,7 +497,7 @@ TEST_SUITE("sqlite_store") {
   TEST_CASE("with background checkpoints the log stays bounded") {
     temp_dir dir;
     auto o = at(dir.file("saga.db"));
-    o.checkpoint_pages = 4;  // the writer steps in past 16 pages
+    o.checkpoint_pages = 4;  // the writer steps in past 64 pages
     saga::sqlite::store s(o);
     for (int batch = 0; batch < 50; ++batch) {
       s.begin();

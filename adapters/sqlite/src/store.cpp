@@ -1078,8 +1078,10 @@ void store::transaction_ended() noexcept {
 // the writer's WAL hook only wakes this thread, which runs a PASSIVE checkpoint on its own
 // connection while the writer goes on committing (SQLite allows one writer and one checkpoint
 // at the same time). PASSIVE never waits for a lock and never blocks the writer or a reader.
-// Should the thread fall behind (past 4x the threshold), the writer checkpoints itself (see
-// store::on_wal), so the log stays bounded whatever happens.
+// The log restarts from its beginning only when a write transaction begins while every frame is
+// back in the database; under a steady load the writer's next commit begins after new frames,
+// so it is the writer's own checkpoint past 16x the threshold (store::on_wal) that restarts the
+// log, and bounds it whatever happens.
 class checkpointer {
  public:
   checkpointer(const std::string& path, int busy_timeout_ms, const char* synchronous)
