@@ -281,8 +281,8 @@ class store final : public saga::store {
   // The writer checkpoints itself past 16 x checkpoint_pages (64 MiB of log at the defaults). Its
   // commits begin after the thread's rounds have seen the log, so only this checkpoint lets the
   // log restart; each one stalls the writer a few ms (the last frames and the database's fsync).
-  // At 4 x, 7-20 of them in a 2 s half-load run doubled the ack p99 (docs/performance.md, issue
-  // 15's seventeenth round).
+  // At 4 x, 7-20 of them in a 2 s half-load run made the ack p99 1.6 to 2 times as long
+  // (docs/performance.md, issue 15's seventeenth round).
   static constexpr int wal_fallback_factor = 16;
   bool full_sync_ = false;     // opened with synchronous = FULL (not known for a shared connection)
   bool sync_lowered_ = false;  // mark_published left NORMAL and FULL is not restored yet
