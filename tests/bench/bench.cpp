@@ -1138,6 +1138,101 @@ double ticks_to_ms(std::int64_t ticks) {
   return static_cast<double>(ticks) * 1e3 * steady::period::num / steady::period::den;
 }
 
+// The latency runs' client: a raw DEALER sending pre-encoded events at a pace, timestamping
+// each ack as it arrives (acks to one connection come in request order).
+class paced_client {
+ public:
+  paced_client(::zmq::context_t& ctx, const std::string& endpoint, std::size_t n)
+      : dealer_(ctx, ::zmq::socket_type::dealer), sent_at_(n, 0), acked_at_(n, -1) {
+    dealer_.set(::zmq::sockopt::linger, 0);
+    dealer_.set(::zmq::sockopt::sndhwm, 0);
+    dealer_.connect(endpoint);
+  }
+
+  // Sends bytes[k] when k / rate seconds have passed, on ticks of 1 ms: every event due by then,
+  // each stamped as it is sent. Woken for each event instead (every 87 µs at 11,500/s), this
+  // thread and the two ZeroMQ I/O threads it wakes took about half a core from sagad on two cores
+  // (docs/performance.md, issue 15's seventeenth round). Sleeping in poll between ticks, it still
+  // timestamps each ack as it arrives. Returns the bench process's CPU meanwhile, in cores.
+  double send_paced(const std::vector<std::string>& bytes, double rate) {
+    const auto start = steady::now();
+    const double cpu_start = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID);
+    const auto interval = std::chrono::duration<double>(1.0 / rate);
+    auto due = [&](std::size_t k) {
+      return start + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(k));
+    };
+    const auto tick = 1ms;
+    auto next_tick = start;
+    for (std::size_t next = 0; next < bytes.size();) {
+      const auto now = steady::now();
+      for (; next < bytes.size() && due(next) <= now; ++next) {
+        sent_at_[next] = steady::now().time_since_epoch().count();
+        dealer_.send(::zmq::const_buffer(), ::zmq::send_flags::sndmore);
+        dealer_.send(::zmq::buffer(bytes[next]), ::zmq::send_flags::none);
+      }
+      while (next_tick <= now) next_tick += tick;
+      if (next < bytes.size()) drain_acks(std::max(due(next), next_tick));
+    }
+    const double sending = seconds_of(steady::now() - start);
+    return sending > 0 ? (cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID) - cpu_start) / sending : 0;
+  }
+
+  // Takes the acks still on their way, for up to `timeout`.
+  void wait_acks(std::chrono::milliseconds timeout) {
+    const auto deadline = steady::now() + timeout;
+    while (acks_ < acked_at_.size() && steady::now() < deadline)
+      drain_acks(std::min(deadline, steady::now() + 100ms));
+  }
+
+  // Steady-clock ticks of each event's send and of its ack (-1: none).
+  const std::vector<std::int64_t>& sent_at() const { return sent_at_; }
+  const std::vector<std::int64_t>& acked_at() const { return acked_at_; }
+
+ private:
+  // Timestamps each ack as it arrives, waiting in poll until `until`.
+  void drain_acks(steady::time_point until) {
+    std::vector<::zmq::message_t> frames;
+    for (;;) {
+      while (::zmq::recv_multipart(dealer_, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) {
+        if (acks_ < acked_at_.size()) acked_at_[acks_++] = steady::now().time_since_epoch().count();
+        frames.clear();
+      }
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - steady::now());
+      if (left <= 0ms) return;
+      ::zmq::pollitem_t item{dealer_.handle(), 0, ZMQ_POLLIN, 0};
+      ::zmq::poll(&item, 1, left);
+    }
+  }
+
+  ::zmq::socket_t dealer_;
+  std::vector<std::int64_t> sent_at_, acked_at_;
+  std::size_t acks_ = 0;
+};
+
+// A latency run's percentiles: send -> ack, and send -> follow-on (events whose follow-on never
+// arrived counted as missing).
+void add_percentiles(latency_result& r, const std::vector<std::int64_t>& sent_at,
+                     const std::vector<std::int64_t>& acked_at, const std::vector<std::int64_t>& arrived) {
+  std::vector<double> ms, ack_ms;
+  for (std::size_t k = 0; k < sent_at.size(); ++k) {
+    if (acked_at[k] >= 0) ack_ms.push_back(ticks_to_ms(acked_at[k] - sent_at[k]));
+    if (arrived[k] < 0) {
+      ++r.missing;
+      continue;
+    }
+    ms.push_back(ticks_to_ms(arrived[k] - sent_at[k]));
+  }
+  std::sort(ms.begin(), ms.end());
+  std::sort(ack_ms.begin(), ack_ms.end());
+  r.p50 = percentile(ms, 0.5);
+  r.p99 = percentile(ms, 0.99);
+  r.p999 = percentile(ms, 0.999);
+  r.max = ms.empty() ? 0 : ms.back();
+  r.ack_p50 = percentile(ack_ms, 0.5);
+  r.ack_p99 = percentile(ack_ms, 0.99);
+  r.ack_p999 = percentile(ack_ms, 0.999);
+}
+
 // `db`: the database to run on (a full one, for the run with a replaying client).
 latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
                                double rate, double budget, const std::string& db, bool replaying = false,
@@ -1163,54 +1258,10 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
   }
   follower f(ctx, d.ep(), tag, n);
   std::this_thread::sleep_for(cfg.quick ? 50ms : 200ms);  // let the subscriber connect and catch up
-  ::zmq::socket_t dealer(ctx, ::zmq::socket_type::dealer);
-  dealer.set(::zmq::sockopt::linger, 0);
-  dealer.set(::zmq::sockopt::sndhwm, 0);
-  dealer.connect(d.ep().ingress);
-  std::vector<std::int64_t> sent_at(n, 0);
-  std::vector<std::int64_t> acked_at(n, -1);  // acks to one connection come in request order
-  std::size_t acks = 0;
-  const auto start = steady::now();
-  const auto interval = std::chrono::duration<double>(1.0 / rate);
-  std::size_t next = 0;
-  auto due = [&](std::size_t k) {
-    return start + std::chrono::duration_cast<steady::duration>(interval * static_cast<double>(k));
-  };
-  // Timestamps each ack as it arrives: waits in poll until `until`, returning early for none.
-  auto drain_acks = [&](steady::time_point until) {
-    std::vector<::zmq::message_t> frames;
-    for (;;) {
-      while (::zmq::recv_multipart(dealer, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) {
-        if (acks < n) acked_at[acks++] = steady::now().time_since_epoch().count();
-        frames.clear();
-      }
-      const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - steady::now());
-      if (left <= 0ms) return;
-      ::zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-      ::zmq::poll(&item, 1, left);
-    }
-  };
-  // The sends go out on ticks of `tick`: every event due by then, each stamped as it is sent.
-  // Woken for each event instead (every 87 µs at 11,500/s), this thread and the two ZeroMQ I/O
-  // threads it wakes took about half a core from sagad on two cores (docs/performance.md, issue
-  // 15's seventeenth round). Sleeping in poll, it still timestamps each ack as it arrives.
-  const auto tick = 1ms;
-  auto next_tick = start;
-  const double client_cpu_start = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID);
-  while (next < n) {
-    const auto now = steady::now();
-    for (; next < n && due(next) <= now; ++next) {
-      sent_at[next] = steady::now().time_since_epoch().count();
-      dealer.send(::zmq::const_buffer(), ::zmq::send_flags::sndmore);
-      dealer.send(::zmq::buffer(bytes[next]), ::zmq::send_flags::none);
-    }
-    while (next_tick <= now) next_tick += tick;
-    if (next < n) drain_acks(std::max(due(next), next_tick));
-  }
-  const double client_cpu = cpu_seconds_of(CLOCK_PROCESS_CPUTIME_ID) - client_cpu_start;
-  const double sending = seconds_of(steady::now() - start);
+  paced_client client(ctx, d.ep().ingress, n);
+  const double client_cores = client.send_paced(bytes, rate);
   f.wait_arrived(static_cast<std::int64_t>(n), 30s);
-  for (int i = 0; i < 100 && acks < n; ++i) drain_acks(steady::now() + 100ms);
+  client.wait_acks(10s);
   f.stop();
   latency_result r;
   if (rep) r.replayed = rep->stop();
@@ -1222,25 +1273,8 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
   }
   r.sent = n;
   r.rate = rate;
-  r.client_cores = sending > 0 ? client_cpu / sending : 0;
-  std::vector<double> ms, ack_ms;
-  for (std::size_t k = 0; k < n; ++k) {
-    if (acked_at[k] >= 0) ack_ms.push_back(ticks_to_ms(acked_at[k] - sent_at[k]));
-    if (f.arrived()[k] < 0) {
-      ++r.missing;
-      continue;
-    }
-    ms.push_back(ticks_to_ms(f.arrived()[k] - sent_at[k]));
-  }
-  std::sort(ms.begin(), ms.end());
-  std::sort(ack_ms.begin(), ack_ms.end());
-  r.p50 = percentile(ms, 0.5);
-  r.p99 = percentile(ms, 0.99);
-  r.p999 = percentile(ms, 0.999);
-  r.max = ms.empty() ? 0 : ms.back();
-  r.ack_p50 = percentile(ack_ms, 0.5);
-  r.ack_p99 = percentile(ack_ms, 0.99);
-  r.ack_p999 = percentile(ack_ms, 0.999);
+  r.client_cores = client_cores;
+  add_percentiles(r, client.sent_at(), client.acked_at(), f.arrived());
   return r;
 }
 
