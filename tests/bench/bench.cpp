@@ -15,8 +15,11 @@
 //   batch1        engine, one commit per event
 //   group         engine group commit, batch sizes 1..1024, ratio to the floor
 //   e2e           sagad over ZeroMQ (client send_all + subscriber), then the
-//                 latency send -> ack and send -> follow-on event at half the
-//                 peak rate, alone and (FULL) beside a client replaying the log
+//                 latency send -> ack and send -> follow-on event at 10, 50 and
+//                 90 % of the peak rate, alone and (FULL, 50 %) beside a client
+//                 replaying the log; and the ack floors at the same paces: a
+//                 process that acks what it reads (echo), and one that commits
+//                 the minimal floor's rows at FULL before it acks (durable)
 //   scale         engine and both floors with 1,000 and N existing sagas
 //                 (medians of 3); sagad's peak RSS on both
 //   recovery      sagad publishing R committed-but-unpublished outbox rows
@@ -41,6 +44,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <ctime>
@@ -1210,12 +1214,17 @@ class paced_client {
 };
 
 // A latency run's percentiles: send -> ack, and send -> follow-on (events whose follow-on never
-// arrived counted as missing).
+// arrived counted as missing). Without `arrived` (the ack floors publish nothing), acks only:
+// events never acked are the missing ones.
 void add_percentiles(latency_result& r, const std::vector<std::int64_t>& sent_at,
                      const std::vector<std::int64_t>& acked_at, const std::vector<std::int64_t>& arrived) {
   std::vector<double> ms, ack_ms;
   for (std::size_t k = 0; k < sent_at.size(); ++k) {
     if (acked_at[k] >= 0) ack_ms.push_back(ticks_to_ms(acked_at[k] - sent_at[k]));
+    if (arrived.empty()) {
+      if (acked_at[k] < 0) ++r.missing;
+      continue;
+    }
     if (arrived[k] < 0) {
       ++r.missing;
       continue;
@@ -1233,6 +1242,25 @@ void add_percentiles(latency_result& r, const std::vector<std::int64_t>& sent_at
   r.ack_p999 = percentile(ack_ms, 0.999);
 }
 
+// How many events a paced run at `rate` sends in `budget` seconds (at least 50).
+std::size_t latency_run_events(double rate, double budget) {
+  return static_cast<std::size_t>(std::max(50.0, rate * budget));
+}
+
+// A latency run's events, new orders' with the ids `tag` + k, encoded beforehand: the sending loop
+// only sends.
+std::vector<std::string> latency_events(const std::string& tag, std::size_t n) {
+  order_stream s(tag, 1024);
+  std::vector<std::string> bytes;
+  bytes.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    auto e = s.at(k).event;
+    e.id = tag + std::to_string(k);
+    bytes.push_back(saga::encode_event(e));
+  }
+  return bytes;
+}
+
 // `db`: the database to run on (a full one, for the run with a replaying client).
 latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
                                double rate, double budget, const std::string& db, bool replaying = false,
@@ -1246,16 +1274,8 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
   std::optional<console_poller> poll;
   if (console == console_load::polled) poll.emplace(d.console_url());
   const std::string tag = unique_tag("lat") + "-";
-  const auto n = static_cast<std::size_t>(std::max(50.0, rate * budget));
-  // Pre-encoded: the sending loop only sends.
-  order_stream s(tag, 1024);
-  std::vector<std::string> bytes;
-  bytes.reserve(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    auto e = s.at(k).event;
-    e.id = tag + std::to_string(k);
-    bytes.push_back(saga::encode_event(e));
-  }
+  const auto n = latency_run_events(rate, budget);
+  const auto bytes = latency_events(tag, n);
   follower f(ctx, d.ep(), tag, n);
   std::this_thread::sleep_for(cfg.quick ? 50ms : 200ms);  // let the subscriber connect and catch up
   paced_client client(ctx, d.ep().ingress, n);
@@ -1275,6 +1295,36 @@ latency_result run_e2e_latency(const config& cfg, const saga::test::temp_dir& di
   r.rate = rate;
   r.client_cores = client_cores;
   add_percentiles(r, client.sent_at(), client.acked_at(), f.arrived());
+  return r;
+}
+
+// One paced run against an ack floor ("echo" or "durable": serve_ack_floor, below), served by
+// this program in a process of its own: acks only, the floors publish nothing.
+latency_result run_ack_floor(const saga::test::temp_dir& dir, const std::string& kind, double rate,
+                             double budget) {
+  const std::string tag = unique_tag("ack-floor-" + kind);
+  const auto n = latency_run_events(rate, budget);
+  const std::string endpoints = dir.file(tag + ".endpoints.json");
+  saga::test::process server({fs::read_symlink("/proc/self/exe").string(), "--serve-ack-floor", kind,
+                              "--endpoints-file", endpoints, "--probe-events", std::to_string(n)},
+                             dir.file(tag + ".out"), dir.file(tag + ".err"));
+  std::string why;
+  const auto ep = saga::test::read_endpoints_file(endpoints, server, 60s, &why);
+  if (!ep) throw std::runtime_error("the " + kind + " ack floor did not start: " + why);
+  if (!saga::test::wait_until_ingress_answers(ep->ingress, 60s, &server))
+    throw std::runtime_error("the " + kind + " ack floor did not answer: " + server.err());
+  const auto bytes = latency_events(tag + "-", n);
+  ::zmq::context_t ctx(1);
+  paced_client client(ctx, ep->ingress, n);
+  latency_result r;
+  r.client_cores = client.send_paced(bytes, rate);
+  client.wait_acks(10s);
+  server.signal(SIGTERM);
+  if (server.wait_for(10s).running()) server.kill9();
+  r.sent = n;
+  r.rate = rate;
+  add_percentiles(r, client.sent_at(), client.acked_at(), {});
+  for (const char* suffix : {".db", ".db-wal", ".db-shm"}) fs::remove(endpoints + suffix);
   return r;
 }
 
@@ -1606,60 +1656,109 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   return rates.median();
 }
 
+// The medians over a latency row's runs (run(i): the i-th), and the ack p99's spread.
+struct latency_medians {
+  latency_result l;
+  spread ack_p99;
+};
+
+latency_medians repeat_latency(const config& cfg, double rate,
+                               const std::function<latency_result(int)>& run) {
+  spread p50, p99, p999, max, ack_p50, ack_p999, client;
+  latency_medians m;
+  for (int i = 0; i < repetitions(cfg); ++i) {
+    const auto r = run(i);
+    for (auto [s, v] : {std::pair{&p50, r.p50},
+                        {&p99, r.p99},
+                        {&p999, r.p999},
+                        {&max, r.max},
+                        {&ack_p50, r.ack_p50},
+                        {&m.ack_p99, r.ack_p99},
+                        {&ack_p999, r.ack_p999},
+                        {&client, r.client_cores}})
+      s->add(v);
+    m.l.sent += r.sent;
+    m.l.missing += r.missing;
+  }
+  auto& l = m.l;
+  l.rate = rate;
+  l.p50 = p50.median(), l.p99 = p99.median(), l.p999 = p999.median(), l.max = max.median();
+  l.ack_p50 = ack_p50.median(), l.ack_p99 = m.ack_p99.median(), l.ack_p999 = ack_p999.median();
+  l.client_cores = client.median();
+  return m;
+}
+
+// "medians of 3 runs (ack p99 8.1-9.9 ms): ...acks p50 ..., p99 ..., p99.9 ... ms (N events; the
+// bench's own CPU ...)", around `middle` (what else the row measured).
+std::string latency_note(const latency_medians& m, const std::string& middle) {
+  const auto& l = m.l;
+  const std::string runs = m.ack_p99.runs.size() < 2 ? "1 run"
+                                                     : "medians of " + std::to_string(m.ack_p99.runs.size()) +
+                                                           " runs (ack p99 " + m.ack_p99.range(2) + " ms)";
+  return runs + ": " + middle + "acks p50 " + fixed(l.ack_p50, 2) + " ms, p99 " + fixed(l.ack_p99, 2) +
+         " ms, p99.9 " + fixed(l.ack_p999, 2) + " ms (" + std::to_string(l.sent) + " events" +
+         (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") + "; the bench's own CPU " +
+         fixed(l.client_cores * 100, 0) + " % of a core)";
+}
+
+json latency_extra(const latency_medians& m) {
+  const auto& l = m.l;
+  return {{"p50_ms", l.p50},
+          {"p99_ms", l.p99},
+          {"p999_ms", l.p999},
+          {"max_ms", l.max},
+          {"ack_p50_ms", l.ack_p50},
+          {"ack_p99_ms", l.ack_p99},
+          {"ack_p999_ms", l.ack_p999},
+          {"events", l.sent},
+          {"missing", l.missing},
+          {"runs", m.ack_p99.runs},
+          {"client_cores", l.client_cores}};
+}
+
 // One latency row: paced at `percent` of the measured peak, each run on a new database; every
 // percentile is the median of the runs, the ack p99's spread is shown.
 latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
                                   const std::string& suffix, const std::string& db_key, double peak,
                                   int percent) {
   const double rate = std::max(10.0, peak * percent / 100.0);
-  spread p50, p99, p999, max, ack_p50, ack_p99, ack_p999, client;
-  latency_result l;
-  for (int i = 0; i < repetitions(cfg); ++i) {
-    const auto run = run_e2e_latency(
+  const auto m = repeat_latency(cfg, rate, [&](int i) {
+    return run_e2e_latency(
         cfg, dir, sync, rate, cfg.seconds,
         dir.file("latency-" + db_key + "-" + std::to_string(percent) + "-" + std::to_string(i) + ".db"));
-    for (auto [s, v] : {std::pair{&p50, run.p50},
-                        {&p99, run.p99},
-                        {&p999, run.p999},
-                        {&max, run.max},
-                        {&ack_p50, run.ack_p50},
-                        {&ack_p99, run.ack_p99},
-                        {&ack_p999, run.ack_p999},
-                        {&client, run.client_cores}})
-      s->add(v);
-    l.sent += run.sent;
-    l.missing += run.missing;
-  }
-  l.rate = rate;
-  l.p50 = p50.median(), l.p99 = p99.median(), l.p999 = p999.median(), l.max = max.median();
-  l.ack_p50 = ack_p50.median(), l.ack_p99 = ack_p99.median(), l.ack_p999 = ack_p999.median();
-  l.client_cores = client.median();
+  });
+  const auto& l = m.l;
   row q;
   q.measurement = "e2e latency " + std::to_string(percent) + "%" + suffix;
   q.sync = sync;
   q.rate = l.rate;
-  const std::string runs = ack_p99.runs.size() < 2 ? "1 run"
-                                                   : "medians of " + std::to_string(ack_p99.runs.size()) +
-                                                         " runs (ack p99 " + ack_p99.range(2) + " ms)";
-  q.notes = "paced at " + std::to_string(percent) + "% of the peak; " + runs + ": p50 " + fixed(l.p50, 2) +
-            " ms, p99 " + fixed(l.p99, 2) + " ms, p99.9 " + fixed(l.p999, 2) + " ms, max " + fixed(l.max, 2) +
-            " ms; acks p50 " + fixed(l.ack_p50, 2) + " ms, p99 " + fixed(l.ack_p99, 2) + " ms, p99.9 " +
-            fixed(l.ack_p999, 2) + " ms (" + std::to_string(l.sent) + " events" +
-            (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") + "; the bench's own CPU " +
-            fixed(l.client_cores * 100, 0) + " % of a core)";
-  q.extra = {{"p50_ms", l.p50},
-             {"p99_ms", l.p99},
-             {"p999_ms", l.p999},
-             {"max_ms", l.max},
-             {"ack_p50_ms", l.ack_p50},
-             {"ack_p99_ms", l.ack_p99},
-             {"ack_p999_ms", l.ack_p999},
-             {"events", l.sent},
-             {"missing", l.missing},
-             {"runs", ack_p99.runs},
-             {"client_cores", l.client_cores}};
+  q.notes = "paced at " + std::to_string(percent) + "% of the peak; " +
+            latency_note(m, "p50 " + fixed(l.p50, 2) + " ms, p99 " + fixed(l.p99, 2) + " ms, p99.9 " +
+                                fixed(l.p999, 2) + " ms, max " + fixed(l.max, 2) + " ms; ");
+  q.extra = latency_extra(m);
   add_row(q);
   return l;
+}
+
+// The ack floors' row at `percent` of the peak, beside e2e latency's at the same pace
+// (run_ack_floor); `engine_ack_p99`: that row's, for the ratio.
+void measure_ack_floor_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& kind,
+                          double peak, int percent, double engine_ack_p99) {
+  const double rate = std::max(10.0, peak * percent / 100.0);
+  const auto m = repeat_latency(cfg, rate, [&](int) { return run_ack_floor(dir, kind, rate, cfg.seconds); });
+  row q;
+  q.measurement = "ack floor " + kind + " " + std::to_string(percent) + "%";
+  q.rate = rate;
+  const std::string what = kind == "durable"
+                               ? "receive, the minimal floor's four writes per event in one FULL transaction "
+                                 "of what waits, ack"
+                               : "receive, ack";
+  q.notes = what + ", in a process of its own, paced as e2e latency " + std::to_string(percent) + "%; " +
+            latency_note(m, "") + "; e2e latency's ack p99 is " +
+            (m.l.ack_p99 > 0 ? fixed(engine_ack_p99 / m.l.ack_p99, 2) : std::string("-")) + " x this";
+  q.extra = latency_extra(m);
+  q.extra["e2e_ack_p99_ms"] = engine_ack_p99;
+  add_row(q);
 }
 
 // The peak, then the latency at 10 %, 50 % and 90 % of it (and, under FULL, at 50 % beside a
@@ -1675,9 +1774,13 @@ void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::
   const double measured = cfg.pace ? *cfg.pace : measure_e2e_peak(cfg, dir, sync, suffix, db_key);
   const double peak = cfg.pace ? *cfg.pace : pace_peak.value_or(measured);
   latency_result l;
+  const bool floors = sync == "FULL" && variant.empty();  // the ack floors beside the default's rows
   for (const int percent : {10, 50, 90}) {
     const auto at = measure_latency_at(cfg, dir, sync, suffix, db_key, peak, percent);
     if (percent == 50) l = at;
+    if (!floors) continue;
+    for (const char* kind : {"durable", "echo"})
+      measure_ack_floor_at(cfg, dir, kind, peak, percent, at.ack_p99);
   }
   const double half = std::max(10.0, peak / 2);
   if (sync != "FULL" || !variant.empty()) return;
@@ -1890,6 +1993,114 @@ void run_probe(const std::string& kind, std::size_t events) {
     run_floor(dir, floor_kind::minimal, "FULL", 1024, 0, {}, true, nullptr, events);
   else
     run_engine(dir.file("probe.db"), "FULL", 1024, 0, false, events);
+}
+
+// ---------------------------------------------------------------------------
+// The ack floors (issue 15, item 4): what receive -> ack costs on this machine with nothing of
+// the engine, served in a process of their own (as sagad is: its own ZeroMQ context and I/O
+// thread) and measured by the e2e latency rows' paced client at the same paces.
+//   echo floor     acks each event as soon as it has read it: ZeroMQ over loopback TCP, the
+//                  wake-ups of two processes and the paced client
+//   durable floor  reads what waits (up to 1,024 events), writes the minimal floor's four rows
+//                  per event in one transaction at synchronous=FULL (the log synced in the
+//                  commit), then acks them: the same plus SQLite and the disk. It never
+//                  checkpoints (the log grows through the run): the wait for a durable ack
+//                  with nothing else on its way
+// Neither decodes the events: the durable floor writes the minimal floor's own rows, one
+// event's per event received, made before it announces its endpoint.
+
+volatile std::sig_atomic_t ack_floor_stopping = 0;
+
+// The durable floor's database and rows.
+class durable_rows {
+ public:
+  durable_rows(const std::string& path, std::size_t events) : stream_(unique_tag("ack-floor"), 1024) {
+    create_schema(path, floor_kind::minimal);
+    db_.emplace(path, SQLite::OPEN_READWRITE);
+    db_->exec("PRAGMA journal_mode = WAL");
+    db_->exec("PRAGMA synchronous = FULL");
+    db_->exec("PRAGMA cache_size = -32768");  // the store's page cache
+    // No checkpoint on the way to an ack (sagad's run on a thread of their own): a run's log
+    // grows by 100-300 MB, each event's wait is appending to it and syncing it.
+    db_->exec("PRAGMA wal_autocheckpoint = 0");
+    writer_.emplace(*db_, floor_kind::minimal);
+    rows_ = floor_events(stream_, events + 16);  // and the readiness pings
+  }
+
+  // Commits the next `n` events' rows in one transaction; returns them (their acks).
+  std::span<const floor_event> commit(std::size_t n) {
+    if (next_ + n > rows_.size())
+      for (auto& f : floor_events(stream_, next_ + n - rows_.size())) rows_.push_back(std::move(f));
+    const std::span<const floor_event> batch(rows_.data() + next_, n);
+    writer_->commit(batch, clock_.now_ms());
+    next_ += n;
+    return batch;
+  }
+
+ private:
+  order_stream stream_;
+  std::optional<SQLite::Database> db_;
+  std::optional<floor_writer> writer_;
+  std::vector<floor_event> rows_;
+  std::size_t next_ = 0;
+  saga::system_clock clock_;
+};
+
+// Where the floor is bound, in sagad's --endpoints-file format (read_endpoints_file reads it),
+// written whole before it is renamed into place.
+void write_floor_endpoints(const std::string& path, const std::string& ingress) {
+  const json j{
+      {"pid", static_cast<long long>(::getpid())}, {"ingress", ingress}, {"publish", ""}, {"replay", ""}};
+  std::ofstream(path + ".tmp") << j.dump();
+  fs::rename(path + ".tmp", path);
+}
+
+// The routing ids of what waits on `router`, up to 1,024 events (a signal ends the read).
+void read_waiting(::zmq::socket_t& router, std::vector<::zmq::message_t>& peers) {
+  peers.clear();
+  std::vector<::zmq::message_t> frames;
+  try {
+    while (peers.size() < 1024) {
+      frames.clear();
+      if (!::zmq::recv_multipart(router, std::back_inserter(frames), ::zmq::recv_flags::dontwait)) return;
+      peers.push_back(std::move(frames.front()));
+    }
+  } catch (const ::zmq::error_t& e) {
+    if (e.num() != EINTR) throw;
+  }
+}
+
+// `saga-bench --serve-ack-floor KIND --endpoints-file F`: serves that floor on a loopback port it
+// chooses until SIGTERM; `events`: how many rows the durable floor makes beforehand.
+void serve_ack_floor(const std::string& kind, const std::string& endpoints_file, std::size_t events) {
+  std::signal(SIGTERM, [](int) { ack_floor_stopping = 1; });
+  std::optional<durable_rows> durable;
+  if (kind == "durable") durable.emplace(endpoints_file + ".db", events);
+  order_stream s(unique_tag("echo"), 1024);
+  const std::string echo_ack = floor_events(s, 1).front().ack;  // the same bytes as a durable ack
+  ::zmq::context_t ctx(1);
+  ::zmq::socket_t router(ctx, ::zmq::socket_type::router);
+  router.set(::zmq::sockopt::linger, 0);
+  router.set(::zmq::sockopt::sndhwm, 0);  // a ROUTER drops what is over its mark: never an ack
+  router.bind("tcp://127.0.0.1:*");
+  write_floor_endpoints(endpoints_file, router.get(::zmq::sockopt::last_endpoint));
+  std::vector<::zmq::message_t> peers;
+  while (ack_floor_stopping == 0) {
+    ::zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+    try {
+      ::zmq::poll(&item, 1, 100ms);
+    } catch (const ::zmq::error_t& e) {
+      if (e.num() != EINTR) throw;
+    }
+    read_waiting(router, peers);
+    if (peers.empty()) continue;
+    const auto rows = durable ? durable->commit(peers.size()) : std::span<const floor_event>();
+    for (std::size_t i = 0; i < peers.size(); ++i) {
+      router.send(peers[i], ::zmq::send_flags::sndmore);
+      router.send(::zmq::const_buffer(), ::zmq::send_flags::sndmore);
+      router.send(::zmq::buffer(durable ? rows[i].ack : echo_ack), ::zmq::send_flags::none);
+    }
+  }
 }
 
 // What each probe counts (callgrind's --toggle-collect: the instructions inside that function
@@ -2282,6 +2493,10 @@ json goals() {
   const row* l = find_row("e2e latency 50%");
   goal("p99 receive -> ack at half the peak <= 5 ms",
        l ? std::optional(l->extra.value("ack_p99_ms", 0.0)) : std::nullopt, 5, true, "ms");
+  // What the machine allows at the same pace, without the engine (the ack floors).
+  for (const char* kind : {"durable", "echo"})
+    if (const row* f = find_row(std::string("ack floor ") + kind + " 50%"))
+      g.back()["floor_" + std::string(kind) + "_ms"] = f->extra.value("ack_p99_ms", 0.0);
   const row* o = find_row("whole orders");
   goal(">= 5,000 whole orders per second",
        o ? std::optional(o->extra.value("orders_per_second", 0.0)) : std::nullopt, 5000, false, "orders/s");
@@ -2315,6 +2530,10 @@ void print_goals(const json& g) {
     std::string mark = j["reached"].is_null() ? "-" : (j["reached"].get<bool>() ? "reached" : "NOT reached");
     std::cout << "  " << j["goal"].get<std::string>() << ": " << v << " " << j["unit"].get<std::string>()
               << "  [" << mark << "]\n";
+    if (j.contains("floor_durable_ms"))
+      std::cout << "    at the same pace without the engine: the durable ack floor "
+                << fixed(j["floor_durable_ms"].get<double>(), 2) << " ms, the echo floor "
+                << fixed(j.value("floor_echo_ms", 0.0), 2) << " ms\n";
   }
 }
 
@@ -2363,7 +2582,20 @@ int main(int argc, char** argv) {
   app.add_option("--probe-events", probe_events, "events the probe sends")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
       ->capture_default_str();
+  std::string ack_floor, endpoints_file;
+  app.add_option("--serve-ack-floor", ack_floor,
+                 "(for the e2e stage's ack floor rows) serve this floor on a loopback port until SIGTERM")
+      ->check(CLI::IsMember({"echo", "durable"}));
+  app.add_option("--endpoints-file", endpoints_file, "(with --serve-ack-floor) where it writes its endpoint");
   CLI11_PARSE(app, argc, argv);
+  if (!ack_floor.empty()) {
+    if (endpoints_file.empty()) {
+      std::cerr << "saga-bench: --serve-ack-floor needs --endpoints-file\n";
+      return 2;
+    }
+    serve_ack_floor(ack_floor, endpoints_file, probe_events);
+    return 0;
+  }
   if (!probe.empty()) {
     run_probe(probe, probe_events);
     return 0;
