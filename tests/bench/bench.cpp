@@ -18,8 +18,9 @@
 //                 latency send -> ack and send -> follow-on event at 10, 50 and
 //                 90 % of the peak rate, alone and (FULL, 50 %) beside a client
 //                 replaying the log; and the ack floors at the same paces: a
-//                 process that acks what it reads (echo), and one that commits
-//                 the minimal floor's rows at FULL before it acks (durable)
+//                 process that acks what it reads (echo), one that commits
+//                 the minimal floor's rows at FULL before it acks (durable),
+//                 and a file appended to and synced in this process (sync)
 //   scale         engine and both floors with 1,000 and N existing sagas
 //                 (medians of 3); sagad's peak RSS on both
 //   recovery      sagad publishing R committed-but-unpublished outbox rows
@@ -1328,6 +1329,62 @@ latency_result run_ack_floor(const saga::test::temp_dir& dir, const std::string&
   return r;
 }
 
+// The sync floor: no process, no socket, no SQLite. Events fall due on the paced client's
+// schedule (event k at k / rate); each pass appends what is due, `sync_floor_bytes` per event,
+// to a 64 MiB file written beforehand (overwritten from its start when full, as SQLite's log is
+// after a restart), then `fdatasync`s it; an event's latency runs from when it fell due to the
+// return of that sync. What the disk's sync alone costs at that pace.
+constexpr std::size_t sync_floor_bytes = 8192;  // 2 log pages: the minimal floor's at batches of 8-16
+constexpr std::size_t sync_floor_file = 64 << 20;
+
+latency_result run_sync_floor(const saga::test::temp_dir& dir, double rate, double budget) {
+  const auto n = latency_run_events(rate, budget);
+  const std::string path = dir.file(unique_tag("sync-floor") + ".log");
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) throw std::runtime_error("sync floor: cannot create " + path);
+  const std::string chunk(1 << 20, 'x');
+  std::size_t at = 0;
+  auto append = [&](std::size_t bytes) {
+    while (bytes > 0) {
+      if (at == sync_floor_file) at = 0;
+      const std::size_t part = std::min({bytes, chunk.size(), sync_floor_file - at});
+      if (::pwrite(fd, chunk.data(), part, static_cast<off_t>(at)) != static_cast<ssize_t>(part))
+        throw std::runtime_error("sync floor: write failed");
+      at += part;
+      bytes -= part;
+    }
+  };
+  append(sync_floor_file);
+  ::fsync(fd);
+  at = 0;
+  std::vector<std::int64_t> due(n), synced(n, -1);
+  const auto start = steady::now() + 10ms;
+  for (std::size_t k = 0; k < n; ++k)
+    due[k] = (start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(k / rate)))
+                 .time_since_epoch()
+                 .count();
+  for (std::size_t k = 0; k < n;) {
+    const auto now = steady::now().time_since_epoch().count();
+    std::size_t j = k;
+    while (j < n && due[j] <= now) ++j;
+    if (j == k) {
+      std::this_thread::sleep_for(steady::duration(due[k] - now));
+      continue;
+    }
+    append((j - k) * sync_floor_bytes);
+    if (::fdatasync(fd) != 0) throw std::runtime_error("sync floor: fdatasync failed");
+    const auto t = steady::now().time_since_epoch().count();
+    for (; k < j; ++k) synced[k] = t;
+  }
+  ::close(fd);
+  fs::remove(path);
+  latency_result r;
+  r.sent = n;
+  r.rate = rate;
+  add_percentiles(r, due, synced, {});
+  return r;
+}
+
 // ---------------------------------------------------------------------------
 // The measurements.
 
@@ -1697,8 +1754,10 @@ std::string latency_note(const latency_medians& m, const std::string& middle) {
                                                            " runs (ack p99 " + m.ack_p99.range(2) + " ms)";
   return runs + ": " + middle + "acks p50 " + fixed(l.ack_p50, 2) + " ms, p99 " + fixed(l.ack_p99, 2) +
          " ms, p99.9 " + fixed(l.ack_p999, 2) + " ms (" + std::to_string(l.sent) + " events" +
-         (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") + "; the bench's own CPU " +
-         fixed(l.client_cores * 100, 0) + " % of a core)";
+         (l.missing ? ", " + std::to_string(l.missing) + " MISSING" : "") +
+         (l.client_cores > 0 ? "; the bench's own CPU " + fixed(l.client_cores * 100, 0) + " % of a core"
+                             : "") +
+         ")";
 }
 
 json latency_extra(const latency_medians& m) {
@@ -1745,16 +1804,23 @@ latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir&
 void measure_ack_floor_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& kind,
                           double peak, int percent, double engine_ack_p99) {
   const double rate = std::max(10.0, peak * percent / 100.0);
-  const auto m = repeat_latency(cfg, rate, [&](int) { return run_ack_floor(dir, kind, rate, cfg.seconds); });
+  const bool sync = kind == "sync";
+  const auto m = repeat_latency(cfg, rate, [&](int) {
+    return sync ? run_sync_floor(dir, rate, cfg.seconds) : run_ack_floor(dir, kind, rate, cfg.seconds);
+  });
   row q;
   q.measurement = "ack floor " + kind + " " + std::to_string(percent) + "%";
   q.rate = rate;
-  const std::string what = kind == "durable"
-                               ? "receive, the minimal floor's four writes per event in one FULL transaction "
-                                 "of what waits, ack"
-                               : "receive, ack";
-  q.notes = what + ", in a process of its own, paced as e2e latency " + std::to_string(percent) + "%; " +
-            latency_note(m, "") + "; e2e latency's ack p99 is " +
+  const std::string what =
+      sync ? "due, " + std::to_string(sync_floor_bytes) +
+                 " bytes per event appended to a file and fdatasync'd in this process (an event's ack: that "
+                 "sync's return)"
+      : kind == "durable"
+          ? "receive, the minimal floor's four writes per event in one FULL transaction of what "
+            "waits, ack, in a process of its own"
+          : "receive, ack, in a process of its own";
+  q.notes = what + ", paced as e2e latency " + std::to_string(percent) + "%; " + latency_note(m, "") +
+            "; e2e latency's ack p99 is " +
             (m.l.ack_p99 > 0 ? fixed(engine_ack_p99 / m.l.ack_p99, 2) : std::string("-")) + " x this";
   q.extra = latency_extra(m);
   q.extra["e2e_ack_p99_ms"] = engine_ack_p99;
@@ -1779,7 +1845,7 @@ void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::
     const auto at = measure_latency_at(cfg, dir, sync, suffix, db_key, peak, percent);
     if (percent == 50) l = at;
     if (!floors) continue;
-    for (const char* kind : {"durable", "echo"})
+    for (const char* kind : {"durable", "sync", "echo"})
       measure_ack_floor_at(cfg, dir, kind, peak, percent, at.ack_p99);
   }
   const double half = std::max(10.0, peak / 2);
@@ -2494,7 +2560,7 @@ json goals() {
   goal("p99 receive -> ack at half the peak <= 5 ms",
        l ? std::optional(l->extra.value("ack_p99_ms", 0.0)) : std::nullopt, 5, true, "ms");
   // What the machine allows at the same pace, without the engine (the ack floors).
-  for (const char* kind : {"durable", "echo"})
+  for (const char* kind : {"durable", "sync", "echo"})
     if (const row* f = find_row(std::string("ack floor ") + kind + " 50%"))
       g.back()["floor_" + std::string(kind) + "_ms"] = f->extra.value("ack_p99_ms", 0.0);
   const row* o = find_row("whole orders");
@@ -2532,7 +2598,8 @@ void print_goals(const json& g) {
               << "  [" << mark << "]\n";
     if (j.contains("floor_durable_ms"))
       std::cout << "    at the same pace without the engine: the durable ack floor "
-                << fixed(j["floor_durable_ms"].get<double>(), 2) << " ms, the echo floor "
+                << fixed(j["floor_durable_ms"].get<double>(), 2) << " ms, the sync floor "
+                << fixed(j.value("floor_sync_ms", 0.0), 2) << " ms, the echo floor "
                 << fixed(j.value("floor_echo_ms", 0.0), 2) << " ms\n";
   }
 }
