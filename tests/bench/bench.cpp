@@ -1331,9 +1331,9 @@ latency_result run_ack_floor(const saga::test::temp_dir& dir, const std::string&
 
 // The sync floor: no process, no socket, no SQLite. Events fall due on the paced client's
 // schedule (event k at k / rate); each pass appends what is due, `sync_floor_bytes` per event,
-// to a 64 MiB file written beforehand (overwritten from its start when full, as SQLite's log is
-// after a restart), then `fdatasync`s it; an event's latency runs from when it fell due to the
-// return of that sync. What the disk's sync alone costs at that pace.
+// to a file of up to 64 MiB written beforehand (overwritten from its start when full, as
+// SQLite's log is after a restart), then `fdatasync`s it; an event's latency runs from when it
+// fell due to the return of that sync. What the disk's sync alone costs at that pace.
 constexpr std::size_t sync_floor_bytes = 8192;  // 2 log pages: the minimal floor's at batches of 8-16
 constexpr std::size_t sync_floor_file = 64 << 20;
 
@@ -1343,18 +1343,19 @@ latency_result run_sync_floor(const saga::test::temp_dir& dir, double rate, doub
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) throw std::runtime_error("sync floor: cannot create " + path);
   const std::string chunk(1 << 20, 'x');
+  const std::size_t size = std::min(sync_floor_file, n * sync_floor_bytes);  // no more than the run writes
   std::size_t at = 0;
   auto append = [&](std::size_t bytes) {
     while (bytes > 0) {
-      if (at == sync_floor_file) at = 0;
-      const std::size_t part = std::min({bytes, chunk.size(), sync_floor_file - at});
+      if (at == size) at = 0;
+      const std::size_t part = std::min({bytes, chunk.size(), size - at});
       if (::pwrite(fd, chunk.data(), part, static_cast<off_t>(at)) != static_cast<ssize_t>(part))
         throw std::runtime_error("sync floor: write failed");
       at += part;
       bytes -= part;
     }
   };
-  append(sync_floor_file);
+  append(size);
   ::fsync(fd);
   at = 0;
   std::vector<std::int64_t> due(n), synced(n, -1);
