@@ -2647,7 +2647,8 @@ int main(int argc, char** argv) {
   std::size_t probe_events = 8192;
   app.add_option("--probe", probe, "(for the instructions measurement) run only this workload and exit")
       ->check(CLI::IsMember({"minimal", "engine"}));
-  app.add_option("--probe-events", probe_events, "events the probe sends")
+  app.add_option("--probe-events", probe_events,
+                 "events the probe sends (and the rows the durable ack floor makes beforehand)")
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
       ->capture_default_str();
   std::string ack_floor, endpoints_file;
