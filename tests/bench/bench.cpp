@@ -1720,12 +1720,10 @@ struct latency_medians {
   spread ack_p99;
 };
 
-latency_medians repeat_latency(const config& cfg, double rate,
-                               const std::function<latency_result(int)>& run) {
+latency_medians medians_of(const std::vector<latency_result>& runs, double rate) {
   spread p50, p99, p999, max, ack_p50, ack_p999, client;
   latency_medians m;
-  for (int i = 0; i < repetitions(cfg); ++i) {
-    const auto r = run(i);
+  for (const auto& r : runs) {
     for (auto [s, v] : {std::pair{&p50, r.p50},
                         {&p99, r.p99},
                         {&p999, r.p999},
@@ -1776,17 +1774,11 @@ json latency_extra(const latency_medians& m) {
           {"client_cores", l.client_cores}};
 }
 
-// One latency row: paced at `percent` of the measured peak, each run on a new database; every
-// percentile is the median of the runs, the ack p99's spread is shown.
-latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
-                                  const std::string& suffix, const std::string& db_key, double peak,
-                                  int percent) {
-  const double rate = std::max(10.0, peak * percent / 100.0);
-  const auto m = repeat_latency(cfg, rate, [&](int i) {
-    return run_e2e_latency(
-        cfg, dir, sync, rate, cfg.seconds,
-        dir.file("latency-" + db_key + "-" + std::to_string(percent) + "-" + std::to_string(i) + ".db"));
-  });
+// One latency row from its runs: every percentile is the median of the runs, the ack p99's
+// spread is shown.
+latency_result add_latency_row(const std::vector<latency_result>& runs, double rate, const std::string& sync,
+                               const std::string& suffix, int percent) {
+  const auto m = medians_of(runs, rate);
   const auto& l = m.l;
   row q;
   q.measurement = "e2e latency " + std::to_string(percent) + "%" + suffix;
@@ -1800,32 +1792,54 @@ latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir&
   return l;
 }
 
-// The ack floors' row at `percent` of the peak, beside e2e latency's at the same pace
-// (run_ack_floor); `engine_ack_p99`: that row's, for the ratio.
-void measure_ack_floor_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& kind,
-                          double peak, int percent, double engine_ack_p99) {
-  const double rate = std::max(10.0, peak * percent / 100.0);
-  const bool sync = kind == "sync";
-  const auto m = repeat_latency(cfg, rate, [&](int) {
-    return sync ? run_sync_floor(dir, rate, cfg.seconds) : run_ack_floor(dir, kind, rate, cfg.seconds);
-  });
+// An ack floor's row (run_ack_floor, run_sync_floor) from its runs; `engine_ack_p99`: the e2e
+// latency row's at the same pace, for the ratio.
+void add_floor_row(const std::vector<latency_result>& runs, double rate, const std::string& kind, int percent,
+                   double engine_ack_p99) {
+  const auto m = medians_of(runs, rate);
   row q;
   q.measurement = "ack floor " + kind + " " + std::to_string(percent) + "%";
   q.rate = rate;
   const std::string what =
-      sync ? "due, " + std::to_string(sync_floor_bytes) +
-                 " bytes per event appended to a file and fdatasync'd in this process (an event's ack: that "
-                 "sync's return)"
+      kind == "sync" ? "due, " + std::to_string(sync_floor_bytes) +
+                           " bytes per event appended to a file and fdatasync'd in this process (an event's "
+                           "ack: that sync's return)"
       : kind == "durable"
           ? "receive, the minimal floor's four writes per event in one FULL transaction of what "
             "waits, ack, in a process of its own"
           : "receive, ack, in a process of its own";
-  q.notes = what + ", paced as e2e latency " + std::to_string(percent) + "%; " + latency_note(m, "") +
-            "; e2e latency's ack p99 is " +
+  q.notes = what + ", paced as e2e latency " + std::to_string(percent) +
+            "%, its runs alternating with that "
+            "row's; " +
+            latency_note(m, "") + "; e2e latency's ack p99 is " +
             (m.l.ack_p99 > 0 ? fixed(engine_ack_p99 / m.l.ack_p99, 2) : std::string("-")) + " x this";
   q.extra = latency_extra(m);
   q.extra["e2e_ack_p99_ms"] = engine_ack_p99;
   add_row(q);
+}
+
+// The latency rows at `percent` of `peak`: sagad's (each run on a new database) and, with
+// `floors`, the ack floors', their runs alternating (sagad, durable, sync, echo, sagad, ...) so
+// that each row's median is over the same stretches of this machine as the others'.
+latency_result measure_latency_at(const config& cfg, const saga::test::temp_dir& dir, const std::string& sync,
+                                  const std::string& suffix, const std::string& db_key, double peak,
+                                  int percent, bool floors) {
+  const double rate = std::max(10.0, peak * percent / 100.0);
+  const std::vector<std::string> kinds =
+      floors ? std::vector<std::string>{"durable", "sync", "echo"} : std::vector<std::string>{};
+  std::vector<latency_result> runs;
+  std::map<std::string, std::vector<latency_result>> floor_runs;
+  for (int i = 0; i < repetitions(cfg); ++i) {
+    runs.push_back(run_e2e_latency(
+        cfg, dir, sync, rate, cfg.seconds,
+        dir.file("latency-" + db_key + "-" + std::to_string(percent) + "-" + std::to_string(i) + ".db")));
+    for (const auto& kind : kinds)
+      floor_runs[kind].push_back(kind == "sync" ? run_sync_floor(dir, rate, cfg.seconds)
+                                                : run_ack_floor(dir, kind, rate, cfg.seconds));
+  }
+  const auto l = add_latency_row(runs, rate, sync, suffix, percent);
+  for (const auto& kind : kinds) add_floor_row(floor_runs[kind], rate, kind, percent, l.ack_p99);
+  return l;
 }
 
 // The peak, then the latency at 10 %, 50 % and 90 % of it (and, under FULL, at 50 % beside a
@@ -1843,11 +1857,8 @@ void measure_e2e(const config& cfg, const saga::test::temp_dir& dir, const std::
   latency_result l;
   const bool floors = sync == "FULL" && variant.empty();  // the ack floors beside the default's rows
   for (const int percent : {10, 50, 90}) {
-    const auto at = measure_latency_at(cfg, dir, sync, suffix, db_key, peak, percent);
+    const auto at = measure_latency_at(cfg, dir, sync, suffix, db_key, peak, percent, floors);
     if (percent == 50) l = at;
-    if (!floors) continue;
-    for (const char* kind : {"durable", "sync", "echo"})
-      measure_ack_floor_at(cfg, dir, kind, peak, percent, at.ack_p99);
   }
   const double half = std::max(10.0, peak / 2);
   if (sync != "FULL" || !variant.empty()) return;
