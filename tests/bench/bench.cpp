@@ -1809,9 +1809,8 @@ void add_floor_row(const std::vector<latency_result>& runs, double rate, const s
             "waits, ack, in a process of its own"
           : "receive, ack, in a process of its own";
   q.notes = what + ", paced as e2e latency " + std::to_string(percent) +
-            "%, its runs alternating with that "
-            "row's; " +
-            latency_note(m, "") + "; e2e latency's ack p99 is " +
+            "%, its runs alternating with that row's; " + latency_note(m, "") +
+            "; e2e latency's ack p99 is " +
             (m.l.ack_p99 > 0 ? fixed(engine_ack_p99 / m.l.ack_p99, 2) : std::string("-")) + " x this";
   q.extra = latency_extra(m);
   q.extra["e2e_ack_p99_ms"] = engine_ack_p99;
@@ -2663,16 +2662,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}))
       ->capture_default_str();
   std::string ack_floor, endpoints_file;
+  auto* endpoints_option = app.add_option("--endpoints-file", endpoints_file,
+                                          "(with --serve-ack-floor) where it writes its endpoint");
   app.add_option("--serve-ack-floor", ack_floor,
                  "(for the e2e stage's ack floor rows) serve this floor on a loopback port until SIGTERM")
-      ->check(CLI::IsMember({"echo", "durable"}));
-  app.add_option("--endpoints-file", endpoints_file, "(with --serve-ack-floor) where it writes its endpoint");
+      ->check(CLI::IsMember({"echo", "durable"}))
+      ->needs(endpoints_option);
   CLI11_PARSE(app, argc, argv);
   if (!ack_floor.empty()) {
-    if (endpoints_file.empty()) {
-      std::cerr << "saga-bench: --serve-ack-floor needs --endpoints-file\n";
-      return 2;
-    }
     serve_ack_floor(ack_floor, endpoints_file, probe_events);
     return 0;
   }
