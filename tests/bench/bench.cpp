@@ -1356,7 +1356,7 @@ latency_result run_sync_floor(const saga::test::temp_dir& dir, double rate, doub
     }
   };
   append(size);
-  ::fsync(fd);
+  if (::fsync(fd) != 0) throw std::runtime_error("sync floor: fsync failed");
   at = 0;
   std::vector<std::int64_t> due(n), synced(n, -1);
   const auto start = steady::now() + 10ms;
@@ -2128,7 +2128,11 @@ class durable_rows {
 void write_floor_endpoints(const std::string& path, const std::string& ingress) {
   const json j{
       {"pid", static_cast<long long>(::getpid())}, {"ingress", ingress}, {"publish", ""}, {"replay", ""}};
-  std::ofstream(path + ".tmp") << j.dump();
+  std::ofstream out(path + ".tmp");
+  out << j.dump();
+  out.close();
+  // Failing here ends the floor at once: run_ack_floor then reports its stderr, not a 60 s wait.
+  if (!out) throw std::runtime_error("cannot write " + path + ".tmp");
   fs::rename(path + ".tmp", path);
 }
 
@@ -2670,7 +2674,12 @@ int main(int argc, char** argv) {
       ->needs(endpoints_option);
   CLI11_PARSE(app, argc, argv);
   if (!ack_floor.empty()) {
-    serve_ack_floor(ack_floor, endpoints_file, probe_events);
+    try {
+      serve_ack_floor(ack_floor, endpoints_file, probe_events);
+    } catch (const std::exception& e) {
+      std::cerr << "saga-bench --serve-ack-floor " << ack_floor << ": " << e.what() << "\n";
+      return 1;
+    }
     return 0;
   }
   if (!probe.empty()) {
