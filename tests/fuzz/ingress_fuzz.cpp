@@ -47,6 +47,7 @@ struct rig {
   saga::zmq::ingress_server server{ctx, "inproc://ingress-fuzz", [] {
                                      saga::zmq::ingress_options o;
                                      o.linger_ms = 0;
+                                     o.decode_helper = true;  // as sagad decodes
                                      return o;
                                    }()};
   ::zmq::socket_t dealer{ctx, ::zmq::socket_type::dealer};

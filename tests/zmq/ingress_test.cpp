@@ -197,6 +197,86 @@ TEST_SUITE("ingress") {
     still_serving(dealer, "f2");
   }
 
+  TEST_CASE("with the decoding helper every request of pipelined bursts gets its own answer in order") {
+    // The served thread asks for pending() as soon as read_batch() returns, so it races the
+    // helper for every batch: each request must still be decoded once, into its own place.
+    saga::zmq::ingress_options o;
+    o.decode_helper = true;
+    o.authorize = [](std::string_view, std::string_view, const saga::event& e) -> std::optional<std::string> {
+      if (e.id.find("refused") != std::string::npos) return "grants: not this one";
+      return std::nullopt;
+    };
+    served s(o);
+    auto a = open(s.ctx, s.ingress.endpoint());
+    auto b = open(s.ctx, s.ingress.endpoint());
+    const auto body = saga::encode_event(placed("x"));
+    // Request i of a connection: which answer it must get.
+    enum class kind { accepted, refused, malformed, frames };
+    const auto kind_of = [](int i) {
+      return i % 7 == 3    ? kind::malformed
+             : i % 11 == 5 ? kind::frames
+             : i % 13 == 8 ? kind::refused
+                           : kind::accepted;
+    };
+    const auto order_of = [](const std::string& who, int round, int i) {
+      return who + "-" + std::to_string(round) + "-" + std::to_string(i);
+    };
+    const auto send = [&](zmq::socket_t& to, const std::string& who, int round, int i) {
+      switch (kind_of(i)) {
+        case kind::accepted:
+          return send_frames(to, {saga::encode_event(placed(order_of(who, round, i)))});
+        case kind::refused: {
+          auto e = placed(order_of(who, round, i));
+          e.id = "refused-" + e.id;
+          return send_frames(to, {saga::encode_event(e)});
+        }
+        case kind::malformed:
+          return send_frames(to, {"{\"id\": " + std::to_string(i)});
+        case kind::frames:
+          return send_frames(to, {body, body});
+      }
+    };
+    const auto check = [&](zmq::socket_t& from, const std::string& who, int round, int i) {
+      auto reply = recv_all(from);
+      REQUIRE(reply.size() == 1);
+      const auto ack = json::parse(reply[0]);
+      const std::string id = "placed-" + order_of(who, round, i);
+      switch (kind_of(i)) {
+        case kind::accepted:
+          CHECK(ack["status"] == "accepted");
+          CHECK(ack["id"] == id);
+          break;
+        case kind::refused:
+          CHECK(ack["status"] == "rejected");
+          CHECK(ack["id"] == "refused-" + id);
+          CHECK(ack["reason"] == "grants: not this one");
+          break;
+        case kind::malformed:
+          CHECK(ack["status"] == "rejected");
+          CHECK(ack["reason"].get<std::string>().starts_with("event: not valid JSON"));
+          break;
+        case kind::frames:
+          CHECK(ack["status"] == "rejected");
+          CHECK(ack["reason"] == "frames: expected [optional empty delimiter] [event JSON], got 2 frames");
+          break;
+      }
+    };
+    constexpr int burst = 300;
+    std::uint64_t refused = 0;
+    for (int round = 0; round < 4; ++round) {
+      for (int i = 0; i < burst; ++i) {
+        send(a, "a", round, i);
+        send(b, "b", round, i);
+        if (kind_of(i) == kind::refused) refused += 2;
+      }
+      for (int i = 0; i < burst; ++i) {
+        check(a, "a", round, i);
+        check(b, "b", round, i);
+      }
+    }
+    CHECK(s.ingress.refused_by_grants() == refused);
+  }
+
   TEST_CASE("an event without id is rejected") {
     served s;
     auto dealer = open(s.ctx, s.ingress.endpoint());

@@ -32,7 +32,7 @@ committer::committer(saga::engine& engine, saga::zmq::ingress_server& ingress, f
     : engine_(engine), ingress_(ingress), fault_(fault), metrics_(metrics), options_(o), syncer_(syncer) {}
 
 void committer::take() {
-  const std::size_t n = ingress_.pending().size();
+  const std::size_t n = ingress_.pending_count();
   if (n == 0) return;
   if (todo_.empty()) taken_at_ = steady::now();  // else the batch grew: its oldest input's time
   todo_.assign(1, range{0, n});

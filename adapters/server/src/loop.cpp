@@ -105,7 +105,7 @@ bool loop::wait_for_work() {
   const auto wait = std::max(0ms, std::chrono::ceil<std::chrono::milliseconds>(until - steady::now()));
   std::array<::zmq::pollitem_t, 3> items{};
   std::size_t polled = 0;
-  const bool room = committer_.can_read() && ingress_.pending().size() < ingress_.batch_max() && !holding;
+  const bool room = committer_.can_read() && ingress_.pending_count() < ingress_.batch_max() && !holding;
   items[polled++] = {ingress_.socket().handle(), 0, room ? short(ZMQ_POLLIN) : short(0), 0};
   const std::size_t relay_item = relay_.wakeup_fd() >= 0 ? polled++ : items.size();
   if (relay_item < items.size()) items[relay_item] = {nullptr, relay_.wakeup_fd(), ZMQ_POLLIN, 0};
@@ -133,7 +133,7 @@ bool loop::wait_for_work() {
 // doubled the ack p99 (docs/performance.md, issue 15's seventeenth round).
 bool loop::holds_for_sync(steady::time_point now) const {
   return syncer_ != nullptr && committer_.waiting() > 0 && committer_.untried() &&
-         ingress_.pending().size() < ingress_.batch_max() && now < committer_.taken_at() + max_sync_hold;
+         ingress_.pending_count() < ingress_.batch_max() && now < committer_.taken_at() + max_sync_hold;
 }
 
 // A failed sync of the log: nothing committed after the last good one may be acked or published,

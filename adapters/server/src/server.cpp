@@ -1,5 +1,8 @@
 #include "saga/server/server.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -64,6 +67,14 @@ saga::engine_options engine_options_of(const options& o) {
   return eo;
 }
 
+// The cores this process may run on (its CPU affinity: taskset, a container's cpuset), at least 1.
+int cores_available() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
+
 // The publisher and the ingress, bound (startup_error when an endpoint cannot be).
 struct bound_sockets {
   std::unique_ptr<saga::zmq::publisher> pub;
@@ -84,6 +95,8 @@ bound_sockets bind_sockets(::zmq::context_t& ctx, const options& o, const securi
     io.curve_secret_key = guard.secret_key();
     io.io_affinity = 1;
     io.authorize = guard.authorize();
+    // Decoding beside the loop thread, which has the commits to do (docs/architecture.md).
+    io.decode_helper = cores_available() > 1;
     b.ingress = std::make_unique<saga::zmq::ingress_server>(ctx, o.ingress, io);
     guard.watch(b.pub->socket(), "events");
     guard.watch(b.ingress->socket(), "ingress");

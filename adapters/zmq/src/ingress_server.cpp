@@ -1,5 +1,6 @@
 #include "saga/zmq/ingress_server.hpp"
 
+#include "request_decoder.hpp"
 #include "retry_eintr.hpp"
 
 #include <algorithm>
@@ -29,6 +30,10 @@ constexpr std::size_t max_raw_bytes = 64 * 1024;
 // Requests read per read_batch(), dropped ones included: a peer flooding at
 // its credit cannot keep one call busy for ever.
 constexpr std::size_t reads_per_batch_factor = 4;
+
+// With decode_helper: fewer requests than this are decoded by pending() alone (a wake-up of the
+// helper costs the caller a system call, about what decoding two events does).
+constexpr std::size_t helper_min_requests = 8;
 
 void append_bounded(std::string& out, std::string_view part) {
   if (out.size() >= max_raw_bytes) return;
@@ -67,7 +72,14 @@ ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoin
                              endpoint + ": " + e.what());
   }
   endpoint_ = socket_.get(::zmq::sockopt::last_endpoint);
+  decoder_ = std::make_unique<detail::request_decoder>(
+      options_.batch_max, options_.decode_helper,
+      [this](const std::vector<::zmq::message_t>& frames, std::size_t env) {
+        return decode_request(frames, env);
+      });
 }
+
+ingress_server::~ingress_server() = default;
 
 void ingress_server::drop_request(const std::string& peer_id, peer& p) {
   ++dropped_;
@@ -87,7 +99,9 @@ void ingress_server::drop_request(const std::string& peer_id, peer& p) {
 
 // The request after its envelope of `env` frames: the event, or why it is not one (wrong frame
 // count, not a valid event, outside the grants of the key that sent it).
-saga::inbound ingress_server::decode_request(std::vector<::zmq::message_t>& frames, std::size_t env) {
+// Runs on the helper's thread too (decode_helper): reads only the frames, options_ and the
+// atomic refused_.
+saga::inbound ingress_server::decode_request(const std::vector<::zmq::message_t>& frames, std::size_t env) {
   const char* user_id = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
   const std::string sender = user_id == nullptr ? std::string() : std::string(user_id);
   saga::invalid_input bad;
@@ -111,7 +125,7 @@ saga::inbound ingress_server::decode_request(std::vector<::zmq::message_t>& fram
   if (options_.authorize) {
     const char* key = zmq_msg_gets(frames.back().handle(), zap_key_property);
     if (auto refused = options_.authorize(sender, key == nullptr ? std::string_view() : key, *r.event)) {
-      ++refused_;
+      refused_.fetch_add(1, std::memory_order_relaxed);
       append_bounded(bad.raw, body);
       bad.reason = std::move(*refused);
       bad.id = r.event->id;
@@ -130,7 +144,7 @@ std::size_t ingress_server::read_batch() {
   std::size_t reads = 0;
   const auto now = steady::now();
   std::vector<::zmq::message_t> frames;
-  while (inputs_.size() < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
+  while (pending_count() < options_.batch_max && reads < reads_per_batch_factor * options_.batch_max) {
     frames.clear();
     // Interrupted part-way, the call is made again and appends the frames not yet taken.
     if (!detail::retry_eintr([&] {
@@ -169,10 +183,23 @@ std::size_t ingress_server::read_batch() {
     e.routing.push_back(std::move(peer_id));
     for (std::size_t i = 1; i < env && i < frames.size(); ++i) e.routing.push_back(frames[i].to_string());
 
-    inputs_.push_back(decode_request(frames, env));
+    decoder_->add(std::move(frames), env);
     envelopes_.push_back(std::move(e));
   }
+  if (!options_.decode_helper)
+    decoder_->take(inputs_);
+  else if (decoder_->waiting() >= helper_min_requests)
+    decoder_->share();
   return n;
+}
+
+std::span<const saga::inbound> ingress_server::pending() {
+  if (decoder_->waiting() > 0) decoder_->take(inputs_);
+  return inputs_;
+}
+
+std::size_t ingress_server::pending_count() const {
+  return inputs_.size() + decoder_->waiting();
 }
 
 ingress_server::sent ingress_server::send(const envelope& to, const std::string& body) {
@@ -203,9 +230,10 @@ void ingress_server::ack(std::span<const saga::ack> acks) {
 }
 
 void ingress_server::withhold(std::span<const saga::ack> acks) {
-  if (acks.size() != inputs_.size())
+  if (acks.size() != pending_count())
     throw std::invalid_argument("saga::zmq::ingress_server: " + std::to_string(acks.size()) + " acks for " +
-                                std::to_string(inputs_.size()) + " inputs");
+                                std::to_string(pending_count()) + " inputs");
+  pending();  // the decoder has nothing of this batch left
   for (std::size_t i = 0; i < acks.size(); ++i)
     withheld_.push_back({std::move(envelopes_[i]), encode_ack(acks[i])});
   inputs_.clear();

@@ -4,9 +4,11 @@
 //
 // A request is, after the routing id, `[optional empty delimiter] [event JSON]`.
 // read_batch() takes every request waiting, up to batch_max, without blocking,
-// and decodes each (on the caller's thread) into a saga::inbound: the event,
-// or an invalid_input with the reason (malformed JSON, over a limit, wrong
-// frame count). The caller hands pending() to the engine in one transaction
+// and each is decoded into a saga::inbound: the event, or an invalid_input with
+// the reason (malformed JSON, over a limit, wrong frame count) — on the caller's
+// thread, or (decode_helper) on a helper thread while the caller goes on, the
+// caller decoding what the helper has not when it asks for pending(). The
+// caller hands pending() to the engine in one transaction
 // and, only after it committed, calls ack() with one ack per input: each goes
 // back with the envelope it came with, in request order, so acks to one
 // connection come in request order.
@@ -27,18 +29,21 @@
 //     authenticated key (all connections of one key share it), so a service
 //     cannot take more by opening more connections; plaintext: per connection.
 //
-// Thread-safety: none; one thread (the socket's) uses it.
+// Thread-safety: none; one thread (the socket's) uses it. With decode_helper the
+// helper thread is internal; options.authorize is then called on either thread.
 // Errors: the constructor throws std::runtime_error naming the endpoint when
 // it cannot bind. read_batch(), ack() and flush() never throw on bad input or
 // on a peer that went away; they throw zmq::error_t only when the socket
 // itself fails.
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -51,6 +56,10 @@
 #include "saga/engine.hpp"
 
 namespace saga::zmq {
+
+namespace detail {
+class request_decoder;
+}
 
 struct ingress_options {
   std::size_t batch_max = 1024;                      // requests per read_batch()
@@ -76,11 +85,18 @@ struct ingress_options {
   std::function<std::optional<std::string>(std::string_view user_id, std::string_view public_key,
                                            const saga::event& e)>
       authorize;
+  // Decode on a helper thread beside the caller's: read_batch() only receives, and the helper
+  // decodes (and authorizes) what it received while the caller does other work; pending()
+  // decodes on the caller's thread what the helper has not started, so it never waits for the
+  // helper to get a core. For a caller with other work between read_batch() and pending() (sagad:
+  // the batch before's commit, acks, publishing) and a second core. false: read_batch() decodes.
+  bool decode_helper = false;
 };
 
 class ingress_server {
  public:
   ingress_server(::zmq::context_t& ctx, const std::string& endpoint, ingress_options options = {});
+  ~ingress_server();
   ingress_server(const ingress_server&) = delete;
   ingress_server& operator=(const ingress_server&) = delete;
 
@@ -92,8 +108,10 @@ class ingress_server {
   std::size_t read_batch();
   std::size_t batch_max() const { return options_.batch_max; }
 
-  // The decoded inputs of the batch in hand, in arrival order.
-  std::span<const saga::inbound> pending() const { return inputs_; }
+  // The decoded inputs of the batch in hand, in arrival order (decoding here what is not yet).
+  std::span<const saga::inbound> pending();
+  // How many inputs the batch in hand holds, decoded or not.
+  std::size_t pending_count() const;
 
   // Sends acks[i] to the sender of pending()[i] (or queues it behind that
   // peer's undelivered acks) and clears the batch, after the acks withheld
@@ -120,7 +138,7 @@ class ingress_server {
   // Requests dropped unanswered because their peer was at its credit.
   std::uint64_t dropped_requests() const { return dropped_; }
   // Events refused by options.authorize (each also rejected with its reason).
-  std::uint64_t refused_by_grants() const { return refused_; }
+  std::uint64_t refused_by_grants() const { return refused_.load(std::memory_order_relaxed); }
   // The connections that sent a request within `window`, by the name of their CURVE key ("" for
   // plaintext connections); older ones are forgotten. A connection that only keeps its socket
   // open is not seen.
@@ -146,7 +164,7 @@ class ingress_server {
   };
   enum class sent { ok, would_block, gone };
 
-  saga::inbound decode_request(std::vector<::zmq::message_t>& frames, std::size_t env);
+  saga::inbound decode_request(const std::vector<::zmq::message_t>& frames, std::size_t env);
   sent send(const envelope& to, const std::string& body);
   void flush(peer& p);
   void drop_request(const std::string& peer_id, peer& p);
@@ -156,7 +174,8 @@ class ingress_server {
   ::zmq::socket_t socket_;
   std::string endpoint_;
   ingress_options options_;
-  std::vector<saga::inbound> inputs_;
+  std::vector<saga::inbound> inputs_;  // decoded, in arrival order; the decoder holds the rest
+  std::unique_ptr<detail::request_decoder> decoder_;
   std::vector<envelope> envelopes_;
   std::deque<queued_ack> withheld_;              // encoded acks of committed batches, not yet durable
   std::unordered_map<std::string, peer> peers_;  // by routing id
@@ -164,7 +183,7 @@ class ingress_server {
   std::unordered_map<std::string, std::size_t> held_;
   std::size_t queued_ = 0;
   std::uint64_t dropped_ = 0;
-  std::uint64_t refused_ = 0;
+  std::atomic<std::uint64_t> refused_{0};  // counted on the decoding thread
   struct seen_peer {
     std::string key;  // its CURVE key's name; "" for plaintext
     std::chrono::steady_clock::time_point last;
