@@ -959,15 +959,19 @@ struct e2e_result {
   // sagad's loop thread: time on a core, and time runnable but waiting for a core, / the run's
   // time; the rest it waited for work or the disk. -1: its schedstat could not be read.
   double loop_on_core = -1, loop_waiting = -1;
+  // The loop thread's time on a core per event, µs (-1: unreadable): the part of sagad's CPU that
+  // bounds its throughput, since the loop is one thread.
+  double loop_us_per_event = -1;
   std::string notes;
   bool failed = false;  // follow-ons missing, or events that did not transition
 };
 
-// The loop thread's shares of a run (e2e_result::loop_on_core, loop_waiting), as the notes say them.
-std::string loop_thread_note(double on_core, double waiting) {
+// The loop thread's shares of a run and its time on a core per event (e2e_result::loop_on_core,
+// loop_waiting, loop_us_per_event), as the notes say them.
+std::string loop_thread_note(double on_core, double waiting, double us_per_event) {
   if (on_core < 0) return "its loop thread's schedstat unreadable";
-  return "its loop thread on a core " + fixed(100 * on_core, 0) + " % of the run, waiting for one " +
-         fixed(100 * waiting, 0) + " %";
+  return "its loop thread on a core " + fixed(100 * on_core, 0) + " % of the run (" + fixed(us_per_event, 1) +
+         " µs/event), waiting for one " + fixed(100 * waiting, 0) + " %";
 }
 
 // `curve`: with CURVE on (sagad, client and subscriber). `fresh_db`: on a new database (else
@@ -1019,13 +1023,14 @@ e2e_result run_e2e_throughput(const config& cfg, const saga::test::temp_dir& dir
     const double per_event = 1e6 / static_cast<double>(sent);
     r.system_us_per_event = (cpu_after.system - cpu_before.system) * per_event;
     r.cpu_us_per_event = (cpu_after.user - cpu_before.user) * per_event + r.system_us_per_event;
+    if (r.loop_on_core >= 0) r.loop_us_per_event = (loop_after.on_core - loop_before.on_core) * per_event;
   }
   r.resent = resent;
   r.seconds = seconds_of(end - start);
   r.rate = static_cast<double>(sent) / r.seconds;
   r.notes = "window 1000; sagad CPU " + fixed(r.cpu_us_per_event, 1) + " µs/event (" +
             fixed(r.system_us_per_event, 1) + " in the kernel; " +
-            loop_thread_note(r.loop_on_core, r.loop_waiting) + "); all acked after " +
+            loop_thread_note(r.loop_on_core, r.loop_waiting, r.loop_us_per_event) + "); all acked after " +
             fixed(seconds_of(acked - start), 2) + " s, every follow-on in " + fixed(r.seconds, 2) + " s";
   r.failed = !all || rejected > 0;
   if (!all)
@@ -1682,7 +1687,7 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   // meets cold caches and a cold page cache; then the repetitions, the first on the database
   // the latency measurement with a replaying client reads afterwards.
   run_e2e_throughput(cfg, dir, sync, std::min(cfg.seconds, 1.0), nullptr, true);
-  spread rates, cpu, kernel, on_core, waiting;
+  spread rates, cpu, kernel, on_core, waiting, loop_cpu;
   e2e_result t;
   for (int i = 0; i < repetitions(cfg); ++i) {
     auto run = run_e2e_throughput(cfg, dir, sync, cfg.seconds, nullptr, i > 0, db_key);
@@ -1691,6 +1696,7 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
     kernel.add(run.system_us_per_event);
     on_core.add(run.loop_on_core);
     waiting.add(run.loop_waiting);
+    loop_cpu.add(run.loop_us_per_event);
     if (i == 0 || run.failed) t = std::move(run);  // the notes shown: the first run's, or a failed run's
   }
   row r;
@@ -1700,8 +1706,8 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
   set_ratios(r, sync, 1024);
   r.notes = rates.describe() + " after a warm-up; sagad CPU " + fixed(cpu.median(), 1) + " µs/event (" +
             fixed(kernel.median(), 1) + " in the kernel; " +
-            loop_thread_note(on_core.median(), waiting.median()) + "; medians); first run: " + t.notes +
-            (r.ratio ? " (ratios: to the floors at batch 1024)" : "");
+            loop_thread_note(on_core.median(), waiting.median(), loop_cpu.median()) +
+            "; medians); first run: " + t.notes + (r.ratio ? " (ratios: to the floors at batch 1024)" : "");
   r.extra = {{"runs", rates.runs},
              {"events", t.events},
              {"seconds", t.seconds},
@@ -1709,7 +1715,8 @@ double measure_e2e_peak(const config& cfg, const saga::test::temp_dir& dir, cons
              {"sagad_cpu_us_per_event", cpu.median()},
              {"sagad_kernel_us_per_event", kernel.median()},
              {"sagad_loop_thread_on_core", on_core.median()},
-             {"sagad_loop_thread_waiting_for_core", waiting.median()}};
+             {"sagad_loop_thread_waiting_for_core", waiting.median()},
+             {"sagad_loop_thread_us_per_event", loop_cpu.median()}};
   add_row(r);
   return rates.median();
 }
