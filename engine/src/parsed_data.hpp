@@ -29,6 +29,17 @@
 
 namespace saga::detail {
 
+// A kept document and what it is the data of. At namespace scope, not nested in parsed_data:
+// clang decides std::optional<nested>'s default constructibility while the enclosing class is
+// still incomplete, before the default member initializers count, and then refuses emplace()
+// (the ASan and fuzz builds are clang's).
+struct parsed_entry {
+  std::string definition, key;
+  std::int64_t version = 0;
+  std::string text;
+  nlohmann::json doc;
+};
+
 class parsed_data {
  public:
   // inst.data as a document: the one kept for this row (taken out), or parsed; throws what
@@ -40,13 +51,7 @@ class parsed_data {
             nlohmann::json&& doc);
 
  private:
-  struct entry {
-    std::string definition, key;
-    std::int64_t version = 0;
-    std::string text;
-    nlohmann::json doc;
-  };
-  std::optional<entry> last_;
+  std::optional<parsed_entry> last_;
 };
 
 }  // namespace saga::detail
