@@ -3,13 +3,13 @@
 // thread beside the caller's (ingress_options::decode_helper) or on the caller's alone.
 //
 // The caller (the ingress's thread) adds each request it receives, then share()s what it added:
-// the helper decodes from the first on while the caller goes on with other work (sagad's loop:
-// acks, publishing, the commit of the batch before). When the caller needs the decoded batch
-// (take()), it decodes what the helper has not started, from the last backwards, and takes over
-// a request the helper is in the middle of (decoding it again) rather than waiting for it: the
-// helper can only save the caller work, never make it wait for a thread that lost its core. The
-// caller waits only while the helper copies a request's frames (reference counts) or moves a
-// result into place.
+// the helper decodes from the first on, alone while the caller does other work (sagad's loop: a
+// batch held for the log's sync in flight), beside the caller when it asks at once. When the
+// caller needs the decoded batch (take()), it decodes what the helper has not started, from the
+// last backwards, and takes over a request the helper is in the middle of (decoding it again)
+// rather than waiting for it: the helper can only save the caller work, never make it wait for
+// a thread that lost its core. The caller waits only while the helper copies a request's frames
+// (reference counts) or moves a result into place.
 //
 // Each slot's state is one atomic word: the batch's generation and what is happening to the
 // slot. A helper that comes back to a slot of an older batch (it was preempted in between) fails

@@ -88,8 +88,9 @@ struct ingress_options {
   // Decode on a helper thread beside the caller's: read_batch() only receives, and the helper
   // decodes (and authorizes) what it received while the caller does other work; pending()
   // decodes on the caller's thread what the helper has not started, so it never waits for the
-  // helper to get a core. For a caller with other work between read_batch() and pending() (sagad:
-  // the batch before's commit, acks, publishing) and a second core. false: read_batch() decodes.
+  // helper to get a core; asked at once, the two decode from either end. For a second core, and a
+  // caller that may do other work before pending() (sagad holds a batch for the log's sync in
+  // flight). false: read_batch() decodes.
   bool decode_helper = false;
 };
 
