@@ -1342,27 +1342,52 @@ latency_result run_ack_floor(const saga::test::temp_dir& dir, const std::string&
 constexpr std::size_t sync_floor_bytes = 8192;  // 2 log pages: the minimal floor's at batches of 8-16
 constexpr std::size_t sync_floor_file = 64 << 20;
 
-latency_result run_sync_floor(const saga::test::temp_dir& dir, double rate, double budget) {
-  const auto n = latency_run_events(rate, budget);
-  const std::string path = dir.file(unique_tag("sync-floor") + ".log");
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) throw std::runtime_error("sync floor: cannot create " + path);
-  const std::string chunk(1 << 20, 'x');
-  const std::size_t size = std::min(sync_floor_file, n * sync_floor_bytes);  // no more than the run writes
-  std::size_t at = 0;
-  auto append = [&](std::size_t bytes) {
+// The sync floor's file: written and synced whole first, then appended to from its start again
+// (wrapping when full, as SQLite's log restarts) and synced. Removed when done.
+class sync_floor_log {
+ public:
+  sync_floor_log(std::string path, std::size_t size) : path_(std::move(path)), size_(size) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (fd_ < 0) throw std::runtime_error("sync floor: cannot create " + path_);
+    append(size_);
+    if (::fsync(fd_) != 0) throw std::runtime_error("sync floor: fsync failed");
+    at_ = 0;
+  }
+  ~sync_floor_log() {
+    ::close(fd_);
+    std::error_code ignored;
+    fs::remove(path_, ignored);
+  }
+  sync_floor_log(const sync_floor_log&) = delete;
+  sync_floor_log& operator=(const sync_floor_log&) = delete;
+
+  void append(std::size_t bytes) {
     while (bytes > 0) {
-      if (at == size) at = 0;
-      const std::size_t part = std::min({bytes, chunk.size(), size - at});
-      if (::pwrite(fd, chunk.data(), part, static_cast<off_t>(at)) != static_cast<ssize_t>(part))
+      if (at_ == size_) at_ = 0;
+      const std::size_t part = std::min({bytes, chunk_.size(), size_ - at_});
+      if (::pwrite(fd_, chunk_.data(), part, static_cast<off_t>(at_)) != static_cast<ssize_t>(part))
         throw std::runtime_error("sync floor: write failed");
-      at += part;
+      at_ += part;
       bytes -= part;
     }
-  };
-  append(size);
-  if (::fsync(fd) != 0) throw std::runtime_error("sync floor: fsync failed");
-  at = 0;
+  }
+  void sync() {
+    if (::fdatasync(fd_) != 0) throw std::runtime_error("sync floor: fdatasync failed");
+  }
+
+ private:
+  std::string path_;
+  std::size_t size_;
+  std::size_t at_ = 0;
+  int fd_ = -1;
+  const std::string chunk_ = std::string(1 << 20, 'x');
+};
+
+latency_result run_sync_floor(const saga::test::temp_dir& dir, double rate, double budget) {
+  const auto n = latency_run_events(rate, budget);
+  // No bigger than the run writes.
+  sync_floor_log log(dir.file(unique_tag("sync-floor") + ".log"),
+                     std::min(sync_floor_file, n * sync_floor_bytes));
   std::vector<std::int64_t> due(n), synced(n, -1);
   const auto start = steady::now() + 10ms;
   for (std::size_t k = 0; k < n; ++k)
@@ -1377,13 +1402,11 @@ latency_result run_sync_floor(const saga::test::temp_dir& dir, double rate, doub
       std::this_thread::sleep_for(steady::duration(due[k] - now));
       continue;
     }
-    append((j - k) * sync_floor_bytes);
-    if (::fdatasync(fd) != 0) throw std::runtime_error("sync floor: fdatasync failed");
+    log.append((j - k) * sync_floor_bytes);
+    log.sync();
     const auto t = steady::now().time_since_epoch().count();
     for (; k < j; ++k) synced[k] = t;
   }
-  ::close(fd);
-  fs::remove(path);
   latency_result r;
   r.sent = n;
   r.rate = rate;

@@ -183,7 +183,7 @@ std::size_t ingress_server::read_batch() {
     e.routing.push_back(std::move(peer_id));
     for (std::size_t i = 1; i < env && i < frames.size(); ++i) e.routing.push_back(frames[i].to_string());
 
-    decoder_->add(std::move(frames), env);
+    decoder_->add(frames, env);  // swapped for an emptied buffer
     envelopes_.push_back(std::move(e));
   }
   if (!options_.decode_helper)

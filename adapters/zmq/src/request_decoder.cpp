@@ -34,7 +34,7 @@ request_decoder::~request_decoder() {
   helper_.join();
 }
 
-void request_decoder::add(frames request, std::size_t envelope) {
+void request_decoder::add(frames& request, std::size_t envelope) {
   if (count_ > 0 && taken_ == count_) {  // everything of this generation was taken: a new one
     ++generation_;
     count_ = taken_ = 0;
@@ -42,7 +42,8 @@ void request_decoder::add(frames request, std::size_t envelope) {
   if (count_ >= capacity_)
     throw std::logic_error("saga::zmq::request_decoder: more requests than its capacity");
   slot& s = slots_[count_++];
-  s.request = std::move(request);
+  s.request.swap(request);  // emptied by take(): `request` gets its buffer
+  request.clear();
   s.envelope = envelope;
   s.result.reset();
   s.state.store(word(free_slot), std::memory_order_release);
@@ -93,6 +94,7 @@ void request_decoder::take(std::vector<saga::inbound>& out) {
 void request_decoder::help(const std::stop_token& stop) {
   std::uint64_t generation = 0;
   std::size_t next = 0;
+  frames copy;  // reused from one request to the next
   while (!stop.stop_requested()) {
     std::size_t end = 0;
     {
@@ -105,24 +107,25 @@ void request_decoder::help(const std::stop_token& stop) {
       }
       end = shared_end_;
     }
-    for (; next < end && !stop.stop_requested(); ++next) help_with(generation, next);
+    for (; next < end && !stop.stop_requested(); ++next) help_with(generation, next, copy);
   }
 }
 
 // One slot of `generation`, unless the caller (or a newer generation) has it already.
-void request_decoder::help_with(std::uint64_t generation, std::size_t i) {
+void request_decoder::help_with(std::uint64_t generation, std::size_t i, frames& copy) {
   auto& state = slots_[i].state;
   const auto at = [generation](std::uint64_t what) { return generation * state_count + what; };
   auto s = at(free_slot);
   if (!state.compare_exchange_strong(s, at(copying), std::memory_order_acq_rel)) return;
   // The frames' reference counts (short ones are copied): the caller may reuse the slot once it
   // has taken the request over, while this thread still decodes its copy.
-  frames copy(slots_[i].request.size());
+  copy.resize(slots_[i].request.size());
   for (std::size_t f = 0; f < copy.size(); ++f) copy[f].copy(slots_[i].request[f]);
   const std::size_t envelope = slots_[i].envelope;
   state.store(at(decoding), std::memory_order_release);
 
   auto result = decode_(copy, envelope);
+  copy.clear();  // the references go, the buffer stays
   s = at(decoding);
   if (!state.compare_exchange_strong(s, at(saving), std::memory_order_acq_rel)) return;  // taken over
   slots_[i].result.emplace(std::move(result));

@@ -48,8 +48,9 @@ class request_decoder {
   request_decoder(const request_decoder&) = delete;
   request_decoder& operator=(const request_decoder&) = delete;
 
-  // Adds a request after those not yet taken. Requires waiting() < capacity.
-  void add(frames request, std::size_t envelope);
+  // Adds a request after those not yet taken, swapping `request` with the slot's emptied frames
+  // (their buffer comes back: no allocation per request). Requires waiting() < capacity.
+  void add(frames& request, std::size_t envelope);
   // Lets the helper start on what was added (nothing without a helper).
   void share();
   // Appends the results of every request added since the last take() to `out`, in order.
@@ -69,7 +70,7 @@ class request_decoder {
 
   std::uint64_t word(std::uint64_t what) const { return generation_ * state_count + what; }
   void help(const std::stop_token& stop);
-  void help_with(std::uint64_t generation, std::size_t i);
+  void help_with(std::uint64_t generation, std::size_t i, frames& copy);
   void decode_here(std::size_t i);
 
   decode_fn decode_;
