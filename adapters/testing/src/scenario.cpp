@@ -156,18 +156,18 @@ std::vector<event> scenario::outbox() const {
   return out;
 }
 
-scenario& scenario::expect_state(std::string_view s, std::source_location where) {
+scenario& scenario::expect_state(std::string_view s, call_site where) {
   if (state() != s) fail(where, "expected state '" + std::string(s) + "', saga is in '" + state() + "'");
   return *this;
 }
 
-scenario& scenario::expect_emitted(const std::vector<std::string>& types, std::source_location where) {
+scenario& scenario::expect_emitted(const std::vector<std::string>& types, call_site where) {
   if (emitted_types() != types)
     fail(where, "expected emitted " + join(types) + ", got " + join(emitted_types()));
   return *this;
 }
 
-scenario& scenario::expect_timers(const std::vector<std::string>& names, std::source_location where) {
+scenario& scenario::expect_timers(const std::vector<std::string>& names, call_site where) {
   auto want = names;
   std::sort(want.begin(), want.end());
   if (armed_timers() != want)
@@ -175,7 +175,7 @@ scenario& scenario::expect_timers(const std::vector<std::string>& names, std::so
   return *this;
 }
 
-scenario& scenario::expect_outcome(ack_outcome o, std::source_location where) {
+scenario& scenario::expect_outcome(ack_outcome o, call_site where) {
   if (last_ack_.outcome != o)
     fail(where, "expected outcome '" + std::string(to_string(o)) + "', got '" +
                     std::string(to_string(last_ack_.outcome)) + "' (" +
@@ -184,9 +184,9 @@ scenario& scenario::expect_outcome(ack_outcome o, std::source_location where) {
   return *this;
 }
 
-void scenario::fail(const std::source_location& where, const std::string& what) const {
-  throw std::runtime_error(std::string(where.file_name()) + ":" + std::to_string(where.line()) + ": " +
-                           definition_ + "/" + key_ + ": " + what);
+void scenario::fail(const call_site& where, const std::string& what) const {
+  throw std::runtime_error(std::string(where.file) + ":" + std::to_string(where.line) + ": " + definition_ +
+                           "/" + key_ + ": " + what);
 }
 
 }  // namespace saga::testing
