@@ -17,6 +17,7 @@
 #include <string>
 
 #include "log_syncer.hpp"
+#include "loop.hpp"
 #include "saga/sqlite/log_file.hpp"
 #include "saga/sqlite/store.hpp"
 #include "saga/store.hpp"
@@ -180,6 +181,26 @@ TEST_SUITE("log syncer") {
     const auto again = std::chrono::steady_clock::now();
     s.wait(s.request());
     CHECK(std::chrono::steady_clock::now() - again < 300ms);
+  }
+}
+
+TEST_SUITE("sync hold") {
+  // loop::holds: whether the batch in hand waits for the sync in flight, so that it grows into
+  // one commit per sync; the loop asks only while a sync is in flight and the batch untried.
+  using saga::server::loop;
+
+  TEST_CASE("a small batch waits for the sync in flight until its oldest event has waited 1 ms") {
+    CHECK(loop::holds(1, 1024, 0ms));
+    CHECK(loop::holds(loop::hold_below - 1, 1024, 999us));
+    CHECK_FALSE(loop::holds(1, 1024, loop::max_sync_hold));
+    CHECK_FALSE(loop::holds(1, 1024, 5s));
+  }
+
+  TEST_CASE("a batch of hold_below events or a full batch is committed at once") {
+    CHECK_FALSE(loop::holds(loop::hold_below, 1024, 0ms));  // a full load: holding would idle the loop
+    CHECK_FALSE(loop::holds(1000, 1024, 0ms));
+    CHECK(loop::holds(9, 10, 0ms));
+    CHECK_FALSE(loop::holds(10, 10, 0ms));  // --batch-max 10: full at 10
   }
 }
 

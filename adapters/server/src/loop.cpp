@@ -126,14 +126,15 @@ bool loop::wait_for_work() {
 }
 
 // A new batch waits for the sync in flight (it grows meanwhile): one commit per sync under a
-// moderate load. Unless it is full, or its oldest input has waited max_sync_hold: then the batch
-// is committed while the sync runs, and the sync after it makes it durable. A slow sync (a few
-// milliseconds, once in a while under load, more on a slow disk) no longer holds every event
-// that arrives meanwhile, to be committed in one big batch after it: at 90 % of the peak that
-// doubled the ack p99 (docs/performance.md, issue 15's seventeenth round).
+// moderate load. Unless it holds hold_below events (a full load: the loop would only idle), or
+// its oldest input has waited max_sync_hold: then the batch is committed while the sync runs, and
+// the sync after it makes it durable. A slow sync (a few milliseconds, once in a while under
+// load, more on a slow disk) no longer holds every event that arrives meanwhile, to be committed
+// in one big batch after it: at 90 % of the peak that doubled the ack p99 (docs/performance.md,
+// issue 15's seventeenth round).
 bool loop::holds_for_sync(steady::time_point now) const {
   return syncer_ != nullptr && committer_.waiting() > 0 && committer_.untried() &&
-         ingress_.pending_count() < ingress_.batch_max() && now < committer_.taken_at() + max_sync_hold;
+         holds(ingress_.pending_count(), ingress_.batch_max(), now - committer_.taken_at());
 }
 
 // A failed sync of the log: nothing committed after the last good one may be acked or published,

@@ -10,13 +10,14 @@
 // commits without syncing; the loop also wakes when a sync returns, and then acks the batches
 // and publishes the follow-on events that sync made durable — never before. Meanwhile it reads
 // the next batch, and commits it when the sync it waits on has returned, when the batch is full
-// (batch_max) or when its oldest input has waited max_sync_hold: a group commit per sync, not a
-// commit of whatever trickled in, under a moderate load; commits overlapping the sync under a
-// full one, or while a sync is slow. A failed sync stops the loop (an exception out of run())
-// with nothing after it acked or published.
+// (batch_max), holds hold_below events, or its oldest input has waited max_sync_hold: a group
+// commit per sync, not a commit of whatever trickled in, under a moderate load; commits
+// overlapping the sync under a full one, or while a sync is slow. A failed sync stops the loop
+// (an exception out of run()) with nothing after it acked or published.
 //
 // Thread-safety: constructed and run on the loop thread only.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -43,6 +44,16 @@ class loop {
   // How long a batch waits for the sync in flight at most (from its oldest input's reading)
   // before it is committed anyway (docs/architecture.md, "The log synced beside the loop").
   static constexpr std::chrono::milliseconds max_sync_hold{1};
+  // A batch of this many events (or --batch-max, if smaller) is committed at once, sync in flight
+  // or not: it is big enough to spread a commit's fixed cost, and under a full load holding it
+  // only idles the loop, the one thread that bounds the rate (docs/performance.md, issue 15's
+  // twentieth round).
+  static constexpr std::size_t hold_below = 64;
+  // Whether a batch of `pending` events, its oldest read `waited` ago, waits for the sync in
+  // flight: the rule above, apart from the loop's state (holds_for_sync).
+  static bool holds(std::size_t pending, std::size_t batch_max, std::chrono::steady_clock::duration waited) {
+    return pending < std::min(hold_below, batch_max) && waited < max_sync_hold;
+  }
 
   loop(const options& o, saga::engine& engine, saga::zmq::ingress_server& ingress, saga::outbox_relay& relay,
        saga::zmq::publisher& pub, const saga::clock& clock, fault_points& fault, service_manager& manager,
