@@ -609,7 +609,9 @@ TEST_SUITE("codec") {
         {json{{"a", 1}}, "attribute 'traceparent': must be a string"},
         {json::array({"00"}), "attribute 'traceparent': must be a string"},
     };
-    for (const auto& [value, reason] : cases) {
+    for (const auto& c : cases) {
+      const json& value = c.first;  // a variable, not a binding: CAPTURE's lambda (clang 14)
+      const std::string& reason = c.second;
       CAPTURE(value.dump());
       auto r = decode(with("traceparent", value));
       CHECK_FALSE(r);

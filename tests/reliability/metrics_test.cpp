@@ -229,7 +229,9 @@ TEST_SUITE("metrics") {
     REQUIRE(stats.status.code() == 0);
     const auto s = json::parse(stats.out);
     double sagas = 0;
-    for (const auto& [state, n] : s.at("instances").at("order_lifecycle").items()) {
+    for (const auto& item : s.at("instances").at("order_lifecycle").items()) {
+      const std::string state = item.key();  // a variable, not a binding: CAPTURE's lambda (clang 14)
+      const auto& n = item.value();
       CAPTURE(state);
       CHECK(e.at(R"(saga_sagas{definition="order_lifecycle",state=")" + state + "\"}") == n.get<double>());
       sagas += n.get<double>();

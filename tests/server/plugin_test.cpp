@@ -69,7 +69,9 @@ TEST_SUITE("plugins") {
         {SAGA_TEST_PLUGIN_STATIC_THROW, "crashed while loading (signal 6"},
         {SAGA_TEST_PLUGIN_NULL_DEFINITION, "returned a null definition"},
     };
-    for (const auto& [path, expected] : cases) {
+    for (const auto& c : cases) {
+      const std::string& path = c.first;  // a variable, not a binding: CAPTURE's lambda (clang 14)
+      const std::string& expected = c.second;
       CAPTURE(path);
       const auto why = refusal(path);
       CHECK(why.starts_with("plugin " + path + ": "));

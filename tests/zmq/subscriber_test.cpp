@@ -534,9 +534,8 @@ TEST_SUITE("range digests") {
     fixture f(20);
     durable d(f);
     d.poll_until(20);
-    // Not a structured binding: CAPTURE's lambda cannot capture one in clang before 16.
     for (const auto& range : std::vector<std::pair<int, int>>{{1, 20}, {5, 9}, {7, 7}, {15, 40}, {21, 30}}) {
-      const int from = range.first, to = range.second;
+      const int from = range.first, to = range.second;  // not bindings: CAPTURE's lambda (clang 14)
       CAPTURE(from);
       CAPTURE(to);
       const auto r = digest_of(f.ctx, f.server.endpoint(), from, to);
@@ -563,7 +562,7 @@ TEST_SUITE("range digests") {
              {R"({"digest":{"from":5,"to":4}})", "\"to\" is below \"from\""},
              {R"({"digest":{"from":1,"to":100001}})", "wider than 100000"},
              {R"({"digest":{"from":1,"to":18446744073709551615}})", "\"to\" must be an integer"}}) {
-      const std::string& body = request.first;  // named for CAPTURE (above)
+      const std::string& body = request.first;  // not a binding: CAPTURE's lambda (clang 14)
       const std::string& reason = request.second;
       CAPTURE(body);
       const auto r = nlohmann::json::parse(ask(f.ctx, f.server.endpoint(), body).front());
