@@ -95,9 +95,9 @@ TEST_SUITE("sagactl graph from plugins and shipped definitions") {
         {SAGA_TEST_PLUGIN_THROWS, "its definitions threw"},
         {SAGA_TEST_PLUGIN_STATIC_THROW, "crashed while loading"},
     };
-    for (const auto& r : refused) {
-      const std::string& path = r.first;  // a variable, not a binding: CAPTURE's lambda (clang 14)
-      const std::string& why = r.second;
+    for (const auto& plugin : refused) {
+      const std::string& path = plugin.first;  // a variable, not a binding: CAPTURE's lambda (clang 14)
+      const std::string& why = plugin.second;
       CAPTURE(path);
       auto r = sagactl(dir, "none.db", {"graph", "account_lockout", "--plugin", path});
       CHECK(r.code == 2);
