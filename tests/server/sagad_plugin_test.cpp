@@ -244,7 +244,8 @@ TEST_SUITE("sagad_plugins") {
     };
     const int cores_before = core_files();
     for (std::size_t i = 0; i < cases.size(); ++i) {
-      const auto& [path, expected] = cases[i];
+      const std::string& path = cases[i].first;  // a variable, not a binding: CAPTURE's lambda (clang 14)
+      const std::string& expected = cases[i].second;
       CAPTURE(path);
       // A good plugin first: a bad one after it still refuses the start.
       const auto r = run_to_end(

@@ -114,7 +114,9 @@ TEST_SUITE("insurance_claim") {
         {"amount", 9223372036854775808ull},
         {"currency", 978},
         {"currency", nlohmann::json::array({"EUR"})}};
-    for (const auto& [field, value] : cases) {
+    for (const auto& c : cases) {
+      const std::string& field = c.first;  // variables, not bindings: CAPTURE's lambda (clang 14)
+      const nlohmann::json& value = c.second;
       CAPTURE(field);
       CAPTURE(value.dump());
       scenario s(claims::insurance_claim(), "c-1");
@@ -151,7 +153,9 @@ TEST_SUITE("insurance_claim") {
       "claim.filed with an amount that is not positive or a currency that is not ISO 4217 is rejected") {
     const std::vector<std::pair<std::string, nlohmann::json>> cases = {
         {"amount", 0}, {"amount", -100}, {"currency", "eur"}, {"currency", "EURO"}, {"currency", ""}};
-    for (const auto& [field, value] : cases) {
+    for (const auto& c : cases) {
+      const std::string& field = c.first;  // variables, not bindings: CAPTURE's lambda (clang 14)
+      const nlohmann::json& value = c.second;
       CAPTURE(value.dump());
       scenario s(claims::insurance_claim(), "c-1");
       auto data = claim_data();
