@@ -9,6 +9,7 @@
 
 #include "saga/codec.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/testing/doctest.hpp"  // in every file of definition_tests (doctest.hpp says why)
 #include "saga/testing/scenario.hpp"
 
 using namespace std::chrono_literals;

@@ -14,6 +14,7 @@
 #include "saga/definitions/payment_notice.hpp"
 #include "saga/engine.hpp"
 #include "saga/sqlite/store.hpp"
+#include "saga/testing/doctest.hpp"  // in every file of definition_tests (doctest.hpp says why)
 #include "support/temp_dir.hpp"
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include "saga/dsl.hpp"
 #include "saga/graph.hpp"
+#include "saga/testing/doctest.hpp"  // in every file of definition_tests (doctest.hpp says why)
 #include "saga/testing/scenario.hpp"
 
 namespace {

@@ -31,16 +31,8 @@
 #include <zmq_addon.hpp>
 
 #include "support/process.hpp"
+#include "support/sanitizers.hpp"
 #include "support/temp_dir.hpp"
-
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SAGA_HOSTILE_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define SAGA_HOSTILE_ASAN 1
-#endif
 
 namespace {
 
@@ -340,7 +332,7 @@ bool accepts_a_valid_event(daemon_rig& d, const std::string& key) {
   return !a.is_discarded() && a.at("status") == "accepted" && a.at("id") == e.at("id");
 }
 
-#ifdef SAGA_HOSTILE_ASAN
+#ifdef SAGA_TEST_ASAN
 constexpr long rss_growth_limit_kib = 512 * 1024;  // ASan's quarantine holds freed memory
 #else
 constexpr long rss_growth_limit_kib = 64 * 1024;

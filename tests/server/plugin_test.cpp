@@ -66,7 +66,8 @@ TEST_SUITE("plugins") {
         {SAGA_TEST_PLUGIN_WRONG_VERSION, "built against saga 99.0.0"},
         {SAGA_TEST_PLUGIN_WRONG_ABI, "built for 'saga-plugin-1; libc++ 16"},
         {SAGA_TEST_PLUGIN_THROWS, "its definitions threw: no claims database configured"},
-        {SAGA_TEST_PLUGIN_STATIC_THROW, "crashed while loading (signal 6"},
+        {SAGA_TEST_PLUGIN_STATIC_THROW,
+         "static constructor failed"},  // a crash or, if dlopen lets it out, the exception
         {SAGA_TEST_PLUGIN_NULL_DEFINITION, "returned a null definition"},
     };
     for (const auto& c : cases) {
