@@ -7,9 +7,14 @@
 #   scripts/test-asan.sh [extra ctest arguments, e.g. -R codec -E sagad]
 #   env: BUILD_ASAN (build-asan), JOBS (1), CTEST_JOBS (JOBS), TARGETS (all),
 #        KEEP_GOING=1 (build what compiles, then test it; the build still fails the run),
-#        CTEST_EXCLUDE ('^install\.': the install test builds a consumer with the
-#        default compiler and no sanitizer flags, which cannot link the
-#        instrumented libraries; set it empty to run everything)
+#        CTEST_EXCLUDE ('^install\.|^dsl\.mistakes\.': the install test builds a
+#        consumer with the default compiler and no sanitizer flags, which cannot
+#        link the instrumented libraries; the DSL mistake tests run no code, they
+#        check that the compiler stops a wrong table with one error, which holds
+#        for GCC (make test): clang 14 goes on to a dozen, 29 KB of output that
+#        their "two errors" pattern, error:(.|\n)*error:, makes ctest's
+#        backtracking regex engine spin on (and once crash); set it empty to run
+#        everything)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -48,7 +53,7 @@ export LSAN_OPTIONS="${LSAN_OPTIONS:-}"
 cd "$BUILD"
 test_status=0
 exclude=()
-CTEST_EXCLUDE="${CTEST_EXCLUDE-^install\.}"
+CTEST_EXCLUDE="${CTEST_EXCLUDE-^install\.|^dsl\.mistakes\.}"
 [ -n "$CTEST_EXCLUDE" ] && exclude=(-E "$CTEST_EXCLUDE")
 ctest --output-on-failure -j"$CTEST_JOBS" "${exclude[@]}" "$@" || test_status=$?
 if [ "$build_status" -ne 0 ]; then echo "test-asan.sh: the build failed (exit $build_status); see above" >&2; exit "$build_status"; fi

@@ -85,6 +85,7 @@
 #include "saga/zmq/client.hpp"
 #include "saga/zmq/subscriber.hpp"
 #include "support/process.hpp"
+#include "support/sanitizers.hpp"
 #include "support/temp_dir.hpp"
 
 #ifndef SAGAD_PATH
@@ -2257,10 +2258,17 @@ double probe_instructions(const saga::test::temp_dir& dir, const std::string& va
 void measure_instructions(const config& cfg, const saga::test::temp_dir& dir) {
   const std::size_t events = cfg.quick ? 1024 : 8192;
   const auto valgrind = find_in_path("valgrind");
-  if (!valgrind) {
+#if defined(SAGA_TEST_ASAN)
+  const char* why_not =
+      "not measured: valgrind cannot run a program built with AddressSanitizer (make test-asan)";
+#else
+  const char* why_not =
+      valgrind ? nullptr : "not measured: valgrind not found (scripts/install-deps.sh installs it)";
+#endif
+  if (why_not != nullptr) {
     row r;
     r.measurement = "engine instructions";
-    r.notes = "not measured: valgrind not found (scripts/install-deps.sh installs it)";
+    r.notes = why_not;
     add_row(r);
     return;
   }
