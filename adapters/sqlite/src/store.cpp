@@ -719,6 +719,9 @@ std::unique_ptr<SQLite::Database> open_database(const options& opts) {
   if (opts.path.empty()) {
     throw std::invalid_argument("saga::sqlite::options::path is empty");
   }
+  if (opts.checkpoint_pages < 0) {
+    throw std::invalid_argument("saga::sqlite::options::checkpoint_pages must not be negative");
+  }
   if (opts.page_cache_kib < 64) {
     throw std::invalid_argument("saga::sqlite::options::page_cache_kib must be at least 64");
   }
@@ -1081,7 +1084,8 @@ void store::transaction_ended() noexcept {
 // The log restarts from its beginning only when a write transaction begins while every frame is
 // back in the database; under a steady load the writer's next commit begins after new frames,
 // so it is the writer's own checkpoint past 16x the threshold (store::on_wal) that restarts the
-// log, and bounds it whatever happens.
+// log. That one does nothing while a round of the thread's runs (one checkpoint at a time), and
+// the next commit tries again: the log passes the fallback by what is committed meanwhile.
 class checkpointer {
  public:
   checkpointer(const std::string& path, int busy_timeout_ms, const char* synchronous)
@@ -1153,19 +1157,24 @@ store::store(const options& opts)
       full_sync_(synchronous_pragma(opts.synchronous) == std::string_view("PRAGMA synchronous = FULL")) {
   guarded(("open " + opts.path).c_str(), [&] { migrate(opts.read_only); });
   register_commit_hook();
-  if (opts.background_checkpoint && !opts.read_only && opts.checkpoint_pages > 0) {
-    // Only a WAL database has a log to checkpoint (":memory:" stays in memory mode).
-    const bool wal = guarded(("open " + opts.path).c_str(),
-                             [&] { return db_.execAndGet("PRAGMA journal_mode").getString() == "wal"; });
-    if (!wal) return;
-    guarded(("open " + opts.path + " (checkpoint connection)").c_str(), [&] {
-      checkpointer_ = std::make_unique<checkpointer>(opts.path, opts.busy_timeout_ms,
-                                                     synchronous_pragma(opts.synchronous));
-    });
-    checkpoint_pages_ = opts.checkpoint_pages;
-    // Replaces SQLite's automatic checkpoint on this connection (it is a WAL hook too).
-    sqlite3_wal_hook(db_.getHandle(), &store::on_wal, this);
+  if (opts.read_only) return;
+  if (!opts.background_checkpoint || opts.checkpoint_pages == 0) {
+    // SQLite's own checkpoint, inside the commit that crosses the threshold (0: never).
+    guarded(("open " + opts.path).c_str(),
+            [&] { db_.exec("PRAGMA wal_autocheckpoint = " + std::to_string(opts.checkpoint_pages)); });
+    return;
   }
+  // Only a WAL database has a log to checkpoint (":memory:" stays in memory mode).
+  const bool wal = guarded(("open " + opts.path).c_str(),
+                           [&] { return db_.execAndGet("PRAGMA journal_mode").getString() == "wal"; });
+  if (!wal) return;
+  guarded(("open " + opts.path + " (checkpoint connection)").c_str(), [&] {
+    checkpointer_ =
+        std::make_unique<checkpointer>(opts.path, opts.busy_timeout_ms, synchronous_pragma(opts.synchronous));
+  });
+  checkpoint_pages_ = opts.checkpoint_pages;
+  // Replaces SQLite's automatic checkpoint on this connection (it is a WAL hook too).
+  sqlite3_wal_hook(db_.getHandle(), &store::on_wal, this);
 }
 
 store::store(SQLite::Database& shared_db) : db_(shared_db), rows_(std::make_unique<transaction_rows>()) {

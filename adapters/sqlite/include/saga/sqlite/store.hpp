@@ -90,7 +90,9 @@ struct options {
   // writer's commits never wait for the log to be copied into the database file. When off,
   // SQLite's automatic checkpoint runs inside the commit that crosses checkpoint_pages.
   bool background_checkpoint = true;
-  int checkpoint_pages = 1000;  // WAL size (pages) that starts a checkpoint; SQLite's default
+  // The log's size (pages) that starts a checkpoint, on the thread or in the commit; SQLite's
+  // default. 0: never checkpoint (the log grows until another connection checkpoints it).
+  int checkpoint_pages = 1000;
   // The connection's page cache (PRAGMA cache_size), in KiB; at least 64. The writer's 32 MiB keep
   // the inbox, instance and outbox indexes of a large database in memory; a connection that
   // reads the outbox in order (sagad's replay) needs little.
