@@ -51,6 +51,48 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
+// The request after its envelope of `env` frames: the event, or why it is not one (wrong frame
+// count, not a valid event, outside the grants of the key that sent it).
+// Runs on the helper's thread too (decode_helper), maybe twice for one request.
+detail::request_decoder::outcome decode_request(const ingress_options& options,
+                                                const std::vector<::zmq::message_t>& frames,
+                                                std::size_t env) {
+  const char* user_id = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
+  const std::string sender = user_id == nullptr ? std::string() : std::string(user_id);
+  saga::invalid_input bad;
+  bad.sender = sender;
+  if (frames.size() != env + 1) {
+    for (std::size_t i = env; i < frames.size(); ++i) append_bounded(bad.raw, frames[i].to_string_view());
+    const std::size_t after_id = frames.size() - 1;
+    bad.reason = "frames: expected [optional empty delimiter] [event JSON], got " + std::to_string(after_id) +
+                 (after_id == 1 ? " frame" : " frames");
+    return {std::move(bad)};
+  }
+  const std::string_view body = frames.back().to_string_view();
+  auto r = saga::decode_event(body, options.limits);
+  if (!r.event) {
+    append_bounded(bad.raw, body);
+    bad.reason = std::move(r.error);
+    bad.id = std::move(r.id);
+    bad.source = std::move(r.source);
+    return {std::move(bad)};
+  }
+  if (options.authorize) {
+    const char* key = zmq_msg_gets(frames.back().handle(), zap_key_property);
+    if (auto refused = options.authorize(sender, key == nullptr ? std::string_view() : key, *r.event)) {
+      append_bounded(bad.raw, body);
+      bad.reason = std::move(*refused);
+      bad.id = r.event->id;
+      bad.source = r.event->source;
+      bad.type = r.event->type;
+      bad.subject = r.event->subject;
+      return {std::move(bad), true};
+    }
+  }
+  r.event->sender = sender;
+  return {std::move(*r.event)};
+}
+
 }  // namespace
 
 ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoint, ingress_options options)
@@ -75,7 +117,7 @@ ingress_server::ingress_server(::zmq::context_t& ctx, const std::string& endpoin
   decoder_ = std::make_unique<detail::request_decoder>(
       options_.batch_max, options_.decode_helper,
       [this](const std::vector<::zmq::message_t>& frames, std::size_t env) {
-        return decode_request(frames, env);
+        return decode_request(options_, frames, env);
       });
 }
 
@@ -95,48 +137,6 @@ void ingress_server::drop_request(const std::string& peer_id, peer& p) {
                 " of its requests dropped unanswered since the last notice (it resends them)");
   p.last_warning = now;
   p.dropped_since_warning = 0;
-}
-
-// The request after its envelope of `env` frames: the event, or why it is not one (wrong frame
-// count, not a valid event, outside the grants of the key that sent it).
-// Runs on the helper's thread too (decode_helper): reads only the frames, options_ and the
-// atomic refused_.
-saga::inbound ingress_server::decode_request(const std::vector<::zmq::message_t>& frames, std::size_t env) {
-  const char* user_id = zmq_msg_gets(frames.back().handle(), "User-Id");  // NULL when plaintext
-  const std::string sender = user_id == nullptr ? std::string() : std::string(user_id);
-  saga::invalid_input bad;
-  bad.sender = sender;
-  if (frames.size() != env + 1) {
-    for (std::size_t i = env; i < frames.size(); ++i) append_bounded(bad.raw, frames[i].to_string_view());
-    const std::size_t after_id = frames.size() - 1;
-    bad.reason = "frames: expected [optional empty delimiter] [event JSON], got " + std::to_string(after_id) +
-                 (after_id == 1 ? " frame" : " frames");
-    return bad;
-  }
-  const std::string_view body = frames.back().to_string_view();
-  auto r = saga::decode_event(body, options_.limits);
-  if (!r.event) {
-    append_bounded(bad.raw, body);
-    bad.reason = std::move(r.error);
-    bad.id = std::move(r.id);
-    bad.source = std::move(r.source);
-    return bad;
-  }
-  if (options_.authorize) {
-    const char* key = zmq_msg_gets(frames.back().handle(), zap_key_property);
-    if (auto refused = options_.authorize(sender, key == nullptr ? std::string_view() : key, *r.event)) {
-      refused_.fetch_add(1, std::memory_order_relaxed);
-      append_bounded(bad.raw, body);
-      bad.reason = std::move(*refused);
-      bad.id = r.event->id;
-      bad.source = r.event->source;
-      bad.type = r.event->type;
-      bad.subject = r.event->subject;
-      return bad;
-    }
-  }
-  r.event->sender = sender;
-  return std::move(*r.event);
 }
 
 std::size_t ingress_server::read_batch() {
@@ -187,15 +187,20 @@ std::size_t ingress_server::read_batch() {
     envelopes_.push_back(std::move(e));
   }
   if (!options_.decode_helper)
-    decoder_->take(inputs_);
+    take_decoded();
   else if (decoder_->waiting() >= helper_min_requests)
     decoder_->share();
   return n;
 }
 
 std::span<const saga::inbound> ingress_server::pending() {
-  if (decoder_->waiting() > 0) decoder_->take(inputs_);
+  if (decoder_->waiting() > 0) take_decoded();
   return inputs_;
+}
+
+void ingress_server::take_decoded() {
+  if (const std::size_t refused = decoder_->take(inputs_); refused > 0)
+    refused_.fetch_add(refused, std::memory_order_relaxed);
 }
 
 std::size_t ingress_server::pending_count() const {

@@ -63,7 +63,7 @@ void request_decoder::decode_here(std::size_t i) {
   slots_[i].result.emplace(decode_(slots_[i].request, slots_[i].envelope));
 }
 
-void request_decoder::take(std::vector<saga::inbound>& out) {
+std::size_t request_decoder::take(std::vector<saga::inbound>& out) {
   // From the last backwards (the helper goes forwards): what the helper has not started, or is
   // decoding, is decoded here; a slot the helper copies or saves is left to it for a moment.
   for (std::size_t i = count_; i-- > taken_;) {
@@ -81,14 +81,17 @@ void request_decoder::take(std::vector<saga::inbound>& out) {
     }
   }
   out.reserve(out.size() + waiting());
+  std::size_t refused = 0;
   for (std::size_t i = taken_; i < count_; ++i) {
     auto& state = slots_[i].state;
     wait_briefly([&] { return state.load(std::memory_order_acquire) != word(saving); });
-    out.push_back(std::move(*slots_[i].result));
+    out.push_back(std::move(slots_[i].result->input));
+    refused += slots_[i].result->refused ? 1 : 0;
     slots_[i].result.reset();
     slots_[i].request.clear();
   }
   taken_ = count_;
+  return refused;
 }
 
 void request_decoder::help(const std::stop_token& stop) {

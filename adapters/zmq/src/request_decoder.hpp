@@ -16,6 +16,9 @@
 // its claim and moves on. The helper decodes from its own copies of the frames, so the caller
 // may reuse a slot it took over while the helper still decodes it.
 //
+// Because of that takeover a request may be decoded twice, one result kept: whatever the decoding
+// counts (refusals) is counted from what take() hands out, never inside the decode function.
+//
 // Thread-safety: every member function on the caller's thread only; the helper is internal.
 
 #include <atomic>
@@ -38,9 +41,15 @@ namespace saga::zmq::detail {
 class request_decoder {
  public:
   using frames = std::vector<::zmq::message_t>;  // a request as received, routing id first
-  // Decodes one request whose envelope is its first `envelope` frames. Called on either thread:
-  // it must be safe to call concurrently with itself.
-  using decode_fn = std::function<saga::inbound(const frames& request, std::size_t envelope)>;
+  // A request decoded: the input, and whether it was refused (by the ingress's grants).
+  struct outcome {
+    saga::inbound input;
+    bool refused = false;
+  };
+  // Decodes one request whose envelope is its first `envelope` frames. Called on either thread,
+  // maybe twice for one request: it must be safe to call concurrently with itself, and have no
+  // effect but its result.
+  using decode_fn = std::function<outcome(const frames& request, std::size_t envelope)>;
 
   // Room for `capacity` requests between two take()s; `helper`: decode on a thread beside.
   request_decoder(std::size_t capacity, bool helper, decode_fn decode);
@@ -53,8 +62,9 @@ class request_decoder {
   void add(frames& request, std::size_t envelope);
   // Lets the helper start on what was added (nothing without a helper).
   void share();
-  // Appends the results of every request added since the last take() to `out`, in order.
-  void take(std::vector<saga::inbound>& out);
+  // Appends the results of every request added since the last take() to `out`, in order;
+  // returns how many of them were refused.
+  std::size_t take(std::vector<saga::inbound>& out);
   // Requests added and not yet taken.
   std::size_t waiting() const { return count_ - taken_; }
 
@@ -64,7 +74,7 @@ class request_decoder {
   struct slot {
     frames request;
     std::size_t envelope = 0;
-    std::optional<saga::inbound> result;
+    std::optional<outcome> result;
     std::atomic<std::uint64_t> state{0};
   };
 

@@ -30,7 +30,9 @@
 //     cannot take more by opening more connections; plaintext: per connection.
 //
 // Thread-safety: none; one thread (the socket's) uses it. With decode_helper the
-// helper thread is internal; options.authorize is then called on either thread.
+// helper thread is internal; options.authorize is then called on either thread, and may be
+// called twice for one event (the caller took it over from the helper): it must have no effect
+// but its answer.
 // Errors: the constructor throws std::runtime_error naming the endpoint when
 // it cannot bind. read_batch(), ack() and flush() never throw on bad input or
 // on a peer that went away; they throw zmq::error_t only when the socket
@@ -165,7 +167,7 @@ class ingress_server {
   };
   enum class sent { ok, would_block, gone };
 
-  saga::inbound decode_request(const std::vector<::zmq::message_t>& frames, std::size_t env);
+  void take_decoded();  // moves what the decoder holds to inputs_, counting refusals
   sent send(const envelope& to, const std::string& body);
   void flush(peer& p);
   void drop_request(const std::string& peer_id, peer& p);
@@ -184,7 +186,8 @@ class ingress_server {
   std::unordered_map<std::string, std::size_t> held_;
   std::size_t queued_ = 0;
   std::uint64_t dropped_ = 0;
-  std::atomic<std::uint64_t> refused_{0};  // counted on the decoding thread
+  // Counted on the caller's thread as decoded requests are taken; read from any.
+  std::atomic<std::uint64_t> refused_{0};
   struct seen_peer {
     std::string key;  // its CURVE key's name; "" for plaintext
     std::chrono::steady_clock::time_point last;
