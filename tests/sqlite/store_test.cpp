@@ -42,6 +42,19 @@ saga::sqlite::options at(const std::string& path) {
   return o;
 }
 
+// `batches` transactions of `rows` outbox rows with a 4,000-byte payload each: about a page a row.
+void append_big_rows(saga::sqlite::store& s, int batches, int rows) {
+  for (int batch = 0; batch < batches; ++batch) {
+    s.begin();
+    for (int i = 0; i < rows; ++i) {
+      auto r = saga::test::outbox("big-" + std::to_string(batch) + "-" + std::to_string(i));
+      r.payload.assign(4000, 'x');
+      s.append_outbox(r);
+    }
+    s.commit();
+  }
+}
+
 std::int64_t count_rows(SQLite::Database& db, const std::string& table) {
   // Table names come from the test itself, never from data.
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
@@ -454,15 +467,7 @@ TEST_SUITE("sqlite_store") {
       o.checkpoint_pages = pages;
       saga::sqlite::store s(o);
       const auto before = fs::file_size(o.path);
-      for (int batch = 0; batch < 4; ++batch) {  // 4 x 40 rows of 4 KiB: about 200 pages in the log
-        s.begin();
-        for (int i = 0; i < 40; ++i) {
-          auto r = outbox("big-" + std::to_string(batch) + "-" + std::to_string(i));
-          r.payload.assign(4000, 'x');
-          s.append_outbox(r);
-        }
-        s.commit();
-      }
+      append_big_rows(s, 4, 40);  // about 200 pages in the log
       const auto copied = [&] { return fs::file_size(o.path) >= before + 150 * 4096; };
       const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
       while (background && pages > 0 && !copied() && std::chrono::steady_clock::now() < deadline)
@@ -516,15 +521,7 @@ TEST_SUITE("sqlite_store") {
   // about 14 pages (a batch is 10 rows of 4 KiB).
   TEST_CASE("with background checkpoints the log stays bounded") {
     const auto log_after_writes = [](saga::sqlite::store& s, const std::string& path) {
-      for (int batch = 0; batch < 50; ++batch) {
-        s.begin();
-        for (int i = 0; i < 10; ++i) {
-          auto r = outbox("b-" + std::to_string(batch) + "-" + std::to_string(i));
-          r.payload.assign(4000, 'y');
-          s.append_outbox(r);
-        }
-        s.commit();
-      }
+      append_big_rows(s, 50, 10);
       CHECK(s.unpublished(0, 1000).size() == 500);
       return fs::file_size(path + "-wal");
     };
