@@ -457,8 +457,10 @@ TEST_SUITE("sqlite_store") {
       bool background;
       int pages;
     };
-    for (const auto [background, pages] :
-         {setting{true, 20}, setting{false, 20}, setting{true, 0}, setting{false, 0}}) {
+    for (const setting each : {setting{true, 20}, setting{false, 20}, setting{true, 0}, setting{false, 0}}) {
+      // Variables, not structured bindings: clang 14 cannot capture those in CAPTURE's lambda.
+      const bool background = each.background;
+      const int pages = each.pages;
       CAPTURE(background);
       CAPTURE(pages);
       temp_dir dir;
