@@ -1283,14 +1283,19 @@ TEST_SUITE("sagad") {
     // Under AddressSanitizer (make test-asan) freed memory waits in a quarantine of up to 256 MB
     // before it is reused, which this flood fills: this sagad runs without one, so that its RSS
     // shows what it keeps (the allocator's other checks stay on).
-    const std::string asan_options = std::getenv("ASAN_OPTIONS") ? std::getenv("ASAN_OPTIONS") : "";
-    ::setenv("ASAN_OPTIONS", (asan_options + ":quarantine_size_mb=0").c_str(), 1);
+    const char* set_before = std::getenv("ASAN_OPTIONS");
+    const std::optional<std::string> asan_options =
+        set_before ? std::optional<std::string>(set_before) : std::nullopt;
+    ::setenv("ASAN_OPTIONS", (asan_options.value_or("") + ":quarantine_size_mb=0").c_str(), 1);
 #endif
     auto started = saga::test::start_daemon(
         with({SAGAD_PATH, "--db", dir.file("flood.db"), "--synchronous", "OFF"}, dir.sagad_options()),
         endpoints::any_loopback(), dir.file("endpoints.json"), dir.file("flood.out"), dir.file("flood.err"));
 #if defined(SAGA_TEST_ASAN)
-    ::setenv("ASAN_OPTIONS", asan_options.c_str(), 1);
+    if (asan_options)  // as it was: set to the same, or not set at all
+      ::setenv("ASAN_OPTIONS", asan_options->c_str(), 1);
+    else
+      ::unsetenv("ASAN_OPTIONS");
 #endif
     REQUIRE_MESSAGE(started, started.error);
     process& p = *started.proc;
